@@ -1,0 +1,513 @@
+"""The agent's state machine: registration, executors, tasks and their status updates.
+
+Driven by calls from its master link, its executor links and its
+containerizer; time comes from an injected clock. The transport adapters
+(PB, HTTP, in-process) stay outside.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter, deque
+from typing import Any, Iterable
+
+import attrs
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from mesostw.agent import paths
+from mesostw.agent.state import (
+    COMMAND_EXECUTOR,
+    MAX_COMPLETED_FRAMEWORKS,
+    REGISTERING,
+    RUNNING,
+    TERMINATED,
+    TERMINATING,
+    ExecutorState,
+    FrameworkState,
+)
+from mesostw.agent.status_updates import StatusUpdateManager
+from mesostw.interfaces import IContainerizer, IExecutorLink, IMasterLink
+from mesostw.model import executor_api as xapi
+from mesostw.model import task as T
+from mesostw.model.info import AgentInfo, CommandInfo, ExecutorInfo, FrameworkInfo, MasterInfo
+from mesostw.model.task import Task, TaskInfo, TaskStatus, new_uuid
+from mesostw.model.units import format_duration
+
+log = Logger()
+
+DISCONNECTED = "DISCONNECTED"
+REGISTERED = "RUNNING"
+
+
+class Agent:
+    """Everything one agent knows and does, independent of transport."""
+
+    def __init__(self, config: Any, info: AgentInfo, containerizer: IContainerizer, clock: Any):
+        self.config = config
+        self.info = info
+        self.containerizer = containerizer
+        self.clock = clock
+        self.start_time = clock.seconds()
+        self.master: IMasterLink | None = None
+        self.master_info: MasterInfo | None = None
+        self.state = DISCONNECTED
+        self.frameworks: dict[str, FrameworkState] = {}
+        self.completed_frameworks: deque[FrameworkState] = deque(maxlen=MAX_COMPLETED_FRAMEWORKS)
+        self.updates = StatusUpdateManager(clock, self._forward_updates)
+        self.metrics: Counter[str] = Counter()
+        self.registered = defer.Deferred()  # fires once, on the first registration
+
+    @property
+    def id(self) -> str | None:
+        return self.info.id
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.config.advertise_ip or self.config.ip}:{self.info.port}"
+
+    @property
+    def pid(self) -> str:
+        return f"slave(1)@{self.endpoint}"
+
+    # -- the master ------------------------------------------------------------------
+
+    def masterConnected(self, link: IMasterLink) -> defer.Deferred:
+        """A connection to the leading master is up: (re-)register over it."""
+        self.master = link
+        if self.info.id is None:
+            d = link.register(self.info)
+            d.addCallback(self._registered, link)
+        else:
+            d = link.reregister(self.info, self._all_tasks(), self._executor_infos(), self._framework_infos())
+            d.addCallback(lambda master_info: self._reregistered(master_info, link))
+        return d
+
+    def _registered(self, result: tuple[str, MasterInfo], link: IMasterLink) -> None:
+        agent_id, master_info = result
+        self.info = attrs.evolve(self.info, id=agent_id)
+        log.info("Registered with master {m} as agent {id}", m=master_info.pid, id=agent_id)
+        self._now_registered(master_info, link)
+        self.metrics["registrations"] += 1
+
+    def _reregistered(self, master_info: MasterInfo, link: IMasterLink) -> None:
+        log.info("Re-registered with master {m} as agent {id}", m=master_info.pid, id=self.info.id)
+        self._now_registered(master_info, link)
+        self.metrics["reregistrations"] += 1
+
+    def _now_registered(self, master_info: MasterInfo, link: IMasterLink) -> None:
+        if self.master is not link:
+            return
+        self.master_info = master_info
+        self.state = REGISTERED
+        self.updates.resume()
+        if not self.registered.called:
+            self.registered.callback(self.info.id)
+
+    def masterDisconnected(self, link: IMasterLink | None = None) -> None:
+        if link is not None and self.master is not link:
+            return
+        if self.state != DISCONNECTED:
+            log.info("Lost the master; holding status updates until it is back")
+        self.master = None
+        self.state = DISCONNECTED
+        self.updates.pause()
+
+    def removedByMaster(self, reason: str) -> None:
+        """The master gave up on this agent; drop the connection so that it re-registers."""
+        log.warn("The master removed this agent: {reason}", reason=reason)
+        link = self.master
+        self.masterDisconnected()
+        if link is not None:
+            link.disconnect()
+
+    def ping(self) -> str:
+        self.metrics["pings"] += 1
+        return "pong"
+
+    def _forward_updates(self, batch: list[tuple[str, TaskStatus]]) -> None:
+        if self.master is not None and self.state == REGISTERED:
+            self.master.statusUpdates(batch)
+
+    # -- launching -------------------------------------------------------------------
+
+    def runTasks(self, framework_info: FrameworkInfo, tasks: Iterable[TaskInfo],
+                 group_executor: ExecutorInfo | None = None) -> None:
+        """Start tasks of a framework, starting their executors where needed."""
+        framework_id = framework_info.id
+        assert framework_id is not None
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            framework = self.frameworks[framework_id] = FrameworkState(framework_info)
+        else:
+            framework.info = framework_info
+        for task in tasks:
+            self.metrics["tasks_staging"] += 1
+            executor_info = group_executor or task.executor or self._command_executor(framework_id, task)
+            executor = framework.executors.get(executor_info.executor_id)
+            if framework.terminating or (executor is not None and executor.state in (TERMINATING, TERMINATED)):
+                self._agent_update(framework_id, task.task_id, T.LOST, "Executor or framework is terminating",
+                                   T.REASON_EXECUTOR_TERMINATED, executor_info.executor_id)
+                continue
+            if executor is None:
+                executor = self._launch_executor(framework, executor_info, task)
+            if executor.state == RUNNING and executor.link is not None:
+                self._send_launch(executor, task)
+            else:
+                executor.queued[task.task_id] = task
+
+    def _command_executor(self, framework_id: str, task: TaskInfo) -> ExecutorInfo:
+        command = task.command or CommandInfo("")
+        shown = command.value or ""
+        shown = f"sh -c '{shown}'" if len(shown) <= 15 else f"sh -c '{shown[:12]}...'"
+        return ExecutorInfo(
+            executor_id=task.task_id,
+            framework_id=framework_id,
+            command=CommandInfo(COMMAND_EXECUTOR, shell=True, environment=dict(command.environment),
+                                user=command.user, uris=command.uris),
+            name=f"Command Executor (Task: {task.task_id}) (Command: {shown})",
+            source=task.task_id,
+            type="DEFAULT",
+        )
+
+    def _launch_executor(self, framework: FrameworkState, info: ExecutorInfo, task: TaskInfo) -> ExecutorState:
+        container_id = str(uuid.uuid4())
+        assert self.info.id is not None
+        directory = paths.sandbox_dir(self.config.work_dir, self.info.id, framework.id, info.executor_id,
+                                      container_id)
+        user = (info.command.user if info.command and info.command.user else None) or framework.info.user
+        executor = ExecutorState(info=info, framework_id=framework.id, container_id=container_id,
+                                 directory=directory, user=user)
+        framework.executors[info.executor_id] = executor
+        self.metrics["executors_registering"] += 1
+        environment = self.executor_environment(framework, executor)
+        d = defer.maybeDeferred(self.containerizer.launch, container_id, info, framework.info, directory,
+                                environment, user)
+        d.addCallbacks(self._executor_started, self._executor_launch_failed,
+                       callbackArgs=(executor,), errbackArgs=(framework, executor))
+        executor.registration_timer = self.clock.callLater(
+            self.config.executor_registration_timeout, self._registration_timed_out, framework.id, executor)
+        return executor
+
+    def executor_environment(self, framework: FrameworkState, executor: ExecutorState) -> dict[str, str]:
+        """The environment Mesos gives an executor (on top of the agent's own)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MESOS_", "LIBPROCESS_"))}
+        env.update({
+            "MESOS_FRAMEWORK_ID": framework.id,
+            "MESOS_EXECUTOR_ID": executor.id,
+            "MESOS_DIRECTORY": executor.directory,
+            "MESOS_SANDBOX": executor.directory,
+            "MESOS_SLAVE_ID": self.info.id or "",
+            "MESOS_AGENT_ID": self.info.id or "",
+            "MESOS_SLAVE_PID": self.pid,
+            "MESOS_AGENT_ENDPOINT": self.endpoint,
+            "MESOS_CHECKPOINT": "1" if framework.info.checkpoint else "0",
+            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": format_duration(self.config.executor_shutdown_grace_period),
+            "MESOS_HTTP_COMMAND_EXECUTOR": "0",
+            "MESOS_ALLOCATION_ROLE": framework.info.allocation_role,
+        })
+        if framework.info.checkpoint:
+            env["MESOS_RECOVERY_TIMEOUT"] = "15mins"
+            env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"
+        if executor.info.command is not None:
+            env.update(executor.info.command.environment)
+        return env
+
+    def _executor_started(self, pid: int | None, executor: ExecutorState) -> None:
+        executor.pid = pid
+        d = defer.maybeDeferred(self.containerizer.wait, executor.container_id)
+        d.addBoth(self._executor_exited, executor)
+
+    def _executor_launch_failed(self, failure: Any, framework: FrameworkState, executor: ExecutorState) -> None:
+        log.failure("Could not launch executor {id}", failure, id=executor.id)
+        executor.cancel_timers()
+        message = f"Failed to launch executor: {failure.getErrorMessage()}"
+        self._executor_gone(executor, T.FAILED, message, T.REASON_CONTAINER_LAUNCH_FAILED, None)
+
+    def _registration_timed_out(self, framework_id: str, executor: ExecutorState) -> None:
+        executor.registration_timer = None
+        if executor.state == REGISTERING:
+            log.warn("Executor {id} did not subscribe in time; destroying it", id=executor.id)
+            executor.state = TERMINATING
+            executor.killed_by_agent = True
+            self.containerizer.destroy(executor.container_id)
+
+    def _send_launch(self, executor: ExecutorState, task: TaskInfo) -> None:
+        record = Task(info=task, framework_id=executor.framework_id, executor_id=executor.id,
+                      user=executor.user)
+        executor.launched[task.task_id] = record
+        assert executor.link is not None
+        executor.link.send(xapi.launch_event(task))
+
+    # -- executors --------------------------------------------------------------------
+
+    def executorSubscribe(self, link: IExecutorLink, framework_id: str, executor_id: str,
+                          call: xapi.Subscribe) -> bool:
+        """An executor connected; hand it its queued tasks. False if it is not known here."""
+        framework = self.frameworks.get(framework_id)
+        executor = framework.executors.get(executor_id) if framework else None
+        if framework is None or executor is None or executor.state == TERMINATED:
+            link.send(xapi.error_event(f"Executor {executor_id} of framework {framework_id} is not known here"))
+            link.close()
+            return False
+        if executor.link is not None and executor.link is not link:
+            executor.link.close()
+        executor.link = link
+        link.send(xapi.subscribed_event(executor.info, framework.info, self.info, executor.container_id))
+        if executor.state == TERMINATING:
+            link.send(xapi.SHUTDOWN_EVENT)
+            return True
+        if executor.registration_timer is not None and executor.registration_timer.active():
+            executor.registration_timer.cancel()
+        executor.registration_timer = None
+        if executor.state == REGISTERING:
+            self.metrics["executors_registering"] -= 1
+            self.metrics["executors_running"] += 1
+        executor.state = RUNNING
+        for status in call.unacknowledged_updates:
+            self.executorUpdate(framework_id, executor_id, status)
+        for task in list(executor.queued.values()):
+            del executor.queued[task.task_id]
+            self._send_launch(executor, task)
+        return True
+
+    def executorDisconnected(self, framework_id: str, executor_id: str, link: IExecutorLink) -> None:
+        framework = self.frameworks.get(framework_id)
+        executor = framework.executors.get(executor_id) if framework else None
+        if executor is not None and executor.link is link:
+            executor.link = None
+
+    def executorUpdate(self, framework_id: str, executor_id: str, status: TaskStatus) -> bool:
+        """A status update from an executor; False if it names nothing known."""
+        framework = self.frameworks.get(framework_id)
+        executor = framework.executors.get(executor_id) if framework else None
+        task = executor.find(status.task_id) if executor else None
+        if executor is None or task is None or status.uuid is None:
+            self.metrics["invalid_status_updates"] += 1
+            return False
+        status = attrs.evolve(status, agent_id=self.info.id, executor_id=executor_id,
+                              source=status.source or T.SOURCE_EXECUTOR)
+        self._record(executor, task, status)
+        if executor.link is not None:
+            executor.link.send(xapi.acknowledged_event(status.task_id, status.uuid))
+        self.metrics["valid_status_updates"] += 1
+        return True
+
+    def executorMessage(self, framework_id: str, executor_id: str, data: bytes) -> None:
+        if self.master is not None and self.state == REGISTERED:
+            self.metrics["valid_framework_messages"] += 1
+            self.master.executorMessage(framework_id, executor_id, data)
+        else:
+            self.metrics["invalid_framework_messages"] += 1
+
+    def _record(self, executor: ExecutorState, task: Task, status: TaskStatus) -> None:
+        if not self.updates.update(executor.framework_id, status):
+            return
+        was_terminal = task.terminal
+        if not was_terminal or status.terminal:
+            task.record(status)
+        if status.terminal and not was_terminal:
+            self.metrics[f"tasks_{status.state[5:].lower()}"] += 1
+            executor.launched.pop(task.task_id, None)
+            executor.terminated[task.task_id] = task
+        elif status.state == T.RUNNING:
+            self.metrics["tasks_running"] += 1
+        head = self.updates.pending(executor.framework_id, task.task_id)
+        if head:
+            task.status_update_state = head[0].state
+            task.status_update_uuid = head[0].uuid
+
+    def _agent_update(self, framework_id: str, task_id: str, state: str, message: str, reason: str,
+                      executor_id: str | None = None) -> None:
+        """An update the agent itself generates for a task no executor can report on."""
+        status = TaskStatus(task_id, state, message=message, source=T.SOURCE_AGENT, reason=reason,
+                            agent_id=self.info.id, executor_id=executor_id, timestamp=self.clock.seconds(),
+                            uuid=new_uuid())
+        self.metrics[f"tasks_{state[5:].lower()}"] += 1
+        self.updates.update(framework_id, status)
+
+    # -- acknowledgements -------------------------------------------------------------
+
+    def acknowledge(self, acknowledgements: Iterable[tuple[str, str, bytes]]) -> None:
+        """Scheduler acknowledgements relayed by the master."""
+        for framework_id, task_id, uuid_bytes in acknowledgements:
+            acked = self.updates.acknowledge(framework_id, task_id, uuid_bytes)
+            if acked is None:
+                continue
+            framework = self.frameworks.get(framework_id)
+            executor = framework.executor_of(task_id) if framework else None
+            task = executor.find(task_id) if executor else None
+            if executor is None or task is None:
+                continue
+            pending = self.updates.pending(framework_id, task_id)
+            task.status_update_state = pending[0].state if pending else acked.state
+            task.status_update_uuid = pending[0].uuid if pending else acked.uuid
+            if acked.terminal and not pending:
+                executor.terminated.pop(task_id, None)
+                executor.completed.append(task)
+                self._maybe_retire(framework, executor)
+
+    # -- killing and shutting down ---------------------------------------------------
+
+    def killTask(self, framework_id: str, task_id: str, grace_period: float | None = None) -> None:
+        framework = self.frameworks.get(framework_id)
+        executor = framework.executor_of(task_id) if framework else None
+        if executor is None:
+            self._agent_update(framework_id, task_id, T.LOST, "Cannot find the task to kill on this agent",
+                               T.REASON_TASK_UNKNOWN)
+            return
+        queued = executor.queued.pop(task_id, None)
+        if queued is not None:
+            self._agent_update(framework_id, task_id, T.KILLED, "Killed before it was launched",
+                               T.REASON_TASK_KILLED_DURING_LAUNCH, executor.id)
+            if executor.idle() and executor.state == REGISTERING:
+                self._shutdown_executor(executor)
+            return
+        task = executor.find(task_id)
+        if task is None or task.terminal:
+            return
+        if executor.link is not None and executor.state == RUNNING:
+            executor.link.send(xapi.kill_event(task_id, grace_period if grace_period is not None
+                                               else task.info.kill_grace_period))
+        else:
+            self._shutdown_executor(executor)
+
+    def shutdownExecutor(self, framework_id: str, executor_id: str) -> None:
+        framework = self.frameworks.get(framework_id)
+        executor = framework.executors.get(executor_id) if framework else None
+        if executor is not None:
+            self._shutdown_executor(executor)
+
+    def shutdownFramework(self, framework_id: str) -> None:
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return
+        log.info("Shutting down framework {id}", id=framework_id)
+        framework.terminating = True
+        for executor in list(framework.executors.values()):
+            self._shutdown_executor(executor)
+        self.updates.cleanup(framework_id)
+        self._maybe_retire_framework(framework)
+
+    def _shutdown_executor(self, executor: ExecutorState) -> None:
+        if executor.state in (TERMINATING, TERMINATED):
+            return
+        executor.state = TERMINATING
+        executor.killed_by_agent = True
+        if executor.link is not None:
+            executor.link.send(xapi.SHUTDOWN_EVENT)
+            executor.shutdown_timer = self.clock.callLater(
+                self.config.executor_shutdown_grace_period, self._destroy, executor)
+        else:
+            self._destroy(executor)
+
+    def _destroy(self, executor: ExecutorState) -> None:
+        executor.shutdown_timer = None
+        if executor.state != TERMINATED:
+            self.containerizer.destroy(executor.container_id)
+
+    def _executor_exited(self, result: Any, executor: ExecutorState) -> None:
+        status = result if isinstance(result, int) else None
+        self._executor_gone(executor, T.FAILED, _exit_message(status), T.REASON_EXECUTOR_TERMINATED, status)
+
+    def _executor_gone(self, executor: ExecutorState, state: str, message: str, reason: str,
+                       status: int | None) -> None:
+        """The executor's process ended: settle its unfinished tasks and tell the master."""
+        if executor.state == TERMINATED:
+            return
+        if executor.state == REGISTERING:
+            self.metrics["executors_registering"] -= 1
+        elif executor.state in (RUNNING, TERMINATING):
+            self.metrics["executors_running"] -= 1
+        executor.cancel_timers()
+        executor.state = TERMINATED
+        executor.exit_status = status
+        self.metrics["executors_terminated"] += 1
+        if executor.link is not None:
+            executor.link.close()
+            executor.link = None
+        framework_id = executor.framework_id
+        framework = self.frameworks.get(framework_id)
+        if executor.killed_by_agent:
+            state, message, reason = T.KILLED, "Executor was shut down", T.REASON_EXECUTOR_TERMINATED
+        for task_id in list(executor.queued):
+            del executor.queued[task_id]
+            self._agent_update(framework_id, task_id, state, message, reason, executor.id)
+        for task in list(executor.launched.values()):
+            status_update = TaskStatus(task.task_id, state, message=message, source=T.SOURCE_AGENT,
+                                       reason=reason, agent_id=self.info.id, executor_id=executor.id,
+                                       timestamp=self.clock.seconds(), uuid=new_uuid())
+            if framework is not None and not framework.terminating:
+                self._record(executor, task, status_update)
+            else:
+                executor.launched.pop(task.task_id, None)
+                task.record(status_update)
+                executor.completed.append(task)
+        if framework is not None and self.master is not None and self.state == REGISTERED:
+            self.master.exitedExecutor(framework_id, executor.id, status)
+        if framework is not None:
+            self._maybe_retire(framework, executor)
+
+    def _maybe_retire(self, framework: FrameworkState | None, executor: ExecutorState) -> None:
+        if framework is None or executor.state != TERMINATED or not executor.idle():
+            return
+        if framework.executors.get(executor.id) is executor:
+            del framework.executors[executor.id]
+            framework.completed_executors.append(executor)
+        self._maybe_retire_framework(framework)
+
+    def _maybe_retire_framework(self, framework: FrameworkState) -> None:
+        if framework.executors:
+            return
+        if self.frameworks.get(framework.id) is framework:
+            del self.frameworks[framework.id]
+            self.completed_frameworks.append(framework)
+
+    def frameworkMessage(self, framework_id: str, executor_id: str, data: bytes) -> None:
+        framework = self.frameworks.get(framework_id)
+        executor = framework.executors.get(executor_id) if framework else None
+        if executor is None or executor.link is None:
+            self.metrics["invalid_framework_messages"] += 1
+            return
+        self.metrics["valid_framework_messages"] += 1
+        executor.link.send(xapi.message_event(data))
+
+    # -- reporting ------------------------------------------------------------------
+
+    def _all_tasks(self) -> list[Task]:
+        tasks = []
+        for framework in self.frameworks.values():
+            for executor in framework.executors.values():
+                tasks.extend(executor.launched.values())
+                tasks.extend(executor.terminated.values())
+                for queued in executor.queued.values():
+                    tasks.append(Task(info=queued, framework_id=framework.id, executor_id=executor.id,
+                                      user=executor.user))
+        return tasks
+
+    def _executor_infos(self) -> list[ExecutorInfo]:
+        return [executor.info for framework in self.frameworks.values()
+                for executor in framework.executors.values() if not executor.is_command_executor]
+
+    def _framework_infos(self) -> list[FrameworkInfo]:
+        return [framework.info for framework in self.frameworks.values()]
+
+    def executors(self) -> Iterable[ExecutorState]:
+        for framework in self.frameworks.values():
+            yield from framework.executors.values()
+
+    def stop(self) -> None:
+        self.updates.stop()
+        for executor in self.executors():
+            executor.cancel_timers()
+
+
+def _exit_message(status: int | None) -> str:
+    if status is None:
+        return "Executor terminated"
+    if os.WIFEXITED(status):
+        return f"Executor exited with status {os.WEXITSTATUS(status)}"
+    if os.WIFSIGNALED(status):
+        return f"Executor terminated by signal {os.WTERMSIG(status)}"
+    return f"Executor terminated with wait status {status}"

@@ -1,0 +1,76 @@
+"""The agent's flags, with Mesos's names and defaults."""
+
+from __future__ import annotations
+
+import os
+
+from mesostw.flags import Config, Flag, FlagOptions, options_for, read_value
+from mesostw.master.flags import COMMON_FLAGS, check_common
+from mesostw.model.resources import parse_attributes, validate_role
+from mesostw.model.validation import ValidationError
+
+
+def _resources_text(text: str) -> str:
+    from mesostw.model.resources import Resources
+
+    text = read_value(text)
+    try:
+        Resources.parse(text)
+    except ValidationError as exc:
+        raise ValueError("; ".join(exc.errors)) from None
+    return text
+
+
+def _attributes(text: str) -> dict:
+    try:
+        return parse_attributes(read_value(text))
+    except ValidationError as exc:
+        raise ValueError("; ".join(exc.errors)) from None
+
+
+def _role(text: str) -> str:
+    problem = validate_role(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
+AGENT_FLAGS = tuple(
+    Flag.int("port", 5051, f.help) if f.name == "port" else f for f in COMMON_FLAGS
+) + (
+    Flag("master", None, "Where the master is: host:port, or file:///path holding it"),
+    Flag("work_dir", None, "Directory for sandboxes and the agent's checkpointed state (required)"),
+    Flag("resources", None, "Resources to advertise, e.g. 'cpus:4;mem:8192;ports:[31000-32000];gpus(ml):1' or a "
+         "JSON array of Resource objects; whatever is not given is probed", parse=_resources_text),
+    Flag("attributes", {}, "Attributes passed through in offers, e.g. 'rack:r1;zone:a'", parse=_attributes,
+         render=lambda v: ";".join(f"{k}:{x}" for k, x in v.items())),
+    Flag("default_role", "*", "Role given to probed resources and to resources named without one", parse=_role),
+    Flag.duration("executor_registration_timeout", 60.0, "Time an executor has to subscribe after it starts"),
+    Flag.duration("executor_shutdown_grace_period", 5.0,
+                  "Time an executor has to exit after being told to shut down, before it is killed"),
+    Flag.duration("registration_backoff_factor", 1.0,
+                  "Initial backoff for (re-)registration attempts; doubles up to a minute"),
+    Flag.duration("agent_ping_timeout", 15.0, "Time between the master's pings, as configured on the master",
+                  aliases=("slave_ping_timeout",)),
+    Flag.int("max_agent_ping_timeouts", 5, "Missed master pings after which the agent re-registers",
+             aliases=("max_slave_ping_timeouts",)),
+)
+
+
+class AgentOptions(FlagOptions):
+    def check(self, config: Config, errors: list[str]) -> None:
+        check_common(config, errors)
+        if not config.master:
+            errors.append("--master is required (host:port of the master)")
+        else:
+            try:
+                config.master = read_value(config.master)
+            except ValueError as exc:
+                errors.append(f"--master: {exc}")
+        if not config.work_dir:
+            errors.append("--work_dir is required")
+        else:
+            config.work_dir = os.path.abspath(config.work_dir)
+
+
+Options = options_for(AGENT_FLAGS, "--master=HOST:PORT --work_dir=DIR [options]", AgentOptions)

@@ -1,0 +1,1 @@
+"""Hierarchical DRF allocation: role and framework sorters, refusal filters, the allocator."""

@@ -1,0 +1,1 @@
+"""Shared web plumbing: routing, JSON responses and errors."""

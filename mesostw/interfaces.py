@@ -1,0 +1,234 @@
+"""The seams of mesostw: each interface here has more than one provider.
+
+Links are a component's handle on a peer across some transport (Perspective
+Broker, HTTP, or a direct in-process call); the cores of the master and the
+agent only ever talk to links, so one behaviour serves every transport.
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+
+class IAllocator(Interface):
+    """Decides which framework is offered which agent's free resources."""
+
+    def addFramework(framework_id, role, used=None, active=True):
+        """Track a framework in ``role``; ``used`` maps agent IDs to resources it already holds."""
+
+    def removeFramework(framework_id):
+        """Forget a framework and return everything it held."""
+
+    def activateFramework(framework_id):
+        """Make a framework eligible for offers again (it reconnected)."""
+
+    def deactivateFramework(framework_id):
+        """Stop offering to a framework (it disconnected) without returning its resources."""
+
+    def suppressOffers(framework_id):
+        """Stop offering to a framework until it revives."""
+
+    def reviveOffers(framework_id):
+        """Clear a framework's refusal filters and un-suppress it."""
+
+    def addAgent(agent_id, total, used=None):
+        """Track an agent with ``total`` resources; ``used`` maps framework IDs to resources in use."""
+
+    def removeAgent(agent_id):
+        """Forget an agent and every allocation on it."""
+
+    def activateAgent(agent_id):
+        """Offer an agent's resources again."""
+
+    def deactivateAgent(agent_id):
+        """Stop offering an agent's resources (it disconnected)."""
+
+    def recoverResources(framework_id, agent_id, resources, filters=None):
+        """Return resources to the free pool, refusing them to the framework for ``filters``."""
+
+    def updateWeights(weights):
+        """Set role weights (a mapping of role to weight)."""
+
+    def allocate(agent_ids=None):
+        """Allocate free resources of the given agents (all when None); return (framework, agent, resources)."""
+
+
+class IFrameworkLink(Interface):
+    """The master's handle on a connected scheduler."""
+
+    principal = Attribute("The authenticated principal of the connection, or None.")
+
+    def send(event):
+        """Deliver one v1 scheduler Event (a JSON-shaped dict); never raises."""
+
+    def close():
+        """Drop the connection (the framework failed over or was torn down)."""
+
+
+class IAgentLink(Interface):
+    """The master's handle on a registered agent."""
+
+    def runTasks(framework_info, tasks, executor=None):
+        """Start ``tasks`` (TaskInfos) of a framework; ``executor`` is the task group's executor."""
+
+    def killTask(framework_id, task_id, grace_period=None):
+        """Kill one task, allowing ``grace_period`` seconds between SIGTERM and SIGKILL."""
+
+    def acknowledge(acknowledgements):
+        """Forward scheduler acknowledgements, a list of (framework_id, task_id, uuid bytes)."""
+
+    def shutdownFramework(framework_id):
+        """Kill every executor and task of a framework on this agent."""
+
+    def shutdownExecutor(framework_id, executor_id):
+        """Shut one executor down."""
+
+    def frameworkMessage(framework_id, executor_id, data):
+        """Pass an opaque message from a scheduler to one of its executors."""
+
+    def ping():
+        """Health check; returns a Deferred that fires when the agent answers."""
+
+    def removed(reason):
+        """Tell the agent it was marked unreachable; it should re-register."""
+
+
+class IMasterLink(Interface):
+    """An agent's handle on the leading master."""
+
+    def register(agent_info):
+        """Register a new agent; Deferred firing with (agent_id, MasterInfo)."""
+
+    def reregister(agent_info, tasks, executors, frameworks):
+        """Register again with a known ID and everything running; Deferred firing with MasterInfo."""
+
+    def statusUpdates(updates):
+        """Forward status updates, a list of (framework_id, TaskStatus)."""
+
+    def exitedExecutor(framework_id, executor_id, status):
+        """Report that an executor process ended with ``status`` (a wait status or None)."""
+
+    def executorMessage(framework_id, executor_id, data):
+        """Pass an opaque message from an executor to its scheduler."""
+
+    def unregister():
+        """Leave the cluster for good (the agent is shutting down cleanly)."""
+
+    def disconnect():
+        """Drop the connection; the agent reconnects and re-registers."""
+
+
+class IExecutorLink(Interface):
+    """The agent's handle on a subscribed executor."""
+
+    def send(event):
+        """Deliver one v1 executor Event (a JSON-shaped dict); never raises."""
+
+    def close():
+        """Drop the connection."""
+
+
+class IContainerizer(Interface):
+    """Runs executor processes in sandboxes on an agent."""
+
+    def launch(container_id, executor_info, framework_info, directory, environment, user):
+        """Start an executor; Deferred firing with its pid once started, failing if it could not."""
+
+    def wait(container_id):
+        """Deferred firing with the executor's wait status (or None if unknown) when it ends."""
+
+    def destroy(container_id):
+        """Kill an executor and everything it started; Deferred firing when gone."""
+
+    def usage(container_id):
+        """Resource statistics of a container (a ResourceStatistics-shaped dict)."""
+
+
+class IMasterDetector(Interface):
+    """Finds the leading master."""
+
+    def detect(previous=None):
+        """Deferred firing with the leader's MasterInfo (or None) once it differs from ``previous``."""
+
+
+class IScheduler(Interface):
+    """A framework's scheduler callbacks (Mesos's ``Scheduler``)."""
+
+    def registered(driver, frameworkId, masterInfo):
+        """The framework registered; ``frameworkId`` is a string, ``masterInfo`` a MasterInfo."""
+
+    def reregistered(driver, masterInfo):
+        """The framework registered again, e.g. with a new leading master."""
+
+    def disconnected(driver):
+        """The driver lost the master; it will reconnect on its own."""
+
+    def resourceOffers(driver, offers):
+        """New offers (a list of Offer)."""
+
+    def offerRescinded(driver, offerId):
+        """An offer is no longer valid."""
+
+    def statusUpdate(driver, status):
+        """A TaskStatus for one of the framework's tasks."""
+
+    def frameworkMessage(driver, executorId, agentId, data):
+        """An executor sent a message (bytes)."""
+
+    def slaveLost(driver, agentId):
+        """An agent was lost."""
+
+    def executorLost(driver, executorId, agentId, status):
+        """An executor ended with ``status``."""
+
+    def error(driver, message):
+        """An unrecoverable error; the driver is aborted."""
+
+
+class ISchedulerDriver(Interface):
+    """What a scheduler calls (Mesos's ``SchedulerDriver``)."""
+
+    def start():
+        """Connect and register; returns a Deferred firing on the first registration."""
+
+    def stop(failover=False):
+        """Leave; with ``failover`` the master keeps the framework for its failover timeout."""
+
+    def abort():
+        """Stop sending calls without telling the master."""
+
+    def acceptOffers(offerIds, operations, filters=None):
+        """Accept offers (all on one agent) with operations (TaskInfo launches)."""
+
+    def launchTasks(offerIds, tasks, filters=None):
+        """Accept offers with a single LAUNCH of ``tasks``."""
+
+    def declineOffer(offerId, filters=None):
+        """Decline an offer, refusing its resources for ``filters.refuse_seconds``."""
+
+    def reviveOffers():
+        """Clear filters and ask for offers again."""
+
+    def suppressOffers():
+        """Ask for no more offers until revived."""
+
+    def killTask(taskId, agentId=None):
+        """Kill a task."""
+
+    def acknowledgeStatusUpdate(status):
+        """Acknowledge a status update (explicit acknowledgements only)."""
+
+    def reconcileTasks(statuses):
+        """Ask for the latest state of tasks (all of them when ``statuses`` is empty)."""
+
+    def sendFrameworkMessage(executorId, agentId, data):
+        """Send bytes to an executor."""
+
+
+class IFrameworkPlugin(Interface):
+    """A framework shipped with mesostw that can run inside the master process."""
+
+    name = Attribute("Short name, e.g. 'cron' or 'service'.")
+
+    def makeService(driverFactory, options):
+        """Build the framework's IService, using ``driverFactory(scheduler, framework_info)``."""

@@ -1,0 +1,1 @@
+"""The master: agents, frameworks, offers and tasks, and the adapters that reach it."""

@@ -1,0 +1,216 @@
+"""The master's answers to v1 scheduler Calls, whatever transport brought them."""
+
+from __future__ import annotations
+
+import attrs
+from twisted.logger import Logger
+
+from mesostw.master.master import Master
+from mesostw.master.records import FrameworkRecord
+from mesostw.master.validation import check_offers, check_task
+from mesostw.model import scheduler_api as api
+from mesostw.model import task as T
+from mesostw.model.resources import EMPTY
+from mesostw.model.task import Task, TaskInfo, TaskStatus
+
+log = Logger()
+
+
+class UnknownFramework(Exception):
+    """A call named a framework the master does not know."""
+
+
+class SchedulerCalls:
+    """Dispatches validated Calls from a subscribed framework to the master."""
+
+    def __init__(self, master: Master):
+        self.master = master
+        self._handlers = {
+            api.Teardown: self.teardown,
+            api.Accept: self.accept,
+            api.Decline: self.decline,
+            api.Revive: self.revive,
+            api.Suppress: self.suppress,
+            api.Kill: self.kill,
+            api.Shutdown: self.shutdown,
+            api.Acknowledge: self.acknowledge,
+            api.Reconcile: self.reconcile,
+            api.Message: self.message,
+            api.Request: lambda framework, call: None,
+        }
+
+    def handle(self, framework_id: str, call: api.Call) -> None:
+        framework = self.master.frameworks.get(framework_id)
+        if framework is None:
+            raise UnknownFramework(f"Framework {framework_id} is not subscribed")
+        self._handlers[type(call)](framework, call)
+
+    # -- offers ------------------------------------------------------------------
+
+    def decline(self, framework: FrameworkRecord, call: api.Decline) -> None:
+        self.master.metrics["messages_decline_offers"] += 1
+        for offer_id in call.offer_ids:
+            offer = self.master.offers.get(offer_id)
+            if offer is None or offer.framework_id != framework.id:
+                continue
+            self.master.take_offer(offer_id)
+            self.master.allocator.recoverResources(framework.id, offer.agent_id, offer.resources, call.filters)
+
+    def accept(self, framework: FrameworkRecord, call: api.Accept) -> None:
+        master = self.master
+        master.metrics["messages_accept"] += 1
+        tasks = [task for op in call.operations if op.type in (T.LAUNCH, T.LAUNCH_GROUP) for task in op.tasks]
+        offers_by_id = {i: o for i in call.offer_ids if (o := master.offers.get(i)) is not None}
+        problem = check_offers(framework, call.offer_ids, offers_by_id)
+        own = dict.fromkeys(i for i, o in offers_by_id.items() if o.framework_id == framework.id)
+        taken = [o for i in own if (o := master.take_offer(i)) is not None]
+        if problem is not None:
+            for offer in taken:
+                master.allocator.recoverResources(framework.id, offer.agent_id, offer.resources)
+            state = T.DROPPED if framework.info.partition_aware else T.LOST
+            for task in tasks:
+                self._refuse(framework, task, state, T.REASON_INVALID_OFFERS, problem)
+            master.requestAllocation({o.agent_id for o in taken})
+            return
+        agent_id = taken[0].agent_id
+        agent = master.agents.get(agent_id)
+        available = EMPTY
+        for offer in taken:
+            available = available + offer.resources
+        if agent is None or not agent.connected:
+            for task in tasks:
+                self._refuse(framework, task, T.LOST if not framework.info.partition_aware else T.DROPPED,
+                             T.REASON_AGENT_UNKNOWN if agent is None else T.REASON_AGENT_DISCONNECTED,
+                             "Agent is no longer registered")
+            if agent is not None:
+                master.allocator.recoverResources(framework.id, agent_id, available)
+            return
+        launching: set[str] = set()
+        for operation in call.operations:
+            if operation.type == T.LAUNCH:
+                for task in operation.tasks:
+                    available = self._launch(framework, agent, task, available, launching)
+            elif operation.type == T.LAUNCH_GROUP:
+                group = [attrs.evolve(t, executor=operation.executor, command=None) for t in operation.tasks]
+                for task in group:
+                    available = self._launch(framework, agent, task, available, launching, group=True)
+            else:
+                master.metrics["invalid_operations"] += 1
+                framework.send(api.error_event(f"Offer operation {operation.type} is not supported"))
+        if available:
+            master.allocator.recoverResources(framework.id, agent_id, available, call.filters)
+            master.requestAllocation([agent_id])
+
+    def _launch(self, framework: FrameworkRecord, agent, task: TaskInfo, available, launching: set[str],
+                group: bool = False):
+        master = self.master
+        problem = check_task(task, framework, agent, available, launching)
+        if problem is not None:
+            master.metrics["invalid_tasks"] += 1
+            self._refuse(framework, task, T.ERROR, T.REASON_TASK_INVALID, problem)
+            return available
+        launching.add(task.task_id)
+        needed = task.resources
+        executor = task.executor
+        if executor is not None:
+            executor = attrs.evolve(executor, framework_id=framework.id)
+            key = (framework.id, executor.executor_id)
+            if key not in agent.executors:
+                needed = needed + executor.resources
+                agent.executors[key] = executor
+            task = attrs.evolve(task, executor=executor)
+        record = Task(info=task, framework_id=framework.id,
+                      executor_id=executor.executor_id if executor is not None else None,
+                      user=(task.command.user if task.command and task.command.user else framework.info.user))
+        framework.tasks[task.task_id] = record
+        agent.add_task(record)
+        master.metrics["tasks_staging"] += 1
+        agent.link.runTasks(framework.info, [task])
+        return available - needed
+
+    def _refuse(self, framework: FrameworkRecord, task: TaskInfo, state: str, reason: str, message: str) -> None:
+        log.info("Refusing task {task} of {fw}: {why}", task=task.task_id, fw=framework.id, why=message)
+        self.master.metrics[f"tasks_{state[5:].lower()}"] += 1
+        framework.send(api.update_event(TaskStatus(
+            task.task_id, state, message=message, source=T.SOURCE_MASTER, reason=reason,
+            agent_id=task.agent_id or None, timestamp=self.master.clock.seconds())))
+
+    def revive(self, framework: FrameworkRecord, call: api.Revive) -> None:
+        self.master.metrics["messages_revive_offers"] += 1
+        framework.suppressed = False
+        self.master.allocator.reviveOffers(framework.id)
+        self.master.requestAllocation()
+
+    def suppress(self, framework: FrameworkRecord, call: api.Suppress) -> None:
+        self.master.metrics["messages_suppress_offers"] += 1
+        framework.suppressed = True
+        self.master.allocator.suppressOffers(framework.id)
+
+    # -- tasks -------------------------------------------------------------------
+
+    def kill(self, framework: FrameworkRecord, call: api.Kill) -> None:
+        master = self.master
+        master.metrics["messages_kill_task"] += 1
+        task = framework.tasks.get(call.task_id)
+        if task is None:
+            state = T.UNKNOWN if framework.info.partition_aware else T.LOST
+            framework.send(api.update_event(TaskStatus(
+                call.task_id, state, message="Attempted to kill an unknown task", source=T.SOURCE_MASTER,
+                reason=T.REASON_RECONCILIATION, agent_id=call.agent_id, timestamp=master.clock.seconds())))
+            return
+        agent = master.agents.get(task.agent_id)
+        if agent is None or not agent.connected or agent.link is None:
+            master.metrics["dropped_messages"] += 1
+            return
+        agent.link.killTask(framework.id, task.task_id, call.grace_period)
+
+    def shutdown(self, framework: FrameworkRecord, call: api.Shutdown) -> None:
+        agent = self.master.agents.get(call.agent_id)
+        if agent is not None and agent.connected and agent.link is not None:
+            agent.link.shutdownExecutor(framework.id, call.executor_id)
+
+    def acknowledge(self, framework: FrameworkRecord, call: api.Acknowledge) -> None:
+        self.master.acknowledge(framework, call.agent_id, call.task_id, call.uuid)
+
+    def reconcile(self, framework: FrameworkRecord, call: api.Reconcile) -> None:
+        """Answer with the latest known state of each task (of every live task when none is named)."""
+        master = self.master
+        master.metrics["messages_reconcile_tasks"] += 1
+        now = master.clock.seconds()
+        if not call.tasks:
+            for task in list(framework.tasks.values()):
+                framework.send(api.update_event(self._latest(task, now)))
+            return
+        for task_id, agent_id in call.tasks:
+            task = framework.tasks.get(task_id)
+            if task is not None:
+                framework.send(api.update_event(self._latest(task, now)))
+                continue
+            if agent_id is not None and agent_id in master.unreachable and framework.info.partition_aware:
+                state = T.UNREACHABLE
+            elif framework.info.partition_aware:
+                state = T.UNKNOWN
+            else:
+                state = T.LOST
+            framework.send(api.update_event(TaskStatus(
+                task_id, state, message="Reconciliation: task is unknown", source=T.SOURCE_MASTER,
+                reason=T.REASON_RECONCILIATION, agent_id=agent_id, timestamp=now)))
+
+    def _latest(self, task: Task, now: float) -> TaskStatus:
+        return TaskStatus(task.task_id, task.state, message="Reconciliation: latest task status",
+                          source=T.SOURCE_MASTER, reason=T.REASON_RECONCILIATION, agent_id=task.agent_id,
+                          executor_id=task.executor_id, timestamp=now,
+                          healthy=task.statuses[-1].healthy if task.statuses else None)
+
+    def message(self, framework: FrameworkRecord, call: api.Message) -> None:
+        master = self.master
+        master.metrics["messages_framework_to_executor"] += 1
+        agent = master.agents.get(call.agent_id)
+        if agent is None or not agent.connected or agent.link is None:
+            master.metrics["dropped_messages"] += 1
+            return
+        agent.link.frameworkMessage(framework.id, call.executor_id, call.data)
+
+    def teardown(self, framework: FrameworkRecord, call: api.Teardown) -> None:
+        self.master.metrics["messages_unregister_framework"] += 1
+        self.master.removeFramework(framework.id)

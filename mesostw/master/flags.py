@@ -1,0 +1,94 @@
+"""The master's flags, with Mesos's names and defaults."""
+
+from __future__ import annotations
+
+import socket
+
+from mesostw.flags import Config, Flag, FlagOptions, options_for
+from mesostw.model.resources import validate_role
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``--weights=role1=2,role2=0.5``"""
+    weights = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        role, sep, value = item.partition("=")
+        problem = validate_role(role.strip())
+        if not sep or problem:
+            raise ValueError(f"bad weight {item!r}: expected role=weight")
+        weight = float(value)
+        if weight <= 0:
+            raise ValueError(f"weight of {role} must be positive")
+        weights[role.strip()] = weight
+    return weights
+
+
+def parse_roles(text: str) -> tuple[str, ...]:
+    roles = tuple(r.strip() for r in text.split(",") if r.strip())
+    for role in roles:
+        problem = validate_role(role)
+        if problem:
+            raise ValueError(problem)
+    return roles
+
+
+def render_weights(weights: dict[str, float]) -> str:
+    return ",".join(f"{role}={weight:g}" for role, weight in sorted(weights.items()))
+
+
+COMMON_FLAGS = (
+    Flag("ip", "127.0.0.1", "IP address to listen on"),
+    Flag.int("port", 5050, "Port to listen on (HTTP and Perspective Broker share it)"),
+    Flag("hostname", None, "Hostname to advertise to peers and tools (default: the advertised IP, as Mesos "
+         "with --hostname_lookup=false)"),
+    Flag("advertise_ip", None, "IP address to advertise instead of --ip (e.g. behind NAT)"),
+    Flag.int("advertise_port", None, "Port to advertise instead of --port"),
+)
+
+MASTER_FLAGS = COMMON_FLAGS + (
+    Flag("work_dir", None, "Directory for the master's durable state (the registry file without --zk)"),
+    Flag("cluster", None, "Human readable name for the cluster, shown in /master/state"),
+    Flag.duration("allocation_interval", 1.0, "Time between batch allocations of free resources"),
+    Flag.duration("offer_timeout", None, "Time after which an unanswered offer is rescinded (default: never)"),
+    Flag.duration("agent_ping_timeout", 15.0, "Time to wait for an agent to answer a health ping",
+                  aliases=("slave_ping_timeout",)),
+    Flag.int("max_agent_ping_timeouts", 5, "Missed pings after which an agent is considered lost",
+             aliases=("max_slave_ping_timeouts",)),
+    Flag.duration("agent_reregister_timeout", 600.0,
+                  "Time known agents have to re-register after a master failover",
+                  aliases=("slave_reregister_timeout",)),
+    Flag("roles", (), "Comma-separated whitelist of roles frameworks may use (default: any role)",
+         parse=parse_roles, render=lambda v: ",".join(v)),
+    Flag("weights", {}, "Role weights for DRF, e.g. ops=2,dev=0.5", parse=parse_weights, render=render_weights),
+    Flag.int("max_completed_frameworks", 50, "Completed frameworks kept for /master/state"),
+    Flag.int("max_completed_tasks_per_framework", 1000, "Completed tasks kept per framework"),
+)
+
+
+class MasterOptions(FlagOptions):
+    def check(self, config: Config, errors: list[str]) -> None:
+        check_common(config, errors)
+        if config.allocation_interval <= 0:
+            errors.append("--allocation_interval must be positive")
+        if config.agent_ping_timeout <= 0:
+            errors.append("--agent_ping_timeout must be positive")
+        if config.max_agent_ping_timeouts < 1:
+            errors.append("--max_agent_ping_timeouts must be at least 1")
+        if config.roles:
+            unknown = set(config.weights) - set(config.roles)
+            if unknown:
+                errors.append(f"--weights names roles not in --roles: {', '.join(sorted(unknown))}")
+
+
+def check_common(config: Config, errors: list[str]) -> None:
+    if not 0 <= config.port <= 65535:
+        errors.append(f"--port={config.port} is not a port number")
+    try:
+        socket.inet_aton(config.ip)
+    except OSError:
+        errors.append(f"--ip={config.ip} is not an IPv4 address")
+    if config.hostname is None:
+        config.hostname = config.advertise_ip or config.ip
+
+
+Options = options_for(MASTER_FLAGS, "[options]", MasterOptions)

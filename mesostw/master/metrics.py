@@ -1,0 +1,80 @@
+"""``/metrics/snapshot`` for the master: Mesos's ``master/...`` keys."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import psutil
+
+from mesostw.master.master import Master
+from mesostw.model.resources import EMPTY
+from mesostw.model.task import TASK_STATES
+
+_COUNTERS = (
+    "messages_register_framework", "messages_register_slave", "messages_reregister_slave",
+    "messages_accept", "messages_decline_offers", "messages_revive_offers", "messages_suppress_offers",
+    "messages_kill_task", "messages_status_update", "messages_status_update_acknowledgement",
+    "messages_reconcile_tasks", "messages_framework_to_executor", "messages_executor_to_framework",
+    "messages_unregister_framework", "valid_status_updates", "invalid_status_updates", "dropped_messages",
+    "slave_registrations", "slave_reregistrations", "slave_removals", "slave_removals/reason_unhealthy",
+    "slave_removals/reason_unregistered", "invalid_calls", "invalid_tasks", "invalid_operations",
+)
+
+
+def snapshot(master: Master, elected: bool = True) -> dict[str, Any]:
+    total = EMPTY
+    used = EMPTY
+    for agent in master.agents.values():
+        total = total + agent.info.resources
+        used = used + agent.used() + agent.offered
+    out: dict[str, Any] = {
+        "master/elected": 1.0 if elected else 0.0,
+        "master/uptime_secs": master.clock.seconds() - master.start_time,
+        "master/outstanding_offers": float(len(master.offers)),
+    }
+    for name in ("cpus", "mem", "disk", "gpus"):
+        whole = total.scalar(name)
+        part = used.scalar(name)
+        out[f"master/{name}_total"] = whole
+        out[f"master/{name}_used"] = part
+        out[f"master/{name}_percent"] = part / whole if whole else 0.0
+    agents = list(master.agents.values())
+    out["master/slaves_active"] = float(sum(1 for a in agents if a.active))
+    out["master/slaves_inactive"] = float(sum(1 for a in agents if not a.active))
+    out["master/slaves_connected"] = float(sum(1 for a in agents if a.connected))
+    out["master/slaves_disconnected"] = float(sum(1 for a in agents if not a.connected))
+    out["master/slaves_unreachable"] = float(len(master.unreachable))
+    frameworks = list(master.frameworks.values())
+    out["master/frameworks_active"] = float(sum(1 for f in frameworks if f.active))
+    out["master/frameworks_inactive"] = float(sum(1 for f in frameworks if not f.active))
+    out["master/frameworks_connected"] = float(sum(1 for f in frameworks if f.connected))
+    out["master/frameworks_disconnected"] = float(sum(1 for f in frameworks if not f.connected))
+    live: dict[str, int] = {}
+    for framework in frameworks:
+        for task in framework.tasks.values():
+            live[task.state] = live.get(task.state, 0) + 1
+    for state in TASK_STATES:
+        key = state[5:].lower()
+        if state in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_UNREACHABLE"):
+            out[f"master/tasks_{key}"] = float(live.get(state, 0))
+        elif state != "TASK_UNKNOWN":
+            out[f"master/tasks_{key}"] = float(master.metrics.get(f"tasks_{key}", 0))
+    for name in _COUNTERS:
+        out[f"master/{name}"] = float(master.metrics.get(name, 0))
+    out["allocator/mesos/allocation_runs"] = float(getattr(master.allocator, "allocation_runs", 0))
+    out.update(system_metrics())
+    return out
+
+
+def system_metrics() -> dict[str, float]:
+    load = os.getloadavg()
+    memory = psutil.virtual_memory()
+    return {
+        "system/cpus_total": float(psutil.cpu_count() or 1),
+        "system/load_1min": load[0],
+        "system/load_5min": load[1],
+        "system/load_15min": load[2],
+        "system/mem_total_bytes": float(memory.total),
+        "system/mem_free_bytes": float(memory.available),
+    }

@@ -1,0 +1,218 @@
+"""The master over Perspective Broker: agents and PB scheduler drivers connect here.
+
+Each connection gets its own root object (:class:`MasterConnection`); once an
+agent registers or a framework subscribes on it, the connection is bound to
+that agent or framework, and later messages on it act for that one only.
+Payloads are JSON bytes (see :mod:`mesostw.wire.pb`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.spread import pb
+from zope.interface import implementer
+
+from mesostw.interfaces import IAgentLink, IFrameworkLink
+from mesostw.master.calls import SchedulerCalls, UnknownFramework
+from mesostw.master.master import Master, RegistrationRefused
+from mesostw.model import internal
+from mesostw.model import scheduler_api as api
+from mesostw.model.validation import ValidationError
+from mesostw.wire.pb import Batcher, RefusedError, decode, encode
+
+log = Logger()
+
+
+@implementer(IAgentLink)
+class PBAgentLink:
+    """The master's handle on an agent's remote reference; messages are batched per turn."""
+
+    def __init__(self, remote: pb.RemoteReference, clock: Any):
+        self.remote = remote
+        self._batch = Batcher(clock, lambda payload: remote.callRemote("messages", payload))
+
+    def runTasks(self, framework_info, tasks, executor=None):
+        self._batch.add(internal.run_tasks(framework_info, list(tasks), executor))
+
+    def killTask(self, framework_id, task_id, grace_period=None):
+        self._batch.add(internal.kill_task(framework_id, task_id, grace_period))
+
+    def acknowledge(self, acknowledgements):
+        for framework_id, task_id, uuid in acknowledgements:
+            self._batch.add(internal.acknowledgement(framework_id, task_id, uuid))
+
+    def shutdownFramework(self, framework_id):
+        self._batch.add(internal.shutdown_framework(framework_id))
+
+    def shutdownExecutor(self, framework_id, executor_id):
+        self._batch.add(internal.shutdown_executor(framework_id, executor_id))
+
+    def frameworkMessage(self, framework_id, executor_id, data):
+        self._batch.add(internal.framework_to_executor(framework_id, executor_id, data))
+
+    def ping(self):
+        self._batch.flush()
+        return self.remote.callRemote("ping")
+
+    def removed(self, reason):
+        self._batch.add(internal.agent_removed(reason))
+
+
+@implementer(IFrameworkLink)
+class PBFrameworkLink:
+    """The master's handle on a PB scheduler driver: events are batched per turn."""
+
+    def __init__(self, remote: pb.RemoteReference, clock: Any, principal: str | None = None):
+        self.remote = remote
+        self.principal = principal
+        self._batch = Batcher(clock, lambda payload: remote.callRemote("events", payload))
+
+    def send(self, event):
+        self._batch.add(event)
+
+    def close(self):
+        self._batch.flush()
+        broker = self.remote.broker
+        if broker.transport is not None:
+            broker.transport.loseConnection()
+
+
+class MasterConnection(pb.Referenceable):
+    """The root object one PB connection sees."""
+
+    def __init__(self, master: Master, calls: SchedulerCalls, broker: pb.Broker, clock: Any):
+        self.master = master
+        self.calls = calls
+        self.broker = broker
+        self.clock = clock
+        self.agent_id: str | None = None
+        self.agent_link: PBAgentLink | None = None
+        self.framework_id: str | None = None
+        self.framework_link: PBFrameworkLink | None = None
+        broker.notifyOnDisconnect(self._disconnected)
+
+    # -- agents ----------------------------------------------------------------
+
+    def remote_registerAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
+        info, version, _, _, _ = self._parse_registration(payload)
+        if info.id is not None:
+            raise RefusedError("a new agent must not carry an ID; re-register instead")
+        link = PBAgentLink(agent, self.clock)
+        d = self.master.registerAgent(link, info, version)
+        d.addCallback(self._agent_bound, link)
+        d.addCallback(lambda result: encode(internal.registered(*result)))
+        d.addErrback(self._refused)
+        return d
+
+    def remote_reregisterAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
+        info, version, tasks, executors, frameworks = self._parse_registration(payload)
+        if info.id is None:
+            raise RefusedError("re-registration needs the agent's ID")
+        link = PBAgentLink(agent, self.clock)
+        d = self.master.reregisterAgent(link, info, tasks, executors, frameworks, version)
+        d.addCallback(lambda master_info: self._agent_bound((info.id, master_info), link))
+        d.addCallback(lambda result: encode(internal.registered(None, result[1])))
+        d.addErrback(self._refused)
+        return d
+
+    def _parse_registration(self, payload: bytes):  # type: ignore[no-untyped-def]
+        if self.framework_id is not None:
+            raise RefusedError("this connection belongs to a framework")
+        try:
+            return internal.parse_registration(decode(payload))
+        except ValidationError as exc:
+            raise RefusedError(f"invalid registration: {exc}") from None
+
+    def _agent_bound(self, result: tuple, link: PBAgentLink) -> tuple:
+        self.agent_id, self.agent_link = result[0], link
+        return result
+
+    def remote_messages(self, payload: bytes) -> None:
+        if self.agent_id is None:
+            raise RefusedError("register first")
+        try:
+            messages = decode(payload)
+            if not isinstance(messages, list):
+                raise ValidationError("messages must be a list")
+        except ValidationError as exc:
+            raise RefusedError(str(exc)) from None
+        for message in messages:
+            try:
+                name, args = internal.parse_for_master(message)
+            except ValidationError as exc:
+                log.warn("Dropping a malformed message from agent {id}: {e}", id=self.agent_id, e=exc)
+                self.master.metrics["invalid_messages"] += 1
+                continue
+            getattr(self.master, name)(self.agent_id, *args)
+
+    # -- frameworks ---------------------------------------------------------------
+
+    def remote_subscribe(self, scheduler: pb.RemoteReference, payload: bytes) -> None:
+        if self.agent_id is not None:
+            raise RefusedError("this connection belongs to an agent")
+        try:
+            _, call = api.parse_call(decode(payload))
+        except ValidationError as exc:
+            raise RefusedError(f"invalid SUBSCRIBE: {exc}") from None
+        if not isinstance(call, api.Subscribe):
+            raise RefusedError("the first call must be SUBSCRIBE")
+        link = PBFrameworkLink(scheduler, self.clock)
+        try:
+            framework_id = self.master.subscribe(link, call.framework_info, call.force)
+        except RegistrationRefused as exc:
+            raise RefusedError(str(exc)) from None
+        if self.framework_id is not None and self.framework_id != framework_id and self.framework_link:
+            self.master.frameworkDisconnected(self.framework_id, self.framework_link)
+        self.framework_id, self.framework_link = framework_id, link
+
+    def remote_calls(self, payload: bytes) -> bytes:
+        """A batch of Calls from the subscribed framework; returns the errors, one per refused call."""
+        if self.framework_id is None:
+            raise RefusedError("subscribe first")
+        try:
+            calls = decode(payload)
+            if not isinstance(calls, list):
+                raise ValidationError("calls must be a list")
+        except ValidationError as exc:
+            raise RefusedError(str(exc)) from None
+        errors = []
+        for data in calls:
+            try:
+                framework_id, call = api.parse_call(data)
+                if framework_id != self.framework_id:
+                    raise ValidationError("framework_id does not match the subscribed framework")
+                if isinstance(call, api.Subscribe):
+                    raise ValidationError("SUBSCRIBE goes through subscribe()")
+                self.calls.handle(framework_id, call)
+            except (ValidationError, UnknownFramework) as exc:
+                self.master.metrics["invalid_calls"] += 1
+                errors.append(str(exc))
+        return encode(errors)
+
+    # -- connection -------------------------------------------------------------
+
+    def _refused(self, failure: Any) -> None:
+        if failure.check(RegistrationRefused):
+            raise RefusedError(failure.getErrorMessage())
+        return failure
+
+    def _disconnected(self, broker: Any) -> None:
+        if self.agent_id is not None:
+            self.master.agentDisconnected(self.agent_id, self.agent_link)
+        if self.framework_id is not None and self.framework_link is not None:
+            self.master.frameworkDisconnected(self.framework_id, self.framework_link)
+
+
+@implementer(pb.IPBRoot)
+class MasterRoot:
+    """Gives every PB connection its own :class:`MasterConnection`."""
+
+    def __init__(self, master: Master, calls: SchedulerCalls, clock: Any):
+        self.master, self.calls, self.clock = master, calls, clock
+
+    def rootObject(self, broker: pb.Broker) -> MasterConnection:
+        return MasterConnection(self.master, self.calls, broker, self.clock)
+

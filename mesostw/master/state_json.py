@@ -1,0 +1,163 @@
+"""The master's state in the JSON shapes of Mesos's operator endpoints.
+
+Resources here use the flat v0 model (``{"cpus": 2.0, "mem": 1024.0, ...}``)
+that ``/master/state`` has always served and existing tools read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mesostw import __version__
+from mesostw.master.master import Master
+from mesostw.master.records import AgentRecord, FrameworkRecord
+from mesostw.model.resources import EMPTY, attributes_model
+from mesostw.model.task import TASK_STATES, Offer, Task
+
+BUILD_TIME = time.time()
+
+
+def build_info() -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "build_date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(BUILD_TIME)),
+        "build_time": BUILD_TIME,
+        "build_user": "mesostw",
+    }
+
+
+def task_model(task: Task) -> dict[str, Any]:
+    info = task.info
+    out: dict[str, Any] = {
+        "id": task.task_id,
+        "name": info.name,
+        "framework_id": task.framework_id,
+        "executor_id": task.executor_id if info.executor is not None else "",
+        "slave_id": task.agent_id,
+        "agent_id": task.agent_id,
+        "state": task.state,
+        "resources": info.resources.model(),
+        "role": "*",
+        "statuses": [{"state": s.state, "timestamp": s.timestamp,
+                      **({"healthy": s.healthy} if s.healthy is not None else {})} for s in task.statuses],
+    }
+    if task.user:
+        out["user"] = task.user
+    for key in ("labels", "discovery", "container", "health_check", "kill_policy"):
+        if key in info.extra:
+            out[key] = info.extra[key]
+    return out
+
+
+def offer_model(offer: Offer) -> dict[str, Any]:
+    return {"id": offer.id, "framework_id": offer.framework_id, "slave_id": offer.agent_id,
+            "resources": offer.resources.model(), "allocation_info": {"role": offer.role}}
+
+
+def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
+    total = agent.info.resources
+    reserved: dict[str, Any] = {}
+    for role in total.roles() - {"*"}:
+        reserved[role] = total.reserved(role).model()
+    out = {
+        "id": agent.id,
+        "pid": agent.pid,
+        "hostname": agent.info.hostname,
+        "port": agent.info.port,
+        "registered_time": agent.registered_time,
+        "resources": total.model(),
+        "used_resources": agent.used().model(),
+        "offered_resources": agent.offered.model(),
+        "reserved_resources": reserved,
+        "unreserved_resources": total.unreserved().model(),
+        "attributes": attributes_model(agent.info.attributes),
+        "active": agent.active,
+        "version": agent.version or __version__,
+        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE"],
+    }
+    if agent.reregistered_time is not None:
+        out["reregistered_time"] = agent.reregistered_time
+    return out
+
+
+def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any]:
+    info = framework.info
+    used = master.framework_used(framework.id) if framework.id in master.frameworks else EMPTY
+    offered = master.framework_offered(framework)
+    executors = []
+    for agent in master.agents.values():
+        for (framework_id, _), executor in agent.executors.items():
+            if framework_id == framework.id:
+                executors.append({**executor.to_json(), "slave_id": agent.id})
+    out: dict[str, Any] = {
+        "id": framework.id,
+        "name": info.name,
+        "hostname": info.hostname or "",
+        "user": info.user,
+        "failover_timeout": info.failover_timeout,
+        "checkpoint": info.checkpoint,
+        "role": info.role,
+        "registered_time": framework.registered_time,
+        "unregistered_time": framework.unregistered_time or 0,
+        "active": framework.active,
+        "connected": framework.connected,
+        "recovered": framework.recovered,
+        "webui_url": info.webui_url or "",
+        "capabilities": sorted(info.capabilities),
+        "resources": (used + offered).model(),
+        "used_resources": used.model(),
+        "offered_resources": offered.model(),
+        "tasks": [task_model(t) for t in framework.tasks.values()],
+        "completed_tasks": [task_model(t) for t in framework.completed_tasks],
+        "unreachable_tasks": [],
+        "offers": [offer_model(o) for o in master.offers.of(framework.offers)],
+        "executors": executors,
+    }
+    if info.roles:
+        out["roles"] = list(info.roles)
+    if info.principal:
+        out["principal"] = info.principal
+    if framework.reregistered_time is not None:
+        out["reregistered_time"] = framework.reregistered_time
+    if "labels" in info.extra:
+        out["labels"] = info.extra["labels"]
+    return out
+
+
+def state(master: Master, flags: dict[str, str], leader: str | None = None,
+          leader_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``/master/state``."""
+    active = [a for a in master.agents.values() if a.active]
+    out: dict[str, Any] = {
+        **build_info(),
+        "start_time": master.start_time,
+        "id": master.id,
+        "pid": master.info.pid,
+        "hostname": master.info.hostname,
+        "capabilities": ["AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"],
+        "activated_slaves": len(active),
+        "deactivated_slaves": len(master.agents) - len(active),
+        "unreachable_slaves": len(master.unreachable),
+        "leader": leader if leader is not None else master.info.pid,
+        "leader_info": leader_info if leader_info is not None else master.info.to_json(),
+        "flags": flags,
+        "slaves": [agent_model(master, a) for a in master.agents.values()],
+        "recovered_slaves": [],
+        "frameworks": [framework_model(master, f) for f in master.frameworks.values()],
+        "completed_frameworks": [framework_model(master, f) for f in master.completed],
+        "orphan_tasks": [],
+        "unregistered_frameworks": [],
+    }
+    if master.elected_time is not None:
+        out["elected_time"] = master.elected_time
+    if master.config.cluster:
+        out["cluster"] = master.config.cluster
+    return out
+
+
+def task_counts(tasks: list[Task]) -> dict[str, int]:
+    counts = {state: 0 for state in TASK_STATES if state != "TASK_UNKNOWN"}
+    for task in tasks:
+        counts[task.state] = counts.get(task.state, 0) + 1
+    return counts

@@ -1,0 +1,57 @@
+"""Checks on what a framework asks to launch, before anything reaches an agent."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from mesostw.master.records import AgentRecord, FrameworkRecord
+from mesostw.model.resources import Resources
+from mesostw.model.task import Offer, TaskInfo
+
+
+def check_offers(framework: FrameworkRecord, offer_ids: Iterable[str], offers: dict[str, Offer]) -> str | None:
+    """Why these offer IDs cannot be used together by this framework, or None."""
+    seen: set[str] = set()
+    agent_id = None
+    ids = list(offer_ids)
+    if not ids:
+        return "No offers were given"
+    for offer_id in ids:
+        if offer_id in seen:
+            return f"Offer {offer_id} is given twice"
+        seen.add(offer_id)
+        offer = offers.get(offer_id)
+        if offer is None:
+            return f"Offer {offer_id} is no longer valid"
+        if offer.framework_id != framework.id:
+            return f"Offer {offer_id} belongs to another framework"
+        if agent_id is not None and offer.agent_id != agent_id:
+            return "Offers of one ACCEPT must all be on the same agent"
+        agent_id = offer.agent_id
+    return None
+
+
+def check_task(task: TaskInfo, framework: FrameworkRecord, agent: AgentRecord, available: Resources,
+               launching: set[str]) -> str | None:
+    """Why ``task`` cannot run from ``available`` resources of ``agent``, or None."""
+    if task.task_id in framework.tasks or task.task_id in launching:
+        return f"Task ID {task.task_id!r} is already in use"
+    if task.agent_id != agent.id:
+        return f"Task uses agent {task.agent_id!r} but the offers are for agent {agent.id!r}"
+    executor = task.executor
+    needed = task.resources
+    if executor is not None:
+        if executor.framework_id is not None and executor.framework_id != framework.id:
+            return "ExecutorInfo.framework_id does not match the framework"
+        known = agent.executors.get((framework.id, executor.executor_id))
+        if known is None:
+            needed = needed + executor.resources
+        elif known.command != executor.command or known.resources != executor.resources:
+            return f"Executor {executor.executor_id!r} is already running with a different ExecutorInfo"
+    if not needed:
+        return "Task uses no resources"
+    if task.command is not None and task.command.shell is False and not (task.command.value or task.command.arguments):
+        return "CommandInfo needs a value or arguments"
+    if not available.contains(needed):
+        return f"Task uses more resources ({needed}) than available in the offers ({available})"
+    return None

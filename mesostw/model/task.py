@@ -1,0 +1,348 @@
+"""Tasks: TaskInfo, TaskStatus, task states and reasons, offers and offer operations."""
+
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+from typing import Any
+
+import attrs
+
+from mesostw.model.info import CommandInfo, ExecutorInfo, wrap
+from mesostw.model.resources import EMPTY, Resources, attributes_to_json
+from mesostw.model.validation import Reader, b64, read
+
+STAGING = "TASK_STAGING"
+STARTING = "TASK_STARTING"
+RUNNING = "TASK_RUNNING"
+KILLING = "TASK_KILLING"
+FINISHED = "TASK_FINISHED"
+FAILED = "TASK_FAILED"
+KILLED = "TASK_KILLED"
+ERROR = "TASK_ERROR"
+LOST = "TASK_LOST"
+DROPPED = "TASK_DROPPED"
+UNREACHABLE = "TASK_UNREACHABLE"
+GONE = "TASK_GONE"
+GONE_BY_OPERATOR = "TASK_GONE_BY_OPERATOR"
+UNKNOWN = "TASK_UNKNOWN"
+
+TASK_STATES = (STAGING, STARTING, RUNNING, KILLING, FINISHED, FAILED, KILLED, ERROR, LOST, DROPPED,
+               UNREACHABLE, GONE, GONE_BY_OPERATOR, UNKNOWN)
+TERMINAL_STATES = frozenset({FINISHED, FAILED, KILLED, ERROR, LOST, DROPPED, GONE, GONE_BY_OPERATOR})
+
+SOURCE_MASTER = "SOURCE_MASTER"
+SOURCE_AGENT = "SOURCE_AGENT"
+SOURCE_EXECUTOR = "SOURCE_EXECUTOR"
+SOURCES = (SOURCE_MASTER, SOURCE_AGENT, SOURCE_EXECUTOR)
+
+REASON_COMMAND_EXECUTOR_FAILED = "REASON_COMMAND_EXECUTOR_FAILED"
+REASON_EXECUTOR_TERMINATED = "REASON_EXECUTOR_TERMINATED"
+REASON_EXECUTOR_UNREGISTERED = "REASON_EXECUTOR_UNREGISTERED"
+REASON_FRAMEWORK_REMOVED = "REASON_FRAMEWORK_REMOVED"
+REASON_INVALID_OFFERS = "REASON_INVALID_OFFERS"
+REASON_RECONCILIATION = "REASON_RECONCILIATION"
+REASON_AGENT_DISCONNECTED = "REASON_AGENT_DISCONNECTED"
+REASON_AGENT_REMOVED = "REASON_AGENT_REMOVED"
+REASON_AGENT_UNKNOWN = "REASON_AGENT_UNKNOWN"
+REASON_AGENT_RESTARTED = "REASON_AGENT_RESTARTED"
+REASON_TASK_INVALID = "REASON_TASK_INVALID"
+REASON_TASK_UNAUTHORIZED = "REASON_TASK_UNAUTHORIZED"
+REASON_TASK_UNKNOWN = "REASON_TASK_UNKNOWN"
+REASON_TASK_KILLED_DURING_LAUNCH = "REASON_TASK_KILLED_DURING_LAUNCH"
+REASON_CONTAINER_LAUNCH_FAILED = "REASON_CONTAINER_LAUNCH_FAILED"
+REASON_EXECUTOR_REGISTRATION_TIMEOUT = "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
+
+
+def is_terminal(state: str) -> bool:
+    return state in TERMINAL_STATES
+
+
+def new_uuid() -> bytes:
+    return uuidlib.uuid4().bytes
+
+
+@attrs.frozen
+class TaskStatus:
+    task_id: str
+    state: str
+    message: str | None = None
+    source: str | None = None
+    reason: str | None = None
+    data: bytes | None = None
+    agent_id: str | None = None
+    executor_id: str | None = None
+    timestamp: float = attrs.field(factory=time.time)
+    uuid: bytes | None = None
+    healthy: bool | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+    _KNOWN = ("task_id", "state", "message", "source", "reason", "data", "agent_id", "slave_id",
+              "executor_id", "timestamp", "uuid", "healthy")
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @classmethod
+    def read(cls, r: Reader) -> TaskStatus:
+        agent_id = r.id("agent_id") or r.id("slave_id")
+        return cls(
+            task_id=r.id("task_id", "", required=True),
+            state=r.enum("state", TASK_STATES, STAGING, required=True),
+            message=r.str("message", max_len=64 * 1024),
+            source=r.enum("source", SOURCES),
+            reason=r.str("reason", max_len=128),
+            data=r.bytes("data"),
+            agent_id=agent_id,
+            executor_id=r.id("executor_id"),
+            timestamp=r.float("timestamp", time.time()),
+            uuid=r.bytes("uuid", max_len=64),
+            healthy=r.bool("healthy"),
+            extra=_extra(r, cls._KNOWN),
+        )
+
+    @classmethod
+    def from_json(cls, data: Any) -> TaskStatus:
+        return read(data, cls.read, "status")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(task_id=wrap(self.task_id), state=self.state, timestamp=self.timestamp)
+        for key in ("message", "source", "reason"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.agent_id:
+            out["agent_id"] = wrap(self.agent_id)
+        if self.executor_id:
+            out["executor_id"] = wrap(self.executor_id)
+        if self.data is not None:
+            out["data"] = b64(self.data)
+        if self.uuid is not None:
+            out["uuid"] = b64(self.uuid)
+        if self.healthy is not None:
+            out["healthy"] = self.healthy
+        return out
+
+
+@attrs.frozen
+class TaskInfo:
+    name: str
+    task_id: str
+    agent_id: str
+    resources: Resources = EMPTY
+    command: CommandInfo | None = None
+    executor: ExecutorInfo | None = None
+    data: bytes | None = None
+    kill_grace_period: float | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+    _KNOWN = ("name", "task_id", "agent_id", "slave_id", "resources", "command", "executor", "data")
+
+    @classmethod
+    def read(cls, r: Reader) -> TaskInfo:
+        command, executor = r.obj("command"), r.obj("executor")
+        if (command is None) == (executor is None):
+            r.error("needs exactly one of command and executor")
+        policy = r.obj("kill_policy")
+        grace = policy.obj("grace_period") if policy else None
+        nanos = grace.int("nanoseconds", None, minimum=0) if grace else None
+        return cls(
+            name=r.str("name", "", required=True, max_len=4096),
+            task_id=r.id("task_id", "", required=True),
+            agent_id=_agent_id(r),
+            resources=Resources.read(r, "resources"),
+            command=CommandInfo.read(command) if command else None,
+            executor=ExecutorInfo.read(executor) if executor else None,
+            data=r.bytes("data"),
+            kill_grace_period=nanos / 1e9 if nanos is not None else None,
+            extra=_extra(r, cls._KNOWN),
+        )
+
+    @classmethod
+    def from_json(cls, data: Any) -> TaskInfo:
+        return read(data, cls.read, "task_info")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(name=self.name, task_id=wrap(self.task_id), agent_id=wrap(self.agent_id),
+                   resources=self.resources.to_json())
+        if self.command is not None:
+            out["command"] = self.command.to_json()
+        if self.executor is not None:
+            out["executor"] = self.executor.to_json()
+        if self.data is not None:
+            out["data"] = b64(self.data)
+        return out
+
+
+@attrs.frozen
+class Offer:
+    id: str
+    framework_id: str
+    agent_id: str
+    hostname: str
+    resources: Resources
+    role: str = "*"
+    attributes: dict[str, Any] = attrs.field(factory=dict)
+    executor_ids: tuple[str, ...] = ()
+    agent_port: int = 5051
+
+    @classmethod
+    def read(cls, r: Reader) -> Offer:
+        allocation = r.obj("allocation_info")
+        from mesostw.model.resources import attributes_from_json
+
+        url = r.obj("url")
+        address = url.obj("address") if url else None
+        return cls(
+            id=r.id("id", "", required=True),
+            framework_id=r.id("framework_id", "", required=True),
+            agent_id=_agent_id(r),
+            hostname=r.str("hostname", "", required=True, max_len=255),
+            resources=Resources.read(r, "resources"),
+            role=(allocation.str("role", "*") if allocation else "*"),
+            attributes=attributes_from_json(r, "attributes"),
+            executor_ids=tuple(r.ids("executor_ids")),
+            agent_port=address.int("port", 5051) if address else 5051,
+        )
+
+    @classmethod
+    def from_json(cls, data: Any) -> Offer:
+        return read(data, cls.read, "offer")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": wrap(self.id),
+            "framework_id": wrap(self.framework_id),
+            "agent_id": wrap(self.agent_id),
+            "hostname": self.hostname,
+            "url": {"scheme": "http", "address": {"hostname": self.hostname, "port": self.agent_port},
+                    "path": "/slave(1)"},
+            "resources": self.resources.to_json(self.role),
+            "attributes": attributes_to_json(self.attributes),
+            "executor_ids": [wrap(e) for e in self.executor_ids],
+            "allocation_info": {"role": self.role},
+        }
+
+
+LAUNCH = "LAUNCH"
+LAUNCH_GROUP = "LAUNCH_GROUP"
+OPERATION_TYPES = (LAUNCH, LAUNCH_GROUP, "RESERVE", "UNRESERVE", "CREATE", "DESTROY", "GROW_VOLUME",
+                   "SHRINK_VOLUME", "CREATE_DISK", "DESTROY_DISK")
+
+
+@attrs.frozen
+class Operation:
+    """One offer operation of an ACCEPT; only launches carry tasks."""
+
+    type: str
+    tasks: tuple[TaskInfo, ...] = ()
+    executor: ExecutorInfo | None = None
+
+    @classmethod
+    def read(cls, r: Reader) -> Operation:
+        kind = r.enum("type", OPERATION_TYPES, LAUNCH, required=True)
+        if kind == LAUNCH:
+            launch = r.obj("launch", required=True)
+            tasks = launch.each("task_infos", TaskInfo.read) if launch else []
+            return cls(kind, tuple(tasks))
+        if kind == LAUNCH_GROUP:
+            group = r.obj("launch_group", required=True)
+            executor = group.obj("executor", required=True) if group else None
+            holder = group.obj("task_group", required=True) if group else None
+            tasks = holder.each("tasks", TaskInfo.read) if holder else []
+            return cls(kind, tuple(tasks), ExecutorInfo.read(executor) if executor else None)
+        return cls(kind)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.type == LAUNCH:
+            return {"type": LAUNCH, "launch": {"task_infos": [t.to_json() for t in self.tasks]}}
+        if self.type == LAUNCH_GROUP:
+            return {"type": LAUNCH_GROUP, "launch_group": {
+                "executor": self.executor.to_json() if self.executor else {},
+                "task_group": {"tasks": [t.to_json() for t in self.tasks]}}}
+        return {"type": self.type}
+
+
+def _agent_id(r: Reader) -> str:
+    """``agent_id``, or the pre-1.0 ``slave_id`` that older clients send."""
+    if not r.has("agent_id") and not r.has("slave_id"):
+        r.error("is required", "agent_id")
+        return ""
+    return r.id("agent_id") or r.id("slave_id", "")
+
+
+def _extra(reader: Reader, known: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in reader.data.items() if k not in known}
+
+
+@attrs.define
+class Task:
+    """A launched task as the master and the agent track it (Mesos's ``Task``)."""
+
+    info: TaskInfo
+    framework_id: str
+    executor_id: str | None = None
+    state: str = STAGING
+    statuses: list[TaskStatus] = attrs.field(factory=list)
+    status_update_state: str | None = None
+    status_update_uuid: bytes | None = None
+    user: str | None = None
+
+    @property
+    def task_id(self) -> str:
+        return self.info.task_id
+
+    @property
+    def agent_id(self) -> str:
+        return self.info.agent_id
+
+    @property
+    def resources(self) -> Resources:
+        return self.info.resources
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def record(self, status: TaskStatus, keep: int = 16) -> None:
+        """Take ``status`` as the latest state, keeping a bounded history."""
+        self.state = status.state
+        self.statuses.append(status)
+        if len(self.statuses) > keep:
+            del self.statuses[: len(self.statuses) - keep]
+
+    @classmethod
+    def read(cls, r: Reader) -> Task:
+        info = TaskInfo.read(r)
+        statuses = r.each("statuses", TaskStatus.read, max_items=64)
+        return cls(
+            info=info,
+            framework_id=r.id("framework_id", "", required=True),
+            executor_id=r.id("executor_id"),
+            state=r.enum("state", TASK_STATES, STAGING),
+            statuses=statuses,
+            status_update_state=r.enum("status_update_state", TASK_STATES),
+            status_update_uuid=r.bytes("status_update_uuid", max_len=64),
+            user=r.str("user", max_len=255),
+        )
+
+    @classmethod
+    def from_json(cls, data: Any) -> Task:
+        return read(data, cls.read, "task")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.info.to_json()
+        out.pop("data", None)
+        out.update(framework_id=wrap(self.framework_id), state=self.state,
+                   statuses=[s.to_json() for s in self.statuses])
+        if self.executor_id:
+            out["executor_id"] = wrap(self.executor_id)
+        if self.status_update_state:
+            out["status_update_state"] = self.status_update_state
+        if self.status_update_uuid is not None:
+            out["status_update_uuid"] = b64(self.status_update_uuid)
+        if self.user:
+            out["user"] = self.user
+        return out

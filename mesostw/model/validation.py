@@ -1,0 +1,250 @@
+"""Validation of untrusted JSON at the boundary.
+
+A :class:`Reader` walks a decoded JSON object, converts fields into Python
+values and collects every problem it meets, so that a caller is told about all
+of them at once (``ValidationError.errors``) instead of the first only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, Callable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+#: Upper bound on any single string field; IDs are capped lower (NAME_MAX).
+MAX_STRING = 1 << 20
+NAME_MAX = 255
+
+_MISSING = object()
+
+
+class ValidationError(ValueError):
+    """Raised when input does not fit the expected shape; ``errors`` lists every problem."""
+
+    def __init__(self, errors: list[str] | str):
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("; ".join(self.errors))
+
+
+def validate_id(value: str) -> str | None:
+    """Return why ``value`` is not a valid Mesos ID, or ``None`` if it is (as ``validateID``)."""
+    if not value:
+        return "must not be empty"
+    if len(value) > NAME_MAX:
+        return f"must be at most {NAME_MAX} characters"
+    if value in (".", ".."):
+        return "must not be '.' or '..'"
+    if "/" in value or "\\" in value:
+        return "must not contain '/' or '\\'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "must not contain control characters"
+    return None
+
+
+def decode_json(payload: bytes | str, what: str = "body") -> Any:
+    """Decode JSON text, turning every failure into a :class:`ValidationError`."""
+    try:
+        return json.loads(payload)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ValidationError(f"{what} is not valid JSON: {exc}") from None
+
+
+class Reader:
+    """Typed access to one JSON object, collecting errors into a shared list."""
+
+    def __init__(self, data: Any, path: str = "", errors: list[str] | None = None):
+        self.errors: list[str] = [] if errors is None else errors
+        self.path = path
+        if isinstance(data, dict):
+            self.data: dict[str, Any] = data
+        else:
+            self.data = {}
+            self.error(f"must be an object, not {_kind(data)}")
+
+    # -- bookkeeping -----------------------------------------------------
+
+    def where(self, key: str | None = None) -> str:
+        if key is None:
+            return self.path or "message"
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, message: str, key: str | None = None) -> None:
+        self.errors.append(f"{self.where(key)} {message}")
+
+    def check(self) -> None:
+        """Raise :class:`ValidationError` if anything read so far was wrong."""
+        if self.errors:
+            raise ValidationError(self.errors)
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def _get(self, key: str, required: bool) -> Any:
+        value = self.data.get(key, _MISSING)
+        if value is _MISSING or value is None:
+            if required:
+                self.error("is required", key)
+            return _MISSING
+        return value
+
+    # -- scalars ---------------------------------------------------------
+
+    def str(self, key: str, default: Any = None, required: bool = False, max_len: int = MAX_STRING) -> Any:
+        value = self._get(key, required)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, str):
+            self.error(f"must be a string, not {_kind(value)}", key)
+            return default
+        if len(value) > max_len:
+            self.error(f"must be at most {max_len} characters", key)
+            return default
+        return value
+
+    def float(self, key: str, default: Any = None, required: bool = False, minimum: float | None = None) -> Any:
+        value = self._get(key, required)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.error(f"must be a number, not {_kind(value)}", key)
+            return default
+        if value != value or value in (float("inf"), float("-inf")):
+            self.error("must be a finite number", key)
+            return default
+        if minimum is not None and value < minimum:
+            self.error(f"must be at least {minimum}", key)
+            return default
+        return float(value)
+
+    def int(self, key: str, default: Any = None, required: bool = False, minimum: int | None = None) -> Any:
+        value = self._get(key, required)
+        if value is _MISSING:
+            return default
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            value = int(value)  # protobuf's JSON mapping renders 64-bit ints as strings
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(f"must be an integer, not {_kind(value)}", key)
+            return default
+        if minimum is not None and value < minimum:
+            self.error(f"must be at least {minimum}", key)
+            return default
+        return value
+
+    def bool(self, key: str, default: Any = None, required: bool = False) -> Any:
+        value = self._get(key, required)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.error(f"must be true or false, not {_kind(value)}", key)
+            return default
+        return value
+
+    def enum(self, key: str, choices: Any, default: Any = None, required: bool = False) -> Any:
+        value = self._get(key, required)
+        if value is _MISSING:
+            return default
+        if value not in choices:
+            self.error(f"must be one of {', '.join(sorted(map(str, choices)))}, not {value!r}", key)
+            return default
+        return value
+
+    def id(self, key: str, default: Any = None, required: bool = False) -> Any:
+        """Read a Mesos ID wrapper ``{"value": "..."}`` into its string."""
+        value = self._get(key, required)
+        if value is _MISSING:
+            return default
+        if isinstance(value, dict) and isinstance(value.get("value"), str):
+            value = value["value"]
+        elif not isinstance(value, str):
+            self.error('must be an ID object {"value": "..."}', key)
+            return default
+        problem = validate_id(value)
+        if problem:
+            self.error(problem, key)
+            return default
+        return value
+
+    def bytes(self, key: str, default: Any = None, required: bool = False, max_len: int = MAX_STRING) -> Any:
+        """Read a protobuf ``bytes`` field, base64 in JSON."""
+        value = self.str(key, _MISSING, required, max_len=max_len * 2)
+        if value is _MISSING:
+            return default
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            self.error("must be base64", key)
+            return default
+
+    # -- containers ------------------------------------------------------
+
+    def obj(self, key: str, required: bool = False) -> Reader | None:
+        value = self._get(key, required)
+        if value is _MISSING:
+            return None
+        return Reader(value, self.where(key), self.errors)
+
+    def list(self, key: str, required: bool = False, max_items: int = 100_000) -> list[Any]:
+        value = self._get(key, required)
+        if value is _MISSING:
+            return []
+        if not isinstance(value, list):
+            self.error(f"must be a list, not {_kind(value)}", key)
+            return []
+        if len(value) > max_items:
+            self.error(f"must have at most {max_items} items", key)
+            return []
+        return value
+
+    def objs(self, key: str, required: bool = False, max_items: int = 100_000) -> Iterator[Reader]:
+        for index, item in enumerate(self.list(key, required, max_items)):
+            yield Reader(item, f"{self.where(key)}[{index}]", self.errors)
+
+    def each(self, key: str, parse: Callable[[Reader], T], required: bool = False, max_items: int = 100_000) -> list[T]:
+        """Parse every object of a list with ``parse``, skipping the ones that failed."""
+        out = []
+        for item in self.objs(key, required, max_items):
+            before = len(self.errors)
+            value = parse(item)
+            if len(self.errors) == before:
+                out.append(value)
+        return out
+
+    def ids(self, key: str, max_items: int = 100_000) -> list[str]:
+        out = []
+        for index, item in enumerate(self.list(key, max_items=max_items)):
+            holder = Reader({"value": item}, f"{self.where(key)}[{index}]", self.errors)
+            value = holder.id("value")
+            if value is not None:
+                out.append(value)
+        return out
+
+    def strs(self, key: str, max_items: int = 10_000) -> list[str]:
+        items = self.list(key, max_items=max_items)
+        if not all(isinstance(item, str) for item in items):
+            self.error("must be a list of strings", key)
+            return []
+        return list(items)
+
+
+def read(data: Any, parse: Callable[[Reader], T], what: str = "") -> T:
+    """Parse ``data`` with ``parse`` and raise one :class:`ValidationError` listing every problem."""
+    reader = Reader(data, what)
+    value = parse(reader)
+    reader.check()
+    return value
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
+    )

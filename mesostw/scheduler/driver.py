@@ -1,0 +1,267 @@
+"""The transport-independent half of a scheduler driver.
+
+Turns the Mesos driver calls (``launchTasks``, ``declineOffer``...) into v1
+scheduler Calls and v1 Events into the Mesos ``Scheduler`` callbacks, with
+implicit acknowledgements by default. Subclasses supply the transport
+(:mod:`mesostw.scheduler.pb` over Perspective Broker, :mod:`mesostw.scheduler.local`
+inside the master process).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import attrs
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from mesostw.interfaces import IScheduler, ISchedulerDriver
+from mesostw.model import scheduler_api as api
+from mesostw.model.info import FrameworkInfo, Filters, MasterInfo, wrap
+from mesostw.model.task import Offer, Operation, TaskInfo, TaskStatus
+from mesostw.model.validation import ValidationError, b64
+
+log = Logger()
+
+NOT_STARTED = "DRIVER_NOT_STARTED"
+RUNNING = "DRIVER_RUNNING"
+ABORTED = "DRIVER_ABORTED"
+STOPPED = "DRIVER_STOPPED"
+
+
+def _task_json(task: TaskInfo | dict[str, Any]) -> dict[str, Any]:
+    return task.to_json() if isinstance(task, TaskInfo) else dict(task)
+
+
+def _operation_json(op: Operation | dict[str, Any]) -> dict[str, Any]:
+    return op.to_json() if isinstance(op, Operation) else dict(op)
+
+
+def _filters_json(filters: Filters | dict[str, Any] | None) -> dict[str, Any] | None:
+    if filters is None:
+        return None
+    return filters.to_json() if isinstance(filters, Filters) else dict(filters)
+
+
+@implementer(ISchedulerDriver)
+class SchedulerDriverBase:
+    """Driver logic shared by every transport."""
+
+    def __init__(self, scheduler: IScheduler, framework: FrameworkInfo, implicit_acknowledgements: bool = True):
+        self.scheduler = scheduler
+        self.framework = framework
+        self.implicit_acknowledgements = implicit_acknowledgements
+        self.status = NOT_STARTED
+        self.master_info: MasterInfo | None = None
+        self._registered_once = False
+        self._on_registered: defer.Deferred = defer.Deferred()
+        self._on_stopped: defer.Deferred = defer.Deferred()
+
+    @property
+    def framework_id(self) -> str | None:
+        return self.framework.id
+
+    # -- lifecycle (transport hooks) --------------------------------------------
+
+    def _send(self, call: dict[str, Any]) -> None:
+        """Deliver one Call to the master (subclasses)."""
+        raise NotImplementedError
+
+    def _subscribe_call(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"framework_info": self.framework.to_json()}
+        return api.call(self.framework.id, "SUBSCRIBE", body)
+
+    def start(self) -> defer.Deferred:
+        """Begin registering; the Deferred fires with the framework ID once registered."""
+        self.status = RUNNING
+        return self._on_registered
+
+    def join(self) -> defer.Deferred:
+        """A Deferred firing with the final status when the driver stops or aborts."""
+        return self._on_stopped
+
+    def stop(self, failover: bool = False) -> str:
+        """Unregister (tear the framework down) unless ``failover``; then disconnect."""
+        if self.status != RUNNING:
+            return self.status
+        if not failover and self.framework.id:
+            self._send(api.call(self.framework.id, "TEARDOWN"))
+        self.status = STOPPED
+        self._finish()
+        return self.status
+
+    def abort(self) -> str:
+        if self.status == RUNNING:
+            self.status = ABORTED
+            self._finish()
+        return self.status
+
+    def _finish(self) -> None:
+        if not self._on_stopped.called:
+            self._on_stopped.callback(self.status)
+
+    # -- calls -------------------------------------------------------------------
+
+    def _call(self, kind: str, body: dict[str, Any] | None = None) -> str:
+        if self.status != RUNNING or not self.framework.id:
+            return self.status
+        self._send(api.call(self.framework.id, kind, body))
+        return self.status
+
+    def acceptOffers(self, offerIds: Iterable[str], operations: Iterable[Any], filters: Any = None) -> str:
+        body: dict[str, Any] = {"offer_ids": [wrap(i) for i in offerIds],
+                                "operations": [_operation_json(op) for op in operations]}
+        if filters is not None:
+            body["filters"] = _filters_json(filters)
+        return self._call("ACCEPT", body)
+
+    def launchTasks(self, offerIds: Iterable[str] | str, tasks: Iterable[Any], filters: Any = None) -> str:
+        if isinstance(offerIds, str):
+            offerIds = [offerIds]
+        operation = {"type": "LAUNCH", "launch": {"task_infos": [_task_json(t) for t in tasks]}}
+        return self.acceptOffers(offerIds, [operation], filters)
+
+    def declineOffer(self, offerId: str | Iterable[str], filters: Any = None) -> str:
+        ids = [offerId] if isinstance(offerId, str) else list(offerId)
+        body: dict[str, Any] = {"offer_ids": [wrap(i) for i in ids]}
+        if filters is not None:
+            body["filters"] = _filters_json(filters)
+        return self._call("DECLINE", body)
+
+    def reviveOffers(self) -> str:
+        return self._call("REVIVE")
+
+    def suppressOffers(self) -> str:
+        return self._call("SUPPRESS")
+
+    def killTask(self, taskId: str, agentId: str | None = None, gracePeriod: float | None = None) -> str:
+        body: dict[str, Any] = {"task_id": wrap(taskId)}
+        if agentId:
+            body["agent_id"] = wrap(agentId)
+        if gracePeriod is not None:
+            body["kill_policy"] = {"grace_period": {"nanoseconds": int(gracePeriod * 1e9)}}
+        return self._call("KILL", body)
+
+    def acknowledgeStatusUpdate(self, status: TaskStatus) -> str:
+        if status.uuid is None or status.agent_id is None:
+            return self.status
+        return self._call("ACKNOWLEDGE", {"agent_id": wrap(status.agent_id), "task_id": wrap(status.task_id),
+                                          "uuid": b64(status.uuid)})
+
+    def reconcileTasks(self, statuses: Iterable[TaskStatus | str] = ()) -> str:
+        tasks = []
+        for status in statuses:
+            if isinstance(status, str):
+                tasks.append({"task_id": wrap(status)})
+            else:
+                entry: dict[str, Any] = {"task_id": wrap(status.task_id)}
+                if status.agent_id:
+                    entry["agent_id"] = wrap(status.agent_id)
+                tasks.append(entry)
+        return self._call("RECONCILE", {"tasks": tasks})
+
+    def sendFrameworkMessage(self, executorId: str, agentId: str, data: bytes) -> str:
+        return self._call("MESSAGE", {"agent_id": wrap(agentId), "executor_id": wrap(executorId),
+                                      "data": b64(data)})
+
+    def shutdownExecutor(self, executorId: str, agentId: str) -> str:
+        return self._call("SHUTDOWN", {"executor_id": wrap(executorId), "agent_id": wrap(agentId)})
+
+    def requestResources(self, requests: Any = ()) -> str:
+        return self._call("REQUEST", {"requests": list(requests)})
+
+    # -- events ------------------------------------------------------------------
+
+    def handle_events(self, events: Iterable[dict[str, Any]]) -> None:
+        for event in events:
+            if self.status != RUNNING:
+                return
+            try:
+                self.handle_event(event)
+            except ValidationError as exc:
+                log.error("Malformed event from the master: {e}", e=exc)
+            except Exception:
+                log.failure("Scheduler callback raised")
+
+    def handle_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        body = event.get(str(kind).lower(), {}) or {}
+        if kind == "SUBSCRIBED":
+            self._subscribed(body)
+        elif kind == "OFFERS":
+            offers = [Offer.from_json(o) for o in body.get("offers", [])]
+            self.scheduler.resourceOffers(self, offers)
+        elif kind == "RESCIND":
+            self.scheduler.offerRescinded(self, body["offer_id"]["value"])
+        elif kind == "UPDATE":
+            status = TaskStatus.from_json(body["status"])
+            self.scheduler.statusUpdate(self, status)
+            if self.implicit_acknowledgements and status.uuid is not None:
+                self.acknowledgeStatusUpdate(status)
+        elif kind == "MESSAGE":
+            import base64
+
+            self.scheduler.frameworkMessage(self, body["executor_id"]["value"], body["agent_id"]["value"],
+                                            base64.b64decode(body.get("data", "")))
+        elif kind == "FAILURE":
+            agent_id = body.get("agent_id", {}).get("value")
+            if "executor_id" in body:
+                self.scheduler.executorLost(self, body["executor_id"]["value"], agent_id, body.get("status"))
+            elif agent_id:
+                self.scheduler.slaveLost(self, agent_id)
+        elif kind == "ERROR":
+            message = body.get("message") or event.get("message", "")
+            self.scheduler.error(self, message)
+            self.abort()
+        elif kind == "HEARTBEAT":
+            pass
+        else:
+            log.warn("Ignoring unknown event type {kind}", kind=kind)
+
+    def _subscribed(self, body: dict[str, Any]) -> None:
+        framework_id = body["framework_id"]["value"]
+        self.master_info = MasterInfo.from_json(body["master_info"])
+        self.framework = attrs.evolve(self.framework, id=framework_id)
+        if not self._registered_once:
+            self._registered_once = True
+            self.scheduler.registered(self, framework_id, self.master_info)
+            if not self._on_registered.called:
+                self._on_registered.callback(framework_id)
+        else:
+            self.scheduler.reregistered(self, self.master_info)
+
+
+@implementer(IScheduler)
+class Scheduler:
+    """A scheduler that ignores every callback; subclass and override what you need."""
+
+    def registered(self, driver: Any, frameworkId: str, masterInfo: MasterInfo) -> None:
+        pass
+
+    def reregistered(self, driver: Any, masterInfo: MasterInfo) -> None:
+        pass
+
+    def disconnected(self, driver: Any) -> None:
+        pass
+
+    def resourceOffers(self, driver: Any, offers: list[Offer]) -> None:
+        pass
+
+    def offerRescinded(self, driver: Any, offerId: str) -> None:
+        pass
+
+    def statusUpdate(self, driver: Any, status: TaskStatus) -> None:
+        pass
+
+    def frameworkMessage(self, driver: Any, executorId: str, agentId: str, data: bytes) -> None:
+        pass
+
+    def slaveLost(self, driver: Any, agentId: str) -> None:
+        pass
+
+    def executorLost(self, driver: Any, executorId: str, agentId: str, status: int | None) -> None:
+        pass
+
+    def error(self, driver: Any, message: str) -> None:
+        log.error("Framework error: {message}", message=message)

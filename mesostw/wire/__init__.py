@@ -1,0 +1,1 @@
+"""Shared wire plumbing: one port for HTTP and Perspective Broker, JSON payloads over PB."""

@@ -1,0 +1,114 @@
+"""Perspective Broker with JSON payloads.
+
+PB's jelly is slow for nested data, so every method here takes and returns
+JSON-encoded bytes of Mesos-shaped messages (see DESIGN.md). Plural flows are
+batched: :class:`Batcher` gathers what one reactor turn produces into one call,
+split to stay under Banana's 640 KiB string limit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.spread import pb
+
+from mesostw.model.validation import ValidationError
+from mesostw.wire.switch import PREAMBLE
+
+log = Logger()
+
+#: Below Banana's 640 KiB limit on one string, with room for framing.
+MAX_PAYLOAD = 600 * 1024
+#: What one incoming payload may decode to at most (a batch split by the sender).
+MAX_INCOMING = 640 * 1024
+
+
+class RefusedError(pb.Error):
+    """A request the peer refused, with a reason meant for people; travels over PB intact."""
+
+
+def encode(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
+def decode(payload: Any, what: str = "payload") -> Any:
+    """Decode JSON bytes from a peer; anything malformed becomes a ValidationError."""
+    if not isinstance(payload, bytes):
+        raise ValidationError(f"{what} must be JSON bytes")
+    if len(payload) > MAX_INCOMING:
+        raise ValidationError(f"{what} is larger than {MAX_INCOMING} bytes")
+    try:
+        return json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError(f"{what} is not valid JSON: {exc}") from None
+
+
+def split(items: list[Any], limit: int = MAX_PAYLOAD) -> list[bytes]:
+    """Encode ``items`` as one or more JSON lists, each under ``limit`` bytes."""
+    payload = encode(items)
+    if len(payload) <= limit or len(items) <= 1:
+        return [payload]
+    half = len(items) // 2
+    return split(items[:half], limit) + split(items[half:], limit)
+
+
+class Batcher:
+    """Collects items and sends them as a list on the next reactor turn, in order."""
+
+    def __init__(self, clock: Any, send: Callable[[bytes], defer.Deferred]):
+        self._clock = clock
+        self._send = send
+        self._items: list[Any] = []
+        self._pending: Any = None
+
+    def add(self, item: Any) -> None:
+        self._items.append(item)
+        if self._pending is None:
+            self._pending = self._clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._pending = None
+        items, self._items = self._items, []
+        if not items:
+            return
+        for payload in split(items):
+            d = self._send(payload)
+            d.addErrback(_lost)
+
+    def discard(self) -> None:
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._pending = None
+        self._items = []
+
+
+def _lost(failure: Any) -> None:
+    if not failure.check(pb.PBConnectionLost, pb.DeadReferenceError):
+        log.failure("Batched call failed", failure)
+
+
+class PreambleBroker(pb.Broker):
+    """A client broker that opens with the preamble the port switch looks for."""
+
+    def connectionMade(self) -> None:
+        self.transport.write(PREAMBLE)
+        super().connectionMade()
+
+
+class ClientFactory(pb.PBClientFactory):
+    """``PBClientFactory`` for our one-port servers."""
+
+    protocol = PreambleBroker
+
+
+def remote_error(failure: Any) -> str:
+    """A readable message from a PB failure."""
+    value = failure.value
+    if isinstance(value, pb.RemoteError):
+        return str(value.remoteTraceback or value)
+    return failure.getErrorMessage()

@@ -1,0 +1,347 @@
+"""A whole cluster in one process: master and agents cores joined by direct links.
+
+Every link delivers on a later turn of the clock (``clock.callLater(0)``), as
+a network would, so nothing re-enters; :meth:`Cluster.settle` turns the clock
+until nothing is left to deliver. Executors are fakes that act out their
+task's command: ``true`` finishes, ``false`` fails, ``exit N`` fails with N,
+anything else runs until killed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer, task
+from zope.interface import implementer
+
+from mesostw import flags as flaglib
+from mesostw.agent.agent import Agent
+from mesostw.agent.flags import AGENT_FLAGS
+from mesostw.allocator.hierarchical import HierarchicalAllocator
+from mesostw.interfaces import IAgentLink, IContainerizer, IExecutorLink, IMasterLink
+from mesostw.master.calls import SchedulerCalls
+from mesostw.master.flags import MASTER_FLAGS
+from mesostw.master.master import Master
+from mesostw.model import executor_api as xapi
+from mesostw.model import task as T
+from mesostw.model.info import AgentInfo, FrameworkInfo
+from mesostw.model.resources import Resources
+from mesostw.model.task import TaskInfo, TaskStatus, new_uuid
+from mesostw.scheduler.driver import Scheduler
+from mesostw.scheduler.local import LocalSchedulerDriver
+
+
+def later(clock: Any, fn: Any, *args: Any) -> None:
+    clock.callLater(0, fn, *args)
+
+
+@implementer(IAgentLink)
+class DirectAgentLink:
+    def __init__(self, agent: Agent, clock: Any):
+        self.agent, self.clock, self.up = agent, clock, True
+        self.responsive = True
+
+    def _later(self, name: str, *args: Any) -> None:
+        if self.up:
+            later(self.clock, getattr(self.agent, name), *args)
+
+    def runTasks(self, framework_info, tasks, executor=None):
+        self._later("runTasks", framework_info, list(tasks), executor)
+
+    def killTask(self, framework_id, task_id, grace_period=None):
+        self._later("killTask", framework_id, task_id, grace_period)
+
+    def acknowledge(self, acknowledgements):
+        self._later("acknowledge", list(acknowledgements))
+
+    def shutdownFramework(self, framework_id):
+        self._later("shutdownFramework", framework_id)
+
+    def shutdownExecutor(self, framework_id, executor_id):
+        self._later("shutdownExecutor", framework_id, executor_id)
+
+    def frameworkMessage(self, framework_id, executor_id, data):
+        self._later("frameworkMessage", framework_id, executor_id, data)
+
+    def ping(self):
+        d = defer.Deferred()
+        if self.up and self.responsive:
+            later(self.clock, lambda: d.callback(self.agent.ping()))
+        elif not self.up:
+            d.errback(ConnectionError("link is down"))
+        return d
+
+    def removed(self, reason):
+        self._later("removedByMaster", reason)
+
+
+@implementer(IMasterLink)
+class DirectMasterLink:
+    def __init__(self, master: Master, agent: Agent, clock: Any):
+        self.master, self.agent, self.clock = master, agent, clock
+        self.agent_link = DirectAgentLink(agent, clock)
+        self.up = True
+
+    def _deferred(self, fn, *args):
+        d = defer.Deferred()
+
+        def run():
+            if self.up:
+                fn(*args).chainDeferred(d)
+
+        later(self.clock, run)
+        return d
+
+    def register(self, agent_info):
+        return self._deferred(self.master.registerAgent, self.agent_link, agent_info)
+
+    def reregister(self, agent_info, tasks, executors, frameworks):
+        return self._deferred(self.master.reregisterAgent, self.agent_link, agent_info, list(tasks),
+                              list(executors), list(frameworks))
+
+    def statusUpdates(self, updates):
+        if self.up:
+            later(self.clock, self.master.statusUpdates, self.agent.id, list(updates))
+
+    def exitedExecutor(self, framework_id, executor_id, status):
+        if self.up:
+            later(self.clock, self.master.exitedExecutor, self.agent.id, framework_id, executor_id, status)
+
+    def executorMessage(self, framework_id, executor_id, data):
+        if self.up:
+            later(self.clock, self.master.executorMessage, self.agent.id, framework_id, executor_id, data)
+
+    def unregister(self):
+        if self.up:
+            later(self.clock, self.master.unregisterAgent, self.agent.id)
+
+    def disconnect(self):
+        self.cut()
+
+    def cut(self):
+        """Break the connection both ways, as a TCP reset would."""
+        self.up = False
+        self.agent_link.up = False
+        later(self.clock, self.master.agentDisconnected, self.agent.id, self.agent_link)
+        later(self.clock, self.agent.masterDisconnected, self)
+
+
+@implementer(IExecutorLink)
+class FakeExecutor:
+    """Acts out command tasks from their command text (see the module docstring)."""
+
+    def __init__(self, agent: Agent, clock: Any, framework_id: str, executor_id: str):
+        self.agent, self.clock = agent, clock
+        self.framework_id, self.executor_id = framework_id, executor_id
+        self.events: list[dict] = []
+        self.running: dict[str, TaskInfo] = {}
+        self.unacked: dict[bytes, TaskStatus] = {}
+        self.exited = defer.Deferred()
+        self.closed = False
+
+    def subscribe(self):
+        later(self.clock, self.agent.executorSubscribe, self, self.framework_id, self.executor_id,
+              xapi.Subscribe())
+
+    def send(self, event):
+        self.events.append(event)
+        later(self.clock, self._handle, event)
+
+    def close(self):
+        self.closed = True
+
+    def update(self, task_id, state, message=None):
+        status = TaskStatus(task_id, state, message=message, source=T.SOURCE_EXECUTOR, uuid=new_uuid(),
+                            timestamp=self.clock.seconds())
+        self.unacked[status.uuid] = status
+        later(self.clock, self.agent.executorUpdate, self.framework_id, self.executor_id, status)
+
+    def exit(self, status=0):
+        if not self.exited.called:
+            later(self.clock, self.exited.callback, status)
+
+    def _handle(self, event):
+        kind = event["type"]
+        if kind == "LAUNCH":
+            info = TaskInfo.from_json(event["launch"]["task"])
+            self.running[info.task_id] = info
+            self.update(info.task_id, T.RUNNING)
+            command = (info.command.value if info.command else "") or ""
+            if command == "true":
+                self.update(info.task_id, T.FINISHED, "Command exited with status 0")
+            elif command == "false" or command.startswith("exit "):
+                code = 1 if command == "false" else int(command.split()[1])
+                self.update(info.task_id, T.FAILED if code else T.FINISHED, f"Command exited with status {code}")
+        elif kind == "KILL":
+            task_id = event["kill"]["task_id"]["value"]
+            self.update(task_id, T.KILLED, "Command terminated with signal Terminated")
+        elif kind == "SHUTDOWN":
+            for task_id in self.running:
+                self.update(task_id, T.KILLED)
+            self.exit(0)
+        elif kind == "ACKNOWLEDGED":
+            import base64
+
+            uuid_bytes = base64.b64decode(event["acknowledged"]["uuid"])
+            status = self.unacked.pop(uuid_bytes, None)
+            if status is not None and status.terminal and status.task_id in self.running:
+                del self.running[status.task_id]
+                if not self.running and not self.unacked:
+                    self.exit(0)
+
+
+@implementer(IContainerizer)
+class FakeContainerizer:
+    """Starts a :class:`FakeExecutor` per container; ``subscribe=False`` leaves them silent."""
+
+    def __init__(self, clock: Any):
+        self.clock = clock
+        self.agent: Agent | None = None
+        self.executors: dict[str, FakeExecutor] = {}
+        self.subscribe = True
+        self.fail_launch = False
+        self.destroyed: list[str] = []
+
+    def launch(self, container_id, executor_info, framework_info, directory, environment, user):
+        if self.fail_launch:
+            return defer.fail(RuntimeError("no room for containers"))
+        executor = FakeExecutor(self.agent, self.clock, framework_info.id, executor_info.executor_id)
+        executor.environment = environment
+        self.executors[container_id] = executor
+        if self.subscribe:
+            executor.subscribe()
+        return defer.succeed(4242)
+
+    def wait(self, container_id):
+        return self.executors[container_id].exited
+
+    def destroy(self, container_id):
+        self.destroyed.append(container_id)
+        executor = self.executors.get(container_id)
+        if executor is not None:
+            executor.exit(9)
+        return defer.succeed(None)
+
+    def usage(self, container_id):
+        return {}
+
+    def by_executor(self, executor_id):
+        return [e for e in self.executors.values() if e.executor_id == executor_id]
+
+
+class RecordingScheduler(Scheduler):
+    """Keeps every callback; launches from a list of pending tasks when offers come."""
+
+    def __init__(self):
+        self.offers, self.updates, self.errors, self.lost_agents, self.rescinded = [], [], [], [], []
+        self.lost_executors = []
+        self.framework_id = None
+        self.pending: list[dict] = []
+        self.decline_unused = True
+
+    def registered(self, driver, frameworkId, masterInfo):
+        self.framework_id = frameworkId
+
+    def resourceOffers(self, driver, offers):
+        self.offers.extend(offers)
+        for offer in offers:
+            if self.pending:
+                batch, self.pending = self.pending, []
+                for t in batch:
+                    t["agent_id"] = {"value": offer.agent_id}
+                driver.launchTasks([offer.id], batch)
+            elif self.decline_unused:
+                driver.declineOffer(offer.id)
+
+    def offerRescinded(self, driver, offerId):
+        self.rescinded.append(offerId)
+
+    def statusUpdate(self, driver, status):
+        self.updates.append(status)
+
+    def slaveLost(self, driver, agentId):
+        self.lost_agents.append(agentId)
+
+    def executorLost(self, driver, executorId, agentId, status):
+        self.lost_executors.append((executorId, agentId, status))
+
+    def error(self, driver, message):
+        self.errors.append(message)
+
+    def states(self, task_id):
+        return [u.state for u in self.updates if u.task_id == task_id]
+
+
+def command_task(task_id: str, command: str, resources: str = "cpus:0.1;mem:32") -> dict:
+    return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": ""},
+            "resources": Resources.parse(resources).to_json(), "command": {"value": command}}
+
+
+class Cluster:
+    """Master + agents + schedulers on one :class:`task.Clock`."""
+
+    def __init__(self, agents: int = 2, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-32000]",
+                 work_dir: str = "/nonexistent-sandbox-root", **master_flags: Any):
+        self.clock = task.Clock()
+        self.config = flaglib.defaults(MASTER_FLAGS, hostname="127.0.0.1", **master_flags)
+        self.allocator = HierarchicalAllocator(self.clock, self.config.weights, randomize=False)
+        self.master = Master(self.config, self.allocator, self.clock, master_id="M")
+        self.calls = SchedulerCalls(self.master)
+        self.agents: list[Agent] = []
+        self.links: dict[str, DirectMasterLink] = {}
+        self.containerizers: list[FakeContainerizer] = []
+        self.agent_config = flaglib.defaults(AGENT_FLAGS, master="127.0.0.1:5050", work_dir=work_dir)
+        for index in range(agents):
+            self.add_agent(resources, port=5051 + index)
+        self.settle()
+
+    def add_agent(self, resources: str, port: int = 5051) -> Agent:
+        containerizer = FakeContainerizer(self.clock)
+        info = AgentInfo(hostname="127.0.0.1", port=port, resources=Resources.parse(resources))
+        agent = Agent(self.agent_config, info, containerizer, self.clock)
+        containerizer.agent = agent
+        self.agents.append(agent)
+        self.containerizers.append(containerizer)
+        self.connect(agent)
+        return agent
+
+    def connect(self, agent: Agent) -> DirectMasterLink:
+        link = DirectMasterLink(self.master, agent, self.clock)
+        self.links[id(agent)] = link
+        agent.masterConnected(link)
+        return link
+
+    def cut(self, agent: Agent) -> None:
+        self.links[id(agent)].cut()
+
+    def framework(self, name: str = "test", scheduler: RecordingScheduler | None = None,
+                  **info: Any) -> tuple[RecordingScheduler, LocalSchedulerDriver]:
+        scheduler = scheduler or RecordingScheduler()
+        driver = LocalSchedulerDriver(scheduler, FrameworkInfo(user="nobody", name=name, **info), self.master,
+                                      self.calls)
+        driver.start()
+        self.settle()
+        return scheduler, driver
+
+    def settle(self, rounds: int = 200) -> None:
+        """Deliver everything that is due now (timers in the future stay put)."""
+        for _ in range(rounds):
+            due = [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]
+            if not due:
+                return
+            self.clock.advance(0)
+        raise AssertionError("the cluster did not settle")
+
+    def advance(self, seconds: float, step: float = 1.0) -> None:
+        """Let ``seconds`` pass in steps, settling after each."""
+        remaining = seconds
+        while remaining > 0:
+            delta = min(step, remaining)
+            self.clock.advance(delta)
+            self.settle()
+            remaining -= delta
+
+    def stop(self) -> None:
+        self.master.stop()
+        for agent in self.agents:
+            agent.stop()
