@@ -69,8 +69,23 @@ class AgentOptions(FlagOptions):
                 errors.append(f"--master: {exc}")
         if not config.work_dir:
             errors.append("--work_dir is required")
-        else:
-            config.work_dir = os.path.abspath(config.work_dir)
+            return
+        config.work_dir = os.path.abspath(config.work_dir)
+        try:
+            os.makedirs(config.work_dir, exist_ok=True)
+        except OSError as exc:
+            errors.append(f"--work_dir={config.work_dir}: {exc.strerror}")
+            return
+        check_resources(config, errors)
+
+
+def check_resources(config: Config, errors: list[str]) -> None:
+    """Refuse to start an agent that would have no cpus or no memory to offer."""
+    from mesostw.agent.probe import missing_essentials, probe
+
+    problem = missing_essentials(probe(config.work_dir, config.resources, config.default_role))
+    if problem:
+        errors.append(problem)
 
 
 Options = options_for(AGENT_FLAGS, "--master=HOST:PORT --work_dir=DIR [options]", AgentOptions)

@@ -18,16 +18,15 @@ def sandbox_dir(work_dir: str, agent_id: str, framework_id: str, executor_id: st
     return os.path.join(executor_dir(work_dir, agent_id, framework_id, executor_id), "runs", container_id)
 
 
-def create_sandbox(work_dir: str, agent_id: str, framework_id: str, executor_id: str, container_id: str) -> str:
-    """Make a run's sandbox and point the ``runs/latest`` and ``slaves/latest`` links at it."""
-    path = sandbox_dir(work_dir, agent_id, framework_id, executor_id, container_id)
-    os.makedirs(path, exist_ok=True)
-    _relink(os.path.join(os.path.dirname(path), "latest"), container_id)
-    _relink(os.path.join(work_dir, "slaves", "latest"), agent_id)
-    return path
+def create_sandbox(directory: str) -> str:
+    """Make a run's sandbox and point its executor's ``runs/latest`` link at it."""
+    os.makedirs(directory, exist_ok=True)
+    relink(os.path.join(os.path.dirname(directory), "latest"), os.path.basename(directory))
+    return directory
 
 
-def _relink(link: str, target: str) -> None:
+def relink(link: str, target: str) -> None:
+    """Atomically (re)point a symlink."""
     temporary = f"{link}.{os.getpid()}.tmp"
     try:
         os.symlink(target, temporary)

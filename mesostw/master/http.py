@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.web import server
 
-from mesostw.http.router import HTTPError, Response, Router
+from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
 from mesostw.master.master import Master
 
@@ -30,6 +30,8 @@ class MasterEndpoints:
         router.route("/metrics/snapshot", self.snapshot)
         for path in ("/master/redirect", "/redirect"):
             router.route(path, self.redirect)
+        router.route("/master/teardown", self.teardown, methods=("POST",))
+        router.route("/master/kill", self.kill, methods=("POST",))
 
     def state(self, request: server.Request) -> dict[str, Any]:
         return state_json.state(self.master, self.flags)
@@ -39,6 +41,27 @@ class MasterEndpoints:
 
     def snapshot(self, request: server.Request) -> dict[str, Any]:
         return metrics.snapshot(self.master)
+
+    def teardown(self, request: server.Request) -> Response:
+        """POST ``frameworkId=<id>``: remove a framework and kill its tasks."""
+        framework_id = query(request).get("frameworkId")
+        if not framework_id:
+            raise HTTPError(400, "Missing 'frameworkId' query parameter")
+        if framework_id not in self.master.frameworks:
+            raise HTTPError(400, f"No framework found with specified ID '{framework_id}'")
+        self.master.removeFramework(framework_id)
+        return Response(b"", 200)
+
+    def kill(self, request: server.Request) -> Response:
+        """POST ``frameworkId=<id>&taskId=<id>``: kill one task (a mesostw extension for operators)."""
+        params = query(request)
+        framework_id, task_id = params.get("frameworkId"), params.get("taskId")
+        if not framework_id or not task_id:
+            raise HTTPError(400, "Expecting 'frameworkId' and 'taskId'")
+        problem = self.master.operatorKill(framework_id, task_id)
+        if problem:
+            raise HTTPError(404 if "not known" in problem else 409, problem)
+        return Response(b"", 202)
 
     def redirect(self, request: server.Request) -> None:
         info = self.master.info

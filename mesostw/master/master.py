@@ -434,6 +434,18 @@ class Master:
         self.completed.add(framework)
         self.requestAllocation()
 
+    def operatorKill(self, framework_id: str, task_id: str) -> str | None:
+        """An operator asks to kill a task (a mesostw extension); returns why not, or None."""
+        framework = self.frameworks.get(framework_id)
+        task = framework.tasks.get(task_id) if framework is not None else None
+        if task is None:
+            return f"Task {task_id} of framework {framework_id} is not known"
+        agent = self.agents.get(task.agent_id)
+        if agent is None or not agent.connected or agent.link is None:
+            return f"Agent {task.agent_id} of task {task_id} is not connected"
+        agent.link.killTask(framework_id, task_id)
+        return None
+
     # -- offers -----------------------------------------------------------------
 
     def requestAllocation(self, agent_ids: Iterable[str] | None = None) -> None:

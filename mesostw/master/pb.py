@@ -199,7 +199,7 @@ class MasterConnection(pb.Referenceable):
             raise RefusedError(failure.getErrorMessage())
         return failure
 
-    def _disconnected(self, broker: Any) -> None:
+    def _disconnected(self) -> None:
         if self.agent_id is not None:
             self.master.agentDisconnected(self.agent_id, self.agent_link)
         if self.framework_id is not None and self.framework_link is not None:

@@ -95,8 +95,10 @@ def format_set(items: frozenset[str]) -> str:
 
 
 def format_scalar(millis: int) -> str:
-    value = from_millis(millis)
-    return str(int(value)) if value.is_integer() else f"{value:g}"
+    """Exact decimal text of a fixed-point scalar (``1234.567``, ``2``), so that parsing it gives it back."""
+    whole, frac = divmod(abs(millis), 1000)
+    text = str(whole) if not frac else f"{whole}.{frac:03d}".rstrip("0")
+    return "-" + text if millis < 0 else text
 
 
 def validate_role(role: str) -> str | None:
@@ -144,7 +146,8 @@ class Resources:
             if not match:
                 errors.append(f"bad resource {part!r}: expected name[(role)]:value")
                 continue
-            name, role, raw = match.group(1), match.group(2) or default_role, match.group(3)
+            name, role, raw = match.group(1), match.group(2), match.group(3)
+            role = default_role if role is None else role
             problem = validate_role(role)
             if problem:
                 errors.append(f"bad resource {part!r}: {problem}")
@@ -170,7 +173,7 @@ class Resources:
         """Build from a list of v1 ``Resource`` objects; raises :class:`ValidationError`."""
         if not isinstance(data, list):
             raise ValidationError(f"{what} must be a list of Resource objects")
-        return read({"r": data}, lambda r: cls.read(r, "r"), what)
+        return read({what: data}, lambda r: cls.read(r, what))
 
     @classmethod
     def read(cls, reader: Reader, key: str) -> Resources:

@@ -1,0 +1,164 @@
+"""The agent's side of the launcher process (see :mod:`mesostw.executor.zygote`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import psutil
+from twisted.application import service
+from twisted.internet import defer, error, protocol, task
+from twisted.logger import Logger
+from twisted.protocols.basic import LineOnlyReceiver
+
+log = Logger()
+
+#: How often executors whose launcher died are checked for liveness.
+ORPHAN_POLL = 1.0
+
+
+class LaunchError(Exception):
+    """The launcher could not start a process; the message says why."""
+
+
+class _LauncherProtocol(protocol.ProcessProtocol):
+    def __init__(self, owner: Launcher):
+        self.owner = owner
+        self.lines = LineOnlyReceiver()
+        self.lines.MAX_LENGTH = 1 << 20
+        self.lines.lineReceived = owner._line  # type: ignore[method-assign]
+
+    def outReceived(self, data: bytes) -> None:
+        self.lines.dataReceived(data)
+
+    def processEnded(self, reason: Any) -> None:
+        self.owner._ended(self, reason)
+
+
+class Launcher(service.Service):
+    """Keeps a launcher process running and turns its JSON lines into Deferreds."""
+
+    name = "launcher"
+
+    def __init__(self, reactor: Any, python: str = sys.executable):
+        self.reactor = reactor
+        self.python = python
+        self._proto: _LauncherProtocol | None = None
+        self._next = 0
+        self._requests: dict[int, defer.Deferred] = {}
+        self._exits: dict[int, defer.Deferred] = {}
+        self._statuses: dict[int, int] = {}
+        self._orphans: task.LoopingCall | None = None
+        self._stopping = False
+        self.spawned = 0
+
+    def startService(self) -> None:
+        super().startService()
+        self._stopping = False
+        self._spawn()
+
+    def stopService(self) -> defer.Deferred:
+        super().stopService()
+        self._stopping = True
+        if self._orphans is not None and self._orphans.running:
+            self._orphans.stop()
+        proto = self._proto
+        if proto is None or proto.transport is None:
+            return defer.succeed(None)
+        done = defer.Deferred()
+        self._stopped = done
+        proto.transport.closeStdin()
+        return done
+
+    def _spawn(self) -> None:
+        proto = _LauncherProtocol(self)
+        env = dict(os.environ)
+        self.reactor.spawnProcess(proto, self.python, [self.python, "-m", "mesostw.executor.zygote"], env=env,
+                                  childFDs={0: "w", 1: "r", 2: 2})
+        self._proto = proto
+        self.spawned += 1
+
+    def launch(self, mode: str, argv: list[str], env: dict[str, str], cwd: str, stdout: str, stderr: str,
+               user: str | None = None) -> defer.Deferred:
+        """Start a process; fires with its pid. ``mode`` is "command-executor" or "exec"."""
+        if self._proto is None or self._proto.transport is None:
+            return defer.fail(LaunchError("the launcher is not running"))
+        self._next += 1
+        request = {"id": self._next, "mode": mode, "argv": argv, "env": env, "cwd": cwd, "stdout": stdout,
+                   "stderr": stderr, "user": user}
+        d = defer.Deferred()
+        self._requests[self._next] = d
+        self._proto.transport.write(json.dumps(request).encode() + b"\n")
+        return d
+
+    def wait(self, pid: int) -> defer.Deferred:
+        """Fires with the wait status of ``pid`` (None if it could not be learned) when it ends."""
+        if pid in self._statuses:
+            return defer.succeed(self._statuses.pop(pid))
+        d = self._exits.get(pid)
+        if d is None:
+            d = self._exits[pid] = defer.Deferred()
+            if self._proto is None:
+                self._watch_orphans()
+        out = defer.Deferred()
+        d.addBoth(lambda result: (out.callback(result), result)[1])
+        return out
+
+    def _line(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            log.error("Unreadable line from the launcher: {line!r}", line=line[:200])
+            return
+        if "exited" in message:
+            pid, status = message["exited"], message.get("status")
+            waiter = self._exits.pop(pid, None)
+            if waiter is not None:
+                waiter.callback(status)
+            else:
+                self._statuses[pid] = status
+            return
+        request = self._requests.pop(message.get("id"), None)
+        if request is None:
+            log.error("Launcher answered an unknown request: {m}", m=message)
+        elif "pid" in message:
+            request.callback(message["pid"])
+        else:
+            request.errback(LaunchError(message.get("error", "unknown error")))
+
+    def _ended(self, proto: _LauncherProtocol, reason: Any) -> None:
+        if proto is not self._proto:
+            return
+        self._proto = None
+        pending, self._requests = self._requests, {}
+        for d in pending.values():
+            d.errback(LaunchError("the launcher exited"))
+        if self._stopping:
+            stopped = getattr(self, "_stopped", None)
+            if stopped is not None and not stopped.called:
+                stopped.callback(None)
+            return
+        if not reason.check(error.ProcessDone):
+            log.warn("The launcher died ({r}); starting a new one", r=reason.getErrorMessage())
+        self._watch_orphans()
+        self._spawn()
+
+    def _watch_orphans(self) -> None:
+        """Executors of a dead launcher are no one's children now; poll them instead."""
+        if self._orphans is None or not self._orphans.running:
+            self._orphans = task.LoopingCall(self._poll_orphans)
+            self._orphans.clock = self.reactor
+            self._orphans.start(ORPHAN_POLL, now=False)
+
+    def _poll_orphans(self) -> None:
+        for pid in list(self._exits):
+            try:
+                alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                alive = False
+            if not alive:
+                self._exits.pop(pid).callback(None)
+        if not self._exits and self._orphans is not None and self._orphans.running:
+            self._orphans.stop()

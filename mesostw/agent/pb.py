@@ -1,0 +1,167 @@
+"""The agent over Perspective Broker: its link to the master, and executors' links to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.spread import pb
+from zope.interface import implementer
+
+from mesostw import __version__
+from mesostw.agent.agent import Agent
+from mesostw.interfaces import IExecutorLink, IMasterLink
+from mesostw.model import executor_api as xapi
+from mesostw.model import internal
+from mesostw.model.validation import ValidationError
+from mesostw.wire.pb import Batcher, RefusedError, decode, encode
+
+log = Logger()
+
+
+class AgentRemote(pb.Referenceable):
+    """What the master calls on the agent."""
+
+    def __init__(self, agent: Agent):
+        self.agent = agent
+
+    def remote_ping(self) -> str:
+        return self.agent.ping()
+
+    def remote_messages(self, payload: bytes) -> None:
+        try:
+            messages = decode(payload)
+            if not isinstance(messages, list):
+                raise ValidationError("messages must be a list")
+        except ValidationError as exc:
+            raise RefusedError(str(exc)) from None
+        for message in messages:
+            try:
+                name, args = internal.parse_for_agent(message)
+            except ValidationError as exc:
+                log.warn("Dropping a malformed message from the master: {e}", e=exc)
+                continue
+            getattr(self.agent, name)(*args)
+
+
+@implementer(IMasterLink)
+class PBMasterLink:
+    """The agent's handle on the master's root object for one connection."""
+
+    def __init__(self, root: pb.RemoteReference, agent: Agent, clock: Any):
+        self.root = root
+        self.remote = AgentRemote(agent)
+        self._batch = Batcher(clock, lambda payload: root.callRemote("messages", payload))
+
+    def register(self, agent_info: Any) -> defer.Deferred:
+        d = self.root.callRemote("registerAgent", self.remote, encode(internal.registration(agent_info, __version__)))
+        d.addCallback(lambda payload: internal.parse_registered(decode(payload)))
+        return d
+
+    def reregister(self, agent_info: Any, tasks: Any, executors: Any, frameworks: Any) -> defer.Deferred:
+        payload = internal.reregistration(agent_info, list(tasks), list(executors), list(frameworks), __version__)
+        d = self.root.callRemote("reregisterAgent", self.remote, encode(payload))
+        d.addCallback(lambda answer: internal.parse_registered(decode(answer))[1])
+        return d
+
+    def statusUpdates(self, updates: Any) -> None:
+        for framework_id, status in updates:
+            self._batch.add(internal.status_update(framework_id, status))
+
+    def exitedExecutor(self, framework_id: str, executor_id: str, status: int | None) -> None:
+        self._batch.add(internal.exited_executor(framework_id, executor_id, status))
+
+    def executorMessage(self, framework_id: str, executor_id: str, data: bytes) -> None:
+        self._batch.add(internal.executor_to_framework(framework_id, executor_id, data))
+
+    def unregister(self) -> defer.Deferred:
+        self._batch.add(internal.unregister_agent())
+        self._batch.flush()
+        return defer.succeed(None)
+
+    def disconnect(self) -> None:
+        self._batch.discard()
+        transport = self.root.broker.transport
+        if transport is not None:
+            transport.loseConnection()
+
+
+@implementer(IExecutorLink)
+class PBExecutorLink:
+    """The agent's handle on an executor process: events are batched per turn."""
+
+    def __init__(self, remote: pb.RemoteReference, clock: Any):
+        self.remote = remote
+        self._batch = Batcher(clock, lambda payload: remote.callRemote("events", payload))
+
+    def send(self, event: dict[str, Any]) -> None:
+        self._batch.add(event)
+
+    def close(self) -> None:
+        self._batch.flush()
+        transport = self.remote.broker.transport
+        if transport is not None:
+            transport.loseConnection()
+
+
+class ExecutorConnection(pb.Referenceable):
+    """The root object an executor's PB connection sees on the agent's port."""
+
+    def __init__(self, agent: Agent, broker: pb.Broker, clock: Any):
+        self.agent = agent
+        self.clock = clock
+        self.bound: tuple[str, str] | None = None
+        self.link: PBExecutorLink | None = None
+        broker.notifyOnDisconnect(self._disconnected)
+
+    def remote_subscribe(self, executor: pb.RemoteReference, payload: bytes) -> None:
+        try:
+            framework_id, executor_id, call = xapi.parse_call(decode(payload))
+        except ValidationError as exc:
+            raise RefusedError(f"invalid SUBSCRIBE: {exc}") from None
+        if not isinstance(call, xapi.Subscribe):
+            raise RefusedError("the first call must be SUBSCRIBE")
+        self.link = PBExecutorLink(executor, self.clock)
+        self.bound = (framework_id, executor_id)
+        self.agent.executorSubscribe(self.link, framework_id, executor_id, call)
+
+    def remote_calls(self, payload: bytes) -> bytes:
+        if self.bound is None:
+            raise RefusedError("subscribe first")
+        try:
+            calls = decode(payload)
+            if not isinstance(calls, list):
+                raise ValidationError("calls must be a list")
+        except ValidationError as exc:
+            raise RefusedError(str(exc)) from None
+        errors = []
+        for data in calls:
+            try:
+                framework_id, executor_id, call = xapi.parse_call(data)
+                if (framework_id, executor_id) != self.bound:
+                    raise ValidationError("the call names another executor than the subscribed one")
+            except ValidationError as exc:
+                errors.append(str(exc))
+                continue
+            if isinstance(call, xapi.Update):
+                if not self.agent.executorUpdate(framework_id, executor_id, call.status):
+                    errors.append(f"update for unknown task {call.status.task_id}")
+            elif isinstance(call, xapi.Message):
+                self.agent.executorMessage(framework_id, executor_id, call.data)
+        return encode(errors)
+
+    def _disconnected(self) -> None:
+        if self.bound is not None and self.link is not None:
+            self.agent.executorDisconnected(*self.bound, self.link)
+
+
+@implementer(pb.IPBRoot)
+class AgentRoot:
+    """Gives every executor connection its own :class:`ExecutorConnection`."""
+
+    def __init__(self, agent: Agent, clock: Any):
+        self.agent, self.clock = agent, clock
+
+    def rootObject(self, broker: pb.Broker) -> ExecutorConnection:
+        return ExecutorConnection(self.agent, broker, self.clock)

@@ -1,0 +1,172 @@
+"""The launcher: a small, pre-loaded process that forks executors for its agent.
+
+Starting a Python executor from scratch costs a few hundred milliseconds of
+interpreter and import time; forking this process, which has already
+imported the executor's code, costs a few milliseconds. The agent talks to it
+over stdin/stdout in JSON lines:
+
+    -> {"id": 1, "mode": "command-executor" | "exec", "argv": [...], "env": {...},
+        "cwd": "...", "stdout": "...", "stderr": "...", "user": null}
+    <- {"id": 1, "pid": 1234}        or  {"id": 1, "error": "..."}
+    <- {"exited": 1234, "status": 0}  (a wait status, whenever a child ends)
+
+Children start their own session, so they survive the agent and this process.
+This process never imports the reactor: children install a fresh one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import select
+import signal
+import sys
+import traceback
+from typing import Any
+
+import mesostw.executor.command  # noqa: F401  (preloaded for forked executors)
+
+assert "twisted.internet.reactor" not in sys.modules, "the launcher must not install a reactor"
+
+
+def _become(user: str | None) -> None:
+    if not user:
+        return
+    entry = pwd.getpwnam(user)
+    if entry.pw_uid == os.getuid():
+        return
+    os.initgroups(user, entry.pw_gid)
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+
+
+def _child(request: dict[str, Any], keep: tuple[int, ...]) -> None:
+    """In the forked child: set up the sandbox, then become the executor. Never returns."""
+    code = 127
+    try:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        os.closerange(3, 65536)
+        os.chdir(request["cwd"])
+        env = {str(k): str(v) for k, v in request["env"].items()}
+        _become(request.get("user"))
+        if request["mode"] == "exec":
+            argv = request["argv"]
+            os.execvpe(argv[0], argv, env)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        from mesostw.executor.command import main
+
+        code = main()
+    except BaseException as exc:  # noqa: BLE001 - anything here must end the child, reported
+        try:
+            os.write(2, f"mesos-executor: failed to start: {exc!r}\n".encode())
+            os.write(2, traceback.format_exc().encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+class Launcher:
+    """The fork-server loop."""
+
+    def __init__(self, inp: int = 0, out: int = 1):
+        self.inp, self.out = inp, out
+        self.buffer = b""
+        self.children: set[int] = set()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+
+    def reply(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            written = os.write(self.out, data)
+            data = data[written:]
+
+    def handle(self, line: bytes) -> None:
+        try:
+            request = json.loads(line)
+            request_id = request["id"]
+        except (ValueError, KeyError, TypeError):
+            self.reply({"error": f"malformed request {line[:200]!r}"})
+            return
+        try:
+            for key in ("stdout", "stderr", "cwd"):
+                if not isinstance(request.get(key), str):
+                    raise ValueError(f"{key} must be a path")
+            if request.get("mode") not in ("command-executor", "exec"):
+                raise ValueError("mode must be command-executor or exec")
+            if request["mode"] == "exec" and not request.get("argv"):
+                raise ValueError("exec needs argv")
+            if request.get("user"):
+                pwd.getpwnam(request["user"])
+        except (ValueError, KeyError) as exc:
+            self.reply({"id": request_id, "error": str(exc).strip("'\"")})
+            return
+        pid = os.fork()
+        if pid == 0:
+            _child(request, ())
+        self.children.add(pid)
+        self.reply({"id": request_id, "pid": pid})
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            self.reply({"exited": pid, "status": status})
+
+    def run(self) -> int:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        while True:
+            try:
+                readable, _, _ = select.select([self.inp, self.wake_r], [], [])
+            except InterruptedError:
+                continue
+            if self.wake_r in readable:
+                try:
+                    os.read(self.wake_r, 4096)
+                except BlockingIOError:
+                    pass
+                self.reap()
+            if self.inp in readable:
+                chunk = os.read(self.inp, 65536)
+                if not chunk:
+                    return 0
+                self.buffer += chunk
+                while b"\n" in self.buffer:
+                    line, self.buffer = self.buffer.split(b"\n", 1)
+                    if line.strip():
+                        self.handle(line)
+            self.reap()
+
+
+def main() -> int:
+    try:
+        return Launcher().run()
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""``twistd mesos-local``: a master and agents in one process, for trying mesostw out.
+
+No ZooKeeper; everything lives under ``--work_dir``. Agents listen on free
+ports next to the master and register with it over loopback like any agent.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.application import service
+
+from mesostw import flags as flaglib
+from mesostw.agent.flags import AGENT_FLAGS, check_resources
+from mesostw.agent.service import AgentService
+from mesostw.flags import Config, Flag, FlagOptions, options_for
+from mesostw.master.flags import MASTER_FLAGS, MasterOptions
+from mesostw.master.service import MasterService
+
+LOCAL_FLAGS = tuple(f for f in MASTER_FLAGS if f.name != "work_dir") + (
+    Flag.int("num_slaves", 2, "Number of agents to run", aliases=("num_agents",)),
+    Flag("work_dir", "/tmp/mesos-local", "Directory for the agents' sandboxes and state"),
+    Flag("resources", None, "Resources of each agent (default: probed, as for mesos-slave)"),
+)
+
+
+class LocalOptions(MasterOptions):
+    def check(self, config: Config, errors: list[str]) -> None:
+        super().check(config, errors)
+        if config.num_slaves < 1:
+            errors.append("--num_slaves must be at least 1")
+        config.work_dir = os.path.abspath(config.work_dir)
+        agent = agent_config(config, 0)
+        try:
+            os.makedirs(agent.work_dir, exist_ok=True)
+        except OSError as exc:
+            errors.append(f"--work_dir={config.work_dir}: {exc.strerror}")
+            return
+        check_resources(agent, errors)
+
+
+Options = options_for(LOCAL_FLAGS, "[options]", LocalOptions)
+
+
+def agent_config(config: Config, index: int) -> Config:
+    return flaglib.defaults(
+        AGENT_FLAGS,
+        ip=config.ip,
+        port=0,
+        hostname=config.hostname,
+        master=f"{config.advertise_ip or config.ip}:{config.advertise_port or config.port}",
+        work_dir=os.path.join(config.work_dir, f"agent-{index}"),
+        resources=config.resources,
+        agent_ping_timeout=config.agent_ping_timeout,
+        max_agent_ping_timeouts=config.max_agent_ping_timeouts,
+    )
+
+
+def makeService(options: Any) -> service.MultiService:
+    config = options.config
+    root = service.MultiService()
+    master_config = flaglib.defaults(MASTER_FLAGS, **{f.name: getattr(config, f.name) for f in MASTER_FLAGS
+                                                      if f.name != "work_dir"})
+    MasterService(master_config).setServiceParent(root)
+    for index in range(config.num_slaves):
+        AgentService(agent_config(config, index), name=f"agent-{index}").setServiceParent(root)
+    return root
+
+
+__all__ = ["Options", "makeService", "FlagOptions"]

@@ -1,0 +1,116 @@
+"""A scheduler driver for frameworks in their own process, over Perspective Broker.
+
+``MesosSchedulerDriver(scheduler, framework_info, "host:5050")`` connects,
+subscribes, and follows the master through disconnections: it re-subscribes
+with its framework ID (a failover) after a backoff, as Mesos's drivers do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.spread import pb
+
+from mesostw.interfaces import IScheduler
+from mesostw.master.detector import StandaloneMasterDetector
+from mesostw.model.info import FrameworkInfo
+from mesostw.scheduler.driver import RUNNING, SchedulerDriverBase
+from mesostw.wire.connector import Connector
+from mesostw.wire.pb import Batcher, RefusedError, decode, encode
+
+log = Logger()
+
+
+class _SchedulerRemote(pb.Referenceable):
+    def __init__(self, driver: MesosSchedulerDriver):
+        self.driver = driver
+
+    def remote_events(self, payload: bytes) -> None:
+        events = decode(payload, "events")
+        if isinstance(events, list):
+            self.driver.handle_events(events)
+
+
+class MesosSchedulerDriver(SchedulerDriverBase):
+    """The PB transport for :class:`SchedulerDriverBase`."""
+
+    def __init__(self, scheduler: IScheduler, framework: FrameworkInfo | dict[str, Any], master: str,
+                 implicit_acknowledgements: bool = True, reactor: Any = None, backoff: float = 1.0):
+        if isinstance(framework, dict):
+            framework = FrameworkInfo.from_json(framework)
+        super().__init__(scheduler, framework, implicit_acknowledgements)
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.reactor = reactor
+        self.detector = StandaloneMasterDetector(master)
+        self._remote = _SchedulerRemote(self)
+        self._batch: Batcher | None = None
+        self._backlog: list[dict[str, Any]] = []
+        self._services = service.MultiService()
+        self.connector = Connector(reactor, self.detector.address, self._connected, self._lost, backoff=backoff,
+                                   max_backoff=15.0, name="scheduler")
+        self.connector.setServiceParent(self._services)
+        self.refusals: list[str] = []
+
+    def start(self) -> defer.Deferred:
+        d = super().start()
+        self._services.startService()
+        return d
+
+    def _connected(self, root: pb.RemoteReference) -> defer.Deferred:
+        batch = Batcher(self.reactor, lambda payload: self._deliver(root, payload))
+        d = root.callRemote("subscribe", self._remote, encode(self._subscribe_call()))
+
+        def subscribed(_: Any) -> None:
+            self._batch = batch
+            backlog, self._backlog = self._backlog, []
+            for call in backlog:
+                batch.add(call)
+
+        def refused(failure: Any) -> Any:
+            if failure.check(RefusedError):
+                # The master will not take this framework as it is; retrying would not help.
+                self.scheduler.error(self, failure.getErrorMessage())
+                self.abort()
+                return None
+            return failure
+
+        d.addCallbacks(subscribed, refused)
+        return d
+
+    def _deliver(self, root: pb.RemoteReference, payload: bytes) -> defer.Deferred:
+        d = root.callRemote("calls", payload)
+        d.addCallback(self._refused_calls)
+        return d
+
+    def _refused_calls(self, payload: bytes) -> None:
+        for message in decode(payload, "errors"):
+            log.warn("The master refused a call: {message}", message=message)
+            self.refusals.append(message)
+
+    def _lost(self) -> None:
+        self._batch = None
+        if self.status == RUNNING:
+            self.scheduler.disconnected(self)
+
+    def _send(self, call: dict[str, Any]) -> None:
+        if self._batch is not None:
+            self._batch.add(call)
+        elif call.get("type") not in ("DECLINE", "ACCEPT"):
+            # Offers do not survive a reconnection; other calls are worth delivering late.
+            self._backlog.append(call)
+
+    def _finish(self) -> None:
+        if self._batch is not None:
+            self._batch.flush()
+        super()._finish()
+        self.reactor.callLater(0, self._services.stopService)
+
+    def stopped(self) -> defer.Deferred:
+        """Fires when the connection is closed after :meth:`stop` or :meth:`abort`."""
+        return defer.maybeDeferred(self._services.stopService)

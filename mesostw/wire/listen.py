@@ -1,0 +1,42 @@
+"""The listening port service: HTTP and PB on one address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.spread import pb
+from twisted.web import resource, server
+
+from mesostw.wire.switch import PortSwitchFactory
+
+
+class Listener(service.Service):
+    """Listens on ``interface:port`` (0 picks a free port; see :attr:`port` once started)."""
+
+    name = "listener"
+
+    def __init__(self, reactor: Any, interface: str, port: int, site: resource.Resource, root: pb.IPBRoot):
+        self.reactor = reactor
+        self.interface = interface
+        self.requested_port = port
+        self.site = server.Site(site)
+        self.site.displayTracebacks = False
+        self.pb_factory = pb.PBServerFactory(root)
+        self.factory = PortSwitchFactory(self.site, self.pb_factory)
+        self._port: Any = None
+
+    @property
+    def port(self) -> int:
+        return self._port.getHost().port if self._port is not None else self.requested_port
+
+    def startService(self) -> None:
+        # Listening synchronously here makes a busy port fail the whole start, before anything else runs.
+        self._port = self.reactor.listenTCP(self.requested_port, self.factory, interface=self.interface)
+        super().startService()
+
+    def stopService(self) -> defer.Deferred:
+        super().stopService()
+        port, self._port = self._port, None
+        return defer.maybeDeferred(port.stopListening) if port is not None else defer.succeed(None)
