@@ -276,7 +276,11 @@ class HierarchicalAllocator:
     # -- inspection ---------------------------------------------------------
 
     def total(self) -> Resources:
-        return self._total
+        """The sum of every agent's total resources."""
+        # Not self._total: agents' ranges and sets overlap (every agent has ports:[31000-32000]), so
+        # subtracting a removed agent's total from the running sum drops ports others still have;
+        # only the scalars of self._total (all that DRF shares use) stay exact.
+        return sum((agent.total for agent in self._agents.values()), EMPTY)
 
     def agent_allocated(self, agent_id: str) -> Resources:
         return self._agents[agent_id].allocated

@@ -60,6 +60,10 @@ class SchedulerCalls:
         master = self.master
         master.metrics["messages_accept"] += 1
         tasks = [task for op in call.operations if op.type in (T.LAUNCH, T.LAUNCH_GROUP) for task in op.tasks]
+        for op in call.operations:
+            for task_id, reason in op.invalid:
+                master.metrics["invalid_tasks"] += 1
+                self._refuse_id(framework, task_id, T.ERROR, T.REASON_TASK_INVALID, reason)
         offers_by_id = {i: o for i in call.offer_ids if (o := master.offers.get(i)) is not None}
         problem = check_offers(framework, call.offer_ids, offers_by_id)
         own = dict.fromkeys(i for i, o in offers_by_id.items() if o.framework_id == framework.id)
@@ -129,11 +133,15 @@ class SchedulerCalls:
         return available - needed
 
     def _refuse(self, framework: FrameworkRecord, task: TaskInfo, state: str, reason: str, message: str) -> None:
-        log.info("Refusing task {task} of {fw}: {why}", task=task.task_id, fw=framework.id, why=message)
+        self._refuse_id(framework, task.task_id, state, reason, message, task.agent_id or None)
+
+    def _refuse_id(self, framework: FrameworkRecord, task_id: str, state: str, reason: str, message: str,
+                   agent_id: str | None = None) -> None:
+        log.info("Refusing task {task} of {fw}: {why}", task=task_id, fw=framework.id, why=message)
         self.master.metrics[f"tasks_{state[5:].lower()}"] += 1
         framework.send(api.update_event(TaskStatus(
-            task.task_id, state, message=message, source=T.SOURCE_MASTER, reason=reason,
-            agent_id=task.agent_id or None, timestamp=self.master.clock.seconds())))
+            task_id, state, message=message, source=T.SOURCE_MASTER, reason=reason,
+            agent_id=agent_id, timestamp=self.master.clock.seconds())))
 
     def revive(self, framework: FrameworkRecord, call: api.Revive) -> None:
         self.master.metrics["messages_revive_offers"] += 1

@@ -88,7 +88,7 @@ class TaskStatus:
     def read(cls, r: Reader) -> TaskStatus:
         agent_id = r.id("agent_id") or r.id("slave_id")
         return cls(
-            task_id=r.id("task_id", "", required=True),
+            task_id=r.id("task_id", "", required=True, strict=False),
             state=r.enum("state", TASK_STATES, STAGING, required=True),
             message=r.str("message", max_len=64 * 1024),
             source=r.enum("source", SOURCES),
@@ -234,25 +234,31 @@ OPERATION_TYPES = (LAUNCH, LAUNCH_GROUP, "RESERVE", "UNRESERVE", "CREATE", "DEST
 
 @attrs.frozen
 class Operation:
-    """One offer operation of an ACCEPT; only launches carry tasks."""
+    """One offer operation of an ACCEPT; only launches carry tasks.
+
+    Tasks that fail validation but name a task ID are kept in ``invalid`` as
+    (task ID, reason), so that the master can answer each with TASK_ERROR
+    instead of refusing the whole call.
+    """
 
     type: str
     tasks: tuple[TaskInfo, ...] = ()
     executor: ExecutorInfo | None = None
+    invalid: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def read(cls, r: Reader) -> Operation:
         kind = r.enum("type", OPERATION_TYPES, LAUNCH, required=True)
         if kind == LAUNCH:
             launch = r.obj("launch", required=True)
-            tasks = launch.each("task_infos", TaskInfo.read) if launch else []
-            return cls(kind, tuple(tasks))
+            tasks, invalid = _read_tasks(launch, "task_infos") if launch else ([], [])
+            return cls(kind, tuple(tasks), invalid=tuple(invalid))
         if kind == LAUNCH_GROUP:
             group = r.obj("launch_group", required=True)
             executor = group.obj("executor", required=True) if group else None
             holder = group.obj("task_group", required=True) if group else None
-            tasks = holder.each("tasks", TaskInfo.read) if holder else []
-            return cls(kind, tuple(tasks), ExecutorInfo.read(executor) if executor else None)
+            tasks, invalid = _read_tasks(holder, "tasks") if holder else ([], [])
+            return cls(kind, tuple(tasks), ExecutorInfo.read(executor) if executor else None, tuple(invalid))
         return cls(kind)
 
     def to_json(self) -> dict[str, Any]:
@@ -263,6 +269,24 @@ class Operation:
                 "executor": self.executor.to_json() if self.executor else {},
                 "task_group": {"tasks": [t.to_json() for t in self.tasks]}}}
         return {"type": self.type}
+
+
+def _read_tasks(holder: Reader, key: str) -> tuple[list[TaskInfo], list[tuple[str, str]]]:
+    """Parse TaskInfos one by one; a bad one with a usable ID becomes (ID, reason)."""
+    tasks, invalid = [], []
+    for index, data in enumerate(holder.list(key)):
+        task_reader = Reader(data, f"{holder.where(key)}[{index}]")
+        task = TaskInfo.read(task_reader)
+        if not task_reader.errors:
+            tasks.append(task)
+            continue
+        raw = task_reader.data.get("task_id")
+        raw_id = raw.get("value") if isinstance(raw, dict) else None
+        if isinstance(raw_id, str) and 0 < len(raw_id) <= 1024:
+            invalid.append((raw_id, "; ".join(task_reader.errors)))
+        else:
+            holder.errors.extend(task_reader.errors)
+    return tasks, invalid
 
 
 def _agent_id(r: Reader) -> str:

@@ -154,8 +154,12 @@ class Reader:
             return default
         return value
 
-    def id(self, key: str, default: Any = None, required: bool = False) -> Any:
-        """Read a Mesos ID wrapper ``{"value": "..."}`` into its string."""
+    def id(self, key: str, default: Any = None, required: bool = False, strict: bool = True) -> Any:
+        """Read a Mesos ID wrapper ``{"value": "..."}`` into its string.
+
+        ``strict=False`` accepts any non-empty string of sane length: for IDs
+        echoed back to a client (a TASK_ERROR about an ill-formed task ID).
+        """
         value = self._get(key, required)
         if value is _MISSING:
             return default
@@ -164,7 +168,7 @@ class Reader:
         elif not isinstance(value, str):
             self.error('must be an ID object {"value": "..."}', key)
             return default
-        problem = validate_id(value)
+        problem = validate_id(value) if strict else (None if 0 < len(value) <= 1024 else "must be 1-1024 characters")
         if problem:
             self.error(problem, key)
             return default

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import tempfile
 from urllib.parse import urlencode
 
 from hypothesis import HealthCheck, event, given, settings
@@ -72,7 +74,8 @@ class Client:
 
 class SandboxFilesTests(unittest.TestCase):
     def setUp(self) -> None:
-        base = os.path.abspath(self.mktemp())
+        base = tempfile.mkdtemp(prefix="mesostw-files-")
+        self.addCleanup(shutil.rmtree, base)
         self.root = os.path.join(base, "work", "slaves")
         self.sandbox = os.path.join(self.root, "A1", "frameworks", "F1", "executors", "E1", "runs", "C1")
         os.makedirs(os.path.join(self.sandbox, "sub", "deeper"))
@@ -399,7 +402,7 @@ class SandboxFilesTests(unittest.TestCase):
             for path in (self.path("swapped", "hidden-file"), self.path("escape-file")):
                 self.assertRefused(self.client.get(endpoint, path=path, offset=0), 403)
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         prefix=st.sampled_from(["", "/", "ROOT", "SANDBOX", "SANDBOX", "LATEST", "/etc", "OUTSIDE"]),
         parts=st.lists(
@@ -409,7 +412,7 @@ class SandboxFilesTests(unittest.TestCase):
                                  "\x00", "é", "☃", "-evil", "/"]),
                 st.text(max_size=6),
             ),
-            max_size=6,
+            max_size=4,
         ),
         endpoint=st.sampled_from(ENDPOINTS),
     )

@@ -1,0 +1,679 @@
+"""Tests for the DRF sorter and the hierarchical allocator, driven by a fake clock."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from mesostw.allocator.filters import RefusedResources
+from mesostw.allocator.hierarchical import HierarchicalAllocator, allocatable
+from mesostw.allocator.sorter import DRFSorter
+from mesostw.interfaces import IAllocator
+from mesostw.model.info import Filters
+from mesostw.model.resources import EMPTY, Resources
+
+AGENT = "cpus:2;mem:1024;disk:4096;ports:[31000-32000]"
+
+
+def R(text: str) -> Resources:
+    """Shorthand for :meth:`Resources.parse`."""
+    return Resources.parse(text)
+
+
+class AllocatorCase(unittest.TestCase):
+    """A deterministic allocator on a fake clock; checks no delayed calls are left behind."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.allocator = HierarchicalAllocator(self.clock, randomize=False)
+
+    def tearDown(self) -> None:
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def offers(self, agent_ids: list[str] | None = None) -> dict[tuple[str, str], Resources]:
+        """Run one allocation and key its offers by (framework, agent)."""
+        out: dict[tuple[str, str], Resources] = {}
+        for framework_id, agent_id, resources in self.allocator.allocate(agent_ids):
+            self.assertNotIn((framework_id, agent_id), out)
+            out[(framework_id, agent_id)] = resources
+        return out
+
+    def add_agents(self, count: int, resources: str = AGENT) -> list[str]:
+        ids = [f"a{i}" for i in range(count)]
+        for agent_id in ids:
+            self.allocator.addAgent(agent_id, R(resources))
+        return ids
+
+
+class DRFSorterTests(unittest.TestCase):
+    """Ordering of clients by weighted dominant share."""
+
+    def sorter(self, *names: str) -> DRFSorter:
+        sorter = DRFSorter()
+        sorter.set_total({"cpus": 10.0, "mem": 100.0})
+        for name in names:
+            sorter.add(name)
+        return sorter
+
+    def test_orders_by_dominant_share(self) -> None:
+        """The client with the smaller largest fraction of any resource comes first."""
+        sorter = self.sorter("a", "b", "c")
+        sorter.allocated("a", {"cpus": 5.0, "mem": 10.0})  # dominant: cpus 0.5
+        sorter.allocated("b", {"cpus": 1.0, "mem": 30.0})  # dominant: mem 0.3
+        sorter.allocated("c", {"cpus": 4.0})  # dominant: cpus 0.4
+        self.assertEqual(list(sorter.sorted()), ["b", "c", "a"])
+        self.assertAlmostEqual(sorter.share("a"), 0.5)
+        self.assertAlmostEqual(sorter.share("b"), 0.3)
+        self.assertEqual(sorter.first(), "b")
+        self.assertEqual(sorter.first(2), "a")
+        self.assertIsNone(sorter.first(3))
+
+    def test_weights_divide_shares(self) -> None:
+        """A client with weight 2 may hold twice as much before it sorts later."""
+        sorter = DRFSorter()
+        sorter.set_total({"cpus": 10.0})
+        sorter.add("heavy", weight=2.0)
+        sorter.add("light")
+        sorter.allocated("heavy", {"cpus": 5.0})
+        sorter.allocated("light", {"cpus": 3.0})
+        self.assertAlmostEqual(sorter.share("heavy"), 0.25)
+        self.assertEqual(list(sorter.sorted()), ["heavy", "light"])
+        sorter.set_weight("heavy", 1.0)
+        self.assertEqual(list(sorter.sorted()), ["light", "heavy"])
+
+    def test_tie_breaks_by_allocation_count_then_name(self) -> None:
+        """Equal shares sort by how often a client was allocated to, then by name."""
+        sorter = self.sorter("b", "a", "c")
+        self.assertEqual(list(sorter.sorted()), ["a", "b", "c"])
+        sorter.allocated("a", {"cpus": 1.0})
+        sorter.unallocated("a", {"cpus": 1.0})  # share back to 0, but allocated once
+        self.assertEqual(sorter.share("a"), 0.0)
+        self.assertEqual(list(sorter.sorted()), ["b", "c", "a"])
+
+    def test_unallocated_lowers_share(self) -> None:
+        """Returning resources moves a client forward again."""
+        sorter = self.sorter("a", "b")
+        sorter.allocated("a", {"cpus": 2.0})
+        sorter.allocated("b", {"cpus": 1.0})
+        sorter.unallocated("a", {"cpus": 1.5})
+        self.assertEqual(list(sorter.sorted()), ["a", "b"])
+        self.assertEqual(sorter.allocation("a"), {"cpus": 0.5})
+        sorter.unallocated("a", {"cpus": 0.5})
+        self.assertEqual(sorter.allocation("a"), {})
+        sorter.unallocated("gone", {"cpus": 1.0})  # unknown clients are ignored
+
+    def test_total_change_reorders(self) -> None:
+        """A new cluster total changes which resource is dominant, and the order with it."""
+        sorter = self.sorter("a", "b")
+        sorter.allocated("a", {"cpus": 2.0})  # 0.2
+        sorter.allocated("b", {"mem": 30.0})  # 0.3
+        self.assertEqual(list(sorter.sorted()), ["a", "b"])
+        sorter.set_total({"cpus": 4.0, "mem": 100.0})  # a: 0.5
+        self.assertEqual(list(sorter.sorted()), ["b", "a"])
+        sorter.add("c")  # added while the order is stale
+        sorter.allocated("b", {"mem": 1.0})
+        self.assertEqual(list(sorter.sorted()), ["c", "b", "a"])
+
+    def test_deactivate_activate_remove(self) -> None:
+        """Inactive clients keep their allocation but leave the order; removed ones are gone."""
+        sorter = self.sorter("a", "b")
+        sorter.allocated("a", {"cpus": 1.0})
+        sorter.deactivate("b")
+        self.assertEqual(list(sorter.sorted()), ["a"])
+        sorter.allocated("b", {"cpus": 5.0})
+        sorter.activate("b")
+        self.assertEqual(list(sorter.sorted()), ["a", "b"])
+        sorter.remove("a")
+        self.assertNotIn("a", sorter)
+        self.assertEqual(len(sorter), 1)
+        self.assertEqual(list(sorter.sorted()), ["b"])
+
+    def test_deactivate_while_stale(self) -> None:
+        """Deactivating after a total change still drops the client from the rebuilt order."""
+        sorter = self.sorter("a", "b")
+        sorter.set_total({"cpus": 20.0})
+        sorter.deactivate("a")
+        sorter.remove("b")
+        self.assertEqual(list(sorter.sorted()), [])
+        sorter.activate("a")
+        self.assertEqual(list(sorter.sorted()), ["a"])
+
+
+class AllocationOrderTests(AllocatorCase):
+    """Who is offered what, in which order."""
+
+    def test_provides_interface(self) -> None:
+        """HierarchicalAllocator provides IAllocator."""
+        self.assertTrue(verifyObject(IAllocator, self.allocator))
+
+    def test_whole_agent_is_offered(self) -> None:
+        """A lone framework is offered each agent's free resources whole."""
+        self.allocator.addFramework("f1", "*")
+        self.add_agents(2)
+        self.assertEqual(self.offers(), {("f1", "a0"): R(AGENT), ("f1", "a1"): R(AGENT)})
+        self.assertEqual(self.allocator.agent_allocated("a0"), R(AGENT))
+        self.assertEqual(self.offers(), {})
+
+    def test_drf_spreads_agents(self) -> None:
+        """Frameworks in one role take turns by dominant share."""
+        for name in ("f1", "f2", "f3"):
+            self.allocator.addFramework(name, "*")
+        self.add_agents(6)
+        counts = Counter(framework_id for framework_id, _ in self.offers())
+        self.assertEqual(counts, {"f1": 2, "f2": 2, "f3": 2})
+
+    def test_lowest_share_goes_first(self) -> None:
+        """A framework already holding resources waits behind one that holds none."""
+        self.allocator.addFramework("big", "*")
+        self.allocator.addAgent("used", R(AGENT), used={"big": R("cpus:1;mem:512")})
+        self.allocator.addFramework("small", "*")
+        self.add_agents(1)
+        self.assertEqual(set(self.offers(["a0"])), {("small", "a0")})
+
+    def test_roles_first_then_frameworks(self) -> None:
+        """Shares are balanced between roles before frameworks within a role."""
+        self.allocator.addFramework("a1", "alpha")
+        self.allocator.addFramework("a2", "alpha")
+        self.allocator.addFramework("a3", "alpha")
+        self.allocator.addFramework("b1", "beta")
+        self.add_agents(4)
+        counts = Counter(framework_id for framework_id, _ in self.offers())
+        self.assertEqual(counts, {"b1": 2, "a1": 1, "a2": 1})
+        self.assertAlmostEqual(self.allocator.role_share("alpha"), 0.5)
+        self.assertAlmostEqual(self.allocator.role_share("beta"), 0.5)
+        self.assertEqual(self.allocator.role_share("nobody"), 0.0)
+
+    def test_role_weights(self) -> None:
+        """A role of weight 2 gets twice the agents of a role of weight 1."""
+        self.allocator = HierarchicalAllocator(self.clock, weights={"alpha": 2.0}, randomize=False)
+        self.allocator.addFramework("a", "alpha")
+        self.allocator.addFramework("b", "beta")
+        self.add_agents(6)
+        self.assertEqual(Counter(f for f, _ in self.offers()), {"a": 4, "b": 2})
+        self.assertEqual(self.allocator.weights(), {"alpha": 2.0})
+
+    def test_update_weights(self) -> None:
+        """updateWeights applies to existing roles and to roles added later."""
+        self.allocator.addFramework("a", "alpha")
+        self.allocator.updateWeights({"alpha": 2.0, "beta": 3.0})
+        self.allocator.addFramework("b", "beta")
+        self.add_agents(10)
+        self.assertEqual(Counter(f for f, _ in self.offers()), {"a": 4, "b": 6})
+
+    def test_allocate_only_given_agents(self) -> None:
+        """allocate(agent_ids) looks only at those agents and ignores unknown IDs."""
+        self.allocator.addFramework("f1", "*")
+        self.add_agents(3)
+        self.assertEqual(set(self.offers(["a1", "nope"])), {("f1", "a1")})
+        self.assertEqual(set(self.offers()), {("f1", "a0"), ("f1", "a2")})
+
+    def test_randomized_order_offers_everything(self) -> None:
+        """With randomized agent order every agent is still offered exactly once."""
+        allocator = HierarchicalAllocator(self.clock)
+        allocator.addFramework("f1", "*")
+        allocator.addFramework("f2", "*")
+        for i in range(10):
+            allocator.addAgent(f"a{i}", R(AGENT))
+        offers = allocator.allocate()
+        self.assertEqual(sorted(agent for _, agent, _ in offers), sorted(f"a{i}" for i in range(10)))
+        self.assertEqual(Counter(f for f, _, _ in offers), {"f1": 5, "f2": 5})
+
+
+class ReservationTests(AllocatorCase):
+    """Static reservations are offered only to their role."""
+
+    def test_reserved_only_to_role(self) -> None:
+        """cpus(ads):2 is never offered to a framework of another role."""
+        self.allocator.addFramework("web1", "web")
+        self.allocator.addAgent("a0", R("cpus(ads):2;cpus:1;mem:1024"))
+        self.assertEqual(self.offers(), {("web1", "a0"): R("cpus:1;mem:1024")})
+        self.assertEqual(self.allocator.agent_allocated("a0"), R("cpus:1;mem:1024"))
+        self.allocator.addFramework("ads1", "ads")
+        self.assertEqual(self.offers(), {("ads1", "a0"): R("cpus(ads):2")})
+
+    def test_role_gets_reserved_and_unreserved(self) -> None:
+        """A framework of the reservation's role is offered reserved and unreserved resources together."""
+        self.allocator.addFramework("ads1", "ads")
+        self.allocator.addFramework("web1", "web")
+        self.allocator.addAgent("a0", R("cpus(ads):2;cpus:1;mem:1024;mem(web):64"))
+        self.assertEqual(self.offers(), {("ads1", "a0"): R("cpus(ads):2;cpus:1;mem:1024"),
+                                         ("web1", "a0"): R("mem(web):64")})
+
+    def test_reserved_only_agent_not_offered_elsewhere(self) -> None:
+        """An agent whose resources are all reserved for another role makes no offer."""
+        self.allocator.addFramework("web1", "web")
+        self.allocator.addFramework("any", "*")
+        self.allocator.addAgent("a0", R("cpus(ads):2;mem(ads):512"))
+        self.assertEqual(self.offers(), {})
+
+
+class RefusalFilterTests(AllocatorCase):
+    """recoverResources(..., Filters(refuse_seconds)) keeps declined resources away for a while."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.allocator.addFramework("f1", "*")
+        self.allocator.addAgent("a0", R(AGENT))
+        self.offered = self.offers()[("f1", "a0")]
+
+    def test_declined_resources_hidden_until_expiry(self) -> None:
+        """Declined resources come back only after refuse_seconds have passed."""
+        self.allocator.recoverResources("f1", "a0", self.offered, Filters(refuse_seconds=5))
+        self.assertEqual(self.allocator.agent_allocated("a0"), EMPTY)
+        self.assertEqual(self.offers(), {})
+        self.clock.advance(4.9)
+        self.assertEqual(self.offers(), {})
+        self.clock.advance(0.1)
+        self.assertEqual(self.offers(), {("f1", "a0"): R(AGENT)})
+
+    def test_subset_of_refused_is_hidden(self) -> None:
+        """Part of what was declined is hidden too."""
+        self.allocator.recoverResources("f1", "a0", self.offered, Filters(refuse_seconds=5))
+        self.allocator.addFramework("f2", "*")
+        self.assertEqual(self.offers(), {("f2", "a0"): R(AGENT)})
+        self.allocator.suppressOffers("f2")
+        self.allocator.recoverResources("f2", "a0", R("cpus:1;mem:512"))
+        self.assertEqual(self.offers(), {})  # a part of what f1 declined
+        self.clock.advance(5)
+        self.assertEqual(self.offers(), {("f1", "a0"): R("cpus:1;mem:512")})
+
+    def test_larger_offer_not_hidden(self) -> None:
+        """When more becomes free than was declined, the framework sees it at once."""
+        used = R("cpus:1;mem:512;ports:[31000-31000]")
+        declined = self.offered - used
+        self.allocator.recoverResources("f1", "a0", declined, Filters(refuse_seconds=5))
+        self.assertEqual(self.offers(), {})
+        self.allocator.recoverResources("f1", "a0", used)  # the task finished
+        self.assertEqual(self.offers(), {("f1", "a0"): R(AGENT)})
+
+    def test_other_frameworks_see_declined_resources(self) -> None:
+        """A refusal filters only the framework that declined."""
+        self.allocator.addFramework("f2", "*")
+        self.allocator.recoverResources("f1", "a0", self.offered, Filters(refuse_seconds=5))
+        self.assertEqual(self.offers(), {("f2", "a0"): R(AGENT)})
+
+    def test_zero_seconds_and_no_filter(self) -> None:
+        """refuse_seconds=0 and no filters at all leave the resources offerable at once."""
+        self.allocator.recoverResources("f1", "a0", self.offered, Filters(refuse_seconds=0))
+        self.assertEqual(set(self.offers()), {("f1", "a0")})
+        self.allocator.recoverResources("f1", "a0", self.offered)
+        self.assertEqual(set(self.offers()), {("f1", "a0")})
+
+    def test_revive_clears_filters(self) -> None:
+        """reviveOffers drops refusals before they expire."""
+        self.allocator.recoverResources("f1", "a0", self.offered, Filters(refuse_seconds=1000))
+        self.assertEqual(self.offers(), {})
+        self.allocator.reviveOffers("f1")
+        self.assertEqual(set(self.offers()), {("f1", "a0")})
+
+    def test_filters_forgotten_with_agent(self) -> None:
+        """A re-added agent is not filtered by refusals of its previous incarnation."""
+        self.allocator.recoverResources("f1", "a0", self.offered, Filters(refuse_seconds=1000))
+        self.allocator.removeAgent("a0")
+        self.allocator.addAgent("a0", R(AGENT))
+        self.assertEqual(set(self.offers()), {("f1", "a0")})
+
+    def test_refused_resources_expire_lazily(self) -> None:
+        """RefusedResources drops expired entries when it is consulted."""
+        refused = RefusedResources()
+        refused.add("a0", R("cpus:1"), until=5.0)
+        self.assertTrue(refused.filtered("a0", R("cpus:0.5"), now=4.0))
+        self.assertFalse(refused.filtered("a0", R("cpus:2"), now=4.0))
+        self.assertFalse(refused.filtered("a1", R("cpus:0.5"), now=4.0))
+        self.assertFalse(refused.filtered("a0", R("cpus:0.5"), now=5.0))
+        self.assertFalse(refused)
+
+
+class ActivationTests(AllocatorCase):
+    """Suppress/revive and (de)activation of frameworks and agents."""
+
+    def test_suppress_and_revive(self) -> None:
+        """A suppressed framework gets nothing until it revives; others still do."""
+        self.allocator.addFramework("f1", "*")
+        self.allocator.addFramework("f2", "*")
+        self.allocator.suppressOffers("f1")
+        self.add_agents(2)
+        self.assertEqual(set(self.offers()), {("f2", "a0"), ("f2", "a1")})
+        self.allocator.reviveOffers("f1")
+        self.allocator.addAgent("a2", R(AGENT))
+        self.assertEqual(set(self.offers()), {("f1", "a2")})
+
+    def test_deactivated_framework_keeps_allocation(self) -> None:
+        """A deactivated framework is offered nothing but keeps what it holds."""
+        self.allocator.addFramework("f1", "*")
+        self.add_agents(1)
+        self.offers()
+        self.allocator.deactivateFramework("f1")
+        self.allocator.addAgent("a1", R(AGENT))
+        self.assertEqual(self.offers(), {})
+        self.assertEqual(self.allocator.framework_allocated("f1"), {"a0": R(AGENT)})
+        self.allocator.activateFramework("f1")
+        self.assertEqual(set(self.offers()), {("f1", "a1")})
+
+    def test_suppressed_stays_off_when_activated(self) -> None:
+        """Activating a suppressed framework does not un-suppress it."""
+        self.allocator.addFramework("f1", "*", active=False)
+        self.allocator.suppressOffers("f1")
+        self.allocator.activateFramework("f1")
+        self.add_agents(1)
+        self.assertEqual(self.offers(), {})
+        self.allocator.reviveOffers("f1")
+        self.assertEqual(set(self.offers()), {("f1", "a0")})
+
+    def test_deactivated_agent(self) -> None:
+        """A deactivated agent's resources are not offered until it is activated."""
+        self.allocator.addFramework("f1", "*")
+        self.add_agents(2)
+        self.allocator.deactivateAgent("a0")
+        self.assertEqual(set(self.offers()), {("f1", "a1")})
+        self.allocator.activateAgent("a0")
+        self.assertEqual(set(self.offers()), {("f1", "a0")})
+
+
+class AccountingTests(AllocatorCase):
+    """Adding, removing and recovering keep the books straight."""
+
+    def test_min_allocatable(self) -> None:
+        """Only free resources with cpus >= 0.01 or mem >= 32 are offered."""
+        self.assertFalse(allocatable(R("cpus:0.009;mem:31.999;disk:1000")))
+        self.assertTrue(allocatable(R("cpus:0.01")))
+        self.assertTrue(allocatable(R("mem:32")))
+        self.assertTrue(allocatable(R("cpus(ads):0.005;cpus:0.005")))
+        self.allocator.addFramework("f1", "*")
+        self.allocator.addAgent("tiny", R("cpus:0.005;mem:16;disk:100"))
+        self.allocator.addAgent("cpu", R("cpus:0.01"))
+        self.allocator.addAgent("mem", R("mem:32"))
+        self.assertEqual(set(self.offers()), {("f1", "cpu"), ("f1", "mem")})
+
+    def test_leftover_below_minimum_not_offered(self) -> None:
+        """What is left on an agent after a launch is offered only if it is big enough."""
+        self.allocator.addFramework("f1", "*")
+        self.allocator.addAgent("a0", R("cpus:1;mem:64"))
+        offered = self.offers()[("f1", "a0")]
+        self.allocator.recoverResources("f1", "a0", offered - R("cpus:0.995;mem:40"))
+        self.assertEqual(self.offers(), {})
+        self.allocator.recoverResources("f1", "a0", R("cpus:0.005"))
+        self.assertEqual(self.offers(), {("f1", "a0"): R("cpus:0.01;mem:24")})
+
+    def test_remove_framework_frees_its_resources(self) -> None:
+        """Removing a framework returns everything it held to the agents."""
+        self.allocator.addFramework("f1", "*")
+        self.add_agents(2)
+        self.offers()
+        self.allocator.removeFramework("f1")
+        self.allocator.removeFramework("f1")  # twice is harmless
+        self.assertEqual(self.allocator.agent_allocated("a0"), EMPTY)
+        self.allocator.addFramework("f2", "*")
+        self.assertEqual(set(self.offers()), {("f2", "a0"), ("f2", "a1")})
+
+    def test_remove_agent_drops_allocations_and_total(self) -> None:
+        """Removing an agent drops what frameworks held there and shrinks the total."""
+        self.allocator.addFramework("f1", "*")
+        self.add_agents(2)
+        self.offers()
+        self.allocator.removeAgent("a0")
+        self.allocator.removeAgent("a0")
+        self.assertEqual(self.allocator.framework_allocated("f1"), {"a1": R(AGENT)})
+        self.assertEqual(self.allocator.total(), R(AGENT))
+        self.assertAlmostEqual(self.allocator.role_share("*"), 1.0)
+
+    def test_readd_agent_replaces_it(self) -> None:
+        """Adding an agent that is known replaces it and its allocations."""
+        self.allocator.addFramework("f1", "*")
+        self.add_agents(1)
+        self.offers()
+        self.allocator.addAgent("a0", R("cpus:4;mem:2048"))
+        self.assertEqual(self.allocator.total(), R("cpus:4;mem:2048"))
+        self.assertEqual(self.allocator.framework_allocated("f1"), {})
+        self.assertEqual(self.offers(), {("f1", "a0"): R("cpus:4;mem:2048")})
+
+    def test_add_with_used_resources(self) -> None:
+        """Resources in use when an agent or framework is (re)added are charged and not offered."""
+        self.allocator.addFramework("f1", "*")
+        self.allocator.addAgent("a0", R(AGENT), used={"f1": R("cpus:1;mem:512")})
+        self.allocator.addAgent("a1", R(AGENT))
+        self.allocator.addFramework("f2", "*", used={"a1": R("cpus:2"), "missing": R("cpus:1")})
+        self.assertEqual(self.allocator.framework_allocated("f1"), {"a0": R("cpus:1;mem:512")})
+        self.assertEqual(self.allocator.framework_allocated("f2"), {"a1": R("cpus:2")})
+        # a1: f1 (now holding all of a0) and f2 both have share 0.5; f2 was allocated to fewer times
+        self.assertEqual(self.offers(), {("f1", "a0"): R(AGENT) - R("cpus:1;mem:512"),
+                                         ("f2", "a1"): R(AGENT) - R("cpus:2")})
+
+    def test_recover_is_clipped(self) -> None:
+        """Recovering more than a framework holds, or on an unknown agent, frees only what it holds."""
+        self.allocator.addFramework("f1", "*")
+        self.allocator.addFramework("f2", "*")
+        self.add_agents(2)
+        self.offers()
+        self.allocator.recoverResources("f1", "a0", R("cpus:5;mem:9999;gpus:1"))
+        self.allocator.recoverResources("f1", "nope", R("cpus:1"))
+        self.allocator.recoverResources("f1", "a0", EMPTY)
+        self.assertEqual(self.allocator.agent_allocated("a0"), R("disk:4096;ports:[31000-32000]"))
+        self.assertEqual(self.allocator.agent_allocated("a1"), R(AGENT))
+        self.assertEqual(self.allocator.framework_allocated("f2"), {"a1": R(AGENT)})
+
+    def test_allocation_runs_counted(self) -> None:
+        """Every allocate() call is counted."""
+        self.allocator.allocate()
+        self.allocator.allocate([])
+        self.assertEqual(self.allocator.allocation_runs, 2)
+
+
+# -- stateful model test ---------------------------------------------------------------
+
+AGENT_SHAPES = [
+    AGENT,
+    "cpus:1;mem:256",
+    "cpus:0.5;mem:64;ports:[1-10,20-30];bugs:{a,b,c}",
+    "cpus(ads):2;cpus:1;mem:512;mem(web):128",
+    "cpus(web):1;mem(web):64;disk(ads):100",
+    "cpus:0.01;mem:16",
+]
+FRAMEWORK_ROLES = ["*", "ads", "web"]
+
+
+def part_of(resources: Resources, data: st.DataObject) -> Resources:
+    """A random part of ``resources``: whole entries, halves of scalars, one range or one set item."""
+    items = {}
+    for name, role, value in resources:
+        how = data.draw(st.sampled_from(["all", "none", "some"]))
+        if how == "all":
+            items[(name, role)] = value
+        elif how == "some":
+            if isinstance(value, int):
+                items[(name, role)] = max(value // 2, 1)
+            elif isinstance(value, tuple):
+                items[(name, role)] = value[:1]
+            else:
+                items[(name, role)] = frozenset([min(value)])
+    return Resources(items)
+
+
+def shared_items(a: Resources, b: Resources) -> Resources:
+    """The range and set items that both ``a`` and ``b`` hold."""
+    ab = a - (a - b)
+    return Resources({(n, r): v for n, r, v in ab if not isinstance(v, int)})
+
+
+class AllocatorMachine(RuleBasedStateMachine):
+    """Random add/remove/allocate/recover/(de)activate sequences against a model of held offers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.allocator = HierarchicalAllocator(self.clock, weights={"ads": 2.0})
+        self.agents: dict[str, Resources] = {}
+        self.inactive_agents: set[str] = set()
+        self.frameworks: dict[str, str] = {}
+        self.inactive_frameworks: set[str] = set()
+        self.suppressed: set[str] = set()
+        self.held: dict[tuple[str, str], Resources] = {}
+        self.serial = 0
+
+    def _new_id(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{prefix}{self.serial}"
+
+    @initialize(randomize=st.booleans())
+    def choose_order(self, randomize: bool) -> None:
+        """Run both with and without shuffled agent order."""
+        self.allocator = HierarchicalAllocator(self.clock, weights={"ads": 2.0}, randomize=randomize)
+
+    # -- agents ------------------------------------------------------------
+
+    @rule(shape=st.sampled_from(AGENT_SHAPES))
+    def add_agent(self, shape: str) -> None:
+        agent_id = self._new_id("a")
+        self.allocator.addAgent(agent_id, R(shape))
+        self.agents[agent_id] = R(shape)
+
+    @precondition(lambda self: self.agents)
+    @rule(data=st.data())
+    def remove_agent(self, data: st.DataObject) -> None:
+        agent_id = data.draw(st.sampled_from(sorted(self.agents)))
+        self.allocator.removeAgent(agent_id)
+        del self.agents[agent_id]
+        self.inactive_agents.discard(agent_id)
+        self.held = {k: v for k, v in self.held.items() if k[1] != agent_id}
+
+    @precondition(lambda self: self.agents)
+    @rule(data=st.data(), shape=st.sampled_from(AGENT_SHAPES))
+    def readd_agent(self, data: st.DataObject, shape: str) -> None:
+        agent_id = data.draw(st.sampled_from(sorted(self.agents)))
+        self.allocator.addAgent(agent_id, R(shape))
+        self.agents[agent_id] = R(shape)
+        self.inactive_agents.discard(agent_id)
+        self.held = {k: v for k, v in self.held.items() if k[1] != agent_id}
+
+    @precondition(lambda self: self.agents)
+    @rule(data=st.data())
+    def toggle_agent(self, data: st.DataObject) -> None:
+        agent_id = data.draw(st.sampled_from(sorted(self.agents)))
+        if agent_id in self.inactive_agents:
+            self.allocator.activateAgent(agent_id)
+            self.inactive_agents.discard(agent_id)
+        else:
+            self.allocator.deactivateAgent(agent_id)
+            self.inactive_agents.add(agent_id)
+
+    # -- frameworks --------------------------------------------------------
+
+    @rule(role=st.sampled_from(FRAMEWORK_ROLES), active=st.booleans())
+    def add_framework(self, role: str, active: bool) -> None:
+        framework_id = self._new_id("f")
+        self.allocator.addFramework(framework_id, role, active=active)
+        self.frameworks[framework_id] = role
+        if not active:
+            self.inactive_frameworks.add(framework_id)
+
+    @precondition(lambda self: self.frameworks)
+    @rule(data=st.data())
+    def remove_framework(self, data: st.DataObject) -> None:
+        framework_id = data.draw(st.sampled_from(sorted(self.frameworks)))
+        self.allocator.removeFramework(framework_id)
+        del self.frameworks[framework_id]
+        self.inactive_frameworks.discard(framework_id)
+        self.suppressed.discard(framework_id)
+        self.held = {k: v for k, v in self.held.items() if k[0] != framework_id}
+
+    @precondition(lambda self: self.frameworks)
+    @rule(data=st.data())
+    def toggle_framework(self, data: st.DataObject) -> None:
+        framework_id = data.draw(st.sampled_from(sorted(self.frameworks)))
+        if framework_id in self.inactive_frameworks:
+            self.allocator.activateFramework(framework_id)
+            self.inactive_frameworks.discard(framework_id)
+        else:
+            self.allocator.deactivateFramework(framework_id)
+            self.inactive_frameworks.add(framework_id)
+
+    @precondition(lambda self: self.frameworks)
+    @rule(data=st.data())
+    def toggle_suppress(self, data: st.DataObject) -> None:
+        framework_id = data.draw(st.sampled_from(sorted(self.frameworks)))
+        if framework_id in self.suppressed:
+            self.allocator.reviveOffers(framework_id)
+            self.suppressed.discard(framework_id)
+        else:
+            self.allocator.suppressOffers(framework_id)
+            self.suppressed.add(framework_id)
+
+    # -- offers --------------------------------------------------------------
+
+    @rule(data=st.data())
+    def allocate(self, data: st.DataObject) -> None:
+        subset = data.draw(st.none() | st.lists(st.sampled_from(sorted(self.agents) + ["ghost"]), max_size=4))
+        free = dict(self.agents)
+        for (_, agent_id), resources in self.held.items():
+            free[agent_id] = free[agent_id] - resources
+        for framework_id, agent_id, resources in self.allocator.allocate(subset):
+            assert framework_id in self.frameworks, framework_id
+            assert agent_id in self.agents, agent_id
+            assert subset is None or agent_id in subset
+            assert agent_id not in self.inactive_agents, f"offer from inactive agent {agent_id}"
+            assert framework_id not in self.inactive_frameworks, f"offer to inactive {framework_id}"
+            assert framework_id not in self.suppressed, f"offer to suppressed {framework_id}"
+            assert resources.roles() <= {"*", self.frameworks[framework_id]}, (framework_id, resources)
+            assert allocatable(resources), resources
+            assert free[agent_id].contains(resources), f"{resources} offered but only {free[agent_id]} free"
+            free[agent_id] = free[agent_id] - resources
+            key = (framework_id, agent_id)
+            self.held[key] = self.held.get(key, EMPTY) + resources
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data(), refuse=st.sampled_from([None, 0.0, 1.0, 5.0]))
+    def recover(self, data: st.DataObject, refuse: float | None) -> None:
+        key = data.draw(st.sampled_from(sorted(self.held)))
+        part = part_of(self.held[key], data)
+        self.allocator.recoverResources(key[0], key[1], part, None if refuse is None else Filters(refuse))
+        left = self.held[key] - part
+        if left:
+            self.held[key] = left
+        else:
+            del self.held[key]
+
+    @rule(seconds=st.sampled_from([0.5, 1.0, 5.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    # -- invariants ----------------------------------------------------------
+
+    @invariant()
+    def books_balance(self) -> None:
+        for agent_id, total in self.agents.items():
+            allocated = self.allocator.agent_allocated(agent_id)
+            assert self.allocator.agent_total(agent_id) == total
+            assert allocated <= total, f"{agent_id}: {allocated} allocated of {total}"
+            held_here = {f: r for (f, a), r in self.held.items() if a == agent_id}
+            by_framework = EMPTY
+            for framework_id in self.frameworks:
+                mine = self.allocator.framework_allocated(framework_id).get(agent_id, EMPTY)
+                assert mine == held_here.get(framework_id, EMPTY), (framework_id, agent_id, mine, held_here)
+                by_framework = by_framework + mine
+            assert by_framework == allocated, f"{agent_id}: frameworks hold {by_framework}, agent {allocated}"
+            holders = sorted(held_here)
+            for i, first in enumerate(holders):
+                for second in holders[i + 1:]:
+                    shared = shared_items(held_here[first], held_here[second])
+                    assert not shared, f"{shared} on {agent_id} held by both {first} and {second}"
+        assert self.allocator.total() == sum(self.agents.values(), EMPTY)
+        for role in FRAMEWORK_ROLES:
+            assert self.allocator.role_share(role) >= 0.0
+
+
+class AllocatorStateMachineTests(unittest.TestCase):
+    """Randomized operation sequences keep the allocator's books consistent."""
+
+    def test_invariants_hold(self) -> None:
+        """allocated <= total per agent, no double offers, framework sums match, offers come from free."""
+        run_state_machine_as_test(
+            AllocatorMachine,
+            settings=settings(max_examples=150, stateful_step_count=30, deadline=None, database=None,
+                              suppress_health_check=[HealthCheck.too_slow]),
+        )
