@@ -1,0 +1,126 @@
+"""Task launch throughput: a master and K agents as real processes, N trivial tasks.
+
+Measures tasks/second from submission of the first task to the acknowledged
+TASK_FINISHED of the last, and, in the same run, how fast this machine spawns
+and reaps the same N processes (``/bin/sh -c true``) directly. The ratio of
+the two says how much of the raw rate the cluster keeps.
+
+    python bench/launch_throughput.py --tasks 200 --agents 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from twisted.internet import defer, task  # noqa: E402
+
+from mesostw.model import task as T  # noqa: E402
+from mesostw.model.info import FrameworkInfo  # noqa: E402
+from mesostw.model.resources import Resources  # noqa: E402
+from mesostw.scheduler.driver import Scheduler  # noqa: E402
+from mesostw.scheduler.pb import MesosSchedulerDriver  # noqa: E402
+from tests.helpers.processes import ProcessCluster, wait_for  # noqa: E402
+
+TASK = Resources.parse("cpus:0.01;mem:1")
+
+
+def raw_spawn_rate(count: int) -> float:
+    """Spawn and reap ``count`` shells running ``true``, one after another."""
+    env = dict(os.environ)
+    start = time.perf_counter()
+    for _ in range(count):
+        pid = os.posix_spawn("/bin/sh", ["sh", "-c", "true"], env)
+        os.waitpid(pid, 0)
+    return count / (time.perf_counter() - start)
+
+
+class Submitter(Scheduler):
+    """Launches every pending task on the offers it gets, as many per offer as fit."""
+
+    def __init__(self, count: int):
+        self.pending = [f"bench-{i}" for i in range(count)]
+        self.finished: set[str] = set()
+        self.failed: list[str] = []
+        self.first_launch: float | None = None
+        self.last_finish: float | None = None
+
+    def resourceOffers(self, driver, offers):
+        for offer in offers:
+            available, batch = offer.resources, []
+            while self.pending and available.contains(TASK):
+                task_id = self.pending.pop()
+                available = available - TASK
+                batch.append({"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": offer.agent_id},
+                              "resources": TASK.to_json(), "command": {"value": "true"}})
+            if batch:
+                if self.first_launch is None:
+                    self.first_launch = time.perf_counter()
+                driver.launchTasks([offer.id], batch, {"refuse_seconds": 0.01})
+            else:
+                driver.declineOffer(offer.id, {"refuse_seconds": 60})
+
+    def statusUpdate(self, driver, status):
+        if status.state == T.FINISHED:
+            self.finished.add(status.task_id)
+            self.last_finish = time.perf_counter()
+        elif status.terminal:
+            self.failed.append(f"{status.task_id}: {status.state} {status.message}")
+
+
+class _Case:
+    """Enough of a TestCase for ProcessCluster."""
+
+    def __init__(self):
+        self.cleanups = []
+
+    def addCleanup(self, fn, *args):
+        self.cleanups.append((fn, args))
+
+    def cleanup(self):
+        for fn, args in reversed(self.cleanups):
+            fn(*args)
+
+
+@defer.inlineCallbacks
+def run(reactor, options):
+    case = _Case()
+    resources = f"cpus:{max(4, options.tasks // options.agents + 2)};mem:{max(4096, options.tasks * 2)};disk:1024"
+    try:
+        cluster = yield ProcessCluster(case, agents=options.agents, resources=resources).start()
+        submitter = Submitter(options.tasks)
+        driver = MesosSchedulerDriver(submitter, FrameworkInfo(user="root", name="bench"), cluster.master_address,
+                                      reactor=reactor)
+        driver.start()
+        yield wait_for(lambda: len(submitter.finished) + len(submitter.failed) >= options.tasks, options.timeout,
+                       interval=0.01, what="all tasks to finish")
+        driver.stop()
+        yield driver.stopped()
+        elapsed = submitter.last_finish - submitter.first_launch
+        tasks_per_s = len(submitter.finished) / elapsed
+        lost = options.tasks - len(submitter.finished)
+        print(f"tasks={options.tasks} agents={options.agents} finished={len(submitter.finished)} lost_or_failed={lost}")
+        if submitter.failed:
+            print("failures:", *submitter.failed[:5], sep="\n  ")
+    finally:
+        case.cleanup()
+    raw = raw_spawn_rate(options.tasks)
+    print(f"cluster: {elapsed:.2f}s for {options.tasks} tasks; raw spawn+reap: {options.tasks / raw:.2f}s")
+    print(f"tasks_per_s={tasks_per_s:.1f} raw_spawn_per_s={raw:.1f} ratio={tasks_per_s / raw:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=200, help="number of tasks (N)")
+    parser.add_argument("--agents", type=int, default=2, help="number of agent processes (K)")
+    parser.add_argument("--timeout", type=float, default=600, help="give up after this many seconds")
+    options = parser.parse_args()
+    task.react(lambda reactor: run(reactor, options))
+
+
+if __name__ == "__main__":
+    main()
