@@ -14,6 +14,7 @@ from mesostw.master.calls import SchedulerCalls
 from mesostw.master.http import MasterEndpoints
 from mesostw.master.master import Master
 from mesostw.master.pb import MasterRoot
+from mesostw.master.scheduler_http import SchedulerAPI
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -35,6 +36,8 @@ class MasterService(service.MultiService):
         self.calls = SchedulerCalls(self.master)
         self.router = Router()
         MasterEndpoints(self.master, config.rendered()).install(self.router)
+        self.scheduler_api = SchedulerAPI(self.master, self.calls, reactor)
+        self.scheduler_api.install(self.router)
         self.listener = Listener(reactor, config.ip, config.port, self.router,
                                  MasterRoot(self.master, self.calls, reactor))
         self.listener.setServiceParent(self)

@@ -1,0 +1,159 @@
+"""The v1 scheduler HTTP API: ``POST /api/v1/scheduler``.
+
+SUBSCRIBE answers ``200`` with a RecordIO stream of Events (and a
+``Mesos-Stream-Id`` header) that stays open; every other Call comes on its
+own request carrying that stream ID and is answered ``202``. HTTP frameworks
+are the same frameworks to the master as PB ones: the stream is their
+:class:`IFrameworkLink`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+from twisted.internet import task
+from twisted.logger import Logger
+from twisted.web import server
+from zope.interface import implementer
+
+from mesostw.http import recordio
+from mesostw.http.router import HTTPError, Response, Router, read_body
+from mesostw.interfaces import IFrameworkLink
+from mesostw.master.calls import SchedulerCalls, UnknownFramework
+from mesostw.master.master import Master, RegistrationRefused
+from mesostw.model import scheduler_api as api
+from mesostw.model.validation import ValidationError, decode_json
+
+log = Logger()
+
+MAX_CALL_BYTES = 16 * 1024 * 1024
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
+
+
+@implementer(IFrameworkLink)
+class HTTPFrameworkLink:
+    """A subscribed HTTP framework: events go down the open response as RecordIO."""
+
+    def __init__(self, request: server.Request, stream_id: str, clock: Any, heartbeat: float,
+                 principal: str | None = None):
+        self.request = request
+        self.stream_id = stream_id
+        self.principal = principal
+        self.closed = False
+        self.on_gone: Callable[[HTTPFrameworkLink], None] | None = None
+        self._heartbeat = task.LoopingCall(self.send, api.HEARTBEAT_EVENT)
+        self._heartbeat.clock = clock
+        self._heartbeat.start(heartbeat, now=False)
+        request.notifyFinish().addBoth(self._gone)
+
+    def send(self, event: dict[str, Any]) -> None:
+        if not self.closed:
+            self.request.write(recordio.encode_json(event))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._stop()
+        self.request.finish()
+
+    def _stop(self) -> None:
+        self.closed = True
+        if self._heartbeat.running:
+            self._heartbeat.stop()
+
+    def _gone(self, _: Any) -> None:
+        was_closed = self.closed
+        self._stop()
+        if not was_closed and self.on_gone is not None:
+            self.on_gone(self)
+
+
+def media_type(value: str | None) -> str:
+    return (value or "").split(";")[0].strip().lower()
+
+
+def accepts_json(accept: str | None) -> bool:
+    if not accept:
+        return True
+    types = {media_type(part) for part in accept.split(",")}
+    return bool(types & {JSON, "*/*", "application/*"})
+
+
+class SchedulerAPI:
+    """Serves ``/api/v1/scheduler`` for one master."""
+
+    def __init__(self, master: Master, calls: SchedulerCalls, clock: Any,
+                 heartbeat: float = api.HEARTBEAT_INTERVAL):
+        self.master = master
+        self.calls = calls
+        self.clock = clock
+        self.heartbeat = heartbeat
+        #: Hook for HA: returns None when leading, else an HTTPError to answer with.
+        self.not_leading: Callable[[server.Request], HTTPError | None] = lambda request: None
+
+    def install(self, router: Router) -> None:
+        for path in ("/api/v1/scheduler", "/master/api/v1/scheduler"):
+            router.route(path, self.handle, methods=("POST",))
+
+    def handle(self, request: server.Request) -> Any:
+        redirect = self.not_leading(request)
+        if redirect is not None:
+            raise redirect
+        content_type = media_type(request.getHeader("content-type"))
+        if not content_type:
+            raise HTTPError(400, "Expecting 'Content-Type' to be present")
+        if content_type == PROTOBUF:
+            raise HTTPError(415, "Content-Type 'application/x-protobuf' is not supported by mesostw; "
+                                 "send 'application/json'")
+        if content_type != JSON:
+            raise HTTPError(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF}")
+        if not accepts_json(request.getHeader("accept")):
+            raise HTTPError(406, f"Expecting 'Accept' to allow {JSON}")
+        try:
+            framework_id, call = api.parse_call(decode_json(read_body(request, MAX_CALL_BYTES), "Call"))
+        except ValidationError as exc:
+            raise HTTPError(400, f"Failed to validate scheduler::Call: {exc}") from None
+        stream_id = request.getHeader("mesos-stream-id")
+        if isinstance(call, api.Subscribe):
+            if stream_id is not None:
+                raise HTTPError(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
+            return self._subscribe(request, call)
+        assert framework_id is not None
+        framework = self.master.frameworks.get(framework_id)
+        if framework is None:
+            raise HTTPError(400, f"Framework '{framework_id}' cannot be found")
+        link = framework.link
+        if not isinstance(link, HTTPFrameworkLink):
+            raise HTTPError(403, f"Framework '{framework_id}' is not subscribed over HTTP")
+        if stream_id is None:
+            raise HTTPError(400, "All non-subscribe calls should include the 'Mesos-Stream-Id' header")
+        if stream_id != link.stream_id:
+            raise HTTPError(400, f"The stream ID '{stream_id}' included in this request didn't match the stream ID "
+                                 f"currently associated with framework ID '{framework_id}'")
+        try:
+            self.calls.handle(framework_id, call)
+        except UnknownFramework as exc:
+            raise HTTPError(400, str(exc)) from None
+        return Response(b"", 202)
+
+    def _subscribe(self, request: server.Request, call: api.Subscribe) -> Any:
+        stream_id = str(uuid.uuid4())
+        request.setResponseCode(200)
+        request.setHeader("Content-Type", JSON)
+        request.setHeader("Mesos-Stream-Id", stream_id)
+        request.setHeader("Cache-Control", "no-cache")
+        link = HTTPFrameworkLink(request, stream_id, self.clock, self.heartbeat)
+        try:
+            framework_id = self.master.subscribe(link, call.framework_info, call.force)
+        except RegistrationRefused as exc:
+            link.send(api.error_event(str(exc)))
+            link.close()
+            return server.NOT_DONE_YET
+
+        def gone(closed_link: HTTPFrameworkLink) -> None:
+            self.master.frameworkDisconnected(framework_id, closed_link)
+
+        link.on_gone = gone
+        return server.NOT_DONE_YET
