@@ -56,6 +56,8 @@ class Agent:
         self.frameworks: dict[str, FrameworkState] = {}
         self.completed_frameworks: deque[FrameworkState] = deque(maxlen=MAX_COMPLETED_FRAMEWORKS)
         self.updates = StatusUpdateManager(clock, self._forward_updates)
+        #: container ID -> (state, message, reason) its tasks get when the agent ended it for a reason
+        self._terminations: dict[str, tuple[str, str, str]] = {}
         self.metrics: Counter[str] = Counter()
         self.registered = defer.Deferred()  # fires once, on the first registration
 
@@ -151,7 +153,10 @@ class Agent:
                                    T.REASON_EXECUTOR_TERMINATED, executor_info.executor_id)
                 continue
             if executor is None:
-                executor = self._launch_executor(framework, executor_info, task)
+                # The task waits in the new executor's queue (or fails with it if it cannot start).
+                self._launch_executor(framework, executor_info, task)
+                continue
+            framework.task_executors[task.task_id] = executor
             if executor.state == RUNNING and executor.link is not None:
                 self._send_launch(executor, task)
             else:
@@ -180,14 +185,18 @@ class Agent:
         executor = ExecutorState(info=info, framework_id=framework.id, container_id=container_id,
                                  directory=directory, user=user)
         framework.executors[info.executor_id] = executor
+        executor.queued[task.task_id] = task
+        framework.task_executors[task.task_id] = executor
         self.metrics["executors_registering"] += 1
         environment = self.executor_environment(framework, executor)
+        # Queue the task and arm the timer first: a launch may fail synchronously, and the failure
+        # must then report the task and cancel the timer.
+        executor.registration_timer = self.clock.callLater(
+            self.config.executor_registration_timeout, self._registration_timed_out, framework.id, executor)
         d = defer.maybeDeferred(self.containerizer.launch, container_id, info, framework.info, directory,
                                 environment, user)
         d.addCallbacks(self._executor_started, self._executor_launch_failed,
                        callbackArgs=(executor,), errbackArgs=(framework, executor))
-        executor.registration_timer = self.clock.callLater(
-            self.config.executor_registration_timeout, self._registration_timed_out, framework.id, executor)
         return executor
 
     def executor_environment(self, framework: FrameworkState, executor: ExecutorState) -> dict[str, str]:
@@ -204,7 +213,7 @@ class Agent:
             "MESOS_AGENT_ENDPOINT": self.endpoint,
             "MESOS_CHECKPOINT": "1" if framework.info.checkpoint else "0",
             "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": format_duration(self.config.executor_shutdown_grace_period),
-            "MESOS_HTTP_COMMAND_EXECUTOR": "0",
+            "MESOS_HTTP_COMMAND_EXECUTOR": "1",
             "MESOS_ALLOCATION_ROLE": framework.info.allocation_role,
         })
         if framework.info.checkpoint:
@@ -231,6 +240,11 @@ class Agent:
             log.warn("Executor {id} did not subscribe in time; destroying it", id=executor.id)
             executor.state = TERMINATING
             executor.killed_by_agent = True
+            # As Mesos: its tasks fail with REASON_EXECUTOR_REGISTRATION_TIMEOUT, not TASK_KILLED.
+            self._terminations[executor.container_id] = (
+                T.FAILED, "Executor did not register within "
+                f"{format_duration(self.config.executor_registration_timeout)}",
+                T.REASON_EXECUTOR_REGISTRATION_TIMEOUT)
             self.containerizer.destroy(executor.container_id)
 
     def _send_launch(self, executor: ExecutorState, task: TaskInfo) -> None:
@@ -284,6 +298,11 @@ class Agent:
         executor = framework.executors.get(executor_id) if framework else None
         task = executor.find(status.task_id) if executor else None
         if executor is None or task is None or status.uuid is None:
+            self.metrics["invalid_status_updates"] += 1
+            return False
+        if framework is not None and framework.terminating:
+            # As Mesos: nobody will acknowledge these any more (the streams were cleaned up), so
+            # keeping them would retry forever and keep the executor from being retired.
             self.metrics["invalid_status_updates"] += 1
             return False
         status = attrs.evolve(status, agent_id=self.info.id, executor_id=executor_id,
@@ -346,6 +365,7 @@ class Agent:
             if acked.terminal and not pending:
                 executor.terminated.pop(task_id, None)
                 executor.completed.append(task)
+                framework.task_executors.pop(task_id, None)
                 self._maybe_retire(framework, executor)
 
     # -- killing and shutting down ---------------------------------------------------
@@ -358,6 +378,8 @@ class Agent:
                                T.REASON_TASK_UNKNOWN)
             return
         queued = executor.queued.pop(task_id, None)
+        if queued is not None:
+            framework.task_executors.pop(task_id, None)
         if queued is not None:
             self._agent_update(framework_id, task_id, T.KILLED, "Killed before it was launched",
                                T.REASON_TASK_KILLED_DURING_LAUNCH, executor.id)
@@ -429,10 +451,15 @@ class Agent:
             executor.link = None
         framework_id = executor.framework_id
         framework = self.frameworks.get(framework_id)
-        if executor.killed_by_agent:
+        termination = self._terminations.pop(executor.container_id, None)
+        if termination is not None:
+            state, message, reason = termination
+        elif executor.killed_by_agent:
             state, message, reason = T.KILLED, "Executor was shut down", T.REASON_EXECUTOR_TERMINATED
         for task_id in list(executor.queued):
             del executor.queued[task_id]
+            if framework is not None:
+                framework.task_executors.pop(task_id, None)
             self._agent_update(framework_id, task_id, state, message, reason, executor.id)
         for task in list(executor.launched.values()):
             status_update = TaskStatus(task.task_id, state, message=message, source=T.SOURCE_AGENT,
@@ -444,6 +471,8 @@ class Agent:
                 executor.launched.pop(task.task_id, None)
                 task.record(status_update)
                 executor.completed.append(task)
+                if framework is not None:
+                    framework.task_executors.pop(task.task_id, None)
         if framework is not None and self.master is not None and self.state == REGISTERED:
             self.master.exitedExecutor(framework_id, executor.id, status)
         if framework is not None:

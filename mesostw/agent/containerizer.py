@@ -55,9 +55,8 @@ class PosixContainerizer:
     def launch(self, container_id: str, executor_info: ExecutorInfo, framework_info: FrameworkInfo,
                directory: str, environment: dict[str, str], user: str | None) -> defer.Deferred:
         create_sandbox(directory)
+        # The launcher's child creates these when it opens them.
         stdout, stderr = os.path.join(directory, "stdout"), os.path.join(directory, "stderr")
-        for path in (stdout, stderr):
-            open(path, "ab").close()
         container = Container(container_id, directory, resources=executor_info.resources)
         self.containers[container_id] = container
         command = executor_info.command

@@ -20,8 +20,14 @@ def sandbox_dir(work_dir: str, agent_id: str, framework_id: str, executor_id: st
 
 def create_sandbox(directory: str) -> str:
     """Make a run's sandbox and point its executor's ``runs/latest`` link at it."""
-    os.makedirs(directory, exist_ok=True)
-    relink(os.path.join(os.path.dirname(directory), "latest"), os.path.basename(directory))
+    runs = os.path.dirname(directory)
+    try:
+        os.mkdir(directory)  # the usual case: the executor's runs/ exists from an earlier run or task
+    except FileNotFoundError:
+        os.makedirs(directory, exist_ok=True)
+    except FileExistsError:
+        pass
+    relink(os.path.join(runs, "latest"), os.path.basename(directory))
     return directory
 
 

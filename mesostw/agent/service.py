@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from mesostw.agent import paths
 from mesostw.agent.agent import Agent
 from mesostw.agent.containerizer import PosixContainerizer
+from mesostw.agent.executor_http import ExecutorAPI
 from mesostw.agent.files import SandboxFiles
 from mesostw.agent.http import AgentEndpoints
 from mesostw.agent.launcher import Launcher
@@ -58,6 +59,7 @@ class AgentService(service.MultiService):
         self.agent.registered.addCallback(self._link_latest)
         self.router = Router()
         AgentEndpoints(self.agent, config.rendered()).install(self.router)
+        ExecutorAPI(self.agent).install(self.router)
         SandboxFiles(os.path.join(config.work_dir, "slaves")).install(self.router)
         self.listener = Listener(reactor, config.ip, config.port, self.router, AgentRoot(self.agent, reactor))
         self.listener.setServiceParent(self)

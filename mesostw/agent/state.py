@@ -76,6 +76,8 @@ class FrameworkState:
     completed_executors: deque[ExecutorState] = attrs.field(
         factory=lambda: deque(maxlen=MAX_COMPLETED_EXECUTORS))
     terminating: bool = False
+    #: task ID -> the executor running it, for tasks not yet completed
+    task_executors: dict[str, ExecutorState] = attrs.field(factory=dict)
 
     @property
     def id(self) -> str:
@@ -83,7 +85,4 @@ class FrameworkState:
         return self.info.id
 
     def executor_of(self, task_id: str) -> ExecutorState | None:
-        for executor in self.executors.values():
-            if task_id in executor.queued or executor.find(task_id) is not None:
-                return executor
-        return None
+        return self.task_executors.get(task_id)

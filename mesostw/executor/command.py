@@ -1,64 +1,52 @@
 """The command executor: runs one task's command and reports how it ended.
 
-It is a process of its own (forked by the agent's launcher, see
-:mod:`mesostw.executor.zygote`), so that tasks can outlive an agent restart.
-The command runs in its own process group; a kill sends SIGTERM to the group
+A v1 HTTP executor (``POST /api/v1/executor`` on its agent, as Mesos's own
+command executor since 1.x) written against the standard library only, with
+no reactor: it is forked per task by the agent's launcher, and the less it
+carries, the cheaper each fork (see DESIGN.md's spawn costs).
+
+The command runs in its own process group. A kill sends SIGTERM to the group
 and SIGKILL after the grace period. Exit status 0 gives TASK_FINISHED, any
-other TASK_FAILED with the status in the message, a kill TASK_KILLED.
+other TASK_FAILED with the status in the message, a kill TASK_KILLED. If the
+agent goes away, a checkpointing framework's executor keeps the task running
+and reconnects (re-sending what was not acknowledged) until the recovery
+timeout; any other executor kills its task and exits, as Mesos's does.
 """
 
 from __future__ import annotations
 
+import base64
+import heapq
+import json
 import os
+import re
+import selectors
 import shutil
 import signal
+import socket
 import sys
-from typing import Any
+import time
+import uuid
+from typing import Any, Callable
 
-from twisted.logger import Logger
-from zope.interface import implementer
-from twisted.internet.interfaces import IReadDescriptor
-
-from mesostw.executor.driver import Executor, ExecutorDriver
-from mesostw.model import task as T
-from mesostw.model.task import TaskInfo, TaskStatus
-
-log = Logger()
-
-#: SIGTERM to SIGKILL when neither the kill nor the task names a grace period (Mesos 0.21's constant).
+#: SIGTERM to SIGKILL when neither the kill nor the task names a grace period.
 DEFAULT_GRACE = 3.0
 #: How long to wait for the agent to take the final update before exiting anyway.
 EXIT_TIMEOUT = 5.0
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0, "days": 86400.0,
+          "weeks": 604800.0}
 
 
-@implementer(IReadDescriptor)
-class ProcessWatch:
-    """Calls ``on_exit(wait_status)`` when a child exits, through a pidfd in the reactor."""
+def duration(text: str, default: float) -> float:
+    match = re.match(r"^\s*([0-9.]+)\s*([a-z]*)\s*$", text or "")
+    if not match:
+        return default
+    return float(match.group(1)) * _UNITS.get(match.group(2) or "secs", 1.0)
 
-    def __init__(self, reactor: Any, pid: int, on_exit: Any):
-        self.reactor = reactor
-        self.pid = pid
-        self.on_exit = on_exit
-        self.fd = os.pidfd_open(pid)
-        reactor.addReader(self)
 
-    def fileno(self) -> int:
-        return self.fd
-
-    def doRead(self) -> None:
-        self.reactor.removeReader(self)
-        _, status = os.waitpid(self.pid, 0)
-        os.close(self.fd)
-        self.fd = -1
-        self.on_exit(status)
-
-    def connectionLost(self, reason: Any) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def logPrefix(self) -> str:
-        return f"task-process-{self.pid}"
+def log(message: str) -> None:
+    sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} mesos-executor: {message}\n")
+    sys.stderr.flush()
 
 
 def describe_exit(status: int) -> tuple[int | None, str]:
@@ -74,118 +62,347 @@ def describe_exit(status: int) -> tuple[int | None, str]:
     return None, f"Command terminated with signal {name}"
 
 
-class CommandExecutor(Executor):
-    """Runs exactly one command task."""
+class HTTPError(Exception):
+    pass
 
-    def __init__(self, reactor: Any):
-        self.reactor = reactor
-        self.driver: ExecutorDriver | None = None
-        self.task: TaskInfo | None = None
+
+class Connection:
+    """A minimal blocking HTTP/1.1 client for one persistent connection."""
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.host = f"{host}:{port}"
+        self.buffer = b""
+
+    def request(self, path: str, body: bytes) -> tuple[int, dict[str, str]]:
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                f"Accept: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        self.sock.sendall(head + body)
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        raw, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = raw.decode("latin-1").split("\r\n")
+        code = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return code, headers
+
+    def read_body(self, headers: dict[str, str]) -> bytes:
+        length = int(headers.get("content-length", "0"))
+        while len(self.buffer) < length:
+            self._fill()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return body
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the agent closed the connection")
+        self.buffer += chunk
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class EventStream:
+    """Decodes a chunked response carrying RecordIO records, incrementally."""
+
+    def __init__(self, initial: bytes):
+        self.raw = initial
+        self.body = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        self.raw += data
+        while True:
+            end = self.raw.find(b"\r\n")
+            if end < 0:
+                break
+            size = int(self.raw[:end].split(b";")[0], 16)
+            if len(self.raw) < end + 2 + size + 2:
+                break
+            self.body += self.raw[end + 2:end + 2 + size]
+            self.raw = self.raw[end + 2 + size + 2:]
+            if size == 0:
+                self.done = True
+                break
+        events = []
+        while True:
+            newline = self.body.find(b"\n")
+            if newline < 0:
+                break
+            length = int(self.body[:newline])
+            if len(self.body) < newline + 1 + length:
+                break
+            events.append(json.loads(self.body[newline + 1:newline + 1 + length]))
+            self.body = self.body[newline + 1 + length:]
+        return events
+
+
+class CommandExecutor:
+    """Subscribes to the agent, runs the one task it is given, reports, exits."""
+
+    def __init__(self, environ: dict[str, str]):
+        host, _, port = environ["MESOS_AGENT_ENDPOINT"].rpartition(":")
+        self.agent = (host, int(port))
+        self.framework_id = environ["MESOS_FRAMEWORK_ID"]
+        self.executor_id = environ["MESOS_EXECUTOR_ID"]
+        self.checkpoint = environ.get("MESOS_CHECKPOINT") == "1"
+        self.recovery_timeout = duration(environ.get("MESOS_RECOVERY_TIMEOUT", ""), 900.0)
+        self.shutdown_grace = duration(environ.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", ""), 5.0)
+        self.backoff_max = duration(environ.get("MESOS_SUBSCRIPTION_BACKOFF_MAX", ""), 2.0)
+        self.selector = selectors.DefaultSelector()
+        self.timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_ids = 0
+        self.stream: Connection | None = None
+        self.events: EventStream | None = None
+        self.calls: Connection | None = None
+        self.task: dict[str, Any] | None = None
+        self.task_acknowledged = False
         self.pid: int | None = None
+        self.pidfd: int | None = None
         self.killing = False
-        self.final: TaskStatus | None = None
-        self._escalation: Any = None
+        self.final_uuid: str | None = None
+        self.unacked: dict[str, dict[str, Any]] = {}
+        self.exit_code: int | None = None
+        self.lost_since: float | None = None
 
-    def launchTask(self, driver: Any, task: TaskInfo) -> None:
-        self.driver = driver
+    # -- the loop ------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.subscribe()
+        while self.exit_code is None:
+            timeout = None
+            if self.timers:
+                timeout = max(0.0, self.timers[0][0] - time.monotonic())
+            for key, _ in self.selector.select(timeout):
+                key.data()
+            now = time.monotonic()
+            while self.timers and self.timers[0][0] <= now and self.exit_code is None:
+                _, _, action = heapq.heappop(self.timers)
+                action()
+        return self.exit_code
+
+    def later(self, delay: float, action: Callable[[], None]) -> None:
+        self._timer_ids += 1
+        heapq.heappush(self.timers, (time.monotonic() + delay, self._timer_ids, action))
+
+    def envelope(self, kind: str, body: dict[str, Any] | None = None) -> bytes:
+        call: dict[str, Any] = {"type": kind, "framework_id": {"value": self.framework_id},
+                                "executor_id": {"value": self.executor_id}}
+        if body is not None:
+            call[kind.lower()] = body
+        return json.dumps(call).encode()
+
+    # -- the agent -------------------------------------------------------------------
+
+    def subscribe(self) -> None:
+        tasks = [self.task] if self.task is not None and not self.task_acknowledged else []
+        body = self.envelope("SUBSCRIBE", {"unacknowledged_tasks": tasks,
+                                           "unacknowledged_updates": [{"status": s} for s in self.unacked.values()]})
+        try:
+            connection = Connection(*self.agent)
+            code, headers = connection.request("/api/v1/executor", body)
+            if code != 200:
+                detail = connection.read_body(headers)[:500].decode(errors="replace")
+                connection.close()
+                raise HTTPError(f"the agent refused the subscription ({code}): {detail}")
+        except (OSError, ConnectionError, HTTPError, ValueError) as exc:
+            self.disconnected(str(exc))
+            return
+        connection.sock.settimeout(None)
+        self.stream = connection
+        self.events = EventStream(connection.buffer)
+        connection.buffer = b""
+        self.lost_since = None
+        self.selector.register(connection.sock, selectors.EVENT_READ, self.on_stream)
+        for event in self.events.feed(b""):
+            self.handle(event)
+
+    def on_stream(self) -> None:
+        assert self.stream is not None and self.events is not None
+        try:
+            data = self.stream.sock.recv(65536)
+        except OSError:
+            data = b""
+        events = self.events.feed(data) if data else []
+        for event in events:
+            self.handle(event)
+        if not data or self.events.done:
+            self.selector.unregister(self.stream.sock)
+            self.stream.close()
+            self.stream = None
+            self.disconnected("the agent closed the event stream")
+
+    def disconnected(self, why: str) -> None:
+        if self.exit_code is not None:
+            return
+        if self.calls is not None:
+            self.calls.close()
+            self.calls = None
+        now = time.monotonic()
+        if not self.checkpoint:
+            log(f"lost the agent ({why}); the framework does not checkpoint, so the task is killed")
+            self.kill_now()
+            self.exit_code = 1
+            return
+        if self.lost_since is None:
+            self.lost_since = now
+            log(f"lost the agent ({why}); reconnecting")
+        if now - self.lost_since > self.recovery_timeout:
+            log("the agent did not come back within the recovery timeout; killing the task")
+            self.kill_now()
+            self.exit_code = 1
+            return
+        self.later(min(self.backoff_max, 1.0), self.subscribe)
+
+    def call(self, body: bytes) -> None:
+        for attempt in (1, 2):
+            try:
+                if self.calls is None:
+                    self.calls = Connection(*self.agent)
+                code, headers = self.calls.request("/api/v1/executor", body)
+                detail = self.calls.read_body(headers)
+                if headers.get("connection", "").lower() == "close":
+                    self.calls.close()
+                    self.calls = None
+                if code != 202:
+                    log(f"the agent refused a call ({code}): {detail[:300].decode(errors='replace')}")
+                return
+            except (OSError, ConnectionError, ValueError):
+                if self.calls is not None:
+                    self.calls.close()
+                self.calls = None
+        # Unacknowledged updates are sent again when the executor subscribes anew.
+
+    # -- events -------------------------------------------------------------------------
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "LAUNCH":
+            self.launch(event["launch"]["task"])
+        elif kind == "KILL":
+            nanos = event["kill"].get("kill_policy", {}).get("grace_period", {}).get("nanoseconds")
+            self.kill(int(nanos) / 1e9 if nanos is not None else None)
+        elif kind == "ACKNOWLEDGED":
+            uuid_text = event["acknowledged"]["uuid"]
+            self.unacked.pop(uuid_text, None)
+            self.task_acknowledged = True
+            if uuid_text == self.final_uuid:
+                self.exit_code = 0
+        elif kind == "SHUTDOWN":
+            if self.pid is not None:
+                self.kill(max(self.shutdown_grace - 1.0, 0.0))
+            elif self.final_uuid is None:
+                self.exit_code = 0
+        elif kind == "ERROR":
+            log(f"error from the agent: {event.get('error', {}).get('message', '')}")
+            self.kill_now()
+            self.exit_code = 1
+
+    def update(self, state: str, message: str | None = None) -> str:
+        assert self.task is not None
+        status: dict[str, Any] = {"task_id": self.task["task_id"], "state": state, "source": "SOURCE_EXECUTOR",
+                                  "executor_id": {"value": self.executor_id}, "timestamp": time.time(),
+                                  "uuid": base64.b64encode(uuid.uuid4().bytes).decode()}
+        if message:
+            status["message"] = message
+        self.unacked[status["uuid"]] = status
+        self.call(self.envelope("UPDATE", {"status": status}))
+        return status["uuid"]
+
+    def launch(self, task: dict[str, Any]) -> None:
         if self.task is not None:
-            self._send(driver, task.task_id, T.ERROR, "The command executor runs a single task")
+            if task["task_id"] != self.task["task_id"]:
+                log("the command executor runs a single task; ignoring another launch")
             return
         self.task = task
-        command = task.command
-        if command is None:
-            self._finish(driver, T.ERROR, "A command task needs a CommandInfo")
-            return
-        argv = command.argv()
-        program = argv[0] if command.shell else (shutil.which(argv[0]) or argv[0])
+        command = task.get("command") or {}
+        shell = command.get("shell", True)
+        if shell:
+            argv = ["/bin/sh", "-c", command.get("value", "")]
+        else:
+            argv = list(command.get("arguments") or [command.get("value", "")])
+        program = argv[0] if shell else (shutil.which(argv[0]) or argv[0])
         env = dict(os.environ)
-        env.update(command.environment)
+        for variable in command.get("environment", {}).get("variables", []):
+            env[variable["name"]] = variable.get("value", "")
         try:
             self.pid = os.posix_spawn(program, argv, env, setpgroup=0)
         except OSError as exc:
-            self._finish(driver, T.FAILED, f"Failed to launch the command: {exc.strerror}: {program}")
+            self.finish("TASK_FAILED", f"Failed to launch the command: {exc.strerror}: {program}")
             return
-        ProcessWatch(self.reactor, self.pid, self._exited)
-        log.info("Forked command at {pid}", pid=self.pid)
-        self._send(driver, task.task_id, T.RUNNING)
+        self.pidfd = os.pidfd_open(self.pid)
+        self.selector.register(self.pidfd, selectors.EVENT_READ, self.on_exit)
+        log(f"forked command at {self.pid}")
+        self.update("TASK_RUNNING")
 
-    def killTask(self, driver: Any, taskId: str, gracePeriod: float | None = None) -> None:
-        if self.task is None or taskId != self.task.task_id:
+    def kill(self, grace: float | None) -> None:
+        if self.task is None:
             return
         if self.pid is None:
-            if self.final is None:
-                self._finish(driver, T.KILLED, "Killed before the command started")
+            if self.final_uuid is None:
+                self.finish("TASK_KILLED", "Killed before the command started")
             return
         if self.killing:
             return
         self.killing = True
-        grace = gracePeriod if gracePeriod is not None else self.task.kill_grace_period
-        grace = DEFAULT_GRACE if grace is None else min(grace, driver.shutdown_grace_period)
-        self._signal(signal.SIGTERM)
-        self._escalation = self.reactor.callLater(grace, self._signal, signal.SIGKILL)
+        policy = self.task.get("kill_policy", {}).get("grace_period", {}).get("nanoseconds")
+        if grace is None and policy is not None:
+            grace = int(policy) / 1e9
+        grace = DEFAULT_GRACE if grace is None else min(grace, self.shutdown_grace)
+        self.signal(signal.SIGTERM)
+        self.later(grace, lambda: self.signal(signal.SIGKILL))
 
-    def shutdown(self, driver: Any) -> None:
-        if self.task is not None and self.pid is not None:
-            self.killTask(driver, self.task.task_id, max(driver.shutdown_grace_period - 1.0, 0.0))
-        elif self.final is None:
-            self.driver = driver
-            driver.stop()
+    def kill_now(self) -> None:
+        self.signal(signal.SIGKILL)
 
-    def _signal(self, signum: int) -> None:
-        self._escalation = None if signum == signal.SIGKILL else self._escalation
+    def signal(self, signum: int) -> None:
         if self.pid is not None:
             try:
                 os.killpg(self.pid, signum)
             except ProcessLookupError:
                 pass
 
-    def _exited(self, status: int) -> None:
-        if self._escalation is not None and self._escalation.active():
-            self._escalation.cancel()
-        self._escalation = None
-        # The group may still hold the command's children; they go with it.
-        self._signal(signal.SIGKILL)
-        self.pid = None
+    def on_exit(self) -> None:
+        assert self.pidfd is not None and self.pid is not None
+        self.selector.unregister(self.pidfd)
+        os.close(self.pidfd)
+        _, status = os.waitpid(self.pid, 0)
+        self.signal(signal.SIGKILL)  # the command's children go with it
+        self.pid = self.pidfd = None
         code, message = describe_exit(status)
         if self.killing:
-            state = T.KILLED
+            state = "TASK_KILLED"
         elif code == 0:
-            state = T.FINISHED
+            state = "TASK_FINISHED"
         else:
-            state = T.FAILED
-        assert self.driver is not None
-        self._finish(self.driver, state, message)
+            state = "TASK_FAILED"
+        self.finish(state, message)
 
-    def _send(self, driver: Any, task_id: str, state: str, message: str | None = None) -> TaskStatus:
-        status = TaskStatus(task_id, state, message=message)
-        driver.sendStatusUpdate(status)
-        return status
+    def finish(self, state: str, message: str) -> None:
+        self.final_uuid = self.update(state, message)
+        self.later(EXIT_TIMEOUT, self.give_up)
 
-    def _finish(self, driver: Any, state: str, message: str) -> None:
-        assert self.task is not None
-        self.final = self._send(driver, self.task.task_id, state, message)
-        self.reactor.callLater(EXIT_TIMEOUT, driver.stop)
-
-    def acknowledged(self, driver: Any, status: TaskStatus) -> None:
-        if self.final is not None and status.task_id == self.final.task_id and status.terminal:
-            driver.stop()
+    def give_up(self) -> None:
+        if not self.checkpoint or self.lost_since is None:
+            self.exit_code = 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     """Run the command executor in this process (environment as an agent sets it)."""
-    from twisted.internet import reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
-
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
-    executor = CommandExecutor(reactor)
-    try:
-        driver = ExecutorDriver(executor, reactor=reactor)
-    except ValueError as exc:
-        print(f"mesos-executor: {exc}", file=sys.stderr)
+    missing = [k for k in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID") if not os.environ.get(k)]
+    if missing:
+        log(f"not started by an agent: {', '.join(missing)} not set")
         return 2
-    driver.start().addBoth(lambda _: reactor.stop())
-    reactor.run()
-    return 0
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    return CommandExecutor(dict(os.environ)).run()
 
 
 if __name__ == "__main__":

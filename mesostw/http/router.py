@@ -9,7 +9,8 @@ other exception is logged and answered with 500, never taking the daemon down.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from twisted.internet import defer

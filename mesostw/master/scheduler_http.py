@@ -10,7 +10,8 @@ are the same frameworks to the master as PB ones: the stream is their
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import task
 from twisted.logger import Logger
@@ -18,6 +19,7 @@ from twisted.web import server
 from zope.interface import implementer
 
 from mesostw.http import recordio
+from mesostw.http.content import JSON, check_json_call
 from mesostw.http.router import HTTPError, Response, Router, read_body
 from mesostw.interfaces import IFrameworkLink
 from mesostw.master.calls import SchedulerCalls, UnknownFramework
@@ -28,8 +30,6 @@ from mesostw.model.validation import ValidationError, decode_json
 log = Logger()
 
 MAX_CALL_BYTES = 16 * 1024 * 1024
-JSON = "application/json"
-PROTOBUF = "application/x-protobuf"
 
 
 @implementer(IFrameworkLink)
@@ -70,17 +70,6 @@ class HTTPFrameworkLink:
             self.on_gone(self)
 
 
-def media_type(value: str | None) -> str:
-    return (value or "").split(";")[0].strip().lower()
-
-
-def accepts_json(accept: str | None) -> bool:
-    if not accept:
-        return True
-    types = {media_type(part) for part in accept.split(",")}
-    return bool(types & {JSON, "*/*", "application/*"})
-
-
 class SchedulerAPI:
     """Serves ``/api/v1/scheduler`` for one master."""
 
@@ -101,16 +90,7 @@ class SchedulerAPI:
         redirect = self.not_leading(request)
         if redirect is not None:
             raise redirect
-        content_type = media_type(request.getHeader("content-type"))
-        if not content_type:
-            raise HTTPError(400, "Expecting 'Content-Type' to be present")
-        if content_type == PROTOBUF:
-            raise HTTPError(415, "Content-Type 'application/x-protobuf' is not supported by mesostw; "
-                                 "send 'application/json'")
-        if content_type != JSON:
-            raise HTTPError(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF}")
-        if not accepts_json(request.getHeader("accept")):
-            raise HTTPError(406, f"Expecting 'Accept' to allow {JSON}")
+        check_json_call(request.getHeader("content-type"), request.getHeader("accept"))
         try:
             framework_id, call = api.parse_call(decode_json(read_body(request, MAX_CALL_BYTES), "Call"))
         except ValidationError as exc:

@@ -1,0 +1,83 @@
+"""The v1 executor HTTP API on the agent: ``POST /api/v1/executor``.
+
+SUBSCRIBE answers ``200`` with a RecordIO stream of Events that stays open;
+UPDATE and MESSAGE are answered ``202``. The stream is the executor's
+:class:`IExecutorLink`, so HTTP executors and PB executors are alike to the agent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.web import server
+from zope.interface import implementer
+
+from mesostw.agent.agent import Agent
+from mesostw.http import recordio
+from mesostw.http.content import JSON, check_json_call
+from mesostw.http.router import HTTPError, Response, Router, read_body
+from mesostw.interfaces import IExecutorLink
+from mesostw.model import executor_api as xapi
+from mesostw.model.validation import ValidationError, decode_json
+
+log = Logger()
+
+MAX_CALL_BYTES = 16 * 1024 * 1024
+
+
+@implementer(IExecutorLink)
+class HTTPExecutorLink:
+    """A subscribed HTTP executor: events go down its open response."""
+
+    def __init__(self, request: server.Request):
+        self.request = request
+        self.closed = False
+        self.on_gone: Any = None
+        request.notifyFinish().addBoth(self._gone)
+
+    def send(self, event: dict[str, Any]) -> None:
+        if not self.closed:
+            self.request.write(recordio.encode_json(event))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.request.finish()
+
+    def _gone(self, _: Any) -> None:
+        was_closed, self.closed = self.closed, True
+        if not was_closed and self.on_gone is not None:
+            self.on_gone(self)
+
+
+class ExecutorAPI:
+    """Serves ``/api/v1/executor`` for one agent."""
+
+    def __init__(self, agent: Agent):
+        self.agent = agent
+
+    def install(self, router: Router) -> None:
+        for path in ("/api/v1/executor", "/slave(1)/api/v1/executor"):
+            router.route(path, self.handle, methods=("POST",))
+
+    def handle(self, request: server.Request) -> Any:
+        check_json_call(request.getHeader("content-type"), request.getHeader("accept"))
+        try:
+            framework_id, executor_id, call = xapi.parse_call(
+                decode_json(read_body(request, MAX_CALL_BYTES), "Call"))
+        except ValidationError as exc:
+            raise HTTPError(400, f"Failed to validate executor::Call: {exc}") from None
+        if isinstance(call, xapi.Subscribe):
+            request.setResponseCode(200)
+            request.setHeader("Content-Type", JSON)
+            link = HTTPExecutorLink(request)
+            link.on_gone = lambda gone: self.agent.executorDisconnected(framework_id, executor_id, gone)
+            self.agent.executorSubscribe(link, framework_id, executor_id, call)
+            return server.NOT_DONE_YET
+        if isinstance(call, xapi.Update):
+            if not self.agent.executorUpdate(framework_id, executor_id, call.status):
+                raise HTTPError(400, f"Task {call.status.task_id} of executor {executor_id} is not known here")
+        elif isinstance(call, xapi.Message):
+            self.agent.executorMessage(framework_id, executor_id, call.data)
+        return Response(b"", 202)

@@ -1,0 +1,78 @@
+"""``mesostw <command>``: parse the command line, dispatch, and turn expected failures into one line.
+
+Usage errors exit 2 and runtime errors exit 1, each printed as ``mesostw <cmd>: <message>`` on
+stderr; tracebacks are left for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from mesostw.cli import execute, http, sandbox, state, tasks
+from mesostw.cli.errors import CLIError, UsageError
+
+COMMANDS = (execute, state, tasks, sandbox)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises :class:`UsageError` instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')", command=self.prog)
+
+
+def build_parser() -> Parser:
+    common = Parser(add_help=False)
+    common.add_argument("--master", metavar="HOST:PORT",
+                        help=f"the leading master, host:port or http://host:port "
+                             f"(default: $MESOS_MASTER, else {http.DEFAULT_MASTER})")
+    parser = Parser(prog="mesostw", description="Operate a mesostw (or Mesos) cluster.")
+    subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
+    subparsers.required = True
+    for module in COMMANDS:
+        module.register(subparsers, common)
+    return parser
+
+
+def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
+    """Run one command; returns the exit status and never raises for expected failures."""
+    parser = build_parser()
+    command = "mesostw"
+    try:
+        try:
+            args, extras = parser.parse_known_args(list(argv))
+        except SystemExit as exc:  # --help
+            return int(exc.code or 0)
+        command = f"mesostw {args.subcommand}"
+        if extras:
+            raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see '{command} --help')")
+        args.master = args.master or os.environ.get("MESOS_MASTER") or http.DEFAULT_MASTER
+        args.master_url = http.base_url(args.master)
+        return int(args.func(args, out, err))
+    except CLIError as exc:
+        err.write(f"{exc.command or command}: {exc.message}\n")
+        err.flush()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``mesostw`` console script."""
+    try:
+        sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        pass
+    try:
+        code = run(sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``mesostw cat ... | head``): not an error worth a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 1
+    sys.exit(code)
