@@ -3,30 +3,35 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.test-installed
 
 .PHONY: run test unit bench lint clean
 
-$(STAMP): setup.py requirements-dev.txt
+$(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip install -q -e . --config-settings editable_mode=compat
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP) requirements-dev.txt tools/install-pymesos.sh
+	$(PY) -m pip install -q -r requirements-dev.txt
+	tools/install-pymesos.sh $(VENV)
+	touch $(TEST_STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/twistd -n --pidfile= mesos-local $(ARGS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(PY) -m pytest -q tests/unit
 
 bench: $(STAMP)
 	$(PY) bench/launch_throughput.py --tasks 200 --agents 2
 	$(PY) bench/allocator.py
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check mesostw frameworks tests bench
 	$(VENV)/bin/mypy mesostw
 

@@ -321,6 +321,11 @@ class Agent:
             self.metrics["invalid_framework_messages"] += 1
 
     def _record(self, executor: ExecutorState, task: Task, status: TaskStatus) -> None:
+        framework = self.frameworks.get(executor.framework_id)
+        if framework is None or framework.terminating:
+            # Nobody is left to acknowledge it: settle the task here instead of queueing an update.
+            self._settle_without_framework(framework, executor, task, status)
+            return
         if not self.updates.update(executor.framework_id, status):
             return
         was_terminal = task.terminal
@@ -336,6 +341,19 @@ class Agent:
         if head:
             task.status_update_state = head[0].state
             task.status_update_uuid = head[0].uuid
+
+    def _settle_without_framework(self, framework: FrameworkState | None, executor: ExecutorState, task: Task,
+                                  status: TaskStatus) -> None:
+        if task.terminal and not status.terminal:
+            return
+        task.record(status)
+        if status.terminal:
+            executor.launched.pop(task.task_id, None)
+            executor.terminated.pop(task.task_id, None)
+            executor.completed.append(task)
+            if framework is not None:
+                framework.task_executors.pop(task.task_id, None)
+            self._maybe_retire(framework, executor)
 
     def _agent_update(self, framework_id: str, task_id: str, state: str, message: str, reason: str,
                       executor_id: str | None = None) -> None:

@@ -11,7 +11,6 @@ import psutil
 from twisted.application import service
 from twisted.internet import defer, error, protocol, task
 from twisted.logger import Logger
-from twisted.protocols.basic import LineOnlyReceiver
 
 log = Logger()
 
@@ -24,14 +23,24 @@ class LaunchError(Exception):
 
 
 class _LauncherProtocol(protocol.ProcessProtocol):
+    """Splits the launcher's stdout into JSON lines."""
+
+    MAX_LINE = 1 << 20
+
     def __init__(self, owner: Launcher):
         self.owner = owner
-        self.lines = LineOnlyReceiver()
-        self.lines.MAX_LENGTH = 1 << 20
-        self.lines.lineReceived = owner._line  # type: ignore[method-assign]
+        self.buffer = b""
 
     def outReceived(self, data: bytes) -> None:
-        self.lines.dataReceived(data)
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            self.owner._line(line)
+        if len(self.buffer) > self.MAX_LINE:
+            log.error("The launcher wrote an overlong line; restarting it")
+            self.buffer = b""
+            if self.transport is not None:
+                self.transport.signalProcess("KILL")
 
     def processEnded(self, reason: Any) -> None:
         self.owner._ended(self, reason)

@@ -200,4 +200,5 @@ class ProcessCluster:
         for daemon in [*self.agents, self.master]:
             daemon.stop()
         kill_processes_under(self.base)
-        shutil.rmtree(self.base, ignore_errors=True)
+        if not os.environ.get("MESOSTW_KEEP_TEST_DIRS"):
+            shutil.rmtree(self.base, ignore_errors=True)
