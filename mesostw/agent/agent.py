@@ -491,7 +491,9 @@ class Agent:
                 executor.completed.append(task)
                 if framework is not None:
                     framework.task_executors.pop(task.task_id, None)
-        if framework is not None and self.master is not None and self.state == REGISTERED:
+        # As Mesos: command executors are the agent's own business; the master never knew them.
+        if (framework is not None and self.master is not None and self.state == REGISTERED
+                and not executor.is_command_executor):
             self.master.exitedExecutor(framework_id, executor.id, status)
         if framework is not None:
             self._maybe_retire(framework, executor)

@@ -6,17 +6,21 @@ from typing import Any
 
 from twisted.web import server
 
+from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
 from mesostw.master.master import Master
+from mesostw.master.operator_http import OperatorEndpoints
 
 
 class MasterEndpoints:
-    """Registers the master's read-only endpoints on a :class:`Router`."""
+    """Registers the master's operator endpoints on a :class:`Router`."""
 
     def __init__(self, master: Master, flags: dict[str, str]):
         self.master = master
         self.flags = flags
+        self.operator = OperatorEndpoints(master)
+        self.prometheus = PrometheusEndpoint(lambda: metrics.snapshot(self.master))
 
     def install(self, router: Router) -> None:
         for path in ("/master/state", "/master/state.json", "/state", "/state.json"):
@@ -28,6 +32,8 @@ class MasterEndpoints:
         for path in ("/version", "/master/version"):
             router.route(path, lambda request: state_json.build_info())
         router.route("/metrics/snapshot", self.snapshot)
+        self.prometheus.install(router)
+        self.operator.install(router)
         for path in ("/master/redirect", "/redirect"):
             router.route(path, self.redirect)
         router.route("/master/teardown", self.teardown, methods=("POST",))

@@ -139,8 +139,12 @@ class Master:
                 # Its framework was told TASK_LOST already; Mesos kills such tasks on return.
                 link.killTask(task.framework_id, task.task_id)
                 continue
+            # What the agent says now, not what the master last recorded (e.g. TASK_UNREACHABLE).
+            latest = task.statuses[-1] if task.statuses else TaskStatus(task.task_id, task.state, timestamp=now)
             existing = framework.tasks.get(task.task_id)
             if existing is not None and existing.agent_id == agent_id:
+                if was_unreachable:
+                    existing.record(latest)
                 existing.state = task.state
                 existing.status_update_state = task.status_update_state
                 existing.status_update_uuid = task.status_update_uuid
@@ -148,7 +152,6 @@ class Master:
             framework.tasks[task.task_id] = task
             record.add_task(task)
             if was_unreachable and framework.connected:
-                latest = task.statuses[-1] if task.statuses else TaskStatus(task.task_id, task.state)
                 framework.send(api.update_event(_without_uuid(latest, agent_id)))
         for framework_id in doomed:
             if framework_id in self.completed:
@@ -209,7 +212,10 @@ class Master:
         for task in record.all_tasks():
             if not task.terminal:
                 self._lose_task(record, task, "Agent was removed", T.REASON_AGENT_REMOVED, agent_removed=True)
-            self._remove_task(record, task)
+            if task.state != T.UNREACHABLE:
+                # Unreachable tasks of partition-aware frameworks stay known (for reconciliation,
+                # and to resume if the agent comes back), as in Mesos 1.1+.
+                self._remove_task(record, task)
         self.allocator.removeAgent(agent_id)
         for framework in self.frameworks.values():
             framework.send(api.failure_event(agent_id=agent_id))

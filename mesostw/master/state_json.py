@@ -12,8 +12,8 @@ from typing import Any
 from mesostw import __version__
 from mesostw.master.master import Master
 from mesostw.master.records import AgentRecord, FrameworkRecord
-from mesostw.model.resources import EMPTY, attributes_model
-from mesostw.model.task import TASK_STATES, Offer, Task
+from mesostw.model.resources import EMPTY, Resources, attributes_model
+from mesostw.model.task import TASK_STATES, UNREACHABLE, Offer, Task
 
 BUILD_TIME = time.time()
 
@@ -27,7 +27,8 @@ def build_info() -> dict[str, Any]:
     }
 
 
-def task_model(task: Task) -> dict[str, Any]:
+def task_model(task: Task, role: str = "*") -> dict[str, Any]:
+    """A Task as v0 endpoints show it; ``role`` is its framework's allocation role."""
     info = task.info
     out: dict[str, Any] = {
         "id": task.task_id,
@@ -38,7 +39,7 @@ def task_model(task: Task) -> dict[str, Any]:
         "agent_id": task.agent_id,
         "state": task.state,
         "resources": info.resources.model(),
-        "role": "*",
+        "role": role,
         "statuses": [{"state": s.state, "timestamp": s.timestamp,
                       **({"healthy": s.healthy} if s.healthy is not None else {})} for s in task.statuses],
     }
@@ -83,13 +84,16 @@ def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
 
 def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any]:
     info = framework.info
+    role = info.allocation_role
     used = master.framework_used(framework.id) if framework.id in master.frameworks else EMPTY
     offered = master.framework_offered(framework)
     executors = []
     for agent in master.agents.values():
         for (framework_id, _), executor in agent.executors.items():
             if framework_id == framework.id:
-                executors.append({**executor.to_json(), "slave_id": agent.id})
+                executor_json = executor.to_json()
+                executor_json.pop("data", None)  # omitted from /state since 0.26 (MESOS-3794)
+                executors.append({**executor_json, "slave_id": agent.id})
     out: dict[str, Any] = {
         "id": framework.id,
         "name": info.name,
@@ -108,14 +112,18 @@ def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any
         "resources": (used + offered).model(),
         "used_resources": used.model(),
         "offered_resources": offered.model(),
-        "tasks": [task_model(t) for t in framework.tasks.values()],
-        "completed_tasks": [task_model(t) for t in framework.completed_tasks],
-        "unreachable_tasks": [],
+        "tasks": [task_model(t, role) for t in framework.tasks.values() if t.state != UNREACHABLE],
+        "completed_tasks": [task_model(t, role) for t in framework.completed_tasks],
+        "unreachable_tasks": [task_model(t, role) for t in framework.tasks.values()
+                              if t.state == UNREACHABLE],
         "offers": [offer_model(o) for o in master.offers.of(framework.offers)],
         "executors": executors,
     }
     if info.roles:
         out["roles"] = list(info.roles)
+    pid = framework_pid(framework)
+    if pid:
+        out["pid"] = pid
     if info.principal:
         out["principal"] = info.principal
     if framework.reregistered_time is not None:
@@ -161,3 +169,89 @@ def task_counts(tasks: list[Task]) -> dict[str, int]:
     for task in tasks:
         counts[task.state] = counts.get(task.state, 0) + 1
     return counts
+
+
+def framework_pid(framework: FrameworkRecord) -> str | None:
+    """The v0 scheduler's libprocess pid, for links that have one (HTTP and local schedulers have none)."""
+    pid = getattr(framework.link, "pid", None)
+    return pid if isinstance(pid, str) else None
+
+
+def framework_roles(framework: FrameworkRecord) -> tuple[str, ...]:
+    """The roles a framework is subscribed to (all of ``roles`` for MULTI_ROLE, else ``role``)."""
+    info = framework.info
+    if "MULTI_ROLE" in info.capabilities and info.roles:
+        return tuple(info.roles)
+    return (info.role,)
+
+
+def state_summary(master: Master) -> dict[str, Any]:
+    """``/master/state-summary``: agents and frameworks with task counts instead of tasks.
+
+    As in Mesos, the counts and the agent <-> framework mapping cover the live,
+    unreachable and completed tasks of the frameworks currently registered.
+    """
+    by_agent: dict[str, list[Task]] = {}
+    by_framework: dict[str, list[Task]] = {}
+    for framework in master.frameworks.values():
+        tasks = by_framework.setdefault(framework.id, [])
+        for task in _unique([*framework.tasks.values(), *framework.completed_tasks]):
+            tasks.append(task)
+            by_agent.setdefault(task.agent_id, []).append(task)
+    slaves = []
+    for agent in master.agents.values():
+        tasks = by_agent.get(agent.id, [])
+        slaves.append({**agent_model(master, agent), **task_counts(tasks),
+                       "framework_ids": sorted({t.framework_id for t in tasks})})
+    frameworks = []
+    for framework in master.frameworks.values():
+        info = framework.info
+        tasks = by_framework[framework.id]
+        entry: dict[str, Any] = {
+            "id": framework.id,
+            "name": info.name,
+            "used_resources": master.framework_used(framework.id).model(),
+            "offered_resources": master.framework_offered(framework).model(),
+            "capabilities": sorted(info.capabilities),
+            "hostname": info.hostname or "",
+            "webui_url": info.webui_url or "",
+            "active": framework.active,
+            "connected": framework.connected,
+            "recovered": framework.recovered,
+            **task_counts(tasks),
+            "slave_ids": sorted({t.agent_id for t in tasks}),
+        }
+        pid = framework_pid(framework)
+        if pid:
+            entry["pid"] = pid
+        frameworks.append(entry)
+    out: dict[str, Any] = {"hostname": master.info.hostname, "slaves": slaves, "frameworks": frameworks}
+    if master.config.cluster:
+        out["cluster"] = master.config.cluster
+    return out
+
+
+def roles(master: Master) -> dict[str, Any]:
+    """``/master/roles``: every role with a framework, ``*``, and every role in --weights/--roles."""
+    weights: dict[str, float] = dict(master.config.weights or {})
+    members: dict[str, list[str]] = {name: [] for name in ("*", *weights, *(master.config.roles or ()))}
+    allocated: dict[str, Resources] = {}
+    for framework in master.frameworks.values():
+        for name in framework_roles(framework):
+            members.setdefault(name, []).append(framework.id)
+        role = framework.info.allocation_role
+        held = master.framework_used(framework.id) + master.framework_offered(framework)
+        allocated[role] = allocated.get(role, EMPTY) + held
+    return {"roles": [{"name": name, "weight": float(weights.get(name, 1.0)),
+                       "resources": allocated.get(name, EMPTY).model(), "frameworks": sorted(ids)}
+                      for name, ids in sorted(members.items())]}
+
+
+def _unique(tasks: list[Task]) -> list[Task]:
+    seen: set[int] = set()
+    out = []
+    for task in tasks:
+        if id(task) not in seen:
+            seen.add(id(task))
+            out.append(task)
+    return out

@@ -33,10 +33,11 @@ class LocalFrameworkLink:
         self._clock = clock
         self._queue: list[dict[str, Any]] = []
         self._pending: Any = None
+        self.closing = False
         self.closed = False
 
     def send(self, event: dict[str, Any]) -> None:
-        if self.closed:
+        if self.closed or self.closing:
             return
         self._queue.append(event)
         if self._pending is None:
@@ -47,8 +48,17 @@ class LocalFrameworkLink:
         events, self._queue = self._queue, []
         if not self.closed:
             self._driver.handle_events(events)
+        if self.closing:
+            self.closed = True
 
     def close(self) -> None:
+        """Stop accepting events; what is queued is still delivered, as a connection flushes before closing."""
+        self.closing = True
+        if not self._queue:
+            self.closed = True
+
+    def discard(self) -> None:
+        """Drop the link at once, losing queued events (a broken connection)."""
         self.closed = True
         self._queue = []
         if self._pending is not None and self._pending.active():
@@ -86,7 +96,7 @@ class LocalSchedulerDriver(SchedulerDriverBase):
     def disconnect(self) -> None:
         """Drop the link as if the connection broke (the framework may fail over later)."""
         if self.link is not None and self.framework.id:
-            self.link.close()
+            self.link.discard()
             self.master.frameworkDisconnected(self.framework.id, self.link)
         self.link = None
 
@@ -114,7 +124,7 @@ class LocalSchedulerDriver(SchedulerDriverBase):
         if self._outbox:
             self._flush()
         if self.link is not None:
-            self.link.close()
+            self.link.discard()
             if self.framework.id and self.framework.id in self.master.frameworks:
                 self.master.frameworkDisconnected(self.framework.id, self.link)
             self.link = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 from twisted.internet.task import Clock
@@ -143,6 +143,81 @@ class DRFSorterTests(unittest.TestCase):
         self.assertEqual(list(sorter.sorted()), [])
         sorter.activate("a")
         self.assertEqual(list(sorter.sorted()), ["a"])
+
+
+_names = st.sampled_from("abcd")
+_amounts = st.dictionaries(st.sampled_from(["cpus", "mem", "disk"]), st.integers(1, 4).map(float), max_size=2)
+_totals = st.dictionaries(st.sampled_from(["cpus", "mem"]), st.sampled_from([1.0, 4.0, 16.0, 64.0]), min_size=1)
+_allocated = st.tuples(st.just("allocated"), _names, _amounts)
+_set_total = st.tuples(st.just("set_total"), _totals)
+sorter_ops = st.lists(st.one_of(
+    _allocated,
+    _allocated,  # listed twice: allocations and total changes are what reorder clients
+    _set_total,
+    _set_total,
+    st.tuples(st.just("unallocated"), _names, _amounts),
+    st.tuples(st.just("add"), _names, st.sampled_from([0.5, 1.0, 2.0])),
+    st.tuples(st.just("remove"), _names),
+    st.tuples(st.just("activate"), _names),
+    st.tuples(st.just("deactivate"), _names),
+    st.tuples(st.just("set_weight"), _names, st.sampled_from([0.5, 1.0, 3.0])),
+), min_size=4, max_size=40)
+
+
+class DRFSorterPropertyTests(unittest.TestCase):
+    """The incrementally kept order always equals a from-scratch sort."""
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(sorter_ops)
+    def test_incremental_order_matches_full_sort(self, ops: list[tuple]) -> None:
+        """After any sequence of changes sorted() is the active clients by (share, count, name)."""
+        sorter = DRFSorter()
+        total = {"cpus": 8.0, "mem": 16.0}
+        sorter.set_total(total)
+        model: dict[str, dict] = {}
+        for name in "abc":
+            sorter.add(name)
+            model[name] = {"alloc": {}, "weight": 1.0, "count": 0, "active": True}
+        for op, *args in ops:
+            name = args[0]
+            if op == "set_total":
+                total = dict(args[0])
+                sorter.set_total(args[0])
+            elif op == "add":
+                sorter.add(name, args[1])
+                model.setdefault(name, {"alloc": {}, "weight": args[1], "count": 0, "active": True})
+            elif name not in model:
+                continue
+            elif op == "remove":
+                sorter.remove(name)
+                del model[name]
+            elif op in ("activate", "deactivate"):
+                getattr(sorter, op)(name)
+                model[name]["active"] = op == "activate"
+            elif op == "set_weight":
+                sorter.set_weight(name, args[1])
+                model[name]["weight"] = args[1]
+            elif op == "allocated":
+                sorter.allocated(name, args[1])
+                alloc = model[name]["alloc"]
+                for resource, amount in args[1].items():
+                    alloc[resource] = alloc.get(resource, 0.0) + amount
+                model[name]["count"] += 1
+            else:
+                sorter.unallocated(name, args[1])
+                alloc = model[name]["alloc"]
+                for resource, amount in args[1].items():
+                    alloc[resource] = max(alloc.get(resource, 0.0) - amount, 0.0)
+
+            def share(client: dict) -> float:
+                fractions = [a / total[r] for r, a in client["alloc"].items() if total.get(r)]
+                return max(fractions, default=0.0) / client["weight"]
+
+            expected = sorted((n for n, c in model.items() if c["active"]),
+                              key=lambda n: (share(model[n]), model[n]["count"], n))
+            self.assertEqual(list(sorter.sorted()), expected, ops)
+            for n, client in model.items():
+                self.assertAlmostEqual(sorter.share(n), share(client))
 
 
 class AllocationOrderTests(AllocatorCase):
@@ -514,21 +589,29 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.inactive_frameworks: set[str] = set()
         self.suppressed: set[str] = set()
         self.held: dict[tuple[str, str], Resources] = {}
+        self.refused: dict[tuple[str, str], list[tuple[float, Resources]]] = {}
         self.serial = 0
 
     def _new_id(self, prefix: str) -> str:
         self.serial += 1
         return f"{prefix}{self.serial}"
 
-    @initialize(randomize=st.booleans())
-    def choose_order(self, randomize: bool) -> None:
-        """Run both with and without shuffled agent order."""
+    @initialize(randomize=st.booleans(),
+                shapes=st.lists(st.sampled_from(AGENT_SHAPES), min_size=1, max_size=4),
+                roles=st.lists(st.sampled_from(FRAMEWORK_ROLES), min_size=1, max_size=3))
+    def start(self, randomize: bool, shapes: list[str], roles: list[str]) -> None:
+        """Start with a few agents and frameworks, with or without shuffled agent order."""
         self.allocator = HierarchicalAllocator(self.clock, weights={"ads": 2.0}, randomize=randomize)
+        for shape in shapes:
+            self.add_agent(shape)
+        for role in roles:
+            self.add_framework(role, True)
 
     # -- agents ------------------------------------------------------------
 
     @rule(shape=st.sampled_from(AGENT_SHAPES))
     def add_agent(self, shape: str) -> None:
+        """Add an agent of a random shape."""
         agent_id = self._new_id("a")
         self.allocator.addAgent(agent_id, R(shape))
         self.agents[agent_id] = R(shape)
@@ -541,6 +624,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         del self.agents[agent_id]
         self.inactive_agents.discard(agent_id)
         self.held = {k: v for k, v in self.held.items() if k[1] != agent_id}
+        self.refused = {k: v for k, v in self.refused.items() if k[1] != agent_id}
 
     @precondition(lambda self: self.agents)
     @rule(data=st.data(), shape=st.sampled_from(AGENT_SHAPES))
@@ -550,6 +634,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.agents[agent_id] = R(shape)
         self.inactive_agents.discard(agent_id)
         self.held = {k: v for k, v in self.held.items() if k[1] != agent_id}
+        self.refused = {k: v for k, v in self.refused.items() if k[1] != agent_id}
 
     @precondition(lambda self: self.agents)
     @rule(data=st.data())
@@ -581,6 +666,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.inactive_frameworks.discard(framework_id)
         self.suppressed.discard(framework_id)
         self.held = {k: v for k, v in self.held.items() if k[0] != framework_id}
+        self.refused = {k: v for k, v in self.refused.items() if k[0] != framework_id}
 
     @precondition(lambda self: self.frameworks)
     @rule(data=st.data())
@@ -600,6 +686,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         if framework_id in self.suppressed:
             self.allocator.reviveOffers(framework_id)
             self.suppressed.discard(framework_id)
+            self.refused = {k: v for k, v in self.refused.items() if k[0] != framework_id}
         else:
             self.allocator.suppressOffers(framework_id)
             self.suppressed.add(framework_id)
@@ -607,8 +694,31 @@ class AllocatorMachine(RuleBasedStateMachine):
     # -- offers --------------------------------------------------------------
 
     @rule(data=st.data())
-    def allocate(self, data: st.DataObject) -> None:
+    def allocate_some(self, data: st.DataObject) -> None:
+        """Allocate a few named agents (some maybe unknown), or all of them."""
         subset = data.draw(st.none() | st.lists(st.sampled_from(sorted(self.agents) + ["ghost"]), max_size=4))
+        self._allocate(subset)
+
+    @rule()
+    def allocate_all(self) -> None:
+        """Allocate every agent; afterwards nothing offerable is left to an eligible framework."""
+        self._allocate(None)
+        eligible = [f for f in self.frameworks if f not in self.inactive_frameworks and f not in self.suppressed]
+        for agent_id, total in self.agents.items():
+            if agent_id in self.inactive_agents:
+                continue
+            free = total - sum((r for (_, a), r in self.held.items() if a == agent_id), EMPTY)
+            for framework_id in eligible:
+                candidate = free.allocatable_to(self.frameworks[framework_id])
+                assert not allocatable(candidate) or self._is_refused(framework_id, agent_id, candidate), (
+                    f"{candidate} on {agent_id} left unoffered to {framework_id}")
+
+    def _is_refused(self, framework_id: str, agent_id: str, resources: Resources) -> bool:
+        now = self.clock.seconds()
+        return any(until > now and refused.contains(resources)
+                   for until, refused in self.refused.get((framework_id, agent_id), []))
+
+    def _allocate(self, subset: list[str] | None) -> None:
         free = dict(self.agents)
         for (_, agent_id), resources in self.held.items():
             free[agent_id] = free[agent_id] - resources
@@ -622,21 +732,52 @@ class AllocatorMachine(RuleBasedStateMachine):
             assert resources.roles() <= {"*", self.frameworks[framework_id]}, (framework_id, resources)
             assert allocatable(resources), resources
             assert free[agent_id].contains(resources), f"{resources} offered but only {free[agent_id]} free"
+            assert not self._is_refused(framework_id, agent_id, resources), f"{resources} offered though refused"
             free[agent_id] = free[agent_id] - resources
             key = (framework_id, agent_id)
             self.held[key] = self.held.get(key, EMPTY) + resources
 
     @precondition(lambda self: self.held)
+    @rule(data=st.data(), refuse=st.sampled_from([0.0, 1.0, 5.0]))
+    def decline(self, data: st.DataObject, refuse: float) -> None:
+        """Decline everything a framework holds on an agent, with a refusal filter."""
+        key = data.draw(st.sampled_from(sorted(self.held)))
+        resources = self.held.pop(key)
+        self.allocator.recoverResources(key[0], key[1], resources, Filters(refuse))
+        self._refuse(key, resources, refuse)
+
+    def _refuse(self, key: tuple[str, str], resources: Resources, refuse: float | None) -> None:
+        if refuse:
+            self.refused.setdefault(key, []).append((self.clock.seconds() + refuse, resources))
+
+    @precondition(lambda self: self.held)
     @rule(data=st.data(), refuse=st.sampled_from([None, 0.0, 1.0, 5.0]))
     def recover(self, data: st.DataObject, refuse: float | None) -> None:
+        """Give back a random part of what a framework holds on an agent (a launch, a task's end)."""
         key = data.draw(st.sampled_from(sorted(self.held)))
         part = part_of(self.held[key], data)
         self.allocator.recoverResources(key[0], key[1], part, None if refuse is None else Filters(refuse))
+        self._refuse(key, part, refuse)
         left = self.held[key] - part
         if left:
             self.held[key] = left
         else:
             del self.held[key]
+
+    @precondition(lambda self: self.frameworks and self.agents)
+    @rule(data=st.data(), shape=st.sampled_from(AGENT_SHAPES))
+    def recover_stale(self, data: st.DataObject, shape: str) -> None:
+        """Recovering what a framework does not hold (a stale or doubled message) frees only what it holds."""
+        framework_id = data.draw(st.sampled_from(sorted(self.frameworks)))
+        agent_id = data.draw(st.sampled_from(sorted(self.agents)))
+        extra = part_of(R(shape), data)
+        key = (framework_id, agent_id)
+        self.allocator.recoverResources(framework_id, agent_id, extra)
+        left = self.held.get(key, EMPTY) - extra
+        if left:
+            self.held[key] = left
+        else:
+            self.held.pop(key, None)
 
     @rule(seconds=st.sampled_from([0.5, 1.0, 5.0]))
     def advance(self, seconds: float) -> None:

@@ -1,0 +1,161 @@
+"""The master's operator endpoints beyond ``/master/state``: summaries, lists, roles and weights.
+
+Shapes follow Mesos 1.x (``src/master/http.cpp``); the 0.21 ``.json`` names
+(``tasks.json``, ``roles.json``) are served too, as Mesos did until 1.8.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.web import server
+
+from mesostw.http.router import HTTPError, Response, Router, int_param, query, read_body
+from mesostw.master import state_json
+from mesostw.master.master import Master
+from mesostw.master.records import FrameworkRecord
+from mesostw.model.resources import validate_role
+from mesostw.model.task import Task
+
+#: Mesos's ``TASK_LIMIT``: ``/master/tasks`` answers this many tasks unless told otherwise.
+TASK_LIMIT = 100
+MAX_WEIGHTS_BODY = 64 * 1024
+#: ``des`` is how Mesos spells it internally; ``desc`` is what its docs say.
+ORDERS = {"asc": False, "desc": True, "des": True}
+
+
+class OperatorEndpoints:
+    """``/master/state-summary``, ``frameworks``, ``slaves``, ``tasks``, ``roles`` and ``weights``."""
+
+    def __init__(self, master: Master):
+        self.master = master
+        #: Called with the complete new weights before a PUT /master/weights takes effect; may return
+        #: a Deferred. This is where a registry makes weight changes durable (failure answers 503).
+        self.on_weights_changed: Callable[[dict[str, float]], Any] | None = None
+
+    def install(self, router: Router) -> None:
+        # The master is libprocess's delegate: un-prefixed paths reach it too (``/tasks``).
+        for prefix in ("/master", ""):
+            router.route(f"{prefix}/state-summary", self.state_summary)
+            router.route(f"{prefix}/frameworks", self.frameworks)
+            router.route(f"{prefix}/slaves", self.slaves)
+            for name in ("tasks", "tasks.json"):
+                router.route(f"{prefix}/{name}", self.tasks)
+            for name in ("roles", "roles.json"):
+                router.route(f"{prefix}/{name}", self.roles)
+            router.route(f"{prefix}/weights", self.get_weights)
+            router.route(f"{prefix}/weights", self.put_weights, methods=("PUT",))
+
+    def state_summary(self, request: server.Request) -> dict[str, Any]:
+        return state_json.state_summary(self.master)
+
+    def frameworks(self, request: server.Request) -> dict[str, Any]:
+        wanted = query(request).get("framework_id") or None
+        master = self.master
+
+        def models(records: Any) -> list[dict[str, Any]]:
+            return [state_json.framework_model(master, f) for f in records if wanted in (None, f.id)]
+
+        return {"frameworks": models(master.frameworks.values()),
+                "completed_frameworks": models(master.completed),
+                "unregistered_frameworks": []}
+
+    def slaves(self, request: server.Request) -> dict[str, Any]:
+        wanted = query(request).get("slave_id") or None
+        return {"slaves": [state_json.agent_model(self.master, a) for a in self.master.agents.values()
+                           if wanted in (None, a.id)],
+                "recovered_slaves": []}
+
+    def tasks(self, request: server.Request) -> dict[str, Any]:
+        """Live, unreachable and completed tasks of every framework, newest first by default."""
+        params = query(request)
+        limit = int_param(params, "limit", TASK_LIMIT, minimum=0)
+        offset = int_param(params, "offset", 0, minimum=0)
+        order = params.get("order") or "desc"
+        if order not in ORDERS:
+            raise HTTPError(400, f"Failed to parse 'order': {order!r} is not one of 'asc', 'desc'")
+        framework_id = params.get("framework_id") or None
+        task_id = params.get("task_id") or None
+        found: list[tuple[Task, str]] = []
+        seen: set[int] = set()
+        for framework in self._all_frameworks():
+            if framework_id not in (None, framework.id):
+                continue
+            role = framework.info.allocation_role
+            for task in [*framework.tasks.values(), *framework.completed_tasks]:
+                if id(task) in seen or task_id not in (None, task.task_id):
+                    continue
+                seen.add(id(task))
+                found.append((task, role))
+        found.sort(key=lambda pair: (_latest(pair[0]), pair[0].task_id), reverse=ORDERS[order])
+        assert limit is not None and offset is not None
+        return {"tasks": [state_json.task_model(task, role) for task, role in found[offset:offset + limit]]}
+
+    def roles(self, request: server.Request) -> dict[str, Any]:
+        return state_json.roles(self.master)
+
+    def get_weights(self, request: server.Request) -> list[dict[str, Any]]:
+        weights = self.master.config.weights or {}
+        return [{"role": role, "weight": float(weight)} for role, weight in sorted(weights.items())]
+
+    def put_weights(self, request: server.Request) -> defer.Deferred:
+        """PUT a JSON array of ``{"role", "weight"}``: validate all, persist, then apply."""
+        updates = self._parse_weights(read_body(request, MAX_WEIGHTS_BODY))
+        merged = {**(self.master.config.weights or {}), **updates}
+        d = defer.maybeDeferred(self.on_weights_changed, merged) if self.on_weights_changed else defer.succeed(None)
+
+        def stored(_: Any) -> Response:
+            self.master.config.weights = merged
+            self.master.allocator.updateWeights(updates)
+            return Response(b"", 200)
+
+        def failed(failure: Any) -> Any:
+            failure.trap(Exception)
+            raise HTTPError(503, f"Failed to update weights: {failure.getErrorMessage()}")
+
+        d.addCallbacks(stored, failed)
+        return d
+
+    def _parse_weights(self, body: bytes) -> dict[str, float]:
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except ValueError as e:
+            raise HTTPError(400, f"Failed to parse the request body as JSON: {e}") from None
+        if not isinstance(data, list):
+            raise HTTPError(400, "Expecting a JSON array of {\"role\": ..., \"weight\": ...} objects")
+        whitelist = self.master.config.roles
+        updates: dict[str, float] = {}
+        errors: list[str] = []
+        for index, item in enumerate(data):
+            role = item.get("role") if isinstance(item, dict) else None
+            weight = item.get("weight") if isinstance(item, dict) else None
+            if not isinstance(role, str):
+                errors.append(f"[{index}]: 'role' must be a string")
+                continue
+            problem = validate_role(role)
+            if problem:
+                errors.append(f"[{index}]: {problem}")
+            elif whitelist and role not in whitelist:
+                errors.append(f"[{index}]: role {role!r} is not present in the master's --roles")
+            elif role in updates:
+                errors.append(f"[{index}]: role {role!r} appears more than once")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                    or weight <= 0:
+                errors.append(f"[{index}]: weight of role {role!r} must be a positive number, not {weight!r}")
+                continue
+            updates[role] = float(weight)
+        if errors:
+            raise HTTPError(400, "Invalid weights: " + "; ".join(errors))
+        return updates
+
+    def _all_frameworks(self) -> list[FrameworkRecord]:
+        return [*self.master.frameworks.values(), *self.master.completed]
+
+
+def _latest(task: Task) -> float:
+    """When the task last changed state (tasks never updated sort first, as in Mesos)."""
+    return task.statuses[-1].timestamp if task.statuses else -math.inf

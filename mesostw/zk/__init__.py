@@ -1,0 +1,1 @@
+"""ZooKeeper: URLs, kazoo bridged to Deferreds, leader election and detection of masters."""

@@ -1,0 +1,154 @@
+"""kazoo bridged to Twisted: every call returns a Deferred that fires in the reactor's thread.
+
+kazoo does its I/O and runs its callbacks in threads of its own; nothing here
+blocks the reactor. Session state changes (CONNECTED, SUSPENDED, LOST) and
+watches are delivered to the reactor with ``callFromThread``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from kazoo.client import KazooClient
+from kazoo.protocol.states import KazooState
+from kazoo.retry import KazooRetry
+from kazoo.security import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+
+from mesostw.zk.url import ZkUrl
+
+log = Logger()
+
+CONNECTED = KazooState.CONNECTED
+SUSPENDED = KazooState.SUSPENDED
+LOST = KazooState.LOST
+
+# kazoo logs every reconnection attempt at WARNING; our own log says what matters.
+logging.getLogger("kazoo.client").setLevel(logging.ERROR)
+
+
+class ZooKeeper:
+    """One ZooKeeper session (kazoo reconnects and, after expiry, starts a new one)."""
+
+    def __init__(self, reactor: Any, url: ZkUrl, session_timeout: float = 10.0):
+        self.reactor = reactor
+        self.url = url
+        self.session_timeout = session_timeout
+        auth = [url.auth] if url.auth else None
+        # With credentials, as Mesos: everyone may read, only the creator may change.
+        acl = CREATOR_ALL_ACL + READ_ACL_UNSAFE if auth else OPEN_ACL_UNSAFE
+        self.kazoo = KazooClient(hosts=url.hosts, timeout=session_timeout, auth_data=auth, default_acl=acl,
+                                 connection_retry=KazooRetry(max_tries=-1, delay=0.2, max_delay=2.0),
+                                 command_retry=KazooRetry(max_tries=3, delay=0.1, max_delay=1.0))
+        self.kazoo.add_listener(self._state_changed)
+        self.listeners: list[Callable[[str], None]] = []
+        self.state = LOST
+
+    # -- session ------------------------------------------------------------------------
+
+    def start(self, attempt_timeout: float = 5.0) -> defer.Deferred:
+        """Connect, retrying until a server answers; fires once a session exists."""
+        stopped = {"value": False}
+        self._stop_starting = lambda: stopped.__setitem__("value", True)
+
+        def connect() -> None:
+            while not stopped["value"]:
+                try:
+                    self.kazoo.start(timeout=attempt_timeout)
+                    return
+                except Exception as exc:  # noqa: BLE001 - kazoo raises its own timeout type
+                    log.info("Waiting for ZooKeeper at {hosts}: {e}", hosts=self.url.hosts, e=exc)
+
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), connect)
+
+    def stop(self) -> defer.Deferred:
+        stopper = getattr(self, "_stop_starting", None)
+        if stopper is not None:
+            stopper()
+
+        def close() -> None:
+            self.kazoo.stop()
+            self.kazoo.close()
+
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), close)
+
+    def _state_changed(self, state: str) -> None:
+        self.reactor.callFromThread(self._deliver_state, state)
+
+    def _deliver_state(self, state: str) -> None:
+        self.state = state
+        for listener in list(self.listeners):
+            try:
+                listener(state)
+            except Exception:
+                log.failure("ZooKeeper state listener failed")
+
+    @property
+    def session_id(self) -> int | None:
+        session = self.kazoo.client_id
+        return session[0] if session else None
+
+    # -- calls --------------------------------------------------------------------------
+
+    def _bridge(self, result: Any) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+
+        def done(async_result: Any) -> None:
+            try:
+                value = async_result.get_nowait()
+            except Exception as exc:  # noqa: BLE001 - handed to the errback
+                self.reactor.callFromThread(d.errback, exc)
+            else:
+                self.reactor.callFromThread(d.callback, value)
+
+        result.rawlink(done)
+        return d
+
+    def create(self, path: str, value: bytes = b"", ephemeral: bool = False, sequence: bool = False,
+               makepath: bool = False) -> defer.Deferred:
+        return self._bridge(self.kazoo.create_async(path, value, ephemeral=ephemeral, sequence=sequence,
+                                                    makepath=makepath))
+
+    def ensure_path(self, path: str) -> defer.Deferred:
+        return self._bridge(self.kazoo.ensure_path_async(path))
+
+    def get(self, path: str) -> defer.Deferred:
+        """Fires with (data, ZnodeStat)."""
+        return self._bridge(self.kazoo.get_async(path))
+
+    def get_children(self, path: str) -> defer.Deferred:
+        return self._bridge(self.kazoo.get_children_async(path))
+
+    def exists(self, path: str) -> defer.Deferred:
+        return self._bridge(self.kazoo.exists_async(path))
+
+    def set(self, path: str, value: bytes, version: int = -1) -> defer.Deferred:
+        return self._bridge(self.kazoo.set_async(path, value, version))
+
+    def delete(self, path: str, version: int = -1) -> defer.Deferred:
+        return self._bridge(self.kazoo.delete_async(path, version))
+
+    def transaction(self) -> Any:
+        """A kazoo TransactionRequest; commit it with :meth:`commit`."""
+        return self.kazoo.transaction()
+
+    def commit(self, transaction: Any) -> defer.Deferred:
+        """Commit a transaction; fails with the first failing operation's error."""
+        d = self._bridge(transaction.commit_async())
+
+        def check(results: list[Any]) -> list[Any]:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return results
+
+        return d.addCallback(check)
+
+    def watch_children(self, path: str, callback: Callable[[list[str]], None]) -> Any:
+        """Call ``callback(children)`` in the reactor now and on every change (kazoo's ChildrenWatch)."""
+        def changed(children: list[str]) -> None:
+            self.reactor.callFromThread(callback, list(children))
+
+        return self.kazoo.ChildrenWatch(path, changed)
