@@ -13,6 +13,6 @@ python3 -m venv "$scratch/cython"
 "$scratch/cython/bin/pip" install -q cython==0.29.37
 "$python" -m pip download -q --no-deps --no-binary :all: http-parser==0.9.0 -d "$scratch"
 tar -xzf "$scratch"/http-parser-0.9.0.tar.gz -C "$scratch"
-(cd "$scratch/http-parser-0.9.0" && "$scratch/cython/bin/cython" -q http_parser/parser.pyx -o http_parser/parser.c)
+(cd "$scratch/http-parser-0.9.0" && "$scratch/cython/bin/cython" http_parser/parser.pyx -o http_parser/parser.c)
 "$python" -m pip install -q "$scratch/http-parser-0.9.0"
 "$python" -m pip install -q pymesos==0.3.15
