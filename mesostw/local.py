@@ -18,9 +18,12 @@ from mesostw.flags import Config, Flag, FlagOptions, options_for
 from mesostw.master.flags import MASTER_FLAGS, MasterOptions
 from mesostw.master.service import MasterService
 
-LOCAL_FLAGS = tuple(f for f in MASTER_FLAGS if f.name != "work_dir") + (
+#: Flags of a lone master that make no sense here: ZooKeeper, and where the registry lives.
+_NOT_LOCAL = {"work_dir", "zk", "quorum", "zk_session_timeout", "registry"}
+
+LOCAL_FLAGS = tuple(f for f in MASTER_FLAGS if f.name not in _NOT_LOCAL) + (
     Flag.int("num_slaves", 2, "Number of agents to run", aliases=("num_agents",)),
-    Flag("work_dir", "/tmp/mesos-local", "Directory for the agents' sandboxes and state"),
+    Flag("work_dir", "/tmp/mesos-local", "Directory for the master's registry and the agents' sandboxes"),
     Flag("resources", None, "Resources of each agent (default: probed, as for mesos-slave)"),
 )
 
@@ -60,8 +63,9 @@ def agent_config(config: Config, index: int) -> Config:
 def makeService(options: Any) -> service.MultiService:
     config = options.config
     root = service.MultiService()
-    master_config = flaglib.defaults(MASTER_FLAGS, **{f.name: getattr(config, f.name) for f in MASTER_FLAGS
-                                                      if f.name != "work_dir"})
+    master_config = flaglib.defaults(MASTER_FLAGS, work_dir=os.path.join(config.work_dir, "master"),
+                                     **{f.name: getattr(config, f.name) for f in MASTER_FLAGS
+                                        if f.name not in _NOT_LOCAL})
     MasterService(master_config).setServiceParent(root)
     for index in range(config.num_slaves):
         AgentService(agent_config(config, index), name=f"agent-{index}").setServiceParent(root)

@@ -38,7 +38,9 @@ def _role(text: str) -> str:
 AGENT_FLAGS = tuple(
     Flag.int("port", 5051, f.help) if f.name == "port" else f for f in COMMON_FLAGS
 ) + (
-    Flag("master", None, "Where the master is: host:port, or file:///path holding it"),
+    Flag("master", None, "Where the master is: host:port, zk://host1:port1,host2:port2/path (the leader elected "
+         "there), or file:///path holding either"),
+    Flag.duration("zk_session_timeout", 10.0, "ZooKeeper session timeout, with --master=zk://..."),
     Flag("work_dir", None, "Directory for sandboxes and the agent's checkpointed state (required)"),
     Flag("resources", None, "Resources to advertise, e.g. 'cpus:4;mem:8192;ports:[31000-32000];gpus(ml):1' or a "
          "JSON array of Resource objects; whatever is not given is probed", parse=_resources_text),
@@ -57,14 +59,25 @@ AGENT_FLAGS = tuple(
 )
 
 
+def check_master(text: str) -> None:
+    """Raise ValueError unless ``text`` is host:port, a zk:// URL, or a file:// holding one."""
+    from mesostw.master.detector import parse_address
+    from mesostw.zk.url import is_zk, parse_zk_url
+
+    if is_zk(text):
+        parse_zk_url(text)
+    else:
+        parse_address(read_value(text))
+
+
 class AgentOptions(FlagOptions):
     def check(self, config: Config, errors: list[str]) -> None:
         check_common(config, errors)
         if not config.master:
-            errors.append("--master is required (host:port of the master)")
+            errors.append("--master is required (host:port of the master, or a zk:// URL)")
         else:
             try:
-                config.master = read_value(config.master)
+                check_master(config.master)
             except ValueError as exc:
                 errors.append(f"--master: {exc}")
         if not config.work_dir:

@@ -20,7 +20,7 @@ from mesostw.agent.launcher import Launcher
 from mesostw.agent.pb import AgentRoot, PBMasterLink
 from mesostw.agent.probe import missing_essentials, probe
 from mesostw.http.router import Router
-from mesostw.master.detector import StandaloneMasterDetector
+from mesostw.master.detector import detector_for
 from mesostw.model.info import AgentInfo
 from mesostw.wire.connector import Connector
 from mesostw.wire.listen import Listener
@@ -63,7 +63,9 @@ class AgentService(service.MultiService):
         SandboxFiles(os.path.join(config.work_dir, "slaves")).install(self.router)
         self.listener = Listener(reactor, config.ip, config.port, self.router, AgentRoot(self.agent, reactor))
         self.listener.setServiceParent(self)
-        self.detector = StandaloneMasterDetector(config.master)
+        self.detector = detector_for(reactor, config.master, config.zk_session_timeout)
+        self.detector.setServiceParent(self)
+        self.detector.listeners.append(self._leader_changed)
         self.connector = Connector(reactor, self.detector.address, self._connected, self._lost,
                                    backoff=config.registration_backoff_factor, name="master")
         self.connector.setServiceParent(self)
@@ -75,10 +77,17 @@ class AgentService(service.MultiService):
         self.listener.startService()
         if not self.config.advertise_port:
             self.agent.info = attrs.evolve(self.agent.info, port=self.listener.port)
+        self.detector.startService()
         self.connector.startService()
 
     def _connected(self, root: Any) -> defer.Deferred:
         return self.agent.masterConnected(PBMasterLink(root, self.agent, self.reactor))
+
+    def _leader_changed(self, leader: Any) -> None:
+        """A new leader: leave the old one and register with the new (with this agent's tasks)."""
+        current = self.connector.connected_to
+        if current is not None and (leader is None or (leader.ip, leader.port) != current):
+            self.connector.drop()
 
     def _lost(self) -> None:
         self.agent.masterDisconnected()

@@ -96,6 +96,15 @@ class Router(resource.Resource):
     def routes(self) -> list[str]:
         return sorted(self._routes)
 
+    def guard(self, check: Callable[[server.Request], HTTPError | None], exempt: set[str]) -> None:
+        """Run ``check`` before every handler except those of ``exempt`` paths; an HTTPError it
+        returns is the answer (e.g. a redirect to the leading master)."""
+        for path, table in self._routes.items():
+            if path in exempt:
+                continue
+            for method, handler in table.items():
+                table[method] = _guarded(check, handler)
+
     def render(self, request: server.Request) -> Any:
         path = request.path.decode("utf-8", "replace")
         table = self._routes.get(path)
@@ -153,6 +162,16 @@ class Router(resource.Resource):
             request.write(body)
         request.finish()
         return server.NOT_DONE_YET
+
+
+def _guarded(check: Callable[[server.Request], HTTPError | None], handler: Handler) -> Handler:
+    def guarded(request: server.Request) -> Any:
+        refusal = check(request)
+        if refusal is not None:
+            raise refusal
+        return handler(request)
+
+    return guarded
 
 
 def json_bytes(value: Any) -> bytes:

@@ -194,6 +194,9 @@ class SchedulerCalls:
             if task is not None:
                 framework.send(api.update_event(self._latest(task, now)))
                 continue
+            if agent_id in master.recovered_agents or (agent_id is None and master.recovered_agents):
+                # As Mesos: silent until the agent that may hold it re-registers or is declared lost.
+                continue
             if agent_id is not None and agent_id in master.unreachable and framework.info.partition_aware:
                 state = T.UNREACHABLE
             elif framework.info.partition_aware:

@@ -32,6 +32,12 @@ def parse_roles(text: str) -> tuple[str, ...]:
     return roles
 
 
+def _choice(value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}")
+    return value
+
+
 def render_weights(weights: dict[str, float]) -> str:
     return ",".join(f"{role}={weight:g}" for role, weight in sorted(weights.items()))
 
@@ -45,8 +51,23 @@ COMMON_FLAGS = (
     Flag.int("advertise_port", None, "Port to advertise instead of --port"),
 )
 
+def parse_zk(text: str) -> str:
+    from mesostw.zk.url import parse_zk_url
+
+    parse_zk_url(text)  # validated here, parsed again where used
+    return text
+
+
 MASTER_FLAGS = COMMON_FLAGS + (
-    Flag("work_dir", None, "Directory for the master's durable state (the registry file without --zk)"),
+    Flag("work_dir", None, "Directory for the master's registry file (without --zk); without either, the "
+         "registry is kept in memory only"),
+    Flag("zk", None, "ZooKeeper URL for leader election and the registry: zk://host1:port1,host2:port2/path, "
+         "zk://user:pass@hosts/path, or file:///path holding one", parse=parse_zk),
+    Flag.int("quorum", None, "Number of masters that make a majority (required with --zk; with ZooKeeper "
+             "holding the registry it is advisory)"),
+    Flag.duration("zk_session_timeout", 10.0, "ZooKeeper session timeout"),
+    Flag("registry", "replicated_log", "Where the registry lives: replicated_log (ZooKeeper with --zk, else a "
+         "file under --work_dir) or in_memory", parse=lambda v: _choice(v, ("replicated_log", "in_memory"))),
     Flag("cluster", None, "Human readable name for the cluster, shown in /master/state"),
     Flag.duration("allocation_interval", 1.0, "Time between batch allocations of free resources"),
     Flag.duration("offer_timeout", None, "Time after which an unanswered offer is rescinded (default: never)"),
@@ -74,6 +95,12 @@ class MasterOptions(FlagOptions):
             errors.append("--agent_ping_timeout must be positive")
         if config.max_agent_ping_timeouts < 1:
             errors.append("--max_agent_ping_timeouts must be at least 1")
+        if config.zk and config.quorum is None:
+            errors.append("--quorum is required with --zk (the number of masters that make a majority)")
+        if config.quorum is not None and config.quorum < 1:
+            errors.append("--quorum must be at least 1")
+        if config.zk_session_timeout < 1:
+            errors.append("--zk_session_timeout must be at least 1secs")
         if config.roles:
             unknown = set(config.weights) - set(config.roles)
             if unknown:

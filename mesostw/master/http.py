@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from twisted.web import server
 
@@ -11,16 +11,26 @@ from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
 from mesostw.master.master import Master
 from mesostw.master.operator_http import OperatorEndpoints
+from mesostw.master.registry import SetWeights
 
 
 class MasterEndpoints:
     """Registers the master's operator endpoints on a :class:`Router`."""
 
-    def __init__(self, master: Master, flags: dict[str, str]):
+    #: Answered by any master; everything else is for the leader only.
+    ANY_MASTER = {"/master/health", "/health", "/master/flags", "/flags", "/version", "/master/version",
+                  "/metrics/snapshot", "/metrics", "/master/redirect", "/redirect"}
+
+    def __init__(self, master: Master, flags: dict[str, str],
+                 not_leading: Callable[[server.Request], HTTPError | None] = lambda request: None,
+                 leader: Callable[[], Any] = lambda: None):
         self.master = master
         self.flags = flags
+        self.not_leading = not_leading
+        self.leader = leader
         self.operator = OperatorEndpoints(master)
-        self.prometheus = PrometheusEndpoint(lambda: metrics.snapshot(self.master))
+        self.operator.on_weights_changed = lambda weights: master._persist(SetWeights(dict(weights)))
+        self.prometheus = PrometheusEndpoint(lambda: metrics.snapshot(self.master, self.master.leading))
 
     def install(self, router: Router) -> None:
         for path in ("/master/state", "/master/state.json", "/state", "/state.json"):
@@ -38,6 +48,7 @@ class MasterEndpoints:
             router.route(path, self.redirect)
         router.route("/master/teardown", self.teardown, methods=("POST",))
         router.route("/master/kill", self.kill, methods=("POST",))
+        router.guard(self.not_leading, self.ANY_MASTER)
 
     def state(self, request: server.Request) -> dict[str, Any]:
         return state_json.state(self.master, self.flags)
@@ -46,7 +57,7 @@ class MasterEndpoints:
         return Response(b"", 200)
 
     def snapshot(self, request: server.Request) -> dict[str, Any]:
-        return metrics.snapshot(self.master)
+        return metrics.snapshot(self.master, self.master.leading)
 
     def teardown(self, request: server.Request) -> Response:
         """POST ``frameworkId=<id>``: remove a framework and kill its tasks."""
@@ -70,5 +81,8 @@ class MasterEndpoints:
         return Response(b"", 202)
 
     def redirect(self, request: server.Request) -> None:
-        info = self.master.info
-        raise HTTPError(307, "the leading master", {"Location": f"//{info.hostname}:{info.port}"})
+        """307 to the leading master (protocol-relative, as Mesos), or 503 when none is known."""
+        info = self.master.info if self.master.leading else self.leader()
+        if info is None:
+            raise HTTPError(503, "No leading master is elected yet")
+        raise HTTPError(307, f"The leading master is {info.pid}", {"Location": f"//{info.hostname}:{info.port}"})

@@ -8,7 +8,7 @@ Payloads are JSON bytes (see :mod:`mesostw.wire.pb`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -83,7 +83,9 @@ class PBFrameworkLink:
 class MasterConnection(pb.Referenceable):
     """The root object one PB connection sees."""
 
-    def __init__(self, master: Master, calls: SchedulerCalls, broker: pb.Broker, clock: Any):
+    def __init__(self, master: Master, calls: SchedulerCalls, broker: pb.Broker, clock: Any,
+                 leader_pid: Callable[[], str | None] = lambda: None):
+        self.leader_pid = leader_pid
         self.master = master
         self.calls = calls
         self.broker = broker
@@ -96,7 +98,12 @@ class MasterConnection(pb.Referenceable):
 
     # -- agents ----------------------------------------------------------------
 
+    def _check_leading(self) -> None:
+        if not self.master.leading:
+            raise RefusedError(f"this master is not the leader (the leader is {self.leader_pid() or 'unknown'})")
+
     def remote_registerAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
+        self._check_leading()
         info, version, _, _, _ = self._parse_registration(payload)
         if info.id is not None:
             raise RefusedError("a new agent must not carry an ID; re-register instead")
@@ -108,6 +115,7 @@ class MasterConnection(pb.Referenceable):
         return d
 
     def remote_reregisterAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
+        self._check_leading()
         info, version, tasks, executors, frameworks = self._parse_registration(payload)
         if info.id is None:
             raise RefusedError("re-registration needs the agent's ID")
@@ -151,6 +159,7 @@ class MasterConnection(pb.Referenceable):
     # -- frameworks ---------------------------------------------------------------
 
     def remote_subscribe(self, scheduler: pb.RemoteReference, payload: bytes) -> None:
+        self._check_leading()
         if self.agent_id is not None:
             raise RefusedError("this connection belongs to an agent")
         try:
@@ -210,9 +219,10 @@ class MasterConnection(pb.Referenceable):
 class MasterRoot:
     """Gives every PB connection its own :class:`MasterConnection`."""
 
-    def __init__(self, master: Master, calls: SchedulerCalls, clock: Any):
-        self.master, self.calls, self.clock = master, calls, clock
+    def __init__(self, master: Master, calls: SchedulerCalls, clock: Any,
+                 leader_pid: Callable[[], str | None] = lambda: None):
+        self.master, self.calls, self.clock, self.leader_pid = master, calls, clock, leader_pid
 
     def rootObject(self, broker: pb.Broker) -> MasterConnection:
-        return MasterConnection(self.master, self.calls, broker, self.clock)
+        return MasterConnection(self.master, self.calls, broker, self.clock, self.leader_pid)
 

@@ -87,10 +87,14 @@ class FrameworkRecord:
     recovered: bool = False
     #: task ID -> Task for tasks not yet acknowledged as terminal
     tasks: dict[str, Task] = attrs.field(factory=dict)
-    completed_tasks: deque[Task] = attrs.field(factory=lambda: deque(maxlen=MAX_COMPLETED_TASKS))
     offers: set[str] = attrs.field(factory=set)
     failover_timer: Any = None
     suppressed: bool = False
+    max_completed_tasks: int = MAX_COMPLETED_TASKS
+    completed_tasks: deque[Task] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.completed_tasks = deque(maxlen=self.max_completed_tasks)
 
     @property
     def id(self) -> str:

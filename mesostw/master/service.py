@@ -1,7 +1,8 @@
-"""The master's service tree: core, allocation loop and the listening port."""
+"""The master's service tree: core, registry, leadership, allocation loop and the listening port."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
@@ -9,11 +10,13 @@ from twisted.application import internet, service
 from twisted.logger import Logger
 
 from mesostw.allocator.hierarchical import HierarchicalAllocator
-from mesostw.http.router import Router
+from mesostw.http.router import HTTPError, Router
 from mesostw.master.calls import SchedulerCalls
 from mesostw.master.http import MasterEndpoints
+from mesostw.master.leadership import StandaloneLeadership, ZooKeeperLeadership, abort
 from mesostw.master.master import Master
 from mesostw.master.pb import MasterRoot
+from mesostw.master.registry import FileRegistry, InMemoryRegistry, IRegistry
 from mesostw.master.scheduler_http import SchedulerAPI
 from mesostw.wire.listen import Listener
 
@@ -32,24 +35,86 @@ class MasterService(service.MultiService):
         self.config = config
         self.reactor = reactor
         self.allocator = HierarchicalAllocator(reactor, config.weights)
-        self.master = Master(config, self.allocator, reactor)
+        self.zk = None
+        registry = self._registry()
+        self.master = Master(config, self.allocator, reactor, registry=registry)
+        self.master.on_registry_failure = self._registry_failed
         self.calls = SchedulerCalls(self.master)
+        if self.zk is not None:
+            from mesostw.zk.url import parse_zk_url
+
+            self.leadership: Any = ZooKeeperLeadership(reactor, self.zk, parse_zk_url(config.zk).path, self.master,
+                                                       registry)
+        else:
+            self.leadership = StandaloneLeadership(self.master, registry)
         self.router = Router()
-        MasterEndpoints(self.master, config.rendered()).install(self.router)
+        self.endpoints = MasterEndpoints(self.master, config.rendered(), self.leader_redirect,
+                                         lambda: self.leadership.leader)
+        self.endpoints.install(self.router)
         self.scheduler_api = SchedulerAPI(self.master, self.calls, reactor)
+        self.scheduler_api.not_leading = self.leader_redirect
         self.scheduler_api.install(self.router)
         self.listener = Listener(reactor, config.ip, config.port, self.router,
-                                 MasterRoot(self.master, self.calls, reactor))
+                                 MasterRoot(self.master, self.calls, reactor, self.leader_pid))
         self.listener.setServiceParent(self)
-        loop = internet.TimerService(config.allocation_interval, self.master.allocate)
+        self.leadership.setServiceParent(self)
+        loop = internet.TimerService(config.allocation_interval, self._allocate)
         loop.clock = reactor
         loop.setName("allocation")
         loop.setServiceParent(self)
 
+    def _registry(self) -> IRegistry:
+        config = self.config
+        if config.registry == "in_memory":
+            return InMemoryRegistry()
+        if config.zk:
+            from mesostw.zk.client import ZooKeeper
+            from mesostw.zk.registry import ZooKeeperRegistry
+            from mesostw.zk.url import parse_zk_url
+
+            url = parse_zk_url(config.zk)
+            self.zk = ZooKeeper(self.reactor, url, config.zk_session_timeout)
+            return ZooKeeperRegistry(self.zk, url.path, lambda: self.leadership.contender.node_path)
+        if config.work_dir:
+            return FileRegistry(self.reactor, os.path.join(config.work_dir, "registry.json"))
+        log.warn("No --work_dir and no --zk: the registry is kept in memory and lost when the master stops")
+        return InMemoryRegistry()
+
+    def _allocate(self) -> None:
+        if self.master.leading:
+            self.master.allocate()
+
+    def _registry_failed(self, failure: Any) -> None:
+        abort(f"the registry refused a write: {failure.getErrorMessage()}")
+
+    def leader_pid(self) -> str | None:
+        """The leading master's pid when this one does not lead (None when it does)."""
+        if self.master.leading:
+            return None
+        leader = self.leadership.leader
+        return leader.pid if leader is not None else "unknown"
+
+    def leader_redirect(self, request: Any) -> HTTPError | None:
+        """None when leading; else a 307 to the leader (protocol-relative, as Mesos) or a 503."""
+        if self.master.leading:
+            return None
+        leader = self.leadership.leader
+        if leader is None or leader.id == self.master.id:
+            return HTTPError(503, "No leading master is elected yet")
+        path = request.uri.decode("utf-8", "replace")
+        return HTTPError(307, f"This master is not the leader; the leader is {leader.pid}",
+                         {"Location": f"//{leader.hostname}:{leader.port}{path}"})
+
     def startService(self) -> None:
-        super().startService()
+        # Listen first: with --port=0 the port is known only then, and it goes into the MasterInfo
+        # this master contends with.
+        service.Service.startService(self)
+        self.listener.startService()
         if self.config.port == 0 and not self.config.advertise_port:
             self.master.info = attrs.evolve(self.master.info, port=self.listener.port)
+        for child in self:
+            if child is not self.listener:
+                child.startService()
         log.info("Master {id} listening on {ip}:{port}", id=self.master.id, ip=self.config.ip,
                  port=self.listener.port)
 

@@ -1,6 +1,6 @@
 """A scheduler driver for frameworks in their own process, over Perspective Broker.
 
-``MesosSchedulerDriver(scheduler, framework_info, "host:5050")`` connects,
+``MesosSchedulerDriver(scheduler, framework_info, "host:5050")`` (or ``"zk://..."``) connects,
 subscribes, and follows the master through disconnections: it re-subscribes
 with its framework ID (a failover) after a backoff, as Mesos's drivers do.
 """
@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from twisted.spread import pb
 
 from mesostw.interfaces import IScheduler
-from mesostw.master.detector import StandaloneMasterDetector
+from mesostw.master.detector import detector_for
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.driver import RUNNING, SchedulerDriverBase
 from mesostw.wire.connector import Connector
@@ -47,11 +47,13 @@ class MesosSchedulerDriver(SchedulerDriverBase):
 
             reactor = default_reactor
         self.reactor = reactor
-        self.detector = StandaloneMasterDetector(master)
+        self.detector = detector_for(reactor, master)
         self._remote = _SchedulerRemote(self)
         self._batch: Batcher | None = None
         self._backlog: list[dict[str, Any]] = []
         self._services = service.MultiService()
+        self.detector.setServiceParent(self._services)
+        self.detector.listeners.append(self._leader_changed)
         self.connector = Connector(reactor, self.detector.address, self._connected, self._lost, backoff=backoff,
                                    max_backoff=15.0, name="scheduler")
         self.connector.setServiceParent(self._services)
@@ -92,6 +94,11 @@ class MesosSchedulerDriver(SchedulerDriverBase):
         for message in decode(payload, "errors"):
             log.warn("The master refused a call: {message}", message=message)
             self.refusals.append(message)
+
+    def _leader_changed(self, leader: Any) -> None:
+        current = self.connector.connected_to
+        if current is not None and (leader is None or (leader.ip, leader.port) != current):
+            self.connector.drop()
 
     def _lost(self) -> None:
         self._batch = None

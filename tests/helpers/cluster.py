@@ -22,6 +22,7 @@ from mesostw.interfaces import IAgentLink, IContainerizer, IExecutorLink, IMaste
 from mesostw.master.calls import SchedulerCalls
 from mesostw.master.flags import MASTER_FLAGS
 from mesostw.master.master import Master
+from mesostw.master.registry import RegistryState
 from mesostw.model import executor_api as xapi
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, FrameworkInfo
@@ -286,6 +287,7 @@ class Cluster:
         self.config = flaglib.defaults(MASTER_FLAGS, hostname="127.0.0.1", **master_flags)
         self.allocator = HierarchicalAllocator(self.clock, self.config.weights, randomize=False)
         self.master = Master(self.config, self.allocator, self.clock, master_id="M")
+        self.master.recover(RegistryState())
         self.calls = SchedulerCalls(self.master)
         self.agents: list[Agent] = []
         self.links: dict[str, DirectMasterLink] = {}

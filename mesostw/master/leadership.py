@@ -1,0 +1,145 @@
+"""Becoming the leading master: at once when alone, by ZooKeeper election when highly available.
+
+A leader first reads the registry and takes over what it holds; only then
+does it accept agents and frameworks. A leader that loses its ZooKeeper
+session (expired, or disconnected for longer than the session timeout, which
+ZooKeeper would only report on reconnection) stops at once, as Mesos's
+masters abort: its registry writes would be refused anyway (they are fenced
+on its election node), and a supervisor restarts it as a contender.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from mesostw.master.master import Master
+from mesostw.master.registry import IRegistry
+from mesostw.model.info import MasterInfo
+from mesostw.zk.client import CONNECTED, LOST, SUSPENDED, ZooKeeper
+from mesostw.zk.election import MasterContender, ZooKeeperMasterDetector
+
+log = Logger()
+
+
+def abort(reason: str) -> None:
+    """Stop this master process now (exit status 1), as a Mesos master aborts."""
+    log.critical("Aborting: {reason}", reason=reason)
+    sys.stderr.write(f"mesos-master: aborting: {reason}\n")
+    sys.stderr.flush()
+    os._exit(1)
+
+
+class StandaloneLeadership(service.Service):
+    """The only master: recover the registry and lead."""
+
+    name = "leadership"
+
+    def __init__(self, master: Master, registry: IRegistry):
+        self.master = master
+        self.registry = registry
+        self.leader: MasterInfo | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        d = self.registry.recover()
+        d.addCallback(self._recovered)
+        d.addErrback(lambda failure: abort(f"cannot recover the registry: {failure.getErrorMessage()}"))
+
+    def _recovered(self, state: Any) -> None:
+        self.master.recover(state)
+        self.leader = self.master.info
+
+
+class ZooKeeperLeadership(service.Service):
+    """Contends in ZooKeeper; leads when its node is the lowest; aborts when its session goes."""
+
+    name = "leadership"
+
+    def __init__(self, reactor: Any, zk: ZooKeeper, path: str, master: Master, registry: IRegistry,
+                 on_abort: Callable[[str], None] = abort):
+        self.reactor = reactor
+        self.zk = zk
+        self.master = master
+        self.registry = registry
+        self.contender = MasterContender(zk, path)
+        self.detector = ZooKeeperMasterDetector(zk, path)
+        self.detector.listeners.append(self._leader_changed)
+        self.on_abort = on_abort
+        self._electing = False
+        self._suspended: Any = None
+        self._stopping = False
+
+    @property
+    def leader(self) -> MasterInfo | None:
+        return self.detector.leader
+
+    def startService(self) -> None:
+        super().startService()
+        self._stopping = False
+        self.zk.listeners.append(self._session)
+        d = self.zk.start()
+        d.addCallback(lambda _: self._contend())
+        d.addCallback(lambda _: self.detector.start())
+        d.addErrback(lambda failure: self.on_abort(f"cannot join the election: {failure.getErrorMessage()}"))
+
+    def _contend(self) -> defer.Deferred:
+        return self.contender.contend(self.master.info)
+
+    def _leader_changed(self, info: MasterInfo | None, node: str | None) -> None:
+        ours = node is not None and node == self.contender.node
+        if ours and not self.master.leading and not self._electing:
+            self._electing = True
+            log.info("Elected as the leading master; recovering the registry")
+            d = self.registry.recover()
+            d.addCallback(self._recovered)
+            d.addErrback(lambda failure: self.on_abort(f"cannot recover the registry: {failure.getErrorMessage()}"))
+        elif not ours and self.master.leading:
+            self.on_abort("another master leads now")
+
+    def _recovered(self, state: Any) -> None:
+        self._electing = False
+        if self.detector.leader_node != self.contender.node:
+            self.on_abort("lost the election while recovering the registry")
+            return
+        self.master.recover(state)
+
+    def _session(self, state: str) -> None:
+        if self._stopping:
+            return
+        if state == SUSPENDED:
+            if self.master.leading and self._suspended is None:
+                log.warn("Lost the connection to ZooKeeper; the session lasts {t}s", t=self.zk.session_timeout)
+                self._suspended = self.reactor.callLater(self.zk.session_timeout, self._expired)
+        elif state == CONNECTED:
+            if self._suspended is not None and self._suspended.active():
+                self._suspended.cancel()
+            self._suspended = None
+            if self.contender.node is None and not self.master.leading and self.running:
+                self._contend().addErrback(lambda f: log.failure("Could not contend again", f))
+        elif state == LOST:
+            if self.master.leading:
+                self.on_abort("the ZooKeeper session expired")
+            else:
+                log.warn("The ZooKeeper session expired; contending again once reconnected")
+                self.contender.node = None
+
+    def _expired(self) -> None:
+        self._suspended = None
+        if self.master.leading:
+            self.on_abort(f"disconnected from ZooKeeper for longer than the session timeout "
+                          f"({self.zk.session_timeout}s)")
+
+    def stopService(self) -> defer.Deferred:
+        super().stopService()
+        self._stopping = True
+        if self._suspended is not None and self._suspended.active():
+            self._suspended.cancel()
+        d = self.contender.withdraw()
+        d.addBoth(lambda _: self.zk.stop())
+        return d
