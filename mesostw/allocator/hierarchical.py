@@ -160,10 +160,11 @@ class HierarchicalAllocator:
         self._set_total(self._total + total)
         for framework_id, resources in (used or {}).items():
             framework = self._frameworks.get(framework_id)
+            if framework is None:
+                continue  # nobody could ever give it back
             resources = _clip(resources, agent.available)
             agent.allocated = agent.allocated + resources
-            if framework is not None:
-                self._charge(framework, agent_id, resources)
+            self._charge(framework, agent_id, resources)
 
     def removeAgent(self, agent_id: str) -> None:
         agent = self._agents.pop(agent_id, None)
@@ -198,21 +199,22 @@ class HierarchicalAllocator:
         """Give back resources a framework declined, did not use, or whose task ended."""
         agent = self._agents.get(agent_id)
         framework = self._frameworks.get(framework_id)
-        if agent is None or not resources:
+        # A removed framework's resources were freed when it was removed; freeing them again would
+        # take back what has since been offered to someone else.
+        if agent is None or framework is None or not resources:
             return
-        if framework is not None:
-            held = framework.allocated.get(agent_id, EMPTY)
-            resources = _clip(resources, held)
-            left = held - resources
-            if left:
-                framework.allocated[agent_id] = left
-            else:
-                framework.allocated.pop(agent_id, None)
-            scalars = resources.scalars()
-            self._by_role[framework.role].unallocated(framework_id, scalars)
-            self._roles.unallocated(framework.role, scalars)
-            if filters is not None and filters.refuse_seconds > 0:
-                framework.refused.add(agent_id, resources, self._clock.seconds() + filters.refuse_seconds)
+        held = framework.allocated.get(agent_id, EMPTY)
+        resources = _clip(resources, held)
+        left = held - resources
+        if left:
+            framework.allocated[agent_id] = left
+        else:
+            framework.allocated.pop(agent_id, None)
+        scalars = resources.scalars()
+        self._by_role[framework.role].unallocated(framework_id, scalars)
+        self._roles.unallocated(framework.role, scalars)
+        if filters is not None and filters.refuse_seconds > 0:
+            framework.refused.add(agent_id, resources, self._clock.seconds() + filters.refuse_seconds)
         agent.allocated = agent.allocated - _clip(resources, agent.allocated)
 
     def updateWeights(self, weights: dict[str, float]) -> None:

@@ -6,7 +6,14 @@ from collections import Counter
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -45,6 +52,7 @@ class AllocatorCase(unittest.TestCase):
         return out
 
     def add_agents(self, count: int, resources: str = AGENT) -> list[str]:
+        """Add ``count`` agents a0, a1, ... of ``resources``."""
         ids = [f"a{i}" for i in range(count)]
         for agent_id in ids:
             self.allocator.addAgent(agent_id, R(resources))
@@ -55,6 +63,7 @@ class DRFSorterTests(unittest.TestCase):
     """Ordering of clients by weighted dominant share."""
 
     def sorter(self, *names: str) -> DRFSorter:
+        """A sorter over cpus:10;mem:100 with the given clients."""
         sorter = DRFSorter()
         sorter.set_total({"cpus": 10.0, "mem": 100.0})
         for name in names:
@@ -146,7 +155,10 @@ class DRFSorterTests(unittest.TestCase):
 
 
 _names = st.sampled_from("abcd")
-_amounts = st.dictionaries(st.sampled_from(["cpus", "mem", "disk"]), st.integers(1, 4).map(float), max_size=2)
+_amounts = st.one_of(
+    st.tuples(st.sampled_from(["cpus", "mem", "disk"]), st.integers(1, 4)).map(lambda t: {t[0]: float(t[1])}),
+    st.dictionaries(st.sampled_from(["cpus", "mem", "disk"]), st.integers(1, 4).map(float), max_size=3),
+)
 _totals = st.dictionaries(st.sampled_from(["cpus", "mem"]), st.sampled_from([1.0, 4.0, 16.0, 64.0]), min_size=1)
 _allocated = st.tuples(st.just("allocated"), _names, _amounts)
 _set_total = st.tuples(st.just("set_total"), _totals)
@@ -164,6 +176,12 @@ sorter_ops = st.lists(st.one_of(
 ), min_size=4, max_size=40)
 
 
+def model_share(client: dict, total: dict[str, float]) -> float:
+    """The weighted dominant share of a model client, computed from scratch."""
+    fractions = [amount / total[r] for r, amount in client["alloc"].items() if total.get(r)]
+    return max(fractions, default=0.0) / client["weight"]
+
+
 class DRFSorterPropertyTests(unittest.TestCase):
     """The incrementally kept order always equals a from-scratch sort."""
 
@@ -175,9 +193,12 @@ class DRFSorterPropertyTests(unittest.TestCase):
         total = {"cpus": 8.0, "mem": 16.0}
         sorter.set_total(total)
         model: dict[str, dict] = {}
-        for name in "abc":
+        for name, start in [("a", {"cpus": 2.0}), ("b", {"mem": 4.0}), ("c", {})]:
             sorter.add(name)
-            model[name] = {"alloc": {}, "weight": 1.0, "count": 0, "active": True}
+            model[name] = {"alloc": dict(start), "weight": 1.0, "count": 0, "active": True}
+            if start:
+                sorter.allocated(name, start)
+                model[name]["count"] = 1
         for op, *args in ops:
             name = args[0]
             if op == "set_total":
@@ -209,15 +230,11 @@ class DRFSorterPropertyTests(unittest.TestCase):
                 for resource, amount in args[1].items():
                     alloc[resource] = max(alloc.get(resource, 0.0) - amount, 0.0)
 
-            def share(client: dict) -> float:
-                fractions = [a / total[r] for r, a in client["alloc"].items() if total.get(r)]
-                return max(fractions, default=0.0) / client["weight"]
-
             expected = sorted((n for n, c in model.items() if c["active"]),
-                              key=lambda n: (share(model[n]), model[n]["count"], n))
+                              key=lambda n: (model_share(model[n], total), model[n]["count"], n))
             self.assertEqual(list(sorter.sorted()), expected, ops)
             for n, client in model.items():
-                self.assertAlmostEqual(sorter.share(n), share(client))
+                self.assertAlmostEqual(sorter.share(n), model_share(client, total))
 
 
 class AllocationOrderTests(AllocatorCase):
@@ -593,6 +610,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.serial = 0
 
     def _new_id(self, prefix: str) -> str:
+        """A fresh, never reused ID."""
         self.serial += 1
         return f"{prefix}{self.serial}"
 
@@ -619,6 +637,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.agents)
     @rule(data=st.data())
     def remove_agent(self, data: st.DataObject) -> None:
+        """Remove an agent; what frameworks held there is gone."""
         agent_id = data.draw(st.sampled_from(sorted(self.agents)))
         self.allocator.removeAgent(agent_id)
         del self.agents[agent_id]
@@ -629,6 +648,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.agents)
     @rule(data=st.data(), shape=st.sampled_from(AGENT_SHAPES))
     def readd_agent(self, data: st.DataObject, shape: str) -> None:
+        """Re-add a known agent with a new shape; it replaces the old one."""
         agent_id = data.draw(st.sampled_from(sorted(self.agents)))
         self.allocator.addAgent(agent_id, R(shape))
         self.agents[agent_id] = R(shape)
@@ -639,6 +659,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.agents)
     @rule(data=st.data())
     def toggle_agent(self, data: st.DataObject) -> None:
+        """Deactivate an active agent or activate an inactive one."""
         agent_id = data.draw(st.sampled_from(sorted(self.agents)))
         if agent_id in self.inactive_agents:
             self.allocator.activateAgent(agent_id)
@@ -651,6 +672,7 @@ class AllocatorMachine(RuleBasedStateMachine):
 
     @rule(role=st.sampled_from(FRAMEWORK_ROLES), active=st.booleans())
     def add_framework(self, role: str, active: bool) -> None:
+        """Add a framework in a random role, active or not."""
         framework_id = self._new_id("f")
         self.allocator.addFramework(framework_id, role, active=active)
         self.frameworks[framework_id] = role
@@ -660,6 +682,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.frameworks)
     @rule(data=st.data())
     def remove_framework(self, data: st.DataObject) -> None:
+        """Remove a framework; everything it held is freed."""
         framework_id = data.draw(st.sampled_from(sorted(self.frameworks)))
         self.allocator.removeFramework(framework_id)
         del self.frameworks[framework_id]
@@ -671,6 +694,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.frameworks)
     @rule(data=st.data())
     def toggle_framework(self, data: st.DataObject) -> None:
+        """Deactivate an active framework or activate an inactive one."""
         framework_id = data.draw(st.sampled_from(sorted(self.frameworks)))
         if framework_id in self.inactive_frameworks:
             self.allocator.activateFramework(framework_id)
@@ -682,6 +706,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.frameworks)
     @rule(data=st.data())
     def toggle_suppress(self, data: st.DataObject) -> None:
+        """Suppress a framework, or revive a suppressed one (which clears its refusals)."""
         framework_id = data.draw(st.sampled_from(sorted(self.frameworks)))
         if framework_id in self.suppressed:
             self.allocator.reviveOffers(framework_id)
@@ -714,11 +739,13 @@ class AllocatorMachine(RuleBasedStateMachine):
                     f"{candidate} on {agent_id} left unoffered to {framework_id}")
 
     def _is_refused(self, framework_id: str, agent_id: str, resources: Resources) -> bool:
+        """Whether the model says a live refusal of the framework covers ``resources`` on the agent."""
         now = self.clock.seconds()
         return any(until > now and refused.contains(resources)
                    for until, refused in self.refused.get((framework_id, agent_id), []))
 
     def _allocate(self, subset: list[str] | None) -> None:
+        """Allocate and check every offer against the model before it is held."""
         free = dict(self.agents)
         for (_, agent_id), resources in self.held.items():
             free[agent_id] = free[agent_id] - resources
@@ -747,6 +774,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         self._refuse(key, resources, refuse)
 
     def _refuse(self, key: tuple[str, str], resources: Resources, refuse: float | None) -> None:
+        """Record a refusal in the model."""
         if refuse:
             self.refused.setdefault(key, []).append((self.clock.seconds() + refuse, resources))
 
@@ -781,12 +809,14 @@ class AllocatorMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([0.5, 1.0, 5.0]))
     def advance(self, seconds: float) -> None:
+        """Let time pass so refusals expire."""
         self.clock.advance(seconds)
 
     # -- invariants ----------------------------------------------------------
 
     @invariant()
     def books_balance(self) -> None:
+        """Per agent: allocated <= total, held offers match the allocator and never overlap."""
         for agent_id, total in self.agents.items():
             allocated = self.allocator.agent_allocated(agent_id)
             assert self.allocator.agent_total(agent_id) == total
@@ -815,6 +845,6 @@ class AllocatorStateMachineTests(unittest.TestCase):
         """allocated <= total per agent, no double offers, framework sums match, offers come from free."""
         run_state_machine_as_test(
             AllocatorMachine,
-            settings=settings(max_examples=150, stateful_step_count=30, deadline=None, database=None,
+            settings=settings(max_examples=100, stateful_step_count=30, deadline=None, database=None,
                               suppress_health_check=[HealthCheck.too_slow]),
         )

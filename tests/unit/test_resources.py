@@ -138,9 +138,9 @@ class ResourcePropertyTests(unittest.TestCase):
     def test_ranges_are_normalized(self, pairs: list[tuple[int, int]]) -> None:
         """Parsed ranges are sorted, merged (no overlap, no adjacency) and cover the same ports."""
         text = "ports:[" + ",".join(f"{b}-{e}" for b, e in pairs) + "]"
-        got = Resources.parse(text).get("ports") or ()
+        got = Resources.parse(text).ranges("ports")
         self.assertEqual(points(got), points(tuple(pairs)))
-        for (_, end), (begin, _) in zip(got, got[1:]):
+        for (_, end), (begin, _) in zip(got, got[1:], strict=False):
             self.assertGreater(begin, end + 1)
         for begin, end in got:
             self.assertLessEqual(begin, end)
@@ -252,7 +252,7 @@ class ResourceExampleTests(unittest.TestCase):
             Resources.parse(text)
         errors = caught.exception.errors
         self.assertEqual(len(errors), 5, errors)
-        for part, error in zip(["cpus:abc", "ports:[5-3]", "disk(/x):1", "bugs:[1-2]", "gpus:-1"], errors):
+        for part, error in zip(["cpus:abc", "ports:[5-3]", "disk(/x):1", "bugs:[1-2]", "gpus:-1"], errors, strict=True):
             self.assertIn(repr(part), error)
         self.assertEqual(str(caught.exception), "; ".join(errors))
 

@@ -1,0 +1,224 @@
+"""Allocation cost when every framework declines everything (Mesos's DeclineOffers benchmark).
+
+Modelled on ``HierarchicalAllocator_BENCHMARK_Test.DeclineOffers``: A agents of
+``cpus:2;mem:1024;disk:4096;ports:[31000-32000]`` and F frameworks (in one role,
+or spread round-robin over ``--roles`` roles). Each round calls ``allocate()``
+once, then every framework declines every offer it got with a refusal filter of
+``--refuse-seconds``, and a fake clock moves on by one second. Only the
+``allocate()`` call is timed.
+
+In the same process the same rounds run on a naive reference allocator that
+re-sorts all roles and all frameworks of a role for every agent (the same DRF
+share formula, tie-breaks, resource arithmetic and refusal filters as
+``DRFSorter``/``HierarchicalAllocator``, but plain ``sorted()`` per agent instead
+of an incrementally kept order), so the last line's ratio compares the two on
+this machine. Both run with a fixed agent order and make identical offers,
+which the script checks. Figures are printed, never asserted.
+
+    python bench/allocator.py --agents 10000 --frameworks 500 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+from collections.abc import Iterable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from twisted.internet.task import Clock  # noqa: E402
+
+from mesostw.allocator.filters import RefusedResources  # noqa: E402
+from mesostw.allocator.hierarchical import HierarchicalAllocator, allocatable  # noqa: E402
+from mesostw.model.info import Filters  # noqa: E402
+from mesostw.model.resources import EMPTY, Resources  # noqa: E402
+
+AGENT = "cpus:2;mem:1024;disk:4096;ports:[31000-32000]"
+
+Offer = tuple[str, str, Resources]
+
+
+def share(allocated: dict[str, float], total: dict[str, float], weight: float) -> float:
+    """Weighted dominant share, exactly as ``DRFSorter._share`` computes it."""
+    dominant = 0.0
+    for resource, amount in allocated.items():
+        whole = total.get(resource)
+        if whole:
+            fraction = amount / whole
+            if fraction > dominant:
+                dominant = fraction
+    return dominant / weight if weight > 0 else dominant
+
+
+class _Client:
+    """One role or framework of the naive allocator: what it holds and how often it was picked."""
+
+    __slots__ = ("name", "allocated", "count", "weight")
+
+    def __init__(self, name: str, weight: float = 1.0):
+        self.name = name
+        self.allocated: dict[str, float] = {}
+        self.count = 0
+        self.weight = weight
+
+    def charge(self, scalars: dict[str, float]) -> None:
+        for resource, amount in scalars.items():
+            self.allocated[resource] = self.allocated.get(resource, 0.0) + amount
+        self.count += 1
+
+    def credit(self, scalars: dict[str, float]) -> None:
+        for resource, amount in scalars.items():
+            left = self.allocated.get(resource, 0.0) - amount
+            if left > 1e-9:
+                self.allocated[resource] = left
+            else:
+                self.allocated.pop(resource, None)
+
+
+class NaiveAllocator:
+    """Hierarchical DRF that sorts roles and frameworks from scratch for every agent."""
+
+    def __init__(self, clock: Clock):
+        self._clock = clock
+        self._agents: dict[str, list[Resources]] = {}  # id -> [total, allocated]
+        self._roles: dict[str, _Client] = {}
+        self._members: dict[str, list[_Client]] = {}
+        self._frameworks: dict[str, tuple[_Client, str, RefusedResources]] = {}
+        self._held: dict[tuple[str, str], Resources] = {}
+        self._total: dict[str, float] = {}
+
+    def addFramework(self, framework_id: str, role: str) -> None:
+        client = _Client(framework_id)
+        self._frameworks[framework_id] = (client, role, RefusedResources())
+        self._roles.setdefault(role, _Client(role))
+        self._members.setdefault(role, []).append(client)
+
+    def addAgent(self, agent_id: str, total: Resources) -> None:
+        self._agents[agent_id] = [total, EMPTY]
+        for resource, amount in total.scalars().items():
+            self._total[resource] = self._total.get(resource, 0.0) + amount
+
+    def recoverResources(self, framework_id: str, agent_id: str, resources: Resources,
+                         filters: Filters | None = None) -> None:
+        client, role, refused = self._frameworks[framework_id]
+        key = (framework_id, agent_id)
+        self._held[key] = self._held[key] - resources
+        scalars = resources.scalars()
+        client.credit(scalars)
+        self._roles[role].credit(scalars)
+        self._agents[agent_id][1] = self._agents[agent_id][1] - resources
+        if filters is not None and filters.refuse_seconds > 0:
+            refused.add(agent_id, resources, self._clock.seconds() + filters.refuse_seconds)
+
+    def allocate(self) -> list[Offer]:
+        now = self._clock.seconds()
+        total = self._total
+        offers = []
+
+        def order(clients: Iterable[_Client]) -> list[_Client]:
+            return sorted(clients, key=lambda c: (share(c.allocated, total, c.weight), c.count, c.name))
+
+        for agent_id, state in self._agents.items():
+            available = state[0] - state[1]
+            if not allocatable(available):
+                continue
+            for role_client in order(self._roles.values()):
+                role = role_client.name
+                candidate = available.allocatable_to(role)
+                if not allocatable(candidate):
+                    continue
+                for client in order(self._members[role]):
+                    refused = self._frameworks[client.name][2]
+                    if refused and refused.filtered(agent_id, candidate, now):
+                        continue
+                    offers.append((client.name, agent_id, candidate))
+                    scalars = candidate.scalars()
+                    client.charge(scalars)
+                    role_client.charge(scalars)
+                    key = (client.name, agent_id)
+                    self._held[key] = self._held.get(key, EMPTY) + candidate
+                    state[1] = state[1] + candidate
+                    available = available - candidate
+                    break
+                if not allocatable(available):
+                    break
+        return offers
+
+
+def build(allocator: HierarchicalAllocator | NaiveAllocator, agents: int, frameworks: int, roles: int) -> None:
+    """Register the frameworks (round-robin over roles) and the agents."""
+    for i in range(frameworks):
+        allocator.addFramework(f"framework-{i:05d}", f"role-{i % roles}")
+    total = Resources.parse(AGENT)
+    for i in range(agents):
+        allocator.addAgent(f"agent-{i:06d}", total)
+
+
+def run(name: str, allocator: HierarchicalAllocator | NaiveAllocator, clock: Clock, rounds: int,
+        refuse: Filters) -> tuple[list[float], list[list[Offer]]]:
+    """Allocate, time it, decline everything with ``refuse``; advance the clock 1 s; ``rounds`` times."""
+    timings, made = [], []
+    for round_number in range(1, rounds + 1):
+        gc.collect()
+        start = time.perf_counter()
+        offers = allocator.allocate()
+        elapsed = (time.perf_counter() - start) * 1000
+        print(f"[{name}] round {round_number}: allocate() took {elapsed:.1f} ms to make {len(offers)} offers",
+              flush=True)
+        for framework_id, agent_id, resources in offers:
+            allocator.recoverResources(framework_id, agent_id, resources, refuse)
+        clock.advance(1)
+        timings.append(elapsed)
+        made.append(offers)
+    return timings, made
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="The last line is 'allocation_ms=<ours, mean per round> naive_ms=<naive, mean per round> "
+               "ratio=<naive/ours>'. Figures are printed only; nothing is asserted.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--agents", type=int, default=1000, help="agents, each " + AGENT)
+    parser.add_argument("--frameworks", type=int, default=50, help="frameworks, all declining every offer")
+    parser.add_argument("--roles", type=int, default=1, help="roles to spread the frameworks over, round-robin")
+    parser.add_argument("--rounds", type=int, default=5, help="allocation rounds; the fake clock moves 1 s per round")
+    parser.add_argument("--refuse-seconds", type=float, default=5.0,
+                        help="refusal filter every decline carries (0 declines with no filter)")
+    parser.add_argument("--naive-rounds", type=int, default=None,
+                        help="rounds for the naive baseline, 0 to skip it (default: as many as --rounds)")
+    args = parser.parse_args(argv)
+    if min(args.agents, args.frameworks, args.roles, args.rounds) < 1:
+        parser.error("--agents, --frameworks, --roles and --rounds must be at least 1")
+    naive_rounds = args.rounds if args.naive_rounds is None else args.naive_rounds
+    refuse = Filters(refuse_seconds=args.refuse_seconds)
+    print(f"{args.agents} agents x {args.frameworks} frameworks in {args.roles} role(s), "
+          f"refuse_seconds={args.refuse_seconds:g}, {args.rounds} rounds", flush=True)
+
+    clock = Clock()
+    ours = HierarchicalAllocator(clock, randomize=False)
+    start = time.perf_counter()
+    build(ours, args.agents, args.frameworks, args.roles)
+    print(f"[hierarchical] added agents and frameworks in {(time.perf_counter() - start) * 1000:.0f} ms")
+    timings, made = run("hierarchical", ours, clock, args.rounds, refuse)
+    allocation_ms = sum(timings) / len(timings)
+
+    if naive_rounds <= 0:
+        print(f"allocation_ms={allocation_ms:.1f} naive_ms=nan ratio=nan")
+        return
+    naive_clock = Clock()
+    naive = NaiveAllocator(naive_clock)
+    build(naive, args.agents, args.frameworks, args.roles)
+    naive_timings, naive_made = run("naive", naive, naive_clock, naive_rounds, refuse)
+    naive_ms = sum(naive_timings) / len(naive_timings)
+    same = all(a == b for a, b in zip(made, naive_made, strict=False))
+    print(f"offers identical in the {min(len(made), len(naive_made))} rounds both ran: {'yes' if same else 'NO'}")
+    print(f"allocation_ms={allocation_ms:.1f} naive_ms={naive_ms:.1f} ratio={naive_ms / allocation_ms:.1f}")
+
+
+if __name__ == "__main__":
+    main()
