@@ -13,9 +13,10 @@ $(STAMP): setup.py
 	$(PY) -m pip install -q -e . --config-settings editable_mode=compat
 	touch $(STAMP)
 
-$(TEST_STAMP): $(STAMP) requirements-dev.txt tools/install-pymesos.sh
+$(TEST_STAMP): $(STAMP) requirements-dev.txt tools/install-pymesos.sh tools/install-zookeeper.sh
 	$(PY) -m pip install -q -r requirements-dev.txt
 	tools/install-pymesos.sh $(VENV)
+	tools/install-zookeeper.sh
 	touch $(TEST_STAMP)
 
 run: $(STAMP)

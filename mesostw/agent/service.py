@@ -86,8 +86,8 @@ class AgentService(service.MultiService):
     def _leader_changed(self, leader: Any) -> None:
         """A new leader: leave the old one and register with the new (with this agent's tasks)."""
         current = self.connector.connected_to
-        if current is not None and (leader is None or (leader.ip, leader.port) != current):
-            self.connector.drop()
+        if leader is not None and (leader.ip, leader.port) != current:
+            self.connector.redirect()
 
     def _lost(self) -> None:
         self.agent.masterDisconnected()

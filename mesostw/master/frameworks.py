@@ -45,7 +45,7 @@ class FrameworkLifecycle:
             framework = FrameworkRecord(info=info, link=link, registered_time=now,
                                         max_completed_tasks=self.config.max_completed_tasks_per_framework)
             self.frameworks[framework_id] = framework
-            self.allocator.addFramework(framework_id, info.allocation_role)
+            self.allocator.addFramework(framework_id, info.allocation_role, active=False)
             log.info("Registered framework {id} ({name}) as {user}", id=framework_id, name=info.name,
                      user=info.user)
             persisted = self._persist(AddFramework(framework_id, info.to_json()))
@@ -67,18 +67,20 @@ class FrameworkLifecycle:
             self._rescind_framework_offers(framework)
             log.info("Framework {id} re-registered", id=framework.id)
             persisted = self._persist(AddFramework(framework.id, info.to_json())) if changed else defer.succeed(None)
-        framework.active = True
-        framework.suppressed = False
-        self.allocator.activateFramework(framework.id)
-        self.allocator.reviveOffers(framework.id)
-        # SUBSCRIBED only once the registry holds the framework: its ID must survive a failover.
+        # SUBSCRIBED only once the registry holds the framework (its ID must survive a failover), and
+        # offers only after SUBSCRIBED: before it, the framework cannot answer them.
         persisted.addCallbacks(lambda _: self._subscribed(framework, link), lambda _: link.close())
         return framework.id
 
     def _subscribed(self, framework: FrameworkRecord, link: IFrameworkLink) -> None:
-        if framework.link is link:
-            link.send(api.subscribed_event(framework.id, self.info))
-            self.requestAllocation()
+        if framework.link is not link or self.frameworks.get(framework.id) is not framework:
+            return
+        link.send(api.subscribed_event(framework.id, self.info))
+        framework.active = True
+        framework.suppressed = False
+        self.allocator.activateFramework(framework.id)
+        self.allocator.reviveOffers(framework.id)
+        self.requestAllocation()
 
     def _check_framework(self, info: FrameworkInfo) -> str | None:
         if not info.user:

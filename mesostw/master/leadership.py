@@ -74,6 +74,7 @@ class ZooKeeperLeadership(service.Service):
         self._electing = False
         self._suspended: Any = None
         self._stopping = False
+        self._session_lost = False
 
     @property
     def leader(self) -> MasterInfo | None:
@@ -92,6 +93,8 @@ class ZooKeeperLeadership(service.Service):
         return self.contender.contend(self.master.info)
 
     def _leader_changed(self, info: MasterInfo | None, node: str | None) -> None:
+        if self._stopping:
+            return
         ours = node is not None and node == self.contender.node
         if ours and not self.master.leading and not self._electing:
             self._electing = True
@@ -120,7 +123,8 @@ class ZooKeeperLeadership(service.Service):
             if self._suspended is not None and self._suspended.active():
                 self._suspended.cancel()
             self._suspended = None
-            if self.contender.node is None and not self.master.leading and self.running:
+            if self._session_lost and not self.master.leading and self.running:
+                self._session_lost = False
                 self._contend().addErrback(lambda f: log.failure("Could not contend again", f))
         elif state == LOST:
             if self.master.leading:
@@ -128,6 +132,7 @@ class ZooKeeperLeadership(service.Service):
             else:
                 log.warn("The ZooKeeper session expired; contending again once reconnected")
                 self.contender.node = None
+                self._session_lost = True
 
     def _expired(self) -> None:
         self._suspended = None

@@ -21,7 +21,7 @@ from mesostw.master.master import Master, RegistrationRefused
 from mesostw.model import internal
 from mesostw.model import scheduler_api as api
 from mesostw.model.validation import ValidationError
-from mesostw.wire.pb import Batcher, RefusedError, decode, encode
+from mesostw.wire.pb import Batcher, NotLeaderError, RefusedError, decode, encode
 
 log = Logger()
 
@@ -100,7 +100,7 @@ class MasterConnection(pb.Referenceable):
 
     def _check_leading(self) -> None:
         if not self.master.leading:
-            raise RefusedError(f"this master is not the leader (the leader is {self.leader_pid() or 'unknown'})")
+            raise NotLeaderError(f"this master is not the leader (the leader is {self.leader_pid() or 'unknown'})")
 
     def remote_registerAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
         self._check_leading()

@@ -97,8 +97,8 @@ class MesosSchedulerDriver(SchedulerDriverBase):
 
     def _leader_changed(self, leader: Any) -> None:
         current = self.connector.connected_to
-        if current is not None and (leader is None or (leader.ip, leader.port) != current):
-            self.connector.drop()
+        if leader is not None and (leader.ip, leader.port) != current:
+            self.connector.redirect()
 
     def _lost(self) -> None:
         self._batch = None

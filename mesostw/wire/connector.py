@@ -42,6 +42,7 @@ class Connector(service.Service):
         self._broker: pb.Broker | None = None
         self._attempt: defer.Deferred | None = None
         self.connected_to: tuple[str, int] | None = None
+        self._redirecting = False
 
     def startService(self) -> None:
         super().startService()
@@ -119,12 +120,13 @@ class Connector(service.Service):
         self._broker = None
         self.connected_to = None
         self.on_lost()
-        self._schedule()
+        self._schedule(immediately=self._redirecting)
+        self._redirecting = False
 
-    def _schedule(self) -> None:
+    def _schedule(self, immediately: bool = False) -> None:
         if not self.running or self._retry is not None:
             return
-        delay = random.uniform(0, self._delay)
+        delay = 0 if immediately else random.uniform(0, self._delay)
         self._delay = min(self._delay * 2, self.max_backoff)
         self._retry = self.reactor.callLater(delay, self.connect)
 
@@ -132,3 +134,15 @@ class Connector(service.Service):
         """Close the current connection; a new one follows after the backoff."""
         if self._broker is not None and self._broker.transport is not None:
             self._broker.transport.loseConnection()
+
+    def redirect(self) -> None:
+        """The peer moved (a new leading master): leave the old one and go to the new one now."""
+        self._delay = self.backoff
+        if self._broker is not None:
+            self._redirecting = True
+            self.drop()
+            return
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+            self._retry = None
+            self.connect()

@@ -30,6 +30,10 @@ class RefusedError(pb.Error):
     """A request the peer refused, with a reason meant for people; travels over PB intact."""
 
 
+class NotLeaderError(pb.Error):
+    """The master asked is not the leader (yet); ask again, perhaps elsewhere."""
+
+
 def encode(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 

@@ -45,6 +45,7 @@ class ZooKeeper:
         self.kazoo.add_listener(self._state_changed)
         self.listeners: list[Callable[[str], None]] = []
         self.state = LOST
+        self._stopped: defer.Deferred | None = None
 
     # -- session ------------------------------------------------------------------------
 
@@ -64,6 +65,9 @@ class ZooKeeper:
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), connect)
 
     def stop(self) -> defer.Deferred:
+        """End the session (once; later calls return the same Deferred's outcome)."""
+        if self._stopped is not None:
+            return defer.succeed(None)
         stopper = getattr(self, "_stop_starting", None)
         if stopper is not None:
             stopper()
@@ -72,7 +76,8 @@ class ZooKeeper:
             self.kazoo.stop()
             self.kazoo.close()
 
-        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), close)
+        self._stopped = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), close)
+        return self._stopped
 
     def _state_changed(self, state: str) -> None:
         self.reactor.callFromThread(self._deliver_state, state)
