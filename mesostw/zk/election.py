@@ -80,6 +80,7 @@ class ZooKeeperMasterDetector:
         self._waiters: list[tuple[MasterInfo | None, defer.Deferred]] = []
         self._watch: Any = None
         self._generation = 0
+        self._seen = False
 
     @defer.inlineCallbacks
     def start(self) -> Any:
@@ -88,8 +89,9 @@ class ZooKeeperMasterDetector:
 
     def _children(self, children: list[str]) -> None:
         node = leader_of(children)
-        if node == self.leader_node and (node is None or self.leader is not None):
+        if self._seen and node == self.leader_node and (node is None or self.leader is not None):
             return
+        self._seen = True
         self._generation += 1
         generation = self._generation
         if node is None:
