@@ -60,6 +60,7 @@ class Agent:
         self._terminations: dict[str, tuple[str, str, str]] = {}
         self.metrics: Counter[str] = Counter()
         self.registered = defer.Deferred()  # fires once, on the first registration
+        self.last_heard = clock.seconds()
 
     @property
     def id(self) -> str | None:
@@ -103,6 +104,7 @@ class Agent:
             return
         self.master_info = master_info
         self.state = REGISTERED
+        self.last_heard = self.clock.seconds()
         self.updates.resume()
         if not self.registered.called:
             self.registered.callback(self.info.id)
@@ -126,7 +128,16 @@ class Agent:
 
     def ping(self) -> str:
         self.metrics["pings"] += 1
+        self.last_heard = self.clock.seconds()
         return "pong"
+
+    def master_silent(self) -> bool:
+        """Whether the master has not pinged for as long as it would take it to give up on us
+        (Mesos's agents then look for the master again)."""
+        if self.state != REGISTERED:
+            return False
+        limit = self.config.agent_ping_timeout * self.config.max_agent_ping_timeouts
+        return self.clock.seconds() - self.last_heard > limit
 
     def _forward_updates(self, batch: list[tuple[str, TaskStatus]]) -> None:
         if self.master is not None and self.state == REGISTERED:

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 import attrs
-from twisted.application import service
+from twisted.application import internet, service
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -69,6 +69,10 @@ class AgentService(service.MultiService):
         self.connector = Connector(reactor, self.detector.address, self._connected, self._lost,
                                    backoff=config.registration_backoff_factor, name="master")
         self.connector.setServiceParent(self)
+        watchdog = internet.TimerService(config.agent_ping_timeout, self._check_master)
+        watchdog.clock = reactor
+        watchdog.setName("master-watchdog")
+        watchdog.setServiceParent(self)
 
     def startService(self) -> None:
         # The port is known only once listening; the agent advertises it when it registers.
@@ -79,6 +83,7 @@ class AgentService(service.MultiService):
             self.agent.info = attrs.evolve(self.agent.info, port=self.listener.port)
         self.detector.startService()
         self.connector.startService()
+        self.getServiceNamed("master-watchdog").startService()
 
     def _connected(self, root: Any) -> defer.Deferred:
         return self.agent.masterConnected(PBMasterLink(root, self.agent, self.reactor))
@@ -88,6 +93,11 @@ class AgentService(service.MultiService):
         current = self.connector.connected_to
         if leader is not None and (leader.ip, leader.port) != current:
             self.connector.redirect()
+
+    def _check_master(self) -> None:
+        if self.agent.master_silent():
+            log.warn("The master has not pinged this agent for too long; reconnecting")
+            self.connector.drop()
 
     def _lost(self) -> None:
         self.agent.masterDisconnected()
