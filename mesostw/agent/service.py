@@ -10,7 +10,7 @@ from twisted.application import internet, service
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from mesostw.agent import paths
+from mesostw.agent import executor_stream, paths
 from mesostw.agent.agent import Agent
 from mesostw.agent.containerizer import PosixContainerizer
 from mesostw.agent.executor_http import ExecutorAPI
@@ -61,7 +61,8 @@ class AgentService(service.MultiService):
         AgentEndpoints(self.agent, config.rendered()).install(self.router)
         ExecutorAPI(self.agent).install(self.router)
         SandboxFiles(os.path.join(config.work_dir, "slaves")).install(self.router)
-        self.listener = Listener(reactor, config.ip, config.port, self.router, AgentRoot(self.agent, reactor))
+        self.listener = Listener(reactor, config.ip, config.port, self.router, AgentRoot(self.agent, reactor),
+                                 {executor_stream.PREAMBLE: executor_stream.ExecutorStreamFactory(self.agent)})
         self.listener.setServiceParent(self)
         self.detector = detector_for(reactor, config.master, config.zk_session_timeout)
         self.detector.setServiceParent(self)

@@ -1,9 +1,11 @@
 """The command executor: runs one task's command and reports how it ended.
 
-A v1 HTTP executor (``POST /api/v1/executor`` on its agent, as Mesos's own
-command executor since 1.x) written against the standard library only, with
-no reactor: it is forked per task by the agent's launcher, and the less it
-carries, the cheaper each fork (see DESIGN.md's spawn costs).
+It speaks the v1 executor API (Calls and Events, as Mesos's own command
+executor since 1.x) framed as RecordIO over one plain connection to its agent
+(see :mod:`mesostw.agent.executor_stream`), and is written against the
+standard library only, with no reactor: it is forked per task by the agent's
+launcher, and the less it carries, the cheaper each fork and each message
+(see DESIGN.md's spawn costs).
 
 The command runs in its own process group. A kill sends SIGTERM to the group
 and SIGKILL after the grace period. Exit status 0 gives TASK_FINISHED, any
@@ -62,87 +64,34 @@ def describe_exit(status: int) -> tuple[int | None, str]:
     return None, f"Command terminated with signal {name}"
 
 
-class HTTPError(Exception):
-    pass
+#: Opens the agent's executor stream (see mesostw.agent.executor_stream).
+PREAMBLE = b"\x89MESOSTW-EXEC\r\n"
 
 
-class Connection:
-    """A minimal blocking HTTP/1.1 client for one persistent connection."""
+def record(body: bytes) -> bytes:
+    """One RecordIO record."""
+    return str(len(body)).encode() + b"\n" + body
 
-    def __init__(self, host: str, port: int, timeout: float = 10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.host = f"{host}:{port}"
+
+class RecordReader:
+    """Decodes RecordIO records of JSON, incrementally."""
+
+    def __init__(self) -> None:
         self.buffer = b""
 
-    def request(self, path: str, body: bytes) -> tuple[int, dict[str, str]]:
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                f"Accept: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-        self.sock.sendall(head + body)
-        while b"\r\n\r\n" not in self.buffer:
-            self._fill()
-        raw, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-        lines = raw.decode("latin-1").split("\r\n")
-        code = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return code, headers
-
-    def read_body(self, headers: dict[str, str]) -> bytes:
-        length = int(headers.get("content-length", "0"))
-        while len(self.buffer) < length:
-            self._fill()
-        body, self.buffer = self.buffer[:length], self.buffer[length:]
-        return body
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the agent closed the connection")
-        self.buffer += chunk
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-class EventStream:
-    """Decodes a chunked response carrying RecordIO records, incrementally."""
-
-    def __init__(self, initial: bytes):
-        self.raw = initial
-        self.body = b""
-        self.done = False
-
     def feed(self, data: bytes) -> list[dict[str, Any]]:
-        self.raw += data
+        self.buffer += data
+        out = []
         while True:
-            end = self.raw.find(b"\r\n")
-            if end < 0:
-                break
-            size = int(self.raw[:end].split(b";")[0], 16)
-            if len(self.raw) < end + 2 + size + 2:
-                break
-            self.body += self.raw[end + 2:end + 2 + size]
-            self.raw = self.raw[end + 2 + size + 2:]
-            if size == 0:
-                self.done = True
-                break
-        events = []
-        while True:
-            newline = self.body.find(b"\n")
+            newline = self.buffer.find(b"\n")
             if newline < 0:
-                break
-            length = int(self.body[:newline])
-            if len(self.body) < newline + 1 + length:
-                break
-            events.append(json.loads(self.body[newline + 1:newline + 1 + length]))
-            self.body = self.body[newline + 1 + length:]
-        return events
+                return out
+            length = int(self.buffer[:newline])
+            end = newline + 1 + length
+            if len(self.buffer) < end:
+                return out
+            out.append(json.loads(self.buffer[newline + 1:end]))
+            self.buffer = self.buffer[end:]
 
 
 class CommandExecutor:
@@ -160,9 +109,8 @@ class CommandExecutor:
         self.selector = selectors.DefaultSelector()
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_ids = 0
-        self.stream: Connection | None = None
-        self.events: EventStream | None = None
-        self.calls: Connection | None = None
+        self.sock: socket.socket | None = None
+        self.reader = RecordReader()
         self.task: dict[str, Any] | None = None
         self.task_acknowledged = False
         self.pid: int | None = None
@@ -207,45 +155,39 @@ class CommandExecutor:
         body = self.envelope("SUBSCRIBE", {"unacknowledged_tasks": tasks,
                                            "unacknowledged_updates": [{"status": s} for s in self.unacked.values()]})
         try:
-            connection = Connection(*self.agent)
-            code, headers = connection.request("/api/v1/executor", body)
-            if code != 200:
-                detail = connection.read_body(headers)[:500].decode(errors="replace")
-                connection.close()
-                raise HTTPError(f"the agent refused the subscription ({code}): {detail}")
-        except (OSError, ConnectionError, HTTPError, ValueError) as exc:
+            sock = socket.create_connection(self.agent, timeout=10.0)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(PREAMBLE + record(body))
+        except OSError as exc:
             self.disconnected(str(exc))
             return
-        connection.sock.settimeout(None)
-        self.stream = connection
-        self.events = EventStream(connection.buffer)
-        connection.buffer = b""
+        sock.settimeout(None)
+        self.sock = sock
+        self.reader = RecordReader()
         self.lost_since = None
-        self.selector.register(connection.sock, selectors.EVENT_READ, self.on_stream)
-        for event in self.events.feed(b""):
-            self.handle(event)
+        self.selector.register(sock, selectors.EVENT_READ, self.on_stream)
 
     def on_stream(self) -> None:
-        assert self.stream is not None and self.events is not None
+        assert self.sock is not None
         try:
-            data = self.stream.sock.recv(65536)
+            data = self.sock.recv(65536)
         except OSError:
             data = b""
-        events = self.events.feed(data) if data else []
+        try:
+            events = self.reader.feed(data) if data else []
+        except ValueError:
+            events, data = [], b""
         for event in events:
             self.handle(event)
-        if not data or self.events.done:
-            self.selector.unregister(self.stream.sock)
-            self.stream.close()
-            self.stream = None
-            self.disconnected("the agent closed the event stream")
+        if not data and self.sock is not None:
+            self.selector.unregister(self.sock)
+            self.sock.close()
+            self.sock = None
+            self.disconnected("the agent closed the connection")
 
     def disconnected(self, why: str) -> None:
         if self.exit_code is not None:
             return
-        if self.calls is not None:
-            self.calls.close()
-            self.calls = None
         now = time.monotonic()
         if not self.checkpoint:
             log(f"lost the agent ({why}); the framework does not checkpoint, so the task is killed")
@@ -263,23 +205,13 @@ class CommandExecutor:
         self.later(min(self.backoff_max, 1.0), self.subscribe)
 
     def call(self, body: bytes) -> None:
-        for attempt in (1, 2):
-            try:
-                if self.calls is None:
-                    self.calls = Connection(*self.agent)
-                code, headers = self.calls.request("/api/v1/executor", body)
-                detail = self.calls.read_body(headers)
-                if headers.get("connection", "").lower() == "close":
-                    self.calls.close()
-                    self.calls = None
-                if code != 202:
-                    log(f"the agent refused a call ({code}): {detail[:300].decode(errors='replace')}")
-                return
-            except (OSError, ConnectionError, ValueError):
-                if self.calls is not None:
-                    self.calls.close()
-                self.calls = None
-        # Unacknowledged updates are sent again when the executor subscribes anew.
+        """Send a Call; if the agent is gone, unacknowledged updates go again with the next SUBSCRIBE."""
+        if self.sock is None:
+            return
+        try:
+            self.sock.sendall(record(body))
+        except OSError:
+            pass
 
     # -- events -------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.spread import pb
 from twisted.web import resource, server
 
@@ -29,18 +30,30 @@ class QuietSite(server.Site):
 
 
 class Listener(service.Service):
-    """Listens on ``interface:port`` (0 picks a free port; see :attr:`port` once started)."""
+    """Listens on ``interface:port`` (0 picks a free port; see :attr:`port` once started).
+
+    With ``tls`` (a server contextFactory such as ``TLSConfig.server_context()``, or the
+    ``TLSConfig`` itself) the port speaks TLS only, HTTPS and PB alike, as libprocess does.
+    """
 
     name = "listener"
 
-    def __init__(self, reactor: Any, interface: str, port: int, site: resource.Resource, root: pb.IPBRoot):
+    def __init__(self, reactor: Any, interface: str, port: int, site: resource.Resource, root: pb.IPBRoot,
+                 others: dict[bytes, Any] | None = None, tls: Any = None):
         self.reactor = reactor
         self.interface = interface
         self.requested_port = port
         self.site = QuietSite(site)
         self.site.displayTracebacks = False
         self.pb_factory = pb.PBServerFactory(root)
-        self.factory = PortSwitchFactory(self.site, self.pb_factory)
+        self.switch = PortSwitchFactory(self.site, self.pb_factory, others)
+        #: What listens: the switch, or with TLS the switch inside TLS (the handshake comes first, then
+        #: the switch sniffs the decrypted bytes). A client that does not speak TLS fails the handshake
+        #: and is disconnected; the port goes on serving.
+        self.factory: Any = self.switch
+        if tls is not None:
+            context = tls.server_context() if hasattr(tls, "server_context") else tls
+            self.factory = TLSMemoryBIOFactory(context, False, self.switch)
         self._port: Any = None
 
     @property

@@ -1,13 +1,14 @@
-"""One port, two protocols: the first bytes of a connection pick HTTP or Perspective Broker.
+"""One port, several protocols: the first bytes of a connection pick which.
 
 HTTP clients speak first; a PB server would normally speak first too (it
 offers its dialects), so our PB clients open with :data:`PREAMBLE`, which no
-HTTP request can begin with. Anything else goes to the HTTP site.
+HTTP request can begin with. Other private protocols (the command executor's
+event stream) have preambles of their own. Anything else goes to the HTTP site.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from twisted.internet import protocol
 from twisted.protocols import policies
@@ -19,10 +20,11 @@ SNIFF_TIMEOUT = 60
 
 
 class PortSwitch(protocol.Protocol, policies.TimeoutMixin):
-    """Buffers the first bytes, then hands the connection to the HTTP or the PB factory."""
+    """Buffers the first bytes, then hands the connection to the factory they select."""
 
-    def __init__(self, http: protocol.Factory, pb: protocol.Factory):
-        self._http, self._pb = http, pb
+    def __init__(self, http: protocol.Factory, preambles: Mapping[bytes, protocol.Factory]):
+        self._http = http
+        self._preambles = preambles
         self._buffer = b""
         self.inner: protocol.Protocol | None = None
 
@@ -34,9 +36,13 @@ class PortSwitch(protocol.Protocol, policies.TimeoutMixin):
             self.inner.dataReceived(data)
             return
         self._buffer += data
-        if self._buffer.startswith(PREAMBLE):
-            self._switch(self._pb, self._buffer[len(PREAMBLE):])
-        elif not PREAMBLE.startswith(self._buffer):
+        waiting = False
+        for preamble, factory in self._preambles.items():
+            if self._buffer.startswith(preamble):
+                self._switch(factory, self._buffer[len(preamble):])
+                return
+            waiting = waiting or preamble.startswith(self._buffer)
+        if not waiting:
             self._switch(self._http, self._buffer)
 
     def _switch(self, factory: protocol.Factory, rest: bytes) -> None:
@@ -61,22 +67,24 @@ class PortSwitch(protocol.Protocol, policies.TimeoutMixin):
 
 
 class PortSwitchFactory(protocol.Factory):
-    """Serves an HTTP site and a PB server factory on the same listening port."""
+    """Serves an HTTP site, a PB server factory, and any ``others`` (preamble -> factory) on one port."""
 
-    def __init__(self, http: protocol.Factory, pb: protocol.Factory):
+    def __init__(self, http: protocol.Factory, pb: protocol.Factory,
+                 others: Mapping[bytes, protocol.Factory] | None = None):
         self.http, self.pb = http, pb
+        self.preambles = {PREAMBLE: pb, **(others or {})}
 
     def doStart(self) -> None:
-        self.http.doStart()
-        self.pb.doStart()
+        for factory in {id(f): f for f in (self.http, *self.preambles.values())}.values():
+            factory.doStart()
         super().doStart()
 
     def doStop(self) -> None:
-        self.http.doStop()
-        self.pb.doStop()
+        for factory in {id(f): f for f in (self.http, *self.preambles.values())}.values():
+            factory.doStop()
         super().doStop()
 
     def buildProtocol(self, addr: Any) -> PortSwitch:
-        p = PortSwitch(self.http, self.pb)
+        p = PortSwitch(self.http, self.preambles)
         p.factory = self
         return p
