@@ -19,7 +19,7 @@ from mesostw.master.flags import MASTER_FLAGS, MasterOptions
 from mesostw.master.service import MasterService
 
 #: Flags of a lone master that make no sense here: ZooKeeper, and where the registry lives.
-_NOT_LOCAL = {"work_dir", "zk", "quorum", "zk_session_timeout", "registry"}
+_NOT_LOCAL = {"work_dir", "zk", "quorum", "zk_session_timeout", "registry", "authenticate_agents"}
 
 LOCAL_FLAGS = tuple(f for f in MASTER_FLAGS if f.name not in _NOT_LOCAL) + (
     Flag.int("num_slaves", 2, "Number of agents to run", aliases=("num_agents",)),

@@ -14,8 +14,9 @@ from twisted.web import server
 from zope.interface import implementer
 
 from mesostw.agent.agent import Agent
+from mesostw.agent.state import REGISTERING
 from mesostw.http import recordio
-from mesostw.http.content import JSON, check_json_call
+from mesostw.http.content import JSON, check_accept, check_content_type
 from mesostw.http.router import HTTPError, Response, Router, read_body
 from mesostw.interfaces import IExecutorLink
 from mesostw.model import executor_api as xapi
@@ -62,19 +63,32 @@ class ExecutorAPI:
             router.route(path, self.handle, methods=("POST",))
 
     def handle(self, request: server.Request) -> Any:
-        check_json_call(request.getHeader("content-type"), request.getHeader("accept"))
+        # Mesos's order: Content-Type, then the body and the Call in it, then Accept (for SUBSCRIBE,
+        # the only call with a body in its answer), then the framework and the executor.
+        check_content_type(request.getHeader("content-type"))
         try:
             framework_id, executor_id, call = xapi.parse_call(
                 decode_json(read_body(request, MAX_CALL_BYTES), "Call"))
         except ValidationError as exc:
             raise HTTPError(400, f"Failed to validate executor::Call: {exc}") from None
+        if isinstance(call, xapi.Heartbeat):
+            return Response(b"", 202)
         if isinstance(call, xapi.Subscribe):
+            check_accept(request.getHeader("accept"))
             request.setResponseCode(200)
             request.setHeader("Content-Type", JSON)
             link = HTTPExecutorLink(request)
             link.on_gone = lambda gone: self.agent.executorDisconnected(framework_id, executor_id, gone)
             self.agent.executorSubscribe(link, framework_id, executor_id, call)
             return server.NOT_DONE_YET
+        framework = self.agent.frameworks.get(framework_id)
+        if framework is None:
+            raise HTTPError(400, f"Framework '{framework_id}' cannot be found")
+        executor = framework.executors.get(executor_id)
+        if executor is None:
+            raise HTTPError(400, f"Executor '{executor_id}' of framework '{framework_id}' cannot be found")
+        if executor.state == REGISTERING:
+            raise HTTPError(403, f"Executor '{executor_id}' is not subscribed")
         if isinstance(call, xapi.Update):
             if not self.agent.executorUpdate(framework_id, executor_id, call.status):
                 raise HTTPError(400, f"Task {call.status.task_id} of executor {executor_id} is not known here")

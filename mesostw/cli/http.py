@@ -4,12 +4,18 @@ Requests go straight to the cluster (environment proxies are ignored: masters an
 internal addresses). An HTTP error status becomes :class:`HTTPStatusError` carrying the
 ``{"message": ...}`` that mesostw's endpoints put in error bodies; a connection problem becomes a
 :class:`~mesostw.cli.errors.CLIError` naming the address that could not be reached.
+
+With ``LIBPROCESS_SSL_ENABLED`` set (as for the daemons), or a master given as ``https://...``,
+requests use HTTPS, verified with the ``LIBPROCESS_SSL_*`` settings (CA file or directory, and a
+client certificate for masters that require one; see :mod:`mesostw.auth.tls`).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import ssl
 from collections.abc import Mapping
 from typing import Any
 from urllib import error, request
@@ -22,6 +28,7 @@ DEFAULT_PORT = 5050
 TIMEOUT = 10.0
 
 _opener = request.build_opener(request.ProxyHandler({}))
+_https_opener: request.OpenerDirector | None = None
 
 
 class HTTPStatusError(CLIError):
@@ -33,10 +40,21 @@ class HTTPStatusError(CLIError):
         self.url = url
 
 
-def parse_master(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, str, int]:
-    """``host:port``, ``http(s)://host:port[/...]`` or ``master@host:port`` into (scheme, host, port)."""
+def tls_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``LIBPROCESS_SSL_ENABLED`` (or the pre-1.0 ``SSL_ENABLED``) asks for TLS."""
+    env = os.environ if environ is None else environ
+    value = env.get("LIBPROCESS_SSL_ENABLED") or env.get("SSL_ENABLED") or ""
+    return value.strip().lower() in ("true", "1", "yes", "on")
+
+
+def parse_master(text: str, default_port: int = DEFAULT_PORT,
+                 environ: Mapping[str, str] | None = None) -> tuple[str, str, int]:
+    """``host:port``, ``http(s)://host:port[/...]`` or ``master@host:port`` into (scheme, host, port).
+
+    Without a scheme it is ``https`` when TLS is enabled in the environment, else ``http``.
+    """
     raw = text.strip()
-    scheme = "http"
+    scheme = "https" if tls_enabled(environ) else "http"
     rest = raw
     if "://" in raw:
         scheme, rest = raw.split("://", 1)
@@ -84,8 +102,9 @@ def post_form(url: str, fields: Mapping[str, str], timeout: float = TIMEOUT) -> 
 def _request(req: request.Request, timeout: float) -> tuple[int, bytes]:
     url = req.full_url
     where = _server(url)
+    opener = _https() if url.lower().startswith("https:") else _opener
     try:
-        with _opener.open(req, timeout=timeout) as response:
+        with opener.open(req, timeout=timeout) as response:
             return response.status, response.read()
     except error.HTTPError as exc:
         raise HTTPStatusError(exc.code, _error_message(exc), url) from None
@@ -95,6 +114,24 @@ def _request(req: request.Request, timeout: float) -> tuple[int, bytes]:
         raise CLIError(f"{where} did not answer within {timeout:g} seconds") from None
     except (http.client.HTTPException, OSError) as exc:
         raise CLIError(f"lost the connection to {where}: {_reason(exc)}") from None
+
+
+def _https() -> request.OpenerDirector:
+    """The HTTPS opener, with a context made once from the ``LIBPROCESS_SSL_*`` environment."""
+    global _https_opener
+    if _https_opener is None:
+        import attrs
+
+        from mesostw.auth.tls import TLSConfigError, tls_from
+
+        try:
+            # An https:// master asks for TLS even where LIBPROCESS_SSL_ENABLED does not.
+            tls = attrs.evolve(tls_from(None, os.environ, server=False), enabled=True).check(server=False)
+            context = tls.ssl_context()
+        except TLSConfigError as exc:
+            raise CLIError(str(exc)) from None
+        _https_opener = request.build_opener(request.ProxyHandler({}), request.HTTPSHandler(context=context))
+    return _https_opener
 
 
 def _decode(body: bytes, url: str) -> Any:
@@ -124,6 +161,10 @@ def _error_message(exc: error.HTTPError) -> str:
 def _reason(reason: object) -> str:
     if isinstance(reason, TimeoutError):
         return "timed out"
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {reason.verify_message}"
+    if isinstance(reason, ssl.SSLError):
+        return f"TLS handshake failed: {reason.reason or reason}"
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
     return str(reason) or type(reason).__name__

@@ -5,7 +5,9 @@ executor since 1.x) framed as RecordIO over one plain connection to its agent
 (see :mod:`mesostw.agent.executor_stream`), and is written against the
 standard library only, with no reactor: it is forked per task by the agent's
 launcher, and the less it carries, the cheaper each fork and each message
-(see DESIGN.md's spawn costs).
+(see DESIGN.md's spawn costs). With ``LIBPROCESS_SSL_ENABLED`` in its
+environment (the agent passes its TLS settings on) the connection is TLS,
+made with the stdlib ``ssl`` module (:func:`tls_context`).
 
 The command runs in its own process group. A kill sends SIGTERM to the group
 and SIGKILL after the grace period. Exit status 0 gives TASK_FINISHED, any
@@ -26,9 +28,11 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, Callable
 
 #: SIGTERM to SIGKILL when neither the kill nor the task names a grace period.
@@ -73,6 +77,96 @@ def record(body: bytes) -> bytes:
     return str(len(body)).encode() + b"\n" + body
 
 
+def tls_context(environ: Mapping[str, str]) -> ssl.SSLContext | None:
+    """A TLS client context from the ``LIBPROCESS_SSL_*`` (or pre-1.0 ``SSL_*``) variables; None when TLS is off.
+
+    As libprocess (and ``mesostw.auth.tls``): TLS 1.2 or newer; the agent's certificate is checked
+    (chain to ``LIBPROCESS_SSL_CA_FILE`` / ``_CA_DIR``, name or IP address) when
+    ``LIBPROCESS_SSL_VERIFY_CERT`` is true, which it is by default when a CA is given; the
+    executor presents ``LIBPROCESS_SSL_CERT_FILE`` / ``_KEY_FILE`` to agents that require a client
+    certificate.
+    """
+
+    # The pre-1.0 SSL_ prefix only for a pre-1.0 configuration: SSL_CERT_FILE is also OpenSSL's CA bundle.
+    prefix = "SSL_" if environ.get("SSL_ENABLED") and not environ.get("LIBPROCESS_SSL_ENABLED") else "LIBPROCESS_SSL_"
+
+    def get(*names: str) -> str | None:
+        for name in names:
+            value = environ.get(prefix + name)
+            if value:
+                return value
+        return None
+
+    def true(value: str | None) -> bool:
+        return (value or "").strip().lower() in ("true", "1", "yes", "on")
+
+    if not true(get("ENABLED")):
+        return None
+    ca_file, ca_dir = get("CA_FILE"), get("CA_DIR")
+    verify = get("VERIFY_CERT", "VERIFY_SERVER_CERT")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if true(verify) if verify is not None else bool(ca_file or ca_dir):
+        if ca_file:
+            context.load_verify_locations(cafile=ca_file)
+        if ca_dir:
+            for name in sorted(os.listdir(ca_dir)):
+                try:
+                    context.load_verify_locations(cafile=os.path.join(ca_dir, name))
+                except (OSError, ValueError):
+                    pass  # not a certificate (a CRL, a README ...), as mesostw.auth.tls skips them too
+        if not (ca_file or ca_dir):
+            context.load_default_certs()
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    cert, key = get("CERT_FILE"), get("KEY_FILE")
+    if cert and key:
+        context.load_cert_chain(cert, key)
+    ciphers = get("CIPHERS")
+    if ciphers:
+        context.set_ciphers(ciphers)
+    return context
+
+
+def connect(address: tuple[str, int], tls: ssl.SSLContext | None, timeout: float = 10.0) -> socket.socket:
+    """A connection to the agent, through TLS (handshake done, certificate checked) when ``tls`` is given."""
+    sock = socket.create_connection(address, timeout=timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            sock = tls.wrap_socket(sock, server_hostname=address[0])
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def receive(sock: socket.socket) -> tuple[bytes, bool]:
+    """What has arrived on a readable ``sock``: (data, whether the peer closed).
+
+    A readable TLS socket may hold only records without data (session tickets), and OpenSSL
+    may hold decrypted data the selector cannot see: so TLS sockets are read without blocking
+    until OpenSSL has nothing more, and may give (b"", False).
+    """
+    if not isinstance(sock, ssl.SSLSocket):
+        data = sock.recv(65536)
+        return data, not data
+    chunks: list[bytes] = []
+    sock.setblocking(False)
+    try:
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return b"".join(chunks), False
+            if not chunk:
+                return b"".join(chunks), True
+            chunks.append(chunk)
+    finally:
+        sock.setblocking(True)
+
+
 class RecordReader:
     """Decodes RecordIO records of JSON, incrementally."""
 
@@ -106,6 +200,7 @@ class CommandExecutor:
         self.recovery_timeout = duration(environ.get("MESOS_RECOVERY_TIMEOUT", ""), 900.0)
         self.shutdown_grace = duration(environ.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", ""), 5.0)
         self.backoff_max = duration(environ.get("MESOS_SUBSCRIPTION_BACKOFF_MAX", ""), 2.0)
+        self.tls = tls_context(environ)
         self.selector = selectors.DefaultSelector()
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_ids = 0
@@ -155,8 +250,7 @@ class CommandExecutor:
         body = self.envelope("SUBSCRIBE", {"unacknowledged_tasks": tasks,
                                            "unacknowledged_updates": [{"status": s} for s in self.unacked.values()]})
         try:
-            sock = socket.create_connection(self.agent, timeout=10.0)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = connect(self.agent, self.tls)
             sock.sendall(PREAMBLE + record(body))
         except OSError as exc:
             self.disconnected(str(exc))
@@ -170,16 +264,16 @@ class CommandExecutor:
     def on_stream(self) -> None:
         assert self.sock is not None
         try:
-            data = self.sock.recv(65536)
+            data, closed = receive(self.sock)
         except OSError:
-            data = b""
+            data, closed = b"", True
         try:
             events = self.reader.feed(data) if data else []
         except ValueError:
-            events, data = [], b""
+            events, closed = [], True
         for event in events:
             self.handle(event)
-        if not data and self.sock is not None:
+        if closed and self.sock is not None:
             self.selector.unregister(self.sock)
             self.sock.close()
             self.sock = None
@@ -334,7 +428,12 @@ def main() -> int:
         log(f"not started by an agent: {', '.join(missing)} not set")
         return 2
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    return CommandExecutor(dict(os.environ)).run()
+    try:
+        executor = CommandExecutor(dict(os.environ))
+    except OSError as exc:  # ssl.SSLError included
+        log(f"cannot set up TLS to the agent (see the LIBPROCESS_SSL_* variables): {exc}")
+        return 2
+    return executor.run()
 
 
 if __name__ == "__main__":

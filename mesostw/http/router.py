@@ -99,11 +99,15 @@ class Router(resource.Resource):
     def guard(self, check: Callable[[server.Request], HTTPError | None], exempt: set[str]) -> None:
         """Run ``check`` before every handler except those of ``exempt`` paths; an HTTPError it
         returns is the answer (e.g. a redirect to the leading master)."""
+        self.wrap(lambda handler, path, method: _guarded(check, handler), exempt)
+
+    def wrap(self, decorate: Callable[[Handler, str, bytes], Handler], exempt: set[str] = frozenset()) -> None:
+        """Replace every handler (except those of ``exempt`` paths) by ``decorate(handler, path, method)``."""
         for path, table in self._routes.items():
             if path in exempt:
                 continue
             for method, handler in table.items():
-                table[method] = _guarded(check, handler)
+                table[method] = decorate(handler, path, method)
 
     def render(self, request: server.Request) -> Any:
         path = request.path.decode("utf-8", "replace")

@@ -113,6 +113,13 @@ class SchedulerCalls:
             master.metrics["invalid_tasks"] += 1
             self._refuse(framework, task, T.ERROR, T.REASON_TASK_INVALID, problem)
             return available
+        user = _task_user(task, framework)
+        if not master.security.authorizer.authorize("run_tasks", framework.info.principal, user):
+            master.metrics["tasks_denied"] += 1
+            self._refuse(framework, task, T.ERROR, T.REASON_TASK_UNAUTHORIZED,
+                         f"Not authorized to run tasks as user '{user}' "
+                         f"(principal {framework.info.principal or '(none)'})")
+            return available
         launching.add(task.task_id)
         needed = task.resources
         executor = task.executor
@@ -124,8 +131,7 @@ class SchedulerCalls:
                 agent.executors[key] = executor
             task = attrs.evolve(task, executor=executor)
         record = Task(info=task, framework_id=framework.id,
-                      executor_id=executor.executor_id if executor is not None else None,
-                      user=(task.command.user if task.command and task.command.user else framework.info.user))
+                      executor_id=executor.executor_id if executor is not None else None, user=user)
         framework.tasks[task.task_id] = record
         agent.add_task(record)
         master.metrics["tasks_staging"] += 1
@@ -225,3 +231,11 @@ class SchedulerCalls:
     def teardown(self, framework: FrameworkRecord, call: api.Teardown) -> None:
         self.master.metrics["messages_unregister_framework"] += 1
         self.master.removeFramework(framework.id)
+
+
+def _task_user(task: TaskInfo, framework: FrameworkRecord) -> str:
+    """The user a task runs as: its command's, else its executor's command's, else the framework's."""
+    for command in (task.command, task.executor.command if task.executor else None):
+        if command is not None and command.user:
+            return command.user
+    return framework.info.user

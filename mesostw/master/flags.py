@@ -81,6 +81,21 @@ MASTER_FLAGS = COMMON_FLAGS + (
     Flag("roles", (), "Comma-separated whitelist of roles frameworks may use (default: any role)",
          parse=parse_roles, render=lambda v: ",".join(v)),
     Flag("weights", {}, "Role weights for DRF, e.g. ops=2,dev=0.5", parse=parse_weights, render=render_weights),
+    Flag.bool("authenticate_frameworks", False, "Only frameworks that authenticate (SASL CRAM-MD5) may register",
+              aliases=("authenticate",)),
+    Flag.bool("authenticate_agents", False, "Only agents that authenticate (SASL CRAM-MD5) may register",
+              aliases=("authenticate_slaves",)),
+    Flag.bool("authenticate_http_frameworks", False,
+              "HTTP frameworks must authenticate with HTTP Basic against --credentials"),
+    Flag.bool("authenticate_http_readonly", False, "Read-only HTTP endpoints require HTTP Basic authentication"),
+    Flag.bool("authenticate_http_readwrite", False,
+              "HTTP endpoints that change state (teardown, kill, weights) require HTTP Basic authentication"),
+    Flag("credentials", None, "Credentials of frameworks and agents: a path or file:///path to JSON "
+         '{"credentials": [{"principal": ..., "secret": ...}]} or lines of "principal secret"'),
+    Flag("acls", None, "Access control lists: a JSON string, a path or file:///path (register_frameworks, "
+         "run_tasks, teardown_frameworks, permissive)"),
+    Flag("authenticators", "crammd5", "Authentication mechanism for frameworks and agents (only crammd5)",
+         parse=lambda v: _choice(v, ("crammd5",))),
     Flag.int("max_completed_frameworks", 50, "Completed frameworks kept for /master/state"),
     Flag.int("max_completed_tasks_per_framework", 1000, "Completed tasks kept per framework"),
 )
@@ -95,6 +110,7 @@ class MasterOptions(FlagOptions):
             errors.append("--agent_ping_timeout must be positive")
         if config.max_agent_ping_timeouts < 1:
             errors.append("--max_agent_ping_timeouts must be at least 1")
+        check_security(config, errors)
         if config.zk and config.quorum is None:
             errors.append("--quorum is required with --zk (the number of masters that make a majority)")
         if config.quorum is not None and config.quorum < 1:
@@ -105,6 +121,27 @@ class MasterOptions(FlagOptions):
             unknown = set(config.weights) - set(config.roles)
             if unknown:
                 errors.append(f"--weights names roles not in --roles: {', '.join(sorted(unknown))}")
+
+
+def check_security(config: Config, errors: list[str]) -> None:
+    """Credentials and ACLs must load, and authentication needs credentials."""
+    from mesostw.auth.acls import parse_acls
+    from mesostw.auth.credentials import load_credentials
+
+    wanted = [name for name in ("authenticate_frameworks", "authenticate_agents", "authenticate_http_frameworks",
+                                "authenticate_http_readonly", "authenticate_http_readwrite") if getattr(config, name)]
+    if config.credentials:
+        try:
+            load_credentials(config.credentials)
+        except ValueError as exc:
+            errors.append(f"--credentials: {exc}")
+    elif wanted:
+        errors.append(f"--{', --'.join(wanted)} need --credentials")
+    if config.acls:
+        try:
+            parse_acls(config.acls)
+        except ValueError as exc:
+            errors.append(f"--acls: {exc}")
 
 
 def check_common(config: Config, errors: list[str]) -> None:

@@ -37,6 +37,7 @@ class FrameworkLifecycle:
         problem = self._check_framework(info)
         if problem:
             raise RegistrationRefused(problem)
+        info = self._authorize_framework(link, info)
         now = self.clock.seconds()
         framework = self.frameworks.get(info.id) if info.id else None
         if framework is None:
@@ -64,7 +65,8 @@ class FrameworkLifecycle:
             if framework.failover_timer is not None and framework.failover_timer.active():
                 framework.failover_timer.cancel()
             framework.failover_timer = None
-            self._rescind_framework_offers(framework)
+            # The new scheduler never saw the old offers: withdraw them without RESCIND events.
+            self._rescind_framework_offers(framework, notify=False)
             log.info("Framework {id} re-registered", id=framework.id)
             persisted = self._persist(AddFramework(framework.id, info.to_json())) if changed else defer.succeed(None)
         # SUBSCRIBED only once the registry holds the framework (its ID must survive a failover), and
@@ -93,6 +95,22 @@ class FrameworkLifecycle:
         if roles and info.allocation_role != "*" and info.allocation_role not in roles:
             return f"Role {info.allocation_role!r} is not present in the master's --roles"
         return None
+
+    def _authorize_framework(self, link: IFrameworkLink, info: FrameworkInfo) -> FrameworkInfo:
+        """Bind the authenticated principal and apply the register_frameworks ACL."""
+        authenticated = link.principal
+        if authenticated is not None and info.principal is not None and info.principal != authenticated:
+            raise RegistrationRefused(f"Framework principal '{info.principal}' does not match the authenticated "
+                                      f"principal '{authenticated}'")
+        if authenticated is not None and info.principal is None:
+            info = attrs.evolve(info, principal=authenticated)
+        role = info.allocation_role
+        if not self.security.authorizer.authorize("register_frameworks", info.principal, role):
+            self.metrics["frameworks_denied"] += 1
+            log.warn("Principal {p} may not register a framework with role {r}", p=info.principal, r=role)
+            raise RegistrationRefused(f"Not authorized to register a framework with role '{role}' "
+                                      f"(principal {info.principal or '(none)'})")
+        return info
 
     def frameworkDisconnected(self, framework_id: str, link: IFrameworkLink) -> None:
         """The scheduler's connection went away: keep its tasks for its failover timeout."""

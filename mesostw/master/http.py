@@ -10,6 +10,7 @@ from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
 from mesostw.master.master import Master
+from mesostw.auth.security import REALM_READONLY, REALM_READWRITE, http_principal
 from mesostw.master.operator_http import OperatorEndpoints
 from mesostw.master.registry import SetWeights
 
@@ -49,6 +50,25 @@ class MasterEndpoints:
         router.route("/master/teardown", self.teardown, methods=("POST",))
         router.route("/master/kill", self.kill, methods=("POST",))
         router.guard(self.not_leading, self.ANY_MASTER)
+        router.wrap(self._authenticated, {"/master/health", "/health", "/master/redirect", "/redirect"})
+
+    def _authenticated(self, handler: Any, path: str, method: bytes) -> Any:
+        """HTTP Basic before the handler, as --authenticate_http_readonly/readwrite require; the
+        principal (or None) is left on the request for authorization."""
+        security = self.master.security
+        write = method not in (b"GET", b"HEAD")
+
+        def authenticated(request: server.Request) -> Any:
+            required = security.authenticate_http_readwrite if write else security.authenticate_http_readonly
+            d = http_principal(security, request, REALM_READWRITE if write else REALM_READONLY, required)
+
+            def call(principal: str | None) -> Any:
+                request.principal = principal  # type: ignore[attr-defined]
+                return handler(request)
+
+            return d.addCallback(call)
+
+        return authenticated
 
     def state(self, request: server.Request) -> dict[str, Any]:
         return state_json.state(self.master, self.flags)
@@ -64,8 +84,14 @@ class MasterEndpoints:
         framework_id = query(request).get("frameworkId")
         if not framework_id:
             raise HTTPError(400, "Missing 'frameworkId' query parameter")
-        if framework_id not in self.master.frameworks:
+        framework = self.master.frameworks.get(framework_id)
+        if framework is None:
             raise HTTPError(400, f"No framework found with specified ID '{framework_id}'")
+        principal = getattr(request, "principal", None)
+        if not self.master.security.authorizer.authorize("teardown_frameworks", principal, framework.info.principal):
+            self.master.metrics["teardowns_denied"] += 1
+            raise HTTPError(403, f"Principal {principal or '(none)'} may not tear down frameworks of principal "
+                                 f"{framework.info.principal or '(none)'}")
         self.master.removeFramework(framework_id)
         return Response(b"", 200)
 

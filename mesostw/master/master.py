@@ -16,10 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from mesostw.auth.security import Security
 from mesostw.interfaces import IAllocator
 from mesostw.master.agents import AgentLifecycle, RegistrationRefused, without_uuid
 from mesostw.master.frameworks import FrameworkLifecycle
@@ -71,6 +73,8 @@ class Master(AgentLifecycle, FrameworkLifecycle):
         self.health = AgentHealth(clock, config.agent_ping_timeout, config.max_agent_ping_timeouts,
                                   self.agentUnreachable)
         self.metrics: Counter[str] = Counter()
+        #: who must authenticate and what ACLs allow (everything, unless the service sets it from flags)
+        self.security = Security()
         #: called when the registry refuses a write: leadership may be lost (the service aborts)
         self.on_registry_failure: Callable[[Failure], None] = lambda failure: None
         self._next_framework = 0
@@ -101,7 +105,11 @@ class Master(AgentLifecycle, FrameworkLifecycle):
             except ValidationError as exc:
                 log.error("Skipping unreadable framework {id} in the registry: {e}", id=framework_id, e=exc)
                 continue
-            self.recover_framework(info, info.failover_timeout)
+            if info.id != framework_id:
+                info = attrs.evolve(info, id=framework_id)
+            # A master failover is no reason to drop a framework (Mesos never times out the frameworks a
+            # new leader learns of): like its agents, it has at least --agent_reregister_timeout to return.
+            self.recover_framework(info, max(info.failover_timeout, self.config.agent_reregister_timeout))
         if self.recovered_agents:
             self._reregistration_timer = self.clock.callLater(self.config.agent_reregister_timeout,
                                                               self._reregistration_timed_out)

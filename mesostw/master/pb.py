@@ -15,6 +15,8 @@ from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
 
+from mesostw.auth.crammd5 import AuthenticationError
+from mesostw.auth.security import PBAuthentication
 from mesostw.interfaces import IAgentLink, IFrameworkLink
 from mesostw.master.calls import SchedulerCalls, UnknownFramework
 from mesostw.master.master import Master, RegistrationRefused
@@ -94,7 +96,37 @@ class MasterConnection(pb.Referenceable):
         self.agent_link: PBAgentLink | None = None
         self.framework_id: str | None = None
         self.framework_link: PBFrameworkLink | None = None
+        self.auth = PBAuthentication(master.security, clock, self._peer)
         broker.notifyOnDisconnect(self._disconnected)
+
+    def _peer(self) -> str:
+        transport = getattr(self.broker, "transport", None)
+        return getattr(transport.getPeer(), "host", "unknown") if transport is not None else "unknown"
+
+    # -- authentication (SASL CRAM-MD5) ---------------------------------------------
+
+    def remote_authenticationMechanisms(self) -> list[str]:
+        return self.auth.mechanisms()
+
+    def remote_authenticate(self, mechanism: Any) -> bytes:
+        """Start a CRAM-MD5 exchange; answers with a fresh challenge."""
+        try:
+            return self.auth.start(mechanism)
+        except AuthenticationError as exc:
+            raise RefusedError(f"authentication error: {exc}") from None
+
+    def remote_authenticationStep(self, response: Any) -> defer.Deferred:
+        """Answer the challenge; fires with the principal, or fails (late, when failures repeat)."""
+        def failed(failure: Any) -> None:
+            if failure.check(AuthenticationError):
+                raise RefusedError(f"authentication error: {failure.getErrorMessage()}")
+            raise RefusedError("authentication failed")
+
+        return self.auth.step(response).addErrback(failed)
+
+    def _check_authenticated(self, required: bool, who: str) -> None:
+        if required and self.auth.principal is None:
+            raise RefusedError(f"{who} is not authenticated: this master requires authentication (CRAM-MD5)")
 
     # -- agents ----------------------------------------------------------------
 
@@ -104,6 +136,7 @@ class MasterConnection(pb.Referenceable):
 
     def remote_registerAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
         self._check_leading()
+        self._check_authenticated(self.master.security.authenticate_agents, "Agent")
         info, version, _, _, _ = self._parse_registration(payload)
         if info.id is not None:
             raise RefusedError("a new agent must not carry an ID; re-register instead")
@@ -116,6 +149,7 @@ class MasterConnection(pb.Referenceable):
 
     def remote_reregisterAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
         self._check_leading()
+        self._check_authenticated(self.master.security.authenticate_agents, "Agent")
         info, version, tasks, executors, frameworks = self._parse_registration(payload)
         if info.id is None:
             raise RefusedError("re-registration needs the agent's ID")
@@ -160,6 +194,7 @@ class MasterConnection(pb.Referenceable):
 
     def remote_subscribe(self, scheduler: pb.RemoteReference, payload: bytes) -> None:
         self._check_leading()
+        self._check_authenticated(self.master.security.authenticate_frameworks, "Framework")
         if self.agent_id is not None:
             raise RefusedError("this connection belongs to an agent")
         try:
@@ -168,7 +203,7 @@ class MasterConnection(pb.Referenceable):
             raise RefusedError(f"invalid SUBSCRIBE: {exc}") from None
         if not isinstance(call, api.Subscribe):
             raise RefusedError("the first call must be SUBSCRIBE")
-        link = PBFrameworkLink(scheduler, self.clock)
+        link = PBFrameworkLink(scheduler, self.clock, self.auth.principal)
         try:
             framework_id = self.master.subscribe(link, call.framework_info, call.force)
         except RegistrationRefused as exc:

@@ -52,8 +52,15 @@ class RegistryState:
         return {"agents": self.agents, "unreachable": self.unreachable, "frameworks": self.frameworks,
                 "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights}
 
+    def copy(self) -> RegistryState:
+        """A copy that mutations of this one do not change (they replace values, never edit them)."""
+        return RegistryState(dict(self.agents), dict(self.unreachable), dict(self.frameworks),
+                             OrderedDict(self.removed_frameworks), dict(self.weights))
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RegistryState:
+        if not isinstance(data, dict):
+            raise ValueError(f"a registry must be a JSON object, not {type(data).__name__}")
         return cls(dict(data.get("agents", {})), dict(data.get("unreachable", {})),
                    dict(data.get("frameworks", {})), OrderedDict(data.get("removed_frameworks", {})),
                    dict(data.get("weights", {})))
@@ -156,8 +163,10 @@ class FileRegistry:
         self.reactor = reactor
         self.path = path
         self.state = RegistryState()
+        #: what the file holds (the state to go back to when a write fails)
+        self._durable = RegistryState()
         self._writing = False
-        self._waiting: list[defer.Deferred] = []
+        self._waiting: list[tuple[Mutation, defer.Deferred]] = []
 
     def recover(self) -> defer.Deferred:
         def read() -> RegistryState:
@@ -166,11 +175,11 @@ class FileRegistry:
                     return RegistryState.from_json(json.load(f))
             except FileNotFoundError:
                 return RegistryState()
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, TypeError) as exc:
                 raise RegistryError(f"cannot read the registry {self.path}: {exc}") from None
 
         def recovered(state: RegistryState) -> RegistryState:
-            self.state = state
+            self.state, self._durable = state, state.copy()
             return state
 
         d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), read)
@@ -179,7 +188,7 @@ class FileRegistry:
     def apply(self, mutation: Mutation) -> defer.Deferred:
         mutation(self.state)
         d: defer.Deferred = defer.Deferred()
-        self._waiting.append(d)
+        self._waiting.append((mutation, d))
         if not self._writing:
             self._write()
         return d
@@ -187,18 +196,27 @@ class FileRegistry:
     def _write(self) -> None:
         self._writing = True
         batch, self._waiting = self._waiting, []
-        payload = json.dumps(self.state.to_json(), separators=(",", ":")).encode()
+        written = self.state.copy()
+        payload = json.dumps(written.to_json(), separators=(",", ":")).encode()
         d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), write_atomically, self.path,
                                       payload)
 
         def done(result: Any) -> None:
             self._writing = False
-            for waiter in batch:
-                if isinstance(result, Exception):
+            if isinstance(result, BaseException):
+                # Forget the batch: what is still queued is redone on what the file holds.
+                self.state = self._durable.copy()
+                for mutation, _ in self._waiting:
+                    mutation(self.state)
+            else:
+                self._durable = written
+            for _, waiter in batch:
+                if isinstance(result, BaseException):
                     waiter.errback(RegistryError(f"cannot write the registry {self.path}: {result}"))
                 else:
                     waiter.callback(None)
-            if self._waiting:
+            # A waiter's callback may have started the next write already: never two at once.
+            if self._waiting and not self._writing:
                 self._write()
 
         d.addCallbacks(done, lambda failure: done(failure.value))
@@ -208,11 +226,19 @@ def write_atomically(path: str, payload: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     temporary = f"{path}.tmp"
-    with open(temporary, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        # A failed write (e.g. ENOSPC) leaves the old registry as it was, and no partial file behind.
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -18,8 +18,9 @@ from twisted.logger import Logger
 from twisted.web import server
 from zope.interface import implementer
 
+from mesostw.auth.security import REALM_SCHEDULER, http_principal
 from mesostw.http import recordio
-from mesostw.http.content import JSON, check_json_call
+from mesostw.http.content import JSON, check_accept, check_content_type
 from mesostw.http.router import HTTPError, Response, Router, read_body
 from mesostw.interfaces import IFrameworkLink
 from mesostw.master.calls import SchedulerCalls, UnknownFramework
@@ -30,6 +31,7 @@ from mesostw.model.validation import ValidationError, decode_json
 log = Logger()
 
 MAX_CALL_BYTES = 16 * 1024 * 1024
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
 @implementer(IFrameworkLink)
@@ -83,18 +85,36 @@ class SchedulerAPI:
         self.not_leading: Callable[[server.Request], HTTPError | None] = lambda request: None
 
     def install(self, router: Router) -> None:
+        # Every usual method comes to handle(), so that a non-leading master redirects before it
+        # refuses a method (Mesos's order); handle() answers 405 for all but POST.
         for path in ("/api/v1/scheduler", "/master/api/v1/scheduler"):
-            router.route(path, self.handle, methods=("POST",))
+            router.route(path, self.authenticated, methods=HTTP_METHODS)
+
+    def authenticated(self, request: server.Request) -> Any:
+        """HTTP Basic first (required with --authenticate_http_frameworks), then :meth:`handle`."""
+        security = self.master.security
+        d = http_principal(security, request, REALM_SCHEDULER, security.authenticate_http_frameworks)
+
+        def handle(principal: str | None) -> Any:
+            request.principal = principal  # type: ignore[attr-defined]
+            return self.handle(request)
+
+        return d.addCallback(handle)
 
     def handle(self, request: server.Request) -> Any:
         redirect = self.not_leading(request)
         if redirect is not None:
             raise redirect
-        check_json_call(request.getHeader("content-type"), request.getHeader("accept"))
+        if request.method != b"POST":
+            raise HTTPError(405, f"Expecting one of {{POST}}, but received "
+                                 f"'{request.method.decode(errors='replace')}'", {"Allow": "POST"})
+        # Mesos's order: Content-Type, then the body and the Call in it, then Accept.
+        check_content_type(request.getHeader("content-type"))
         try:
             framework_id, call = api.parse_call(decode_json(read_body(request, MAX_CALL_BYTES), "Call"))
         except ValidationError as exc:
             raise HTTPError(400, f"Failed to validate scheduler::Call: {exc}") from None
+        check_accept(request.getHeader("accept"))
         stream_id = request.getHeader("mesos-stream-id")
         if isinstance(call, api.Subscribe):
             if stream_id is not None:
@@ -105,6 +125,8 @@ class SchedulerAPI:
         if framework is None:
             raise HTTPError(400, f"Framework '{framework_id}' cannot be found")
         link = framework.link
+        if link is None:
+            raise HTTPError(403, f"Framework '{framework_id}' is not subscribed")
         if not isinstance(link, HTTPFrameworkLink):
             raise HTTPError(403, f"Framework '{framework_id}' is not subscribed over HTTP")
         if stream_id is None:
@@ -124,7 +146,7 @@ class SchedulerAPI:
         request.setHeader("Content-Type", JSON)
         request.setHeader("Mesos-Stream-Id", stream_id)
         request.setHeader("Cache-Control", "no-cache")
-        link = HTTPFrameworkLink(request, stream_id, self.clock, self.heartbeat)
+        link = HTTPFrameworkLink(request, stream_id, self.clock, self.heartbeat, getattr(request, "principal", None))
         try:
             framework_id = self.master.subscribe(link, call.framework_info, call.force)
         except RegistrationRefused as exc:

@@ -17,7 +17,7 @@ from mesostw.model.resources import (
     attributes_to_json,
     validate_role,
 )
-from mesostw.model.validation import Reader, b64, read
+from mesostw.model.validation import MAX_DEPTH, Reader, b64, read, too_deep
 
 #: Framework capabilities Mesos defines; unknown ones are kept but ignored.
 CAPABILITIES = (
@@ -38,7 +38,7 @@ def wrap(value: str) -> dict[str, str]:
 
 
 def _extra(reader: Reader, known: tuple[str, ...]) -> dict[str, Any]:
-    return {k: v for k, v in reader.data.items() if k not in known}
+    return reader.extra(known)
 
 
 @attrs.frozen
@@ -239,6 +239,9 @@ class CommandInfo:
         uris = []
         for uri in r.objs("uris", max_items=1000):
             if uri.str("value", required=True, max_len=8192) is not None:
+                if too_deep(uri.data):
+                    uri.error(f"must not nest more than {MAX_DEPTH} levels deep")
+                    continue
                 uris.append(dict(uri.data))
         return cls(
             value=value,

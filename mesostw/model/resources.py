@@ -132,11 +132,13 @@ class Resources:
     @classmethod
     def parse(cls, text: str, default_role: str = UNRESERVED) -> Resources:
         """Parse Mesos's ``--resources`` syntax or a JSON array of Resource objects."""
+        if not isinstance(text, str):
+            raise ValidationError(f"resources must be text, not {type(text).__name__}")
         text = text.strip()
         if text.startswith("["):
             try:
                 decoded = json.loads(text)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise ValidationError(f"resources are not valid JSON: {exc}") from None
             return cls.from_json(decoded)
         items: dict[Key, Value] = {}

@@ -298,7 +298,7 @@ def _agent_id(r: Reader) -> str:
 
 
 def _extra(reader: Reader, known: tuple[str, ...]) -> dict[str, Any]:
-    return {k: v for k, v in reader.data.items() if k not in known}
+    return reader.extra(known)
 
 
 @attrs.define

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+import sys
 from typing import Any, Callable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -17,6 +19,15 @@ T = TypeVar("T")
 #: Upper bound on any single string field; IDs are capped lower (NAME_MAX).
 MAX_STRING = 1 << 20
 NAME_MAX = 255
+#: Integers are protobuf's int64 and uint64: anything outside both is refused (it would also overflow
+#: a float in arithmetic such as ``nanoseconds / 1e9``).
+INT_MIN, INT_MAX = -(1 << 63), (1 << 64) - 1
+#: How deeply a JSON value kept as-is (an unknown field) may nest: deep enough for any real message,
+#: shallow enough that encoding it again can never hit the interpreter's recursion limit.
+MAX_DEPTH = 32
+#: protobuf's JSON mapping renders 64-bit integers as strings of ASCII digits.
+_INT_TEXT = re.compile(r"-?[0-9]{1,20}")
+_FLOAT_MAX = int(sys.float_info.max)
 
 _MISSING = object()
 
@@ -114,6 +125,9 @@ class Reader:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.error(f"must be a number, not {_kind(value)}", key)
             return default
+        if isinstance(value, int) and abs(value) > _FLOAT_MAX:
+            self.error("must be a finite number", key)  # float(value) would overflow
+            return default
         if value != value or value in (float("inf"), float("-inf")):
             self.error("must be a finite number", key)
             return default
@@ -126,10 +140,13 @@ class Reader:
         value = self._get(key, required)
         if value is _MISSING:
             return default
-        if isinstance(value, str) and value.lstrip("-").isdigit():
+        if isinstance(value, str) and _INT_TEXT.fullmatch(value):
             value = int(value)  # protobuf's JSON mapping renders 64-bit ints as strings
         if isinstance(value, bool) or not isinstance(value, int):
             self.error(f"must be an integer, not {_kind(value)}", key)
+            return default
+        if not INT_MIN <= value <= INT_MAX:
+            self.error("must fit in 64 bits", key)
             return default
         if minimum is not None and value < minimum:
             self.error(f"must be at least {minimum}", key)
@@ -187,6 +204,18 @@ class Reader:
 
     # -- containers ------------------------------------------------------
 
+    def extra(self, known: tuple[str, ...]) -> dict[str, Any]:
+        """The fields not in ``known``, kept as they are (to pass on); ones nested too deeply are refused."""
+        out = {}
+        for key, value in self.data.items():
+            if key in known:
+                continue
+            if too_deep(value):
+                self.error(f"must not nest more than {MAX_DEPTH} levels deep", key)
+                continue
+            out[key] = value
+        return out
+
     def obj(self, key: str, required: bool = False) -> Reader | None:
         value = self._get(key, required)
         if value is _MISSING:
@@ -234,6 +263,18 @@ class Reader:
             self.error("must be a list of strings", key)
             return []
         return list(items)
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a JSON value nests lists and objects more than ``limit`` deep (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def read(data: Any, parse: Callable[[Reader], T], what: str = "") -> T:

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
 from twisted.logger import Logger
 from twisted.spread import pb
 
@@ -23,12 +23,16 @@ class Connector(service.Service):
     ``on_lost()`` and tries again after a randomized backoff that starts at
     ``backoff`` seconds and doubles up to ``max_backoff`` (as Mesos's agents
     and drivers do).
+
+    With ``tls`` (a callable ``hostname -> client connection creator``, or a
+    ``TLSConfig``, whose ``client_options`` is used) every connection is TLS,
+    checked against the host name or IP address dialled.
     """
 
     def __init__(self, reactor: Any, address: Callable[[], defer.Deferred | tuple[str, int] | None],
                  on_connected: Callable[[pb.RemoteReference], Any], on_lost: Callable[[], None],
                  backoff: float = 1.0, max_backoff: float = 60.0, name: str = "connector",
-                 connect_timeout: float = 10.0):
+                 connect_timeout: float = 10.0, tls: Any = None):
         self.reactor = reactor
         self.address = address
         self.on_connected = on_connected
@@ -36,6 +40,7 @@ class Connector(service.Service):
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.connect_timeout = connect_timeout
+        self.tls = tls
         self.setName(name)
         self._delay = backoff
         self._retry: Any = None
@@ -78,7 +83,10 @@ class Connector(service.Service):
             raise ConnectionError("no master is known yet")
         host, port = address
         factory = ClientFactory()
-        endpoint = TCP4ClientEndpoint(self.reactor, host, port, timeout=self.connect_timeout)
+        endpoint: Any = TCP4ClientEndpoint(self.reactor, host, port, timeout=self.connect_timeout)
+        if self.tls is not None:
+            creator = getattr(self.tls, "client_options", self.tls)
+            endpoint = wrapClientTLS(creator(host), endpoint)
         d = endpoint.connect(factory)
         d.addCallback(lambda broker: self._got_broker(broker, factory, address))
         return d

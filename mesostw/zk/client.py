@@ -11,6 +11,7 @@ import logging
 from typing import Any, Callable
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import RolledBackError, RuntimeInconsistency
 from kazoo.protocol.states import KazooState
 from kazoo.retry import KazooRetry
 from kazoo.security import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
@@ -140,13 +141,15 @@ class ZooKeeper:
         return self.kazoo.transaction()
 
     def commit(self, transaction: Any) -> defer.Deferred:
-        """Commit a transaction; fails with the first failing operation's error."""
+        """Commit a transaction; fails with the error of the operation that made it fail."""
         d = self._bridge(transaction.commit_async())
 
         def check(results: list[Any]) -> list[Any]:
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
+            errors = [result for result in results if isinstance(result, Exception)]
+            # The operations around the one that failed report RolledBackError / RuntimeInconsistency.
+            causes = [e for e in errors if not isinstance(e, (RolledBackError, RuntimeInconsistency))]
+            if causes or errors:
+                raise (causes or errors)[0]
             return results
 
         return d.addCallback(check)

@@ -1,0 +1,475 @@
+"""Tests for :mod:`mesostw.auth.credentials` and :mod:`mesostw.auth.crammd5`: credentials files, the SASL
+CRAM-MD5 exchange on twisted.cred, HTTP-Basic-style checks and the failure throttle."""
+
+from __future__ import annotations
+
+import os
+
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet import task
+from twisted.trial import unittest
+from zope.interface import Interface, implementer
+from zope.interface.verify import verifyObject
+
+from mesostw.auth.crammd5 import (
+    MECHANISMS,
+    AuthenticationError,
+    Authenticator,
+    CredentialsChecker,
+    FailureThrottle,
+    UnsupportedMechanism,
+    respond,
+)
+from mesostw.auth.credentials import Credential, load_credential, load_credentials
+
+SECRETS = {"sherman": "kitesurf", "ops": "hunter2-very-secret"}
+
+
+class CredentialsFileTestsMixin:
+    """Helpers for writing credentials files into the test's temporary directory."""
+
+    def write(self, text: str, name: str = "credentials") -> str:
+        """Write ``text`` to a fresh file and return its path."""
+        directory = self.mktemp()  # type: ignore[attr-defined]
+        os.makedirs(directory)
+        path = os.path.join(directory, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+
+class LoadCredentialsTests(CredentialsFileTestsMixin, unittest.TestCase):
+    """``load_credentials``: the master's ``--credentials``."""
+
+    def test_json(self) -> None:
+        """The JSON format gives every principal with its secret, in file order."""
+        path = self.write('{"credentials": [{"principal": "sherman", "secret": "kitesurf"},'
+                          ' {"principal": "ops", "secret": "hunter2-very-secret"}]}')
+        result = load_credentials(path)
+        self.assertEqual(result, SECRETS)
+        self.assertEqual(list(result), ["sherman", "ops"])
+
+    def test_file_url(self) -> None:
+        """A ``file:///path`` value reads the same file as the bare path."""
+        path = self.write('{"credentials": [{"principal": "sherman", "secret": "kitesurf"}]}')
+        self.assertEqual(load_credentials("file://" + os.path.abspath(path)), {"sherman": "kitesurf"})
+
+    def test_json_ignores_unknown_keys(self) -> None:
+        """Unknown keys in a JSON credential are ignored, as protobuf's JSON reader does."""
+        path = self.write('{"credentials": [{"principal": "p", "secret": "s", "comment": "x"}], "v": 1}')
+        self.assertEqual(load_credentials(path), {"p": "s"})
+
+    def test_text(self) -> None:
+        """The text format takes one whitespace-separated pair per line, skipping blanks and comments."""
+        path = self.write("# cluster credentials\n\nsherman kitesurf\n   \n  # ops team\nops\thunter2-very-secret\n")
+        self.assertEqual(load_credentials(path), SECRETS)
+
+    def test_text_secret_may_hold_hash(self) -> None:
+        """Only whole-line comments exist: a ``#`` inside a secret is part of it."""
+        path = self.write("p se#cret\n")
+        self.assertEqual(load_credentials(path), {"p": "se#cret"})
+
+    def test_missing_file(self) -> None:
+        """A missing file is a ValueError naming the path."""
+        path = os.path.abspath(self.mktemp())
+        error = self.assertRaises(ValueError, load_credentials, "file://" + path)
+        self.assertIn(path, str(error))
+        self.assertIn("cannot read credentials file", str(error))
+
+    def test_empty_value(self) -> None:
+        """An empty flag value is an error, not the current directory."""
+        self.assertRaises(ValueError, load_credentials, "  ")
+
+    def test_bad_json(self) -> None:
+        """Invalid JSON is reported with the file, line and column."""
+        path = self.write('{"credentials": [\n  {"principal": "p", "secret": "s"\n]}')
+        error = str(self.assertRaises(ValueError, load_credentials, path))
+        self.assertIn(path, error)
+        self.assertIn("invalid JSON at line 3 column 1", error)
+
+    def test_json_wrong_shape(self) -> None:
+        """JSON without a ``credentials`` list says what was expected."""
+        path = self.write('{"principal": "p", "secret": "s"}')
+        error = str(self.assertRaises(ValueError, load_credentials, path))
+        self.assertIn('expected a JSON object {"credentials"', error)
+
+    def test_json_entry_errors_all_reported(self) -> None:
+        """Every broken JSON entry is reported at once, each by its index."""
+        path = self.write('{"credentials": [{"secret": "s1"}, {"principal": "b"}, "x",'
+                          ' {"principal": "a b", "secret": "s2"}, {"principal": 3, "secret": 4},'
+                          ' {"principal": "e", "secret": ""}]}')
+        error = str(self.assertRaises(ValueError, load_credentials, path))
+        for expected in ("credentials[0]: has no principal", "credentials[1]: has no secret",
+                         "credentials[2]: expected an object", "credentials[3]: the principal must not contain",
+                         "credentials[4]: the principal must be a string",
+                         "credentials[4]: the secret must be a string", "credentials[5]: has an empty secret"):
+            self.assertIn(expected, error)
+
+    def test_duplicate_principal(self) -> None:
+        """A principal given twice is an error naming both lines."""
+        path = self.write("sherman kitesurf\nops pw1\nsherman other\n")
+        error = str(self.assertRaises(ValueError, load_credentials, path))
+        self.assertIn("line 3: duplicate principal 'sherman' (first at line 1)", error)
+
+    def test_duplicate_principal_json(self) -> None:
+        """A principal given twice in JSON is an error naming both entries."""
+        path = self.write('{"credentials": [{"principal": "p", "secret": "a"}, {"principal": "p", "secret": "b"}]}')
+        self.assertIn("credentials[1]: duplicate principal 'p' (first at credentials[0])",
+                      str(self.assertRaises(ValueError, load_credentials, path)))
+
+    def test_line_without_secret(self) -> None:
+        """A line with a principal but no secret is an error naming the file and line."""
+        path = self.write("sherman kitesurf\n\nlonely\n")
+        error = str(self.assertRaises(ValueError, load_credentials, path))
+        self.assertIn(path, error)
+        self.assertIn("line 3: expected 'principal secret', found no secret", error)
+
+    def test_text_errors_all_reported(self) -> None:
+        """Every bad line is reported in one error."""
+        path = self.write("a\nb c d\ne f\ng\n")
+        error = str(self.assertRaises(ValueError, load_credentials, path))
+        self.assertIn("line 1:", error)
+        self.assertIn("line 2: expected 'principal secret', found 3 fields", error)
+        self.assertIn("line 4:", error)
+        self.assertNotIn("line 3", error)
+
+    def test_no_credentials(self) -> None:
+        """A file holding only comments is an error: it would lock everyone out."""
+        path = self.write("# nobody yet\n")
+        self.assertIn("holds no credentials", str(self.assertRaises(ValueError, load_credentials, path)))
+
+    def test_not_utf8(self) -> None:
+        """A file that is not UTF-8 text is a ValueError, not a UnicodeDecodeError."""
+        path = self.write("")
+        with open(path, "wb") as f:
+            f.write(b"p \xff\xfe\n")
+        self.assertIn("not UTF-8", str(self.assertRaises(ValueError, load_credentials, path)))
+
+    def test_secrets_not_in_errors(self) -> None:
+        """No error message repeats a secret, whatever line or entry it was on."""
+        path = self.write("sherman kitesurf\nsherman SECRET-ONE\nSECRET-TWO\nops SECRET THREE\n")
+        error = str(self.assertRaises(ValueError, load_credentials, path))
+        for secret in ("kitesurf", "SECRET-ONE", "SECRET-TWO", "THREE"):
+            self.assertNotIn(secret, error)
+        path = self.write('{"credentials": [{"principal": "p", "secret": "SECRET-J1"},'
+                          ' {"principal": "p", "secret": "SECRET-J2"}, {"secret": "SECRET-J3"}]}')
+        error = str(self.assertRaises(ValueError, load_credentials, path))
+        for secret in ("SECRET-J1", "SECRET-J2", "SECRET-J3"):
+            self.assertNotIn(secret, error)
+
+
+class LoadCredentialTests(CredentialsFileTestsMixin, unittest.TestCase):
+    """``load_credential``: an agent's or framework's ``--credential``."""
+
+    def test_json(self) -> None:
+        """A JSON object gives one Credential."""
+        path = self.write('{"principal": "agent-1", "secret": "s3cret"}')
+        self.assertEqual(load_credential(path), Credential("agent-1", "s3cret"))
+
+    def test_text(self) -> None:
+        """A single ``principal secret`` line (comments allowed) gives one Credential."""
+        path = self.write("# the agent\nagent-1 s3cret\n")
+        self.assertEqual(load_credential("file://" + os.path.abspath(path)), Credential("agent-1", "s3cret"))
+
+    def test_two_lines(self) -> None:
+        """More than one credential is an error."""
+        path = self.write("a b\nc d\n")
+        self.assertIn("holds 2 credentials, expected one (at line 1, line 2)",
+                      str(self.assertRaises(ValueError, load_credential, path)))
+
+    def test_many_format_rejected(self) -> None:
+        """The master's list format is not a single credential."""
+        path = self.write('{"credentials": [{"principal": "p", "secret": "s"}]}')
+        self.assertIn("the credential: has no principal", str(self.assertRaises(ValueError, load_credential, path)))
+
+    def test_empty(self) -> None:
+        """An empty file is an error."""
+        path = self.write("\n")
+        self.assertIn("holds no credential", str(self.assertRaises(ValueError, load_credential, path)))
+
+    def test_missing_secret(self) -> None:
+        """A JSON credential without a secret is an error rather than an empty password."""
+        path = self.write('{"principal": "agent-1"}')
+        self.assertIn("has no secret", str(self.assertRaises(ValueError, load_credential, path)))
+
+    def test_repr_hides_secret(self) -> None:
+        """A Credential's repr and str show the principal, never the secret."""
+        credential = Credential("agent-1", "s3cret-value")
+        self.assertEqual(repr(credential), "Credential(principal='agent-1')")
+        self.assertNotIn("s3cret-value", str(credential))
+        self.assertNotIn("s3cret-value", repr([credential]))
+
+
+@implementer(IRealm)
+class Realm:
+    """A realm whose avatar is the avatar ID itself, to see what a Portal hands on."""
+
+    def requestAvatar(self, avatarId, mind, *interfaces):  # type: ignore[no-untyped-def]
+        """Return the avatar ID as the avatar."""
+        return interfaces[0], avatarId, lambda: None
+
+
+class CredentialsCheckerTests(unittest.TestCase):
+    """``CredentialsChecker`` with HTTP-Basic-style ``UsernamePassword`` credentials."""
+
+    def setUp(self) -> None:
+        self.checker = CredentialsChecker(SECRETS)
+
+    def test_interface(self) -> None:
+        """The checker provides ICredentialsChecker."""
+        self.assertTrue(verifyObject(ICredentialsChecker, self.checker))
+
+    def test_right_password(self) -> None:
+        """The right password yields the principal as str."""
+        result = self.successResultOf(self.checker.requestAvatarId(UsernamePassword(b"sherman", b"kitesurf")))
+        self.assertEqual(result, "sherman")
+
+    def test_str_credentials(self) -> None:
+        """Usernames and passwords may be str as well as UTF-8 bytes."""
+        checker = CredentialsChecker({"jürgen": "pässword"})
+        as_text = UsernamePassword("jürgen", "pässword")  # type: ignore[arg-type]
+        self.assertEqual(self.successResultOf(checker.requestAvatarId(as_text)), "jürgen")
+        self.assertEqual(self.successResultOf(checker.requestAvatarId(
+            UsernamePassword("jürgen".encode(), "pässword".encode()))), "jürgen")
+
+    def test_wrong_and_unknown_alike(self) -> None:
+        """A wrong password and an unknown principal fail with the same UnauthorizedLogin."""
+        wrong = self.failureResultOf(self.checker.requestAvatarId(UsernamePassword(b"sherman", b"nope")),
+                                     UnauthorizedLogin)
+        unknown = self.failureResultOf(self.checker.requestAvatarId(UsernamePassword(b"nobody", b"kitesurf")),
+                                       UnauthorizedLogin)
+        self.assertEqual((type(wrong.value), wrong.value.args), (type(unknown.value), unknown.value.args))
+
+    def test_bad_usernames(self) -> None:
+        """Empty, non-UTF-8 or prefix usernames and passwords fail."""
+        for username, password in ((b"", b""), (b"\xff", b"kitesurf"), (b"sher", b"kitesurf"),
+                                   (b"sherman", b"kitesur"), (b"sherman", b"")):
+            self.failureResultOf(self.checker.requestAvatarId(UsernamePassword(username, password)),
+                                 UnauthorizedLogin)
+
+    def test_portal(self) -> None:
+        """Behind a Portal, the realm receives the principal."""
+        portal = Portal(Realm(), [self.checker])
+        _, avatar, _ = self.successResultOf(portal.login(UsernamePassword(b"ops", b"hunter2-very-secret"),
+                                                         None, Interface))
+        self.assertEqual(avatar, "ops")
+        self.failureResultOf(portal.login(UsernamePassword(b"ops", b"x"), None, Interface), UnauthorizedLogin)
+
+    def test_repr_hides_secrets(self) -> None:
+        """The checker's repr counts principals and shows no secret."""
+        self.assertNotIn("kitesurf", repr(self.checker))
+        self.assertNotIn("sherman", repr(self.checker))
+
+
+
+class CramMD5Tests(unittest.TestCase):
+    """The server-side ``Authenticator`` and the client-side ``respond``."""
+
+    def setUp(self) -> None:
+        self.checker = CredentialsChecker(SECRETS)
+
+    def exchange(self, credential: Credential) -> tuple[Authenticator, bytes]:
+        """Start an exchange and answer its challenge with ``credential``."""
+        authenticator = Authenticator(self.checker, host="master.example")
+        challenge = authenticator.start("CRAM-MD5")
+        return authenticator, respond(credential, challenge)
+
+    def test_mechanisms(self) -> None:
+        """CRAM-MD5 is the one mechanism offered."""
+        self.assertEqual(MECHANISMS, ("CRAM-MD5",))
+
+    def test_round_trip(self) -> None:
+        """The right secret authenticates: the step fires with the principal."""
+        authenticator, response = self.exchange(Credential("sherman", "kitesurf"))
+        self.assertIsNone(authenticator.principal)
+        self.assertEqual(self.successResultOf(authenticator.step(response)), "sherman")
+        self.assertEqual(authenticator.principal, "sherman")
+
+    def test_challenge_format(self) -> None:
+        """The challenge is an RFC 822 msg-id naming the host."""
+        challenge = Authenticator(self.checker, host="master.example").start("CRAM-MD5")
+        self.assertTrue(challenge.startswith(b"<") and challenge.endswith(b"@master.example>"), challenge)
+
+    def test_rfc2195_vector(self) -> None:
+        """``respond`` computes the example response of RFC 2195."""
+        response = respond(Credential("tim", "tanstaaftanstaaf"), b"<1896.697170952@postoffice.reston.mci.net>")
+        self.assertEqual(response, b"tim b913a602c7eda7a495b4e6e7334d3890")
+
+    def test_wrong_secret(self) -> None:
+        """A wrong secret fails with UnauthorizedLogin and leaves no principal."""
+        authenticator, response = self.exchange(Credential("sherman", "windsurf"))
+        self.failureResultOf(authenticator.step(response), UnauthorizedLogin)
+        self.assertIsNone(authenticator.principal)
+
+    def test_unknown_principal(self) -> None:
+        """An unknown principal fails exactly like a wrong secret."""
+        authenticator, response = self.exchange(Credential("mallory", "kitesurf"))
+        unknown = self.failureResultOf(authenticator.step(response), UnauthorizedLogin)
+        authenticator, response = self.exchange(Credential("sherman", "windsurf"))
+        wrong = self.failureResultOf(authenticator.step(response), UnauthorizedLogin)
+        self.assertEqual((type(unknown.value), unknown.value.args), (type(wrong.value), wrong.value.args))
+
+    def test_malformed_response(self) -> None:
+        """Responses that are not ``principal digest`` fail as bad credentials."""
+        for response in (b"", b"sherman", b"x" * 5000 + b" 00"):
+            authenticator = Authenticator(self.checker)
+            authenticator.start("CRAM-MD5")
+            self.failureResultOf(authenticator.step(response), UnauthorizedLogin)
+
+    def test_replay_fails(self) -> None:
+        """A response captured from one exchange fails in a new one, and cannot be replayed in its own."""
+        authenticator, captured = self.exchange(Credential("sherman", "kitesurf"))
+        self.assertEqual(self.successResultOf(authenticator.step(captured)), "sherman")
+        self.failureResultOf(authenticator.step(captured), AuthenticationError)
+        for _ in range(5):
+            replayed = Authenticator(self.checker, host="master.example")
+            replayed.start("CRAM-MD5")
+            self.failureResultOf(replayed.step(captured), UnauthorizedLogin)
+
+    def test_single_step(self) -> None:
+        """After a failed step, even the right response is refused: an exchange is single use."""
+        authenticator = Authenticator(self.checker)
+        challenge = authenticator.start("CRAM-MD5")
+        self.failureResultOf(authenticator.step(b"sherman 00"), UnauthorizedLogin)
+        right = respond(Credential("sherman", "kitesurf"), challenge)
+        failure = self.failureResultOf(authenticator.step(right), AuthenticationError)
+        self.assertIn("already ended", str(failure.value))
+
+    def test_step_without_start(self) -> None:
+        """A step before start fails with AuthenticationError and ends the exchange."""
+        authenticator = Authenticator(self.checker)
+        failure = self.failureResultOf(authenticator.step(b"sherman 00"), AuthenticationError)
+        self.assertIn("not started", str(failure.value))
+        self.assertRaises(AuthenticationError, authenticator.start, "CRAM-MD5")
+
+    def test_start_twice(self) -> None:
+        """A second start fails and ends the exchange."""
+        authenticator = Authenticator(self.checker)
+        challenge = authenticator.start("CRAM-MD5")
+        self.assertRaises(AuthenticationError, authenticator.start, "CRAM-MD5")
+        self.failureResultOf(authenticator.step(respond(Credential("sherman", "kitesurf"), challenge)),
+                             AuthenticationError)
+
+    def test_unsupported_mechanism(self) -> None:
+        """Any other mechanism raises UnsupportedMechanism listing CRAM-MD5, and ends the exchange."""
+        for mechanism in ("PLAIN", "DIGEST-MD5", "", b"GSSAPI"):
+            authenticator = Authenticator(self.checker)
+            error = self.assertRaises(UnsupportedMechanism, authenticator.start, mechanism)
+            self.assertIsInstance(error, AuthenticationError)
+            self.assertIn("supported: CRAM-MD5", str(error))
+            self.failureResultOf(authenticator.step(b"sherman 00"), AuthenticationError)
+
+    def test_mechanism_case_and_bytes(self) -> None:
+        """The mechanism name is case-insensitive and may come as bytes, as SASL names do on the wire."""
+        for mechanism in ("cram-md5", b"CRAM-MD5"):
+            authenticator = Authenticator(self.checker)
+            challenge = authenticator.start(mechanism)
+            self.assertEqual(self.successResultOf(authenticator.step(
+                respond(Credential("ops", "hunter2-very-secret"), challenge))), "ops")
+
+    def test_response_must_be_bytes(self) -> None:
+        """A str response is a usage error, not a silent mismatch."""
+        authenticator, response = self.exchange(Credential("sherman", "kitesurf"))
+        self.failureResultOf(authenticator.step(response.decode()), AuthenticationError)  # type: ignore[arg-type]
+
+    def test_fresh_challenges(self) -> None:
+        """Every exchange gets its own challenge."""
+        challenges = {Authenticator(self.checker).start("CRAM-MD5") for _ in range(50)}
+        self.assertEqual(len(challenges), 50)
+
+    def test_unicode_principal(self) -> None:
+        """Non-ASCII principals and secrets travel as UTF-8."""
+        checker = CredentialsChecker({"jürgen": "pässword"})
+        authenticator = Authenticator(checker)
+        response = respond(Credential("jürgen", "pässword"), authenticator.start("CRAM-MD5"))
+        self.assertEqual(self.successResultOf(authenticator.step(response)), "jürgen")
+
+
+class FailureThrottleTests(unittest.TestCase):
+    """``FailureThrottle``: back-off for repeated failures per peer."""
+
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        self.throttle = FailureThrottle(self.clock)
+
+    def tearDown(self) -> None:
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def fail_times(self, key: str, times: int) -> list[float]:
+        """The delays seen before each of ``times`` failures of ``key``."""
+        delays = []
+        for _ in range(times):
+            delays.append(self.throttle.delay(key))
+            self.throttle.failed(key)
+        return delays
+
+    def test_doubling(self) -> None:
+        """No wait for the first failure, then 0.5 s doubling each time."""
+        self.assertEqual(self.fail_times("10.0.0.1", 6), [0.0, 0.5, 1.0, 2.0, 4.0, 8.0])
+
+    def test_cap(self) -> None:
+        """The wait stops growing at 30 s, however many failures (no overflow)."""
+        delays = self.fail_times("10.0.0.1", 200)
+        self.assertEqual(delays[7], 30.0)
+        self.assertEqual(max(delays), 30.0)
+        self.assertEqual(self.throttle.delay("10.0.0.1"), 30.0)
+
+    def test_success_resets(self) -> None:
+        """A success forgets the key's failures."""
+        self.fail_times("10.0.0.1", 4)
+        self.throttle.succeeded("10.0.0.1")
+        self.assertEqual(self.throttle.delay("10.0.0.1"), 0.0)
+        self.assertEqual(len(self.throttle), 0)
+        self.throttle.succeeded("never-seen")
+
+    def test_keys_independent(self) -> None:
+        """One peer's failures do not slow another."""
+        self.fail_times("10.0.0.1", 5)
+        self.assertEqual(self.throttle.delay("10.0.0.2"), 0.0)
+
+    def test_expiry(self) -> None:
+        """Failures are forgotten after the expiry without a new failure; a new one restarts the window."""
+        self.fail_times("10.0.0.1", 3)
+        self.clock.advance(299)
+        self.assertEqual(self.throttle.delay("10.0.0.1"), 2.0)
+        self.throttle.failed("10.0.0.1")
+        self.clock.advance(299)
+        self.assertEqual(self.throttle.delay("10.0.0.1"), 4.0)
+        self.clock.advance(1)
+        self.assertEqual(self.throttle.delay("10.0.0.1"), 0.0)
+        self.assertEqual(len(self.throttle), 0)
+
+    def test_bounded_memory(self) -> None:
+        """A flood of peers never holds more than max_entries keys; the longest-idle go first."""
+        throttle = FailureThrottle(self.clock, max_entries=100)
+        throttle.failed("early")
+        for i in range(1000):
+            throttle.failed(f"peer-{i}")
+            if i % 50 == 0:
+                throttle.failed("early")  # failing again makes "early" the most recent
+            self.assertLessEqual(len(throttle._failures), 100)
+        self.assertEqual(len(throttle), 100)
+        self.assertEqual(throttle.delay("peer-999"), 0.5)
+        self.assertEqual(throttle.delay("peer-0"), 0.0)
+        self.assertEqual(throttle.delay("early"), 30.0)
+
+    def test_expired_entries_purged(self) -> None:
+        """Expired entries are dropped from the table, not only ignored."""
+        for i in range(50):
+            self.throttle.failed(i)
+        self.clock.advance(301)
+        self.throttle.failed("new")
+        self.assertEqual(len(self.throttle._failures), 1)
+
+    def test_custom_parameters(self) -> None:
+        """Base, cap and expiry are parameters."""
+        throttle = FailureThrottle(self.clock, base=1.0, cap=3.0, expiry=10.0)
+        delays = []
+        for _ in range(4):
+            delays.append(throttle.delay("k"))
+            throttle.failed("k")
+        self.assertEqual(delays, [0.0, 1.0, 2.0, 3.0])
+        self.assertRaises(ValueError, FailureThrottle, self.clock, max_entries=0)
