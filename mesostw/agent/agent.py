@@ -193,6 +193,8 @@ class Agent:
         directory = paths.sandbox_dir(self.config.work_dir, self.info.id, framework.id, info.executor_id,
                                       container_id)
         user = (info.command.user if info.command and info.command.user else None) or framework.info.user
+        if not self.config.switch_user:
+            user = None  # everything runs as the agent's own user
         executor = ExecutorState(info=info, framework_id=framework.id, container_id=container_id,
                                  directory=directory, user=user)
         framework.executors[info.executor_id] = executor

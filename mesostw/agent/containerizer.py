@@ -8,6 +8,7 @@ other executor's command is exec'd through ``/bin/sh -c``.
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import time
 from typing import Any
@@ -44,6 +45,15 @@ def process_tree(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _give_sandbox(directory: str, user: str) -> None:
+    """Let the task's user write in its sandbox (an unknown user fails later, in the launcher)."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return
+    os.chown(directory, entry.pw_uid, entry.pw_gid)
+
+
 @implementer(IContainerizer)
 class PosixContainerizer:
     """Runs each executor as a process tree rooted in its own session."""
@@ -55,15 +65,17 @@ class PosixContainerizer:
     def launch(self, container_id: str, executor_info: ExecutorInfo, framework_info: FrameworkInfo,
                directory: str, environment: dict[str, str], user: str | None) -> defer.Deferred:
         create_sandbox(directory)
+        if user and os.getuid() == 0:
+            _give_sandbox(directory, user)
         # The launcher's child creates these when it opens them.
         stdout, stderr = os.path.join(directory, "stdout"), os.path.join(directory, "stderr")
         container = Container(container_id, directory, resources=executor_info.resources)
         self.containers[container_id] = container
         command = executor_info.command
         if command is not None and command.value == COMMAND_EXECUTOR:
-            d = self.launcher.launch("command-executor", [], environment, directory, stdout, stderr, None)
+            d = self.launcher.launch("command-executor", [], environment, directory, stdout, stderr, user)
         elif command is not None:
-            d = self.launcher.launch("exec", command.argv(), environment, directory, stdout, stderr, None)
+            d = self.launcher.launch("exec", command.argv(), environment, directory, stdout, stderr, user)
         else:
             return defer.fail(ValueError("the executor has no command"))
         d.addCallback(self._started, container)

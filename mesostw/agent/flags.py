@@ -28,6 +28,12 @@ def _attributes(text: str) -> dict:
         raise ValueError("; ".join(exc.errors)) from None
 
 
+def _credential(text: str) -> object:
+    from mesostw.auth.credentials import load_credential
+
+    return load_credential(text)
+
+
 def _role(text: str) -> str:
     problem = validate_role(text)
     if problem:
@@ -41,6 +47,11 @@ AGENT_FLAGS = tuple(
     Flag("master", None, "Where the master is: host:port, zk://host1:port1,host2:port2/path (the leader elected "
          "there), or file:///path holding either"),
     Flag.duration("zk_session_timeout", 10.0, "ZooKeeper session timeout, with --master=zk://..."),
+    Flag("credential", None, "This agent's credential for authenticating with the master: a path or "
+         'file:///path to JSON {"principal": ..., "secret": ...} or a "principal secret" line',
+         parse=_credential, render=lambda c: c.principal if c is not None else ""),
+    Flag.bool("switch_user", True, "Run tasks as the user they name (or their framework's user); an agent not "
+              "running as root can only run them as itself"),
     Flag("work_dir", None, "Directory for sandboxes and the agent's checkpointed state (required)"),
     Flag("resources", None, "Resources to advertise, e.g. 'cpus:4;mem:8192;ports:[31000-32000];gpus(ml):1' or a "
          "JSON array of Resource objects; whatever is not given is probed", parse=_resources_text),

@@ -19,6 +19,7 @@ from mesostw.agent.http import AgentEndpoints
 from mesostw.agent.launcher import Launcher
 from mesostw.agent.pb import AgentRoot, PBMasterLink
 from mesostw.agent.probe import missing_essentials, probe
+from mesostw.auth.client import authenticate
 from mesostw.http.router import Router
 from mesostw.master.detector import detector_for
 from mesostw.model.info import AgentInfo
@@ -87,7 +88,9 @@ class AgentService(service.MultiService):
         self.getServiceNamed("master-watchdog").startService()
 
     def _connected(self, root: Any) -> defer.Deferred:
-        return self.agent.masterConnected(PBMasterLink(root, self.agent, self.reactor))
+        d = authenticate(root, self.config.credential) if self.config.credential else defer.succeed(None)
+        d.addCallback(lambda _: self.agent.masterConnected(PBMasterLink(root, self.agent, self.reactor)))
+        return d
 
     def _leader_changed(self, leader: Any) -> None:
         """A new leader: leave the old one and register with the new (with this agent's tasks)."""

@@ -27,13 +27,20 @@ import sys
 import traceback
 from typing import Any
 
+# A child switched to another user may not be able to read the interpreter's library (it can
+# live in a private directory), so whatever the command executor imports lazily is loaded here:
+# the codec socket.getaddrinfo() looks up for host names.
+import encodings.idna  # noqa: E402,F401
+
 from mesostw.executor import command
 
 
-def _become(user: str | None) -> None:
+def _become(user: str | None, env: dict[str, str]) -> None:
+    """Switch to ``user`` (its groups too) and give it its own USER, LOGNAME and HOME."""
     if not user:
         return
     entry = pwd.getpwnam(user)
+    env.update(USER=user, LOGNAME=user, HOME=entry.pw_dir)
     if entry.pw_uid == os.getuid():
         return
     os.initgroups(user, entry.pw_gid)
@@ -58,7 +65,7 @@ def _child(request: dict[str, Any], keep: tuple[int, ...]) -> None:
         os.closerange(3, 65536)
         os.chdir(request["cwd"])
         env = {str(k): str(v) for k, v in request["env"].items()}
-        _become(request.get("user"))
+        _become(request.get("user"), env)
         if request["mode"] == "exec":
             argv = request["argv"]
             os.execvpe(argv[0], argv, env)
@@ -75,6 +82,15 @@ def _child(request: dict[str, Any], keep: tuple[int, ...]) -> None:
             pass
     finally:
         os._exit(code)
+
+
+def _check_user(user: str) -> None:
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError(f"user '{user}' does not exist on this agent") from None
+    if os.getuid() != 0 and entry.pw_uid != os.getuid():
+        raise ValueError(f"cannot run as user '{user}': the agent does not run as root")
 
 
 class Launcher:
@@ -110,7 +126,7 @@ class Launcher:
             if request["mode"] == "exec" and not request.get("argv"):
                 raise ValueError("exec needs argv")
             if request.get("user"):
-                pwd.getpwnam(request["user"])
+                _check_user(request["user"])
         except (ValueError, KeyError) as exc:
             self.reply({"id": request_id, "error": str(exc).strip("'\"")})
             return

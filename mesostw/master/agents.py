@@ -174,6 +174,7 @@ class AgentLifecycle:
         now = self.clock.seconds()
         d = self._persist(MarkUnreachable(agent_id, now))
         d.addCallback(lambda _: self._unreachable(agent_id, now))
+        d.addErrback(lambda _: None)  # _persist has reported it (and the master aborts)
         return d
 
     def _unreachable(self, agent_id: str, now: float) -> None:
@@ -209,6 +210,7 @@ class AgentLifecycle:
             self.metrics["recovery_slave_removals"] += 1
             d = self._persist(MarkUnreachable(agent_id, now))
             d.addCallback(lambda _, agent_id=agent_id: self._recovered_agent_lost(agent_id, now))
+            d.addErrback(lambda _: None)  # _persist has reported it (and the master aborts)
 
     def _recovered_agent_lost(self, agent_id: str, now: float) -> None:
         self.admitted.discard(agent_id)

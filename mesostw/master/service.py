@@ -10,6 +10,7 @@ from twisted.application import internet, service
 from twisted.logger import Logger
 
 from mesostw.allocator.hierarchical import HierarchicalAllocator
+from mesostw.auth.security import Security
 from mesostw.http.router import HTTPError, Router
 from mesostw.master.calls import SchedulerCalls
 from mesostw.master.http import MasterEndpoints
@@ -39,6 +40,7 @@ class MasterService(service.MultiService):
         registry = self._registry()
         self.master = Master(config, self.allocator, reactor, registry=registry)
         self.master.on_registry_failure = self._registry_failed
+        self.master.security = Security.from_config(config, reactor)
         self.calls = SchedulerCalls(self.master)
         if self.zk is not None:
             from mesostw.zk.url import parse_zk_url

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.spread import pb
 
+from mesostw.auth.client import authenticate
+from mesostw.auth.credentials import Credential
 from mesostw.interfaces import IScheduler
 from mesostw.master.detector import detector_for
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.driver import RUNNING, SchedulerDriverBase
 from mesostw.wire.connector import Connector
-from mesostw.wire.pb import Batcher, RefusedError, decode, encode
+from mesostw.wire.pb import Batcher, decode, encode
+from mesostw.wire.pb import refused as refused_by_peer
 
 log = Logger()
 
@@ -38,7 +42,8 @@ class MesosSchedulerDriver(SchedulerDriverBase):
     """The PB transport for :class:`SchedulerDriverBase`."""
 
     def __init__(self, scheduler: IScheduler, framework: FrameworkInfo | dict[str, Any], master: str,
-                 implicit_acknowledgements: bool = True, reactor: Any = None, backoff: float = 1.0):
+                 implicit_acknowledgements: bool = True, reactor: Any = None, backoff: float = 1.0,
+                 credential: Credential | None = None):
         if isinstance(framework, dict):
             framework = FrameworkInfo.from_json(framework)
         super().__init__(scheduler, framework, implicit_acknowledgements)
@@ -47,6 +52,9 @@ class MesosSchedulerDriver(SchedulerDriverBase):
 
             reactor = default_reactor
         self.reactor = reactor
+        self.credential = credential
+        if credential is not None and self.framework.principal is None:
+            self.framework = attrs.evolve(self.framework, principal=credential.principal)
         self.detector = detector_for(reactor, master)
         self._remote = _SchedulerRemote(self)
         self._batch: Batcher | None = None
@@ -66,7 +74,11 @@ class MesosSchedulerDriver(SchedulerDriverBase):
 
     def _connected(self, root: pb.RemoteReference) -> defer.Deferred:
         batch = Batcher(self.reactor, lambda payload: self._deliver(root, payload))
-        d = root.callRemote("subscribe", self._remote, encode(self._subscribe_call()))
+        if self.credential is not None:
+            d = authenticate(root, self.credential)
+            d.addCallback(lambda _: root.callRemote("subscribe", self._remote, encode(self._subscribe_call())))
+        else:
+            d = root.callRemote("subscribe", self._remote, encode(self._subscribe_call()))
 
         def subscribed(_: Any) -> None:
             self._batch = batch
@@ -75,7 +87,7 @@ class MesosSchedulerDriver(SchedulerDriverBase):
                 batch.add(call)
 
         def refused(failure: Any) -> Any:
-            if failure.check(RefusedError):
+            if refused_by_peer(failure):
                 # The master will not take this framework as it is; retrying would not help.
                 self.scheduler.error(self, failure.getErrorMessage())
                 self.abort()

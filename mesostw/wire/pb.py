@@ -110,9 +110,18 @@ class ClientFactory(pb.PBClientFactory):
     protocol = PreambleBroker
 
 
-def remote_error(failure: Any) -> str:
-    """A readable message from a PB failure."""
+def refused(failure: Any, kind: type[pb.Error] = RefusedError) -> bool:
+    """Whether a failure is the peer's ``kind`` of refusal, also after an inlineCallbacks turned it
+    into a plain RemoteError that only names the remote type."""
+    if failure.check(kind):
+        return True
     value = failure.value
     if isinstance(value, pb.RemoteError):
-        return str(value.remoteTraceback or value)
+        remote = value.remoteType.decode() if isinstance(value.remoteType, bytes) else str(value.remoteType)
+        return remote == f"{kind.__module__}.{kind.__qualname__}"
+    return False
+
+
+def remote_error(failure: Any) -> str:
+    """A readable message from a PB failure (the peer's message, not its traceback)."""
     return failure.getErrorMessage()

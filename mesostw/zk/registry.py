@@ -72,7 +72,7 @@ class ZooKeeperRegistry:
             children = yield self.zk.get_children(self._path(section))
             reads = [self.zk.get(self._path(section, child)) for child in children]
             results = yield defer.DeferredList(reads, consumeErrors=True)
-            for child, (ok, result) in zip(children, results):
+            for child, (ok, result) in zip(children, results, strict=True):
                 if not ok:
                     continue
                 value = json.loads(result[0] or b"null")

@@ -83,8 +83,8 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict[str, st
 
 
 @defer.inlineCallbacks
-def get_json(url: str) -> Any:
-    code, data, _ = yield http("GET", url)
+def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
+    code, data, _ = yield http("GET", url, headers=headers)
     if code != 200:
         raise AssertionError(f"GET {url} answered {code}: {data[:300]!r}")
     return json.loads(data)
@@ -168,6 +168,8 @@ class ProcessCluster:
         self.agent_args = agent_args or []
         self.resources = resources
         self.agent_count = agents
+        #: headers for the cluster's own HTTP requests (e.g. HTTP Basic credentials)
+        self.http_headers: dict[str, str] = {}
         testcase.addCleanup(self.stop)
 
     def agent_daemon(self, index: int) -> Daemon:
@@ -188,7 +190,7 @@ class ProcessCluster:
         return f"http://{self.master_address}{path}"
 
     def state(self) -> defer.Deferred:
-        return get_json(self.url("/master/state"))
+        return get_json(self.url("/master/state"), self.http_headers)
 
     def wait_agents(self, count: int, timeout: float = 30.0) -> defer.Deferred:
         def registered() -> defer.Deferred:

@@ -28,7 +28,15 @@ NASTY = (None, True, False, 0, -1, 1, 2**31, 2**63, 2**64, -(2**63) - 1, 10**400
          "SCALAR", "RANGES", "SET", "TEXT", "cpus", "mem", "ports", "SUBSCRIBE", "ACCEPT", "LAUNCH", "LAUNCH_GROUP",
          "TASK_RUNNING", "TASK_FINISHED", "AAAA", "not base64!", "x" * 300, "x" * 70000)
 
-scalars = (st.sampled_from(NASTY) | st.none() | st.booleans() | st.integers()
+
+
+def pick(values: tuple | list) -> st.SearchStrategy[Any]:
+    """``sampled_from`` whose repr stays short however large the values are."""
+    values = tuple(values)
+    return st.sampled_from(range(len(values))).map(values.__getitem__)
+
+
+scalars = (pick(NASTY) | st.none() | st.booleans() | st.integers()
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12))
 keys = st.sampled_from(FIELDS) | st.text(max_size=6)
 
@@ -65,15 +73,15 @@ def _parent(root: Any, path: tuple) -> Any:
     return root
 
 
-REPLACEMENTS = (st.sampled_from(NASTY) | json_values(8) | st.just({}) | st.just([])
-                | st.sampled_from([nested(200), nested(30, {}), [0] * 2000, {"value": "x" * 300},
-                                   {"value": "a/b"}, {"value": "a\x01b"}, {"value": ".."}, {"value": ""}]))
+REPLACEMENTS = (pick(NASTY) | json_values(8) | st.just({}) | st.just([])
+                | pick([nested(200), nested(30, {}), [0] * 2000, {"value": "x" * 300},
+                        {"value": "a/b"}, {"value": "a\x01b"}, {"value": ".."}, {"value": ""}]))
 
 
 @st.composite
-def mutated(draw: Any, message: Any, max_mutations: int = 4) -> Any:
-    """``message`` (a valid JSON message) with a few fields replaced, removed, added or wrapped."""
-    value = copy.deepcopy(message)
+def mutated(draw: Any, messages: st.SearchStrategy[Any], max_mutations: int = 4) -> Any:
+    """A valid JSON message drawn from ``messages`` with a few fields replaced, removed, added or wrapped."""
+    value = copy.deepcopy(draw(messages))
     for _ in range(draw(st.integers(1, max_mutations))):
         path = draw(st.sampled_from(paths(value)))
         action = draw(st.sampled_from(("replace", "replace", "delete", "add", "wrap", "duplicate")))
@@ -105,8 +113,8 @@ def encode(value: Any) -> bytes:
 
 
 #: Payloads that are not JSON bytes, or not JSON at all.
-NON_BYTES = st.sampled_from([None, 0, 1.5, True, "[]", "text", [], {}, [b"[]"], (1, 2), {"a": b"x"}])
-BROKEN_JSON = st.sampled_from([b"", b"[", b"{", b"[1,", b'{"type":', b"\xff\xfe", b"\xc3\x28", b"null", b"NaN",
+NON_BYTES = pick([None, 0, 1.5, True, "[]", "text", [], {}, [b"[]"], (1, 2), {"a": b"x"}])
+BROKEN_JSON = pick([b"", b"[", b"{", b"[1,", b'{"type":', b"\xff\xfe", b"\xc3\x28", b"null", b"NaN",
                                b"[" * 5000 + b"]" * 5000, b"{\"a\":" * 3000 + b"1" + b"}" * 3000,
                                b"[" + b"0," * 200_000 + b"0]", b'"' + b"\\u0000" * 1000 + b'"',
                                b"1" * 5000, b"[\"\\ud800\"]"])
@@ -128,8 +136,8 @@ methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "P
     _TOKEN_CHARS, min_size=1, max_size=10)
 #: Header values: visible ASCII and a little Latin-1, never CR or LF.
 header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
-                        max_size=60) | st.sampled_from(["", "x" * 8000, "application/json; charset=utf-8"])
-content_types = st.sampled_from([None, "", "application/json", "application/JSON", "application/json; charset=latin1",
+                        max_size=60) | pick(["", "x" * 8000, "application/json; charset=utf-8"])
+content_types = pick([None, "", "application/json", "application/JSON", "application/json; charset=latin1",
                                  "application/x-protobuf", "text/plain", "application/x-www-form-urlencoded",
                                  "multipart/form-data; boundary=x", ";;;", "application/json;" + "x" * 5000])
 accepts = st.sampled_from([None, "", "*/*", "application/json", "application/x-protobuf", "text/html",

@@ -56,7 +56,7 @@ class ZooKeeperTestCase(unittest.TestCase):
     timeout = 60
 
     @defer.inlineCallbacks
-    def setUp(self) -> Any:
+    def setUp(self) -> Any:  # type: ignore[override]
         self.ensemble = ZooKeeperEnsemble(1)
         self.addCleanup(self.ensemble.stop)
         yield self.ensemble.start()
@@ -88,17 +88,18 @@ class RegistryTests(ZooKeeperTestCase):
 
     @defer.inlineCallbacks
     def recovered(self) -> Any:
-        """The registry as a new leader on another client reads it."""
-        other = yield self.client()
-        state = yield ZooKeeperRegistry(other, PATH, lambda: None).recover()
+        """The registry as a new leader on another session reads it."""
+        if getattr(self, "reader", None) is None:
+            self.reader = yield self.client()
+        state = yield ZooKeeperRegistry(self.reader, PATH, lambda: None).recover()
         return state
 
     @defer.inlineCallbacks
-    def test_round_trip_of_every_mutation(self) -> None:
+    def test_round_trip_of_every_mutation(self) -> Any:
         """Each kind of mutation is written and read back by a fresh registry on another session."""
         registry = yield self.leader_registry()
         expected = RegistryState()
-        mutations = [
+        mutations: list[Any] = [
             AdmitAgent("S1", agent("S1")), AdmitAgent("S2", agent("S2")), AdmitAgent("S3", agent("S3")),
             AdmitAgent("S1", {**agent("S1"), "port": 6051}),
             MarkUnreachable("S2", 10.5), MarkUnreachable("S3", 11.0), AdmitAgent("S3", agent("S3")),
@@ -122,7 +123,7 @@ class RegistryTests(ZooKeeperTestCase):
         self.assertEqual(json.loads(data), agent("S3"))
 
     @defer.inlineCallbacks
-    def test_new_leader_continues_the_registry(self) -> None:
+    def test_new_leader_continues_the_registry(self) -> Any:
         """A new leader's registry, recovered, keeps writing on what it found (weights, removed IDs, agents)."""
         registry = yield self.leader_registry()
         # An empty weights node exists: the successor must update it, not try to create it.
@@ -135,9 +136,9 @@ class RegistryTests(ZooKeeperTestCase):
         second = ZooKeeperRegistry(successor_zk, PATH, lambda: successor.node_path)
         state = yield second.recover()
         self.assertEqual(state, registry.state)
-        for mutation in (SetWeights({"dev": 1.0}), AdmitAgent("S1", agent("S1")), MarkUnreachable("S1", 5.0),
-                         RemoveFramework("F1", 2.0), RemoveFramework("F2", 3.0)):
-            yield second.apply(mutation)
+        for later in (SetWeights({"dev": 1.0}), AdmitAgent("S1", agent("S1")), MarkUnreachable("S1", 5.0),
+                      RemoveFramework("F1", 2.0), RemoveFramework("F2", 3.0)):
+            yield second.apply(later)
         state = yield self.recovered()
         self.assertEqual(state.weights, {"dev": 1.0})
         self.assertEqual(state.unreachable, {"S1": 5.0})
@@ -146,7 +147,7 @@ class RegistryTests(ZooKeeperTestCase):
         self.assertEqual(dict(state.removed_frameworks), {"F1": 2.0, "F2": 3.0})
 
     @defer.inlineCallbacks
-    def test_removed_frameworks_bounded(self) -> None:
+    def test_removed_frameworks_bounded(self) -> Any:
         """Removed IDs beyond the bound are deleted from ZooKeeper too; recovery lists them oldest first."""
         self.patch(registry_module, "MAX_REMOVED_FRAMEWORKS", 3)
         registry = yield self.leader_registry()
@@ -158,7 +159,7 @@ class RegistryTests(ZooKeeperTestCase):
         self.assertEqual(list(state.removed_frameworks), ["F4", "F3", "F2"])
 
     @defer.inlineCallbacks
-    def test_concurrent_applies(self) -> None:
+    def test_concurrent_applies(self) -> Any:
         """Many applies issued at once all succeed and are all recovered."""
         registry = yield self.leader_registry()
         applied = []
@@ -173,7 +174,7 @@ class RegistryTests(ZooKeeperTestCase):
         self.assertEqual(state.to_json(), expected.to_json())
 
     @defer.inlineCallbacks
-    def test_fenced_after_election_node_deleted(self) -> None:
+    def test_fenced_after_election_node_deleted(self) -> Any:
         """Once the writer's election node is gone, writes fail with RegistryError and change nothing."""
         registry = yield self.leader_registry()
         yield registry.apply(AdmitAgent("S1", agent("S1")))
@@ -188,7 +189,7 @@ class RegistryTests(ZooKeeperTestCase):
         self.assertEqual(state.agents, {"S1": agent("S1")})
 
     @defer.inlineCallbacks
-    def test_fenced_after_session_lost(self) -> None:
+    def test_fenced_after_session_lost(self) -> Any:
         """When the elected session ends, its node goes and writes through any other session are refused."""
         elected_zk = yield self.client()
         elected = yield self.contender(elected_zk)
@@ -204,7 +205,7 @@ class RegistryTests(ZooKeeperTestCase):
         self.assertEqual(state, RegistryState(weights={"ops": 2.0}))
 
     @defer.inlineCallbacks
-    def test_fenced_with_several_writes_queued(self) -> None:
+    def test_fenced_with_several_writes_queued(self) -> Any:
         """Writes queued together after the fence went all fail, and the state is the last committed one."""
         registry = yield self.leader_registry()
         yield registry.apply(AdmitAgent("S1", agent("S1")))
@@ -217,7 +218,7 @@ class RegistryTests(ZooKeeperTestCase):
         self.assertEqual(registry.state, RegistryState(agents={"S1": agent("S1")}))
 
     @defer.inlineCallbacks
-    def test_refused_write_is_undone_and_later_writes_proceed(self) -> None:
+    def test_refused_write_is_undone_and_later_writes_proceed(self) -> Any:
         """A transaction ZooKeeper refuses (a conflicting node) is undone exactly; the next one commits."""
         registry = yield self.leader_registry()
         other = yield self.client()
@@ -232,18 +233,20 @@ class RegistryTests(ZooKeeperTestCase):
         self.assertEqual(state.agents, {"S1": agent("S1"), "S9": {}})
 
     @defer.inlineCallbacks
-    def test_not_contending(self) -> None:
-        """A registry whose master has no election node refuses writes at once."""
+    def test_not_contending(self) -> Any:
+        """A registry whose master has no election node refuses writes at once, writing nothing."""
         zk = yield self.client()
         registry = ZooKeeperRegistry(zk, PATH, lambda: None)
         yield registry.recover()
         yield self.assertFailure(registry.apply(AdmitAgent("S1", agent("S1"))), RegistryError)
         self.assertEqual(registry.state, RegistryState())
+        children = yield zk.get_children(f"{PATH}/registry/agents")
+        self.assertEqual(children, [])
 
 
 class ElectionTests(ZooKeeperTestCase):
     @defer.inlineCallbacks
-    def test_lowest_leads_and_successor_takes_over(self) -> None:
+    def test_lowest_leads_and_successor_takes_over(self) -> Any:
         """Of two contenders the first leads; withdrawing it elects the other; listeners see each change."""
         zk1 = yield self.client()
         zk2 = yield self.client()
@@ -277,7 +280,7 @@ class ElectionTests(ZooKeeperTestCase):
         self.assertEqual(seen, [(None, None), ("m1", first_node), ("m2", second_node), (None, None)])
 
     @defer.inlineCallbacks
-    def test_late_detector_sees_current_leader(self) -> None:
+    def test_late_detector_sees_current_leader(self) -> Any:
         """A detector started after the election reports the leader at once."""
         zk = yield self.client()
         first = yield self.contender(zk, "m1", 5050)

@@ -131,6 +131,7 @@ class ContenderTests(unittest.TestCase):
         self.assertEqual(node, "json.info_0000000000")
         self.assertEqual(self.contender.node_path, f"{PATH}/json.info_0000000000")
         self.assertEqual(self.zk.ensured, [PATH])
+        assert self.contender.node_path is not None
         stored = json.loads(self.zk.nodes[self.contender.node_path])
         self.assertEqual(MasterInfo.from_json(stored), master("m1"))
         self.assertEqual(stored["address"], {"hostname": "m1", "ip": "127.0.0.1", "port": 5050})
@@ -166,7 +167,10 @@ class DetectorTests(unittest.TestCase):
         self.successResultOf(self.detector.start())
 
     def member(self, node: str, info: MasterInfo | None = None, data: bytes | None = None) -> None:
-        self.zk.nodes[f"{PATH}/{node}"] = data if data is not None else json.dumps(info.to_json()).encode()
+        if data is None:
+            assert info is not None
+            data = json.dumps(info.to_json()).encode()
+        self.zk.nodes[f"{PATH}/{node}"] = data
 
     def test_provides_interface(self) -> None:
         """The detector provides IMasterDetector."""

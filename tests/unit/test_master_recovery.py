@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from twisted.internet import defer, task
@@ -118,7 +119,7 @@ def registry_state(framework_failover: float = FAILOVER) -> RegistryState:
     return RegistryState(
         agents={AGENT_A: agent_info(AGENT_A, "a0").to_json(), AGENT_B: agent_info(AGENT_B, "a1").to_json()},
         frameworks={FRAMEWORK: framework_info(failover_timeout=framework_failover).to_json()},
-        removed_frameworks={REMOVED: 5.0},
+        removed_frameworks=OrderedDict({REMOVED: 5.0}),
         weights={"ops": 3.0},
     )
 

@@ -125,6 +125,7 @@ class MutationTests(unittest.TestCase):
 
     def test_from_json_refuses_non_objects(self) -> None:
         """JSON that is not an object is refused with ValueError."""
+        data: Any
         for data in ([], None, "x", 3):
             self.assertRaises(ValueError, RegistryState.from_json, data)
 
@@ -170,14 +171,14 @@ class FileRegistryTests(unittest.TestCase):
         self.assertTrue(verifyObject(IRegistry, self.registry()))
 
     @defer.inlineCallbacks
-    def test_recover_missing_file(self) -> None:
+    def test_recover_missing_file(self) -> Any:
         """Without a file (a first start) the state is empty and nothing is created."""
         state = yield self.registry().recover()
         self.assertEqual(state, RegistryState())
         self.assertFalse(os.path.exists(self.directory))
 
     @defer.inlineCallbacks
-    def test_apply_then_recover(self) -> None:
+    def test_apply_then_recover(self) -> Any:
         """What was applied is what a fresh registry on the same file recovers, in every section."""
         registry = self.registry()
         yield registry.recover()
@@ -191,7 +192,7 @@ class FileRegistryTests(unittest.TestCase):
         self.assertEqual(self.leftovers(), [])
 
     @defer.inlineCallbacks
-    def test_group_commit(self) -> None:
+    def test_group_commit(self) -> Any:
         """Applies made while a write is in flight share the next write; each fires once its data is on disk."""
         writes: list[dict[str, Any]] = []
         gate = threading.Event()
@@ -224,7 +225,7 @@ class FileRegistryTests(unittest.TestCase):
         self.assertEqual(self.leftovers(), [])
 
     @defer.inlineCallbacks
-    def test_apply_from_a_callback_never_overlaps_writes(self) -> None:
+    def test_apply_from_a_callback_never_overlaps_writes(self) -> Any:
         """Applies made by a waiter's callback never start a second write while one is in flight."""
         active: list[int] = []
         overlaps: list[bytes] = []
@@ -258,7 +259,7 @@ class FileRegistryTests(unittest.TestCase):
         self.assertEqual(set(self.on_disk()["agents"]), {"S0", "S1", "S2", "S3"})
 
     @defer.inlineCallbacks
-    def test_write_failure(self) -> None:
+    def test_write_failure(self) -> Any:
         """A failed write fails its applies with RegistryError and is forgotten; later ones still work."""
         registry = self.registry()
         yield registry.apply(AdmitAgent("S0", {}))
@@ -272,7 +273,7 @@ class FileRegistryTests(unittest.TestCase):
         self.assertEqual(set(self.on_disk()["agents"]), {"S0", "S2"})
 
     @defer.inlineCallbacks
-    def test_failed_batch_keeps_what_is_queued_behind_it(self) -> None:
+    def test_failed_batch_keeps_what_is_queued_behind_it(self) -> Any:
         """When a write fails, applies queued behind it are still written, without the failed ones."""
         gate = threading.Event()
         calls: list[int] = []
@@ -295,7 +296,7 @@ class FileRegistryTests(unittest.TestCase):
         self.assertEqual(set(registry.state.agents), {"S1"})
 
     @defer.inlineCallbacks
-    def test_corrupt_file(self) -> None:
+    def test_corrupt_file(self) -> Any:
         """A file that is not a registry fails recovery with RegistryError naming the file."""
         os.makedirs(self.directory)
         for content in ("{not json", "", "[]", '{"agents": [1, 2]}'):

@@ -1,0 +1,923 @@
+"""Fuzzing every network boundary of master and agent, in one process.
+
+Generated garbage goes to the Perspective Broker root objects, the message parsers, the HTTP routers
+of master and agent and the port switch. Each may answer or refuse (a ``pb.Error``, a 4xx with a JSON
+``message``, a ``ValidationError``), nothing else; afterwards the allocator's books still balance
+and a framework still gets a task to TASK_FINISHED.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+from urllib.parse import quote
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet import defer, protocol, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.spread import pb
+from twisted.trial import unittest
+from twisted.web import server
+from twisted.web.test.requesthelper import DummyChannel
+
+from mesostw.agent.executor_http import ExecutorAPI
+from mesostw.agent.files import SandboxFiles
+from mesostw.agent.http import AgentEndpoints
+from mesostw.agent.pb import AgentRemote, ExecutorConnection
+from mesostw.http import recordio
+from mesostw.http.router import MAX_QUERY, Router
+from mesostw.master import scheduler_http
+from mesostw.master.http import MasterEndpoints
+from mesostw.master.pb import MasterConnection
+from mesostw.master.scheduler_http import SchedulerAPI
+from mesostw.model import executor_api as xapi
+from mesostw.model import internal
+from mesostw.model import scheduler_api as api
+from mesostw.model import task as T
+from mesostw.model.info import AgentInfo, CommandInfo, ExecutorInfo, FrameworkInfo, MasterInfo, wrap
+from mesostw.model.resources import Resources
+from mesostw.model.task import Offer, Operation, Task, TaskInfo, TaskStatus, new_uuid
+from mesostw.model.validation import MAX_DEPTH, Reader, ValidationError, b64
+from mesostw.wire.listen import LeanRequest
+from mesostw.wire.pb import MAX_INCOMING, decode
+from mesostw.wire.switch import PREAMBLE, SNIFF_TIMEOUT, PortSwitchFactory
+from tests.helpers import strategies as S
+from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
+
+#: Bounded so that the whole module runs in well under 20 s.
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+QUICK = settings(FUZZ, max_examples=300)
+
+
+# -- Perspective Broker stand-ins ----------------------------------------------------------------------------
+
+
+class FakeBroker:
+    """What a root object needs of its broker: disconnect notifications (fired by :meth:`disconnect`)."""
+
+    transport = None
+
+    def __init__(self) -> None:
+        self.callbacks: list[Any] = []
+
+    def notifyOnDisconnect(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+    def disconnect(self) -> None:
+        callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+class FakeRemote(pb.RemoteReference):
+    """A peer's remote reference that records calls and answers them at once."""
+
+    def __init__(self) -> None:
+        super().__init__(None, FakeBroker(), 0, False)
+        self.calls: list[tuple[str, tuple]] = []
+
+    def callRemote(self, _name: str, *args: Any, **kw: Any) -> defer.Deferred:
+        self.calls.append((_name, args))
+        return defer.succeed("pong" if _name == "ping" else None)
+
+    def events(self) -> list[dict]:
+        return [event for name, args in self.calls if name == "events" for event in decode(args[0])]
+
+
+def remote_outcome(cluster: Cluster, method: Any, *args: Any) -> Any:
+    """Call a ``remote_*`` method as PB would and let the cluster act on it; a value or a pb.Error
+    (which PB sends back to the caller) is fine, any other exception fails the test."""
+    try:
+        result = method(*args)
+    except pb.Error:
+        cluster.settle()
+        return None
+    cluster.settle()
+    if isinstance(result, defer.Deferred):
+        box: list[Any] = []
+        result.addBoth(box.append)
+        if box and isinstance(box[0], Failure):
+            if not box[0].check(pb.Error):
+                box[0].raiseException()
+            return None
+        return box[0] if box else None
+    return result
+
+
+def callers() -> st.SearchStrategy[Any]:
+    """What PB may pass where a remote reference is expected: usually one, sometimes plain data."""
+    return st.one_of(st.builds(FakeRemote), st.builds(FakeRemote), S.NON_BYTES)
+
+
+# -- valid messages to mutate ----------------------------------------------------------------------------------
+
+SMALL = "cpus:0.1;mem:32"
+
+
+def agent_info(agent_id: str | None = None) -> AgentInfo:
+    return AgentInfo(hostname="fuzz.example", resources=Resources.parse("cpus:1;mem:128;ports:[31000-31010]"),
+                     attributes={"rack": "r1", "level": 3.0}, id=agent_id)
+
+
+def reregistration(agent_id: str, framework_id: str) -> dict[str, Any]:
+    info = TaskInfo("fz", "fz-running", agent_id, Resources.parse("cpus:0.5;mem:64"), CommandInfo("sleep 9"))
+    status = TaskStatus("fz-running", T.RUNNING, uuid=b"u" * 16, timestamp=1.0)
+    running = Task(info, framework_id, state=T.RUNNING, statuses=[status], status_update_uuid=b"u" * 16)
+    executor = ExecutorInfo("fz-executor", framework_id, CommandInfo("exec"), Resources.parse(SMALL))
+    return internal.reregistration(agent_info(agent_id), [running], [executor],
+                                   [FrameworkInfo("nobody", "victim", id=framework_id)], "1.0.0")
+
+
+def agent_to_master(framework_id: str, task_id: str) -> list[dict[str, Any]]:
+    status = TaskStatus(task_id, T.FINISHED, message="done", source=T.SOURCE_EXECUTOR, uuid=new_uuid(),
+                        timestamp=2.0, executor_id="fz-executor", healthy=True)
+    return [internal.status_update(framework_id, status),
+            internal.status_update(framework_id, TaskStatus(task_id, T.RUNNING, uuid=new_uuid(), timestamp=1.5)),
+            internal.exited_executor(framework_id, "fz-executor", 0),
+            internal.executor_to_framework(framework_id, "fz-executor", b"\x00data"),
+            internal.unregister_agent()]
+
+
+def subscribe_call(**info: Any) -> dict[str, Any]:
+    framework = FrameworkInfo("nobody", "fuzz", failover_timeout=0.0, capabilities=frozenset({"MULTI_ROLE"}),
+                              roles=("*",), **info)
+    return api.call(None, "SUBSCRIBE", {"framework_info": framework.to_json(), "force": False})
+
+
+def scheduler_calls(framework_id: str, offers: list[Offer]) -> list[dict[str, Any]]:
+    """One valid call of each kind, aimed at the framework's current offers."""
+    offer_ids = [wrap(o.id) for o in offers[:2]] or [wrap("no-such-offer")]
+    agent_id = offers[0].agent_id if offers else "M-S0"
+    task = TaskInfo("fz", "fz-task", agent_id, Resources.parse(SMALL), CommandInfo("true"))
+    executor = ExecutorInfo("fz-group", None, CommandInfo("exec"), Resources.parse(SMALL))
+    group = Operation(T.LAUNCH_GROUP, (TaskInfo("fz", "fz-member", agent_id, Resources.parse(SMALL)),), executor)
+    return [api.call(framework_id, "ACCEPT", {"offer_ids": offer_ids, "filters": {"refuse_seconds": 1.0},
+                                              "operations": [Operation(T.LAUNCH, (task,)).to_json()]}),
+            api.call(framework_id, "ACCEPT", {"offer_ids": offer_ids, "operations": [group.to_json()]}),
+            api.call(framework_id, "DECLINE", {"offer_ids": offer_ids, "filters": {"refuse_seconds": 0.5}}),
+            api.call(framework_id, "REVIVE", {"roles": ["*"]}),
+            api.call(framework_id, "SUPPRESS", {"roles": ["*"]}),
+            api.call(framework_id, "KILL", {"task_id": wrap("fz-task"), "agent_id": wrap(agent_id),
+                                            "kill_policy": {"grace_period": {"nanoseconds": 1000}}}),
+            api.call(framework_id, "SHUTDOWN", {"executor_id": wrap("fz-group"), "agent_id": wrap(agent_id)}),
+            api.call(framework_id, "ACKNOWLEDGE", {"agent_id": wrap(agent_id), "task_id": wrap("fz-task"),
+                                                   "uuid": b64(new_uuid())}),
+            api.call(framework_id, "RECONCILE", {"tasks": [{"task_id": wrap("fz-task"), "agent_id": wrap(agent_id)}]}),
+            api.call(framework_id, "MESSAGE", {"agent_id": wrap(agent_id), "executor_id": wrap("fz-group"),
+                                               "data": b64(b"hello")}),
+            api.call(framework_id, "REQUEST", {}),
+            api.call(framework_id, "TEARDOWN")]
+
+
+def master_to_agent(agent_id: str, framework_id: str, executor_id: str, task_id: str) -> list[dict[str, Any]]:
+    framework = FrameworkInfo("nobody", "victim", id=framework_id)
+    command = TaskInfo("fz", "fz-command", agent_id, Resources.parse(SMALL), CommandInfo("true"))
+    custom = TaskInfo("fz", "fz-custom", agent_id, Resources.parse(SMALL),
+                      executor=ExecutorInfo("fz-exec", framework_id, CommandInfo("exec"), Resources.parse(SMALL)))
+    return [internal.run_tasks(framework, [command], None),
+            internal.run_tasks(framework, [custom], None),
+            internal.kill_task(framework_id, task_id, 1.0),
+            internal.acknowledgement(framework_id, task_id, new_uuid()),
+            internal.shutdown_executor(framework_id, "fz-exec"),
+            internal.framework_to_executor(framework_id, executor_id, b"msg"),
+            internal.shutdown_framework(framework_id),
+            internal.agent_removed("fuzzed away")]
+
+
+def executor_calls(framework_id: str, executor_id: str, task_id: str) -> list[dict[str, Any]]:
+    status = TaskStatus(task_id, T.RUNNING, source=T.SOURCE_EXECUTOR, uuid=new_uuid(), timestamp=3.0)
+    return [xapi.update_call(framework_id, executor_id, status),
+            xapi.update_call(framework_id, executor_id, TaskStatus(task_id, T.FINISHED, uuid=new_uuid())),
+            xapi.message_call(framework_id, executor_id, b"\xffbytes"),
+            {"type": "HEARTBEAT", "framework_id": wrap(framework_id), "executor_id": wrap(executor_id)}]
+
+
+# -- what must hold after any fuzzing -------------------------------------------------------------------------
+
+
+class ClusterChecks(unittest.TestCase):
+    """A cluster with a "victim" framework running a long task on one of two agents."""
+
+    agents = 2
+    work_dir = "/nonexistent-sandbox-root"
+
+    def setUp(self) -> None:
+        self.cluster = Cluster(agents=self.agents, work_dir=self.work_dir)
+        self.addCleanup(self.cluster.stop)
+        victim = RecordingScheduler()
+        victim.pending = [command_task("victim-task", "sleep 100")]
+        self.victim, self.victim_driver = self.cluster.framework("victim", scheduler=victim)
+        self.brokers: list[FakeBroker] = []
+        self.probes = 0
+
+    def connection(self) -> tuple[MasterConnection, FakeBroker]:
+        broker = FakeBroker()
+        self.brokers.append(broker)
+        return MasterConnection(self.cluster.master, self.cluster.calls, broker, self.cluster.clock), broker
+
+    def assertBooksBalance(self) -> None:
+        """Per agent, the allocator never hands out more than the agent has, nor less than nothing."""
+        cluster = self.cluster
+        for agent_id, record in cluster.master.agents.items():
+            try:
+                total, allocated = cluster.allocator.agent_total(agent_id), cluster.allocator.agent_allocated(agent_id)
+            except KeyError:
+                continue
+            self.assertTrue(total.contains(allocated), f"agent {agent_id}: {allocated} allocated of {total}")
+            self.assertTrue(total.contains(record.offered), f"agent {agent_id}: {record.offered} offered of {total}")
+            for bag in (total, allocated, record.offered):
+                for name, _role, value in bag:
+                    if isinstance(value, int):
+                        self.assertGreaterEqual(value, 0, f"agent {agent_id}: negative {name}")
+
+    def assertServes(self) -> None:
+        """After the fuzzing connections go away, a new framework still runs a task to TASK_FINISHED."""
+        cluster = self.cluster
+        for broker in self.brokers:
+            broker.disconnect()
+        cluster.settle()
+        self.assertBooksBalance()
+        for framework_id in list(cluster.master.frameworks):
+            if framework_id != self.victim.framework_id:
+                cluster.master.removeFramework(framework_id)  # as an operator's teardown
+        for agent in cluster.agents:
+            if agent.master is None:
+                cluster.connect(agent)  # as the agent's Connector would
+        cluster.settle()
+        self.probes += 1
+        probe = RecordingScheduler()
+        task_id = f"probe-{self.probes}"
+        probe.pending = [command_task(task_id, "true")]
+        cluster.framework("probe", scheduler=probe)
+        cluster.settle()
+        self.assertEqual(probe.states(task_id), [T.RUNNING, T.FINISHED], probe.errors)
+        self.assertBooksBalance()
+
+
+# -- 1. Perspective Broker --------------------------------------------------------------------------------------
+
+
+class MasterPBFuzzTests(ClusterChecks):
+    def test_registration_garbage(self) -> None:
+        """registerAgent/reregisterAgent take any caller and payload: a value or a pb.Error, never a crash."""
+        victim_id = self.victim.framework_id
+        valid = st.sampled_from([internal.registration(agent_info(), "1.0.0"),
+                                 reregistration("fuzz-S1", victim_id), reregistration("fuzz-S2", "fuzz-fw")])
+
+        @FUZZ
+        @given(caller=callers(), payload=S.garbage(S.mutated(valid) | valid), again=st.booleans())
+        def throw(caller: Any, payload: Any, again: bool) -> None:
+            connection, broker = self.connection()
+            for method in (connection.remote_registerAgent, connection.remote_reregisterAgent)[:2 if again else 1]:
+                remote_outcome(self.cluster, method, caller, payload)
+            remote_outcome(self.cluster, connection.remote_reregisterAgent, caller, payload)
+            self.assertBooksBalance()
+
+        throw()
+        self.assertServes()
+
+    def test_agent_messages_garbage(self) -> None:
+        """Once an agent is registered, any messages payload is applied, dropped or refused."""
+        victim_id = self.victim.framework_id
+
+        @FUZZ
+        @given(data=st.data(), disconnect=st.booleans())
+        def throw(data: Any, disconnect: bool) -> None:
+            connection, broker = self.connection()
+            agent_id = f"fuzz-S{len(self.brokers)}"
+            remote_outcome(self.cluster, connection.remote_reregisterAgent, FakeRemote(),
+                           S.encode(reregistration(agent_id, victim_id)))
+            valid = st.sampled_from(agent_to_master(victim_id, "fz-running"))
+            for _ in range(data.draw(st.integers(1, 3))):
+                messages = data.draw(S.garbage(S.mutated(valid) | valid))
+                remote_outcome(self.cluster, connection.remote_messages, messages)
+                self.assertBooksBalance()
+            if disconnect:
+                broker.disconnect()
+                self.cluster.settle()
+
+        throw()
+        self.assertServes()
+
+    def test_messages_before_registering_are_refused(self) -> None:
+        """Messages and calls on a connection that has not registered or subscribed are refused."""
+
+        @FUZZ
+        @given(payload=S.garbage())
+        def throw(payload: Any) -> None:
+            connection, _ = self.connection()
+            with self.assertRaises(pb.Error):
+                connection.remote_messages(payload)
+            with self.assertRaises(pb.Error):
+                connection.remote_calls(payload)
+
+        throw()
+        self.assertServes()
+
+    def test_subscribe_garbage(self) -> None:
+        """subscribe takes any caller and payload: subscribed or refused with a pb.Error."""
+        valid = st.sampled_from([subscribe_call(), subscribe_call(role="web", checkpoint=True),
+                                 subscribe_call(id="fuzz-framework")])
+
+        @FUZZ
+        @given(caller=callers(), payload=S.garbage(S.mutated(valid) | valid))
+        def throw(caller: Any, payload: Any) -> None:
+            connection, _ = self.connection()
+            remote_outcome(self.cluster, connection.remote_subscribe, caller, payload)
+            self.assertBooksBalance()
+
+        throw()
+        self.assertServes()
+
+    def test_scheduler_calls_garbage(self) -> None:
+        """A subscribed framework's calls, mutated, are answered with errors or applied, never more."""
+
+        @FUZZ
+        @given(data=st.data(), disconnect=st.booleans())
+        def throw(data: Any, disconnect: bool) -> None:
+            connection, broker = self.connection()
+            scheduler = FakeRemote()
+            remote_outcome(self.cluster, connection.remote_subscribe, scheduler, S.encode(subscribe_call()))
+            framework_id = connection.framework_id
+            self.assertIsNotNone(framework_id)
+            for _ in range(data.draw(st.integers(1, 3))):
+                offers = [Offer.from_json(o) for e in scheduler.events() if e["type"] == "OFFERS"
+                          for o in e["offers"]["offers"]]
+                live = [o for o in offers if self.cluster.master.offers.get(o.id) is not None]
+                valid = st.sampled_from(scheduler_calls(framework_id, live))
+                payload = data.draw(S.garbage(S.mutated(valid) | valid))
+                errors = remote_outcome(self.cluster, connection.remote_calls, payload)
+                if errors is not None:
+                    self.assertIsInstance(json.loads(errors), list)
+                self.assertBooksBalance()
+            if disconnect:
+                broker.disconnect()
+                self.cluster.settle()
+
+        throw()
+        self.assertServes()
+
+    def test_refused_when_not_leading(self) -> None:
+        """A master that does not lead refuses registrations and subscriptions with NotLeaderError."""
+        self.cluster.master.leading = False
+        connection, _ = self.connection()
+        for method, payload in ((connection.remote_registerAgent, internal.registration(agent_info(), "1")),
+                                (connection.remote_subscribe, subscribe_call())):
+            with self.assertRaises(pb.Error):
+                method(FakeRemote(), S.encode(payload))
+        self.cluster.master.leading = True
+        self.assertServes()
+
+    def test_caller_must_be_a_reference(self) -> None:
+        """Plain data where PB should pass a remote reference is refused before anything registers."""
+        agents, frameworks = len(self.cluster.master.agents), len(self.cluster.master.frameworks)
+        for caller in (None, "agent", 7, [1], {"a": 1}):
+            connection, _ = self.connection()
+            with self.assertRaises(pb.Error):
+                connection.remote_registerAgent(caller, S.encode(internal.registration(agent_info(), "1")))
+            with self.assertRaises(pb.Error):
+                connection.remote_subscribe(caller, S.encode(subscribe_call()))
+        self.cluster.settle()
+        self.assertEqual((len(self.cluster.master.agents), len(self.cluster.master.frameworks)), (agents, frameworks))
+        self.assertServes()
+
+
+class AgentPBFuzzTests(ClusterChecks):
+    def victim_executor(self) -> tuple[Any, Any]:
+        for agent in self.cluster.agents:
+            for executor in agent.executors():
+                return agent, executor
+        self.fail("the victim's executor is not running")
+
+    def test_master_messages_garbage(self) -> None:
+        """What the master sends an agent, mutated, is applied, dropped or refused with a pb.Error."""
+        agent, executor = self.victim_executor()
+        remote = AgentRemote(agent)
+        valid = st.sampled_from(master_to_agent(agent.id, executor.framework_id, executor.id, "victim-task"))
+
+        @FUZZ
+        @given(payload=S.garbage(S.mutated(valid) | valid))
+        def throw(payload: Any) -> None:
+            remote_outcome(self.cluster, remote.remote_messages, payload)
+            self.assertBooksBalance()
+
+        throw()
+        self.assertEqual(remote_outcome(self.cluster, remote.remote_ping), "pong")
+        self.assertServes()
+
+    def test_executor_garbage(self) -> None:
+        """An executor connection takes any subscribe and calls payloads: answered or refused, never a crash."""
+        agent, executor = self.victim_executor()
+        framework_id, executor_id = executor.framework_id, executor.id
+        subscribe = xapi.subscribe_call(framework_id, executor_id, [], [])
+        valid_subscribe = st.sampled_from([subscribe])
+
+        @FUZZ
+        @given(data=st.data(), caller=callers())
+        def throw(data: Any, caller: Any) -> None:
+            broker = FakeBroker()
+            connection = ExecutorConnection(agent, broker, self.cluster.clock)
+            payload = data.draw(st.just(S.encode(subscribe)) | S.garbage(S.mutated(valid_subscribe)))
+            remote_outcome(self.cluster, connection.remote_subscribe, caller, payload)
+            valid = st.sampled_from(executor_calls(framework_id, executor_id, "victim-task"))
+            for _ in range(data.draw(st.integers(0, 3))):
+                if connection.bound is None:
+                    with self.assertRaises(pb.Error):
+                        connection.remote_calls(data.draw(S.garbage()))
+                    break
+                errors = remote_outcome(self.cluster, connection.remote_calls,
+                                        data.draw(S.garbage(S.mutated(valid) | valid)))
+                if errors is not None:
+                    self.assertIsInstance(json.loads(errors), list)
+            broker.disconnect()
+            self.cluster.settle()
+
+        throw()
+        self.assertServes()
+
+
+# -- 2. parsers ----------------------------------------------------------------------------------------------------
+
+PARSERS = {
+    "scheduler Call": api.parse_call,
+    "executor Call": xapi.parse_call,
+    "TaskInfo": TaskInfo.from_json,
+    "TaskStatus": TaskStatus.from_json,
+    "FrameworkInfo": FrameworkInfo.from_json,
+    "AgentInfo": AgentInfo.from_json,
+    "ExecutorInfo": ExecutorInfo.from_json,
+    "Offer": Offer.from_json,
+    "Task": Task.from_json,
+    "Resources": Resources.from_json,
+    "message for the agent": internal.parse_for_agent,
+    "message for the master": internal.parse_for_master,
+    "registration": internal.parse_registration,
+    "registered": internal.parse_registered,
+}
+
+VALID = [subscribe_call(), *scheduler_calls("fw", []), *agent_to_master("fw", "t"),
+         *master_to_agent("S0", "fw", "ex", "t"), *executor_calls("fw", "ex", "t"),
+         xapi.subscribe_call("fw", "ex", [TaskInfo("t", "t", "S0", Resources.parse(SMALL), CommandInfo("x"))],
+                             [TaskStatus("t", T.RUNNING, uuid=b"1")]),
+         internal.registration(agent_info(), "1"), reregistration("S1", "fw"),
+         internal.registered("S1", MasterInfo("M", "127.0.0.1", 5050, "master.example"))]
+
+
+class ParserFuzzTests(unittest.TestCase):
+    def assertParsesOrRefuses(self, value: Any) -> None:
+        for name, parse in PARSERS.items():
+            try:
+                parse(value)
+            except ValidationError:
+                pass
+            except Exception as exc:  # noqa: BLE001 - anything else is the bug being looked for
+                self.fail(f"{name} raised {exc!r} for {value!r:.300}")
+
+    def test_any_json(self) -> None:
+        """Every parser turns any JSON value into a value or a ValidationError."""
+
+        @QUICK
+        @given(S.json_values())
+        def check(value: Any) -> None:
+            self.assertParsesOrRefuses(value)
+
+        check()
+
+    def test_mutated_messages(self) -> None:
+        """Every parser turns any mutation of a valid message into a value or a ValidationError."""
+
+        @QUICK
+        @given(S.mutated(st.sampled_from(VALID)))
+        def check(value: Any) -> None:
+            self.assertParsesOrRefuses(value)
+
+        check()
+
+    def test_resources_text(self) -> None:
+        """Resources.parse takes any text (and any non-text) to a Resources or a ValidationError."""
+        pieces = st.sampled_from(["cpus", "mem", "ports", "(", ")", ":", ";", "[", "]", "{", "}", "-", ",", "*",
+                                  "1", "0.5", "1e400", "nan", "-3", "99999999999999999999999", "²", " ", "\x00"])
+
+        @QUICK
+        @given(st.text() | st.lists(pieces, max_size=20).map("".join) | S.json_values().map(json.dumps)
+               | S.scalars)
+        def check(text: Any) -> None:
+            try:
+                Resources.parse(text)
+            except ValidationError:
+                pass
+
+        check()
+        with self.assertRaises(ValidationError):
+            Resources.parse("[" * 100_000)
+
+    def test_recordio_decoder(self) -> None:
+        """The RecordIO decoder yields records or raises ValueError for any bytes, however split."""
+        frames = st.lists(st.binary(max_size=20).map(recordio.encode) | st.binary(max_size=30)
+                          | st.sampled_from([b"\n", b"-1\n", b"99999999999999999999\n", b"\xd9\xa3\n", b"1" * 30]),
+                          max_size=6).map(b"".join)
+
+        @QUICK
+        @given(data=frames, cuts=st.lists(st.integers(0, 200), max_size=5), limit=st.integers(0, 64))
+        def check(data: bytes, cuts: list[int], limit: int) -> None:
+            decoder = recordio.Decoder(max_record=limit)
+            edges = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+            try:
+                for begin, end in zip(edges, edges[1:]):
+                    for record in decoder.feed(data[begin:end]):
+                        self.assertLessEqual(len(record), limit)
+            except ValueError:
+                pass
+
+        check()
+
+    def test_deep_unknown_fields_are_refused(self) -> None:
+        """Unknown fields are passed on as they came, so ones nested too deeply to re-encode are refused."""
+        deep = S.nested(MAX_DEPTH + 1)
+        for name, message in (("FrameworkInfo", {"user": "u", "name": "n", "labels": deep}),
+                              ("TaskStatus", {"task_id": wrap("t"), "state": T.RUNNING, "labels": deep}),
+                              ("TaskInfo", {"name": "t", "task_id": wrap("t"), "agent_id": wrap("a"),
+                                            "command": {"value": "x", "uris": [{"value": "u", "x": deep}]}})):
+            with self.assertRaises(ValidationError, msg=name):
+                PARSERS[name](message)
+        kept = FrameworkInfo.from_json({"user": "u", "name": "n", "labels": S.nested(MAX_DEPTH - 1)})
+
+        def encode_deep_in_the_stack(frames: int) -> bytes:
+            return json.dumps(kept.to_json()).encode() if frames == 0 else encode_deep_in_the_stack(frames - 1)
+
+        encode_deep_in_the_stack(sys.getrecursionlimit() - 200)
+
+    def test_numbers_out_of_range(self) -> None:
+        """Integers beyond 64 bits, or that a float cannot hold, and non-ASCII digit strings are refused."""
+        for grace in (10**400, -(10**400), 2**64, "1" * 5000, "²", "--5"):
+            call = api.call("fw", "KILL", {"task_id": wrap("t"), "kill_policy": {"grace_period": {"nanoseconds": grace}}})
+            with self.assertRaises(ValidationError, msg=repr(grace)[:20]):
+                api.parse_call(call)
+        with self.assertRaises(ValidationError):
+            FrameworkInfo.from_json({"user": "u", "name": "n", "failover_timeout": 10**400})
+        self.assertEqual(api.parse_call(api.call("fw", "KILL", {"task_id": wrap("t"), "kill_policy": {
+            "grace_period": {"nanoseconds": "1500000000"}}}))[1].grace_period, 1.5)
+
+
+# -- 3. HTTP -------------------------------------------------------------------------------------------------------
+
+
+class Reply:
+    def __init__(self, raw: bytes) -> None:
+        head, _, self.body = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = lines[0].split()
+        self.code = int(status[1]) if len(status) > 1 else 0
+        self.headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            self.headers[name.strip().lower()] = value.strip()
+
+
+QUERY_KEYS = ("path", "offset", "length", "jsonp", "limit", "order", "framework_id", "frameworkId", "taskId",
+              "task_id", "slave_id")
+HEADER_NAMES = ("X-Fuzz", "Accept", "Content-Type", "Mesos-Stream-Id", "Authorization", "Accept-Encoding",
+                "Cookie", "Range", "Origin", "Connection", "If-None-Match")
+AUTHORIZATIONS = st.sampled_from(["Basic", "Basic !!!", "Basic " + b64(b"user:secret"), "Basic " + b64(b"\xff:\xfe"),
+                                  "Basic " + b64(b"no-colon"), "Bearer token", "basic " + "A" * 4000])
+#: Twisted's own limit on a request's header block; beyond it Twisted answers before any resource.
+HEADER_BLOCK = 16384
+
+
+def query_strings(values: st.SearchStrategy[str]) -> st.SearchStrategy[str | None]:
+    def join(pairs: list[tuple[str, str]]) -> str:
+        return "&".join(f"{quote(k.encode('utf-8', 'surrogatepass'))}={quote(v.encode('utf-8', 'surrogatepass'))}"
+                        for k, v in pairs)
+
+    pairs = st.lists(st.tuples(st.sampled_from(QUERY_KEYS) | st.text(max_size=4), values), max_size=4)
+    return st.none() | pairs.map(join) | S.path_chars(20)
+
+
+@st.composite
+def http_requests(draw: Any, paths: list[str], bodies: st.SearchStrategy[bytes],
+                  query_values: st.SearchStrategy[str], stream_id: str | None = None) -> tuple[str, bytes]:
+    """(method, raw HTTP/1.0 request): a known or made-up path, any query, headers and body."""
+    method = draw(S.methods)
+    path = draw(st.sampled_from(paths) | S.path_chars().map(lambda p: "/" + p))
+    path += draw(st.sampled_from(["", "", "", "/", ".json", "/x", "//", "%2F"]) | S.path_chars(6))
+    query = draw(query_strings(query_values))
+    target = (path + ("?" + query if query is not None else "")).encode("utf-8", "surrogatepass")
+    headers = draw(st.lists(st.tuples(st.sampled_from(HEADER_NAMES), S.header_values | AUTHORIZATIONS), max_size=3))
+    content_type, accept = draw(S.content_types), draw(S.accepts)
+    if content_type is not None:
+        headers.append(("Content-Type", content_type))
+    if accept is not None:
+        headers.append(("Accept", accept))
+    if stream_id is not None and draw(st.booleans()):
+        headers.append(("Mesos-Stream-Id", stream_id))
+    body = draw(bodies)
+    head = f"{method} ".encode() + target.replace(b" ", b"%20") + b" HTTP/1.0\r\nHost: fuzz\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
+    head += f"Content-Length: {len(body)}\r\n\r\n".encode()
+    if len(head) >= HEADER_BLOCK:
+        head = f"{method} /health HTTP/1.0\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    return method, head + body
+
+
+def http_bodies(*valid: list[dict[str, Any]]) -> st.SearchStrategy[bytes]:
+    messages = st.sampled_from([m for group in valid for m in group])
+    return st.one_of(st.just(b""), st.binary(max_size=100), S.BROKEN_JSON, S.json_values().map(S.encode),
+                     messages.map(S.encode), S.mutated(messages).map(S.encode),
+                     st.sampled_from([b"role=x&weight=1", b"frameworkId=M-0000", b"%ff=%fe&&==&", b'"\xff"']))
+
+
+class HTTPFuzz(ClusterChecks):
+    """Sends raw requests to a Site over an in-memory transport, on the cluster's clock."""
+
+    def serve(self, router: Router) -> None:
+        self.site = server.Site(router, reactor=self.cluster.clock)
+        self.site.requestFactory = LeanRequest
+        self.site.displayTracebacks = False
+        # Pull producers (file downloads) run on a cooperator driven by the same clock.
+        from twisted.internet import _producer_helpers
+
+        cooperator = task.Cooperator(scheduler=lambda work: self.cluster.clock.callLater(0, work))
+        self.patch(_producer_helpers, "cooperate", cooperator.cooperate)
+
+    def open(self, raw: bytes) -> tuple[Any, StringTransport]:
+        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(raw)
+        self.cluster.settle()
+        return channel, transport
+
+    def exchange(self, raw: bytes) -> Reply:
+        channel, transport = self.open(raw)
+        reply = Reply(transport.value())
+        channel.connectionLost(Failure(ConnectionDone()))
+        self.cluster.settle()
+        return reply
+
+    def assertAnswered(self, reply: Reply, method: str, raw: bytes) -> None:
+        where = f"{raw[:300]!r} -> {reply.code} {reply.body[:300]!r}"
+        self.assertTrue(reply.code, f"no answer: {where}")
+        self.assertLess(reply.code, 500, where)
+        if 400 <= reply.code < 500 and method != "HEAD":
+            self.assertEqual(reply.headers.get("content-type"), "application/json", where)
+            self.assertIsInstance(json.loads(reply.body)["message"], str, where)
+
+
+class MasterHTTPFuzzTests(HTTPFuzz):
+    def setUp(self) -> None:
+        super().setUp()
+        router = Router()
+        MasterEndpoints(self.cluster.master, self.cluster.config.rendered()).install(router)
+        SchedulerAPI(self.cluster.master, self.cluster.calls, self.cluster.clock).install(router)
+        self.serve(router)
+        self.paths = router.routes()
+
+    def subscribe(self) -> tuple[str, str]:
+        """Subscribe a framework over HTTP; the stream stays open until the test ends."""
+        body = S.encode(subscribe_call())
+        channel, transport = self.open(b"POST /api/v1/scheduler HTTP/1.0\r\nContent-Type: application/json\r\n"
+                                       + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        reply = Reply(transport.value())
+        self.assertEqual(reply.code, 200, reply.body)
+        event = json.loads(next(iter(recordio.Decoder().feed(reply.body))))
+        return reply.headers["mesos-stream-id"], event["subscribed"]["framework_id"]["value"]
+
+    def test_requests(self) -> None:
+        """Any method, path, query, headers and body get an answer below 500; 4xx answers are JSON."""
+        stream_id, framework_id = self.subscribe()
+        offers = [o for o in self.cluster.master.offers.of(self.cluster.master.frameworks[framework_id].offers)]
+        weights = [[{"role": "web", "weight": 2.0}], [{"role": "*", "weight": 0.5}, {"role": "x", "weight": 1}]]
+        bodies = http_bodies(scheduler_calls(framework_id, offers), [subscribe_call()], weights)
+        values = S.scalars.map(str) | st.sampled_from([framework_id, "victim-task", self.victim.framework_id, "-1"])
+
+        @settings(FUZZ, max_examples=250)
+        @given(http_requests(self.paths, bodies, values, stream_id))
+        def throw(request: tuple[str, bytes]) -> None:
+            method, raw = request
+            self.assertAnswered(self.exchange(raw), method, raw)
+            self.assertBooksBalance()
+
+        throw()
+        self.assertServes()
+
+
+class AgentHTTPFuzzTests(HTTPFuzz):
+    agents = 1
+    SECRET = b"TOPSECRET-OUTSIDE-THE-SANDBOX"
+
+    def setUp(self) -> None:
+        base = tempfile.mkdtemp(prefix="mesostw-fuzz-")
+        self.addCleanup(shutil.rmtree, base)
+        self.base = base
+        self.work_dir = os.path.join(base, "work")
+        super().setUp()
+        agent = self.cluster.agents[0]
+        self.executor = next(iter(agent.executors()))
+        sandbox = self.executor.directory
+        os.makedirs(sandbox)
+        with open(os.path.join(base, "secret"), "wb") as f:
+            f.write(self.SECRET)
+        with open(os.path.join(sandbox, "stdout"), "wb") as f:
+            f.write(b"hello\n" * 100)
+        os.symlink(os.path.join(base, "secret"), os.path.join(sandbox, "escape"))
+        os.symlink(base, os.path.join(sandbox, "escape-dir"))
+        os.mkfifo(os.path.join(sandbox, "fifo"))
+        router = Router()
+        AgentEndpoints(agent, self.cluster.agent_config.rendered()).install(router)
+        ExecutorAPI(agent).install(router)
+        SandboxFiles(os.path.join(self.work_dir, "slaves")).install(router)
+        self.serve(router)
+        self.paths = router.routes()
+
+    def test_requests(self) -> None:
+        """Any request to the agent gets an answer below 500, JSON for 4xx, and never a byte from outside."""
+        executor = self.executor
+        prefixes = st.sampled_from([executor.directory, os.path.join(self.work_dir, "slaves"), self.work_dir,
+                                    self.base, "/etc/passwd", "/proc/self/environ", "", "relative"])
+        paths = st.tuples(prefixes, st.sampled_from(["", "/", "/stdout", "/escape", "/escape-dir/secret", "/fifo",
+                                                     "/..", "/../../secret", "/./stdout"]) | S.path_chars(12))
+        values = paths.map("".join) | S.scalars.map(str)
+        subscribe = xapi.subscribe_call(executor.framework_id, executor.id, [], [])
+        bodies = http_bodies(executor_calls(executor.framework_id, executor.id, "victim-task"), [subscribe])
+
+        @settings(FUZZ, max_examples=250)
+        @given(http_requests(self.paths, bodies, values))
+        def throw(request: tuple[str, bytes]) -> None:
+            method, raw = request
+            reply = self.exchange(raw)
+            self.assertAnswered(reply, method, raw)
+            self.assertNotIn(self.SECRET, reply.body)
+            self.assertNotIn(quote(self.SECRET).encode(), reply.body)
+
+        throw()
+        self.assertServes()
+
+
+class PortSwitchFuzzTests(unittest.TestCase):
+    def test_first_bytes(self) -> None:
+        """Whatever the first bytes and however they are split, exactly one protocol gets them all."""
+
+        class Recorder(protocol.Protocol):
+            def __init__(self) -> None:
+                self.data, self.lost = b"", False
+
+            def dataReceived(self, data: bytes) -> None:
+                self.data += data
+
+            def connectionLost(self, reason: Any = None) -> None:
+                self.lost = True
+
+        class Factory(protocol.Factory):
+            def __init__(self) -> None:
+                self.built: list[Recorder] = []
+
+            def buildProtocol(self, addr: Any) -> Recorder:
+                self.built.append(Recorder())
+                return self.built[-1]
+
+        prefixes = st.integers(0, len(PREAMBLE)).map(lambda n: PREAMBLE[:n])
+        firsts = st.one_of(st.binary(max_size=40), st.tuples(prefixes, st.binary(max_size=12)).map(b"".join),
+                           st.binary(max_size=12).map(lambda rest: PREAMBLE + rest), st.just(b"GET / HTTP/1.0\r\n"))
+
+        @QUICK
+        @given(data=firsts, cuts=st.lists(st.integers(0, 60), max_size=6), idle=st.booleans())
+        def check(data: bytes, cuts: list[int], idle: bool) -> None:
+            clock, http, pb_factory = task.Clock(), Factory(), Factory()
+            switch = PortSwitchFactory(http, pb_factory).buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+            switch.callLater = clock.callLater
+            transport = StringTransport()
+            switch.makeConnection(transport)
+            edges = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+            for begin, end in zip(edges, edges[1:]):
+                switch.dataReceived(data[begin:end])
+            built = http.built + pb_factory.built
+            if data.startswith(PREAMBLE):
+                self.assertEqual((len(http.built), len(pb_factory.built)), (0, 1))
+                self.assertEqual(built[0].data, data[len(PREAMBLE):])
+            elif PREAMBLE.startswith(data):
+                self.assertEqual(built, [])  # undecided until more comes, or the sniff timeout
+                if idle:
+                    clock.advance(SNIFF_TIMEOUT)
+                    self.assertTrue(transport.disconnecting)
+            else:
+                self.assertEqual((len(http.built), len(pb_factory.built)), (1, 0))
+                self.assertEqual(built[0].data, data)
+            switch.connectionLost(Failure(ConnectionDone()))
+            self.assertTrue(all(p.lost for p in built))
+            self.assertEqual(clock.getDelayedCalls(), [])
+
+        check()
+
+
+# -- 4. memory bounds ----------------------------------------------------------------------------------------------
+
+
+def padded(message: dict[str, Any], size: int) -> bytes:
+    """Valid JSON of ``message`` padded with whitespace to ``size`` bytes: accepted if it were processed."""
+    encoded = S.encode(message)
+    return encoded[:-1] + b" " * (size - len(encoded)) + encoded[-1:]
+
+
+class MemoryBoundTests(ClusterChecks):
+    def request(self, router: Router, method: bytes, uri: bytes, content: io.BytesIO,
+                content_type: bytes = b"application/json") -> Reply:
+        """Render one request straight into ``router``, past Twisted's line and header limits."""
+        channel = DummyChannel()
+        channel.site = server.Site(router)
+        request = LeanRequest(channel, False)
+        request.content = content
+        request.requestHeaders.setRawHeaders(b"content-type", [content_type])
+        request.requestReceived(method, uri, b"HTTP/1.0")
+        self.cluster.settle()
+        return Reply(channel.transport.written.getvalue())
+
+    def test_pb_payload_over_limit(self) -> None:
+        """A PB payload over MAX_INCOMING is refused whole, on every entry point, before it is decoded."""
+        oversize = MAX_INCOMING + 1
+        connection, _ = self.connection()
+        subscriber, _ = self.connection()
+        remote_outcome(self.cluster, connection.remote_registerAgent, FakeRemote(),
+                       S.encode(internal.registration(agent_info(), "1")))
+        self.assertIsNotNone(connection.agent_id)
+        agent = self.cluster.agents[0]
+        executor_connection = ExecutorConnection(agent, FakeBroker(), self.cluster.clock)
+        before = (len(self.cluster.master.agents), len(self.cluster.master.frameworks))
+        for method, payload in (
+                (lambda p: connection.remote_reregisterAgent(FakeRemote(), p), reregistration("fuzz-S9", "fw")),
+                (lambda p: subscriber.remote_subscribe(FakeRemote(), p), subscribe_call()),
+                (connection.remote_messages, {"list": [internal.unregister_agent()]}),
+                (AgentRemote(agent).remote_messages, {"list": [internal.agent_removed("bye")]}),
+                (lambda p: executor_connection.remote_subscribe(FakeRemote(), p),
+                 xapi.subscribe_call("fw", "ex", [], []))):
+            payload = padded(payload["list"] if "list" in payload else payload, oversize) \
+                if "list" not in payload else b"[" + padded(payload["list"][0], oversize - 2) + b"]"
+            self.assertGreater(len(payload), MAX_INCOMING)
+            with self.assertRaises(pb.Error) as caught:
+                method(payload)
+            self.assertIn("larger than", str(caught.exception))
+        self.cluster.settle()
+        self.assertEqual((len(self.cluster.master.agents), len(self.cluster.master.frameworks)), before)
+        self.assertIsNotNone(agent.master)
+        self.assertServes()
+
+    def test_http_body_over_limit(self) -> None:
+        """A scheduler Call body over MAX_CALL_BYTES is answered 413 and never decoded."""
+        router = Router()
+        SchedulerAPI(self.cluster.master, self.cluster.calls, self.cluster.clock).install(router)
+        frameworks = len(self.cluster.master.frameworks)
+        body = io.BytesIO(padded(subscribe_call(), scheduler_http.MAX_CALL_BYTES + 1))
+        reply = self.request(router, b"POST", b"/api/v1/scheduler", body)
+        self.assertEqual(reply.code, 413, reply.body)
+        self.assertIn("larger than", json.loads(reply.body)["message"])
+        self.assertEqual(len(self.cluster.master.frameworks), frameworks)
+        self.assertServes()
+
+    def test_query_over_limit(self) -> None:
+        """A query string over the router's MAX_QUERY is answered 414, a form body over it 413."""
+        router = Router()
+        MasterEndpoints(self.cluster.master, self.cluster.config.rendered()).install(router)
+        reply = self.request(router, b"GET", b"/master/tasks?limit=1&x=" + b"x" * MAX_QUERY, io.BytesIO())
+        self.assertEqual(reply.code, 414, reply.body)
+        self.assertIn("message", json.loads(reply.body))
+        form = io.BytesIO(b"frameworkId=" + self.victim.framework_id.encode() + b"&x=" + b"x" * MAX_QUERY)
+        reply = self.request(router, b"POST", b"/master/teardown", form, b"application/x-www-form-urlencoded")
+        self.assertEqual(reply.code, 413, reply.body)
+        self.assertIn(self.victim.framework_id, self.cluster.master.frameworks)
+        self.assertServes()
+
+    def test_header_block_over_limit(self) -> None:
+        """Headers over Twisted's 16 KiB limit are refused before any endpoint runs."""
+        router = Router()
+        router.route("/api/v1/scheduler", lambda request: self.fail("reached the endpoint"), methods=("POST",))
+        channel = server.Site(router, reactor=self.cluster.clock).buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(b"POST /api/v1/scheduler HTTP/1.0\r\n" + b"X-Big: " + b"x" * HEADER_BLOCK + b"\r\n\r\n")
+        self.cluster.settle()
+        self.assertTrue(400 <= Reply(transport.value()).code < 500)
+        channel.connectionLost(Failure(ConnectionDone()))
+
+    def test_list_over_max_items(self) -> None:
+        """A list longer than the Reader's max_items is refused as a whole, before any item is read."""
+        reader = Reader({"items": [0] * 11}, "m")
+        self.assertEqual(reader.list("items", max_items=10), [])
+        self.assertIn("m.items must have at most 10 items", reader.errors)
+        too_many = [wrap(f"o{i}") for i in range(100_001)]
+        with self.assertRaises(ValidationError) as caught:
+            api.parse_call(api.call("fw", "DECLINE", {"offer_ids": too_many}))
+        self.assertIn("at most 100000 items", str(caught.exception))
+        with self.assertRaises(ValidationError):
+            FrameworkInfo.from_json({"user": "u", "name": "n", "roles": ["r"] * 65})
+        with self.assertRaises(ValidationError):
+            Resources.from_json([{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}] * 10_001)
