@@ -61,6 +61,8 @@ class Agent:
         self.metrics: Counter[str] = Counter()
         self.registered = defer.Deferred()  # fires once, on the first registration
         self.last_heard = clock.seconds()
+        #: LIBPROCESS_SSL_* for executors, so that they reach this agent over TLS when it speaks it
+        self.tls_environment: dict[str, str] = {}
 
     @property
     def id(self) -> str | None:
@@ -229,6 +231,7 @@ class Agent:
             "MESOS_HTTP_COMMAND_EXECUTOR": "1",
             "MESOS_ALLOCATION_ROLE": framework.info.allocation_role,
         })
+        env.update(self.tls_environment)
         if framework.info.checkpoint:
             env["MESOS_RECOVERY_TIMEOUT"] = "15mins"
             env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"

@@ -15,7 +15,7 @@ from mesostw.interfaces import IExecutorLink, IMasterLink
 from mesostw.model import executor_api as xapi
 from mesostw.model import internal
 from mesostw.model.validation import ValidationError
-from mesostw.wire.pb import Batcher, RefusedError, decode, encode
+from mesostw.wire.pb import Batcher, RefusedError, decode, encode, reference
 
 log = Logger()
 
@@ -122,7 +122,7 @@ class ExecutorConnection(pb.Referenceable):
             raise RefusedError(f"invalid SUBSCRIBE: {exc}") from None
         if not isinstance(call, xapi.Subscribe):
             raise RefusedError("the first call must be SUBSCRIBE")
-        self.link = PBExecutorLink(executor, self.clock)
+        self.link = PBExecutorLink(reference(executor, "the executor"), self.clock)
         self.bound = (framework_id, executor_id)
         self.agent.executorSubscribe(self.link, framework_id, executor_id, call)
 

@@ -20,6 +20,7 @@ from mesostw.agent.launcher import Launcher
 from mesostw.agent.pb import AgentRoot, PBMasterLink
 from mesostw.agent.probe import missing_essentials, probe
 from mesostw.auth.client import authenticate
+from mesostw.auth.tls import tls_from
 from mesostw.http.router import Router
 from mesostw.master.detector import detector_for
 from mesostw.model.info import AgentInfo
@@ -62,14 +63,19 @@ class AgentService(service.MultiService):
         AgentEndpoints(self.agent, config.rendered()).install(self.router)
         ExecutorAPI(self.agent).install(self.router)
         SandboxFiles(os.path.join(config.work_dir, "slaves")).install(self.router)
+        self.tls = tls_from(config)
+        if self.tls.enabled:
+            self.agent.tls_environment = self.tls.environment()
         self.listener = Listener(reactor, config.ip, config.port, self.router, AgentRoot(self.agent, reactor),
-                                 {executor_stream.PREAMBLE: executor_stream.ExecutorStreamFactory(self.agent)})
+                                 {executor_stream.PREAMBLE: executor_stream.ExecutorStreamFactory(self.agent)},
+                                 tls=self.tls if self.tls.enabled else None)
         self.listener.setServiceParent(self)
         self.detector = detector_for(reactor, config.master, config.zk_session_timeout)
         self.detector.setServiceParent(self)
         self.detector.listeners.append(self._leader_changed)
         self.connector = Connector(reactor, self.detector.address, self._connected, self._lost,
-                                   backoff=config.registration_backoff_factor, name="master")
+                                   backoff=config.registration_backoff_factor, name="master",
+                                   tls=self.tls if self.tls.enabled else None)
         self.connector.setServiceParent(self)
         watchdog = internet.TimerService(config.agent_ping_timeout, self._check_master)
         watchdog.clock = reactor

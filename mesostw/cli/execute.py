@@ -18,6 +18,7 @@ from twisted.internet import defer
 from twisted.internet.task import react
 
 from mesostw.cli.errors import CLIError
+from mesostw.auth.credentials import Credential
 from mesostw.cli.http import parse_master
 from mesostw.model.info import FrameworkInfo, MasterInfo
 from mesostw.model.resources import Resources
@@ -143,10 +144,14 @@ class Execution:
         environment = {key: value for pairs in args.env for key, value in pairs}
         self.scheduler = ExecuteScheduler(args.name, args.command, args.resources, environment, out, err)
         framework = FrameworkInfo(user=args.user or current_user(), name=args.framework_name,
-                                  checkpoint=args.checkpoint, role=args.role)
+                                  checkpoint=args.checkpoint, role=args.role, principal=args.principal)
         _, host, port = parse_master(args.master)
         self.master = f"{host}:{port}"
-        self.driver: Any = make_driver(self.scheduler, framework, self.master)
+        credential = Credential(args.principal, args.secret) if args.principal and args.secret is not None else None
+        if credential is not None:
+            self.driver: Any = make_driver(self.scheduler, framework, self.master, credential=credential)
+        else:
+            self.driver = make_driver(self.scheduler, framework, self.master)
         self._finished: defer.Deferred = defer.Deferred()
 
     def run(self) -> defer.Deferred:
@@ -210,6 +215,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", default=None, help="the user to run the task as (default: the current user)")
     parser.add_argument("--env", type=_env, action="append", default=[], metavar="KEY=VALUE",
                         help="an environment variable for the command (repeatable; or a JSON object)")
+    parser.add_argument("--principal", default=None,
+                        help="the framework's principal, to authenticate (with --secret) and for ACLs")
+    parser.add_argument("--secret", default=None, help="the principal's secret (CRAM-MD5 authentication)")
     parser.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
                         help="give up (and tear the framework down) if the task has not ended by then")
     parser.set_defaults(func=run)

@@ -50,7 +50,7 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         command = f"mesostw {args.subcommand}"
         if extras:
             raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see '{command} --help')")
-        args.master = args.master or os.environ.get("MESOS_MASTER") or http.DEFAULT_MASTER
+        args.master = resolve(args.master or os.environ.get("MESOS_MASTER") or http.DEFAULT_MASTER)
         args.master_url = http.base_url(args.master)
         return int(args.func(args, out, err))
     except CLIError as exc:
@@ -59,6 +59,21 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def resolve(master: str) -> str:
+    """A ``zk://`` master (or a file:// holding one) becomes the elected leader's host:port."""
+    from mesostw.zk.url import is_zk
+
+    if not is_zk(master):
+        return master
+    from mesostw.zk.election import find_leader
+
+    try:
+        leader = find_leader(master)
+    except (LookupError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    return f"{leader.hostname}:{leader.port}"
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

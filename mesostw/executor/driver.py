@@ -18,6 +18,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.spread import pb
 
+from mesostw.auth.tls import tls_from
 from mesostw.model import executor_api as xapi
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo
@@ -110,8 +111,10 @@ class ExecutorDriver:
         self._lost_since: float | None = None
         self.stopped = defer.Deferred()
         self._services = service.MultiService()
+        tls = tls_from(None, env, server=False)
         self.connector = Connector(reactor, lambda: self.agent_address, self._connected, self._lost,
-                                   backoff=min(0.5, backoff_max), max_backoff=backoff_max, name="executor")
+                                   backoff=min(0.5, backoff_max), max_backoff=backoff_max, name="executor",
+                                   tls=tls if tls.enabled else None)
         self.connector.setServiceParent(self._services)
 
     # -- lifecycle ---------------------------------------------------------------------

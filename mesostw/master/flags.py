@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+from mesostw.auth import tls
 from mesostw.flags import Config, Flag, FlagOptions, options_for
 from mesostw.model.resources import validate_role
 
@@ -42,7 +43,7 @@ def render_weights(weights: dict[str, float]) -> str:
     return ",".join(f"{role}={weight:g}" for role, weight in sorted(weights.items()))
 
 
-COMMON_FLAGS = (
+COMMON_FLAGS = tls.FLAGS + (
     Flag("ip", "127.0.0.1", "IP address to listen on"),
     Flag.int("port", 5050, "Port to listen on (HTTP and Perspective Broker share it)"),
     Flag("hostname", None, "Hostname to advertise to peers and tools (default: the advertised IP, as Mesos "
@@ -111,11 +112,12 @@ class MasterOptions(FlagOptions):
         if config.max_agent_ping_timeouts < 1:
             errors.append("--max_agent_ping_timeouts must be at least 1")
         check_security(config, errors)
-        if config.zk and config.quorum is None:
+        zk, quorum = getattr(config, "zk", None), getattr(config, "quorum", None)
+        if zk and quorum is None:
             errors.append("--quorum is required with --zk (the number of masters that make a majority)")
-        if config.quorum is not None and config.quorum < 1:
+        if quorum is not None and quorum < 1:
             errors.append("--quorum must be at least 1")
-        if config.zk_session_timeout < 1:
+        if getattr(config, "zk_session_timeout", 10.0) < 1:
             errors.append("--zk_session_timeout must be at least 1secs")
         if config.roles:
             unknown = set(config.weights) - set(config.roles)
@@ -129,7 +131,7 @@ def check_security(config: Config, errors: list[str]) -> None:
     from mesostw.auth.credentials import load_credentials
 
     wanted = [name for name in ("authenticate_frameworks", "authenticate_agents", "authenticate_http_frameworks",
-                                "authenticate_http_readonly", "authenticate_http_readwrite") if getattr(config, name)]
+                                "authenticate_http_readonly", "authenticate_http_readwrite") if getattr(config, name, False)]
     if config.credentials:
         try:
             load_credentials(config.credentials)
@@ -145,6 +147,10 @@ def check_security(config: Config, errors: list[str]) -> None:
 
 
 def check_common(config: Config, errors: list[str]) -> None:
+    try:
+        tls.tls_from(config)
+    except tls.TLSConfigError as exc:
+        errors.extend(exc.problems)
     if not 0 <= config.port <= 65535:
         errors.append(f"--port={config.port} is not a port number")
     try:

@@ -23,7 +23,7 @@ from mesostw.master.master import Master, RegistrationRefused
 from mesostw.model import internal
 from mesostw.model import scheduler_api as api
 from mesostw.model.validation import ValidationError
-from mesostw.wire.pb import Batcher, NotLeaderError, RefusedError, decode, encode
+from mesostw.wire.pb import Batcher, NotLeaderError, RefusedError, decode, encode, reference
 
 log = Logger()
 
@@ -140,7 +140,7 @@ class MasterConnection(pb.Referenceable):
         info, version, _, _, _ = self._parse_registration(payload)
         if info.id is not None:
             raise RefusedError("a new agent must not carry an ID; re-register instead")
-        link = PBAgentLink(agent, self.clock)
+        link = PBAgentLink(reference(agent, "the agent"), self.clock)
         d = self.master.registerAgent(link, info, version)
         d.addCallback(self._agent_bound, link)
         d.addCallback(lambda result: encode(internal.registered(*result)))
@@ -153,7 +153,7 @@ class MasterConnection(pb.Referenceable):
         info, version, tasks, executors, frameworks = self._parse_registration(payload)
         if info.id is None:
             raise RefusedError("re-registration needs the agent's ID")
-        link = PBAgentLink(agent, self.clock)
+        link = PBAgentLink(reference(agent, "the agent"), self.clock)
         d = self.master.reregisterAgent(link, info, tasks, executors, frameworks, version)
         d.addCallback(lambda master_info: self._agent_bound((info.id, master_info), link))
         d.addCallback(lambda result: encode(internal.registered(None, result[1])))
@@ -203,7 +203,7 @@ class MasterConnection(pb.Referenceable):
             raise RefusedError(f"invalid SUBSCRIBE: {exc}") from None
         if not isinstance(call, api.Subscribe):
             raise RefusedError("the first call must be SUBSCRIBE")
-        link = PBFrameworkLink(scheduler, self.clock, self.auth.principal)
+        link = PBFrameworkLink(reference(scheduler, "the scheduler"), self.clock, self.auth.principal)
         try:
             framework_id = self.master.subscribe(link, call.framework_info, call.force)
         except RegistrationRefused as exc:

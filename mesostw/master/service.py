@@ -11,6 +11,7 @@ from twisted.logger import Logger
 
 from mesostw.allocator.hierarchical import HierarchicalAllocator
 from mesostw.auth.security import Security
+from mesostw.auth.tls import tls_from
 from mesostw.http.router import HTTPError, Router
 from mesostw.master.calls import SchedulerCalls
 from mesostw.master.http import MasterEndpoints
@@ -56,8 +57,10 @@ class MasterService(service.MultiService):
         self.scheduler_api = SchedulerAPI(self.master, self.calls, reactor)
         self.scheduler_api.not_leading = self.leader_redirect
         self.scheduler_api.install(self.router)
+        self.tls = tls_from(config)
         self.listener = Listener(reactor, config.ip, config.port, self.router,
-                                 MasterRoot(self.master, self.calls, reactor, self.leader_pid))
+                                 MasterRoot(self.master, self.calls, reactor, self.leader_pid),
+                                 tls=self.tls if self.tls.enabled else None)
         self.listener.setServiceParent(self)
         self.leadership.setServiceParent(self)
         loop = internet.TimerService(config.allocation_interval, self._allocate)

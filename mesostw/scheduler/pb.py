@@ -17,6 +17,7 @@ from twisted.spread import pb
 
 from mesostw.auth.client import authenticate
 from mesostw.auth.credentials import Credential
+from mesostw.auth.tls import tls_from
 from mesostw.interfaces import IScheduler
 from mesostw.master.detector import detector_for
 from mesostw.model.info import FrameworkInfo
@@ -62,8 +63,9 @@ class MesosSchedulerDriver(SchedulerDriverBase):
         self._services = service.MultiService()
         self.detector.setServiceParent(self._services)
         self.detector.listeners.append(self._leader_changed)
+        tls = tls_from(None, server=False)
         self.connector = Connector(reactor, self.detector.address, self._connected, self._lost, backoff=backoff,
-                                   max_backoff=15.0, name="scheduler")
+                                   max_backoff=15.0, name="scheduler", tls=tls if tls.enabled else None)
         self.connector.setServiceParent(self._services)
         self.refusals: list[str] = []
 

@@ -19,6 +19,12 @@ class LeanRequest(server.Request):
 
     _parsePOSTFormSubmission = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Twisted >= 24 copies the site's setting into the instance, hiding the class attribute above
+        # (and then answers a malformed multipart body with a bare 400 of its own).
+        self._parsePOSTFormSubmission = False
+
 
 class QuietSite(server.Site):
     """A site without the per-request access log: at thousands of requests a second it costs more than it tells."""

@@ -34,6 +34,13 @@ class NotLeaderError(pb.Error):
     """The master asked is not the leader (yet); ask again, perhaps elsewhere."""
 
 
+def reference(peer: Any, what: str) -> pb.RemoteReference:
+    """``peer`` if PB passed a remote reference; plain data (which a peer may send instead) is refused."""
+    if not isinstance(peer, pb.RemoteReference):
+        raise RefusedError(f"{what} must be a remote reference, not {type(peer).__name__}")
+    return peer
+
+
 def encode(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 

@@ -150,3 +150,29 @@ def _differs(a: MasterInfo | None, b: MasterInfo | None) -> bool:
     if a is None or b is None:
         return (a is None) != (b is None)
     return (a.id, a.endpoint) != (b.id, b.endpoint)
+
+
+def find_leader(url: str, timeout: float = 10.0) -> MasterInfo:
+    """Look the leading master up once, blocking (for command-line tools, as ``mesos-resolve``)."""
+    from kazoo.client import KazooClient
+
+    from mesostw.zk.url import parse_zk_url
+
+    parsed = parse_zk_url(url)
+    client = KazooClient(hosts=parsed.hosts, timeout=timeout, auth_data=[parsed.auth] if parsed.auth else None)
+    try:
+        client.start(timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - kazoo's own timeout type
+        raise LookupError(f"cannot reach ZooKeeper at {parsed.hosts}: {exc}") from None
+    try:
+        node = leader_of(client.get_children(parsed.path)) if client.exists(parsed.path) else None
+        if node is None:
+            raise LookupError(f"no master is elected under {parsed}")
+        data, _ = client.get(f"{parsed.path.rstrip('/')}/{node}")
+        try:
+            return MasterInfo.from_json(json.loads(data))
+        except (ValueError, ValidationError):
+            raise LookupError(f"the leader's node {node} holds no JSON MasterInfo") from None
+    finally:
+        client.stop()
+        client.close()

@@ -233,12 +233,14 @@ class ClusterChecks(unittest.TestCase):
                 total, allocated = cluster.allocator.agent_total(agent_id), cluster.allocator.agent_allocated(agent_id)
             except KeyError:
                 continue
-            self.assertTrue(total.contains(allocated), f"agent {agent_id}: {allocated} allocated of {total}")
-            self.assertTrue(total.contains(record.offered), f"agent {agent_id}: {record.offered} offered of {total}")
+            if not total.contains(allocated):
+                self.fail(f"agent {agent_id}: {allocated} allocated of {total}")
+            if not total.contains(record.offered):
+                self.fail(f"agent {agent_id}: {record.offered} offered of {total}")
             for bag in (total, allocated, record.offered):
                 for name, _role, value in bag:
-                    if isinstance(value, int):
-                        self.assertGreaterEqual(value, 0, f"agent {agent_id}: negative {name}")
+                    if isinstance(value, int) and value < 0:
+                        self.fail(f"agent {agent_id}: negative {name} in {bag}")
 
     def assertServes(self) -> None:
         """After the fuzzing connections go away, a new framework still runs a task to TASK_FINISHED."""
@@ -612,6 +614,8 @@ def http_requests(draw: Any, paths: list[str], bodies: st.SearchStrategy[bytes],
     path += draw(st.sampled_from(["", "", "", "/", ".json", "/x", "//", "%2F"]) | S.path_chars(6))
     query = draw(query_strings(query_values))
     target = (path + ("?" + query if query is not None else "")).encode("utf-8", "surrogatepass")
+    # Twisted itself refuses request-targets with bytes outside 33-176; those never reach a router.
+    target = b"".join(bytes([c]) if 32 < c <= 176 else b"%%%02X" % c for c in target)
     headers = draw(st.lists(st.tuples(st.sampled_from(HEADER_NAMES), S.header_values | AUTHORIZATIONS), max_size=3))
     content_type, accept = draw(S.content_types), draw(S.accepts)
     if content_type is not None:
@@ -621,7 +625,7 @@ def http_requests(draw: Any, paths: list[str], bodies: st.SearchStrategy[bytes],
     if stream_id is not None and draw(st.booleans()):
         headers.append(("Mesos-Stream-Id", stream_id))
     body = draw(bodies)
-    head = f"{method} ".encode() + target.replace(b" ", b"%20") + b" HTTP/1.0\r\nHost: fuzz\r\n"
+    head = f"{method} ".encode() + target + b" HTTP/1.0\r\nHost: fuzz\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
     head += f"Content-Length: {len(body)}\r\n\r\n".encode()
     if len(head) >= HEADER_BLOCK:
@@ -897,16 +901,20 @@ class MemoryBoundTests(ClusterChecks):
         self.assertServes()
 
     def test_header_block_over_limit(self) -> None:
-        """Headers over Twisted's 16 KiB limit are refused before any endpoint runs."""
+        """A header line or block over Twisted's 16 KiB limits is refused before any endpoint runs."""
         router = Router()
         router.route("/api/v1/scheduler", lambda request: self.fail("reached the endpoint"), methods=("POST",))
-        channel = server.Site(router, reactor=self.cluster.clock).buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
-        transport = StringTransport()
-        channel.makeConnection(transport)
-        channel.dataReceived(b"POST /api/v1/scheduler HTTP/1.0\r\n" + b"X-Big: " + b"x" * HEADER_BLOCK + b"\r\n\r\n")
-        self.cluster.settle()
-        self.assertTrue(400 <= Reply(transport.value()).code < 500)
-        channel.connectionLost(Failure(ConnectionDone()))
+        site = server.Site(router, reactor=self.cluster.clock)
+        for headers, answer in ((b"X-Big: " + b"x" * HEADER_BLOCK + b"\r\n", b""),
+                                ((b"X-Big: " + b"x" * 4000 + b"\r\n") * 5, b"HTTP/1.1 400 Bad Request\r\n\r\n")):
+            channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+            transport = StringTransport()
+            channel.makeConnection(transport)
+            channel.dataReceived(b"POST /api/v1/scheduler HTTP/1.0\r\n" + headers + b"\r\n")
+            self.cluster.settle()
+            self.assertEqual(transport.value(), answer)
+            self.assertTrue(transport.disconnecting)
+            channel.connectionLost(Failure(ConnectionDone()))
 
     def test_list_over_max_items(self) -> None:
         """A list longer than the Reader's max_items is refused as a whole, before any item is read."""
