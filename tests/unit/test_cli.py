@@ -228,11 +228,34 @@ class CommandLineTests(unittest.TestCase):
             self.assertIn(f"usage: mesostw {command}", printed.getvalue())
             self.assertIn("--master", printed.getvalue())
 
-    def test_zookeeper_master_is_refused(self) -> None:
-        """A zk:// master URL is a usage error with a hint, not a connection attempt."""
-        code, _, err = self.run_cli("state", "--master", "zk://zk1:2181/mesos")
-        self.assertEqual(code, 2)
-        self.assertIn("mesostw state: ZooKeeper master URLs are not supported", err)
+    def test_zookeeper_master_is_resolved_to_the_leader(self) -> None:
+        """A zk:// master is looked up in ZooKeeper; the leader's host:port is then used."""
+        from mesostw.model.info import MasterInfo
+        from mesostw.zk import election
+
+        asked = []
+
+        def leader(url: str) -> MasterInfo:
+            asked.append(url)
+            return MasterInfo(id="m", ip="127.0.0.1", port=1, hostname="127.0.0.1")
+
+        self.patch(election, "find_leader", leader)
+        code, _, err = self.run_cli("state", "--master", "zk://127.0.0.1:2181/mesos")
+        self.assertEqual(asked, ["zk://127.0.0.1:2181/mesos"])
+        self.assertEqual(code, 1)
+        self.assertIn("127.0.0.1:1", err)
+
+    def test_zookeeper_without_a_leader_is_a_clear_error(self) -> None:
+        """With no elected master under the zk:// path, the CLI says so in one line and exits 1."""
+        from mesostw.zk import election
+
+        def no_leader(url: str) -> None:
+            raise LookupError("no master is elected under zk://127.0.0.1:2181/mesos")
+
+        self.patch(election, "find_leader", no_leader)
+        code, _, err = self.run_cli("state", "--master", "zk://127.0.0.1:2181/mesos")
+        self.assertEqual(code, 1)
+        self.assertEqual(err, "mesostw state: no master is elected under zk://127.0.0.1:2181/mesos\n")
 
     def test_master_forms(self) -> None:
         """--master accepts host:port, http(s)://host:port[/], a bare host and a libprocess pid."""
