@@ -47,7 +47,9 @@ class Security:
 class PBAuthentication:
     """The server's side of CRAM-MD5 on one PB connection (see :mod:`mesostw.auth.crammd5`)."""
 
-    def __init__(self, security: Security, clock: Any, peer: Callable[[], str]):
+    def __init__(self, security: Security, clock: Any, peer: Callable[[], str],
+                 on_failure: Callable[[], None] = lambda: None):
+        self.on_failure = on_failure
         self.security = security
         self.clock = clock
         self._peer = peer
@@ -83,6 +85,7 @@ class PBAuthentication:
             return principal
 
         def failed(failure: Any) -> defer.Deferred:
+            self.on_failure()
             log.warn("Authentication failed from {peer}: {why}", peer=self.peer,
                      why=failure.getErrorMessage() or "bad credentials")
             delay = throttle.delay(self.peer) if throttle is not None else 0.0

@@ -19,6 +19,8 @@ _COUNTERS = (
     "messages_unregister_framework", "valid_status_updates", "invalid_status_updates", "dropped_messages",
     "slave_registrations", "slave_reregistrations", "slave_removals", "slave_removals/reason_unhealthy",
     "slave_removals/reason_unregistered", "invalid_calls", "invalid_tasks", "invalid_operations",
+    "frameworks_denied", "tasks_denied", "teardowns_denied", "authentication_failures", "invalid_messages",
+    "recovery_slave_removals",
 )
 
 

@@ -96,8 +96,11 @@ class MasterConnection(pb.Referenceable):
         self.agent_link: PBAgentLink | None = None
         self.framework_id: str | None = None
         self.framework_link: PBFrameworkLink | None = None
-        self.auth = PBAuthentication(master.security, clock, self._peer)
+        self.auth = PBAuthentication(master.security, clock, self._peer, self._authentication_failed)
         broker.notifyOnDisconnect(self._disconnected)
+
+    def _authentication_failed(self) -> None:
+        self.master.metrics["authentication_failures"] += 1
 
     def _peer(self) -> str:
         transport = getattr(self.broker, "transport", None)

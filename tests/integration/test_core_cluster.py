@@ -110,6 +110,23 @@ class CoreClusterTests(unittest.TestCase):
         self.assertEqual(scheduler.states("sleeper")[-1], T.KILLED)
 
     @defer.inlineCallbacks
+    def test_kill_escalates_to_sigkill_after_the_grace_period(self):
+        """A command that ignores SIGTERM is killed with SIGKILL once the kill's grace period passes."""
+        import time
+
+        scheduler = LaunchingScheduler()
+        scheduler.pending = [command_task("stubborn", "trap '' TERM; while :; do sleep 1; done")]
+        driver = self.framework(scheduler)
+        yield wait_for(lambda: T.RUNNING in scheduler.states("stubborn"), 30, what="TASK_RUNNING")
+        started = time.monotonic()
+        driver.killTask("stubborn", gracePeriod=1.0)
+        yield self.terminal(scheduler, ["stubborn"])
+        final = [u for u in scheduler.updates if u.task_id == "stubborn"][-1]
+        self.assertEqual(final.state, T.KILLED)
+        self.assertIn("SIGKILL", final.message)
+        self.assertGreaterEqual(time.monotonic() - started, 1.0)
+
+    @defer.inlineCallbacks
     def test_killing_an_agent_loses_its_tasks(self):
         """When an agent's process is killed, its running task is reported TASK_LOST."""
         scheduler = LaunchingScheduler()

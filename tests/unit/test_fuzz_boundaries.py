@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -40,6 +41,7 @@ from mesostw.master import scheduler_http
 from mesostw.master.http import MasterEndpoints
 from mesostw.master.pb import MasterConnection
 from mesostw.master.scheduler_http import SchedulerAPI
+from mesostw.master.service import MasterService
 from mesostw.model import executor_api as xapi
 from mesostw.model import internal
 from mesostw.model import scheduler_api as api
@@ -56,7 +58,7 @@ from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 
 #: Bounded so that the whole module runs in well under 20 s.
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-QUICK = settings(FUZZ, max_examples=300)
+QUICK = settings(FUZZ, max_examples=150)
 
 
 # -- Perspective Broker stand-ins ----------------------------------------------------------------------------
@@ -379,6 +381,25 @@ class MasterPBFuzzTests(ClusterChecks):
                 method(FakeRemote(), S.encode(payload))
         self.cluster.master.leading = True
         self.assertServes()
+
+    def test_reregistration_cannot_take_over_a_task_of_another_agent(self) -> None:
+        """An agent re-registering with a task ID that runs on another agent leaves that task where it runs."""
+        framework_id = self.victim.framework_id
+        running = self.cluster.master.frameworks[framework_id].tasks["victim-task"]
+        home = running.agent_id
+        info = TaskInfo("fz", "victim-task", "fuzz-S1", Resources.parse(SMALL), CommandInfo("sleep 9"))
+        claim = internal.reregistration(agent_info("fuzz-S1"), [Task(info, framework_id, state=T.RUNNING)], [],
+                                        [FrameworkInfo("nobody", "victim", id=framework_id)], "1.0.0")
+        connection, _ = self.connection()
+        remote_outcome(self.cluster, connection.remote_reregisterAgent, FakeRemote(), S.encode(claim))
+        self.assertEqual(self.cluster.master.frameworks[framework_id].tasks["victim-task"].agent_id, home)
+        self.victim_driver.killTask("victim-task")
+        self.cluster.settle()
+        self.assertEqual(self.victim.states("victim-task")[-1], T.KILLED)
+        self.assertFalse(self.cluster.allocator.agent_allocated(home))
+
+    test_reregistration_cannot_take_over_a_task_of_another_agent.todo = (  # type: ignore[attr-defined]
+        "mesostw/master/agents.py _readmitted overwrites framework.tasks[task_id] whatever agent holds it")
 
     def test_caller_must_be_a_reference(self) -> None:
         """Plain data where PB should pass a remote reference is refused before anything registers."""
@@ -705,12 +726,43 @@ class MasterHTTPFuzzTests(HTTPFuzz):
         bodies = http_bodies(scheduler_calls(framework_id, offers), [subscribe_call()], weights)
         values = S.scalars.map(str) | st.sampled_from([framework_id, "victim-task", self.victim.framework_id, "-1"])
 
-        @settings(FUZZ, max_examples=250)
+        @settings(FUZZ, max_examples=150)
         @given(http_requests(self.paths, bodies, values, stream_id))
         def throw(request: tuple[str, bytes]) -> None:
             method, raw = request
             self.assertAnswered(self.exchange(raw), method, raw)
             self.assertBooksBalance()
+
+        throw()
+        self.assertServes()
+
+
+class FollowerHTTPFuzzTests(HTTPFuzz):
+    def test_requests(self) -> None:
+        """A master that does not lead answers any request below 500: a redirect to the leader, or 4xx JSON."""
+        leader = MasterInfo("leader", "10.0.0.1", 5050, "leader.example")
+        follower = SimpleNamespace(master=SimpleNamespace(leading=False, id="follower"),
+                                   leadership=SimpleNamespace(leader=leader))
+
+        def redirect(request: server.Request) -> Any:
+            return MasterService.leader_redirect(follower, request)  # type: ignore[arg-type]
+
+        router = Router()
+        MasterEndpoints(self.cluster.master, self.cluster.config.rendered(), redirect).install(router)
+        scheduler = SchedulerAPI(self.cluster.master, self.cluster.calls, self.cluster.clock)
+        scheduler.not_leading = redirect
+        scheduler.install(router)
+        self.serve(router)
+        bodies = http_bodies([subscribe_call()], scheduler_calls("M-0000", []))
+
+        @FUZZ
+        @given(http_requests(router.routes(), bodies, S.scalars.map(str)))
+        def throw(request: tuple[str, bytes]) -> None:
+            method, raw = request
+            reply = self.exchange(raw)
+            self.assertAnswered(reply, method, raw)
+            if reply.code == 307:
+                self.assertTrue(reply.headers["location"].startswith("//leader.example:5050/"), reply.headers)
 
         throw()
         self.assertServes()
@@ -755,7 +807,7 @@ class AgentHTTPFuzzTests(HTTPFuzz):
         subscribe = xapi.subscribe_call(executor.framework_id, executor.id, [], [])
         bodies = http_bodies(executor_calls(executor.framework_id, executor.id, "victim-task"), [subscribe])
 
-        @settings(FUZZ, max_examples=250)
+        @settings(FUZZ, max_examples=150)
         @given(http_requests(self.paths, bodies, values))
         def throw(request: tuple[str, bytes]) -> None:
             method, raw = request
