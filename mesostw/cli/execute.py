@@ -17,8 +17,8 @@ from typing import Any, TextIO
 from twisted.internet import defer
 from twisted.internet.task import react
 
-from mesostw.cli.errors import CLIError
 from mesostw.auth.credentials import Credential
+from mesostw.cli.errors import CLIError
 from mesostw.cli.http import parse_master
 from mesostw.model.info import FrameworkInfo, MasterInfo
 from mesostw.model.resources import Resources

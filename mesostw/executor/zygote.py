@@ -17,6 +17,10 @@ small and its forks cheap (few pages to copy on write).
 
 from __future__ import annotations
 
+# A child switched to another user may not be able to read the interpreter's library (it can
+# live in a private directory), so whatever the command executor imports lazily is loaded here:
+# the codec socket.getaddrinfo() looks up for host names.
+import encodings.idna  # noqa: E402,F401
 import gc
 import json
 import os
@@ -26,11 +30,6 @@ import signal
 import sys
 import traceback
 from typing import Any
-
-# A child switched to another user may not be able to read the interpreter's library (it can
-# live in a private directory), so whatever the command executor imports lazily is loaded here:
-# the codec socket.getaddrinfo() looks up for host names.
-import encodings.idna  # noqa: E402,F401
 
 from mesostw.executor import command
 

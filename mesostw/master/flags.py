@@ -130,8 +130,9 @@ def check_security(config: Config, errors: list[str]) -> None:
     from mesostw.auth.acls import parse_acls
     from mesostw.auth.credentials import load_credentials
 
-    wanted = [name for name in ("authenticate_frameworks", "authenticate_agents", "authenticate_http_frameworks",
-                                "authenticate_http_readonly", "authenticate_http_readwrite") if getattr(config, name, False)]
+    names = ("authenticate_frameworks", "authenticate_agents", "authenticate_http_frameworks",
+             "authenticate_http_readonly", "authenticate_http_readwrite")
+    wanted = [name for name in names if getattr(config, name, False)]
     if config.credentials:
         try:
             load_credentials(config.credentials)

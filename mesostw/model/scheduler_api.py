@@ -11,7 +11,7 @@ from typing import Any, Union
 
 import attrs
 
-from mesostw.model.info import FrameworkInfo, MasterInfo, Filters, wrap
+from mesostw.model.info import Filters, FrameworkInfo, MasterInfo, wrap
 from mesostw.model.task import Offer, Operation, TaskStatus
 from mesostw.model.validation import Reader, ValidationError, b64
 

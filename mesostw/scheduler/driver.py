@@ -18,7 +18,7 @@ from zope.interface import implementer
 
 from mesostw.interfaces import IScheduler, ISchedulerDriver
 from mesostw.model import scheduler_api as api
-from mesostw.model.info import FrameworkInfo, Filters, MasterInfo, wrap
+from mesostw.model.info import Filters, FrameworkInfo, MasterInfo, wrap
 from mesostw.model.task import Offer, Operation, TaskInfo, TaskStatus
 from mesostw.model.validation import ValidationError, b64
 
