@@ -15,7 +15,7 @@ from mesostw.interfaces import IExecutorLink, IMasterLink
 from mesostw.model import executor_api as xapi
 from mesostw.model import internal
 from mesostw.model.validation import ValidationError
-from mesostw.wire.pb import Batcher, RefusedError, decode, encode, reference
+from mesostw.wire.pb import Batcher, RefusedError, decode, decode_batch, encode, encode_errors, reference
 
 log = Logger()
 
@@ -31,18 +31,20 @@ class AgentRemote(pb.Referenceable):
 
     def remote_messages(self, payload: bytes) -> None:
         try:
-            messages = decode(payload)
-            if not isinstance(messages, list):
-                raise ValidationError("messages must be a list")
+            messages = decode_batch(payload, "messages")
         except ValidationError as exc:
             raise RefusedError(str(exc)) from None
+        dropped, first = 0, None
         for message in messages:
             try:
                 name, args = internal.parse_for_agent(message)
             except ValidationError as exc:
-                log.warn("Dropping a malformed message from the master: {e}", e=exc)
+                dropped, first = dropped + 1, first or exc
                 continue
             getattr(self.agent, name)(*args)
+        if dropped:
+            # One line per batch: a batch of junk must not flood the log.
+            log.warn("Dropped {n} malformed message(s) from the master; the first: {e}", n=dropped, e=first)
 
 
 @implementer(IMasterLink)
@@ -130,9 +132,7 @@ class ExecutorConnection(pb.Referenceable):
         if self.bound is None:
             raise RefusedError("subscribe first")
         try:
-            calls = decode(payload)
-            if not isinstance(calls, list):
-                raise ValidationError("calls must be a list")
+            calls = decode_batch(payload, "calls")
         except ValidationError as exc:
             raise RefusedError(str(exc)) from None
         errors = []
@@ -149,7 +149,7 @@ class ExecutorConnection(pb.Referenceable):
                     errors.append(f"update for unknown task {call.status.task_id}")
             elif isinstance(call, xapi.Message):
                 self.agent.executorMessage(framework_id, executor_id, call.data)
-        return encode(errors)
+        return encode_errors(errors)
 
     def _disconnected(self) -> None:
         if self.bound is not None and self.link is not None:

@@ -47,11 +47,18 @@ def query(request: server.Request) -> dict[str, str]:
     if len(raw) > MAX_QUERY:
         raise HTTPError(414, "query string is too long")
     out = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
-    content_type = (request.getHeader("content-type") or "").split(";")[0].strip()
+    content_type = (header(request, "content-type") or "").split(";")[0].strip()
     if request.method == b"POST" and content_type == "application/x-www-form-urlencoded":
         body = read_body(request, MAX_QUERY)
         out.update({k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()})
     return out
+
+
+def header(request: server.Request, name: str) -> str | None:
+    """A request header's (last) value as text; bytes that are not UTF-8 are replaced, not raised
+    (Twisted's ``getHeader`` with a str name raises UnicodeDecodeError on them)."""
+    values = request.requestHeaders.getRawHeaders(name.encode("latin-1"))
+    return values[-1].decode("utf-8", "replace") if values else None
 
 
 def read_body(request: server.Request, limit: int) -> bytes:

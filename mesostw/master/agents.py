@@ -84,7 +84,9 @@ class AgentLifecycle:
         self.recovered_agents.pop(agent_id, None)
         now = self.clock.seconds()
         for framework_info in frameworks:
-            self._recover_framework(framework_info)
+            # Learned from the agent: it gets as long to re-subscribe as agents get to come back.
+            self.recover_framework(framework_info, max(framework_info.failover_timeout,
+                                                       self.config.agent_reregister_timeout))
         record = self.agents.get(agent_id)
         if record is not None:
             self._forget_agent_offers(agent_id)
@@ -119,6 +121,11 @@ class AgentLifecycle:
             # What the agent says now, not what the master last recorded (e.g. TASK_UNREACHABLE).
             latest = task.statuses[-1] if task.statuses else TaskStatus(task.task_id, task.state, timestamp=now)
             existing = framework.tasks.get(task.task_id)
+            if existing is not None and existing.agent_id != agent_id and not existing.terminal:
+                # The ID belongs to a live task on another agent: this report cannot take it over.
+                log.warn("Agent {a} reports task {t} which runs on agent {b}; ignoring the report",
+                         a=agent_id, t=task.task_id, b=existing.agent_id)
+                continue
             if existing is not None and existing.agent_id == agent_id:
                 if was_unreachable:
                     existing.record(latest)

@@ -123,7 +123,7 @@ class OperatorEndpoints:
     def _parse_weights(self, body: bytes) -> dict[str, float]:
         try:
             data = json.loads(body.decode("utf-8"))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise HTTPError(400, f"Failed to parse the request body as JSON: {e}") from None
         if not isinstance(data, list):
             raise HTTPError(400, "Expecting a JSON array of {\"role\": ..., \"weight\": ...} objects")
@@ -143,7 +143,7 @@ class OperatorEndpoints:
                 errors.append(f"[{index}]: role {role!r} is not present in the master's --roles")
             elif role in updates:
                 errors.append(f"[{index}]: role {role!r} appears more than once")
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _finite(weight) \
                     or weight <= 0:
                 errors.append(f"[{index}]: weight of role {role!r} must be a positive number, not {weight!r}")
                 continue
@@ -159,3 +159,11 @@ class OperatorEndpoints:
 def _latest(task: Task) -> float:
     """When the task last changed state (tasks never updated sort first, as in Mesos)."""
     return task.statuses[-1].timestamp if task.statuses else -math.inf
+
+
+def _finite(number: float) -> bool:
+    """Finite and representable as a float (an integer of 400 digits is neither)."""
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False

@@ -23,7 +23,16 @@ from mesostw.master.master import Master, RegistrationRefused
 from mesostw.model import internal
 from mesostw.model import scheduler_api as api
 from mesostw.model.validation import ValidationError
-from mesostw.wire.pb import Batcher, NotLeaderError, RefusedError, decode, encode, reference
+from mesostw.wire.pb import (
+    Batcher,
+    NotLeaderError,
+    RefusedError,
+    decode,
+    decode_batch,
+    encode,
+    encode_errors,
+    reference,
+)
 
 log = Logger()
 
@@ -179,19 +188,22 @@ class MasterConnection(pb.Referenceable):
         if self.agent_id is None:
             raise RefusedError("register first")
         try:
-            messages = decode(payload)
-            if not isinstance(messages, list):
-                raise ValidationError("messages must be a list")
+            messages = decode_batch(payload, "messages")
         except ValidationError as exc:
             raise RefusedError(str(exc)) from None
+        dropped, first = 0, None
         for message in messages:
             try:
                 name, args = internal.parse_for_master(message)
             except ValidationError as exc:
-                log.warn("Dropping a malformed message from agent {id}: {e}", id=self.agent_id, e=exc)
-                self.master.metrics["invalid_messages"] += 1
+                dropped, first = dropped + 1, first or exc
                 continue
             getattr(self.master, name)(self.agent_id, *args)
+        if dropped:
+            # One line per batch: a batch of junk must not flood the log.
+            self.master.metrics["invalid_messages"] += dropped
+            log.warn("Dropped {n} malformed message(s) from agent {id}; the first: {e}", n=dropped,
+                     id=self.agent_id, e=first)
 
     # -- frameworks ---------------------------------------------------------------
 
@@ -220,9 +232,7 @@ class MasterConnection(pb.Referenceable):
         if self.framework_id is None:
             raise RefusedError("subscribe first")
         try:
-            calls = decode(payload)
-            if not isinstance(calls, list):
-                raise ValidationError("calls must be a list")
+            calls = decode_batch(payload, "calls")
         except ValidationError as exc:
             raise RefusedError(str(exc)) from None
         errors = []
@@ -237,7 +247,7 @@ class MasterConnection(pb.Referenceable):
             except (ValidationError, UnknownFramework) as exc:
                 self.master.metrics["invalid_calls"] += 1
                 errors.append(str(exc))
-        return encode(errors)
+        return encode_errors(errors)
 
     # -- connection -------------------------------------------------------------
 

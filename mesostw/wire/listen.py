@@ -25,6 +25,14 @@ class LeanRequest(server.Request):
         # (and then answers a malformed multipart body with a bare 400 of its own).
         self._parsePOSTFormSubmission = False
 
+    def getHeader(self, key: Any) -> Any:
+        """As Twisted's, but a value that is not UTF-8 comes back with replacement characters
+        instead of raising UnicodeDecodeError in whichever handler asked for it."""
+        if isinstance(key, str):
+            value = super().getHeader(key.encode("latin-1"))
+            return value.decode("utf-8", "replace") if value is not None else None
+        return super().getHeader(key)
+
 
 class QuietSite(server.Site):
     """A site without the per-request access log: at thousands of requests a second it costs more than it tells."""

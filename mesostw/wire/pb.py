@@ -57,10 +57,35 @@ def decode(payload: Any, what: str = "payload") -> Any:
         raise ValidationError(f"{what} is not valid JSON: {exc}") from None
 
 
+#: Most items one batch may hold: :func:`split` never sends more, and a peer's larger batch is refused
+#: whole (each item costs tens of microseconds of the reactor's time to validate, junk included).
+MAX_BATCH = 10_000
+#: How many refusals an answer to a batch of calls lists; a batch of junk must not make a larger answer.
+MAX_ERRORS = 100
+
+
+def decode_batch(payload: Any, what: str) -> list[Any]:
+    """Decode a batch (a JSON list of at most :data:`MAX_BATCH` items) from a peer, or raise ValidationError."""
+    items = decode(payload)
+    if not isinstance(items, list):
+        raise ValidationError(f"{what} must be a list")
+    if len(items) > MAX_BATCH:
+        raise ValidationError(f"{what} must not hold more than {MAX_BATCH} items")
+    return items
+
+
+def encode_errors(errors: list[str]) -> bytes:
+    """The answer to a batch of calls: its refusals, the first :data:`MAX_ERRORS` of them, each cut short."""
+    shown = [error[:1000] for error in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        shown.append(f"... and {len(errors) - MAX_ERRORS} more refused calls")
+    return encode(shown)
+
+
 def split(items: list[Any], limit: int = MAX_PAYLOAD) -> list[bytes]:
-    """Encode ``items`` as one or more JSON lists, each under ``limit`` bytes."""
+    """Encode ``items`` as one or more JSON lists, each under ``limit`` bytes and :data:`MAX_BATCH` items."""
     payload = encode(items)
-    if len(payload) <= limit or len(items) <= 1:
+    if (len(payload) <= limit and len(items) <= MAX_BATCH) or len(items) <= 1:
         return [payload]
     half = len(items) // 2
     return split(items[:half], limit) + split(items[half:], limit)
