@@ -9,6 +9,7 @@ inside the master process).
 
 from __future__ import annotations
 
+import abc
 from typing import Any, Iterable
 
 import attrs
@@ -45,7 +46,7 @@ def _filters_json(filters: Filters | dict[str, Any] | None) -> dict[str, Any] | 
 
 
 @implementer(ISchedulerDriver)
-class SchedulerDriverBase:
+class SchedulerDriverBase(abc.ABC):
     """Driver logic shared by every transport."""
 
     def __init__(self, scheduler: IScheduler, framework: FrameworkInfo, implicit_acknowledgements: bool = True):
@@ -64,9 +65,9 @@ class SchedulerDriverBase:
 
     # -- lifecycle (transport hooks) --------------------------------------------
 
+    @abc.abstractmethod
     def _send(self, call: dict[str, Any]) -> None:
-        """Deliver one Call to the master (subclasses)."""
-        raise NotImplementedError
+        """Deliver one Call to the master (the transport's job)."""
 
     def _subscribe_call(self) -> dict[str, Any]:
         body: dict[str, Any] = {"framework_info": self.framework.to_json()}

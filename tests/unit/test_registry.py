@@ -7,7 +7,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections import OrderedDict
 from typing import Any
 
@@ -231,13 +230,15 @@ class FileRegistryTests(unittest.TestCase):
         overlaps: list[bytes] = []
         lock = threading.Lock()
 
+        slow_disk = threading.Event()  # never set: every write takes its full simulated latency
+
         def write(path: str, payload: bytes) -> None:
             with lock:
                 active.append(1)
                 if len(active) > 1:
                     overlaps.append(payload)
             try:
-                time.sleep(0.05)
+                slow_disk.wait(0.05)
                 write_atomically(path, payload)
             finally:
                 with lock:
