@@ -15,7 +15,16 @@ from mesostw.interfaces import IExecutorLink, IMasterLink
 from mesostw.model import executor_api as xapi
 from mesostw.model import internal
 from mesostw.model.validation import ValidationError
-from mesostw.wire.pb import Batcher, RefusedError, decode, decode_batch, encode, encode_errors, reference
+from mesostw.wire.pb import (
+    Batcher,
+    RefusedError,
+    decode,
+    decode_batch,
+    encode,
+    encode_errors,
+    parse_messages,
+    reference,
+)
 
 log = Logger()
 
@@ -30,21 +39,9 @@ class AgentRemote(pb.Referenceable):
         return self.agent.ping()
 
     def remote_messages(self, payload: bytes) -> None:
-        try:
-            messages = decode_batch(payload, "messages")
-        except ValidationError as exc:
-            raise RefusedError(str(exc)) from None
-        dropped, first = 0, None
-        for message in messages:
-            try:
-                name, args = internal.parse_for_agent(message)
-            except ValidationError as exc:
-                dropped, first = dropped + 1, first or exc
-                continue
+        parsed, _ = parse_messages(payload, internal.parse_for_agent, "the master")
+        for name, args in parsed:
             getattr(self.agent, name)(*args)
-        if dropped:
-            # One line per batch: a batch of junk must not flood the log.
-            log.warn("Dropped {n} malformed message(s) from the master; the first: {e}", n=dropped, e=first)
 
 
 @implementer(IMasterLink)

@@ -31,6 +31,7 @@ from mesostw.wire.pb import (
     decode_batch,
     encode,
     encode_errors,
+    parse_messages,
     reference,
 )
 
@@ -187,23 +188,10 @@ class MasterConnection(pb.Referenceable):
     def remote_messages(self, payload: bytes) -> None:
         if self.agent_id is None:
             raise RefusedError("register first")
-        try:
-            messages = decode_batch(payload, "messages")
-        except ValidationError as exc:
-            raise RefusedError(str(exc)) from None
-        dropped, first = 0, None
-        for message in messages:
-            try:
-                name, args = internal.parse_for_master(message)
-            except ValidationError as exc:
-                dropped, first = dropped + 1, first or exc
-                continue
+        parsed, dropped = parse_messages(payload, internal.parse_for_master, f"agent {self.agent_id}")
+        self.master.metrics["invalid_messages"] += dropped
+        for name, args in parsed:
             getattr(self.master, name)(self.agent_id, *args)
-        if dropped:
-            # One line per batch: a batch of junk must not flood the log.
-            self.master.metrics["invalid_messages"] += dropped
-            log.warn("Dropped {n} malformed message(s) from agent {id}; the first: {e}", n=dropped,
-                     id=self.agent_id, e=first)
 
     # -- frameworks ---------------------------------------------------------------
 

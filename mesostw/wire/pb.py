@@ -74,6 +74,26 @@ def decode_batch(payload: Any, what: str) -> list[Any]:
     return items
 
 
+def parse_messages(payload: Any, parse: Callable[[Any], Any], source: str) -> tuple[list[Any], int]:
+    """Decode a batch of messages and parse each with ``parse``; malformed ones are dropped and
+    reported in one log line (a batch of junk must not flood the log). A malformed batch as a
+    whole is refused with :class:`RefusedError`. Returns the parsed messages and how many were dropped."""
+    try:
+        messages = decode_batch(payload, "messages")
+    except ValidationError as exc:
+        raise RefusedError(str(exc)) from None
+    parsed, dropped, first = [], 0, None
+    for message in messages:
+        try:
+            parsed.append(parse(message))
+        except ValidationError as exc:
+            dropped, first = dropped + 1, first or exc
+    if dropped:
+        log.warn("Dropped {n} malformed message(s) from {source}; the first: {e}", n=dropped, source=source,
+                 e=first)
+    return parsed, dropped
+
+
 def encode_errors(errors: list[str]) -> bytes:
     """The answer to a batch of calls: its refusals, the first :data:`MAX_ERRORS` of them, each cut short."""
     shown = [error[:1000] for error in errors[:MAX_ERRORS]]
