@@ -34,13 +34,24 @@ def parse_bool(text: str) -> bool:
 def read_value(text: str) -> str:
     """Resolve Mesos's ``file:///path`` indirection for flags that accept it."""
     if text.startswith("file://"):
-        path = text[len("file://"):]
-        try:
-            with open(path) as f:
-                return f.read().strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        return read_file(text, "flag value")[1].strip()
     return text
+
+
+def read_file(value: str, what: str) -> tuple[str, str]:
+    """Read the file a flag names (``/path`` or ``file:///path``); returns (path, text) or raises a
+    ValueError saying which ``what`` file could not be read."""
+    value = value.strip()
+    path = value[len("file://"):] if value.startswith("file://") else value
+    if not path:
+        raise ValueError(f"no {what} file given")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return path, f.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"invalid {what} file {path}: not UTF-8 text") from None
 
 
 def _render(value: Any) -> str:

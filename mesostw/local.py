@@ -12,7 +12,7 @@ from typing import Any
 from twisted.application import service
 
 from mesostw import flags as flaglib
-from mesostw.agent.flags import AGENT_FLAGS, check_resources
+from mesostw.agent.flags import AGENT_FLAGS, check_work_dir_and_resources
 from mesostw.agent.service import AgentService
 from mesostw.flags import Config, Flag, FlagOptions, options_for
 from mesostw.master.flags import MASTER_FLAGS, MasterOptions
@@ -34,13 +34,7 @@ class LocalOptions(MasterOptions):
         if config.num_slaves < 1:
             errors.append("--num_slaves must be at least 1")
         config.work_dir = os.path.abspath(config.work_dir)
-        agent = agent_config(config, 0)
-        try:
-            os.makedirs(agent.work_dir, exist_ok=True)
-        except OSError as exc:
-            errors.append(f"--work_dir={config.work_dir}: {exc.strerror}")
-            return
-        check_resources(agent, errors)
+        check_work_dir_and_resources(agent_config(config, 0), errors)
 
 
 Options = options_for(LOCAL_FLAGS, "[options]", LocalOptions)

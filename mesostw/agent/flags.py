@@ -95,16 +95,16 @@ class AgentOptions(FlagOptions):
             errors.append("--work_dir is required")
             return
         config.work_dir = os.path.abspath(config.work_dir)
-        try:
-            os.makedirs(config.work_dir, exist_ok=True)
-        except OSError as exc:
-            errors.append(f"--work_dir={config.work_dir}: {exc.strerror}")
-            return
-        check_resources(config, errors)
+        check_work_dir_and_resources(config, errors)
 
 
-def check_resources(config: Config, errors: list[str]) -> None:
-    """Refuse to start an agent that would have no cpus or no memory to offer."""
+def check_work_dir_and_resources(config: Config, errors: list[str]) -> None:
+    """Make the agent's work_dir, then refuse an agent that would have no cpus or no memory to offer."""
+    try:
+        os.makedirs(config.work_dir, exist_ok=True)
+    except OSError as exc:
+        errors.append(f"--work_dir={config.work_dir}: {exc.strerror}")
+        return
     from mesostw.agent.probe import missing_essentials, probe
 
     problem = missing_essentials(probe(config.work_dir, config.resources, config.default_role))

@@ -72,11 +72,11 @@ class AgentService(service.MultiService):
         self.listener.setServiceParent(self)
         self.detector = detector_for(reactor, config.master, config.zk_session_timeout)
         self.detector.setServiceParent(self)
-        self.detector.listeners.append(self._leader_changed)
         self.connector = Connector(reactor, self.detector.address, self._connected, self._lost,
                                    backoff=config.registration_backoff_factor, name="master",
                                    tls=self.tls if self.tls.enabled else None)
         self.connector.setServiceParent(self)
+        self.detector.listeners.append(self.connector.follow)
         watchdog = internet.TimerService(config.agent_ping_timeout, self._check_master)
         watchdog.clock = reactor
         watchdog.setName("master-watchdog")
@@ -97,12 +97,6 @@ class AgentService(service.MultiService):
         d = authenticate(root, self.config.credential) if self.config.credential else defer.succeed(None)
         d.addCallback(lambda _: self.agent.masterConnected(PBMasterLink(root, self.agent, self.reactor)))
         return d
-
-    def _leader_changed(self, leader: Any) -> None:
-        """A new leader: leave the old one and register with the new (with this agent's tasks)."""
-        current = self.connector.connected_to
-        if leader is not None and (leader.ip, leader.port) != current:
-            self.connector.redirect()
 
     def _check_master(self) -> None:
         if self.agent.master_silent():

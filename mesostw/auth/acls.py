@@ -31,6 +31,8 @@ from typing import Any
 
 import attrs
 
+from mesostw.flags import read_file
+
 __all__ = [
     "ACL",
     "ACLs",
@@ -176,14 +178,7 @@ def parse_acls(value: str) -> ACLs:
         raise ValueError("--acls is empty")
     source = "--acls"
     if not text.startswith("{"):
-        source = text[len("file://"):] if text.startswith("file://") else text
-        try:
-            with open(source, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as exc:
-            raise ValueError(f"cannot read ACLs file {source}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise ValueError(f"invalid ACLs in {source}: not UTF-8 text") from None
+        source, text = read_file(text, "ACLs")
     duplicates: list[str] = []
 
     def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from typing import Any
 
 import attrs
 
+from mesostw.flags import read_file
+
 __all__ = ["Credential", "load_credential", "load_credentials"]
 
 
@@ -76,17 +78,7 @@ def _raise(path: str, what: str, errors: list[str]) -> None:
 
 def _load(value: str, what: str, many: bool) -> tuple[str, list[_Entry], list[str]]:
     """Read the file ``value`` names; return its path, the well-formed entries and the problems found."""
-    value = value.strip()
-    path = value[len("file://"):] if value.startswith("file://") else value
-    if not path:
-        raise ValueError(f"no {what} file given")
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ValueError(f"cannot read {what} file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"invalid {what} file {path}: not UTF-8 text") from None
+    path, text = read_file(value, what)
     errors: list[str] = []
     if text.lstrip().startswith("{"):
         entries = _from_json(text, many, errors)

@@ -62,11 +62,11 @@ class MesosSchedulerDriver(SchedulerDriverBase):
         self._backlog: list[dict[str, Any]] = []
         self._services = service.MultiService()
         self.detector.setServiceParent(self._services)
-        self.detector.listeners.append(self._leader_changed)
         tls = tls_from(None, server=False)
         self.connector = Connector(reactor, self.detector.address, self._connected, self._lost, backoff=backoff,
                                    max_backoff=15.0, name="scheduler", tls=tls if tls.enabled else None)
         self.connector.setServiceParent(self._services)
+        self.detector.listeners.append(self.connector.follow)
         self.refusals: list[str] = []
 
     def start(self) -> defer.Deferred:
@@ -108,11 +108,6 @@ class MesosSchedulerDriver(SchedulerDriverBase):
         for message in decode(payload, "errors"):
             log.warn("The master refused a call: {message}", message=message)
             self.refusals.append(message)
-
-    def _leader_changed(self, leader: Any) -> None:
-        current = self.connector.connected_to
-        if leader is not None and (leader.ip, leader.port) != current:
-            self.connector.redirect()
 
     def _lost(self) -> None:
         self._batch = None

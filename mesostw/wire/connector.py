@@ -143,6 +143,11 @@ class Connector(service.Service):
         if self._broker is not None and self._broker.transport is not None:
             self._broker.transport.loseConnection()
 
+    def follow(self, leader: Any) -> None:
+        """A detector reports a leader (a MasterInfo, or None): go to it unless already there."""
+        if leader is not None and (leader.ip, leader.port) != self.connected_to:
+            self.redirect()
+
     def redirect(self) -> None:
         """The peer moved (a new leading master): leave the old one and go to the new one now."""
         self._delay = self.backoff
