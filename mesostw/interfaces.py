@@ -7,6 +7,7 @@ agent only ever talk to links, so one behaviour serves every transport.
 
 from __future__ import annotations
 
+from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface
 
 
@@ -225,10 +226,78 @@ class ISchedulerDriver(Interface):
         """Send bytes to an executor."""
 
 
-class IFrameworkPlugin(Interface):
-    """A framework shipped with mesostw that can run inside the master process."""
+class IStateStore(Interface):
+    """Durable state as a tree of byte values at ``/``-separated relative paths (``"agents/S1"``).
 
-    name = Attribute("Short name, e.g. 'cron' or 'service'.")
+    Every write has happened (fsync'd file, ZooKeeper transaction) when its Deferred fires, so
+    callers acknowledge nothing before that. Writes are fenced: once the writer's claim on the
+    store is gone (its ZooKeeper election node, its lock on a work_dir), every write fails with
+    :class:`mesostw.store.StoreFenced` and changes nothing, so a deposed leader can never
+    overwrite its successor's state. Providers: memory, atomic files, ZooKeeper.
+    """
 
-    def makeService(driverFactory, options):
-        """Build the framework's IService, using ``driverFactory(scheduler, framework_info)``."""
+    def get(path):
+        """Deferred firing with the bytes stored at ``path``, or None when there are none."""
+
+    def children(path):
+        """Deferred firing with the sorted names directly under ``path`` ([] when none)."""
+
+    def put(path, value):
+        """Store ``value`` (bytes) at ``path``; fires once durable."""
+
+    def delete(path):
+        """Remove ``path`` and everything under it (absent is fine); fires once durable."""
+
+    def commit(operations):
+        """Apply :class:`mesostw.store.Put` and :class:`mesostw.store.Delete` operations atomically,
+        all or none; fires once durable."""
+
+    def scoped(prefix):
+        """This store seen under ``prefix``: the same durability and fence, paths relative to it."""
+
+
+class IFrameworkHost(Interface):
+    """What a bundled framework gets from whoever runs it: inside the master's process
+    (``mesos-master --frameworks=...``) or on its own under twistd (``mesos-cron``, ``mesos-service``).
+
+    The framework builds everything from this, so the same code runs in both hosts.
+    """
+
+    reactor = Attribute("The reactor (time, TCP, threads); a framework never imports the global one.")
+    name = Attribute("The framework plugin's name, e.g. 'cron'.")
+    principal = Attribute("The principal the framework authenticates and registers as, or None.")
+    store = Attribute("An IStateStore of the framework's own (ZooKeeper with --zk, files or memory otherwise).")
+    router = Attribute("The mesostw.http.router.Router served on the framework's own HTTP port.")
+    api_url = Attribute("This instance's API as 'http://host:port' (for webui_url and /v2/info), once listening.")
+
+    def driver(scheduler, framework_info):
+        """A new ISchedulerDriver, also an IService, for ``scheduler`` against the leading master.
+
+        ``framework_info`` is completed by the host (principal, webui_url). The framework makes the
+        driver a child of its service once it leads; starting the service subscribes, stopping it
+        fails over (the master keeps the framework for its failover timeout)."""
+
+    def whenLeading():
+        """A Deferred firing once this instance leads (at once when there is no election).
+
+        Leadership is never handed back while the process lives: losing it ends the process, as a
+        Mesos master and Marathon do, so there is no 'lost' signal to handle."""
+
+    def leader():
+        """The leading instance's API as 'host:port' when another instance leads (to proxy API
+        calls to), or None when this one leads or no leader is known."""
+
+
+class IFrameworkPlugin(IPlugin):
+    """A framework shipped with mesostw (cron, service) that any host can run.
+
+    Found with ``twisted.plugin.getPlugins(IFrameworkPlugin)`` in ``twisted/plugins/``.
+    """
+
+    name = Attribute("Short name, e.g. 'cron' or 'service'; the master prefixes its flags with it ('--cron_*').")
+    description = Attribute("One line for --help.")
+    default_port = Attribute("The API's default port (Chronos's 4400, Marathon's 8080).")
+    flags = Attribute("The framework's own flags, a tuple of mesostw.flags.Flag (without prefix).")
+
+    def makeService(host, config):
+        """Build the framework's IService from an IFrameworkHost and the Config of its ``flags``."""

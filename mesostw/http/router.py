@@ -9,9 +9,10 @@ other exception is logged and answered with 500, never taking the daemon down.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -85,57 +86,161 @@ def int_param(params: dict[str, str], name: str, default: int | None, minimum: i
     return number
 
 
+Filter = Callable[[server.Request], Any]
+
+_PARAM = re.compile(r"\{(\w+)(?::(path))?\}")
+
+
+class _Pattern:
+    """A route path with ``{name}`` (one segment) and ``{name:path}`` (one or more) parameters."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+        parts, position, literal = [], 0, 0
+        for match in _PARAM.finditer(pattern):
+            text = pattern[position:match.start()]
+            parts.append(re.escape(text))
+            literal += len(text)
+            parts.append(f"(?P<{match.group(1)}>{'.+' if match.group(2) else '[^/]+'})")
+            position = match.end()
+        parts.append(re.escape(pattern[position:]))
+        literal += len(pattern) - position
+        self.regex = re.compile("".join(parts) + "$")
+        #: more literal text is more specific: ``/v2/apps/{id:path}/tasks`` before ``/v2/apps/{id:path}``
+        self.specificity = literal
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.regex.match(path)
+        if found is None:
+            return None
+        return {name: unquote(value) for name, value in found.groupdict().items()}
+
+
 class Router(resource.Resource):
-    """Dispatches on the exact request path (and method) to registered handlers."""
+    """Dispatches on the request path (and method) to handlers, prefix mounts and a fallback.
+
+    Exact paths are tried first, then patterns with ``{name}`` and ``{name:path}`` segments (most
+    literal text first; the handler is called as ``handler(request, **params)``), then mounts by
+    longest prefix. Filters (leader guards, authentication) run at dispatch time before every
+    handler and mount, including those added after the filter, except for the route keys they exempt.
+    """
 
     isLeaf = True
 
     def __init__(self) -> None:
         super().__init__()
         self._routes: dict[str, dict[bytes, Handler]] = {}
+        self._patterns: list[tuple[_Pattern, dict[bytes, Handler]]] = []
+        self._mounts: list[tuple[str, resource.IResource]] = []
+        self._filters: list[tuple[Filter, frozenset[str]]] = []
         self.fallback: Handler | None = None
 
     def route(self, path: str, handler: Handler, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
-        table = self._routes.setdefault(path, {})
+        """Answer ``methods`` on ``path`` (which may hold ``{name}`` and ``{name:path}`` parameters)."""
+        if _PARAM.search(path):
+            table = next((t for p, t in self._patterns if p.pattern == path), None)
+            if table is None:
+                table = {}
+                self._patterns.append((_Pattern(path), table))
+                self._patterns.sort(key=lambda entry: -entry[0].specificity)
+        else:
+            table = self._routes.setdefault(path, {})
         for method in methods:
             table[method.encode()] = handler
 
+    def mount(self, prefix: str, target: resource.IResource) -> None:
+        """Serve every path under ``prefix`` with ``target`` (a Router, a ``static.File``, any
+        resource); ``prefix`` "" or "/" mounts a root resource under everything else."""
+        prefix = prefix.rstrip("/")
+        self._mounts = [(p, t) for p, t in self._mounts if p != prefix] + [(prefix, target)]
+        self._mounts.sort(key=lambda entry: -len(entry[0]))
+
     def routes(self) -> list[str]:
-        return sorted(self._routes)
+        return sorted([*self._routes, *(p.pattern for p, _ in self._patterns), *(p + "/" for p, _ in self._mounts)])
 
-    def guard(self, check: Callable[[server.Request], HTTPError | None], exempt: set[str]) -> None:
-        """Run ``check`` before every handler except those of ``exempt`` paths; an HTTPError it
-        returns is the answer (e.g. a redirect to the leading master)."""
-        self.wrap(lambda handler, path, method: _guarded(check, handler), exempt)
+    def filter(self, check: Filter, exempt: Collection[str] = frozenset()) -> None:
+        """Run ``check(request)`` before every route, present or future, except the route keys
+        (paths, patterns as registered, mount prefixes) in ``exempt``. It may return None, an
+        HTTPError to answer with, or a Deferred of either; it may raise HTTPError."""
+        self._filters.append((check, frozenset(exempt)))
 
-    def wrap(self, decorate: Callable[[Handler, str, bytes], Handler], exempt: set[str] = frozenset()) -> None:
-        """Replace every handler (except those of ``exempt`` paths) by ``decorate(handler, path, method)``."""
-        for path, table in self._routes.items():
-            if path in exempt:
-                continue
-            for method, handler in table.items():
-                table[method] = decorate(handler, path, method)
+    def guard(self, check: Callable[[server.Request], HTTPError | None], exempt: Collection[str]) -> None:
+        """A synchronous filter, e.g. a redirect to the leading master."""
+        self.filter(check, exempt)
+
+    def _resolve(self, path: str, method: bytes) -> tuple[str, Any, dict[str, str]]:
+        """(route key, handler or mounted resource, params); raises HTTPError 404/405."""
+        table = self._routes.get(path)
+        key = path
+        if table is None and path.endswith("/") and len(path) > 1:
+            key = path.rstrip("/")
+            table = self._routes.get(key)
+        params: dict[str, str] = {}
+        allowed: set[bytes] = set()
+        if table is not None:
+            handler = table.get(method)
+            if handler is not None:
+                return key, handler, params
+            allowed.update(table)
+        else:
+            bare = path.rstrip("/") if len(path) > 1 else path
+            for pattern, candidates in self._patterns:
+                found = pattern.match(bare)
+                if found is None:
+                    continue
+                handler = candidates.get(method)
+                if handler is not None:
+                    return pattern.pattern, handler, found
+                allowed.update(candidates)
+        if allowed:
+            names = ", ".join(sorted(m.decode() for m in allowed))
+            raise HTTPError(405, f"Expecting one of {{{names}}}, but received '{method.decode(errors='replace')}'",
+                            {"Allow": names})
+        for prefix, target in self._mounts:
+            if path == prefix or path.startswith(prefix + "/"):
+                return prefix, target, params
+        if self.fallback is not None:
+            return "", self.fallback, params
+        raise HTTPError(404, f"No such endpoint: {path}")
 
     def render(self, request: server.Request) -> Any:
-        path = request.path.decode("utf-8", "replace")
-        table = self._routes.get(path)
-        if table is None and path.endswith("/") and len(path) > 1:
-            table = self._routes.get(path.rstrip("/"))
-        if table is None:
-            if self.fallback is not None:
-                handler = self.fallback
-            else:
-                return self._finish(request, HTTPError(404, f"No such endpoint: {path}"))
-        else:
-            handler = table.get(request.method)
-            if handler is None:
-                allowed = ", ".join(sorted(m.decode() for m in table))
-                return self._finish(request, HTTPError(405, f"Expecting one of {{{allowed}}}, but received "
-                                                       f"'{request.method.decode(errors='replace')}'",
-                                                       {"Allow": allowed}))
-        d = defer.maybeDeferred(handler, request)
+        d = self.dispatch(request, request.path.decode("utf-8", "replace"))
         d.addBoth(lambda result: self._finish(request, result))
         return server.NOT_DONE_YET
+
+    def dispatch(self, request: server.Request, path: str) -> defer.Deferred:
+        """Resolve ``path`` (the request's, less any mount prefix) and run filters and handler; the
+        Deferred fires with the handler's result or fails with HTTPError (nothing is written yet)."""
+        try:
+            key, target, params = self._resolve(path, request.method)
+        except HTTPError as exc:
+            return defer.fail(exc)
+        if isinstance(target, Router):
+            remainder = path[len(key):] or "/"
+            call: Callable[[], Any] = lambda: target.dispatch(request, remainder)
+        elif resource.IResource.providedBy(target):
+            call = lambda: self._render_mounted(request, len(path[len(key):].split("/")) - 1, target)
+        else:
+            call = lambda: target(request, **params)
+        filters = [check for check, exempt in self._filters if key not in exempt]
+        return _run_filters(request, filters, call) if filters else defer.maybeDeferred(call)
+
+    def _render_mounted(self, request: server.Request, depth: int, target: resource.IResource) -> Any:
+        """Hand the request to a mounted resource: its last ``depth`` segments become ``postpath``."""
+        segments = request.path.split(b"/")[1:]
+        split = len(segments) - depth
+        request.prepath, request.postpath = segments[:split], segments[split:]
+        child = resource.getChildForRequest(target, request)
+        result = child.render(request)
+        if result is server.NOT_DONE_YET:
+            return server.NOT_DONE_YET
+        if isinstance(result, bytes):
+            request.setHeader("Content-Length", str(len(result)))
+            if request.method != b"HEAD":
+                request.write(result)
+            request.finish()
+            return server.NOT_DONE_YET
+        return result
 
     def _finish(self, request: server.Request, result: Any) -> Any:
         if result is server.NOT_DONE_YET or request.finished or getattr(request, "_disconnected", False):
@@ -175,14 +280,25 @@ class Router(resource.Resource):
         return server.NOT_DONE_YET
 
 
-def _guarded(check: Callable[[server.Request], HTTPError | None], handler: Handler) -> Handler:
-    def guarded(request: server.Request) -> Any:
-        refusal = check(request)
+def _run_filters(request: server.Request, filters: list[Filter], call: Callable[[], Any]) -> defer.Deferred:
+    """Run ``filters`` in order (each may be asynchronous), then ``call``; the first refusal answers."""
+
+    def step(index: int) -> Any:
+        while index < len(filters):
+            refusal = filters[index](request)
+            index += 1
+            if isinstance(refusal, defer.Deferred):
+                return refusal.addCallback(after, index)
+            if refusal is not None:
+                raise refusal
+        return call()
+
+    def after(refusal: Any, index: int) -> Any:
         if refusal is not None:
             raise refusal
-        return handler(request)
+        return step(index)
 
-    return guarded
+    return defer.maybeDeferred(step, 0)
 
 
 def json_bytes(value: Any) -> bytes:

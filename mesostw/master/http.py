@@ -49,26 +49,28 @@ class MasterEndpoints:
             router.route(path, self.redirect)
         router.route("/master/teardown", self.teardown, methods=("POST",))
         router.route("/master/kill", self.kill, methods=("POST",))
-        router.guard(self.not_leading, self.ANY_MASTER)
-        router.wrap(self._authenticated, {"/master/health", "/health", "/master/redirect", "/redirect"})
+        router.guard(self.not_leading, self.ANY_MASTER | self.OWN_LEADER_GUARD)
+        router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION)
 
-    def _authenticated(self, handler: Any, path: str, method: bytes) -> Any:
+    #: Answered without HTTP authentication.
+    UNAUTHENTICATED = frozenset({"/master/health", "/health", "/master/redirect", "/redirect"})
+    #: Endpoints that authenticate by their own rules (the scheduler API's --authenticate_http_frameworks).
+    OWN_AUTHENTICATION = frozenset({"/api/v1/scheduler", "/master/api/v1/scheduler"})
+    #: Endpoints that answer a non-leader by their own rules (the scheduler API authenticates first).
+    OWN_LEADER_GUARD = OWN_AUTHENTICATION
+
+    def authenticate(self, request: server.Request) -> Any:
         """HTTP Basic before the handler, as --authenticate_http_readonly/readwrite require; the
         principal (or None) is left on the request for authorization."""
         security = self.master.security
-        write = method not in (b"GET", b"HEAD")
+        write = request.method not in (b"GET", b"HEAD")
+        required = security.authenticate_http_readwrite if write else security.authenticate_http_readonly
+        d = http_principal(security, request, REALM_READWRITE if write else REALM_READONLY, required)
 
-        def authenticated(request: server.Request) -> Any:
-            required = security.authenticate_http_readwrite if write else security.authenticate_http_readonly
-            d = http_principal(security, request, REALM_READWRITE if write else REALM_READONLY, required)
+        def bind(principal: str | None) -> None:
+            request.principal = principal  # type: ignore[attr-defined]
 
-            def call(principal: str | None) -> Any:
-                request.principal = principal  # type: ignore[attr-defined]
-                return handler(request)
-
-            return d.addCallback(call)
-
-        return authenticated
+        return d.addCallback(bind)
 
     def state(self, request: server.Request) -> dict[str, Any]:
         return state_json.state(self.master, self.flags)

@@ -13,6 +13,8 @@ import abc
 from typing import Any, Iterable
 
 import attrs
+from twisted.application import service
+from twisted.application.service import IService
 from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -45,9 +47,14 @@ def _filters_json(filters: Filters | dict[str, Any] | None) -> dict[str, Any] | 
     return filters.to_json() if isinstance(filters, Filters) else dict(filters)
 
 
-@implementer(ISchedulerDriver)
-class SchedulerDriverBase(abc.ABC):
-    """Driver logic shared by every transport."""
+@implementer(ISchedulerDriver, IService)
+class SchedulerDriverBase(service.Service, abc.ABC):
+    """Driver logic shared by every transport.
+
+    A driver is also a Twisted service, so a framework makes it a child of its own: starting the
+    service subscribes, stopping it fails over (the master keeps the framework for its
+    ``failover_timeout``) and fires once the driver has let go of the master.
+    """
 
     def __init__(self, scheduler: IScheduler, framework: FrameworkInfo, implicit_acknowledgements: bool = True):
         self.scheduler = scheduler
@@ -62,6 +69,20 @@ class SchedulerDriverBase(abc.ABC):
     @property
     def framework_id(self) -> str | None:
         return self.framework.id
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        if self.status == NOT_STARTED:
+            self.start()
+
+    def stopService(self) -> defer.Deferred:
+        service.Service.stopService(self)
+        self.stop(failover=True)
+        return self.stopped()
+
+    def stopped(self) -> defer.Deferred:
+        """Fires once the transport has let go of the master after :meth:`stop` or :meth:`abort`."""
+        return defer.succeed(None)
 
     # -- lifecycle (transport hooks) --------------------------------------------
 

@@ -72,8 +72,9 @@ _agent = Agent(reactor)
 @defer.inlineCallbacks
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
     """(code, body bytes, headers) of one HTTP request."""
-    from twisted.web.client import FileBodyProducer
     from io import BytesIO
+
+    from twisted.web.client import FileBodyProducer
 
     producer = FileBodyProducer(BytesIO(body)) if body is not None else None
     hdrs = Headers({k.encode(): [v.encode()] for k, v in (headers or {}).items()})

@@ -11,13 +11,8 @@ from typing import Any
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet import defer, task
-from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionDone
-from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
+from twisted.internet import defer
 from twisted.trial import unittest
-from twisted.web import server
 
 from mesostw.agent.http import AgentEndpoints
 from mesostw.http.prometheus import CONTENT_TYPE, is_counter, metric_name
@@ -25,52 +20,7 @@ from mesostw.http.router import Router
 from mesostw.master.http import MasterEndpoints
 from mesostw.model.task import TASK_STATES, Task
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
-
-# -- a client speaking HTTP/1.0 to a Site over an in-memory transport ------------------------------
-
-
-class Reply:
-    def __init__(self, raw: bytes) -> None:
-        head, _, self.body = raw.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        self.code = int(lines[0].split()[1])
-        self.headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            self.headers[name.strip().lower()] = value.strip()
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Client:
-    def __init__(self, router: Router) -> None:
-        self.clock = task.Clock()
-        self.site = server.Site(router, reactor=self.clock)
-
-    def request(self, method: str, target: str, body: bytes = b"") -> Reply:
-        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-        transport = StringTransport()
-        channel.makeConnection(transport)
-        head = f"{method} {target} HTTP/1.0\r\nHost: mesos\r\nContent-Length: {len(body)}\r\n\r\n"
-        channel.dataReceived(head.encode() + body)
-        for _ in range(100):
-            if transport.disconnecting:
-                break
-            self.clock.advance(0)
-        assert transport.disconnecting, "the response never finished"
-        channel.connectionLost(Failure(ConnectionDone()))
-        return Reply(transport.value())
-
-    def get(self, target: str) -> Reply:
-        return self.request("GET", target)
-
-    def get_json(self, target: str) -> Any:
-        reply = self.get(target)
-        assert reply.code == 200, (target, reply.code, reply.body)
-        assert reply.headers["content-type"] == "application/json", reply.headers
-        return reply.json()
-
+from tests.helpers.web import Client, Reply
 
 # -- shape checks: a spec is a type, a list [spec], a Schema, or a check function -----------------------
 
