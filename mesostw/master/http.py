@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from twisted.web import server
 
-from mesostw.auth.security import REALM_READONLY, REALM_READWRITE, http_principal
+from mesostw.auth.http import REALM_READONLY, REALM_READWRITE, http_principal
 from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json

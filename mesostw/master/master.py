@@ -21,7 +21,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from mesostw.auth.security import Security
+from mesostw.auth.policy import Security
 from mesostw.interfaces import IAllocator
 from mesostw.master.agents import AgentLifecycle, RegistrationRefused, without_uuid
 from mesostw.master.frameworks import FrameworkLifecycle

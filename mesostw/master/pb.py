@@ -16,7 +16,7 @@ from twisted.spread import pb
 from zope.interface import implementer
 
 from mesostw.auth.crammd5 import AuthenticationError
-from mesostw.auth.security import PBAuthentication
+from mesostw.auth.pb import PBAuthentication
 from mesostw.interfaces import IAgentLink, IFrameworkLink
 from mesostw.master.calls import SchedulerCalls, UnknownFramework
 from mesostw.master.master import Master, RegistrationRefused

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.web import server
 from zope.interface import implementer
 
-from mesostw.auth.security import REALM_SCHEDULER, http_principal
+from mesostw.auth.http import REALM_SCHEDULER, http_principal
 from mesostw.http import recordio
 from mesostw.http.content import JSON, check_accept, check_content_type
 from mesostw.http.router import HTTPError, Response, Router, read_body

@@ -10,7 +10,7 @@ from twisted.application import internet, service
 from twisted.logger import Logger
 
 from mesostw.allocator.hierarchical import HierarchicalAllocator
-from mesostw.auth.security import Security
+from mesostw.auth.policy import Security
 from mesostw.auth.tls import tls_from
 from mesostw.http.router import HTTPError, Router
 from mesostw.master.calls import SchedulerCalls
