@@ -107,6 +107,13 @@ class MasterConnection(pb.Referenceable):
         self.framework_id: str | None = None
         self.framework_link: PBFrameworkLink | None = None
         self.auth = PBAuthentication(master.security, clock, self._peer, self._authentication_failed)
+        #: message type -> the master's handler (see :func:`mesostw.model.internal.parse_for_master`)
+        self.agent_handlers: dict[str, Callable[..., Any]] = {
+            internal.STATUS_UPDATE: master.statusUpdates,
+            internal.EXITED_EXECUTOR: master.exitedExecutor,
+            internal.EXECUTOR_TO_FRAMEWORK: master.executorMessage,
+            internal.UNREGISTER_AGENT: master.unregisterAgent,
+        }
         broker.notifyOnDisconnect(self._disconnected)
 
     def _authentication_failed(self) -> None:
@@ -190,8 +197,8 @@ class MasterConnection(pb.Referenceable):
             raise RefusedError("register first")
         parsed, dropped = parse_messages(payload, internal.parse_for_master, f"agent {self.agent_id}")
         self.master.metrics["invalid_messages"] += dropped
-        for name, args in parsed:
-            getattr(self.master, name)(self.agent_id, *args)
+        for kind, args in parsed:
+            self.agent_handlers[kind](self.agent_id, *args)
 
     # -- frameworks ---------------------------------------------------------------
 

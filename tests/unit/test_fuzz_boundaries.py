@@ -385,7 +385,7 @@ class AgentPBFuzzTests(ClusterChecks):
             remote_outcome(self.cluster, connection.remote_subscribe, caller, payload)
             valid = st.sampled_from(executor_calls(framework_id, executor_id, "victim-task"))
             for _ in range(data.draw(st.integers(0, 3))):
-                if connection.bound is None:
+                if connection.session.bound is None:
                     with self.assertRaises(pb.Error):
                         connection.remote_calls(data.draw(S.garbage()))
                     break
