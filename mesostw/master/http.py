@@ -10,9 +10,8 @@ from mesostw.auth.http import REALM_READONLY, REALM_READWRITE, http_principal
 from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
-from mesostw.master.master import Master
+from mesostw.master.master import KillOutcome, Master, TeardownOutcome
 from mesostw.master.operator_http import OperatorEndpoints
-from mesostw.master.registry import SetWeights
 
 
 class MasterEndpoints:
@@ -30,7 +29,6 @@ class MasterEndpoints:
         self.not_leading = not_leading
         self.leader = leader
         self.operator = OperatorEndpoints(master)
-        self.operator.on_weights_changed = lambda weights: master._persist(SetWeights(dict(weights)))
         self.prometheus = PrometheusEndpoint(lambda: metrics.snapshot(self.master, self.master.leading))
 
     def install(self, router: Router) -> None:
@@ -86,15 +84,14 @@ class MasterEndpoints:
         framework_id = query(request).get("frameworkId")
         if not framework_id:
             raise HTTPError(400, "Missing 'frameworkId' query parameter")
-        framework = self.master.frameworks.get(framework_id)
-        if framework is None:
-            raise HTTPError(400, f"No framework found with specified ID '{framework_id}'")
         principal = getattr(request, "principal", None)
-        if not self.master.security.authorizer.authorize("teardown_frameworks", principal, framework.info.principal):
-            self.master.metrics["teardowns_denied"] += 1
+        outcome = self.master.teardown(framework_id, principal)
+        if outcome is TeardownOutcome.UNKNOWN_FRAMEWORK:
+            raise HTTPError(400, f"No framework found with specified ID '{framework_id}'")
+        if outcome is TeardownOutcome.NOT_AUTHORIZED:
+            framework = self.master.frameworks[framework_id]
             raise HTTPError(403, f"Principal {principal or '(none)'} may not tear down frameworks of principal "
                                  f"{framework.info.principal or '(none)'}")
-        self.master.removeFramework(framework_id)
         return Response(b"", 200)
 
     def kill(self, request: server.Request) -> Response:
@@ -103,9 +100,12 @@ class MasterEndpoints:
         framework_id, task_id = params.get("frameworkId"), params.get("taskId")
         if not framework_id or not task_id:
             raise HTTPError(400, "Expecting 'frameworkId' and 'taskId'")
-        problem = self.master.operatorKill(framework_id, task_id)
-        if problem:
-            raise HTTPError(404 if "not known" in problem else 409, problem)
+        outcome = self.master.killTask(framework_id, task_id)
+        if outcome is KillOutcome.UNKNOWN_TASK:
+            raise HTTPError(404, f"Task {task_id} of framework {framework_id} is not known")
+        if outcome is KillOutcome.AGENT_NOT_CONNECTED:
+            task = self.master.tasks.get(framework_id, task_id)
+            raise HTTPError(409, f"Agent {task.agent_id if task else '(unknown)'} of task {task_id} is not connected")
         return Response(b"", 202)
 
     def redirect(self, request: server.Request) -> None:

@@ -215,7 +215,7 @@ class MasterConnection(pb.Referenceable):
             raise RefusedError("the first call must be SUBSCRIBE")
         link = PBFrameworkLink(reference(scheduler, "the scheduler"), self.clock, self.auth.principal)
         try:
-            framework_id = self.master.subscribe(link, call.framework_info, call.force)
+            framework_id = self.master.subscribe(link, call.framework_info, link.principal, call.force)
         except RegistrationRefused as exc:
             raise RefusedError(str(exc)) from None
         if self.framework_id is not None and self.framework_id != framework_id and self.framework_link:

@@ -148,7 +148,7 @@ class SchedulerAPI:
         request.setHeader("Cache-Control", "no-cache")
         link = HTTPFrameworkLink(request, stream_id, self.clock, self.heartbeat, getattr(request, "principal", None))
         try:
-            framework_id = self.master.subscribe(link, call.framework_info, call.force)
+            framework_id = self.master.subscribe(link, call.framework_info, link.principal, call.force)
         except RegistrationRefused as exc:
             link.send(api.error_event(str(exc)))
             link.close()

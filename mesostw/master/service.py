@@ -13,7 +13,6 @@ from mesostw.allocator.hierarchical import HierarchicalAllocator
 from mesostw.auth.policy import Security
 from mesostw.auth.tls import tls_from
 from mesostw.http.router import HTTPError, Router
-from mesostw.master.calls import SchedulerCalls
 from mesostw.master.http import MasterEndpoints
 from mesostw.master.leadership import StandaloneLeadership, ZooKeeperLeadership, abort
 from mesostw.master.master import Master
@@ -39,10 +38,10 @@ class MasterService(service.MultiService):
         self.allocator = HierarchicalAllocator(reactor, config.weights)
         self.zk = None
         registry = self._registry()
-        self.master = Master(config, self.allocator, reactor, registry=registry)
+        self.master = Master(config, self.allocator, reactor, registry=registry,
+                             security=Security.from_config(config, reactor))
         self.master.on_registry_failure = self._registry_failed
-        self.master.security = Security.from_config(config, reactor)
-        self.calls = SchedulerCalls(self.master)
+        self.calls = self.master.calls
         if self.zk is not None:
             from mesostw.zk.url import parse_zk_url
 

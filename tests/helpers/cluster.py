@@ -326,13 +326,21 @@ class Cluster:
         return scheduler, driver
 
     def settle(self, rounds: int = 200) -> None:
-        """Deliver everything that is due now (timers in the future stay put)."""
+        """Deliver everything that is due now (timers in the future stay put); then the master's task
+        indexes must agree (see :meth:`assertSound`)."""
         for _ in range(rounds):
             due = [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]
             if not due:
+                self.assertSound()
                 return
             self.clock.advance(0)
         raise AssertionError("the cluster did not settle")
+
+    def assertSound(self) -> None:
+        """Every task the master knows is in exactly one agent's and one framework's index."""
+        problems = self.master.tasks.problems()
+        if problems:
+            raise AssertionError("the master's task indexes disagree:\n  " + "\n  ".join(problems))
 
     def advance(self, seconds: float, step: float = 1.0) -> None:
         """Let ``seconds`` pass in steps, settling after each."""

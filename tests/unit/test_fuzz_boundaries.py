@@ -160,18 +160,21 @@ class ClusterChecks(unittest.TestCase):
         return MasterConnection(self.cluster.master, self.cluster.calls, broker, self.cluster.clock), broker
 
     def assertBooksBalance(self) -> None:
-        """Per agent, the allocator never hands out more than the agent has, nor less than nothing."""
+        """Per agent, the allocator never hands out more than the agent has, nor less than nothing; every
+        task is in exactly one agent's and one framework's index."""
         cluster = self.cluster
-        for agent_id, record in cluster.master.agents.items():
+        self.assertEqual(cluster.master.tasks.problems(), [])
+        for agent_id in cluster.master.agents:
             try:
                 total, allocated = cluster.allocator.agent_total(agent_id), cluster.allocator.agent_allocated(agent_id)
             except KeyError:
                 continue
+            offered = cluster.master.offers.offered_on(agent_id)
             if not total.contains(allocated):
                 self.fail(f"agent {agent_id}: {allocated} allocated of {total}")
-            if not total.contains(record.offered):
-                self.fail(f"agent {agent_id}: {record.offered} offered of {total}")
-            for bag in (total, allocated, record.offered):
+            if not total.contains(offered):
+                self.fail(f"agent {agent_id}: {offered} offered of {total}")
+            for bag in (total, allocated, offered):
                 for name, _role, value in bag:
                     if isinstance(value, int) and value < 0:
                         self.fail(f"agent {agent_id}: negative {name} in {bag}")
@@ -601,7 +604,7 @@ class MasterHTTPFuzzTests(HTTPFuzz):
     def test_requests(self) -> None:
         """Any method, path, query, headers and body get an answer below 500; 4xx answers are JSON."""
         stream_id, framework_id = self.subscribe()
-        offers = [o for o in self.cluster.master.offers.of(self.cluster.master.frameworks[framework_id].offers)]
+        offers = self.cluster.master.offers.of_framework(framework_id)
         weights = [[{"role": "web", "weight": 2.0}], [{"role": "*", "weight": 0.5}, {"role": "x", "weight": 1}]]
         bodies = http_bodies(scheduler_calls(framework_id, offers), [subscribe_call()], weights)
         values = S.scalars.map(str) | st.sampled_from([framework_id, "victim-task", self.victim.framework_id, "-1"])

@@ -854,7 +854,7 @@ class FrameworkLifecycleTests(MasterTestCase):
         cluster.settle()
         framework = cluster.master.frameworks[framework_id]
         self.assertFalse(framework.active)
-        self.assertEqual(framework.offers, set())
+        self.assertEqual(cluster.master.offers.of_framework(framework_id), [])
         self.assertEqual(self.open_offers(cluster), [])
         cluster.advance(59)
         self.assertIn(framework_id, cluster.master.frameworks)

@@ -698,7 +698,7 @@ class CallTests(SchedulerAPITestCase):
         offer = self.offers(stream)[0]
         self.accepted(self.call(stream, "DECLINE", {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 30}}))
         self.assertIsNone(self.cluster.master.offers.get(offer["id"]["value"]))
-        self.assertEqual(framework.offers, set())
+        self.assertEqual(self.cluster.master.offers.of_framework(framework.id), [])
         self.assertEqual(self.cluster.master.metrics["messages_decline_offers"], 1)
         self.cluster.master.requestAllocation()
         self.cluster.advance(20, step=5)
