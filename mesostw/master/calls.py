@@ -15,6 +15,7 @@ from mesostw.model import scheduler_api as api
 from mesostw.model import task as T
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Task, TaskInfo, TaskStatus
+from mesostw.scheduler.session import CallRefused
 
 if TYPE_CHECKING:
     from mesostw.master.master import Master
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 log = Logger()
 
 
-class UnknownFramework(Exception):
+class UnknownFramework(CallRefused):
     """A call named a framework the master does not know."""
 
 

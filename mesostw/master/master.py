@@ -27,9 +27,10 @@ import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from mesostw.auth.policy import Security
-from mesostw.interfaces import IAgentLink, IAllocator, IFrameworkLink
+from mesostw.interfaces import IAgentLink, IAllocator, IFrameworkLink, IMasterEndpoint
 from mesostw.master.agents import AgentManager, without_uuid
 from mesostw.master.calls import SchedulerCalls
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused, TeardownOutcome
@@ -41,12 +42,14 @@ from mesostw.model import scheduler_api as api
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo, MasterInfo
 from mesostw.model.task import Offer, Task, TaskStatus
 from mesostw.model.validation import ValidationError
+from mesostw.scheduler.session import NotLeading, SubscriptionRefused
 
 log = Logger()
 
 __all__ = ["KillOutcome", "Master", "RegistrationRefused", "TeardownOutcome", "without_uuid"]
 
 
+@implementer(IMasterEndpoint)
 class Master:
     """Everything the leading master knows and decides, behind the methods its adapters call."""
 
@@ -195,8 +198,14 @@ class Master:
 
     def subscribe(self, link: IFrameworkLink, framework_info: FrameworkInfo, principal: str | None = None,
                   force: bool = False) -> str:
-        """Register or fail over a framework whose events go to ``link``; returns its ID."""
-        return self.framework_manager.subscribe(link, framework_info, principal, force)
+        """Register or fail over a framework whose events go to ``link``; returns its ID or raises
+        :class:`SubscriptionRefused` (:class:`NotLeading` before this master leads)."""
+        if not self.leading:
+            raise NotLeading("this master is not the leader")
+        try:
+            return self.framework_manager.subscribe(link, framework_info, principal, force)
+        except RegistrationRefused as exc:
+            raise SubscriptionRefused(str(exc)) from None
 
     def frameworkDisconnected(self, framework_id: str, link: IFrameworkLink) -> None:
         self.framework_manager.disconnected(framework_id, link)
@@ -284,7 +293,7 @@ class Master:
     # -- scheduler sessions (IMasterEndpoint) -------------------------------------------------
 
     def call(self, framework_id: str, call: api.Call) -> None:
-        """One Call (not SUBSCRIBE) of a subscribed framework."""
+        """One Call (not SUBSCRIBE) of a subscribed framework; raises :class:`CallRefused`."""
         self.calls.handle(framework_id, call)
 
     def disconnected(self, framework_id: str, link: IFrameworkLink) -> None:

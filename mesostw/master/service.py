@@ -41,7 +41,6 @@ class MasterService(service.MultiService):
         self.master = Master(config, self.allocator, reactor, registry=registry,
                              security=Security.from_config(config, reactor))
         self.master.on_registry_failure = self._registry_failed
-        self.calls = self.master.calls
         if self.zk is not None:
             from mesostw.zk.url import parse_zk_url
 
@@ -53,12 +52,12 @@ class MasterService(service.MultiService):
         self.endpoints = MasterEndpoints(self.master, config.rendered(), self.leader_redirect,
                                          lambda: self.leadership.leader)
         self.endpoints.install(self.router)
-        self.scheduler_api = SchedulerAPI(self.master, self.calls, reactor)
+        self.scheduler_api = SchedulerAPI(self.master, reactor)
         self.scheduler_api.not_leading = self.leader_redirect
         self.scheduler_api.install(self.router)
         self.tls = tls_from(config)
         self.listener = Listener(reactor, config.ip, config.port, self.router,
-                                 MasterRoot(self.master, self.calls, reactor, self.leader_pid),
+                                 MasterRoot(self.master, reactor, self.leader_pid),
                                  tls=self.tls if self.tls.enabled else None)
         self.listener.setServiceParent(self)
         self.leadership.setServiceParent(self)

@@ -157,7 +157,7 @@ class ClusterChecks(unittest.TestCase):
     def connection(self) -> tuple[MasterConnection, FakeBroker]:
         broker = FakeBroker()
         self.brokers.append(broker)
-        return MasterConnection(self.cluster.master, self.cluster.calls, broker, self.cluster.clock), broker
+        return MasterConnection(self.cluster.master, broker, self.cluster.clock), broker
 
     def assertBooksBalance(self) -> None:
         """Per agent, the allocator never hands out more than the agent has, nor less than nothing; every
@@ -288,7 +288,7 @@ class MasterPBFuzzTests(ClusterChecks):
             connection, broker = self.connection()
             scheduler = FakeRemote()
             remote_outcome(self.cluster, connection.remote_subscribe, scheduler, S.encode(subscribe_call()))
-            framework_id = connection.framework_id
+            framework_id = connection.session.framework_id
             self.assertIsNotNone(framework_id)
             for _ in range(data.draw(st.integers(1, 3))):
                 offers = [Offer.from_json(o) for e in scheduler.events() if e["type"] == "OFFERS"
@@ -586,7 +586,7 @@ class MasterHTTPFuzzTests(HTTPFuzz):
         super().setUp()
         router = Router()
         MasterEndpoints(self.cluster.master, self.cluster.config.rendered()).install(router)
-        SchedulerAPI(self.cluster.master, self.cluster.calls, self.cluster.clock).install(router)
+        SchedulerAPI(self.cluster.master, self.cluster.clock).install(router)
         self.serve(router)
         self.paths = router.routes()
 
@@ -667,7 +667,7 @@ class FollowerHTTPFuzzTests(HTTPFuzz):
 
         router = Router()
         MasterEndpoints(self.cluster.master, self.cluster.config.rendered(), redirect).install(router)
-        scheduler = SchedulerAPI(self.cluster.master, self.cluster.calls, self.cluster.clock)
+        scheduler = SchedulerAPI(self.cluster.master, self.cluster.clock)
         scheduler.not_leading = redirect
         scheduler.install(router)
         self.serve(router)
@@ -847,7 +847,7 @@ class MemoryBoundTests(ClusterChecks):
     def test_http_body_over_limit(self) -> None:
         """A scheduler Call body over MAX_CALL_BYTES is answered 413 and never decoded."""
         router = Router()
-        SchedulerAPI(self.cluster.master, self.cluster.calls, self.cluster.clock).install(router)
+        SchedulerAPI(self.cluster.master, self.cluster.clock).install(router)
         frameworks = len(self.cluster.master.frameworks)
         body = io.BytesIO(padded(subscribe_call(), scheduler_http.MAX_CALL_BYTES + 1))
         reply = self.request(router, b"POST", b"/api/v1/scheduler", body)

@@ -67,7 +67,7 @@ class MasterTestCase(unittest.TestCase):
         """A driver built by hand (for failover, or explicit acknowledgements)."""
         info.setdefault("user", "nobody")
         info.setdefault("name", "test")
-        driver = LocalSchedulerDriver(scheduler, FrameworkInfo(**info), cluster.master, cluster.calls,
+        driver = LocalSchedulerDriver(scheduler, FrameworkInfo(**info), cluster.master,
                                       implicit_acknowledgements=implicit_acknowledgements)
         driver.start()
         cluster.settle()

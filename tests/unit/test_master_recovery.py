@@ -13,7 +13,6 @@ from zope.interface import implementer
 from mesostw import flags as flaglib
 from mesostw.allocator.hierarchical import HierarchicalAllocator
 from mesostw.interfaces import IAgentLink
-from mesostw.master.calls import SchedulerCalls
 from mesostw.master.flags import MASTER_FLAGS
 from mesostw.master.master import Master, RegistrationRefused
 from mesostw.master.registry import (
@@ -134,13 +133,12 @@ class RecoveringMaster:
         self.allocator = HierarchicalAllocator(self.clock, self.config.weights, randomize=False)
         self.registry = RecordingRegistry(state.copy())
         self.master = Master(self.config, self.allocator, self.clock, master_id="M2", registry=self.registry)
-        self.calls = SchedulerCalls(self.master)
         self.master.recover(state)
         testcase.addCleanup(self.master.stop)
 
     def framework(self, info: FrameworkInfo) -> tuple[RecordingScheduler, LocalSchedulerDriver]:
         scheduler = RecordingScheduler()
-        driver = LocalSchedulerDriver(scheduler, info, self.master, self.calls)
+        driver = LocalSchedulerDriver(scheduler, info, self.master)
         driver.start()
         self.settle()
         return scheduler, driver

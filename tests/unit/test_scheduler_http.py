@@ -199,7 +199,7 @@ class SchedulerAPITestCase(HTTPTestCase):
 
     def start(self, agents: int = 1, **flags: Any) -> None:
         super().start(agents, **flags)
-        self.api = SchedulerAPI(self.cluster.master, self.cluster.calls, self.clock)
+        self.api = SchedulerAPI(self.cluster.master, self.clock)
         self.api.install(self.router)
 
     def subscribe(self, info: dict[str, Any] | None = None, framework_id: str | None = None,
