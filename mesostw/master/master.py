@@ -71,14 +71,15 @@ class Master:
         #: True once elected and recovered; until then nothing registers here
         self.leading = False
         self.metrics: Counter[str] = Counter()
-        #: who must authenticate and what ACLs allow (everything, unless built from flags)
-        self._security = security or Security()
+        #: who must authenticate and what ACLs allow (everything, unless built from flags); components
+        #: hold it from construction on
+        self.security = security or Security()
         #: called when the registry refuses a write: leadership may be lost (the service aborts)
         self.on_registry_failure: Callable[[Failure], None] = lambda failure: None
         self.tasks = TaskTracker(allocator, self.metrics, config.max_completed_tasks_per_framework)
         self.offers = OfferBook(clock, self.id, config.offer_timeout, allocator, self._offer_expired)
         self.framework_manager = FrameworkManager(
-            config, clock, allocator, self._security, self.tasks, self.offers, self.persist, self._master_info,
+            config, clock, allocator, self.security, self.tasks, self.offers, self.persist, self._master_info,
             self.id, self.metrics, self.requestAllocation, self.removeFramework)
         self.agent_manager = AgentManager(
             config, clock, allocator, self.tasks, self.offers, self.framework_manager, self.persist,
@@ -91,10 +92,6 @@ class Master:
         return self.info
 
     # -- read-only views for the state and metrics endpoints ----------------------------------
-
-    @property
-    def security(self) -> Security:
-        return self._security
 
     @property
     def agents(self) -> Mapping[str, AgentRecord]:
@@ -227,7 +224,7 @@ class Master:
         framework = self.framework_manager.get(framework_id)
         if framework is None:
             return TeardownOutcome.UNKNOWN_FRAMEWORK
-        if not self._security.authorize("teardown_frameworks", principal, framework.info.principal):
+        if not self.security.authorize("teardown_frameworks", principal, framework.info.principal):
             self.metrics["teardowns_denied"] += 1
             return TeardownOutcome.NOT_AUTHORIZED
         self.removeFramework(framework_id)
@@ -246,7 +243,7 @@ class Master:
             if framework is None or status.uuid is None:
                 self.metrics["invalid_status_updates"] += 1
                 continue
-            task = self.tasks.get(framework_id, status.task_id)
+            task = framework.tasks.get(status.task_id)  # the TaskTracker's index, read through the record
             if task is not None and task.agent_id == agent_id and task.status_update_uuid != status.uuid:
                 if self.tasks.update(task, status):
                     self.requestAllocation([agent_id])
@@ -256,7 +253,8 @@ class Master:
     def acknowledge(self, framework_id: str, agent_id: str, task_id: str, uuid_bytes: bytes) -> None:
         """A scheduler acknowledged an update: pass it to the agent, retire acknowledged terminal tasks."""
         self.metrics["messages_status_update_acknowledgement"] += 1
-        link = self.agent_manager.reachable_link(agent_id)
+        agent = self.agent_manager.get(agent_id)
+        link = agent.reachable_link() if agent is not None else None
         if link is None:
             self.metrics["dropped_messages"] += 1
             return

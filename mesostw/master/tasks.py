@@ -166,8 +166,9 @@ class TaskTracker:
         return existing
 
     def _add(self, task: Task) -> None:
-        self._by_framework.setdefault(task.framework_id, {})[task.task_id] = task
-        self._by_agent.setdefault(task.agent_id, {}).setdefault(task.framework_id, {})[task.task_id] = task
+        framework_id, info = task.framework_id, task.info
+        self._by_framework.setdefault(framework_id, {})[info.task_id] = task
+        self._by_agent.setdefault(info.agent_id, {}).setdefault(framework_id, {})[info.task_id] = task
 
     # -- transitions -------------------------------------------------------------------------
 
@@ -210,22 +211,24 @@ class TaskTracker:
     def remove(self, task: Task) -> None:
         """Take a task out of both indexes into its framework's completed tasks."""
         self._drop_from_agent(task)
-        tasks = self._by_framework.get(task.framework_id)
-        if tasks is not None and tasks.get(task.task_id) is task:
-            del tasks[task.task_id]
-            completed = self._completed.get(task.framework_id)
+        framework_id, task_id = task.framework_id, task.info.task_id
+        tasks = self._by_framework.get(framework_id)
+        if tasks is not None and tasks.get(task_id) is task:
+            del tasks[task_id]
+            completed = self._completed.get(framework_id)
             if completed is not None:
                 completed.append(task)
 
     def _drop_from_agent(self, task: Task) -> None:
-        agent_id, framework_id = task.agent_id, task.framework_id
+        framework_id, info = task.framework_id, task.info
+        agent_id = info.agent_id
         on_agent = self._by_agent.get(agent_id)
         if on_agent is None:
             return
         tasks = on_agent.get(framework_id)
-        if tasks is None or tasks.get(task.task_id) is not task:
+        if tasks is None or tasks.get(info.task_id) is not task:
             return
-        del tasks[task.task_id]
+        del tasks[info.task_id]
         if not tasks:
             del on_agent[framework_id]
             if not on_agent and agent_id not in self._executors:
