@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -228,6 +228,10 @@ class FrameworkManager:
         return framework
 
     # -- recovery ---------------------------------------------------------------------------------
+
+    def recover_removed(self, framework_ids: Iterable[str]) -> None:
+        """Frameworks the registry holds as removed: they may never subscribe again."""
+        self.completed.ids.update(framework_ids)
 
     def recover(self, info: FrameworkInfo, failover_timeout: float) -> None:
         """A framework the registry or a re-registering agent knows: wait ``failover_timeout`` for it to

@@ -124,7 +124,7 @@ class Master:
     def recover(self, state: RegistryState) -> None:
         """Take over what the registry holds, as a newly elected leader."""
         self.elected_time = self.clock.seconds()
-        self.completed.ids.update(state.removed_frameworks)
+        self.framework_manager.recover_removed(state.removed_frameworks)
         if state.weights:
             self._apply_weights(state.weights)
         agents: dict[str, AgentInfo] = {}
