@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.trial import unittest
-
 from mesostw.agent.state import REGISTERING, RUNNING, TERMINATED
 from mesostw.model import task as T
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 
 WORK_DIR = "/nonexistent-sandbox-root"
@@ -22,15 +21,12 @@ def executor_task(task_id: str, executor_id: str, resources: str = "cpus:0.1;mem
     return task
 
 
-class AgentTestCase(unittest.TestCase):
+class AgentTestCase(ClockTestCase):
     def make_cluster(self, **kwargs: Any) -> Cluster:
         cluster = Cluster(agents=1, **kwargs)
-        self.addCleanup(self.assertNoTimersLeft, cluster)
+        self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         return cluster
-
-    def assertNoTimersLeft(self, cluster: Cluster) -> None:
-        self.assertEqual([c for c in cluster.clock.getDelayedCalls() if c.active()], [])
 
     def launch(self, cluster: Cluster, *tasks: dict[str, Any], **info: Any):
         scheduler = RecordingScheduler()

@@ -55,6 +55,7 @@ from mesostw.wire.listen import LeanRequest, QuietSite
 from mesostw.wire.pb import MAX_BATCH, MAX_ERRORS, MAX_INCOMING, decode, split
 from mesostw.wire.switch import PREAMBLE, SNIFF_TIMEOUT, PortSwitchFactory
 from tests.helpers import strategies as S
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 from tests.helpers.strategies import (
     HEADER_BLOCK,
@@ -71,7 +72,7 @@ from tests.helpers.strategies import (
 )
 
 #: Bounded so that the whole module runs in well under 20 s.
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 QUICK = settings(FUZZ, max_examples=120)
 
 
@@ -139,7 +140,7 @@ def callers() -> st.SearchStrategy[Any]:
 # -- what must hold after any fuzzing -------------------------------------------------------------------------
 
 
-class ClusterChecks(unittest.TestCase):
+class ClusterChecks(ClockTestCase):
     """A cluster with a "victim" framework running a long task on one of two agents."""
 
     agents = 2
@@ -147,6 +148,7 @@ class ClusterChecks(unittest.TestCase):
 
     def setUp(self) -> None:
         self.cluster = Cluster(agents=self.agents, work_dir=self.work_dir)
+        self.useClock(self.cluster.clock)
         self.addCleanup(self.cluster.stop)
         victim = RecordingScheduler()
         victim.pending = [command_task("victim-task", "sleep 100")]
@@ -735,7 +737,7 @@ class AgentHTTPFuzzTests(HTTPFuzz):
         self.assertServes()
 
 
-class PortSwitchFuzzTests(unittest.TestCase):
+class PortSwitchFuzzTests(ClockTestCase):
     def test_first_bytes(self) -> None:
         """Whatever the first bytes and however they are split, exactly one protocol gets them all."""
 
@@ -785,7 +787,7 @@ class PortSwitchFuzzTests(unittest.TestCase):
                 self.assertEqual(built[0].data, data)
             switch.connectionLost(Failure(ConnectionDone()))
             self.assertTrue(all(p.lost for p in built))
-            self.assertEqual(clock.getDelayedCalls(), [])
+            self.assertClockIdle(clock)
 
         check()
 

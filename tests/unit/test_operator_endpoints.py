@@ -19,6 +19,7 @@ from mesostw.http.prometheus import CONTENT_TYPE, is_counter, metric_name
 from mesostw.http.router import Router
 from mesostw.master.http import MasterEndpoints
 from mesostw.model.task import TASK_STATES, Task
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 from tests.helpers.web import Client, Reply
 
@@ -142,12 +143,13 @@ STATISTICS = [Schema({"framework_id": str, "executor_id": str, "executor_name": 
 # -- the cluster every test looks at ---------------------------------------------------------------------
 
 
-class OperatorTestCase(unittest.TestCase):
+class OperatorTestCase(ClockTestCase):
     """A two-agent cluster at t=3: alpha ("*") finished a1 and runs a2 (t=0) and failed a3 (t=1); gamma ("dev")
     ran g1 and was torn down (t=2); beta ("ops") runs b1 and holds an offer (t=3)."""
 
     def setUp(self) -> None:
         self.cluster = cluster = Cluster(weights={"ops": 2.0, "dev": 0.5}, cluster="lab", **self.master_flags())
+        self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         self.master = cluster.master
         alpha = RecordingScheduler()
@@ -465,6 +467,7 @@ class PrometheusTests(OperatorTestCase):
     def test_private_registries(self) -> None:
         """Each daemon has its own registry: two masters in one process both answer, the global one stays clean."""
         other = Cluster(agents=1)
+        self.useClock(other.clock)
         self.addCleanup(other.stop)
         router = Router()
         MasterEndpoints(other.master, other.config.rendered()).install(router)
@@ -536,10 +539,11 @@ class AgentEndpointsTests(OperatorTestCase):
         self.assertTrue(math.isclose(snapshot["slave/cpus_used"], 0.2))
 
 
-class QueuedTasksTests(unittest.TestCase):
+class QueuedTasksTests(ClockTestCase):
     def test_queued_task_shape(self) -> None:
         """A task waiting for its executor to subscribe is listed in queued_tasks in the TaskInfo shape."""
         cluster = Cluster(agents=1)
+        self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         cluster.containerizers[0].subscribe = False
         scheduler = RecordingScheduler()
