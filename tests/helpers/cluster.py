@@ -300,12 +300,22 @@ class Cluster:
         self.master.recover(RegistryState())
         self.calls = SchedulerCalls(self.master)
         self.agents: list[Agent] = []
+        self.standbys: list[Master] = []
         self.links: dict[str, DirectMasterLink] = {}
         self.containerizers: list[FakeContainerizer] = []
         self.agent_config = flaglib.defaults(AGENT_FLAGS, master="127.0.0.1:5050", work_dir=work_dir)
         for index in range(agents):
             self.add_agent(resources, port=5051 + index)
         self.settle()
+
+    def standby(self, master_id: str = "F", hostname: str = "standby.example") -> Master:
+        """Another master of this cluster that does not lead: it never recovers a registry here, so it
+        is a follower or an elected master still recovering, as its election (the test) says."""
+        config = flaglib.defaults(MASTER_FLAGS, hostname=hostname)
+        allocator = HierarchicalAllocator(self.clock, config.weights, randomize=False)
+        master = Master(config, allocator, self.clock, master_id=master_id)
+        self.standbys.append(master)
+        return master
 
     def add_agent(self, resources: str, port: int = 5051) -> Agent:
         containerizer = FakeContainerizer(self.clock)
@@ -354,6 +364,7 @@ class Cluster:
             remaining -= delta
 
     def stop(self) -> None:
-        self.master.stop()
+        for master in [self.master, *self.standbys]:
+            master.stop()
         for agent in self.agents:
             agent.stop()

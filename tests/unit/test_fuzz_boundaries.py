@@ -15,7 +15,6 @@ import shutil
 import sys
 import tempfile
 from itertools import pairwise
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -39,10 +38,10 @@ from mesostw.agent.pb import AgentRemote, ExecutorConnection
 from mesostw.http import recordio
 from mesostw.http.router import MAX_QUERY, Router
 from mesostw.master import scheduler_http
-from mesostw.master.http import MasterEndpoints
+from mesostw.master.calls import SchedulerCalls
+from mesostw.master.http import LeaderRouting, MasterEndpoints
 from mesostw.master.pb import MasterConnection
 from mesostw.master.scheduler_http import SchedulerAPI
-from mesostw.master.service import MasterService
 from mesostw.model import executor_api as xapi
 from mesostw.model import internal
 from mesostw.model import scheduler_api as api
@@ -658,16 +657,12 @@ class FollowerHTTPFuzzTests(HTTPFuzz):
     def test_requests(self) -> None:
         """A master that does not lead answers any request below 500: a redirect to the leader, or 4xx JSON."""
         leader = MasterInfo("leader", "10.0.0.1", 5050, "leader.example")
-        follower = SimpleNamespace(master=SimpleNamespace(leading=False, id="follower"),
-                                   leadership=SimpleNamespace(leader=leader))
-
-        def redirect(request: server.Request) -> Any:
-            return MasterService.leader_redirect(follower, request)  # type: ignore[arg-type]
-
+        follower = self.cluster.standby("follower")
+        routing = LeaderRouting(follower, lambda: leader)
         router = Router()
-        MasterEndpoints(self.cluster.master, self.cluster.config.rendered(), redirect).install(router)
-        scheduler = SchedulerAPI(self.cluster.master, self.cluster.calls, self.cluster.clock)
-        scheduler.not_leading = redirect
+        MasterEndpoints(follower, follower.config.rendered(), routing).install(router)
+        scheduler = SchedulerAPI(follower, SchedulerCalls(follower), self.cluster.clock)
+        scheduler.not_leading = routing.not_leading
         scheduler.install(router)
         self.serve(router)
         bodies = http_bodies([subscribe_call()], scheduler_calls("M-0000", []))
