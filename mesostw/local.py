@@ -14,6 +14,7 @@ from twisted.application import service
 from mesostw import flags as flaglib
 from mesostw.agent.flags import AGENT_FLAGS, check_work_dir_and_resources
 from mesostw.agent.service import AgentService
+from mesostw.daemon import daemon
 from mesostw.flags import Config, Flag, FlagOptions, options_for
 from mesostw.master.flags import MASTER_FLAGS, MasterOptions
 from mesostw.master.service import MasterService
@@ -56,14 +57,11 @@ def agent_config(config: Config, index: int) -> Config:
 
 def makeService(options: Any) -> service.MultiService:
     config = options.config
-    root = service.MultiService()
     master_config = flaglib.defaults(MASTER_FLAGS, work_dir=os.path.join(config.work_dir, "master"),
                                      **{f.name: getattr(config, f.name) for f in MASTER_FLAGS
                                         if f.name not in _NOT_LOCAL})
-    MasterService(master_config).setServiceParent(root)
-    for index in range(config.num_slaves):
-        AgentService(agent_config(config, index), name=f"agent-{index}").setServiceParent(root)
-    return root
+    agents = [AgentService(agent_config(config, index), name=f"agent-{index}") for index in range(config.num_slaves)]
+    return daemon(MasterService(master_config), *agents)
 
 
 __all__ = ["Options", "makeService", "FlagOptions"]

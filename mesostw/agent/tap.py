@@ -1,10 +1,13 @@
 """``twistd mesos-slave`` (also ``mesos-agent``): an agent."""
 
+from twisted.application import service
+
 from mesostw.agent.flags import Options
 from mesostw.agent.service import AgentService
+from mesostw.daemon import daemon
 
 __all__ = ["Options", "makeService"]
 
 
-def makeService(options: Options) -> AgentService:
-    return AgentService(options.config)
+def makeService(options: Options) -> service.MultiService:
+    return daemon(AgentService(options.config))

@@ -107,7 +107,8 @@ class Connector(service.Service):
             return result
 
         def refused(failure: Any) -> None:
-            log.warn("{name}: {reason}; retrying", name=self.name, reason=remote_error(failure))
+            if self.running:  # stopping closes the connection under calls in flight: nothing to report
+                log.warn("{name}: {reason}; retrying", name=self.name, reason=remote_error(failure))
             if broker is not None and broker.transport is not None:
                 broker.transport.loseConnection()
 

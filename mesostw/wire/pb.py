@@ -157,9 +157,10 @@ class PreambleBroker(pb.Broker):
 
 
 class ClientFactory(pb.PBClientFactory):
-    """``PBClientFactory`` for our one-port servers."""
+    """``PBClientFactory`` for our one-port servers (one per connection, so it does not log starting and stopping)."""
 
     protocol = PreambleBroker
+    noisy = False
 
 
 def refused(failure: Any, kind: type[pb.Error] = RefusedError) -> bool:
@@ -176,4 +177,8 @@ def refused(failure: Any, kind: type[pb.Error] = RefusedError) -> bool:
 
 def remote_error(failure: Any) -> str:
     """A readable message from a PB failure (the peer's message, not its traceback)."""
+    value = failure.value
+    if isinstance(value, pb.PBConnectionLost) and value.args and hasattr(value.args[0], "getErrorMessage"):
+        # PB wraps the reason (itself a Failure) whose repr would read as a traceback.
+        return f"connection lost: {value.args[0].getErrorMessage()}"
     return failure.getErrorMessage()

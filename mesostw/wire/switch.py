@@ -69,6 +69,8 @@ class PortSwitch(protocol.Protocol, policies.TimeoutMixin):
 class PortSwitchFactory(protocol.Factory):
     """Serves an HTTP site, a PB server factory, and any ``others`` (preamble -> factory) on one port."""
 
+    noisy = False
+
     def __init__(self, http: protocol.Factory, pb: protocol.Factory,
                  others: Mapping[bytes, protocol.Factory] | None = None):
         self.http, self.pb = http, pb

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,6 +19,7 @@ from mesostw.agent.http import AgentEndpoints
 from mesostw.http.prometheus import CONTENT_TYPE, is_counter, metric_name
 from mesostw.http.router import Router
 from mesostw.master.http import MasterEndpoints
+from mesostw.model.resources import Resources
 from mesostw.model.task import TASK_STATES, Task
 from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
@@ -271,6 +273,20 @@ class FrameworksAndSlavesTests(OperatorTestCase):
                                            "completed_frameworks": [FRAMEWORK], "flags": dict_of(str)}))
         for alias in ("/master/state.json", "/state", "/state.json"):
             self.assertEqual(self.client.get_json(alias).keys(), state.keys())
+
+    def test_capabilities_are_the_implemented_ones(self) -> None:
+        """/master/state advertises AGENT_UPDATE only (no draining, no quota), and agents do re-register with
+        changed resources, which the master then offers."""
+        self.assertEqual(self.client.get_json("/master/state")["capabilities"], ["AGENT_UPDATE"])
+        agent = self.cluster.agents[1]
+        agent.info = attrs.evolve(agent.info, resources=Resources.parse("cpus:8;mem:2048;disk:1024"))
+        self.cluster.cut(agent)
+        self.cluster.settle()
+        self.cluster.connect(agent)
+        self.cluster.settle()
+        [model] = self.client.get_json(f"/master/slaves?slave_id={agent.id}")["slaves"]
+        self.assertEqual((model["resources"]["cpus"], model["resources"]["mem"]), (8, 2048))
+        self.assertEqual(self.cluster.allocator.agent_total(agent.id), Resources.parse("cpus:8;mem:2048;disk:1024"))
 
 
 class TasksTests(OperatorTestCase):
