@@ -34,6 +34,8 @@ class LocalOptions(MasterOptions):
         super().check(config, errors)
         if config.num_slaves < 1:
             errors.append("--num_slaves must be at least 1")
+        if config.port == 0 and not config.advertise_port:
+            errors.append("--port must be a port number here (not 0): the agents are given it to register")
         config.work_dir = os.path.abspath(config.work_dir)
         check_work_dir_and_resources(agent_config(config, 0), errors)
 
