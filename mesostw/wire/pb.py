@@ -133,7 +133,8 @@ class Batcher:
         if not items:
             return
         for payload in split(items):
-            d = self._send(payload)
+            # A reference whose connection is gone raises DeadReferenceError at once rather than failing a Deferred.
+            d = defer.maybeDeferred(self._send, payload)
             d.addErrback(_lost)
 
     def discard(self) -> None:
