@@ -322,7 +322,8 @@ class Agent:
             self.metrics["invalid_status_updates"] += 1
             return False
         status = attrs.evolve(status, agent_id=self.info.id, executor_id=executor_id,
-                              source=status.source or T.SOURCE_EXECUTOR)
+                              source=status.source or T.SOURCE_EXECUTOR,
+                              timestamp=self.clock.seconds() if status.timestamp is None else status.timestamp)
         self._record(executor, task, status)
         if executor.link is not None:
             executor.link.send(xapi.acknowledged_event(status.task_id, status.uuid))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from typing import Any, Mapping
 
 import attrs
@@ -142,7 +141,7 @@ class ExecutorDriver:
         self.subscribed = False
         self._batch = None
         self.executor.disconnected(self)
-        now = time.monotonic()
+        now = self.reactor.seconds()
         if not self.checkpoint:
             log.info("Lost the agent and the framework does not checkpoint; exiting")
             self.stop()
@@ -157,7 +156,7 @@ class ExecutorDriver:
     def sendStatusUpdate(self, status: TaskStatus) -> None:
         """Send an update reliably (a UUID is added; kept until the agent acknowledges it)."""
         status = attrs.evolve(status, uuid=status.uuid or new_uuid(), source=T.SOURCE_EXECUTOR,
-                              executor_id=self.executor_id, timestamp=time.time())
+                              executor_id=self.executor_id, timestamp=self.reactor.seconds())
         self.unacked_updates[status.uuid] = status
         self.unacked_tasks.pop(status.task_id, None)
         if self._batch is not None:

@@ -91,11 +91,6 @@ class ZooKeeper:
             except Exception:
                 log.failure("ZooKeeper state listener failed")
 
-    @property
-    def session_id(self) -> int | None:
-        session = self.kazoo.client_id
-        return session[0] if session else None
-
     # -- calls --------------------------------------------------------------------------
 
     def _bridge(self, result: Any) -> defer.Deferred:

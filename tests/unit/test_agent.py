@@ -6,6 +6,7 @@ from typing import Any
 
 from mesostw.agent.state import REGISTERING, RUNNING, TERMINATED
 from mesostw.model import task as T
+from mesostw.model.task import TaskStatus, new_uuid
 from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 
@@ -280,3 +281,17 @@ class MasterLossTests(AgentTestCase):
         cluster.settle()
         self.assertEqual(scheduler.states("t1"), [T.RUNNING, T.RUNNING, T.FINISHED])
         self.assertEqual(agent.updates.pending(scheduler.framework_id, "t1"), [])
+
+
+class StatusStampTests(AgentTestCase):
+    def test_update_without_timestamp_gets_the_agents_time(self) -> None:
+        """An executor's update without a timestamp is stamped with the agent's clock (as Mesos's agent does)."""
+        cluster = self.make_cluster()
+        scheduler, _ = self.launch(cluster, command_task("t1", "sleep 100"))
+        cluster.advance(5)
+        status = TaskStatus("t1", T.RUNNING, message="sent without a timestamp", uuid=new_uuid())
+        self.assertIsNone(status.timestamp)
+        self.assertTrue(cluster.agents[0].executorUpdate(scheduler.framework_id, "t1", status))
+        cluster.settle()
+        [update] = [u for u in scheduler.updates if u.message == "sent without a timestamp"]
+        self.assertEqual(update.timestamp, cluster.clock.seconds())
