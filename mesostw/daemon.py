@@ -33,9 +33,8 @@ class StopOnSignals(service.Service):
     SIGINT ignored, in the background of a shell, keeps ignoring it).
     """
 
-    name = "signals"
-
     def __init__(self, reactor: Any = None, signals: ModuleType = signal):
+        self.setName("signals")
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 

@@ -31,9 +31,8 @@ def parse_address(text: str, default_port: int = 5050) -> tuple[str, int]:
 class StandaloneMasterDetector(service.Service):
     """The master is wherever ``--master`` says; it never changes."""
 
-    name = "detector"
-
     def __init__(self, address: str):
+        self.setName("detector")
         self.host, self.port = parse_address(address)
         self.listeners: list[Callable[[MasterInfo | None], None]] = []
 
@@ -53,9 +52,8 @@ class StandaloneMasterDetector(service.Service):
 class ZooKeeperDetectorService(service.Service):
     """Follows the leader elected in ZooKeeper; ``listeners`` hear of every change."""
 
-    name = "detector"
-
     def __init__(self, reactor: Any, url: str, session_timeout: float = 10.0):
+        self.setName("detector")
         from mesostw.zk.client import ZooKeeper
         from mesostw.zk.election import ZooKeeperMasterDetector
         from mesostw.zk.url import parse_zk_url
@@ -64,11 +62,15 @@ class ZooKeeperDetectorService(service.Service):
         self.zk = ZooKeeper(reactor, parsed, session_timeout)
         self.detector = ZooKeeperMasterDetector(self.zk, parsed.path)
         self.listeners: list[Callable[[MasterInfo | None], None]] = []
-        self.detector.listeners.append(lambda info, node: [listener(info) for listener in list(self.listeners)])
+        self.detector.listeners.append(self._leader_changed)
 
     @property
     def leader(self) -> MasterInfo | None:
         return self.detector.leader
+
+    def _leader_changed(self, info: MasterInfo | None, node: str | None) -> None:
+        for listener in list(self.listeners):
+            listener(info)
 
     def startService(self) -> None:
         super().startService()

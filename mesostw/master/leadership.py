@@ -38,9 +38,8 @@ def abort(reason: str) -> None:
 class StandaloneLeadership(service.Service):
     """The only master: recover the registry and lead."""
 
-    name = "leadership"
-
     def __init__(self, master: Master, registry: IRegistry):
+        self.setName("leadership")
         self.master = master
         self.registry = registry
         self.leader: MasterInfo | None = None
@@ -59,10 +58,9 @@ class StandaloneLeadership(service.Service):
 class ZooKeeperLeadership(service.Service):
     """Contends in ZooKeeper; leads when its node is the lowest; aborts when its session goes."""
 
-    name = "leadership"
-
     def __init__(self, reactor: Any, zk: ZooKeeper, path: str, master: Master, registry: IRegistry,
                  on_abort: Callable[[str], None] = abort):
+        self.setName("leadership")
         self.reactor = reactor
         self.zk = zk
         self.master = master

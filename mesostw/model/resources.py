@@ -499,7 +499,8 @@ def parse_attributes(text: str) -> dict[str, Any]:
             continue
         if isinstance(value, str):
             try:
-                value = float(value)
+                out[name] = float(value)
+                continue
             except ValueError:
                 pass
         out[name] = value

@@ -64,8 +64,13 @@ class Connector(service.Service):
         broker = self._broker
         self._broker = None
         if broker is not None and broker.transport is not None:
-            done = defer.Deferred()
-            broker.notifyOnDisconnect(lambda: done.called or done.callback(None))
+            done: defer.Deferred[None] = defer.Deferred()
+
+            def gone() -> None:
+                if not done.called:
+                    done.callback(None)
+
+            broker.notifyOnDisconnect(gone)
             broker.transport.loseConnection()
             return done
         return defer.succeed(None)

@@ -8,7 +8,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.spread import pb
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from mesostw.wire.switch import PortSwitchFactory
 
@@ -40,7 +40,7 @@ class QuietSite(server.Site):
     requestFactory = LeanRequest
     noisy = False
 
-    def log(self, request: server.Request) -> None:
+    def log(self, request: http.Request) -> None:
         pass
 
 
@@ -51,10 +51,9 @@ class Listener(service.Service):
     ``TLSConfig`` itself) the port speaks TLS only, HTTPS and PB alike, as libprocess does.
     """
 
-    name = "listener"
-
     def __init__(self, reactor: Any, interface: str, port: int, site: resource.Resource, root: pb.IPBRoot,
                  others: dict[bytes, Any] | None = None, tls: Any = None):
+        self.setName("listener")
         self.reactor = reactor
         self.interface = interface
         self.requested_port = port

@@ -153,6 +153,7 @@ class PreambleBroker(pb.Broker):
     """A client broker that opens with the preamble the port switch looks for."""
 
     def connectionMade(self) -> None:
+        assert self.transport is not None
         self.transport.write(PREAMBLE)
         super().connectionMade()
 
