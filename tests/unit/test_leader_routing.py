@@ -34,7 +34,7 @@ SUBSCRIBE = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", 
 
 
 class Requests:
-    """The requests every case sends: the redirect endpoints, leader-only endpoints, and one any master answers."""
+    """The requests every case sends: the redirect endpoints, and leader-only endpoints of both APIs."""
 
     def __init__(self, client: Client):
         self.client = client
