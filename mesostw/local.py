@@ -14,10 +14,10 @@ from twisted.application import service
 from mesostw import flags as flaglib
 from mesostw.agent.flags import AGENT_FLAGS, check_work_dir_and_resources
 from mesostw.agent.service import AgentService
-from mesostw.daemon import daemon
 from mesostw.flags import Config, Flag, FlagOptions, options_for
 from mesostw.master.flags import MASTER_FLAGS, MasterOptions
 from mesostw.master.service import MasterService
+from mesostw.shutdown import daemon_root
 
 #: Flags of a lone master that make no sense here: ZooKeeper, and where the registry lives.
 _NOT_LOCAL = {"work_dir", "zk", "quorum", "zk_session_timeout", "registry", "authenticate_agents"}
@@ -63,7 +63,7 @@ def makeService(options: Any) -> service.MultiService:
                                      **{f.name: getattr(config, f.name) for f in MASTER_FLAGS
                                         if f.name not in _NOT_LOCAL})
     agents = [AgentService(agent_config(config, index), name=f"agent-{index}") for index in range(config.num_slaves)]
-    return daemon(MasterService(master_config), *agents)
+    return daemon_root(MasterService(master_config), *agents)
 
 
 __all__ = ["Options", "makeService", "FlagOptions"]

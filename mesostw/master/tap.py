@@ -2,13 +2,13 @@
 
 from twisted.application import service
 
-from mesostw.daemon import daemon
 from mesostw.flags import FlagOptions
 from mesostw.master.flags import Options
 from mesostw.master.service import MasterService
+from mesostw.shutdown import daemon_root
 
 __all__ = ["Options", "makeService"]
 
 
 def makeService(options: FlagOptions) -> service.MultiService:
-    return daemon(MasterService(options.config))
+    return daemon_root(MasterService(options.config))

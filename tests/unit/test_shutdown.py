@@ -1,4 +1,4 @@
-"""What every daemon shares: one clean stop on SIGINT/SIGTERM, and quiet factories."""
+"""Daemons stop once and cleanly on SIGINT/SIGTERM, and their factories are quiet."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from twisted.python.failure import Failure
 from twisted.spread import pb
 from twisted.trial import unittest
 
-from mesostw.daemon import StopOnSignals, daemon
+from mesostw.shutdown import StopOnSignals, daemon_root
 from mesostw.wire.listen import Listener
 from mesostw.wire.pb import ClientFactory, remote_error
 
@@ -89,9 +89,9 @@ class StopOnSignalsTests(unittest.TestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_daemon_root(self) -> None:
-        """daemon() puts the given services and a StopOnSignals under one root."""
+        """daemon_root() puts the given services and a StopOnSignals under one root."""
         first, second = service.Service(), service.Service()
-        root = daemon(first, second, reactor=Reactor())
+        root = daemon_root(first, second, reactor=Reactor())
         children = list(root)
         self.assertEqual(children[:2], [first, second])
         self.assertIsInstance(children[2], StopOnSignals)

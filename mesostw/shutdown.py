@@ -1,4 +1,4 @@
-"""What every mesostw daemon shares under twistd: one clean stop on SIGINT or SIGTERM.
+"""One clean stop for every mesostw daemon under twistd, on SIGINT or SIGTERM.
 
 Twisted's own handlers call ``reactor.stop()`` on every SIGINT and SIGTERM, so a second
 signal while the daemon stops raises ``ReactorNotRunning`` and logs a traceback. Second
@@ -71,7 +71,7 @@ class StopOnSignals(service.Service):
             pass  # stopping already, for another reason
 
 
-def daemon(*services: service.IService, reactor: Any = None) -> service.MultiService:
+def daemon_root(*services: service.IService, reactor: Any = None) -> service.MultiService:
     """The root service a twistd plugin returns: ``services`` plus :class:`StopOnSignals`."""
     root = service.MultiService()
     for child in services:
