@@ -57,7 +57,17 @@ class Tree:
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` holds a value or has something below it (the root always exists)."""
-        return not path or path in self._values or bool(self._first_under(path))
+        return not path or path in self._values or self.has_under(path)
+
+    def has_under(self, path: str) -> bool:
+        """Whether anything is stored below ``path``."""
+        return self._first_under(path) is not None
+
+    def set(self, path: str, value: bytes) -> None:
+        self._values[path] = value
+
+    def discard(self, path: str) -> None:
+        self._values.pop(path, None)
 
     def _first_under(self, path: str) -> str | None:
         below = _below(path)

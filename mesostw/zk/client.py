@@ -142,7 +142,7 @@ class ZooKeeper:
 
     def commit(self, transaction: Any) -> defer.Deferred:
         """Commit a transaction; fails with the error of the operation that made it fail."""
-        d = self._bridge(transaction.commit_async())
+        d = self.results(transaction)
 
         def check(results: list[Any]) -> list[Any]:
             errors = [result for result in results if isinstance(result, Exception)]
@@ -153,6 +153,12 @@ class ZooKeeper:
             return results
 
         return d.addCallback(check)
+
+    def results(self, transaction: Any) -> defer.Deferred:
+        """Commit a transaction; fires with kazoo's result of each operation (the exception of each one
+        that failed: the cause, and RolledBackError for the others), or fails when ZooKeeper could not
+        be asked (then whether it committed is unknown)."""
+        return self._bridge(transaction.commit_async())
 
     def watch_children(self, path: str, callback: Callable[[list[str]], None]) -> Any:
         """Call ``callback(children)`` in the reactor now and on every change (kazoo's ChildrenWatch)."""
