@@ -256,6 +256,17 @@ class IStateStore(Interface):
         """This store seen under ``prefix``: the same durability and fence, paths relative to it."""
 
 
+class IRegistry(Interface):
+    """Where a master's durable state lives (Mesos's registry): admitted and unreachable agents,
+    frameworks, removed framework IDs and weights, kept as mutations over an IStateStore."""
+
+    def recover():
+        """Read the state; fires with a :class:`mesostw.master.registry.RegistryState`."""
+
+    def apply(mutation):
+        """Make one mutation durable; fires once it is, fails with RegistryError if it cannot be."""
+
+
 class IFrameworkHost(Interface):
     """What a bundled framework gets from whoever runs it: inside the master's process
     (``mesos-master --frameworks=...``) or on its own under twistd (``mesos-cron``, ``mesos-service``).

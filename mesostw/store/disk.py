@@ -131,7 +131,7 @@ class Disk:
                 generation, values = records.read_snapshot(data)
             except ValueError as exc:
                 raise StoreError(f"cannot read the store's snapshot {self._path(SNAPSHOT)}: {exc}") from None
-            tree.apply(values)
+            tree = Tree(values)
             snapshot_size = len(data)
         self.generation = generation
         for name in os.listdir(self.directory):

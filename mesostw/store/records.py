@@ -67,6 +67,27 @@ def decode(payload: bytes) -> list[Operation]:
     return operations
 
 
+def decode_values(payload: bytes) -> list[tuple[str, bytes]]:
+    """A snapshot's payload (Puts only) as (path, value) pairs, without building operations."""
+    values: list[tuple[str, bytes]] = []
+    offset, end = 0, len(payload)
+    unpack = _LENGTH.unpack_from
+    try:
+        while offset < end:
+            if payload[offset] != 0x50:  # "P"
+                raise CorruptRecord("a snapshot holds only values")
+            (size,) = unpack(payload, offset + 1)
+            start = offset + 5 + size
+            (length,) = unpack(payload, start)
+            values.append((payload[offset + 5:start].decode(), payload[start + 4:start + 4 + length]))
+            offset = start + 4 + length
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise CorruptRecord(str(exc)) from None
+    if offset != end:
+        raise CorruptRecord("a value runs past the end of the snapshot")
+    return values
+
+
 def record(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
@@ -93,8 +114,8 @@ def snapshot(generation: int, items: Iterable[tuple[str, bytes]]) -> bytes:
     return MAGIC + _GENERATION.pack(generation) + record(encode_values(items))
 
 
-def read_snapshot(data: bytes) -> tuple[int, list[Operation]]:
-    """(generation, Puts of every value); ValueError when the file is not a whole snapshot."""
+def read_snapshot(data: bytes) -> tuple[int, list[tuple[str, bytes]]]:
+    """(generation, every (path, value)); ValueError when the file is not a whole snapshot."""
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _GENERATION.size:
         raise ValueError("not a mesostw store snapshot")
     (generation,) = _GENERATION.unpack_from(data, len(MAGIC))
@@ -102,4 +123,4 @@ def read_snapshot(data: bytes) -> tuple[int, list[Operation]]:
     payloads, end = read_records(data, start)
     if len(payloads) != 1 or end != len(data):
         raise ValueError("the snapshot is truncated or corrupt")
-    return generation, decode(payloads[0])
+    return generation, decode_values(payloads[0])
