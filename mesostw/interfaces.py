@@ -233,7 +233,10 @@ class IStateStore(Interface):
     callers acknowledge nothing before that. Writes are fenced: once the writer's claim on the
     store is gone (its ZooKeeper election node, its lock on a work_dir), every write fails with
     :class:`mesostw.store.StoreFenced` and changes nothing, so a deposed leader can never
-    overwrite its successor's state. Providers: memory, atomic files, ZooKeeper.
+    overwrite its successor's state. Reads see what is durable, not writes still in flight.
+    Providers: :mod:`mesostw.store.memory`, :mod:`mesostw.store.files` (a snapshot and a journal
+    in a locked directory), :mod:`mesostw.store.zookeeper`; :func:`mesostw.store.factory.open_store`
+    picks one from a daemon's flags.
     """
 
     def get(path):
