@@ -27,14 +27,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kazoo.exceptions import NoNodeError, RolledBackError, RuntimeInconsistency
+from kazoo.exceptions import RolledBackError, RuntimeInconsistency
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mesostw.interfaces import IStateStore
-from mesostw.store import Delete, Operation, Put, StoreError, StoreFenced, join, normalize, validate
+from mesostw.store import Delete, Operation, Put, StoreError, StoreFenced, normalize, validate
 from mesostw.store.memory import ScopedStore
 from mesostw.store.tree import Tree
 
@@ -96,36 +96,16 @@ class ZooKeeperStateStore:
     @defer.inlineCallbacks
     def _read(self) -> Any:
         yield self.zk.ensure_path(self.root)
-        values: list[tuple[str, bytes]] = []
-        nodes: list[tuple[str, bytes]] = []
-        level = [""]
-        while level:
-            found = yield defer.gatherResults([self._read_node(path) for path in level], consumeErrors=True)
-            level = []
-            for path, data, children in filter(None, found):
-                if path:
-                    nodes.append((path, b""))
-                    if data or not children:
-                        values.append((path, data))
-                level.extend(join(path, child) for child in children)
-        return Tree(values), Tree(nodes)
-
-    @defer.inlineCallbacks
-    def _read_node(self, path: str) -> Any:
-        try:
-            data, _ = yield self.zk.get(self._znode(path))
-            children = yield self.zk.get_children(self._znode(path))
-        except NoNodeError:
-            return None  # deleted while we read (by no writer of ours)
-        return path, data or b"", children
+        found = yield self.zk.read_tree(self.root)
+        values = [(path, data) for path, (data, children) in found.items() if data or not children]
+        return Tree(values), Tree((path, b"") for path in found)
 
     def _loaded(self, result: Any) -> None:
         waiters, self._loading = self._loading, []
         if isinstance(result, Failure):
             self._state = _STALE
-            error = result.value.subFailure if isinstance(result.value, defer.FirstError) else result
             failure = Failure(StoreError(f"cannot read the store {self.root} from ZooKeeper: "
-                                         f"{error.getErrorMessage() or error.type.__name__}"))
+                                         f"{result.getErrorMessage() or result.type.__name__}"))
             queued, self._queue = self._queue, []
             for d in [*waiters, *(d for _, d in queued)]:
                 d.errback(failure)
