@@ -81,7 +81,7 @@ class ZooKeeperMasterDetector(GroupDetector):
 class StandaloneMasterDetector(service.Service):
     """The master is wherever ``--master`` says; it never changes."""
 
-    name = "detector"
+    name = "detector"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, address: str):
         self.host, self.port = parse_address(address)
@@ -103,7 +103,7 @@ class StandaloneMasterDetector(service.Service):
 class ZooKeeperDetectorService(service.Service):
     """Follows the leader elected in ZooKeeper; ``listeners`` hear of every change."""
 
-    name = "detector"
+    name = "detector"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, reactor: Any, url: str, session_timeout: float = 10.0):
         from mesostw.zk.client import ZooKeeper

@@ -39,7 +39,7 @@ def abort(reason: str) -> None:
 class StandaloneLeadership(service.Service):
     """The only master: recover the registry and lead."""
 
-    name = "leadership"
+    name = "leadership"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, master: Master, registry: IRegistry):
         self.master = master
@@ -60,7 +60,7 @@ class StandaloneLeadership(service.Service):
 class ZooKeeperLeadership(service.Service):
     """Contends in ZooKeeper; leads when its node is the lowest; aborts when its session goes."""
 
-    name = "leadership"
+    name = "leadership"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, reactor: Any, zk: ZooKeeper, path: str, master: Master, registry: IRegistry,
                  on_abort: Callable[[str], None] = abort):

@@ -39,7 +39,7 @@ class MasterService(service.MultiService):
         self.config = config
         self.reactor = reactor
         self.allocator = HierarchicalAllocator(reactor, config.weights)
-        self.zk = None
+        self.zk: Any = None
         self.store: Any = None
         registry = self._registry()
         self.master = Master(config, self.allocator, reactor, registry=registry)

@@ -47,6 +47,19 @@ class ScopedStore:
         return ScopedStore(self.base, join(self.prefix, prefix))
 
 
+def apply(values: dict[str, bytes], operations: Iterable[Operation]) -> None:
+    """Apply operations to a flat ``{path: value}`` map (a parent exists while it has children)."""
+    tree = Tree(values.items())
+    tree.apply(validate(operations))
+    values.clear()
+    values.update(tree.items())
+
+
+def children_of(paths: Iterable[str], path: str) -> list[str]:
+    """Names directly under ``path`` among ``paths`` (which imply their parents)."""
+    return Tree((p, b"") for p in paths).children(normalize(path))
+
+
 @implementer(IStateStore)
 class MemoryStateStore:
     """Values in a :class:`~mesostw.store.tree.Tree`. ``fence`` (a callable returning whether the

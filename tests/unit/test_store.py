@@ -12,13 +12,16 @@ import threading
 from typing import Any
 
 from twisted.internet import defer, reactor
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
 from mesostw.store import Delete, Put, StoreError, StoreFenced, records
 from mesostw.store.disk import Disk
+from mesostw.store.factory import open_store
 from mesostw.store.files import FileStateStore
 from mesostw.store.memory import MemoryStateStore
 from mesostw.store.tree import Tree
+from mesostw.store.zookeeper import ZooKeeperStateStore
 from tests.helpers.store_behaviour import StoreBehaviour
 
 
@@ -317,3 +320,31 @@ class FileStoreTests(FileStoreTestCase):
         """The disk layer refuses appends before it is opened (no file is created)."""
         self.assertRaises(StoreError, Disk(self.directory).append, b"x")
         self.assertFalse(os.path.exists(self.directory))
+
+
+class OpenStoreTests(unittest.TestCase):
+    def test_zookeeper_when_given(self) -> None:
+        """With a ZooKeeper client the store is in ZooKeeper under the path, fenced as asked."""
+        fence = lambda: "/mesos/json.info_0000000001"  # noqa: E731
+        store = open_store(reactor, directory="/unused", zk=object(), zk_path="/mesos/registry", fence=fence)
+        self.assertIsInstance(store, ZooKeeperStateStore)
+        self.assertEqual((store.root, store.fence), ("/mesos/registry", fence))
+        self.assertRaises(ValueError, open_store, reactor, zk=object())
+
+    def test_files_under_a_directory(self) -> None:
+        """Without ZooKeeper but with a directory the store is in files there (nothing is opened yet)."""
+        directory = os.path.join(self.mktemp(), "registry")
+        store = open_store(reactor, directory=directory)
+        self.assertIsInstance(store, FileStateStore)
+        self.assertEqual(store.directory, os.path.abspath(directory))
+        self.assertFalse(os.path.exists(directory))
+
+    def test_memory_with_a_warning(self) -> None:
+        """With neither, the store is in memory and a warning says what will be lost."""
+        warnings: list[str] = []
+        observer = lambda event: warnings.append(formatEvent(event))  # noqa: E731
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        store = open_store(reactor, what="cron state")
+        self.assertIsInstance(store, MemoryStateStore)
+        self.assertTrue(any("the cron state is kept in memory" in line for line in warnings), warnings)
