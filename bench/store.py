@@ -7,7 +7,8 @@ framework's jobs). Measured on a real reactor, every write fsync'd:
 * ``concurrent``: ``--concurrency`` puts in flight at once (group commit: one fsync per batch);
 * ``batch``: commits of ``--batch`` puts each, one at a time;
 * ``sync``: single puts with the disk work in the calling thread (no reactor thread pool);
-* ``recover``: opening the directory (snapshot plus journal) with ``--keys`` values;
+* ``recover``: opening the directory (snapshot plus the journal left by the runs above) with
+  ``--keys`` values, and ``recover_snapshot``: the same values right after a compaction;
 
 and, as the baseline in the same run, what the master's registry did before: the whole state as
 one JSON file replaced atomically per write (write, fsync, rename, fsync the directory), with the
@@ -133,6 +134,18 @@ def run(reactor: Any, args: argparse.Namespace) -> Any:
               f"journal {again.journal_size} bytes)")
         yield again.close()
 
+        # The same values right after a compaction: the snapshot alone, as the baseline's one file.
+        compacted = os.path.join(base, "compacted")
+        fresh = FileStateStore(compacted, reactor, compact_bytes=1)
+        yield fresh.commit(initial)  # larger than the (empty) snapshot: written as a snapshot
+        yield fresh.close()
+        start = time.perf_counter()
+        again = FileStateStore(compacted, reactor)
+        yield again.open()
+        results["recover_snapshot_ms"] = (time.perf_counter() - start) * 1000
+        assert len(again.tree) == args.keys and again.journal_size == 0
+        yield again.close()
+
         sync = FileStateStore(directory)
         yield sync.open()
         results["sync"] = yield rate(sync.put, args.commits, 1, args.value_bytes)
@@ -156,7 +169,8 @@ def run(reactor: Any, args: argparse.Namespace) -> Any:
     print(f"[whole file] single: {results['baseline_single']:.0f} commits/s, "
           f"concurrent: {results['baseline_concurrent']:.0f} commits/s, read {results['baseline_recover_ms']:.0f} ms")
     print(" ".join(f"{key}={results[key]:.1f}" for key in (
-        "single", "concurrent", "batch_puts", "sync", "recover_ms", "baseline_single", "baseline_concurrent",
+        "single", "concurrent", "batch_puts", "sync", "recover_ms", "recover_snapshot_ms", "baseline_single",
+        "baseline_concurrent",
         "baseline_recover_ms")) + f" single_ratio={results['single'] / results['baseline_single']:.1f}")
 
 

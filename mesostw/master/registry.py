@@ -211,8 +211,10 @@ class Registry:
             if self.legacy_file is not None and os.path.exists(self.legacy_file):
                 yield self._import(self.legacy_file)
             state = yield self._read()
+        except RegistryError:
+            raise
         except StoreError as exc:
-            raise RegistryError(f"cannot read the registry: {exc}") from None
+            raise RegistryError(str(exc)) from None  # the store's errors say which store and why
         self.state, self._durable = state, state.copy()
         return state
 

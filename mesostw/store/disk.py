@@ -73,8 +73,9 @@ class Disk:
             written = os.write(fd, view)
             view = view[written:]
 
-    def fsync(self, fd: int) -> None:
-        os.fsync(fd)
+    def fsync(self, fd: int, data_only: bool = False) -> None:
+        # An append needs its data and the file's new size, which fdatasync also writes; not the times.
+        (os.fdatasync if data_only else os.fsync)(fd)
 
     def _sync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)
@@ -175,7 +176,7 @@ class Disk:
         start = self.journal_size
         try:
             self.write(fd, payload)
-            self.fsync(fd)
+            self.fsync(fd, data_only=True)
         except OSError as exc:
             try:
                 os.ftruncate(fd, start)

@@ -259,11 +259,11 @@ class FileStoreTests(FileStoreTestCase):
         real = store.disk.fsync
         calls: list[int] = []
 
-        def failing(fd: int) -> None:
+        def failing(fd: int, data_only: bool = False) -> None:
             calls.append(fd)
             if len(calls) == 1:
                 raise OSError(errno.EIO, os.strerror(errno.EIO))
-            real(fd)
+            real(fd, data_only)
 
         self.patch(store.disk, "fsync", failing)
         yield self.assertFailure(store.put("a", b"1"), StoreError)
