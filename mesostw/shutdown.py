@@ -33,8 +33,9 @@ class StopOnSignals(service.Service):
     SIGINT ignored, in the background of a shell, keeps ignoring it).
     """
 
+    name = "signals"  # type: ignore[assignment]  # twisted declares Service.name as None
+
     def __init__(self, reactor: Any = None, signals: ModuleType = signal):
-        self.setName("signals")
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 

@@ -49,8 +49,9 @@ class _LauncherProtocol(protocol.ProcessProtocol):
 class Launcher(service.Service):
     """Keeps a launcher process running and turns its JSON lines into Deferreds."""
 
+    name = "launcher"  # type: ignore[assignment]  # twisted declares Service.name as None
+
     def __init__(self, reactor: Any, python: str = sys.executable):
-        self.setName("launcher")
         self.reactor = reactor
         self.python = python
         self._proto: _LauncherProtocol | None = None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 from twisted.application import internet, service
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from mesostw.allocator.hierarchical import HierarchicalAllocator
@@ -18,12 +19,10 @@ from mesostw.master.http import LeaderRouting, MasterEndpoints
 from mesostw.master.leadership import StandaloneLeadership, ZooKeeperLeadership, abort
 from mesostw.master.master import Master
 from mesostw.master.pb import MasterRoot
-from mesostw.master.registry import FileRegistry, InMemoryRegistry, IRegistry
+from mesostw.master.registry import InMemoryRegistry, IRegistry, Registry
 from mesostw.master.scheduler_http import SchedulerAPI
+from mesostw.store.factory import open_store
 from mesostw.wire.listen import Listener
-
-if TYPE_CHECKING:
-    from mesostw.zk.client import ZooKeeper
 
 log = Logger()
 
@@ -40,7 +39,8 @@ class MasterService(service.MultiService):
         self.config = config
         self.reactor = reactor
         self.allocator = HierarchicalAllocator(reactor, config.weights)
-        self.zk: ZooKeeper | None = None
+        self.zk: Any = None
+        self.store: Any = None
         registry = self._registry()
         self.master = Master(config, self.allocator, reactor, registry=registry)
         self.master.on_registry_failure = self._registry_failed
@@ -73,21 +73,27 @@ class MasterService(service.MultiService):
         loop.setServiceParent(self)
 
     def _registry(self) -> IRegistry:
+        """The registry in ZooKeeper (``<zk path>/registry``, fenced on this master's election node),
+        in files (``<work_dir>/registry``, importing an earlier version's ``registry.json`` once),
+        or in memory."""
         config = self.config
         if config.registry == "in_memory":
-            return InMemoryRegistry()
+            registry = InMemoryRegistry()
+            self.store = registry.store
+            return registry
         if config.zk:
             from mesostw.zk.client import ZooKeeper
-            from mesostw.zk.registry import ZooKeeperRegistry
             from mesostw.zk.url import parse_zk_url
 
             url = parse_zk_url(config.zk)
             self.zk = ZooKeeper(self.reactor, url, config.zk_session_timeout)
-            return ZooKeeperRegistry(self.zk, url.path, lambda: self.leadership.contender.node_path)
-        if config.work_dir:
-            return FileRegistry(self.reactor, os.path.join(config.work_dir, "registry.json"))
-        log.warn("No --work_dir and no --zk: the registry is kept in memory and lost when the master stops")
-        return InMemoryRegistry()
+            self.store = open_store(self.reactor, zk=self.zk, zk_path=f"{url.path.rstrip('/')}/registry",
+                                    fence=lambda: self.leadership.contender.node_path, what="registry")
+            return Registry(self.store)
+        directory = os.path.join(config.work_dir, "registry") if config.work_dir else None
+        self.store = open_store(self.reactor, directory=directory, what="registry")
+        legacy = os.path.join(config.work_dir, "registry.json") if config.work_dir else None
+        return Registry(self.store, legacy_file=legacy)
 
     def _allocate(self) -> None:
         if self.master.leading:
@@ -115,4 +121,7 @@ class MasterService(service.MultiService):
 
     def stopService(self) -> Any:
         self.master.stop()
-        return super().stopService()
+        d = defer.maybeDeferred(super().stopService)
+        # Release the registry's store (a file store's lock) once everything above it stopped.
+        d.addBoth(lambda result: self.store.close().addBoth(lambda _: result))
+        return d

@@ -51,9 +51,10 @@ class Listener(service.Service):
     ``TLSConfig`` itself) the port speaks TLS only, HTTPS and PB alike, as libprocess does.
     """
 
+    name = "listener"  # type: ignore[assignment]  # twisted declares Service.name as None
+
     def __init__(self, reactor: Any, interface: str, port: int, site: resource.Resource, root: pb.IPBRoot,
                  others: dict[bytes, Any] | None = None, tls: Any = None):
-        self.setName("listener")
         self.reactor = reactor
         self.interface = interface
         self.requested_port = port

@@ -62,8 +62,8 @@ class CommandLineTests(unittest.TestCase):
 
     def test_zookeeper_master_is_resolved_to_the_leader(self) -> None:
         """A zk:// master is looked up in ZooKeeper; the leader's host:port is then used."""
+        from mesostw import detector
         from mesostw.model.info import MasterInfo
-        from mesostw.zk import election
 
         asked = []
 
@@ -71,7 +71,7 @@ class CommandLineTests(unittest.TestCase):
             asked.append(url)
             return MasterInfo(id="m", ip="127.0.0.1", port=1, hostname="127.0.0.1")
 
-        self.patch(election, "find_leader", leader)
+        self.patch(detector, "find_leader", leader)
         code, _, err = self.run_cli("state", "--master", "zk://127.0.0.1:2181/mesos")
         self.assertEqual(asked, ["zk://127.0.0.1:2181/mesos"])
         self.assertEqual(code, 1)
@@ -79,12 +79,12 @@ class CommandLineTests(unittest.TestCase):
 
     def test_zookeeper_without_a_leader_is_a_clear_error(self) -> None:
         """With no elected master under the zk:// path, the CLI says so in one line and exits 1."""
-        from mesostw.zk import election
+        from mesostw import detector
 
         def no_leader(url: str) -> None:
             raise LookupError("no master is elected under zk://127.0.0.1:2181/mesos")
 
-        self.patch(election, "find_leader", no_leader)
+        self.patch(detector, "find_leader", no_leader)
         code, _, err = self.run_cli("state", "--master", "zk://127.0.0.1:2181/mesos")
         self.assertEqual(code, 1)
         self.assertEqual(err, "mesostw state: no master is elected under zk://127.0.0.1:2181/mesos\n")
