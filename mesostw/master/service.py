@@ -13,9 +13,9 @@ from twisted.logger import Logger
 from mesostw.allocator.hierarchical import HierarchicalAllocator
 from mesostw.auth.security import Security
 from mesostw.auth.tls import tls_from
-from mesostw.http.router import HTTPError, Router
+from mesostw.http.router import Router
 from mesostw.master.calls import SchedulerCalls
-from mesostw.master.http import MasterEndpoints
+from mesostw.master.http import LeaderRouting, MasterEndpoints
 from mesostw.master.leadership import StandaloneLeadership, ZooKeeperLeadership, abort
 from mesostw.master.master import Master
 from mesostw.master.pb import MasterRoot
@@ -54,11 +54,12 @@ class MasterService(service.MultiService):
         else:
             self.leadership = StandaloneLeadership(self.master, registry)
         self.router = Router()
-        self.endpoints = MasterEndpoints(self.master, config.rendered(), self.leader_redirect,
-                                         lambda: self.leadership.leader)
+        #: one answer to "does this master serve the request?" for every HTTP endpoint, /master/redirect included
+        self.routing = LeaderRouting(self.master, lambda: self.leadership.leader)
+        self.endpoints = MasterEndpoints(self.master, config.rendered(), self.routing)
         self.endpoints.install(self.router)
         self.scheduler_api = SchedulerAPI(self.master, self.calls, reactor)
-        self.scheduler_api.not_leading = self.leader_redirect
+        self.scheduler_api.not_leading = self.routing.not_leading
         self.scheduler_api.install(self.router)
         self.tls = tls_from(config)
         self.listener = Listener(reactor, config.ip, config.port, self.router,
@@ -102,22 +103,8 @@ class MasterService(service.MultiService):
         abort(f"the registry refused a write: {failure.getErrorMessage()}")
 
     def leader_pid(self) -> str | None:
-        """The leading master's pid when this one does not lead (None when it does)."""
-        if self.master.leading:
-            return None
-        leader = self.leadership.leader
-        return leader.pid if leader is not None else "unknown"
-
-    def leader_redirect(self, request: Any) -> HTTPError | None:
-        """None when leading; else a 307 to the leader (protocol-relative, as Mesos) or a 503."""
-        if self.master.leading:
-            return None
-        leader = self.leadership.leader
-        if leader is None or leader.id == self.master.id:
-            return HTTPError(503, "No leading master is elected yet")
-        path = request.uri.decode("utf-8", "replace")
-        return HTTPError(307, f"This master is not the leader; the leader is {leader.pid}",
-                         {"Location": f"//{leader.hostname}:{leader.port}{path}"})
+        """Who leads, for PB refusals when this master does not (None when it does)."""
+        return self.routing.leader_pid()
 
     def startService(self) -> None:
         # Listen first: with --port=0 the port is known only then, and it goes into the MasterInfo

@@ -16,6 +16,11 @@ from mesostw.model.task import TASK_STATES, UNREACHABLE, Offer, Task
 from mesostw.model.v0 import task_model
 from mesostw.version import build_info
 
+#: The MasterInfo capabilities this master has: an agent may re-register with changed resources and
+#: attributes, which replace the old ones (AGENT_UPDATE). Mesos 1.9+ masters also advertise
+#: AGENT_DRAINING (DRAIN_AGENT) and QUOTA_V2 (UPDATE_QUOTA), which mesostw does not implement.
+MASTER_CAPABILITIES = ("AGENT_UPDATE",)
+
 
 def offer_model(offer: Offer) -> dict[str, Any]:
     return {"id": offer.id, "framework_id": offer.framework_id, "slave_id": offer.agent_id,
@@ -109,7 +114,7 @@ def state(master: Master, flags: dict[str, str], leader: str | None = None,
         "id": master.id,
         "pid": master.info.pid,
         "hostname": master.info.hostname,
-        "capabilities": ["AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"],
+        "capabilities": list(MASTER_CAPABILITIES),
         "activated_slaves": len(active),
         "deactivated_slaves": len(master.agents) - len(active),
         "unreachable_slaves": len(master.unreachable),
