@@ -257,7 +257,10 @@ class IStateStore(Interface):
     callers acknowledge nothing before that. Writes are fenced: once the writer's claim on the
     store is gone (its ZooKeeper election node, its lock on a work_dir), every write fails with
     :class:`mesostw.store.StoreFenced` and changes nothing, so a deposed leader can never
-    overwrite its successor's state. Providers: memory, atomic files, ZooKeeper.
+    overwrite its successor's state. Reads see what is durable, not writes still in flight.
+    Providers: :mod:`mesostw.store.memory`, :mod:`mesostw.store.files` (a snapshot and a journal
+    in a locked directory), :mod:`mesostw.store.zookeeper`; :func:`mesostw.store.factory.open_store`
+    picks one from a daemon's flags.
     """
 
     def get(path):
@@ -278,6 +281,17 @@ class IStateStore(Interface):
 
     def scoped(prefix):
         """This store seen under ``prefix``: the same durability and fence, paths relative to it."""
+
+
+class IRegistry(Interface):
+    """Where a master's durable state lives (Mesos's registry): admitted and unreachable agents,
+    frameworks, removed framework IDs and weights, kept as mutations over an IStateStore."""
+
+    def recover():
+        """Read the state; fires with a :class:`mesostw.master.registry.RegistryState`."""
+
+    def apply(mutation):
+        """Make one mutation durable; fires once it is, fails with RegistryError if it cannot be."""
 
 
 class IFrameworkHost(Interface):

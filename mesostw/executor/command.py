@@ -175,7 +175,7 @@ class RecordReader:
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         self.buffer += data
-        out = []
+        out: list[dict[str, Any]] = []
         while True:
             newline = self.buffer.find(b"\n")
             if newline < 0:

@@ -146,7 +146,8 @@ class OperatorEndpoints:
 
 def _latest(task: Task) -> float:
     """When the task last changed state (tasks never updated sort first, as in Mesos)."""
-    return task.statuses[-1].timestamp if task.statuses else -math.inf
+    timestamp = task.statuses[-1].timestamp if task.statuses else None
+    return timestamp if timestamp is not None else -math.inf
 
 
 def _finite(number: float) -> bool:

@@ -67,7 +67,8 @@ class PBAgentLink:
 
     def ping(self):
         self._batch.flush()
-        return self.remote.callRemote("ping")
+        # Fails (rather than raises) once the connection is gone, as the interface promises.
+        return defer.maybeDeferred(self.remote.callRemote, "ping")
 
     def removed(self, reason):
         self._batch.add(internal.agent_removed(reason))

@@ -6,7 +6,6 @@ that ``/master/state`` has always served and existing tools read.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from mesostw import __version__
@@ -14,41 +13,13 @@ from mesostw.master.master import Master
 from mesostw.master.records import AgentRecord, FrameworkRecord
 from mesostw.model.resources import EMPTY, Resources, attributes_model
 from mesostw.model.task import TASK_STATES, UNREACHABLE, Offer, Task
+from mesostw.model.v0 import task_model
+from mesostw.version import build_info
 
-BUILD_TIME = time.time()
-
-
-def build_info() -> dict[str, Any]:
-    return {
-        "version": __version__,
-        "build_date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(BUILD_TIME)),
-        "build_time": BUILD_TIME,
-        "build_user": "mesostw",
-    }
-
-
-def task_model(task: Task, role: str = "*") -> dict[str, Any]:
-    """A Task as v0 endpoints show it; ``role`` is its framework's allocation role."""
-    info = task.info
-    out: dict[str, Any] = {
-        "id": task.task_id,
-        "name": info.name,
-        "framework_id": task.framework_id,
-        "executor_id": task.executor_id if info.executor is not None else "",
-        "slave_id": task.agent_id,
-        "agent_id": task.agent_id,
-        "state": task.state,
-        "resources": info.resources.model(),
-        "role": role,
-        "statuses": [{"state": s.state, "timestamp": s.timestamp,
-                      **({"healthy": s.healthy} if s.healthy is not None else {})} for s in task.statuses],
-    }
-    if task.user:
-        out["user"] = task.user
-    for key in ("labels", "discovery", "container", "health_check", "kill_policy"):
-        if key in info.extra:
-            out[key] = info.extra[key]
-    return out
+#: The MasterInfo capabilities this master has: an agent may re-register with changed resources and
+#: attributes, which replace the old ones (AGENT_UPDATE). Mesos 1.9+ masters also advertise
+#: AGENT_DRAINING (DRAIN_AGENT) and QUOTA_V2 (UPDATE_QUOTA), which mesostw does not implement.
+MASTER_CAPABILITIES = ("AGENT_UPDATE",)
 
 
 def offer_model(offer: Offer) -> dict[str, Any]:
@@ -143,7 +114,7 @@ def state(master: Master, flags: dict[str, str], leader: str | None = None,
         "id": master.id,
         "pid": master.info.pid,
         "hostname": master.info.hostname,
-        "capabilities": ["AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"],
+        "capabilities": list(MASTER_CAPABILITIES),
         "activated_slaves": len(active),
         "deactivated_slaves": len(master.agents) - len(active),
         "unreachable_slaves": len(master.unreachable),

@@ -18,8 +18,8 @@ from twisted.spread import pb
 from mesostw.auth.client import authenticate
 from mesostw.auth.credentials import Credential
 from mesostw.auth.tls import tls_from
+from mesostw.detector import detector_for
 from mesostw.interfaces import IScheduler
-from mesostw.master.detector import detector_for
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.driver import RUNNING, SchedulerDriverBase
 from mesostw.wire.connector import Connector

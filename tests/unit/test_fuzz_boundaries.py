@@ -15,7 +15,6 @@ import shutil
 import sys
 import tempfile
 from itertools import pairwise
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -39,10 +38,9 @@ from mesostw.agent.pb import AgentRemote, ExecutorConnection
 from mesostw.http import recordio
 from mesostw.http.router import MAX_QUERY, Router
 from mesostw.master import scheduler_http
-from mesostw.master.http import MasterEndpoints
+from mesostw.master.http import LeaderRouting, MasterEndpoints
 from mesostw.master.pb import MasterConnection
 from mesostw.master.scheduler_http import SchedulerAPI
-from mesostw.master.service import MasterService
 from mesostw.model import executor_api as xapi
 from mesostw.model import internal
 from mesostw.model import scheduler_api as api
@@ -55,6 +53,7 @@ from mesostw.wire.listen import LeanRequest, QuietSite
 from mesostw.wire.pb import MAX_BATCH, MAX_ERRORS, MAX_INCOMING, decode, split
 from mesostw.wire.switch import PREAMBLE, SNIFF_TIMEOUT, PortSwitchFactory
 from tests.helpers import strategies as S
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 from tests.helpers.strategies import (
     HEADER_BLOCK,
@@ -71,7 +70,7 @@ from tests.helpers.strategies import (
 )
 
 #: Bounded so that the whole module runs in well under 20 s.
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 QUICK = settings(FUZZ, max_examples=120)
 
 
@@ -139,7 +138,7 @@ def callers() -> st.SearchStrategy[Any]:
 # -- what must hold after any fuzzing -------------------------------------------------------------------------
 
 
-class ClusterChecks(unittest.TestCase):
+class ClusterChecks(ClockTestCase):
     """A cluster with a "victim" framework running a long task on one of two agents."""
 
     agents = 2
@@ -147,6 +146,7 @@ class ClusterChecks(unittest.TestCase):
 
     def setUp(self) -> None:
         self.cluster = Cluster(agents=self.agents, work_dir=self.work_dir)
+        self.useClock(self.cluster.clock)
         self.addCleanup(self.cluster.stop)
         victim = RecordingScheduler()
         victim.pending = [command_task("victim-task", "sleep 100")]
@@ -659,16 +659,12 @@ class FollowerHTTPFuzzTests(HTTPFuzz):
     def test_requests(self) -> None:
         """A master that does not lead answers any request below 500: a redirect to the leader, or 4xx JSON."""
         leader = MasterInfo("leader", "10.0.0.1", 5050, "leader.example")
-        follower = SimpleNamespace(master=SimpleNamespace(leading=False, id="follower"),
-                                   leadership=SimpleNamespace(leader=leader))
-
-        def redirect(request: server.Request) -> Any:
-            return MasterService.leader_redirect(follower, request)  # type: ignore[arg-type]
-
+        follower = self.cluster.standby("follower")
+        routing = LeaderRouting(follower, lambda: leader)
         router = Router()
-        MasterEndpoints(self.cluster.master, self.cluster.config.rendered(), redirect).install(router)
-        scheduler = SchedulerAPI(self.cluster.master, self.cluster.clock)
-        scheduler.not_leading = redirect
+        MasterEndpoints(follower, follower.config.rendered(), routing).install(router)
+        scheduler = SchedulerAPI(follower, self.cluster.clock)
+        scheduler.not_leading = routing.not_leading
         scheduler.install(router)
         self.serve(router)
         bodies = http_bodies([subscribe_call()], scheduler_calls("M-0000", []))
@@ -738,7 +734,7 @@ class AgentHTTPFuzzTests(HTTPFuzz):
         self.assertServes()
 
 
-class PortSwitchFuzzTests(unittest.TestCase):
+class PortSwitchFuzzTests(ClockTestCase):
     def test_first_bytes(self) -> None:
         """Whatever the first bytes and however they are split, exactly one protocol gets them all."""
 
@@ -788,7 +784,7 @@ class PortSwitchFuzzTests(unittest.TestCase):
                 self.assertEqual(built[0].data, data)
             switch.connectionLost(Failure(ConnectionDone()))
             self.assertTrue(all(p.lost for p in built))
-            self.assertEqual(clock.getDelayedCalls(), [])
+            self.assertClockIdle(clock)
 
         check()
 

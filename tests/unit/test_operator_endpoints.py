@@ -9,6 +9,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+import attrs
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,7 +20,9 @@ from mesostw.agent.http import AgentEndpoints
 from mesostw.http.prometheus import CONTENT_TYPE, is_counter, metric_name
 from mesostw.http.router import Router
 from mesostw.master.http import MasterEndpoints
+from mesostw.model.resources import Resources
 from mesostw.model.task import TASK_STATES, Task
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 from tests.helpers.web import Client, Reply
 
@@ -143,12 +146,13 @@ STATISTICS = [Schema({"framework_id": str, "executor_id": str, "executor_name": 
 # -- the cluster every test looks at ---------------------------------------------------------------------
 
 
-class OperatorTestCase(unittest.TestCase):
+class OperatorTestCase(ClockTestCase):
     """A two-agent cluster at t=3: alpha ("*") finished a1 and runs a2 (t=0) and failed a3 (t=1); gamma ("dev")
     ran g1 and was torn down (t=2); beta ("ops") runs b1 and holds an offer (t=3)."""
 
     def setUp(self) -> None:
         self.cluster = cluster = Cluster(weights={"ops": 2.0, "dev": 0.5}, cluster="lab", **self.master_flags())
+        self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         self.master = cluster.master
         alpha = RecordingScheduler()
@@ -270,6 +274,20 @@ class FrameworksAndSlavesTests(OperatorTestCase):
                                            "completed_frameworks": [FRAMEWORK], "flags": dict_of(str)}))
         for alias in ("/master/state.json", "/state", "/state.json"):
             self.assertEqual(self.client.get_json(alias).keys(), state.keys())
+
+    def test_capabilities_are_the_implemented_ones(self) -> None:
+        """/master/state advertises AGENT_UPDATE only (no draining, no quota), and agents do re-register with
+        changed resources, which the master then offers."""
+        self.assertEqual(self.client.get_json("/master/state")["capabilities"], ["AGENT_UPDATE"])
+        agent = self.cluster.agents[1]
+        agent.info = attrs.evolve(agent.info, resources=Resources.parse("cpus:8;mem:2048;disk:1024"))
+        self.cluster.cut(agent)
+        self.cluster.settle()
+        self.cluster.connect(agent)
+        self.cluster.settle()
+        [model] = self.client.get_json(f"/master/slaves?slave_id={agent.id}")["slaves"]
+        self.assertEqual((model["resources"]["cpus"], model["resources"]["mem"]), (8, 2048))
+        self.assertEqual(self.cluster.allocator.agent_total(agent.id), Resources.parse("cpus:8;mem:2048;disk:1024"))
 
 
 class TasksTests(OperatorTestCase):
@@ -475,6 +493,7 @@ class PrometheusTests(OperatorTestCase):
     def test_private_registries(self) -> None:
         """Each daemon has its own registry: two masters in one process both answer, the global one stays clean."""
         other = Cluster(agents=1)
+        self.useClock(other.clock)
         self.addCleanup(other.stop)
         router = Router()
         MasterEndpoints(other.master, other.config.rendered()).install(router)
@@ -546,10 +565,11 @@ class AgentEndpointsTests(OperatorTestCase):
         self.assertTrue(math.isclose(snapshot["slave/cpus_used"], 0.2))
 
 
-class QueuedTasksTests(unittest.TestCase):
+class QueuedTasksTests(ClockTestCase):
     def test_queued_task_shape(self) -> None:
         """A task waiting for its executor to subscribe is listed in queued_tasks in the TaskInfo shape."""
         cluster = Cluster(agents=1)
+        self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         cluster.containerizers[0].subscribe = False
         scheduler = RecordingScheduler()
