@@ -60,6 +60,7 @@ class Instance:
     message: str | None = None
     health: list[HealthState | None] = attrs.field(factory=list)
     readiness: ReadinessState | None = None
+    launched: bool = True        # False while its record is being written, before the launch is sent
 
     # -- views ---------------------------------------------------------------------------------
 
