@@ -3,13 +3,13 @@
 Pure data. Which step runs is kept in memory only: each step's completion is
 recomputed from the instances (see :func:`frameworks.service.planner.converge`),
 so a deployment recovered by a new leader starts again at its first step and
-passes the finished ones at once. ``status`` holds why each app of the current
-step is not done yet, for ``/v2/deployments`` and ``/v2/queue``.
+passes the finished ones at once. ``status`` holds the planner's account of why each
+app of the current step is not done yet; the launch queue adds its part when asked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -55,8 +55,9 @@ class Deployment:
 
     # -- JSON ----------------------------------------------------------------------------------
 
-    def to_json(self, with_status: bool = False) -> dict[str, Any]:
-        """``/v2/deployments`` entry (marathon-python's keys; ``status`` only when asked for)."""
+    def to_json(self, explain: Callable[[str, str | None], str] | None = None) -> dict[str, Any]:
+        """``/v2/deployments`` entry (marathon-python's keys); with ``explain`` (app id and the
+        planner's words -> text) a ``status`` of each current action's app."""
         current = [{"action": a.action, "app": a.app, "readinessCheckResults": []} for a in self.current_actions()]
         out: dict[str, Any] = {
             "id": self.id,
@@ -68,8 +69,8 @@ class Deployment:
             "currentStep": min(self.current_step + 1, len(self.steps)),
             "totalSteps": len(self.steps),
         }
-        if with_status:
-            out["status"] = {a.app: self.status.get(a.app, "in progress") for a in self.current_actions()}
+        if explain is not None:
+            out["status"] = {a.app: explain(a.app, self.status.get(a.app)) for a in self.current_actions()}
         return out
 
     def to_store(self) -> dict[str, Any]:

@@ -49,6 +49,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("local_port_min", 10000, "Lowest service port given to apps that ask for port 0", _port),
     Flag("local_port_max", 20000, "Highest service port given to apps that ask for port 0", _port),
     Flag("zk_max_versions", 50, "Versions kept per app", _positive),
+    Flag("http_credentials", "", "user:password (comma-separated for several) that the API requires with "
+                                 "HTTP Basic authentication (default: none)"),
     Flag.bool("strict_compat", True, "Answer only with the fields marathon-python 0.13 accepts (extensions such "
                                      "as a deployment's 'status' then need '?embed=status')"),
 )

@@ -19,6 +19,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
 
 from frameworks.service.health import Result
 
@@ -35,6 +37,7 @@ class Prober(Protocol):
     def command(self, command: str, env: Mapping[str, str], timeout: float) -> defer.Deferred: ...
 
 
+@implementer(IPolicyForHTTPS)
 class _Insecure:
     """TLS without certificate checks for HTTPS probes (the task's certificate is its business)."""
 
@@ -51,13 +54,12 @@ class _Connected(protocol.Protocol):
 
 
 class _Command(protocol.ProcessProtocol):
-    def __init__(self, done: defer.Deferred):
-        self.done = done
+    def __init__(self) -> None:
+        self.ended: defer.Deferred = defer.Deferred()
 
     def processEnded(self, reason: Failure) -> None:
         code = getattr(reason.value, "exitCode", None)
-        if not self.done.called:
-            self.done.callback(Result(code == 0, None if code == 0 else f"command exited with status {code}"))
+        self.ended.callback(Result(code == 0, None if code == 0 else f"command exited with status {code}"))
 
 
 class ReactorProber:
@@ -68,11 +70,12 @@ class ReactorProber:
         self.agent = Agent(reactor, contextFactory=_Insecure(), connectTimeout=30)
 
     def _limit(self, d: defer.Deferred, timeout: float, what: str) -> defer.Deferred:
-        d.addTimeout(timeout, self.reactor)
+        expired = Result(False, f"{what} timed out after {timeout:g}s")
+        d.addTimeout(timeout, self.reactor, onTimeoutCancel=lambda result, seconds: expired)
 
         def failed(failure: Failure) -> Result:
             if failure.check(defer.TimeoutError, defer.CancelledError):
-                return Result(False, f"{what} timed out after {timeout:g}s")
+                return expired
             if failure.check(error.ConnectionRefusedError):
                 return Result(False, f"{what}: connection refused")
             return Result(False, f"{what}: {failure.getErrorMessage()}")
@@ -103,21 +106,28 @@ class ReactorProber:
         return self._limit(d, timeout, f"TCP {host}:{port}")
 
     def command(self, command: str, env: Mapping[str, str], timeout: float) -> defer.Deferred:
-        done: defer.Deferred = defer.Deferred()
+        """Run ``sh -c command``; past ``timeout`` it is killed, and the answer comes once it is reaped."""
+        watcher = _Command()
         environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
-        process = self.reactor.spawnProcess(_Command(done), "/bin/sh", ["/bin/sh", "-c", command],
-                                            env=environment)
+        process = self.reactor.spawnProcess(watcher, "/bin/sh", ["/bin/sh", "-c", command], env=environment)
+        expired = Result(False, f"command {command!r} timed out after {timeout:g}s")
+        killed = []
 
-        def expired(failure: Failure) -> Failure:
+        def kill() -> None:
             try:
                 process.signalProcess("KILL")
+                killed.append(True)
             except (error.ProcessExitedAlready, OSError):
                 pass
-            return failure
 
-        done.addTimeout(timeout, self.reactor)
-        done.addErrback(expired)
-        return self._limit(done, timeout, f"command {command!r}")
+        timer = self.reactor.callLater(timeout, kill)
+
+        def ended(outcome: Result) -> Result:
+            if timer.active():
+                timer.cancel()
+            return expired if killed else outcome
+
+        return watcher.ended.addCallback(ended)
 
 
 class _Discard(protocol.Protocol):

@@ -444,7 +444,7 @@ class Runtime:
             self.state.queue.forget(app_id)
         self._set_done(deployment, app_id, decision.done)
         if deployment is not None and not decision.done and mode != P.HOLD:
-            deployment.status[app_id] = self.explain(app_id, decision.waiting)
+            deployment.status[app_id] = decision.waiting or "in progress"
 
     def explain(self, app_id: str, waiting: str | None) -> str:
         """Why an app is not where its deployment wants it, from the planner and the launch queue."""

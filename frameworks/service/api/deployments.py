@@ -22,16 +22,18 @@ def install(router: Any, ctx: ApiContext) -> None:
 
     def why(app_id: str) -> str | None:
         deployment = ctx.state.deployment_of(app_id)
-        if deployment is not None and app_id in deployment.status:
-            return str(deployment.status[app_id])
+        waiting = deployment.status.get(app_id) if deployment is not None else None
         entry = ctx.state.queue.entries.get(app_id)
-        return ctx.runtime.explain(app_id, None) if entry is not None and entry.pending else None
+        if waiting is None and (entry is None or not entry.pending):
+            return None
+        return str(ctx.runtime.explain(app_id, waiting))
 
     @api
     def list_deployments(request: server.Request) -> Any:
         detailed = "status" in values(request, "embed") or not ctx.config.strict_compat
         ordered = sorted(ctx.state.deployments.values(), key=lambda d: (d.version, d.id))
-        return answer([d.to_json(with_status=detailed) for d in ordered])
+        explain = ctx.runtime.explain if detailed else None
+        return answer([d.to_json(explain) for d in ordered])
 
     @api
     def cancel(request: server.Request, id: str) -> Any:

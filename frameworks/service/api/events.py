@@ -59,7 +59,7 @@ class EventStream:
         if self.paused:
             if len(self.backlog) >= MAX_BACKLOG:
                 log.warn("Closing the event stream of {remote}: it stopped reading", remote=self.remote)
-                self.close()
+                self.close(abort=True)
                 return
             self.backlog.append(chunk)
             return
@@ -89,14 +89,21 @@ class EventStream:
 
     # -- ending --------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop the stream (the client went away, is too slow, or this instance stops leading)."""
+    def close(self, abort: bool = False) -> None:
+        """End the stream and its connection (the client is too slow: ``abort``, dropping what is
+        buffered; or this instance stops leading)."""
         if self.closed:
             return
         self._detach()
+        transport: Any = self.request.channel.transport if self.request.channel is not None else None
         try:
             self.request.unregisterProducer()
+            if abort and transport is not None:
+                transport.abortConnection()
+                return
             self.request.finish()
+            if transport is not None:
+                transport.loseConnection()
         except Exception:  # noqa: BLE001 - the connection may already be gone
             pass
 
