@@ -19,7 +19,7 @@ from twisted.internet import defer
 
 from frameworks.service import pathid
 from frameworks.service import planner as P
-from frameworks.service.appdef import App, merge, normalize
+from frameworks.service.appdef import App, merge
 from frameworks.service.deployments import Deployment
 from frameworks.service.errors import ApiError, Problems, invalid, locked, not_found
 from frameworks.service.events import EventBus
@@ -28,6 +28,7 @@ from frameworks.service.runtime import Runtime
 from frameworks.service.state import ServiceState
 from frameworks.service.storage import Storage
 from frameworks.service.timestamps import VersionClock, normalize_version
+from frameworks.service.validation import normalize
 from mesostw.store import Operation
 
 
@@ -133,7 +134,7 @@ class Controller:
                stop_first: list[Instance]) -> Deployment:
         state = self.state
         for old in cancelled:
-            self.runtime.finish(old, success=False)
+            self.runtime.deployer.finish(old, success=False)
         for app_id, app in affected.items():
             previous = state.apps.get(app_id)
             if app is None:
@@ -153,9 +154,9 @@ class Controller:
             self.runtime.kill(instance, "killed and scaled down through the API")
         if deployment.steps:
             state.add_deployment(deployment)
-            self.runtime.start_deployment(deployment)
+            self.runtime.deployer.start_deployment(deployment)
         else:
-            self.bus.publish("deployment_success", id=deployment.id, plan=self.runtime.plan(deployment))
+            self.bus.publish("deployment_success", id=deployment.id, plan=self.runtime.deployer.plan(deployment))
         self.runtime.converge(affected)
         self.bus.publish("group_change_success", groupId=pathid.ROOT, version=deployment.version)
         return deployment
@@ -304,7 +305,7 @@ class Controller:
                 raise not_found(f"DeploymentPlan {deployment_id} does not exist")
             if force:
                 d = self.storage.commit(self.storage.delete_deployment_ops(deployment_id))
-                d.addCallback(lambda _: self.runtime.finish(deployment, success=False))
+                d.addCallback(lambda _: self.runtime.deployer.finish(deployment, success=False))
                 return d
             version = self.versions.next()
             targets = {app_id: original for app_id, original in deployment.original.items()}

@@ -55,10 +55,14 @@ class Deployment:
 
     # -- JSON ----------------------------------------------------------------------------------
 
-    def to_json(self, explain: Callable[[str, str | None], str] | None = None) -> dict[str, Any]:
-        """``/v2/deployments`` entry (marathon-python's keys); with ``explain`` (app id and the
-        planner's words -> text) a ``status`` of each current action's app."""
-        current = [{"action": a.action, "app": a.app, "readinessCheckResults": []} for a in self.current_actions()]
+    def to_json(self, explain: Callable[[str, str | None], str] | None = None,
+                readiness: Callable[[str], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        """``/v2/deployments`` entry (marathon-python's keys): ``readiness`` gives an app's
+        readiness results; with ``explain`` (app id and the planner's words -> text) a ``status``
+        of each current action's app is added."""
+        current = [{"action": a.action, "app": a.app,
+                    "readinessCheckResults": readiness(a.app) if readiness is not None else []}
+                   for a in self.current_actions()]
         out: dict[str, Any] = {
             "id": self.id,
             "version": self.version,

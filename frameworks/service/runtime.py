@@ -1,11 +1,10 @@
-"""The runtime: offers, status updates, kills, health results and the convergence loop.
+"""The runtime: offers, launches, status updates, kills, health results, the periodic sweep.
 
-Everything that happens to instances goes through here. After any change the
-affected apps are marked and, on the next reactor turn, each is converged
-(:func:`frameworks.service.planner.converge` decides kills and launches for the
-app's current deployment step or steady state), deployments advance when their
-step is done, and offers are suppressed or revived. Instance records are written
-before their task is launched, so a new leader never loses or duplicates one.
+Everything that happens to instances goes through here; after any change the apps
+concerned are handed to the :class:`~frameworks.service.deployer.Deployer`, which
+decides what they need next, and offers are then suppressed or revived. Instance
+records are written before their task is launched, so a new leader never loses or
+duplicates one; kills decided before a failover are sent again after it.
 """
 
 from __future__ import annotations
@@ -17,9 +16,8 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from frameworks.service import planner as P
-from frameworks.service.appdef import App, HealthCheck, ReadinessCheck
-from frameworks.service.deployments import Deployment
+from frameworks.service.appdef import HealthCheck, ReadinessCheck
+from frameworks.service.deployer import Deployer
 from frameworks.service.events import EventBus, ip_addresses
 from frameworks.service.health import HealthState, ReadinessState, Result
 from frameworks.service.instances import CONDITIONS, RUNNING_GOAL, STOPPED_GOAL, Instance, new_task_id
@@ -57,12 +55,10 @@ class Runtime:
         self.declined = False
         self.want_revive = False
         self.metrics: Counter[str] = Counter()
-        self._dirty: set[str] = set()
-        self._pass: Any = None
         self._tick: Any = None
         self._wakeup: Any = None
         self._last_reconcile = 0.0
-        self._done: dict[str, set[str]] = {}
+        self.deployer = Deployer(self, state, storage, bus, clock)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -71,35 +67,43 @@ class Runtime:
         self._tick = self.clock.callLater(self.config.scale_apps_interval, self._periodic)
 
     def stop(self) -> None:
-        for call in (self._pass, self._tick, self._wakeup):
+        for call in (self._tick, self._wakeup):
             if call is not None and call.active():
                 call.cancel()
-        self._pass = self._tick = self._wakeup = None
+        self._tick = self._wakeup = None
+        self.deployer.stop()
         self.monitor.stop()
 
     def recovered(self) -> None:
         """Resume checks of instances a new leader found running."""
         for instance in self.state.instances:
             spec = self.state.spec_of(instance)
-            if instance.running and not instance.killing and spec is not None:
+            if instance.running and instance.kill_reason is None and spec is not None:
                 self.monitor.watch(instance, spec)
 
     # -- scheduler callbacks -------------------------------------------------------------------
 
     def registered_as(self, framework_id: str) -> None:
-        self.registered = True
-        self.suppressed = False
         if self.state.framework_id != framework_id:
             self.state.framework_id = framework_id
-            self.storage.framework_id(framework_id).addErrback(self._write_failed, "the framework ID")
-        self.reconcile()
-        self.converge(self._all_apps())
+            self.storage.framework_id(framework_id).addErrback(self.write_failed, "the framework ID")
+        self.reregistered()
 
     def reregistered(self) -> None:
         self.registered = True
         self.suppressed = False
         self.reconcile()
-        self.converge(self._all_apps())
+        self._resend_kills()
+        self.converge(self.deployer.all_apps())
+
+    def _resend_kills(self) -> None:
+        """Kills decided before a failover (or lost with a master) are sent again."""
+        now = self.clock.seconds()
+        for instance in self.state.instances:
+            if instance.launched and (instance.killing or instance.kill_reason is not None):
+                instance.kill_sent_at = now
+                self.monitor.unwatch(instance.task_id)
+                self._send_kill(instance)
 
     def disconnected(self) -> None:
         self.registered = False
@@ -130,7 +134,7 @@ class Runtime:
                 self._decline(offer)
                 continue
             self._launch(offer, match.launches, now)
-        self._update_offers()
+        self.update_offers()
 
     def _candidates(self, now: float) -> list[Candidate]:
         out = []
@@ -146,7 +150,7 @@ class Runtime:
     def _members(self, app_id: str) -> list[Instance]:
         app = self.state.apps.get(app_id)
         return [i for i in self.state.instances.of_app(app_id)
-                if not i.gone and i.goal == RUNNING_GOAL and not self._inactive(i, app)]
+                if not i.gone and i.goal == RUNNING_GOAL and not self.deployer.inactive(i, app)]
 
     def _decline(self, offer: Offer) -> None:
         self.metrics["offers_declined"] += 1
@@ -264,7 +268,8 @@ class Runtime:
                 "state": status.state, "taskId": instance.task_id, "instanceId": instance.task_id,
                 "slaveId": instance.agent_id, "timestamp": format_ts(now), "version": instance.version,
             }
-            if instance.config_version == app.last_config_change_at:
+            # an offer that expired while the launch was being recorded is no failure of the app
+            if instance.config_version == app.last_config_change_at and status.reason != T.REASON_INVALID_OFFERS:
                 self.state.queue.failed(app.id, now, app.spec["backoffSeconds"], app.spec["backoffFactor"],
                                         app.spec["maxLaunchDelaySeconds"])
 
@@ -274,7 +279,7 @@ class Runtime:
         if self.state.instances.get(instance.task_id) is instance:
             self.state.instances.remove(instance.task_id)
         self.storage.commit(self.storage.delete_instance_ops(instance.task_id)).addErrback(
-            self._write_failed, instance.task_id)
+            self.write_failed, instance.task_id)
         self.state.forget_unused_specs(instance.app_id)
         self.converge([instance.app_id])
 
@@ -282,9 +287,9 @@ class Runtime:
         if not instance.launched and self.state.instances.get(instance.task_id) is not instance:
             return
         self.storage.commit(self.storage.instance_ops(instance.to_store())).addErrback(
-            self._write_failed, instance.task_id)
+            self.write_failed, instance.task_id)
 
-    def _write_failed(self, failure: Failure, what: str) -> None:
+    def write_failed(self, failure: Failure, what: str) -> None:
         self.metrics["store_errors"] += 1
         log.failure("Could not write {what}", failure, what=what)
 
@@ -364,178 +369,13 @@ class Runtime:
             self._persist(instance)
             self.converge([instance.app_id])
 
-    # -- convergence ---------------------------------------------------------------------------
-
     def converge(self, app_ids: Iterable[str]) -> None:
-        """Re-decide what ``app_ids`` need, on the next reactor turn (coalesced)."""
-        self._dirty.update(app_ids)
-        if self._pass is None and self.driver is not None:
-            self._pass = self.clock.callLater(0, self._converge_pass)
-
-    def _all_apps(self) -> set[str]:
-        apps = set(self.state.apps) | set(self.state.instances.app_ids())
-        for deployment in self.state.deployments.values():
-            apps.update(deployment.affected)
-        return apps
-
-    def _converge_pass(self) -> None:
-        self._pass = None
-        for _ in range(100):
-            if not self._dirty:
-                break
-            dirty, self._dirty = self._dirty, set()
-            for app_id in sorted(dirty):
-                self._converge_app(app_id)
-            self._advance_deployments()
-        self._update_offers()
-
-    def _inactive(self, instance: Instance, app: App | None) -> bool:
-        if instance.unreachable_since is None:
-            return False
-        spec = app or self.state.spec_of(instance)
-        strategy = spec.unreachable if spec is not None else None
-        if strategy is None:
-            return False
-        return self.clock.seconds() - instance.unreachable_since >= strategy[0]
-
-    def view(self, instance: Instance, app: App | None) -> P.InstanceView:
-        spec = self.state.spec_of(instance)
-        checks = len(spec.health_checks) if spec is not None else 0
-        readiness = bool(spec.readiness_checks) if spec is not None else False
-        return P.InstanceView(
-            id=instance.task_id,
-            current=app is not None and instance.config_version == app.last_config_change_at,
-            goal_running=instance.goal == RUNNING_GOAL,
-            killing=instance.killing,
-            running=instance.running,
-            available=instance.available(checks, readiness),
-            unhealthy=instance.healthy(checks) is False,
-            inactive=self._inactive(instance, app),
-            since=instance.started_at if instance.started_at is not None else instance.staged_at)
-
-    def _converge_app(self, app_id: str) -> None:
-        app = self.state.apps.get(app_id)
-        deployment = self.state.deployment_of(app_id)
-        mode = deployment.mode_for(app_id) if deployment is not None else P.STEADY
-        spec = app if app is not None else (deployment.original.get(app_id) if deployment is not None else None)
-        if app is None and mode == P.STEADY:
-            mode = P.STOP  # instances of an app that no longer exists
-        instances = [i for i in self.state.instances.of_app(app_id) if not i.gone]
-        if mode == P.START:
-            self._set_done(deployment, app_id, True)
-            self.state.queue.set_pending(app_id, 0, self.clock.seconds())
-            return
-        if spec is None:
-            for instance in instances:
-                self.kill(instance, "app removed")
-            self._set_done(deployment, app_id, not instances)
-            return
-        decision = P.converge(mode, app.instances if app is not None else 0,
-                              [self.view(i, app) for i in instances], spec.minimum_health_capacity,
-                              spec.maximum_over_capacity, spec.kill_selection)
-        reason = {P.RESTART: "replaced by a new version", P.STOP: "app removed"}.get(mode, "scaled down")
-        for task_id in decision.kill:
-            victim = self.state.instances.get(task_id)
-            if victim is not None:
-                self.kill(victim, reason)
-        if self.state.queue.set_pending(app_id, decision.launch, self.clock.seconds()) and self.declined:
-            self.want_revive = True
-        if app is None and not instances:
-            self.state.queue.forget(app_id)
-        self._set_done(deployment, app_id, decision.done)
-        if deployment is not None and not decision.done and mode != P.HOLD:
-            deployment.status[app_id] = decision.waiting or "in progress"
-
-    def explain(self, app_id: str, waiting: str | None) -> str:
-        """Why an app is not where its deployment wants it, from the planner and the launch queue."""
-        parts = [waiting] if waiting else []
-        entry = self.state.queue.entries.get(app_id)
-        now = self.clock.seconds()
-        if entry is not None and entry.pending:
-            left = entry.backoff.left(now)
-            failure = self.state.failures.get(app_id)
-            if left > 0:
-                text = f"launches delayed {left:.0f}s by backoff after {entry.backoff.failures} failures"
-                if failure:
-                    text += f" (last: {failure['state']} {failure['message']})".rstrip()
-                parts.append(text)
-            elif (why := entry.why()) is not None:
-                parts.append(why)
-            elif not entry.processed:
-                parts.append("no offers received yet" if not self.suppressed else "offers suppressed")
-        return "; ".join(parts) or "in progress"
-
-    def _set_done(self, deployment: Deployment | None, app_id: str, done: bool) -> None:
-        if deployment is None:
-            return
-        finished = self._done.setdefault(deployment.id, set())
-        if done:
-            finished.add(app_id)
-            deployment.status.pop(app_id, None)
-        else:
-            finished.discard(app_id)
-
-    def _advance_deployments(self) -> None:
-        for deployment in list(self.state.deployments.values()):
-            finished = self._done.setdefault(deployment.id, set())
-            while not deployment.finished:
-                apps = {a.app for a in deployment.current_actions()}
-                if not apps <= finished:
-                    break
-                step = deployment.current_actions()
-                deployment.current_step += 1
-                finished.clear()
-                self._deployment_event("deployment_step_success", deployment, step)
-                if not deployment.finished:
-                    next_apps = {a.app for a in deployment.current_actions()}
-                    self._deployment_event("deployment_info", deployment, deployment.current_actions())
-                    self._dirty.update(next_apps)
-            if deployment.finished:
-                self.finish(deployment, success=True)
-
-    def start_deployment(self, deployment: Deployment) -> None:
-        """A new (or recovered) deployment: announce it and converge its apps."""
-        deployment.started_at = deployment.started_at or self.clock.seconds()
-        self._done[deployment.id] = set()
-        self._deployment_event("deployment_info", deployment, deployment.current_actions())
-        self.converge(deployment.affected)
-
-    def finish(self, deployment: Deployment, success: bool) -> None:
-        """End a deployment (done, or cancelled when not ``success``) and free its apps."""
-        if self.state.remove_deployment(deployment.id) is None:
-            return
-        self._done.pop(deployment.id, None)
-        self.storage.commit(self.storage.delete_deployment_ops(deployment.id)).addErrback(
-            self._write_failed, f"deployment {deployment.id}")
-        plan = self.plan(deployment)
-        if success:
-            self.metrics["deployments_succeeded"] += 1
-            self.bus.publish("deployment_success", id=deployment.id, plan=plan)
-            for step in deployment.steps:
-                for action in step:
-                    if action.action == P.STOP and action.app not in self.state.apps:
-                        self.bus.publish("app_terminated_event", appId=action.app)
-        else:
-            self.metrics["deployments_cancelled"] += 1
-            self.bus.publish("deployment_failed", id=deployment.id, plan=plan)
-        self.converge(deployment.affected)
-
-    def plan(self, deployment: Deployment) -> dict[str, Any]:
-        body = deployment.to_json()
-        original = [dict(a.json) for a in deployment.original.values() if a is not None]
-        target = [dict(a.json) for a in deployment.target.values() if a is not None]
-        root = {"id": "/", "version": deployment.version, "groups": [], "pods": [], "dependencies": []}
-        return {"id": body["id"], "version": body["version"], "original": {**root, "apps": original},
-                "target": {**root, "apps": target}, "steps": body["steps"]}
-
-    def _deployment_event(self, kind: str, deployment: Deployment, step: list[P.Action]) -> None:
-        if not self.bus.wants(kind):
-            return
-        self.bus.publish(kind, plan=self.plan(deployment), currentStep={"actions": [a.to_json() for a in step]})
+        """Re-decide what ``app_ids`` need, on the next reactor turn (see :class:`Deployer`)."""
+        self.deployer.converge(app_ids)
 
     # -- offers --------------------------------------------------------------------------------
 
-    def _update_offers(self) -> None:
+    def update_offers(self) -> None:
         if self.driver is None or not self.registered:
             return
         now = self.clock.seconds()
@@ -560,7 +400,7 @@ class Runtime:
     def _backoff_over(self) -> None:
         self._wakeup = None
         self.want_revive = True
-        self._update_offers()
+        self.update_offers()
 
     # -- the periodic sweep --------------------------------------------------------------------
 
@@ -584,7 +424,7 @@ class Runtime:
                     self._forget(instance)
         if now - self._last_reconcile >= self.config.reconciliation_interval and self.registered:
             self.reconcile()
-        self.converge(self._all_apps())
+        self.converge(self.deployer.all_apps())
 
     # -- events --------------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ class ServiceFramework(service.MultiService):
         self.runtime.recovered()
         self.api.leading = True
         for deployment in sorted(self.state.deployments.values(), key=lambda d: d.version):
-            self.runtime.start_deployment(deployment)
+            self.runtime.deployer.start_deployment(deployment)
         self.driver.setServiceParent(self)
         log.info("Service framework leading with {apps} apps, {instances} instances, {deployments} deployments",
                  apps=len(self.state.apps), instances=len(self.state.instances),

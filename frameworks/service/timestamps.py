@@ -9,6 +9,7 @@ App and group versions are such timestamps too, and must be unique per app:
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Any
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -16,7 +17,12 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 def format_ts(seconds: float) -> str:
     """``seconds`` since the epoch as ``2024-05-01T12:00:00.000Z`` (millisecond precision)."""
-    millis = int(round(seconds * 1000))
+    return _format_millis(int(round(seconds * 1000)))
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _format_millis(millis: int) -> str:
+    # Cached: every task's staged and started times are rendered again on each /v2/tasks.
     moment = _EPOCH + datetime.timedelta(milliseconds=millis)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
 

@@ -57,6 +57,11 @@ class Views:
     def tasks(self, instances: Iterable[Instance]) -> list[dict[str, Any]]:
         return [self.task(i) for i in instances if not i.gone]
 
+    def readiness(self, app_id: str) -> list[dict[str, Any]]:
+        """Readiness results of an app's live instances that have a readiness check."""
+        return [i.readiness.to_json(i.task_id) for i in self.state.instances.of_app(app_id)
+                if i.readiness is not None and not i.gone]
+
     def app(self, app: App, wanted: set[str]) -> dict[str, Any]:
         """An AppInfo: the definition plus what ``wanted`` asks for."""
         out = dict(app.json)
@@ -78,8 +83,7 @@ class Views:
             lock = self.state.locks.get(app.id)
             out["deployments"] = [{"id": lock}] if lock else []
         if EMBED_READINESS in wanted:
-            out["readinessCheckResults"] = [i.readiness.to_json(i.task_id) for i in instances
-                                            if i.readiness is not None and app.readiness_checks]
+            out["readinessCheckResults"] = self.readiness(app.id) if app.readiness_checks else []
         if EMBED_TASKS in wanted:
             out["tasks"] = [self.task(i) for i in instances]
         if EMBED_FAILURE in wanted and app.id in self.state.failures:

@@ -26,14 +26,14 @@ def install(router: Any, ctx: ApiContext) -> None:
         entry = ctx.state.queue.entries.get(app_id)
         if waiting is None and (entry is None or not entry.pending):
             return None
-        return str(ctx.runtime.explain(app_id, waiting))
+        return str(ctx.runtime.deployer.explain(app_id, waiting))
 
     @api
     def list_deployments(request: server.Request) -> Any:
         detailed = "status" in values(request, "embed") or not ctx.config.strict_compat
         ordered = sorted(ctx.state.deployments.values(), key=lambda d: (d.version, d.id))
-        explain = ctx.runtime.explain if detailed else None
-        return answer([d.to_json(explain) for d in ordered])
+        explain = ctx.runtime.deployer.explain if detailed else None
+        return answer([d.to_json(explain, ctx.views.readiness) for d in ordered])
 
     @api
     def cancel(request: server.Request, id: str) -> Any:

@@ -10,9 +10,10 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from frameworks.service import pathid
-from frameworks.service.appdef import App, merge, normalize
+from frameworks.service.appdef import App, merge
 from frameworks.service.errors import Problems
 from frameworks.service.timestamps import VersionClock, format_ts, normalize_version, parse_ts
+from frameworks.service.validation import normalize
 
 
 def spec_of(data: dict[str, Any], base: str = "/") -> dict[str, Any]:

@@ -8,12 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from frameworks.service.appdef import App, HealthCheck, normalize
+from frameworks.service.appdef import App, HealthCheck
 from frameworks.service.errors import Problems
 from frameworks.service.health import HealthState, ReadinessState, Result, healthy
 from frameworks.service.matching import Candidate, match_offer
 from frameworks.service.queue import Backoff, LaunchQueue, OfferResult
 from frameworks.service.taskinfo import environment, task_info
+from frameworks.service.validation import normalize
 from mesostw.model.resources import Resources
 from mesostw.model.task import Offer
 

@@ -269,6 +269,8 @@ class HealthTests(Base):
         self.h.advance(5)
         self.assertEqual(len(self.h.running("/web")), 1)
         self.assertEqual(len(self.h.deployments()), 1)
+        action = self.h.get("/v2/deployments")[0]["currentActions"][0]
+        self.assertEqual([r["ready"] for r in action["readinessCheckResults"]], [False])
         ready["now"] = True
         self.h.until(lambda: not self.h.deployments(), limit=10)
 
@@ -351,6 +353,25 @@ class RecoveryTests(Base):
         self.assertEqual(len(again.deployments()), 1)
         again.until(lambda: not again.deployments() and len(again.running("/web")) == 4, limit=400, step=5)
         self.assertEqual(len(again.instances("/web")), 4)
+
+    def test_kills_decided_before_a_failover_are_sent_again(self) -> None:
+        """An instance recorded as being stopped when the leader died is killed by the next one."""
+        import json
+
+        self.h.create(app("web", 3))
+        self.h.until(lambda: len(self.h.running("/web")) == 3 and not self.h.deployments())
+        victim = self.h.running("/web")[0].task_id
+        self.h.stop()
+        key = f"frameworks/service/instances/{victim}"
+        record = json.loads(self.h.store.values[key])
+        record.update(goal="stopped", killReason="scaled down")
+        self.h.store.values[key] = json.dumps(record).encode()
+        again = ServiceHarness(cluster=self.h.cluster, store=self.h.store).start()
+        self.addCleanup(again.stop)
+        again.until(lambda: victim not in {i.task_id for i in again.instances("/web")}
+                    and len(again.running("/web")) == 3)
+        framework = next(iter(again.cluster.master.frameworks.values()))
+        self.assertNotIn(victim, framework.tasks)
 
     def test_unknown_tasks_are_killed(self) -> None:
         """A task the master holds for the framework but the store does not know is killed."""
