@@ -53,6 +53,11 @@ class HealthMonitor:
             if call.active():
                 call.cancel()
 
+    @property
+    def idle(self) -> bool:
+        """No probe is out."""
+        return not self._inflight
+
     def watching(self, task_id: str) -> bool:
         return any(k[0] == task_id for k in self._timers)
 

@@ -35,7 +35,7 @@ def _leader_address(ctx: ApiContext) -> str | None:
 def info(ctx: ApiContext) -> dict[str, Any]:
     config = ctx.config
     url = ctx.host.api_url or ""
-    port = int(url.rsplit(":", 1)[1]) if url.count(":") >= 2 else config.http_port
+    port = int(url.rsplit(":", 1)[1]) if url.count(":") >= 2 else getattr(config, "http_port", None)
     zk = getattr(config, "zk", "") or ""
     return {
         "name": "marathon",

@@ -90,3 +90,37 @@ class ProbeTests(unittest.TestCase):
         hung = yield self.prober.command("exec sleep 30", {}, 0.3)
         self.assertFalse(hung.ok)
         self.assertIn("timed out", hung.cause)
+
+
+class MonitorOnSocketsTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_monitor_probes_a_real_server(self) -> Any:
+        """The monitor runs an instance's HTTP and TCP checks against a loopback server until unwatched."""
+        from frameworks.service.appdef import App
+        from frameworks.service.errors import Problems
+        from frameworks.service.instances import Instance
+        from frameworks.service.monitor import HealthMonitor
+        from frameworks.service.validation import normalize
+        from tests.helpers.processes import wait_for
+
+        site = Health()
+        port = reactor.listenTCP(0, server.Site(site), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        problems = Problems()
+        spec = normalize({"id": "web", "cmd": "x", "healthChecks": [
+            {"protocol": "HTTP", "path": "/health", "intervalSeconds": 1},
+            {"protocol": "TCP", "intervalSeconds": 1}]}, problems)
+        self.assertFalse(problems)
+        app = App.build(spec, "2020-01-01T00:00:00.000Z")
+        instance = Instance("web.1", "/web", app.version, app.version, "S1", "127.0.0.1", [port.getHost().port])
+        results: list[tuple[str, bool]] = []
+        monitor = HealthMonitor(reactor, ReactorProber(reactor), 4,
+                                lambda i, check, result: results.append((check.protocol, result.ok)),
+                                lambda i, check, result: None)
+        monitor.watch(instance, app)
+        self.addCleanup(monitor.stop)
+        yield wait_for(lambda: len(results) >= 4, timeout=10, what="two rounds of probes")
+        self.assertEqual(set(results), {("HTTP", True), ("TCP", True)})
+        monitor.unwatch(instance.task_id)
+        self.assertFalse(monitor.watching(instance.task_id))
+        yield wait_for(lambda: monitor.idle, timeout=10, what="the last probe to end")

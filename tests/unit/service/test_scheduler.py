@@ -397,3 +397,38 @@ class UnreachableTests(Base):
         self.h.cluster.cut(lost)
         self.h.until(lambda: sorted(i.host for i in self.h.running("/web")) == ["agent-b", "agent-c"],
                      limit=300, step=5)
+
+
+class DependencyTests(Base):
+    def test_dependents_wait_for_their_dependencies(self) -> None:
+        """An app is not launched before the apps it depends on are healthy."""
+        healthy = {"db": False}
+        self.h.prober.healthy = lambda host, port: healthy["db"]
+        reply = self.h.call("POST", "/v2/groups", {"id": "/shop", "apps": [
+            app("db", 1, healthChecks=[{"protocol": "TCP", "intervalSeconds": 1, "maxConsecutiveFailures": 0}]),
+            app("web", 2, dependencies=["db"])]})
+        self.assertEqual(reply.code, 201)
+        self.h.advance(5)
+        self.assertEqual(len(self.h.running("/shop/db")), 1)
+        self.assertEqual(self.h.instances("/shop/web"), [], "web waits for a healthy db")
+        healthy["db"] = True
+        self.h.until(lambda: len(self.h.running("/shop/web")) == 2 and not self.h.deployments())
+
+    def test_delete_overrides_a_stuck_deployment(self) -> None:
+        """DELETE /v2/apps/{id} forces by default: a stuck deployment does not block it."""
+        self.h.prober.healthy = lambda host, port: False
+        self.h.create(app("web", 1, healthChecks=[{"intervalSeconds": 1, "maxConsecutiveFailures": 0}]))
+        self.h.advance(3)
+        self.assertEqual(self.h.call("DELETE", "/v2/apps/web").code, 200)
+        self.h.until(lambda: not self.h.deployments() and not self.h.instances("/web"))
+
+    def test_bulk_update(self) -> None:
+        """PUT /v2/apps changes several apps in one deployment (creating the unknown ones)."""
+        self.h.create(app("a", 1))
+        self.h.until(lambda: not self.h.deployments())
+        reply = self.h.call("PUT", "/v2/apps", [{"id": "a", "instances": 2}, app("b", 1)])
+        self.assertEqual(reply.code, 200)
+        (deployment,) = self.h.get("/v2/deployments")
+        self.assertEqual(deployment["affectedApps"], ["/a", "/b"])
+        self.h.until(lambda: len(self.h.running("/a")) == 2 and len(self.h.running("/b")) == 1)
+        self.assertEqual(self.h.state.apps["/a"].spec["cmd"], "serve", "a partial update by default")
