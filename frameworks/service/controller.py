@@ -141,6 +141,7 @@ class Controller:
                 state.drop_app(app_id)
                 continue
             state.set_app(app)
+            self._health_check_events(previous, app)
             if pruned.get(app_id):
                 state.versions[app_id] = [v for v in state.versions[app_id] if v not in pruned[app_id]]
             if previous is None or previous.last_config_change_at != app.last_config_change_at:
@@ -160,6 +161,16 @@ class Controller:
         self.runtime.converge(affected)
         self.bus.publish("group_change_success", groupId=pathid.ROOT, version=deployment.version)
         return deployment
+
+    def _health_check_events(self, previous: App | None, app: App) -> None:
+        before = [dict(c) for c in (previous.spec.get("healthChecks", ()) if previous is not None else ())]
+        after = [dict(c) for c in app.spec.get("healthChecks", ())]
+        for check in after:
+            if check not in before:
+                self.bus.publish("add_health_check_event", appId=app.id, healthCheck=check, version=app.version)
+        for check in before:
+            if check not in after:
+                self.bus.publish("remove_health_check_event", appId=app.id, healthCheck=check)
 
     # -- apps ----------------------------------------------------------------------------------
 

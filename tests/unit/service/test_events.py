@@ -22,12 +22,14 @@ class EventStreamTests(unittest.TestCase):
         self.addCleanup(stream.close)
         self.assertIn(b"Content-Type: text/event-stream", stream.raw())
         self.assertIn(b"Transfer-Encoding: chunked", stream.raw())
-        self.h.create({"id": "web", "cmd": "serve", "cpus": 0.1, "mem": 32})
+        self.h.create({"id": "web", "cmd": "serve", "cpus": 0.1, "mem": 32,
+                       "healthChecks": [{"protocol": "TCP", "intervalSeconds": 1}]})
         self.h.until(lambda: "deployment_success" in stream.types())
         types = stream.types()
         self.assertEqual(types[0], "event_stream_attached")
         for expected in ("api_post_event", "deployment_info", "status_update_event", "instance_changed_event",
-                         "deployment_step_success", "group_change_success"):
+                         "deployment_step_success", "group_change_success", "add_health_check_event",
+                         "health_status_changed_event", "instance_health_changed_event"):
             self.assertIn(expected, types)
         self.assertLess(types.index("deployment_info"), types.index("deployment_success"))
         for event in stream.events():
