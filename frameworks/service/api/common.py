@@ -21,6 +21,7 @@ from frameworks.service import pathid
 from frameworks.service.deployments import Deployment
 from frameworks.service.errors import ApiError, bad_json, not_found
 from mesostw.http.router import Response, json_bytes, read_body
+from mesostw.store import StoreError
 
 MAX_BODY = 8 * 1024 * 1024
 JSON = "application/json"
@@ -112,4 +113,7 @@ def endpoint(api: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 def _api_failure(failure: Failure) -> Any:
     if failure.check(ApiError):
         return error_response(failure.value)
+    if failure.check(StoreError):
+        # nothing was applied: the change was not written (e.g. this instance lost its leadership)
+        return error_response(ApiError(503, f"The change could not be stored: {failure.getErrorMessage()}"))
     return failure

@@ -359,3 +359,20 @@ class AuthTests(unittest.TestCase):
         self.assertEqual(h.call("GET", "/v2/apps", headers={"Authorization": f"Basic {wrong}"}).code, 401)
         right = base64.b64encode(b"ops:secret").decode()
         self.assertEqual(h.call("GET", "/v2/apps", headers={"Authorization": f"Basic {right}"}).code, 200)
+
+
+class StoreFailureTests(unittest.TestCase):
+    def test_refused_write_changes_nothing(self) -> None:
+        """When the store refuses a write (the leader was deposed), the API answers 503 and the
+        change is not applied."""
+        fenced = {"held": True}
+        from mesostw.store.memory import MemoryStateStore
+
+        h = ServiceHarness(store=MemoryStateStore(fence=lambda: fenced["held"])).start()
+        self.addCleanup(h.stop)
+        fenced["held"] = False
+        reply = h.call("POST", "/v2/apps", app("web"))
+        self.assertEqual(reply.code, 503)
+        self.assertIn("could not be stored", reply.json()["message"])
+        self.assertEqual(h.state.apps, {})
+        self.assertEqual(h.state.deployments, {})
