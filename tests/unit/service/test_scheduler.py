@@ -363,9 +363,9 @@ class RecoveryTests(Base):
         victim = self.h.running("/web")[0].task_id
         self.h.stop()
         key = f"frameworks/service/instances/{victim}"
-        record = json.loads(self.h.store.values[key])
+        record = json.loads(self.successResultOf(self.h.store.get(key)))
         record.update(goal="stopped", killReason="scaled down")
-        self.h.store.values[key] = json.dumps(record).encode()
+        self.successResultOf(self.h.store.put(key, json.dumps(record).encode()))
         again = ServiceHarness(cluster=self.h.cluster, store=self.h.store).start()
         self.addCleanup(again.stop)
         again.until(lambda: victim not in {i.task_id for i in again.instances("/web")}
@@ -378,7 +378,7 @@ class RecoveryTests(Base):
         self.h.create(app("web", 2))
         self.h.until(lambda: len(self.h.running("/web")) == 2 and not self.h.deployments())
         stray = self.h.running("/web")[0].task_id
-        self.h.store.values.pop(f"frameworks/service/instances/{stray}")
+        self.successResultOf(self.h.store.delete(f"frameworks/service/instances/{stray}"))
         again = self.restart_framework()
         again.advance(10)
         self.assertNotIn(stray, {i.task_id for i in again.running("/web")})
