@@ -48,7 +48,8 @@ class TaskTracker:
         self._by_framework: dict[str, dict[str, Task]] = {}
         #: agent ID -> framework ID -> task ID -> Task
         self._by_agent: dict[str, dict[str, dict[str, Task]]] = {}
-        #: agent ID -> (framework ID, executor ID) -> ExecutorInfo
+        #: agent ID -> (framework ID, executor ID) -> ExecutorInfo; its keys are the agents that have a record
+        #: (tracked, not yet released), whose task index stays even when empty
         self._executors: dict[str, dict[tuple[str, str], ExecutorInfo]] = {}
         self._completed: dict[str, deque[Task]] = {}
 
