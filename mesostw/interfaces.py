@@ -66,6 +66,30 @@ class IFrameworkLink(Interface):
         """Drop the connection (the framework failed over or was torn down)."""
 
 
+class IMasterEndpoint(Interface):
+    """The leading master as a scheduler session sees it (:class:`mesostw.master.master.Master` provides it).
+
+    The master's PB and HTTP adapters and the in-process scheduler driver each keep one
+    :class:`mesostw.scheduler.session.SchedulerSession` per connection over this; the refusals are the
+    exceptions of :mod:`mesostw.scheduler.session`.
+    """
+
+    clock = Attribute("The IReactorTime the master runs on; in-process links deliver events on it.")
+    leading = Attribute("Whether this master leads: only the leader takes subscriptions.")
+
+    def subscribe(link, framework_info, principal=None, force=False):
+        """Register, or fail over, a framework whose events go to ``link`` (an IFrameworkLink) and return its ID.
+
+        ``principal`` is the one its connection authenticated as (None: anonymous), which the ACLs judge.
+        Raises ``SubscriptionRefused`` (``NotLeading`` when this master does not lead)."""
+
+    def call(framework_id, call):
+        """Act on one parsed Call (any but SUBSCRIBE) of a subscribed framework; raises ``CallRefused``."""
+
+    def disconnected(framework_id, link):
+        """The connection behind ``link`` went away; the framework has its failover timeout to come back."""
+
+
 class IAgentLink(Interface):
     """The master's handle on a registered agent."""
 

@@ -6,13 +6,12 @@ from typing import Any, Callable, NoReturn
 
 from twisted.web import server
 
-from mesostw.auth.security import REALM_READONLY, REALM_READWRITE, http_principal
+from mesostw.auth.http import REALM_READONLY, REALM_READWRITE, http_principal
 from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
-from mesostw.master.master import Master
+from mesostw.master.master import KillOutcome, Master, TeardownOutcome
 from mesostw.master.operator_http import OperatorEndpoints
-from mesostw.master.registry import SetWeights
 from mesostw.model.info import MasterInfo
 
 
@@ -89,7 +88,6 @@ class MasterEndpoints:
         self.flags = flags
         self.routing = routing if routing is not None else LeaderRouting(master)
         self.operator = OperatorEndpoints(master)
-        self.operator.on_weights_changed = lambda weights: master._persist(SetWeights(dict(weights)))
         self.prometheus = PrometheusEndpoint(lambda: metrics.snapshot(self.master, self.master.leading))
 
     def install(self, router: Router) -> None:
@@ -145,15 +143,14 @@ class MasterEndpoints:
         framework_id = query(request).get("frameworkId")
         if not framework_id:
             raise HTTPError(400, "Missing 'frameworkId' query parameter")
-        framework = self.master.frameworks.get(framework_id)
-        if framework is None:
-            raise HTTPError(400, f"No framework found with specified ID '{framework_id}'")
         principal = getattr(request, "principal", None)
-        if not self.master.security.authorizer.authorize("teardown_frameworks", principal, framework.info.principal):
-            self.master.metrics["teardowns_denied"] += 1
+        outcome = self.master.teardown(framework_id, principal)
+        if outcome is TeardownOutcome.UNKNOWN_FRAMEWORK:
+            raise HTTPError(400, f"No framework found with specified ID '{framework_id}'")
+        if outcome is TeardownOutcome.NOT_AUTHORIZED:
+            framework = self.master.frameworks[framework_id]
             raise HTTPError(403, f"Principal {principal or '(none)'} may not tear down frameworks of principal "
                                  f"{framework.info.principal or '(none)'}")
-        self.master.removeFramework(framework_id)
         return Response(b"", 200)
 
     def kill(self, request: server.Request) -> Response:
@@ -162,7 +159,10 @@ class MasterEndpoints:
         framework_id, task_id = params.get("frameworkId"), params.get("taskId")
         if not framework_id or not task_id:
             raise HTTPError(400, "Expecting 'frameworkId' and 'taskId'")
-        problem = self.master.operatorKill(framework_id, task_id)
-        if problem:
-            raise HTTPError(404 if "not known" in problem else 409, problem)
+        outcome = self.master.killTask(framework_id, task_id)
+        if outcome is KillOutcome.UNKNOWN_TASK:
+            raise HTTPError(404, f"Task {task_id} of framework {framework_id} is not known")
+        if outcome is KillOutcome.AGENT_NOT_CONNECTED:
+            task = self.master.tasks.get(framework_id, task_id)
+            raise HTTPError(409, f"Agent {task.agent_id if task else '(unknown)'} of task {task_id} is not connected")
         return Response(b"", 202)

@@ -27,7 +27,7 @@ def snapshot(master: Master, elected: bool = True) -> dict[str, Any]:
     used = EMPTY
     for agent in master.agents.values():
         total = total + agent.info.resources
-        used = used + agent.used() + agent.offered
+        used = used + agent.used() + master.offers.offered_on(agent.id)
     out: dict[str, Any] = {
         "master/elected": 1.0 if elected else 0.0,
         "master/uptime_secs": master.clock.seconds() - master.start_time,

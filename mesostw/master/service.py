@@ -11,10 +11,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mesostw.allocator.hierarchical import HierarchicalAllocator
-from mesostw.auth.security import Security
+from mesostw.auth.policy import Security
 from mesostw.auth.tls import tls_from
 from mesostw.http.router import Router
-from mesostw.master.calls import SchedulerCalls
 from mesostw.master.http import LeaderRouting, MasterEndpoints
 from mesostw.master.leadership import StandaloneLeadership, ZooKeeperLeadership, abort
 from mesostw.master.master import Master
@@ -42,10 +41,9 @@ class MasterService(service.MultiService):
         self.zk: Any = None
         self.store: Any = None
         registry = self._registry()
-        self.master = Master(config, self.allocator, reactor, registry=registry)
+        self.master = Master(config, self.allocator, reactor, registry=registry,
+                             security=Security.from_config(config, reactor))
         self.master.on_registry_failure = self._registry_failed
-        self.master.security = Security.from_config(config, reactor)
-        self.calls = SchedulerCalls(self.master)
         if self.zk is not None:
             from mesostw.zk.url import parse_zk_url
 
@@ -58,12 +56,12 @@ class MasterService(service.MultiService):
         self.routing = LeaderRouting(self.master, lambda: self.leadership.leader)
         self.endpoints = MasterEndpoints(self.master, config.rendered(), self.routing)
         self.endpoints.install(self.router)
-        self.scheduler_api = SchedulerAPI(self.master, self.calls, reactor)
+        self.scheduler_api = SchedulerAPI(self.master, reactor)
         self.scheduler_api.not_leading = self.routing.not_leading
         self.scheduler_api.install(self.router)
         self.tls = tls_from(config)
         self.listener = Listener(reactor, config.ip, config.port, self.router,
-                                 MasterRoot(self.master, self.calls, reactor, self.leader_pid),
+                                 MasterRoot(self.master, reactor, self.leader_pid),
                                  tls=self.tls if self.tls.enabled else None)
         self.listener.setServiceParent(self)
         self.leadership.setServiceParent(self)

@@ -40,7 +40,7 @@ def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
         "registered_time": agent.registered_time,
         "resources": total.model(),
         "used_resources": agent.used().model(),
-        "offered_resources": agent.offered.model(),
+        "offered_resources": master.offers.offered_on(agent.id).model(),
         "reserved_resources": reserved,
         "unreserved_resources": total.unreserved().model(),
         "attributes": attributes_model(agent.info.attributes),
@@ -56,8 +56,8 @@ def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
 def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any]:
     info = framework.info
     role = info.allocation_role
-    used = master.framework_used(framework.id) if framework.id in master.frameworks else EMPTY
-    offered = master.framework_offered(framework)
+    used = master.tasks.used_by(framework.id) if framework.id in master.frameworks else EMPTY
+    offered = master.offers.offered_to(framework.id)
     executors = []
     for agent in master.agents.values():
         for (framework_id, _), executor in agent.executors.items():
@@ -87,7 +87,7 @@ def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any
         "completed_tasks": [task_model(t, role) for t in framework.completed_tasks],
         "unreachable_tasks": [task_model(t, role) for t in framework.tasks.values()
                               if t.state == UNREACHABLE],
-        "offers": [offer_model(o) for o in master.offers.of(framework.offers)],
+        "offers": [offer_model(o) for o in master.offers.of_framework(framework.id)],
         "executors": executors,
     }
     if info.roles:
@@ -181,8 +181,8 @@ def state_summary(master: Master) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "id": framework.id,
             "name": info.name,
-            "used_resources": master.framework_used(framework.id).model(),
-            "offered_resources": master.framework_offered(framework).model(),
+            "used_resources": master.tasks.used_by(framework.id).model(),
+            "offered_resources": master.offers.offered_to(framework.id).model(),
             "capabilities": sorted(info.capabilities),
             "hostname": info.hostname or "",
             "webui_url": info.webui_url or "",
@@ -211,7 +211,7 @@ def roles(master: Master) -> dict[str, Any]:
         for name in framework_roles(framework):
             members.setdefault(name, []).append(framework.id)
         role = framework.info.allocation_role
-        held = master.framework_used(framework.id) + master.framework_offered(framework)
+        held = master.tasks.used_by(framework.id) + master.offers.offered_to(framework.id)
         allocated[role] = allocated.get(role, EMPTY) + held
     return {"roles": [{"name": name, "weight": float(weights.get(name, 1.0)),
                        "resources": allocated.get(name, EMPTY).model(), "frameworks": sorted(ids)}

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 from twisted.internet import interfaces, protocol
 from twisted.protocols import policies
 
-#: What our PB clients send before anything else (a non-ASCII first byte, like PNG's magic).
-PREAMBLE = b"\x89MESOSTW-PB\r\n"
+from mesostw.wire.preambles import PB as PREAMBLE
+
 #: Connections that say nothing for this long are dropped.
 SNIFF_TIMEOUT = 60
 

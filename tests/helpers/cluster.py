@@ -18,8 +18,8 @@ from mesostw import flags as flaglib
 from mesostw.agent.agent import Agent
 from mesostw.agent.flags import AGENT_FLAGS
 from mesostw.allocator.hierarchical import HierarchicalAllocator
+from mesostw.auth.policy import Security
 from mesostw.interfaces import IAgentLink, IContainerizer, IExecutorLink, IMasterLink
-from mesostw.master.calls import SchedulerCalls
 from mesostw.master.flags import MASTER_FLAGS
 from mesostw.master.master import Master
 from mesostw.master.registry import RegistryState
@@ -296,9 +296,9 @@ class Cluster:
         self.clock = task.Clock()
         self.config = flaglib.defaults(MASTER_FLAGS, hostname="127.0.0.1", **master_flags)
         self.allocator = HierarchicalAllocator(self.clock, self.config.weights, randomize=False)
-        self.master = Master(self.config, self.allocator, self.clock, master_id="M")
+        self.master = Master(self.config, self.allocator, self.clock, master_id="M",
+                             security=Security.from_config(self.config, self.clock))
         self.master.recover(RegistryState())
-        self.calls = SchedulerCalls(self.master)
         self.agents: list[Agent] = []
         self.standbys: list[Master] = []
         self.links: dict[str, DirectMasterLink] = {}
@@ -337,22 +337,31 @@ class Cluster:
         self.links[id(agent)].cut()
 
     def framework(self, name: str = "test", scheduler: RecordingScheduler | None = None,
-                  **info: Any) -> tuple[RecordingScheduler, LocalSchedulerDriver]:
+                  principal: str | None = None, **info: Any) -> tuple[RecordingScheduler, LocalSchedulerDriver]:
+        """A framework on a local driver; ``principal`` is the one its host vouches for."""
         scheduler = scheduler or RecordingScheduler()
         driver = LocalSchedulerDriver(scheduler, FrameworkInfo(user="nobody", name=name, **info), self.master,
-                                      self.calls)
+                                      principal=principal)
         driver.start()
         self.settle()
         return scheduler, driver
 
     def settle(self, rounds: int = 200) -> None:
-        """Deliver everything that is due now (timers in the future stay put)."""
+        """Deliver everything that is due now (timers in the future stay put); then the master's task
+        indexes must agree (see :meth:`assertSound`)."""
         for _ in range(rounds):
             due = [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]
             if not due:
+                self.assertSound()
                 return
             self.clock.advance(0)
         raise AssertionError("the cluster did not settle")
+
+    def assertSound(self) -> None:
+        """Every task the master knows is in exactly one agent's and one framework's index."""
+        problems = self.master.tasks.problems()
+        if problems:
+            raise AssertionError("the master's task indexes disagree:\n  " + "\n  ".join(problems))
 
     def advance(self, seconds: float, step: float = 1.0) -> None:
         """Let ``seconds`` pass in steps, settling after each."""

@@ -16,7 +16,6 @@ from twisted.internet.testing import MemoryReactorClock
 
 from mesostw import flags as flaglib
 from mesostw.http.router import Router
-from mesostw.master.calls import SchedulerCalls
 from mesostw.master.flags import MASTER_FLAGS
 from mesostw.master.http import LeaderRouting, MasterEndpoints
 from mesostw.master.master import Master
@@ -77,7 +76,7 @@ class LeaderRoutingTests(RoutingTestCase):
         self.elected: MasterInfo | None = None
         routing = LeaderRouting(self.master, lambda: self.elected)
         endpoints = MasterEndpoints(self.master, self.master.config.rendered(), routing)
-        scheduler = SchedulerAPI(self.master, SchedulerCalls(self.master), self.cluster.clock)
+        scheduler = SchedulerAPI(self.master, self.cluster.clock)
         scheduler.not_leading = routing.not_leading
         router = Router()
         endpoints.install(router)

@@ -63,7 +63,7 @@ class MasterTestCase(ClockTestCase):
         """A driver built by hand (for failover, or explicit acknowledgements)."""
         info.setdefault("user", "nobody")
         info.setdefault("name", "test")
-        driver = LocalSchedulerDriver(scheduler, FrameworkInfo(**info), cluster.master, cluster.calls,
+        driver = LocalSchedulerDriver(scheduler, FrameworkInfo(**info), cluster.master,
                                       implicit_acknowledgements=implicit_acknowledgements)
         driver.start()
         cluster.settle()
@@ -850,7 +850,7 @@ class FrameworkLifecycleTests(MasterTestCase):
         cluster.settle()
         framework = cluster.master.frameworks[framework_id]
         self.assertFalse(framework.active)
-        self.assertEqual(framework.offers, set())
+        self.assertEqual(cluster.master.offers.of_framework(framework_id), [])
         self.assertEqual(self.open_offers(cluster), [])
         cluster.advance(59)
         self.assertIn(framework_id, cluster.master.frameworks)

@@ -11,7 +11,6 @@ from zope.interface import implementer
 
 from mesostw import flags as flaglib
 from mesostw.allocator.hierarchical import HierarchicalAllocator
-from mesostw.master.calls import SchedulerCalls
 from mesostw.master.flags import MASTER_FLAGS
 from mesostw.master.master import Master, RegistrationRefused
 from mesostw.master.registry import (
@@ -95,13 +94,12 @@ class RecoveringMaster:
         self.allocator = HierarchicalAllocator(self.clock, self.config.weights, randomize=False)
         self.registry = RecordingRegistry(state.copy())
         self.master = Master(self.config, self.allocator, self.clock, master_id="M2", registry=self.registry)
-        self.calls = SchedulerCalls(self.master)
         self.master.recover(state)
         testcase.addCleanup(self.master.stop)
 
     def framework(self, info: FrameworkInfo) -> tuple[RecordingScheduler, LocalSchedulerDriver]:
         scheduler = RecordingScheduler()
-        driver = LocalSchedulerDriver(scheduler, info, self.master, self.calls)
+        driver = LocalSchedulerDriver(scheduler, info, self.master)
         driver.start()
         self.settle()
         return scheduler, driver
@@ -116,6 +114,8 @@ class RecoveringMaster:
     def settle(self) -> None:
         for _ in range(200):
             if not [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]:
+                problems = self.master.tasks.problems()
+                assert not problems, problems
                 return
             self.clock.advance(0)
         raise AssertionError("the master did not settle")
@@ -217,7 +217,7 @@ class RecoveredAgentTests(ClockTestCase):
     def test_no_timer_without_agents(self) -> None:
         """A registry without agents leaves no re-registration timer behind."""
         cluster = RecoveringMaster(self, RegistryState())
-        self.assertIsNone(cluster.master._reregistration_timer)  # noqa: SLF001
+        self.assertFalse(cluster.master.agent_manager.awaiting_reregistration)
         self.assertEqual(cluster.master.recovered_agents, {})
 
     def test_unreadable_agent_is_skipped(self) -> None:

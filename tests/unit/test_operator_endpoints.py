@@ -6,6 +6,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -390,20 +391,29 @@ class WeightsTests(OperatorTestCase):
         roles = {r["name"]: r["weight"] for r in self.client.get_json("/master/roles")["roles"]}
         self.assertEqual(roles, {"*": 1.0, **expected})
 
-    def test_put_calls_hook_first(self) -> None:
-        """on_weights_changed sees the complete new weights before they take effect."""
+    def test_put_persists_first(self) -> None:
+        """The registry holds the complete new weights before they take effect."""
         seen: list[tuple[dict, dict]] = []
-        self.endpoints.operator.on_weights_changed = lambda w: seen.append((w, dict(self.master.config.weights)))
+        registry = self.master.registry
+
+        def apply(mutation: Any) -> defer.Deferred:
+            seen.append((dict(mutation.weights), dict(self.master.config.weights)))
+            return registry.apply(mutation)
+
+        self.master.registry = SimpleNamespace(apply=apply)  # type: ignore[assignment]
         self.assertEqual(self.put([{"role": "dev", "weight": 4}]).code, 200)
         self.assertEqual(seen, [({"dev": 4.0, "ops": 2.0}, {"dev": 0.5, "ops": 2.0})])
+        self.assertEqual(self.master.config.weights, {"dev": 4.0, "ops": 2.0})
 
-    def test_failing_hook(self) -> None:
-        """If the hook fails the weights stay as they were and the answer is 503."""
-        self.endpoints.operator.on_weights_changed = lambda w: defer.fail(RuntimeError("disk full"))
+    def test_refused_by_registry(self) -> None:
+        """If the registry refuses the weights they stay as they were and the answer is 503."""
+        self.master.registry = SimpleNamespace(apply=lambda m: defer.fail(RuntimeError("disk full")))  # type: ignore[assignment]
         reply = self.put([{"role": "dev", "weight": 4}])
         self.assertEqual(reply.code, 503)
         self.assertIn("disk full", reply.json()["message"])
         self.assertEqual(self.master.config.weights, {"dev": 0.5, "ops": 2.0})
+        self.assertEqual(self.cluster.allocator.weights(), {"dev": 0.5, "ops": 2.0})
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_bad_bodies(self) -> None:
         """Malformed JSON, bad roles and non-positive or non-numeric weights are a 400 and change nothing."""

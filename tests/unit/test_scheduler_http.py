@@ -201,7 +201,7 @@ class SchedulerAPITestCase(HTTPTestCase):
 
     def start(self, agents: int = 1, **flags: Any) -> None:
         super().start(agents, **flags)
-        self.api = SchedulerAPI(self.cluster.master, self.cluster.calls, self.clock)
+        self.api = SchedulerAPI(self.cluster.master, self.clock)
         self.api.install(self.router)
 
     def subscribe(self, info: dict[str, Any] | None = None, framework_id: str | None = None,
@@ -700,7 +700,7 @@ class CallTests(SchedulerAPITestCase):
         offer = self.offers(stream)[0]
         self.accepted(self.call(stream, "DECLINE", {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 30}}))
         self.assertIsNone(self.cluster.master.offers.get(offer["id"]["value"]))
-        self.assertEqual(framework.offers, set())
+        self.assertEqual(self.cluster.master.offers.of_framework(framework.id), [])
         self.assertEqual(self.cluster.master.metrics["messages_decline_offers"], 1)
         self.cluster.master.requestAllocation()
         self.cluster.advance(20, step=5)
