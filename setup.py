@@ -6,7 +6,7 @@ setup(
     description="A two-level cluster resource manager in the spirit of Apache Mesos, on Twisted",
     python_requires=">=3.11",
     packages=find_packages(include=["mesostw", "mesostw.*", "frameworks", "frameworks.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/mesostw_plugins.py"]},
+    package_data={"twisted": ["plugins/mesostw_plugins.py", "plugins/mesostw_frameworks.py"]},
     install_requires=[
         "twisted[tls]>=24.3",
         "pyopenssl",

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 from twisted.application import internet, service
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from mesostw.allocator.hierarchical import HierarchicalAllocator
@@ -20,6 +21,7 @@ from mesostw.master.master import Master
 from mesostw.master.pb import MasterRoot
 from mesostw.master.registry import FileRegistry, InMemoryRegistry, IRegistry
 from mesostw.master.scheduler_http import SchedulerAPI
+from mesostw.scheduler.master_host import HostedFrameworks
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -28,7 +30,7 @@ log = Logger()
 class MasterService(service.MultiService):
     """One master: built from its flags, started and stopped as one tree."""
 
-    def __init__(self, config: Any, reactor: Any = None):
+    def __init__(self, config: Any, reactor: Any = None, plugins: dict[str, Any] | None = None):
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -67,6 +69,15 @@ class MasterService(service.MultiService):
         loop.clock = reactor
         loop.setName("allocation")
         loop.setServiceParent(self)
+        #: the frameworks this master hosts while it leads (``--frameworks``), or None
+        self.frameworks: HostedFrameworks | None = None
+        if getattr(config, "frameworks", ()):
+            if plugins is None:
+                from mesostw.scheduler.plugins import framework_plugins
+
+                plugins = framework_plugins()[0]
+            self.frameworks = HostedFrameworks(self, plugins, config)
+            self.frameworks.setServiceParent(self)
 
     def _registry(self) -> IRegistry:
         config = self.config
@@ -124,5 +135,8 @@ class MasterService(service.MultiService):
                  port=self.listener.port)
 
     def stopService(self) -> Any:
-        self.master.stop()
-        return super().stopService()
+        # Hosted frameworks go first, while the master still runs: their drivers fail over cleanly.
+        d = self.frameworks.stopFrameworks() if self.frameworks is not None else defer.succeed(None)
+        d.addCallback(lambda _: self.master.stop())
+        d.addCallback(lambda _: super(MasterService, self).stopService())
+        return d

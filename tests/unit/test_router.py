@@ -193,3 +193,54 @@ class FilterTests(unittest.TestCase):
         self.router.route("/text", lambda request: Response(b"plain", 200, {"Content-Type": "text/plain"}))
         reply = self.client.get("/text")
         self.assertEqual((reply.body, reply.headers["content-type"]), (b"plain", "text/plain"))
+
+    def test_a_filter_may_answer_the_request_itself(self) -> None:
+        """A filter that answers (a proxy) returns NOT_DONE_YET, at once or through a Deferred: the
+        handler and later filters do not run and the router writes nothing more."""
+
+        def answer(request: server.Request) -> Any:
+            request.setResponseCode(202)
+            request.write(b"answered by the filter")
+            request.finish()
+            return server.NOT_DONE_YET
+
+        for check in (answer, lambda request: defer.succeed(answer(request))):
+            called: list[str] = []
+            router = Router()
+            router.filter(lambda request: defer.succeed(None))
+            router.filter(check, exempt={"/health"})
+            router.filter(lambda request, called=called: called.append("later"))
+            router.route("/x", lambda request, called=called: called.append("handler"))
+            router.route("/health", lambda request: "ok")
+            client = Client(router)
+            reply = client.get("/x")
+            self.assertEqual((reply.code, reply.body), (202, b"answered by the filter"))
+            self.assertEqual(called, [])
+            self.assertEqual(client.get("/health").json(), "ok")
+            self.assertEqual(called, ["later"])
+
+
+class ListenerTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_a_listener_without_pb_serves_a_root_resource(self) -> Any:
+        """A Listener without a PB root serves HTTP only: a Router with a web UI mounted at the root
+        (a framework's API port)."""
+        from mesostw.wire.listen import Listener
+
+        folder = self.mktemp()
+        os.makedirs(folder)
+        with open(os.path.join(folder, "index.html"), "wb") as f:
+            f.write(b"<h1>framework ui</h1>")
+        router = Router()
+        router.route("/v2/info", lambda request: {"name": "probe"})
+        router.mount("", static.File(folder))
+        listener = Listener(reactor, "127.0.0.1", 0, router)
+        self.assertIsNone(listener.pb_factory)
+        listener.startService()
+        self.addCleanup(listener.stopService)
+        agent = client.Agent(reactor, pool=client.HTTPConnectionPool(reactor, persistent=False))
+        results = []
+        for path in ("/index.html", "/v2/info"):
+            response = yield agent.request(b"GET", f"http://127.0.0.1:{listener.port}{path}".encode())
+            results.append((response.code, (yield client.readBody(response))))
+        self.assertEqual(results, [(200, b"<h1>framework ui</h1>"), (200, b'{"name":"probe"}')])
