@@ -92,7 +92,8 @@ class StandaloneFramework(service.MultiService):
     :mod:`mesostw.scheduler.standalone_tap`), ``framework_config`` the plugin's."""
 
     def __init__(self, plugin: Any, config: Config, framework_config: Config, reactor: Any = None,
-                 zk: Any = None, election: Any = None, on_abort: Callable[[str, str], None] = abort):
+                 zk: Any = None, election: Any = None, store: Any = None,
+                 on_abort: Callable[[str, str], None] = abort):
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -122,7 +123,8 @@ class StandaloneFramework(service.MultiService):
         if credential is None and config.secret:
             credential = Credential(principal, config.secret)
         self.host = StandaloneHost(reactor, plugin.name, config.master, principal, credential,
-                                   standalone_store(config, zk, election), election, self.address,
+                                   store if store is not None else standalone_store(config, zk, election),
+                                   election, self.address,
                                    "https" if tls is not None else "http")
         self.proxy = ReverseProxy(reactor, f"{plugin.name}@{config.hostname}:{config.http_port}", tls)
         # The framework's routes sit behind an outer router, so that forwarding to the leader also

@@ -75,6 +75,18 @@ class MasterHostTests(unittest.TestCase):
         verifyObject(ISchedulerDriver, host.driver(Scheduler(), FrameworkInfo(user="u", name="p")))
         self.assertEqual((host.name, host.principal, host.api_url), ("probe", "probe", "http://127.0.0.1:4499"))
 
+    def test_with_tls_the_framework_port_speaks_tls_too(self) -> None:
+        """The master's TLS settings cover its framework ports, and the API URL says https."""
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        from tests.helpers.tls import pki
+
+        files = pki()
+        service = self.build(ssl_cert_file=files.server_cert, ssl_key_file=files.server_key)
+        host = service.frameworks.hosts["probe"]
+        self.assertIsInstance(host.listener.factory, TLSMemoryBIOFactory)
+        self.assertEqual(host.api_url, "https://127.0.0.1:4499")
+
     def test_each_framework_listens_on_its_own_port_at_the_masters_ip(self) -> None:
         """The framework's port is bound when the master starts, on the master's --ip."""
         service = self.build(ip="127.0.0.7", probe_http_port=4600)
