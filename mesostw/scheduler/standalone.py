@@ -104,18 +104,15 @@ class StandaloneFramework(service.MultiService):
         self.setName(plugin.name)
         self.config = config
         self.on_abort = on_abort
-        path = None
-        if config.zk and zk is None:
+        if config.zk:
             from mesostw.zk.client import ZooKeeper
             from mesostw.zk.url import parse_zk_url
 
             url = parse_zk_url(config.zk)
-            zk = ZooKeeper(reactor, url, config.zk_session_timeout)
-            path = url.path.rstrip("/")
+            zk = zk if zk is not None else ZooKeeper(reactor, url, config.zk_session_timeout)
+            election = election if election is not None else zookeeper_election(zk, f"{url.path.rstrip('/')}/leader")
         self.zk = zk
-        if election is None:
-            election = zookeeper_election(zk, f"{path}/leader") if zk is not None and path is not None else Unopposed()
-        self.election = election
+        self.election = election if election is not None else Unopposed()
         self.tls = tls_from(config)
         tls = self.tls if self.tls.enabled else None
         credential = config.credential
@@ -123,8 +120,8 @@ class StandaloneFramework(service.MultiService):
         if credential is None and config.secret:
             credential = Credential(principal, config.secret)
         self.host = StandaloneHost(reactor, plugin.name, config.master, principal, credential,
-                                   store if store is not None else standalone_store(config, zk, election),
-                                   election, self.address,
+                                   store if store is not None else standalone_store(config, zk, self.election),
+                                   self.election, self.address,
                                    "https" if tls is not None else "http")
         self.proxy = ReverseProxy(reactor, f"{plugin.name}@{config.hostname}:{config.http_port}", tls)
         # The framework's routes sit behind an outer router, so that forwarding to the leader also

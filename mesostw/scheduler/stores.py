@@ -102,15 +102,19 @@ class SnapshotStore(MemoryStateStore):
 
     def _read(self, result: Any) -> None:
         waiters, self._waiters = self._waiters or [], None
-        if isinstance(result, Failure):
-            for d in waiters:
-                d.errback(result)
-            return
-        if result:
-            self.values = {path: base64.b64decode(value) for path, value in json.loads(result).items()}
-        self._loaded = True
+        if not isinstance(result, Failure):
+            try:
+                values = {str(path): base64.b64decode(value) for path, value in json.loads(result).items()} \
+                    if result else {}
+            except (ValueError, TypeError, AttributeError) as exc:
+                result = Failure(StoreError(f"the stored state is unreadable ({exc}); nothing was changed"))
+            else:
+                self.values, self._loaded = values, True
         for d in waiters:
-            d.callback(None)
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(None)
 
     def get(self, path: str) -> defer.Deferred:
         return self._ready().addCallback(lambda _: MemoryStateStore.get(self, path))

@@ -14,7 +14,10 @@ from typing import Any
 
 from twisted.plugin import getPlugins
 
+from mesostw import flags as flaglib
 from mesostw.interfaces import IFrameworkPlugin
+from mesostw.master.flags import MASTER_FLAGS
+from mesostw.scheduler.hosted_flags import frameworks_flag, hosted_flags
 from tests.helpers.processes import REPO
 
 PLUGINS = os.path.join(REPO, "tests", "plugins")
@@ -37,3 +40,11 @@ def probe_plugin() -> Any:
 def probe_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment additions that let a daemon find the probe plugin."""
     return {"PYTHONPATH": PLUGINS + os.pathsep + REPO, **(extra or {})}
+
+
+def master_config(**overrides: Any) -> flaglib.Config:
+    """A master's Config hosting the probe (``--frameworks=probe``) on its default port."""
+    plugin = probe_plugin()
+    flags = (*MASTER_FLAGS, frameworks_flag((), ["probe"]), *hosted_flags({"probe": plugin}))
+    values = {"hostname": "127.0.0.1", "frameworks": ("probe",), "port": 5050, **overrides}
+    return flaglib.defaults(flags, **values)

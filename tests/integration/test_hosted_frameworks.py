@@ -10,13 +10,14 @@ from typing import Any
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
+from mesostw.master.service import MasterService
 from mesostw.scheduler.election import ZooKeeperElection
 from mesostw.scheduler.stores import SnapshotStore, zookeeper_snapshot
 from mesostw.store import StoreFenced, put_json
 from mesostw.store import get_json as store_get_json
 from mesostw.zk.client import ZooKeeper
 from mesostw.zk.url import parse_zk_url
-from tests.helpers.probe import probe_environment
+from tests.helpers.probe import master_config, probe_environment, probe_plugin
 from tests.helpers.processes import Daemon, ProcessCluster, environment, free_port, get_json, http, wait_for
 from tests.helpers.zookeeper import AVAILABLE, ZooKeeperEnsemble
 
@@ -135,8 +136,8 @@ class StandaloneProbeTests(unittest.TestCase):
         self.assertIn("Elected as the leading instance", follower.log())
 
 
-class ElectionAndStoreTests(unittest.TestCase):
-    """The standalone election and its fenced store against a real ZooKeeper server."""
+class ZooKeeperHostingTests(unittest.TestCase):
+    """The election and the fenced stores of both hosts against a real ZooKeeper server."""
 
     timeout = 60
 
@@ -176,3 +177,27 @@ class ElectionAndStoreTests(unittest.TestCase):
         yield put_json(new, "framework_id", "F2")
         yield self.assertFailure(put_json(old, "framework_id", "F3"), StoreFenced)
         self.assertEqual((yield store_get_json(new, "framework_id")), "F2")
+
+    @defer.inlineCallbacks
+    def test_a_hosted_framework_keeps_its_id_in_the_masters_zookeeper_across_masters(self) -> Any:
+        """With --zk the master keeps a hosted framework's state in ZooKeeper next to its registry: the
+        next leading master's probe comes back as the same framework."""
+        @defer.inlineCallbacks
+        def run_master() -> Any:
+            config = master_config(port=0, probe_http_port=0, zk=self.ensemble.url("/mesos"), quorum=1,
+                                   zk_session_timeout=2.0, agent_reregister_timeout=60.0)
+            service = MasterService(config, reactor=reactor, plugins={"probe": probe_plugin()})
+            service.startService()
+            probe = service.frameworks.frameworks["probe"]
+            yield wait_for(lambda: probe.framework_id, 30, what="the hosted probe to register")
+            return service, probe
+
+        service, probe = yield run_master()
+        first = probe.framework_id
+        stored = yield store_get_json(service.frameworks.hosts["probe"].store, "framework_id")
+        self.assertEqual(stored, first)
+        yield service.stopService()
+        service, probe = yield run_master()
+        self.addCleanup(service.stopService)
+        self.assertEqual(probe.framework_id, first)
+        self.assertEqual(list(service.master.frameworks), [first])

@@ -20,19 +20,11 @@ from mesostw.master.service import MasterService
 from mesostw.model.info import FrameworkInfo, MasterInfo
 from mesostw.scheduler import stores
 from mesostw.scheduler.driver import Scheduler
-from mesostw.scheduler.hosted_flags import frameworks_flag, hosted_flags
 from mesostw.store.memory import MemoryStateStore
 from tests.helpers.cluster import Cluster
 from tests.helpers.hosting import ClusterHost
-from tests.helpers.probe import probe_plugin
+from tests.helpers.probe import master_config, probe_plugin
 from tests.helpers.web import Client
-
-
-def master_config(**overrides: Any) -> flaglib.Config:
-    plugin = probe_plugin()
-    flags = (*MASTER_FLAGS, frameworks_flag((), ["probe"]), *hosted_flags({"probe": plugin}))
-    values = {"hostname": "127.0.0.1", "frameworks": ("probe",), "port": 5050, **overrides}
-    return flaglib.defaults(flags, **values)
 
 
 def settle(clock: Any, rounds: int = 200) -> None:

@@ -119,3 +119,17 @@ class SnapshotStoreTests(unittest.TestCase):
         failure = self.failureResultOf(SnapshotStore(*file_snapshot(os.path.join(blocker, "state.json")))
                                        .put("id", b"x"), StoreError)
         self.assertIn(f"{blocker}/state.json: Not a directory", str(failure.value))
+
+    def test_an_unreadable_snapshot_fails_reads_and_writes_and_keeps_the_file(self) -> None:
+        """A corrupt state file is an error on every access, and is never overwritten."""
+        path = os.path.join(os.path.abspath(self.mktemp()), "state.json")
+        os.makedirs(os.path.dirname(path))
+        for garbage in (b"{not json", b'["a", "list"]', b'{"id": "%%% not base64"}'):
+            with open(path, "wb") as f:
+                f.write(garbage)
+            store = SnapshotStore(*file_snapshot(path))
+            failure = self.failureResultOf(store.get("id"), StoreError)
+            self.assertIn("unreadable", str(failure.value))
+            self.failureResultOf(store.put("id", b"x"), StoreError)
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), garbage)

@@ -17,6 +17,7 @@ from zope.interface.verify import verifyObject
 from mesostw import flags as flaglib
 from mesostw.auth.credentials import Credential
 from mesostw.interfaces import IFrameworkHost, ISchedulerDriver, IStateStore
+from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler import driver as D
 from mesostw.scheduler import standalone_tap
 from mesostw.scheduler.election import IElection, Unopposed, ZooKeeperElection
@@ -119,7 +120,7 @@ class StandaloneHostTests(unittest.TestCase):
         framework = self.build()
         verifyObject(IFrameworkHost, framework.host)
         verifyObject(IStateStore, framework.host.store)
-        verifyObject(ISchedulerDriver, framework.host.driver(D.Scheduler(), _info()))
+        verifyObject(ISchedulerDriver, framework.host.driver(D.Scheduler(), FrameworkInfo(user="u", name="probe")))
         for election in (Unopposed(), ZooKeeperElection(FakeZooKeeper([]), "/probe/leader"), FakeElection()):
             verifyObject(IElection, election)
 
@@ -243,8 +244,3 @@ class StandaloneStoreTests(unittest.TestCase):
         self.assertIsInstance(standalone_store(config, None, Unopposed()), MemoryStateStore)
         self.assertTrue(any("kept in memory" in e.get("log_format", "") for e in events))
 
-
-def _info() -> Any:
-    from mesostw.model.info import FrameworkInfo
-
-    return FrameworkInfo(user="u", name="probe")
