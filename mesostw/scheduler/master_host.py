@@ -26,7 +26,7 @@ from mesostw.flags import Config, unprefixed
 from mesostw.http.router import HTTPError, Router
 from mesostw.interfaces import IFrameworkHost, IScheduler
 from mesostw.model.info import FrameworkInfo
-from mesostw.scheduler.stores import master_framework_store
+from mesostw.scheduler.stores import master_store
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -128,11 +128,11 @@ class HostedFrameworks(service.MultiService):
         self.hosts: dict[str, MasterHost] = {}
         self.frameworks: dict[str, service.IService] = {}
         self._stopping = False
+        store = master_store(master_service) if config.frameworks else None
         for name in config.frameworks:
             plugin = plugins[name]
             host = MasterHost(master_service, name, getattr(config, f"{name}_http_port"),
-                              getattr(config, f"{name}_principal") or None,
-                              master_framework_store(master_service, name))
+                              getattr(config, f"{name}_principal") or None, store.scoped(f"hosted/{name}"))
             host.listener.setServiceParent(self)
             self.hosts[name] = host
             self.frameworks[name] = plugin.makeService(host, unprefixed(config, plugin.flags, name))

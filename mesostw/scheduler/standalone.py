@@ -120,7 +120,7 @@ class StandaloneFramework(service.MultiService):
         if credential is None and config.secret:
             credential = Credential(principal, config.secret)
         self.host = StandaloneHost(reactor, plugin.name, config.master, principal, credential,
-                                   store if store is not None else standalone_store(config, zk, self.election),
+                                   store if store is not None else standalone_store(reactor, config, zk, self.election),
                                    self.election, self.address,
                                    "https" if tls is not None else "http")
         self.proxy = ReverseProxy(reactor, f"{plugin.name}@{config.hostname}:{config.http_port}", tls)
@@ -166,9 +166,12 @@ class StandaloneFramework(service.MultiService):
         if self._suspended is not None and self._suspended.active():
             self._suspended.cancel()
         self._suspended = None
-        # The framework first (its driver fails over), then the election node, then the session.
+        # The framework first (its driver fails over), then its store (writes in flight finish, a
+        # file store's lock goes), then the election node, then the session.
         first = (defer.maybeDeferred(self.framework.disownServiceParent) if self.framework.parent is self
                  else defer.succeed(None))
+        close = getattr(self.host.store, "close", None)
+        first.addCallback(lambda _: close() if close is not None else None)
         first.addCallback(lambda _: self.election.withdraw() if self.zk is not None else None)
         first.addCallback(lambda _: self.zk.stop() if self.zk is not None else None)
         first.addBoth(lambda _: service.MultiService.stopService(self))

@@ -1,17 +1,16 @@
 """Where hosted frameworks keep their state: the one place both hosts open a framework's IStateStore.
 
-* In the master (:func:`master_framework_store`): next to the master's registry, scoped to
-  ``frameworks/<name>``: in ZooKeeper under ``<--zk path>/frameworks`` (fenced on the master's
-  election node) with ``--zk``, in ``<--work_dir>/frameworks.json`` with ``--work_dir``, in memory
-  otherwise (or with ``--registry=in_memory``).
-* Standalone (:func:`standalone_store`): in ZooKeeper under ``<--zk path>/state`` (fenced on the
-  instance's election node) with ``--zk``, in ``<--work_dir>/state.json`` with ``--work_dir``, in
-  memory (with a warning) otherwise.
+* In the master (:func:`master_store`, scoped by the host to ``hosted/<name>``): the store the
+  master keeps its registry in (``MasterService.store``) once the registry is kept in an
+  IStateStore, so a framework's state has the registry's durability and fence. Until then, one
+  store of the master's hosted frameworks: ZooKeeper under ``<--zk path>/hosted`` (fenced on the
+  master's election node), ``<--work_dir>/hosted/state.json``, or memory.
+* Standalone (:func:`standalone_store`): ZooKeeper under ``<--zk path>/state`` (fenced on the
+  instance's election node), else files under ``--work_dir``, else memory with a warning.
 
-The two providers here are deliberately small: a :class:`SnapshotStore` keeps the tree in memory
-and writes all of it (one file written atomically, or one fenced znode) before a write's Deferred
-fires. They are interim: once ``mesostw.store`` has its file and ZooKeeper stores and
-``open_store``, the two functions below open those instead and this module shrinks to them.
+:func:`open_store` has the signature of ``mesostw.store.factory.open_store`` and stands in for it:
+its provider is deliberately small, a :class:`SnapshotStore` that keeps the tree in memory and writes
+all of it (one file written atomically, or one fenced znode) before a write's Deferred fires.
 """
 
 from __future__ import annotations
@@ -37,34 +36,46 @@ log = Logger()
 
 # -- the seam ---------------------------------------------------------------------------------
 
-def master_framework_store(master_service: Any, name: str) -> Any:
-    """The IStateStore of framework ``name`` hosted by ``master_service`` (a MasterService)."""
+def master_store(master_service: Any) -> Any:
+    """The one store every framework hosted by ``master_service`` (a MasterService) keeps its state in."""
+    store = getattr(master_service, "store", None)
+    if store is not None:
+        return store  # the registry's own store
     config = master_service.config
     if config.registry == "in_memory":
-        return MemoryStateStore().scoped(name)
+        return MemoryStateStore()
+    zk_path = None
     if master_service.zk is not None:
         from mesostw.zk.url import parse_zk_url
 
-        root = f"{parse_zk_url(config.zk).path.rstrip('/')}/frameworks"
-        base: Any = SnapshotStore(*zookeeper_snapshot(master_service.zk, root),
-                                  fence=lambda: master_service.leadership.contender.node_path)
-    elif config.work_dir:
-        base = SnapshotStore(*file_snapshot(os.path.join(config.work_dir, "frameworks.json")))
-    else:
-        base = MemoryStateStore()
-    return base.scoped(name)
+        zk_path = f"{parse_zk_url(config.zk).path.rstrip('/')}/hosted"
+    return open_store(master_service.reactor, directory=os.path.join(config.work_dir, "hosted") if config.work_dir
+                      else None, zk=master_service.zk, zk_path=zk_path,
+                      fence=lambda: master_service.leadership.contender.node_path, what="hosted frameworks' state")
 
 
-def standalone_store(config: Any, zk: Any, election: Any) -> Any:
+def standalone_store(reactor: Any, config: Any, zk: Any, election: Any) -> Any:
     """The IStateStore of a standalone framework (``--zk``, else ``--work_dir``, else memory)."""
+    zk_path = None
     if zk is not None:
         from mesostw.zk.url import parse_zk_url
 
-        root = f"{parse_zk_url(config.zk).path.rstrip('/')}/state"
-        return SnapshotStore(*zookeeper_snapshot(zk, root), fence=lambda: election.fence)
-    if config.work_dir:
-        return SnapshotStore(*file_snapshot(os.path.join(config.work_dir, "state.json")))
-    log.warn("No --zk and no --work_dir: the framework's state is kept in memory and lost when it stops")
+        zk_path = f"{parse_zk_url(config.zk).path.rstrip('/')}/state"
+    return open_store(reactor, directory=config.work_dir, zk=zk, zk_path=zk_path, fence=lambda: election.fence,
+                      what="framework's state")
+
+
+def open_store(reactor: Any, *, directory: str | None = None, zk: Any = None, zk_path: str | None = None,
+               fence: Callable[[], str | None] | None = None, what: str = "state") -> Any:
+    """An IStateStore in ZooKeeper under ``zk_path`` when ``zk`` is given (fenced on ``fence``), else
+    in ``directory``, else in memory with a warning that ``what`` is lost when the process stops."""
+    if zk is not None:
+        if not zk_path:
+            raise ValueError("a ZooKeeper store needs a path")
+        return SnapshotStore(*zookeeper_snapshot(zk, zk_path), fence=fence or (lambda: ""))
+    if directory:
+        return SnapshotStore(*file_snapshot(os.path.join(directory, "state.json")))
+    log.warn("No --work_dir and no --zk: the {what} is kept in memory and lost when the process stops", what=what)
     return MemoryStateStore()
 
 
@@ -142,6 +153,10 @@ class SnapshotStore(MemoryStateStore):
 
     def scoped(self, prefix: str) -> Any:
         return ScopedStore(self, prefix)
+
+    def close(self) -> defer.Deferred:
+        """Fires once the writes in flight are done (the host calls it when it stops)."""
+        return self._lock.run(lambda: None)
 
 
 def file_snapshot(path: str) -> tuple[Loader, Saver]:

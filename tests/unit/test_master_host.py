@@ -144,6 +144,28 @@ class MasterHostTests(unittest.TestCase):
         self.assertEqual(reply.headers["location"], "http://m2:4499/tasks?command=true")
         self.assertEqual(service.frameworks.hosts["probe"].leader(), "m2:4499")
 
+    def test_two_frameworks_get_their_own_port_principal_and_scope_of_one_store(self) -> None:
+        """Two hosted frameworks run side by side: each its port, principal and store scope."""
+        from mesostw.scheduler.hosted_flags import frameworks_flag, hosted_flags
+        from mesostw.scheduler.plugins import FrameworkPlugin
+
+        plugins = {"probe": probe_plugin(), "other": FrameworkPlugin("other", "probe_framework", "Another", 4498)}
+        flags = (*MASTER_FLAGS, frameworks_flag((), plugins), *hosted_flags(plugins))
+        config = flaglib.defaults(flags, hostname="127.0.0.1", frameworks=("probe", "other"))
+        self.reactor = MemoryReactorClock()
+        service = MasterService(config, reactor=self.reactor, plugins=plugins)
+        service.startService()
+        self.addCleanup(service.stopService)
+        settle(self.reactor)
+        hosts = service.frameworks.hosts
+        self.assertEqual({name: (h.listener.port, h.principal) for name, h in hosts.items()},
+                         {"probe": (4499, "probe"), "other": (4498, "other")})
+        self.assertEqual(sorted(f.info.principal for f in service.master.frameworks.values()), ["other", "probe"])
+        self.assertIs(hosts["probe"].store.base, hosts["other"].store.base)
+        self.assertEqual((hosts["probe"].store.prefix, hosts["other"].store.prefix), ("hosted/probe", "hosted/other"))
+        ids = {name: self.successResultOf(h.store.get("framework_id")) for name, h in hosts.items()}
+        self.assertEqual({json.loads(v) for v in ids.values()}, set(service.master.frameworks))
+
     def test_stopping_fails_the_framework_over_before_the_master_stops(self) -> None:
         """Stopping the master stops the framework first: the master keeps it, disconnected, and no
         timer is left behind."""
@@ -165,24 +187,32 @@ class MasterStoreTests(unittest.TestCase):
     class FakeService:
         def __init__(self, **config: Any):
             self.config = flaglib.defaults(MASTER_FLAGS, **config)
+            self.reactor = MemoryReactorClock()
             self.zk = None
 
-    def test_work_dir_keeps_framework_state_in_a_file_under_its_name(self) -> None:
-        """With --work_dir a framework's store is scoped to its name in work_dir/frameworks.json."""
+    def test_hosted_frameworks_share_one_store_under_work_dir(self) -> None:
+        """With --work_dir the hosted frameworks' state is one store under work_dir/hosted, each
+        framework in its own scope, and survives a restart."""
         work_dir = os.path.abspath(self.mktemp())
-        store = stores.master_framework_store(self.FakeService(work_dir=work_dir), "probe")
-        self.successResultOf(store.put("framework_id", b"F1"))
-        again = stores.master_framework_store(self.FakeService(work_dir=work_dir), "probe")
-        self.assertEqual(self.successResultOf(again.get("framework_id")), b"F1")
-        with open(os.path.join(work_dir, "frameworks.json")) as f:
-            self.assertEqual(list(json.load(f)), ["probe/framework_id"])
+        base = stores.master_store(self.FakeService(work_dir=work_dir))
+        self.successResultOf(base.scoped("hosted/cron").put("framework_id", b"F1"))
+        self.successResultOf(base.scoped("hosted/service").put("framework_id", b"F2"))
+        again = stores.master_store(self.FakeService(work_dir=work_dir))
+        self.assertEqual(self.successResultOf(again.scoped("hosted/cron").get("framework_id")), b"F1")
+        self.assertEqual(self.successResultOf(again.scoped("hosted/service").get("framework_id")), b"F2")
+        with open(os.path.join(work_dir, "hosted", "state.json")) as f:
+            self.assertEqual(sorted(json.load(f)), ["hosted/cron/framework_id", "hosted/service/framework_id"])
 
     def test_without_durable_registry_the_store_is_memory(self) -> None:
         """--registry=in_memory, or neither --zk nor --work_dir, keeps framework state in memory."""
         for config in ({"registry": "in_memory", "work_dir": self.mktemp()}, {}):
-            store = stores.master_framework_store(self.FakeService(**config), "probe")
-            self.assertIsInstance(store.base, MemoryStateStore)
-            self.assertEqual(store.prefix, "probe")
+            self.assertIsInstance(stores.master_store(self.FakeService(**config)), MemoryStateStore)
+
+    def test_the_registrys_own_store_is_used_when_the_master_has_one(self) -> None:
+        """A master that keeps its registry in an IStateStore (``store``) hosts framework state in it."""
+        service = self.FakeService(work_dir=self.mktemp())
+        service.store = MemoryStateStore()  # type: ignore[attr-defined]
+        self.assertIs(stores.master_store(service), service.store)  # type: ignore[attr-defined]
 
 
 class ProbeOnTheClusterTests(unittest.TestCase):

@@ -208,17 +208,24 @@ class StandaloneHostTests(unittest.TestCase):
         self.assertEqual(self.aborts[-1], ("probe", "the ZooKeeper session expired"))
 
     def test_stopping_stops_the_framework_then_leaves_the_election(self) -> None:
-        """A clean stop fails the framework over, withdraws from the election, then closes the session."""
+        """A clean stop fails the framework over, closes the store, withdraws from the election, then
+        closes the session."""
         steps: list[str] = []
         election = FakeElection()
-        framework = self.build(election=election, zk=FakeZooKeeper(steps))
+
+        class ClosingStore(MemoryStateStore):
+            def close(self) -> defer.Deferred:
+                steps.append(f"store closed, withdrawn={election.withdrawn}")
+                return defer.succeed(None)
+
+        framework = self.build(election=election, zk=FakeZooKeeper(steps), store=ClosingStore())
         framework.startService()
         election.win()
         driver = framework.framework.driver
         self.successResultOf(framework.stopService())
         self.assertEqual(driver.status, D.STOPPED)
         self.assertTrue(election.withdrawn)
-        self.assertEqual(steps, ["zk start", "zk stop"])
+        self.assertEqual(steps, ["zk start", "store closed, withdrawn=False", "zk stop"])
         self.assertFalse(framework.listener.running)
         self.assertEqual(self.aborts, [])
 
@@ -228,11 +235,11 @@ class StandaloneStoreTests(unittest.TestCase):
         """Without --zk, --work_dir keeps the state in work_dir/state.json, across restarts."""
         work_dir = os.path.abspath(self.mktemp())
         _, config, _ = host_config(f"--work_dir={work_dir}")
-        store = standalone_store(config, None, Unopposed())
+        store = standalone_store(MemoryReactorClock(), config, None, Unopposed())
         self.assertIsInstance(store, SnapshotStore)
         self.successResultOf(store.put("framework_id", b"F1"))
         self.assertTrue(os.path.exists(os.path.join(work_dir, "state.json")))
-        again = standalone_store(config, None, Unopposed())
+        again = standalone_store(MemoryReactorClock(), config, None, Unopposed())
         self.assertEqual(self.successResultOf(again.get("framework_id")), b"F1")
 
     def test_without_zk_or_work_dir_state_is_memory_with_a_warning(self) -> None:
@@ -241,6 +248,6 @@ class StandaloneStoreTests(unittest.TestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         _, config, _ = host_config()
-        self.assertIsInstance(standalone_store(config, None, Unopposed()), MemoryStateStore)
+        self.assertIsInstance(standalone_store(MemoryReactorClock(), config, None, Unopposed()), MemoryStateStore)
         self.assertTrue(any("kept in memory" in e.get("log_format", "") for e in events))
 
