@@ -128,7 +128,9 @@ class HostedFrameworks(service.MultiService):
         self.hosts: dict[str, MasterHost] = {}
         self.frameworks: dict[str, service.IService] = {}
         self._stopping = False
-        store = master_store(master_service) if config.frameworks else None
+        if not config.frameworks:
+            return
+        store = master_store(master_service)
         for name in config.frameworks:
             plugin = plugins[name]
             host = MasterHost(master_service, name, getattr(config, f"{name}_http_port"),

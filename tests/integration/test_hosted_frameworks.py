@@ -11,7 +11,7 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from mesostw.master.service import MasterService
-from mesostw.scheduler.election import ZooKeeperElection
+from mesostw.scheduler.election import zookeeper_election
 from mesostw.scheduler.stores import SnapshotStore, zookeeper_snapshot
 from mesostw.store import StoreFenced, put_json
 from mesostw.store import get_json as store_get_json
@@ -160,7 +160,7 @@ class ZooKeeperHostingTests(unittest.TestCase):
         other is elected, reads what the leader stored, and the old leader's writes fail."""
         first_zk = yield self.client()
         second_zk = yield self.client()
-        first, second = ZooKeeperElection(first_zk, "/probe/leader"), ZooKeeperElection(second_zk, "/probe/leader")
+        first, second = zookeeper_election(first_zk, "/probe/leader"), zookeeper_election(second_zk, "/probe/leader")
         yield first.contend(b"127.0.0.1:4401")
         yield first.whenElected()
         yield second.contend(b"127.0.0.1:4402")

@@ -20,7 +20,7 @@ from mesostw.interfaces import IFrameworkHost, ISchedulerDriver, IStateStore
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler import driver as D
 from mesostw.scheduler import standalone_tap
-from mesostw.scheduler.election import IElection, Unopposed, ZooKeeperElection
+from mesostw.scheduler.election import IElection, Unopposed, zookeeper_election
 from mesostw.scheduler.standalone import StandaloneFramework
 from mesostw.scheduler.stores import SnapshotStore, standalone_store
 from mesostw.store.memory import MemoryStateStore
@@ -121,7 +121,7 @@ class StandaloneHostTests(unittest.TestCase):
         verifyObject(IFrameworkHost, framework.host)
         verifyObject(IStateStore, framework.host.store)
         verifyObject(ISchedulerDriver, framework.host.driver(D.Scheduler(), FrameworkInfo(user="u", name="probe")))
-        for election in (Unopposed(), ZooKeeperElection(FakeZooKeeper([]), "/probe/leader"), FakeElection()):
+        for election in (Unopposed(), zookeeper_election(FakeZooKeeper([]), "/probe/leader"), FakeElection()):
             verifyObject(IElection, election)
 
     def test_alone_it_leads_at_once_and_registers_through_pb(self) -> None:
@@ -228,6 +228,57 @@ class StandaloneHostTests(unittest.TestCase):
         self.assertEqual(steps, ["zk start", "store closed, withdrawn=False", "zk stop"])
         self.assertFalse(framework.listener.running)
         self.assertEqual(self.aborts, [])
+
+
+class GroupZooKeeper:
+    """Just enough of a ZooKeeper client for an election: nodes in a dict, one children watch."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, bytes] = {"/probe/leader/state": b"", "/probe/leader/member_0000000001": b"127.0.0.1:1"}
+        self.watch: Any = None
+
+    def ensure_path(self, path: str) -> defer.Deferred:
+        return defer.succeed(None)
+
+    def create(self, path: str, data: bytes, ephemeral: bool, sequence: bool) -> defer.Deferred:
+        created = f"{path}{len(self.nodes):010d}"
+        self.nodes[created] = data
+        return defer.succeed(created)
+
+    def get(self, path: str) -> defer.Deferred:
+        return defer.succeed((self.nodes[path], None))
+
+    def delete(self, path: str) -> defer.Deferred:
+        del self.nodes[path]
+        self.changed()
+        return defer.succeed(None)
+
+    def watch_children(self, path: str, callback: Any) -> Any:
+        self.watch = callback
+        self.changed()
+
+    def changed(self) -> None:
+        if self.watch is not None:
+            self.watch([name.rsplit("/", 1)[1] for name in self.nodes])
+
+
+class GroupElectionTests(unittest.TestCase):
+    def test_the_lowest_member_leads_and_other_children_do_not_count(self) -> None:
+        """Behind an earlier member an instance follows it (knowing its address); once that member's
+        node goes, it leads; other children of the path never count as members."""
+        zk = GroupZooKeeper()
+        election = zookeeper_election(zk, "/probe/leader")
+        elected = election.whenElected()
+        self.successResultOf(election.contend(b"127.0.0.1:2"))
+        self.assertEqual(election.fence, "/probe/leader/member_0000000002")
+        self.assertEqual(election.leader(), b"127.0.0.1:1")
+        self.assertNoResult(elected)
+        zk.delete("/probe/leader/member_0000000001")
+        self.successResultOf(elected)
+        self.assertTrue(election.leading)
+        self.assertIsNone(election.leader())
+        self.successResultOf(election.withdraw())
+        self.assertEqual(sorted(zk.nodes), ["/probe/leader/state"])
 
 
 class StandaloneStoreTests(unittest.TestCase):
