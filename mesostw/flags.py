@@ -94,6 +94,8 @@ class FlagOptions(usage.Options):
 
     flags: Sequence[Flag] = ()
     environ: Mapping[str, str] = os.environ
+    #: ``MESOS_`` for the daemons; a standalone framework reads ``MESOS_<NAME>_<FLAG>``
+    env_prefix: str = ENV_PREFIX
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         import sys
@@ -130,7 +132,7 @@ class FlagOptions(usage.Options):
             text = self.get(key)
             if text is None:
                 for name in (flag.name, *flag.aliases):
-                    env = self.environ.get(ENV_PREFIX + name.upper())
+                    env = self.environ.get(self.env_prefix + name.upper())
                     if env is not None:
                         text = env
                         break
@@ -157,11 +159,12 @@ def options_for(flags: Sequence[Flag], synopsis: str, base: type[FlagOptions] = 
                 **attributes: Any) -> type[FlagOptions]:
     """Build a ``usage.Options`` subclass that documents and parses ``flags``."""
     params = []
+    env_prefix = attributes.get("env_prefix", base.env_prefix)
     for flag in flags:
         doc = flag.help
         if flag.aliases:
             doc += " (also --" + ", --".join(flag.aliases) + ")"
-        doc += f" [env {ENV_PREFIX}{flag.name.upper()}]"
+        doc += f" [env {env_prefix}{flag.name.upper()}]"
         params.append([flag.name, None, None, doc + (f" [default: {flag.render(flag.default)}]"
                                                      if flag.default not in (None, "") else "")])
     attributes.update(flags=tuple(flags), optParameters=params, synopsis=synopsis)
@@ -183,6 +186,19 @@ class Config(SimpleNamespace):
         values = {name: getattr(self, name) for name in self._flags}
         values.update(changes)
         return Config(list(self._flags.values()), values)
+
+
+def prefixed(flags: Sequence[Flag], prefix: str) -> tuple[Flag, ...]:
+    """``flags`` renamed ``<prefix>_<name>`` (aliases too): how a daemon offers the flags of a
+    component it hosts, e.g. a framework's ``--cron_<flag>`` on ``mesos-master``."""
+    return tuple(attrs.evolve(flag, name=f"{prefix}_{flag.name}",
+                              aliases=tuple(f"{prefix}_{alias}" for alias in flag.aliases))
+                 for flag in flags)
+
+
+def unprefixed(config: Any, flags: Sequence[Flag], prefix: str) -> Config:
+    """The :class:`Config` of ``flags`` from the values a daemon parsed as :func:`prefixed` flags."""
+    return Config(flags, {flag.name: getattr(config, f"{prefix}_{flag.name}") for flag in flags})
 
 
 def defaults(flags: Sequence[Flag], **overrides: Any) -> Config:

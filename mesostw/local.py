@@ -1,7 +1,8 @@
-"""``twistd mesos-local``: a master and agents in one process, for trying mesostw out.
+"""``twistd mesos-local``: a master, agents and frameworks in one process, for trying mesostw out.
 
 No ZooKeeper; everything lives under ``--work_dir``. Agents listen on free
 ports next to the master and register with it over loopback like any agent.
+The master hosts every installed framework plugin (``--frameworks=`` for none).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from twisted.application import service
 from mesostw import flags as flaglib
 from mesostw.agent.flags import AGENT_FLAGS, check_work_dir_and_resources
 from mesostw.agent.service import AgentService
-from mesostw.flags import Config, Flag, FlagOptions, options_for
+from mesostw.flags import Config, Flag, FlagOptions
 from mesostw.master.flags import MASTER_FLAGS, MasterOptions
 from mesostw.master.service import MasterService
+from mesostw.scheduler.hosted_flags import hosting_options
 from mesostw.shutdown import daemon_root
 
 #: Flags of a lone master that make no sense here: ZooKeeper, and where the registry lives.
@@ -40,7 +42,7 @@ class LocalOptions(MasterOptions):
         check_work_dir_and_resources(agent_config(config, 0), errors)
 
 
-Options = options_for(LOCAL_FLAGS, "[options]", LocalOptions)
+Options = hosting_options(LOCAL_FLAGS, LocalOptions, default="all")
 
 
 def agent_config(config: Config, index: int) -> Config:
@@ -59,11 +61,12 @@ def agent_config(config: Config, index: int) -> Config:
 
 def makeService(options: Any) -> service.MultiService:
     config = options.config
-    master_config = flaglib.defaults(MASTER_FLAGS, work_dir=os.path.join(config.work_dir, "master"),
-                                     **{f.name: getattr(config, f.name) for f in MASTER_FLAGS
+    hosting = tuple(getattr(options, "hosting_flags", ()))
+    master_config = flaglib.defaults((*MASTER_FLAGS, *hosting), work_dir=os.path.join(config.work_dir, "master"),
+                                     **{f.name: getattr(config, f.name) for f in (*MASTER_FLAGS, *hosting)
                                         if f.name not in _NOT_LOCAL})
     agents = [AgentService(agent_config(config, index), name=f"agent-{index}") for index in range(config.num_slaves)]
-    return daemon_root(MasterService(master_config), *agents)
+    return daemon_root(MasterService(master_config, plugins=getattr(options, "plugins", None)), *agents)
 
 
 __all__ = ["Options", "makeService", "FlagOptions"]

@@ -161,7 +161,9 @@ class Router(resource.Resource):
     def filter(self, check: Filter, exempt: Collection[str] = frozenset()) -> None:
         """Run ``check(request)`` before every route, present or future, except the route keys
         (paths, patterns as registered, mount prefixes) in ``exempt``. It may return None, an
-        HTTPError to answer with, or a Deferred of either; it may raise HTTPError."""
+        HTTPError to answer with, or a Deferred of either; it may raise HTTPError. It may also answer
+        the request itself (e.g. by proxying it elsewhere) and return ``server.NOT_DONE_YET``: then
+        nothing else runs and the router writes nothing."""
         self._filters.append((check, frozenset(exempt)))
 
     def guard(self, check: Callable[[server.Request], HTTPError | None], exempt: Collection[str]) -> None:
@@ -289,11 +291,15 @@ def _run_filters(request: server.Request, filters: list[Filter], call: Callable[
             index += 1
             if isinstance(refusal, defer.Deferred):
                 return refusal.addCallback(after, index)
+            if refusal is server.NOT_DONE_YET:
+                return refusal
             if refusal is not None:
                 raise refusal
         return call()
 
     def after(refusal: Any, index: int) -> Any:
+        if refusal is server.NOT_DONE_YET:
+            return refusal
         if refusal is not None:
             raise refusal
         return step(index)

@@ -36,7 +36,28 @@ def abort(reason: str) -> None:
     os._exit(1)
 
 
-class StandaloneLeadership(service.Service):
+class _LeadingSignal:
+    """``whenLeading()`` for what runs only on the leader (hosted frameworks): it fires once the
+    registry is recovered and the master leads. There is no signal for the reverse: a master that
+    loses leadership aborts."""
+
+    master: Master
+    _leading_waiters: list[defer.Deferred]
+
+    def whenLeading(self) -> defer.Deferred:
+        if self.master.leading:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._leading_waiters.append(d)
+        return d
+
+    def _leads(self) -> None:
+        waiters, self._leading_waiters = self._leading_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+
+class StandaloneLeadership(_LeadingSignal, service.Service):
     """The only master: recover the registry and lead."""
 
     name = "leadership"  # type: ignore[assignment]  # twisted declares Service.name as None
@@ -45,6 +66,7 @@ class StandaloneLeadership(service.Service):
         self.master = master
         self.registry = registry
         self.leader: MasterInfo | None = None
+        self._leading_waiters = []
 
     def startService(self) -> None:
         super().startService()
@@ -55,9 +77,10 @@ class StandaloneLeadership(service.Service):
     def _recovered(self, state: Any) -> None:
         self.master.recover(state)
         self.leader = self.master.info
+        self._leads()
 
 
-class ZooKeeperLeadership(service.Service):
+class ZooKeeperLeadership(_LeadingSignal, service.Service):
     """Contends in ZooKeeper; leads when its node is the lowest; aborts when its session goes."""
 
     name = "leadership"  # type: ignore[assignment]  # twisted declares Service.name as None
@@ -72,6 +95,7 @@ class ZooKeeperLeadership(service.Service):
         self.detector = ZooKeeperMasterDetector(zk, path)
         self.detector.listeners.append(self._leader_changed)
         self.on_abort = on_abort
+        self._leading_waiters = []
         self._electing = False
         self._suspended: Any = None
         self._stopping = False
@@ -112,6 +136,7 @@ class ZooKeeperLeadership(service.Service):
             self.on_abort("lost the election while recovering the registry")
             return
         self.master.recover(state)
+        self._leads()
 
     def _session(self, state: str) -> None:
         if self._stopping:

@@ -20,6 +20,7 @@ from mesostw.master.master import Master
 from mesostw.master.pb import MasterRoot
 from mesostw.master.registry import InMemoryRegistry, IRegistry, Registry
 from mesostw.master.scheduler_http import SchedulerAPI
+from mesostw.scheduler.master_host import HostedFrameworks
 from mesostw.store.factory import open_store
 from mesostw.wire.listen import Listener
 
@@ -29,7 +30,7 @@ log = Logger()
 class MasterService(service.MultiService):
     """One master: built from its flags, started and stopped as one tree."""
 
-    def __init__(self, config: Any, reactor: Any = None):
+    def __init__(self, config: Any, reactor: Any = None, plugins: dict[str, Any] | None = None):
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -69,6 +70,15 @@ class MasterService(service.MultiService):
         loop.clock = reactor
         loop.setName("allocation")
         loop.setServiceParent(self)
+        #: the frameworks this master hosts while it leads (``--frameworks``), or None
+        self.frameworks: HostedFrameworks | None = None
+        if getattr(config, "frameworks", ()):
+            if plugins is None:
+                from mesostw.scheduler.plugins import framework_plugins
+
+                plugins = framework_plugins()[0]
+            self.frameworks = HostedFrameworks(self, plugins, config)
+            self.frameworks.setServiceParent(self)
 
     def _registry(self) -> IRegistry:
         """The registry in ZooKeeper (``<zk path>/registry``, fenced on this master's election node),
@@ -118,8 +128,10 @@ class MasterService(service.MultiService):
                  port=self.listener.port)
 
     def stopService(self) -> Any:
-        self.master.stop()
-        d = defer.maybeDeferred(super().stopService)
+        # Hosted frameworks go first, while the master still runs: their drivers fail over cleanly.
+        d = self.frameworks.stopFrameworks() if self.frameworks is not None else defer.succeed(None)
+        d.addCallback(lambda _: self.master.stop())
+        d.addCallback(lambda _: super(MasterService, self).stopService())
         # Release the registry's store (a file store's lock) once everything above it stopped.
         d.addBoth(lambda result: self.store.close().addBoth(lambda _: result))
         return d

@@ -1,14 +1,18 @@
-"""``twistd mesos-master``: a master."""
+"""``twistd mesos-master``: a master, hosting the frameworks ``--frameworks`` names while it leads."""
+
+from typing import Any
 
 from twisted.application import service
 
-from mesostw.flags import FlagOptions
-from mesostw.master.flags import Options
+from mesostw.master.flags import MASTER_FLAGS, MasterOptions
 from mesostw.master.service import MasterService
+from mesostw.scheduler.hosted_flags import hosting_options
 from mesostw.shutdown import daemon_root
 
 __all__ = ["Options", "makeService"]
 
+Options = hosting_options(MASTER_FLAGS, MasterOptions, default="none")
 
-def makeService(options: FlagOptions) -> service.MultiService:
-    return daemon_root(MasterService(options.config))
+
+def makeService(options: Any) -> service.MultiService:
+    return daemon_root(MasterService(options.config, plugins=options.plugins))

@@ -47,31 +47,36 @@ class QuietSite(server.Site):
 class Listener(service.Service):
     """Listens on ``interface:port`` (0 picks a free port; see :attr:`port` once started).
 
+    ``site`` is the root resource of the web site (a Router, which may mount a ``static.File`` at
+    ``""`` for a web UI). Without a PB ``root`` the port serves HTTP only (a framework's API port).
     With ``tls`` (a server contextFactory such as ``TLSConfig.server_context()``, or the
     ``TLSConfig`` itself) the port speaks TLS only, HTTPS and PB alike, as libprocess does.
     """
 
     name = "listener"  # type: ignore[assignment]  # twisted declares Service.name as None
 
-    def __init__(self, reactor: Any, interface: str, port: int, site: resource.Resource, root: pb.IPBRoot,
-                 others: dict[bytes, Any] | None = None, tls: Any = None):
+    def __init__(self, reactor: Any, interface: str, port: int, site: resource.Resource,
+                 root: pb.IPBRoot | None = None, others: dict[bytes, Any] | None = None, tls: Any = None):
         self.reactor = reactor
         self.interface = interface
         self.requested_port = port
         self.site = QuietSite(site)
         self.site.displayTracebacks = False
-        self.pb_factory = pb.PBServerFactory(root)
-        self.switch = PortSwitchFactory(self.site, self.pb_factory, others)
+        self.pb_factory = pb.PBServerFactory(root) if root is not None else None
+        #: The protocol switch, or the bare site for a port without PB (a framework's API).
+        self.switch: Any = (PortSwitchFactory(self.site, self.pb_factory, others) if self.pb_factory is not None
+                            else None)
         # Factories log "Starting factory"/"Stopping factory" unless told not to; a daemon's log has no use for it.
         for factory in (self.pb_factory, *(others or {}).values()):
-            factory.noisy = False
-        #: What listens: the switch, or with TLS the switch inside TLS (the handshake comes first, then
+            if factory is not None:
+                factory.noisy = False
+        #: What listens: the switch (or the bare site), with TLS inside TLS (the handshake comes first, then
         #: the switch sniffs the decrypted bytes). A client that does not speak TLS fails the handshake
         #: and is disconnected; the port goes on serving.
-        self.factory: Any = self.switch
+        self.factory: Any = self.switch if self.switch is not None else self.site
         if tls is not None:
             context = tls.server_context() if hasattr(tls, "server_context") else tls
-            self.factory = TLSMemoryBIOFactory(context, False, self.switch)
+            self.factory = TLSMemoryBIOFactory(context, False, self.factory)
             self.factory.noisy = False
         self._port: Any = None
 

@@ -20,9 +20,11 @@ class LocalClusterCLITests(unittest.TestCase):
         self.base = holder.base
         self.port = free_port()
         self.master = f"127.0.0.1:{self.port}"
+        # mesos-local hosts every installed framework: on free ports here, not on 4400 and 8080.
         self.local = Daemon("mesos-local", [f"--port={self.port}", "--num_slaves=2", "--resources=cpus:2;mem:1024",
                                             f"--work_dir={os.path.join(self.base, 'local')}"],
-                            os.path.join(self.base, "local.log")).start()
+                            os.path.join(self.base, "local.log"),
+                            env={"MESOS_CRON_HTTP_PORT": "0", "MESOS_SERVICE_HTTP_PORT": "0"}).start()
         holder.agents.append(self.local)
         yield wait_for(lambda: get_json(f"http://{self.master}/master/state").addCallback(
             lambda s: s["activated_slaves"] == 2), 30, what="mesos-local's two agents")

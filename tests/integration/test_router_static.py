@@ -11,6 +11,7 @@ from twisted.trial import unittest
 from twisted.web import client, server, static
 
 from mesostw.http.router import Router
+from mesostw.wire.listen import Listener
 
 
 class StaticMountTests(unittest.TestCase):
@@ -39,3 +40,27 @@ class StaticMountTests(unittest.TestCase):
         self.assertEqual(results[0], (200, b"<h1>ui</h1>"))
         self.assertEqual(results[1], (200, b'{"ok":true}'))
         self.assertEqual(results[2][0], 404)
+
+
+class ListenerTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_a_listener_without_pb_serves_a_root_resource(self) -> Any:
+        """A Listener without a PB root serves HTTP only: a Router with a web UI mounted at the root
+        (a framework's API port)."""
+        folder = self.mktemp()
+        os.makedirs(folder)
+        with open(os.path.join(folder, "index.html"), "wb") as f:
+            f.write(b"<h1>framework ui</h1>")
+        router = Router()
+        router.route("/v2/info", lambda request: {"name": "probe"})
+        router.mount("", static.File(folder))
+        listener = Listener(reactor, "127.0.0.1", 0, router)
+        self.assertIsNone(listener.pb_factory)
+        listener.startService()
+        self.addCleanup(listener.stopService)
+        agent = client.Agent(reactor, pool=client.HTTPConnectionPool(reactor, persistent=False))
+        results = []
+        for path in ("/index.html", "/v2/info"):
+            response = yield agent.request(b"GET", f"http://127.0.0.1:{listener.port}{path}".encode())
+            results.append((response.code, (yield client.readBody(response))))
+        self.assertEqual(results, [(200, b"<h1>framework ui</h1>"), (200, b'{"name":"probe"}')])

@@ -169,3 +169,28 @@ class FilterTests(unittest.TestCase):
         self.router.route("/text", lambda request: Response(b"plain", 200, {"Content-Type": "text/plain"}))
         reply = self.client.get("/text")
         self.assertEqual((reply.body, reply.headers["content-type"]), (b"plain", "text/plain"))
+
+    def test_a_filter_may_answer_the_request_itself(self) -> None:
+        """A filter that answers (a proxy) returns NOT_DONE_YET, at once or through a Deferred: the
+        handler and later filters do not run and the router writes nothing more."""
+
+        def answer(request: server.Request) -> Any:
+            request.setResponseCode(202)
+            request.write(b"answered by the filter")
+            request.finish()
+            return server.NOT_DONE_YET
+
+        for check in (answer, lambda request: defer.succeed(answer(request))):
+            called: list[str] = []
+            router = Router()
+            router.filter(lambda request: defer.succeed(None))
+            router.filter(check, exempt={"/health"})
+            router.filter(lambda request, called=called: called.append("later"))
+            router.route("/x", lambda request, called=called: called.append("handler"))
+            router.route("/health", lambda request: "ok")
+            client = Client(router)
+            reply = client.get("/x")
+            self.assertEqual((reply.code, reply.body), (202, b"answered by the filter"))
+            self.assertEqual(called, [])
+            self.assertEqual(client.get("/health").json(), "ok")
+            self.assertEqual(called, ["later"])

@@ -54,4 +54,5 @@ class PluginContractTests(unittest.TestCase):
         self.assertEqual((info.name, info.checkpoint, info.failover_timeout), ("marathon", True, 120.0))
         self.assertIn("PARTITION_AWARE", info.capabilities)
         self.assertEqual(info.webui_url, host.api_url)
-        self.assertEqual(self.successResultOf(host.backing.get("frameworks/service/framework_id")), framework.id.encode())
+        stored = self.successResultOf(host.backing.get("frameworks/service/framework_id"))
+        self.assertEqual(stored, framework.id.encode())
