@@ -5,7 +5,10 @@ TASK_FINISHED of the last, and, in the same run, how fast this machine spawns
 and reaps the same N processes (``/bin/sh -c true``) directly. The ratio of
 the two says how much of the raw rate the cluster keeps.
 
-    python bench/launch_throughput.py --tasks 200 --agents 2
+    python bench/launch_throughput.py --tasks 200 --agents 2 [--isolation cgroups]
+
+With ``--isolation cgroups`` every task runs in cgroups of its own (the agents share one
+``--cgroups_root``, removed afterwards), to measure what containment costs on the launch path.
 """
 
 from __future__ import annotations
@@ -82,16 +85,23 @@ class _Case:
         self.cleanups.append((fn, args))
 
     def cleanup(self):
-        for fn, args in reversed(self.cleanups):
-            fn(*args)
+        return defer.DeferredList([defer.maybeDeferred(fn, *args) for fn, args in reversed(self.cleanups)])
 
 
 @defer.inlineCallbacks
 def run(reactor, options):
     case = _Case()
     resources = f"cpus:{max(4, options.tasks // options.agents + 2)};mem:{max(4096, options.tasks * 2)};disk:1024"
+    agent_args = [f"--isolation={options.isolation}"]
+    if options.isolation.startswith("cgroups"):
+        from tests.helpers.cgroups import remove_root, require_cgroups, unique_root
+
+        require_cgroups()
+        root = unique_root()
+        agent_args.append(f"--cgroups_root={root}")
+        case.addCleanup(remove_root, root)
     try:
-        cluster = yield ProcessCluster(case, agents=options.agents, resources=resources).start()
+        cluster = yield ProcessCluster(case, agents=options.agents, resources=resources, agent_args=agent_args).start()
         submitter = Submitter(options.tasks)
         driver = MesosSchedulerDriver(submitter, FrameworkInfo(user="root", name="bench"), cluster.master_address,
                                       reactor=reactor)
@@ -107,10 +117,11 @@ def run(reactor, options):
         if submitter.failed:
             print("failures:", *submitter.failed[:5], sep="\n  ")
     finally:
-        case.cleanup()
+        yield case.cleanup()
     raw = raw_spawn_rate(options.tasks)
     print(f"cluster: {elapsed:.2f}s for {options.tasks} tasks; raw spawn+reap: {options.tasks / raw:.2f}s")
-    print(f"tasks_per_s={tasks_per_s:.1f} raw_spawn_per_s={raw:.1f} ratio={tasks_per_s / raw:.3f}")
+    print(f"isolation={options.isolation} tasks_per_s={tasks_per_s:.1f} raw_spawn_per_s={raw:.1f} "
+          f"ratio={tasks_per_s / raw:.3f}")
 
 
 def main() -> None:
@@ -118,6 +129,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200, help="number of tasks (N)")
     parser.add_argument("--agents", type=int, default=2, help="number of agent processes (K)")
     parser.add_argument("--timeout", type=float, default=600, help="give up after this many seconds")
+    parser.add_argument("--isolation", default="posix", help="the agents' --isolation (posix, cgroups, ...)")
     options = parser.parse_args()
     task.react(lambda reactor: run(reactor, options))
 

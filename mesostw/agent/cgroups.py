@@ -111,13 +111,13 @@ def _mkdirs(path: str) -> None:
         raise CgroupsError(f"cannot create the cgroup {path}: {exc.strerror}") from None
 
 
-def _rmdir(path: str) -> bool:
+def remove_group(path: str) -> bool:
     """Remove a group (empty of processes); children first. True when it is gone."""
     try:
         for name in os.listdir(path):
             child = os.path.join(path, name)
             if os.path.isdir(child):
-                _rmdir(child)
+                remove_group(child)
         os.rmdir(path)
     except FileNotFoundError:
         return True
@@ -225,7 +225,7 @@ class CgroupsV1:
 
     def remove(self, name: str) -> bool:
         """Remove the container's groups once they are empty; True when all are gone."""
-        return all([_rmdir(self.path(c, name)) for c in self.controllers])
+        return all([remove_group(self.path(c, name)) for c in self.controllers])
 
     def stats(self, name: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -342,7 +342,7 @@ class CgroupsV2:
             _kill_all(self.pids(name))
 
     def remove(self, name: str) -> bool:
-        return _rmdir(self.path(name))
+        return remove_group(self.path(name))
 
     def stats(self, name: str) -> dict[str, Any]:
         path = self.path(name)
