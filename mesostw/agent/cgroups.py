@@ -106,26 +106,31 @@ def mounts(proc_mounts: str = "/proc/mounts") -> tuple[dict[str, str], str | Non
 
 def _mkdirs(path: str) -> None:
     try:
-        os.makedirs(path, exist_ok=True)
+        try:
+            os.mkdir(path)  # the usual case: the parent (the agent's root group) exists
+        except FileNotFoundError:
+            os.makedirs(path, exist_ok=True)
+        except FileExistsError:
+            pass
     except OSError as exc:
         raise CgroupsError(f"cannot create the cgroup {path}: {exc.strerror}") from None
 
 
 def remove_group(path: str) -> bool:
-    """Remove a group (empty of processes); children first. True when it is gone."""
-    try:
-        for name in os.listdir(path):
-            child = os.path.join(path, name)
-            if os.path.isdir(child):
-                remove_group(child)
-        os.rmdir(path)
-    except FileNotFoundError:
-        return True
-    except OSError as exc:
-        if exc.errno in (errno.EBUSY, errno.ENOTEMPTY):
+    """Remove a group (empty of processes), its child groups first. True when it is gone."""
+    for _ in range(2):
+        try:
+            os.rmdir(path)  # control files do not count: only child groups or processes keep it
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                raise
+        children = [os.path.join(path, n) for n in os.listdir(path) if os.path.isdir(os.path.join(path, n))]
+        if not children or not all([remove_group(child) for child in children]):
             return False
-        raise
-    return True
+    return False
 
 
 def _kill_all(pids: Iterable[int]) -> None:

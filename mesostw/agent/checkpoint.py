@@ -105,9 +105,13 @@ class Checkpointer:
 
     # -- durability ------------------------------------------------------------------------------
 
-    def _commit(self, operations: list[Any]) -> None:
+    def _commit(self, operations: list[Any], gates: bool = True) -> None:
+        """Write ``operations``; effects passed to :meth:`durable` later wait for them unless ``gates``
+        is false (container records: no effect depends on them, and they are durable anyway once any
+        later commit is)."""
         marker: defer.Deferred[None] = defer.Deferred()
-        self._latest = marker
+        if gates:
+            self._latest = marker
         self._in_flight += 1
 
         def written(result: Any) -> None:
@@ -175,10 +179,10 @@ class Checkpointer:
         self._commit([Delete(f"frameworks/{framework_id}")])
 
     def container(self, record: ContainerRecord) -> None:
-        self._commit([Put(f"containers/{record.container_id}", dump(record.to_json()))])
+        self._commit([Put(f"containers/{record.container_id}", dump(record.to_json()))], gates=False)
 
     def forget_container(self, container_id: str) -> None:
-        self._commit([Delete(f"containers/{container_id}")])
+        self._commit([Delete(f"containers/{container_id}")], gates=False)
 
     def forget_all(self) -> None:
         """Drop everything but the agent's ID (after killing whatever was recovered)."""

@@ -71,17 +71,17 @@ class PosixContainment:
         return sorted(members)
 
     def kill(self, container_id: str, pid: int | None) -> defer.Deferred:
-        def kill_all() -> None:
-            for member in self.pids(container_id, pid):
+        def killed_none() -> bool:
+            """SIGKILL every live member; True when there was none left."""
+            members = [p for p in self.pids(container_id, pid) if same_process(p, None)]
+            for member in members:
                 try:
                     os.kill(member, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            return not members
 
-        def gone() -> bool:
-            return not [p for p in self.pids(container_id, pid) if same_process(p, None)]
-
-        return _poll(self.clock, gone, f"killing container {container_id}", kill_all)
+        return _poll(self.clock, killed_none, f"killing container {container_id}")
 
 
 @implementer(IIsolator)

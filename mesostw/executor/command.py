@@ -483,8 +483,14 @@ class CommandExecutor:
                 return
 
     def kill_leftovers(self) -> None:
-        """SIGKILL whatever the ended command left behind, until nothing is left."""
+        """SIGKILL whatever the ended command left behind, until nothing is left.
+
+        Without children there are no descendants at all, which ``waitid`` tells without reading
+        /proc: the common case (a command that left nothing) costs no scan.
+        """
         for _ in range(100):  # a fork bomb could outrun a few rounds; cgroups isolation catches the rest
+            if not self.has_children():
+                return
             left = descendants(os.getpid())
             if not left:
                 return
@@ -499,15 +505,27 @@ class CommandExecutor:
                 except ChildProcessError:
                     pass  # not ours (yet): reaped by its own parent, or reparented to us later
 
+    def has_children(self) -> bool:
+        """Whether any child is still alive, once the ended ones are reaped."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return True
+
     def on_exit(self) -> None:
         assert self.pidfd is not None and self.pid is not None
         self.selector.unregister(self.pidfd)
         os.close(self.pidfd)
         _, status = os.waitpid(self.pid, 0)
-        self.signal(signal.SIGKILL)  # the command's children go with it
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # the command's children go with it
+        except ProcessLookupError:
+            pass
         self.pid = self.pidfd = None
         self.kill_leftovers()
-        self.reap_orphans()
         code, message = describe_exit(status)
         if self.killing:
             state = "TASK_KILLED"

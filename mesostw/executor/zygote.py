@@ -29,7 +29,7 @@ import gc
 import json
 import os
 import pwd
-import select
+import selectors
 import signal
 import sys
 import traceback
@@ -136,6 +136,12 @@ class Launcher:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         os.set_blocking(self.wake_r, False)
+        self.selector = selectors.DefaultSelector()
+        #: report pipe -> (request id, child pid, what the child wrote): children not yet answered for
+        self.reports: dict[int, tuple[int, int, bytearray]] = {}
+        #: children whose launch failed: their exit is not reported
+        self.failed: set[int] = set()
+        self.done = False
 
     def reply(self, message: dict[str, Any]) -> None:
         data = (json.dumps(message) + "\n").encode()
@@ -172,19 +178,32 @@ class Launcher:
             os.close(report_r)
             _child(request, report_w)
         os.close(report_w)
-        problem = b""
-        while True:  # until the child has exec'd or set itself up (or failed to): a few milliseconds
-            chunk = os.read(report_r, 4096)
-            if not chunk:
-                break
-            problem += chunk
-        os.close(report_r)
-        if problem:
-            os.waitpid(pid, 0)
-            self.reply({"id": request_id, "error": problem.decode(errors="replace")})
-            return
         self.children.add(pid)
-        self.reply({"id": request_id, "pid": pid})
+        # Answered once the child has exec'd or set itself up (or failed to): the next fork need not wait.
+        self.reports[report_r] = (request_id, pid, bytearray())
+        self.selector.register(report_r, selectors.EVENT_READ, self.on_report)
+
+    def on_report(self, fd: int) -> None:
+        request_id, pid, problem = self.reports[fd]
+        chunk = os.read(fd, 4096)
+        if chunk:
+            problem += chunk
+            return
+        self.selector.unregister(fd)
+        os.close(fd)
+        del self.reports[fd]
+        if problem:
+            self.failed.add(pid)  # its exit is no news: the request failed
+            self.reply({"id": request_id, "error": problem.decode(errors="replace")})
+        else:
+            self.reply({"id": request_id, "pid": pid})
+
+    def settle(self, pid: int) -> None:
+        """Answer ``pid``'s request before reporting its exit (its report pipe is closed by then)."""
+        for fd, (_, child, _) in list(self.reports.items()):
+            if child == pid:
+                while fd in self.reports:
+                    self.on_report(fd)
 
     def reap(self) -> None:
         while self.children:
@@ -195,34 +214,48 @@ class Launcher:
             if pid == 0:
                 return
             self.children.discard(pid)
+            self.settle(pid)
+            if pid in self.failed:
+                self.failed.discard(pid)
+                continue
             self.reply({"exited": pid, "status": status})
+
+    def on_wake(self, fd: int) -> None:
+        try:
+            os.read(self.wake_r, 4096)
+        except BlockingIOError:
+            pass
+        self.reap()
+
+    def on_input(self, fd: int) -> None:
+        chunk = os.read(self.inp, 65536)
+        if not chunk:
+            self.done = True
+            return
+        self.buffer += chunk
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if line.strip():
+                self.handle(line)
 
     def run(self) -> int:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        while True:
+        self.selector.register(self.wake_r, selectors.EVENT_READ, self.on_wake)
+        self.selector.register(self.inp, selectors.EVENT_READ, self.on_input)
+        while not self.done:
             try:
-                readable, _, _ = select.select([self.inp, self.wake_r], [], [])
+                events = self.selector.select()
             except InterruptedError:
                 continue
-            if self.wake_r in readable:
-                try:
-                    os.read(self.wake_r, 4096)
-                except BlockingIOError:
-                    pass
-                self.reap()
-            if self.inp in readable:
-                chunk = os.read(self.inp, 65536)
-                if not chunk:
-                    return 0
-                self.buffer += chunk
-                while b"\n" in self.buffer:
-                    line, self.buffer = self.buffer.split(b"\n", 1)
-                    if line.strip():
-                        self.handle(line)
+            # Reports first: a child's answer goes out before the news of its exit.
+            events.sort(key=lambda event: event[0].data != self.on_report)
+            for key, _ in events:
+                key.data(key.fd)
             self.reap()
+        return 0
 
 
 def main() -> int:
