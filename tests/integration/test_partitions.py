@@ -76,10 +76,10 @@ class PartitionTests(unittest.TestCase):
         return [a["active"] for a in self.state()["slaves"]]
 
     def framework(self, scheduler, name, **info):
+        inside = NamespacedReactor(reactor, self.network.hosts["m"])  # the framework's host is the master's
         driver = MesosSchedulerDriver(scheduler, FrameworkInfo(user="root", name=name, checkpoint=True,
                                                                failover_timeout=600.0, **info),
-                                      f"{self.master_ip}:5050", reactor=NamespacedReactor(reactor, self.network.hosts["m"]),
-                                      backoff=0.2)
+                                      f"{self.master_ip}:5050", reactor=inside, backoff=0.2)
         self.addCleanup(lambda: driver.abort() and driver.stopped())
         driver.start()
         return driver
