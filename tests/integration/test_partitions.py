@@ -113,3 +113,28 @@ class PartitionTests(unittest.TestCase):
         state = self.state()
         [framework] = [f for f in state["frameworks"] if f["name"] == "aware"]
         self.assertEqual([(t["id"], t["state"]) for t in framework["tasks"]], [("aware", T.RUNNING)])
+
+    @defer.inlineCallbacks
+    def test_agent_restarted_during_a_partition_recovers_its_tasks_once_healed(self):
+        """An agent killed with SIGKILL and restarted while cut off keeps its executors; once the partition
+        heals it re-registers under the same ID and its partition-aware task is TASK_RUNNING again, in the
+        same process."""
+        aware = LaunchingScheduler()
+        aware.pending = [command_task("survivor", "sleep 5353", "cpus:0.2;mem:32")]
+        self.framework(aware, "aware", capabilities=frozenset({"PARTITION_AWARE"}))
+        yield wait_for(lambda: T.RUNNING in aware.states("survivor"), 60, what="the task running")
+        yield wait_for(lambda: sleeper("sleep 5353"), 30, what="its process")
+        [pid] = sleeper("sleep 5353")
+        [agent_id] = [a["id"] for a in self.state()["slaves"]]
+
+        yield threads.deferToThread(self.network.cut, "a", self.master_ip)
+        yield wait_for(lambda: T.UNREACHABLE in aware.states("survivor"), 60, what="the task unreachable")
+        self.agent.kill()
+        self.agent.process.wait()
+        self.agent.start()
+        yield wait_for(lambda: "waiting for 1 to reconnect" in self.agent.log(), 60, what="the agent recovering")
+        yield threads.deferToThread(self.network.heal, "a")
+        yield wait_for(lambda: [(a["id"], a["active"]) for a in self.state()["slaves"]] == [(agent_id, True)], 90,
+                       what="the agent back under its ID")
+        yield wait_for(lambda: aware.states("survivor")[-1] == T.RUNNING, 30, what="the task running again")
+        self.assertEqual(sleeper("sleep 5353"), [pid])
