@@ -132,7 +132,8 @@ class PartitionTests(unittest.TestCase):
         self.agent.kill()
         self.agent.process.wait()
         self.agent.start()
-        yield wait_for(lambda: "waiting for 1 to reconnect" in self.agent.log(), 60, what="the agent recovering")
+        yield wait_for(lambda: get_json(self.network.hosts["a"], self.agent_ip, 5051, "/state"), 60,
+                       what="the restarted agent answering")
         yield threads.deferToThread(self.network.heal, "a")
         yield wait_for(lambda: [(a["id"], a["active"]) for a in self.state()["slaves"]] == [(agent_id, True)], 90,
                        what="the agent back under its ID")
