@@ -104,7 +104,7 @@ class Containerizer:
         for isolator in self.isolators:
             for orphan in getattr(isolator, "orphans", lambda known: [])(set(self.containers)):
                 log.info("Destroying container {id}, left by an earlier run and unknown to this one", id=orphan)
-                self.containment.kill(orphan, None).addErrback(self._orphan_failed, orphan)
+                self.containment.kill(orphan, None, None).addErrback(self._orphan_failed, orphan)
         self._start_watching()
         return defer.succeed(alive)
 
@@ -159,7 +159,7 @@ class Containerizer:
 
     def _launch_failed(self, failure: Any, container: Container) -> Any:
         self.containers.pop(container.id, None)
-        d = self.containment.kill(container.id, None) if container.pid is None else defer.succeed(None)
+        d = self.containment.kill(container.id, None, None) if container.pid is None else defer.succeed(None)
         d.addBoth(lambda _: self._cleanup(container))
         return failure
 
@@ -180,11 +180,13 @@ class Containerizer:
     def _destroy(self, container: Container) -> defer.Deferred:
         """Kill whatever is left of the container, wait for its executor to be reaped, clean up."""
         if container.destroying is None:
-            container.destroying = self.containment.kill(container.id, container.pid)
-            container.destroying.addErrback(
-                lambda f: log.failure("Could not kill every process of container {id}", f, id=container.id))
-            container.destroying.addCallback(lambda _: container.exited)
-            container.destroying.addCallback(lambda _: self._finished(container))
+            # Set before killing: the kill may end the executor at once, which destroys again.
+            container.destroying = destroying = defer.Deferred()
+            kill = self.containment.kill(container.id, container.pid, container.started)
+            kill.addErrback(lambda f: log.failure("Could not kill every process of container {id}", f, id=container.id))
+            kill.addCallback(lambda _: container.exited)
+            kill.addCallback(lambda _: self._finished(container))
+            kill.chainDeferred(destroying)
         return _follow(container.terminated)
 
     def _finished(self, container: Container) -> None:

@@ -63,17 +63,24 @@ class PosixContainment:
     def __init__(self, clock: Any):
         self.clock = clock
 
-    def pids(self, container_id: str, pid: int | None) -> list[int]:
+    def pids(self, container_id: str, pid: int | None, started: float | None = None) -> list[int]:
+        """The executor's tree (while ``pid`` is still the executor that started at ``started``) and
+        session. A pid now used by another process names neither: that process is left alone."""
         if pid is None:
             return []
-        members = {p.pid for p in process_tree(pid)}
+        if same_process(pid, started):
+            members = {p.pid for p in process_tree(pid)}
+        elif same_process(pid, None):
+            return []  # reused: its session, if it leads one, is someone else's
+        else:
+            members = set()
         members.update(session_members(pid))
         return sorted(members)
 
-    def kill(self, container_id: str, pid: int | None) -> defer.Deferred:
+    def kill(self, container_id: str, pid: int | None, started: float | None = None) -> defer.Deferred:
         def killed_none() -> bool:
             """SIGKILL every live member; True when there was none left."""
-            members = [p for p in self.pids(container_id, pid) if same_process(p, None)]
+            members = [p for p in self.pids(container_id, pid, started) if same_process(p, None)]
             for member in members:
                 try:
                     os.kill(member, signal.SIGKILL)
@@ -205,10 +212,10 @@ class CgroupsIsolator:
 
     # -- containment ---------------------------------------------------------------------------
 
-    def pids(self, container_id: str, pid: int | None) -> list[int]:
+    def pids(self, container_id: str, pid: int | None, started: float | None = None) -> list[int]:
         return self.groups.pids(container_id)
 
-    def kill(self, container_id: str, pid: int | None) -> defer.Deferred:
+    def kill(self, container_id: str, pid: int | None, started: float | None = None) -> defer.Deferred:
         """Freeze, kill, thaw; fires once the groups are empty and removed."""
         groups = self.groups
         if not groups.exists(container_id):
