@@ -181,7 +181,7 @@ class Containerizer:
         """Kill whatever is left of the container, wait for its executor to be reaped, clean up."""
         if container.destroying is None:
             # Set before killing: the kill may end the executor at once, which destroys again.
-            container.destroying = destroying = defer.Deferred()
+            container.destroying = destroying = defer.Deferred[None]()
             kill = self.containment.kill(container.id, container.pid, container.started)
             kill.addErrback(lambda f: log.failure("Could not kill every process of container {id}", f, id=container.id))
             kill.addCallback(lambda _: container.exited)
