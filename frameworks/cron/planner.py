@@ -228,6 +228,7 @@ class Planner:
             if run is None or run.launch != token:
                 continue
             if kind == DUE:
+                self.jobs[run.job].cache = None  # the slot is no longer the job's next run
                 self._consider(run)
             elif kind == EXPIRE and run.state in (PENDING, READY):
                 self._miss(run)
@@ -644,7 +645,7 @@ class Planner:
     def run_job(self, name: str, arguments: str | None, now: int) -> Effects:
         """Run a job now (a disabled one too), with optional arguments."""
         self._begin(now)
-        record = self._record(name)
+        record = self.record(name)
         self._new_run(record, now, MANUAL, arguments if arguments and arguments.strip() else None)
         self._touch(record)
         return self._end()
@@ -652,7 +653,7 @@ class Planner:
     def kill_tasks(self, name: str, now: int) -> Effects:
         """Kill the job's running tasks (queued runs stay queued, as in Chronos)."""
         self._begin(now)
-        record = self._record(name)
+        record = self.record(name)
         for key in sorted(record.runs):
             run = self.runs[key]
             if run.active:
@@ -676,14 +677,15 @@ class Planner:
 
     def progress(self, name: str, task_id: str, elements: int) -> None:
         """Elements a data-processing job's task reports having processed (kept with its history)."""
-        record = self._record(name)
+        record = self.record(name)
         if not record.job.data_processing:
             raise JobInvalid([f"JobSchedule '{name}' is not enabled to track data"])
         if elements < 0:
             raise JobInvalid([f"numAdditionalElementsProcessed ({elements}) is not positive"])
         self.elements[task_id] = self.elements.get(task_id, 0) + elements
 
-    def _record(self, name: str) -> JobRecord:
+    def record(self, name: str) -> JobRecord:
+        """The job called ``name`` (UnknownJob if there is none)."""
         record = self.jobs.get(name)
         if record is None:
             raise UnknownJob(name)

@@ -1,0 +1,179 @@
+"""The cron framework end to end on an in-process cluster: jobs posted through the API run on agents
+on schedule, retry, trigger dependents, are killed, and survive the framework's restart."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.trial import unittest
+
+from frameworks.cron import plugin
+from frameworks.cron.records import FRAMEWORK_ID
+from mesostw import flags as flaglib
+from mesostw.model import task as T
+from mesostw.store.memory import MemoryStateStore
+from tests.helpers.cluster import Cluster
+from tests.helpers.cron import T0
+from tests.helpers.hosting import ClusterHost
+from tests.helpers.web import Client
+
+START = T0 / 1000  # 2024-05-01T12:00:00Z on the cluster's clock
+
+
+class CronOnACluster:
+    """A cluster, a store, and the cron framework hosted on them (restartable on the same store)."""
+
+    def __init__(self, test: unittest.TestCase, **flags: Any):
+        self.test = test
+        self.cluster = Cluster(agents=2)
+        test.addCleanup(self.cluster.stop)
+        self.cluster.clock.advance(START)
+        self.cluster.settle()
+        self.store = MemoryStateStore()
+        self.flags = flags
+        self.start()
+
+    def start(self) -> None:
+        self.host = ClusterHost(self.cluster, "cron", store=self.store)
+        self.service: Any = plugin.makeService(self.host, flaglib.defaults(plugin.FLAGS, **self.flags))
+        self.service.startService()
+        self.test.addCleanup(self.stop, self.service)
+        self.cluster.settle()
+        self.client = Client(self.host.router, self.cluster.clock)
+
+    def stop(self, service: Any) -> None:
+        if service.running:
+            service.stopService()
+            self.cluster.settle()
+
+    def restart(self) -> None:
+        self.service.stopService()
+        self.cluster.settle()
+        self.start()
+
+    def post(self, body: dict[str, Any], path: str = "/v1/scheduler/iso8601") -> int:
+        return self.client.request("POST", path, json.dumps(body).encode(),
+                                   {"Content-Type": "application/json"}).code
+
+    def job(self, name: str) -> Any:
+        return self.client.get_json(f"/v1/scheduler/job/{name}")
+
+    def launched(self, name: str) -> list[str]:
+        """Task IDs of the job that executors were asked to run, in order."""
+        ids = []
+        for containerizer in self.cluster.containerizers:
+            for executor in containerizer.executors.values():
+                for event in executor.events:
+                    if event["type"] == "LAUNCH":
+                        task_id = event["launch"]["task"]["task_id"]["value"]
+                        if f":{name}:" in task_id:
+                            ids.append(task_id)
+        return sorted(ids)
+
+    def advance(self, seconds: float) -> None:
+        self.cluster.advance(seconds, step=0.5)
+
+
+def job(name: str, schedule: str | None = "R/2024-05-01T12:01:00Z/PT1M", command: str = "true",
+        **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "command": command, "owner": "ops@example.com", "disabled": False}
+    if schedule is not None:
+        body["schedule"] = schedule
+    body.update(fields)
+    return body
+
+
+class EndToEndTests(unittest.TestCase):
+    def test_a_job_runs_on_its_schedule(self) -> None:
+        """Posted at 12:00, the job runs at 12:01 and 12:02 on an agent; GET shows the counts and next run."""
+        cron = CronOnACluster(self)
+        self.assertEqual(cron.post(job("tick")), 204)
+        self.assertIsNotNone(cron.store.values.get(f"frameworks/cron/{FRAMEWORK_ID}"))
+        cron.advance(59)
+        self.assertEqual(cron.launched("tick"), [])
+        cron.advance(62)
+        self.assertEqual(cron.launched("tick"), [f"ct:{T0 + 60_000}:0:tick:", f"ct:{T0 + 120_000}:0:tick:"])
+        shown = cron.job("tick")
+        self.assertEqual((shown["successCount"], shown["errorCount"]), (2, 0))
+        self.assertEqual(shown["nextRun"], "2024-05-01T12:03:00.000Z")
+        self.assertEqual(shown["schedule"], "R/2024-05-01T12:03:00.000Z/PT1M")
+
+    def test_failed_runs_are_retried(self) -> None:
+        """`false` with retries=1 and a 2 s retry delay: two tasks, then one error."""
+        cron = CronOnACluster(self, failure_retry=2000)
+        cron.post(job("bad", schedule="R1//PT1H", command="false", retries=1))
+        cron.advance(5)
+        self.assertEqual([t.split(":")[2] for t in cron.launched("bad")], ["0", "1"])
+        shown = cron.job("bad")
+        self.assertEqual((shown["errorCount"], shown["successCount"]), (1, 0))
+        self.assertNotEqual(shown["lastError"], "")
+
+    def test_a_dependent_job_runs_after_its_parent(self) -> None:
+        """PUT job/parent runs it; its success triggers the child posted to /dependency."""
+        cron = CronOnACluster(self)
+        cron.post(job("parent", schedule="R/2024-06-01T00:00:00Z/P1D"))
+        self.assertEqual(cron.post(job("child", schedule=None, parents=["parent"]), "/v1/scheduler/dependency"), 204)
+        self.assertEqual(cron.client.request("PUT", "/v1/scheduler/job/parent").code, 204)
+        cron.advance(2)
+        self.assertEqual(len(cron.launched("parent")), 1)
+        self.assertEqual(len(cron.launched("child")), 1)
+        self.assertEqual(cron.job("child")["successCount"], 1)
+
+    def test_kill_a_running_job(self) -> None:
+        """DELETE task/kill/{name} kills the running task; the run ends killed, not failed."""
+        cron = CronOnACluster(self)
+        cron.post(job("sleepy", schedule="R1//PT1H", command="sleep 1000"))
+        cron.advance(2)
+        self.assertEqual(cron.client.get_json("/v1/scheduler/jobs/summary")["jobs"][0]["state"], "1 running")
+        self.assertEqual(cron.client.request("DELETE", "/v1/scheduler/task/kill/sleepy").code, 204)
+        cron.advance(2)
+        self.assertEqual(cron.client.get_json("/v1/scheduler/jobs/summary")["jobs"][0]["state"], "idle")
+        history = cron.client.get_json("/v1/scheduler/job/history/sleepy")["runs"]
+        self.assertEqual(history[0]["status"], "killed")
+        self.assertEqual(cron.job("sleepy")["errorCount"], 0)
+
+    def test_disabled_and_non_concurrent_jobs(self) -> None:
+        """A disabled job does not run on schedule; a non-concurrent one never overlaps itself."""
+        cron = CronOnACluster(self)
+        cron.post(job("off", disabled=True))
+        cron.post(job("serial", command="sleep 1000", epsilon="PT10S"))
+        cron.advance(131)
+        self.assertEqual(cron.launched("off"), [])
+        self.assertEqual(cron.launched("serial"), [f"ct:{T0 + 60_000}:0:serial:"])
+        self.assertEqual(cron.job("serial")["missedCount"], 1)
+
+    def test_a_restart_adopts_running_tasks_and_launches_nothing_twice(self) -> None:
+        """The framework fails over mid-run: the new instance re-registers as the same framework, learns
+        from the master that the task runs, and does not launch it again."""
+        cron = CronOnACluster(self)
+        cron.post(job("long", command="sleep 1000", schedule="R1//PT1H"))
+        cron.advance(2)
+        first_id = cron.service.framework_id
+        [task_id] = cron.launched("long")
+        cron.restart()
+        cron.advance(10)
+        self.assertEqual(cron.service.framework_id, first_id)
+        self.assertEqual(cron.launched("long"), [task_id])
+        self.assertEqual(cron.client.get_json("/v1/scheduler/jobs/summary")["jobs"][0]["state"], "1 running")
+        cron.client.request("DELETE", "/v1/scheduler/task/kill/long")
+        cron.advance(2)
+        self.assertEqual(cron.job("long")["successCount"] + cron.job("long")["errorCount"], 0)
+        states = [e.get("status") for e in cron.client.get_json("/v1/scheduler/job/history/long")["runs"]]
+        self.assertEqual(states, ["killed"])
+
+    def test_a_restart_counts_a_success_it_missed_once(self) -> None:
+        """The task finishes while no framework is connected: the next instance counts it once."""
+        cron = CronOnACluster(self)
+        cron.post(job("quick", command="sleep 1000", schedule="R1//PT1H"))
+        cron.advance(2)
+        [task_id] = cron.launched("quick")
+        cron.service.stopService()
+        cron.cluster.settle()
+        executor = next(e for c in cron.cluster.containerizers for e in c.executors.values() if task_id in e.running)
+        executor.update(task_id, T.FINISHED)
+        cron.cluster.settle()
+        cron.start()
+        cron.advance(5)
+        self.assertEqual(cron.job("quick")["successCount"], 1)
+        self.assertEqual(cron.launched("quick"), [task_id])
