@@ -104,7 +104,7 @@ class CronService(service.MultiService):
         if not self.running:
             return
         self.framework_id = raw_id.decode() if raw_id else None
-        self.apply(self.planner.recover(jobs, runs, self.now()))
+        self.perform(self.planner.recover(jobs, runs, self.now()))
         for problem in self.planner.problems:
             log.error("Recovery: {problem}", problem=problem)
         log.info("Recovered {jobs} jobs and {runs} runs; framework {id}", jobs=len(self.planner.jobs),
@@ -156,7 +156,7 @@ class CronService(service.MultiService):
 
     def _tick(self) -> None:
         self._timer = self._timer_at = None
-        self.apply(self.planner.tick(self.now()))
+        self.perform(self.planner.tick(self.now()))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -179,9 +179,17 @@ class CronService(service.MultiService):
         self._wake()
         return d
 
+    def perform(self, effects: Effects) -> None:
+        """:meth:`apply` for events nobody waits on: a refused write is logged (and ends acting if fenced)."""
+        self.apply(effects).addErrback(self._not_written)
+
+    def _not_written(self, failure: Failure) -> None:
+        if not self.deposed:
+            log.failure("The cron framework's effects could not be written", failure)
+
     def _act(self, action: fx.Action) -> None:
         if isinstance(action, fx.Recorded):
-            self.apply(self.planner.recorded(action.keys, self.now()))
+            self.perform(self.planner.recorded(action.keys, self.now()))
             return
         if isinstance(action, fx.Notify):
             self.notifier.notify(action)
@@ -209,8 +217,8 @@ class CronService(service.MultiService):
     def subscribed(self, framework_id: str) -> None:
         if framework_id != self.framework_id:
             self.framework_id = framework_id
-            self.writer.write([Put(FRAMEWORK_ID, framework_id.encode())])
-        self.apply(self.planner.registered(self.now()))
+            self.writer.write([Put(FRAMEWORK_ID, framework_id.encode())]).addErrback(self._not_written)
+        self.perform(self.planner.registered(self.now()))
 
 
 @implementer(IScheduler)
@@ -233,7 +241,7 @@ class CronScheduler:
 
     def resourceOffers(self, driver: Any, offers: list[Offer]) -> None:
         if self.cron.ready:
-            self.cron.apply(self.cron.planner.offers(offers, self.cron.now()))
+            self.cron.perform(self.cron.planner.offers(offers, self.cron.now()))
         else:
             for offer in offers:
                 driver.declineOffer(offer.id)
@@ -243,7 +251,7 @@ class CronScheduler:
 
     def statusUpdate(self, driver: Any, status: TaskStatus) -> None:
         if self.cron.ready:
-            self.cron.apply(self.cron.planner.status(status, self.cron.now()))
+            self.cron.perform(self.cron.planner.status(status, self.cron.now()))
 
     def frameworkMessage(self, driver: Any, executorId: str, agentId: str, data: bytes) -> None:
         pass

@@ -34,14 +34,17 @@ def jobs_bytes(planner: Planner, names: Sequence[str], now: int) -> bytes:
 
 def search(planner: Planner, name: str = "", command: str = "", any_: str = "", limit: int = 10,
            offset: int = 0) -> list[str]:
-    """Chronos's search: name AND command (case-insensitive substrings), ``any`` matching either, then
-    ``offset`` and ``limit`` (10 unless given), in name order."""
+    """Chronos's search: name AND command (case-insensitive substrings), or ``any`` in either, then
+    ``offset`` and ``limit`` (10 unless given), in name order. (Chronos returns every job when only
+    ``any`` is given; here ``any`` alone filters.)"""
     name, command, any_ = name.lower(), command.lower(), any_.lower()
     found = []
     for job_name in planner.names:
         job = planner.jobs[job_name].job
         lowered_name, lowered_command = job_name.lower(), job.command.lower()
         valid = (not name or name in lowered_name) and (not command or command in lowered_command)
+        if any_ and not (name or command):
+            valid = False
         if not valid and any_ and (any_ in lowered_name or any_ in lowered_command):
             valid = True
         if valid:

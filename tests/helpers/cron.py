@@ -1,8 +1,9 @@
-"""Test helpers for the cron framework: a pure harness around the planner that plays store and master.
+"""Test helpers for the cron framework.
 
-The harness applies the planner's effects the way the service does (store writes, then the actions
-that wait for them, calling the planner back for :class:`Recorded`), keeps every action for
-assertions, and answers for the master: offers, status updates, reconciliation.
+:class:`Harness` is a pure harness around the planner that plays store and master: it applies the
+planner's effects the way the service does (store writes, then the actions that wait for them, calling
+the planner back for :class:`Recorded`), keeps every action for assertions, and answers for the master.
+:class:`CronOnACluster` hosts the real framework service on the in-process cluster.
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from twisted.trial import unittest
+
 from frameworks.cron import effects as fx
+from frameworks.cron import plugin
 from frameworks.cron.calendar import to_ms
 from frameworks.cron.planner import Planner, Settings
 from frameworks.cron.records import JOBS, RUNS
+from mesostw import flags as flaglib
 from mesostw.model import task as T
 from mesostw.model.resources import Resources
 from mesostw.model.task import Offer, TaskInfo, TaskStatus, new_uuid
 from mesostw.store import Delete, Put
+from mesostw.store.memory import MemoryStateStore
+from tests.helpers.cluster import Cluster
+from tests.helpers.hosting import ClusterHost
+from tests.helpers.web import Client
 
 T0 = to_ms(datetime(2024, 5, 1, 12, 0, tzinfo=UTC))
 MINUTE = 60_000
@@ -148,3 +157,59 @@ class Harness:
     def stored_runs(self, name: str | None = None) -> dict[str, Any]:
         return {k: v for k, v in self.store.items()
                 if k.startswith(RUNS + "/") and (name is None or v["job"] == name)}
+
+
+class CronOnACluster:
+    """A cluster, a store, and the cron framework hosted on them (restartable on the same store)."""
+
+    def __init__(self, test: unittest.TestCase, **flags: Any):
+        self.test = test
+        self.cluster = Cluster(agents=2)
+        test.addCleanup(self.cluster.stop)
+        self.cluster.clock.advance(T0 / 1000)  # 2024-05-01T12:00:00Z
+        self.cluster.settle()
+        self.store = MemoryStateStore()
+        self.flags = flags
+        self.start()
+
+    def start(self) -> None:
+        self.host = ClusterHost(self.cluster, "cron", store=self.store)
+        self.service: Any = plugin.makeService(self.host, flaglib.defaults(plugin.FLAGS, **self.flags))
+        self.service.startService()
+        self.test.addCleanup(self.stop, self.service)
+        self.cluster.settle()
+        self.client = Client(self.host.router, self.cluster.clock)
+
+    def stop(self, service: Any) -> None:
+        if service.running:
+            service.stopService()
+            self.cluster.settle()
+
+    def restart(self) -> None:
+        self.service.stopService()
+        self.cluster.settle()
+        self.start()
+
+    def post(self, body: dict[str, Any], path: str = "/v1/scheduler/iso8601") -> int:
+        return self.client.request("POST", path, json.dumps(body).encode(),
+                                   {"Content-Type": "application/json"}).code
+
+    def job(self, name: str) -> Any:
+        return self.client.get_json(f"/v1/scheduler/job/{name}")
+
+    def launched(self, name: str) -> list[str]:
+        """Task IDs of the job that executors were asked to run, in order."""
+        ids = []
+        for containerizer in self.cluster.containerizers:
+            for executor in containerizer.executors.values():
+                for event in executor.events:
+                    if event["type"] == "LAUNCH":
+                        task_id = event["launch"]["task"]["task_id"]["value"]
+                        if f":{name}:" in task_id:
+                            ids.append(task_id)
+        return sorted(ids)
+
+    def advance(self, seconds: float) -> None:
+        self.cluster.advance(seconds, step=0.5)
+
+

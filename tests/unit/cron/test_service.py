@@ -3,85 +3,11 @@ on schedule, retry, trigger dependents, are killed, and survive the framework's 
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from twisted.trial import unittest
 
-from frameworks.cron import plugin
 from frameworks.cron.records import FRAMEWORK_ID
-from mesostw import flags as flaglib
 from mesostw.model import task as T
-from mesostw.store.memory import MemoryStateStore
-from tests.helpers.cluster import Cluster
-from tests.helpers.cron import T0
-from tests.helpers.hosting import ClusterHost
-from tests.helpers.web import Client
-
-START = T0 / 1000  # 2024-05-01T12:00:00Z on the cluster's clock
-
-
-class CronOnACluster:
-    """A cluster, a store, and the cron framework hosted on them (restartable on the same store)."""
-
-    def __init__(self, test: unittest.TestCase, **flags: Any):
-        self.test = test
-        self.cluster = Cluster(agents=2)
-        test.addCleanup(self.cluster.stop)
-        self.cluster.clock.advance(START)
-        self.cluster.settle()
-        self.store = MemoryStateStore()
-        self.flags = flags
-        self.start()
-
-    def start(self) -> None:
-        self.host = ClusterHost(self.cluster, "cron", store=self.store)
-        self.service: Any = plugin.makeService(self.host, flaglib.defaults(plugin.FLAGS, **self.flags))
-        self.service.startService()
-        self.test.addCleanup(self.stop, self.service)
-        self.cluster.settle()
-        self.client = Client(self.host.router, self.cluster.clock)
-
-    def stop(self, service: Any) -> None:
-        if service.running:
-            service.stopService()
-            self.cluster.settle()
-
-    def restart(self) -> None:
-        self.service.stopService()
-        self.cluster.settle()
-        self.start()
-
-    def post(self, body: dict[str, Any], path: str = "/v1/scheduler/iso8601") -> int:
-        return self.client.request("POST", path, json.dumps(body).encode(),
-                                   {"Content-Type": "application/json"}).code
-
-    def job(self, name: str) -> Any:
-        return self.client.get_json(f"/v1/scheduler/job/{name}")
-
-    def launched(self, name: str) -> list[str]:
-        """Task IDs of the job that executors were asked to run, in order."""
-        ids = []
-        for containerizer in self.cluster.containerizers:
-            for executor in containerizer.executors.values():
-                for event in executor.events:
-                    if event["type"] == "LAUNCH":
-                        task_id = event["launch"]["task"]["task_id"]["value"]
-                        if f":{name}:" in task_id:
-                            ids.append(task_id)
-        return sorted(ids)
-
-    def advance(self, seconds: float) -> None:
-        self.cluster.advance(seconds, step=0.5)
-
-
-def job(name: str, schedule: str | None = "R/2024-05-01T12:01:00Z/PT1M", command: str = "true",
-        **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": name, "command": command, "owner": "ops@example.com", "disabled": False}
-    if schedule is not None:
-        body["schedule"] = schedule
-    body.update(fields)
-    return body
+from tests.helpers.cron import T0, CronOnACluster, job
 
 
 class EndToEndTests(unittest.TestCase):
