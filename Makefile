@@ -4,8 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
+WHEELHOUSE := $(VENV)/wheelhouse/.complete
+# Hypothesis settings profile (tests/__init__.py): "ci" is derandomized, so a failure reproduces anywhere.
+HYPOTHESIS_PROFILE ?= ci
+# What ruff and mypy check: the folders that exist (frameworks/ may not).
+LINT_PATHS := $(wildcard mesostw frameworks tests bench)
+TYPED_PATHS := $(wildcard mesostw frameworks)
 
-.PHONY: run test unit bench lint clean
+.PHONY: run test unit bench lint ci clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,22 +25,31 @@ $(TEST_STAMP): $(STAMP) requirements-dev.txt tools/install-pymesos.sh tools/inst
 	tools/install-zookeeper.sh
 	touch $(TEST_STAMP)
 
+# Wheels of the runtime dependencies, for the install test (tests/integration/test_install.py) to work offline.
+$(WHEELHOUSE): $(STAMP) setup.py pyproject.toml tools/wheelhouse.sh
+	tools/wheelhouse.sh $(VENV)
+
 run: $(STAMP)
 	$(VENV)/bin/twistd -n --pidfile= mesos-local $(ARGS)
 
-test: $(TEST_STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+test: $(TEST_STAMP) $(WHEELHOUSE)
+	HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 unit: $(TEST_STAMP)
-	$(PY) -m pytest -q tests/unit
+	HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(PY) -m pytest -q tests/unit
 
 bench: $(STAMP)
 	$(PY) bench/launch_throughput.py --tasks 200 --agents 2
 	$(PY) bench/allocator.py
 
 lint: $(TEST_STAMP)
-	$(VENV)/bin/ruff check mesostw frameworks tests bench
-	$(VENV)/bin/mypy mesostw
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy $(TYPED_PATHS)
+
+# What CI runs (.ci/run): lint, then every test.
+ci:
+	$(MAKE) lint
+	$(MAKE) test
 
 clean:
 	rm -rf $(VENV) build *.egg-info

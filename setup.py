@@ -5,8 +5,9 @@ setup(
     version="1.11.0",
     description="A two-level cluster resource manager in the spirit of Apache Mesos, on Twisted",
     python_requires=">=3.11",
+    # twisted/plugins has no __init__.py (it is Twisted's package): every dropin in it is shipped by the glob.
     packages=find_packages(include=["mesostw", "mesostw.*", "frameworks", "frameworks.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/mesostw_plugins.py"]},
+    package_data={"twisted.plugins": ["*.py"]},
     install_requires=[
         "twisted[tls]>=24.3",
         "pyopenssl",

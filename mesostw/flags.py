@@ -112,12 +112,12 @@ class FlagOptions(usage.Options):
             if arg.startswith("--") and arg != "--":
                 name, sep, value = arg[2:].partition("=")
                 negated = name.startswith("no-") and name[3:] in by_name and by_name[name[3:]].boolean
-                flag = by_name.get(name[3:] if negated else name)
-                if flag is not None:
-                    if flag.boolean and not sep:
-                        arg = f"--{flag.name}={'false' if negated else 'true'}"
+                known = by_name.get(name[3:] if negated else name)
+                if known is not None:
+                    if known.boolean and not sep:
+                        arg = f"--{known.name}={'false' if negated else 'true'}"
                     else:
-                        arg = f"--{flag.name}{sep}{value}"
+                        arg = f"--{known.name}{sep}{value}"
             out.append(arg)
         return out
 

@@ -66,6 +66,30 @@ class IFrameworkLink(Interface):
         """Drop the connection (the framework failed over or was torn down)."""
 
 
+class IMasterEndpoint(Interface):
+    """The leading master as a scheduler session sees it (:class:`mesostw.master.master.Master` provides it).
+
+    The master's PB and HTTP adapters and the in-process scheduler driver each keep one
+    :class:`mesostw.scheduler.session.SchedulerSession` per connection over this; the refusals are the
+    exceptions of :mod:`mesostw.scheduler.session`.
+    """
+
+    clock = Attribute("The IReactorTime the master runs on; in-process links deliver events on it.")
+    leading = Attribute("Whether this master leads: only the leader takes subscriptions.")
+
+    def subscribe(link, framework_info, principal=None, force=False):
+        """Register, or fail over, a framework whose events go to ``link`` (an IFrameworkLink) and return its ID.
+
+        ``principal`` is the one its connection authenticated as (None: anonymous), which the ACLs judge.
+        Raises ``SubscriptionRefused`` (``NotLeading`` when this master does not lead)."""
+
+    def call(framework_id, call):
+        """Act on one parsed Call (any but SUBSCRIBE) of a subscribed framework; raises ``CallRefused``."""
+
+    def disconnected(framework_id, link):
+        """The connection behind ``link`` went away; the framework has its failover timeout to come back."""
+
+
 class IAgentLink(Interface):
     """The master's handle on a registered agent."""
 
@@ -233,7 +257,10 @@ class IStateStore(Interface):
     callers acknowledge nothing before that. Writes are fenced: once the writer's claim on the
     store is gone (its ZooKeeper election node, its lock on a work_dir), every write fails with
     :class:`mesostw.store.StoreFenced` and changes nothing, so a deposed leader can never
-    overwrite its successor's state. Providers: memory, atomic files, ZooKeeper.
+    overwrite its successor's state. Reads see what is durable, not writes still in flight.
+    Providers: :mod:`mesostw.store.memory`, :mod:`mesostw.store.files` (a snapshot and a journal
+    in a locked directory), :mod:`mesostw.store.zookeeper`; :func:`mesostw.store.factory.open_store`
+    picks one from a daemon's flags.
     """
 
     def get(path):
@@ -254,6 +281,17 @@ class IStateStore(Interface):
 
     def scoped(prefix):
         """This store seen under ``prefix``: the same durability and fence, paths relative to it."""
+
+
+class IRegistry(Interface):
+    """Where a master's durable state lives (Mesos's registry): admitted and unreachable agents,
+    frameworks, removed framework IDs and weights, kept as mutations over an IStateStore."""
+
+    def recover():
+        """Read the state; fires with a :class:`mesostw.master.registry.RegistryState`."""
+
+    def apply(mutation):
+        """Make one mutation durable; fires once it is, fails with RegistryError if it cannot be."""
 
 
 class IFrameworkHost(Interface):

@@ -17,6 +17,7 @@ from mesostw.agent.service import AgentService
 from mesostw.flags import Config, Flag, FlagOptions, options_for
 from mesostw.master.flags import MASTER_FLAGS, MasterOptions
 from mesostw.master.service import MasterService
+from mesostw.shutdown import daemon_root
 
 #: Flags of a lone master that make no sense here: ZooKeeper, and where the registry lives.
 _NOT_LOCAL = {"work_dir", "zk", "quorum", "zk_session_timeout", "registry", "authenticate_agents"}
@@ -33,6 +34,8 @@ class LocalOptions(MasterOptions):
         super().check(config, errors)
         if config.num_slaves < 1:
             errors.append("--num_slaves must be at least 1")
+        if config.port == 0 and not config.advertise_port:
+            errors.append("--port must be a port number here (not 0): the agents are given it to register")
         config.work_dir = os.path.abspath(config.work_dir)
         check_work_dir_and_resources(agent_config(config, 0), errors)
 
@@ -56,14 +59,11 @@ def agent_config(config: Config, index: int) -> Config:
 
 def makeService(options: Any) -> service.MultiService:
     config = options.config
-    root = service.MultiService()
     master_config = flaglib.defaults(MASTER_FLAGS, work_dir=os.path.join(config.work_dir, "master"),
                                      **{f.name: getattr(config, f.name) for f in MASTER_FLAGS
                                         if f.name not in _NOT_LOCAL})
-    MasterService(master_config).setServiceParent(root)
-    for index in range(config.num_slaves):
-        AgentService(agent_config(config, index), name=f"agent-{index}").setServiceParent(root)
-    return root
+    agents = [AgentService(agent_config(config, index), name=f"agent-{index}") for index in range(config.num_slaves)]
+    return daemon_root(MasterService(master_config), *agents)
 
 
 __all__ = ["Options", "makeService", "FlagOptions"]

@@ -59,7 +59,7 @@ class Agent:
         #: container ID -> (state, message, reason) its tasks get when the agent ended it for a reason
         self._terminations: dict[str, tuple[str, str, str]] = {}
         self.metrics: Counter[str] = Counter()
-        self.registered = defer.Deferred()  # fires once, on the first registration
+        self.registered: defer.Deferred[str] = defer.Deferred()  # fires once, on the first registration
         self.last_heard = clock.seconds()
         #: LIBPROCESS_SSL_* for executors, so that they reach this agent over TLS when it speaks it
         self.tls_environment: dict[str, str] = {}
@@ -109,6 +109,7 @@ class Agent:
         self.last_heard = self.clock.seconds()
         self.updates.resume()
         if not self.registered.called:
+            assert self.info.id is not None  # registration gave it one
             self.registered.callback(self.info.id)
 
     def masterDisconnected(self, link: IMasterLink | None = None) -> None:
@@ -194,7 +195,7 @@ class Agent:
         assert self.info.id is not None
         directory = paths.sandbox_dir(self.config.work_dir, self.info.id, framework.id, info.executor_id,
                                       container_id)
-        user = (info.command.user if info.command and info.command.user else None) or framework.info.user
+        user: str | None = (info.command.user if info.command and info.command.user else None) or framework.info.user
         if not self.config.switch_user:
             user = None  # everything runs as the agent's own user
         executor = ExecutorState(info=info, framework_id=framework.id, container_id=container_id,
@@ -322,9 +323,11 @@ class Agent:
             self.metrics["invalid_status_updates"] += 1
             return False
         status = attrs.evolve(status, agent_id=self.info.id, executor_id=executor_id,
-                              source=status.source or T.SOURCE_EXECUTOR)
+                              source=status.source or T.SOURCE_EXECUTOR,
+                              timestamp=self.clock.seconds() if status.timestamp is None else status.timestamp)
         self._record(executor, task, status)
         if executor.link is not None:
+            assert status.uuid is not None  # updates without one were refused above
             executor.link.send(xapi.acknowledged_event(status.task_id, status.uuid))
         self.metrics["valid_status_updates"] += 1
         return True
@@ -391,7 +394,7 @@ class Agent:
             framework = self.frameworks.get(framework_id)
             executor = framework.executor_of(task_id) if framework else None
             task = executor.find(task_id) if executor else None
-            if executor is None or task is None:
+            if framework is None or executor is None or task is None:
                 continue
             pending = self.updates.pending(framework_id, task_id)
             task.status_update_state = pending[0].state if pending else acked.state
@@ -407,7 +410,7 @@ class Agent:
     def killTask(self, framework_id: str, task_id: str, grace_period: float | None = None) -> None:
         framework = self.frameworks.get(framework_id)
         executor = framework.executor_of(task_id) if framework else None
-        if executor is None:
+        if framework is None or executor is None:
             self._agent_update(framework_id, task_id, T.LOST, "Cannot find the task to kill on this agent",
                                T.REASON_TASK_UNKNOWN)
             return
@@ -541,7 +544,7 @@ class Agent:
     # -- reporting ------------------------------------------------------------------
 
     def _all_tasks(self) -> list[Task]:
-        tasks = []
+        tasks: list[Task] = []
         for framework in self.frameworks.values():
             for executor in framework.executors.values():
                 tasks.extend(executor.launched.values())

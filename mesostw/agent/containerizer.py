@@ -95,7 +95,7 @@ class PosixContainerizer:
         container = self.containers.get(container_id)
         if container is None:
             return defer.succeed(None)
-        d = defer.Deferred()
+        d: defer.Deferred[int | None] = defer.Deferred()
 
         def done(status: Any) -> Any:
             self.containers.pop(container_id, None)

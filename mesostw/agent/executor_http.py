@@ -2,7 +2,8 @@
 
 SUBSCRIBE answers ``200`` with a RecordIO stream of Events that stays open;
 UPDATE and MESSAGE are answered ``202``. The stream is the executor's
-:class:`IExecutorLink`, so HTTP executors and PB executors are alike to the agent.
+:class:`IExecutorLink` and the calls go to an :class:`ExecutorSession`, so HTTP
+executors and the others are alike to the agent.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from twisted.web import server
 from zope.interface import implementer
 
 from mesostw.agent.agent import Agent
+from mesostw.agent.session import CallRefused, ExecutorSession
 from mesostw.agent.state import REGISTERING
 from mesostw.http import recordio
 from mesostw.http.content import JSON, check_accept, check_content_type
@@ -77,9 +79,10 @@ class ExecutorAPI:
             check_accept(request.getHeader("accept"))
             request.setResponseCode(200)
             request.setHeader("Content-Type", JSON)
+            session = ExecutorSession(self.agent)
             link = HTTPExecutorLink(request)
-            link.on_gone = lambda gone: self.agent.executorDisconnected(framework_id, executor_id, gone)
-            self.agent.executorSubscribe(link, framework_id, executor_id, call)
+            link.on_gone = lambda gone: session.disconnected()
+            session.subscribe(link, framework_id, executor_id, call)
             return server.NOT_DONE_YET
         framework = self.agent.frameworks.get(framework_id)
         if framework is None:
@@ -89,9 +92,9 @@ class ExecutorAPI:
             raise HTTPError(400, f"Executor '{executor_id}' of framework '{framework_id}' cannot be found")
         if executor.state == REGISTERING:
             raise HTTPError(403, f"Executor '{executor_id}' is not subscribed")
-        if isinstance(call, xapi.Update):
-            if not self.agent.executorUpdate(framework_id, executor_id, call.status):
-                raise HTTPError(400, f"Task {call.status.task_id} of executor {executor_id} is not known here")
-        elif isinstance(call, xapi.Message):
-            self.agent.executorMessage(framework_id, executor_id, call.data)
+        # Every call comes on its own request: the session is bound to the executor the agent holds subscribed.
+        try:
+            ExecutorSession(self.agent, bound=(framework_id, executor_id)).call(framework_id, executor_id, call)
+        except CallRefused as exc:
+            raise HTTPError(400, str(exc)) from None
         return Response(b"", 202)

@@ -17,14 +17,17 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mesostw.agent.agent import Agent
+from mesostw.agent.session import CallRefused, ExecutorSession, UnknownTask
 from mesostw.http import recordio
 from mesostw.interfaces import IExecutorLink
 from mesostw.model import executor_api as xapi
 from mesostw.model.validation import ValidationError, decode_json
+from mesostw.wire.preambles import EXECUTOR as PREAMBLE
+
+__all__ = ["PREAMBLE", "ExecutorStream", "ExecutorStreamFactory", "StreamExecutorLink"]
 
 log = Logger()
 
-PREAMBLE = b"\x89MESOSTW-EXEC\r\n"
 MAX_RECORD = 16 * 1024 * 1024
 
 
@@ -45,12 +48,11 @@ class StreamExecutorLink:
 
 
 class ExecutorStream(protocol.Protocol):
-    """One executor's connection: the first Call must be SUBSCRIBE; the connection is then bound to it."""
+    """One executor's connection, framing an :class:`ExecutorSession`: the first Call must be SUBSCRIBE."""
 
     def __init__(self, agent: Agent):
-        self.agent = agent
+        self.session = ExecutorSession(agent)
         self.decoder = recordio.Decoder(MAX_RECORD)
-        self.bound: tuple[str, str] | None = None
         self.link = StreamExecutorLink(self)
         self.closed = False
 
@@ -58,25 +60,20 @@ class ExecutorStream(protocol.Protocol):
         try:
             for record in self.decoder.feed(data):
                 self.handle(decode_json(record, "Call"))
-        except (ValueError, ValidationError) as exc:
+        except (ValueError, ValidationError, CallRefused) as exc:
             self.refuse(str(exc))
 
     def handle(self, data: Any) -> None:
         framework_id, executor_id, call = xapi.parse_call(data)
-        if self.bound is None:
+        if self.session.bound is None:
             if not isinstance(call, xapi.Subscribe):
                 raise ValidationError("the first call must be SUBSCRIBE")
-            self.bound = (framework_id, executor_id)
-            self.agent.executorSubscribe(self.link, framework_id, executor_id, call)
+            self.session.subscribe(self.link, framework_id, executor_id, call)
             return
-        if (framework_id, executor_id) != self.bound:
-            raise ValidationError("the call names another executor than the subscribed one")
-        if isinstance(call, xapi.Update):
-            if not self.agent.executorUpdate(framework_id, executor_id, call.status):
-                log.warn("Dropping an update for unknown task {task} of executor {e}", task=call.status.task_id,
-                         e=executor_id)
-        elif isinstance(call, xapi.Message):
-            self.agent.executorMessage(framework_id, executor_id, call.data)
+        try:
+            self.session.call(framework_id, executor_id, call)
+        except UnknownTask as exc:
+            log.warn("Dropping an update: {e}", e=exc)
 
     def refuse(self, message: str) -> None:
         log.warn("Closing an executor connection: {m}", m=message)
@@ -85,8 +82,7 @@ class ExecutorStream(protocol.Protocol):
 
     def connectionLost(self, reason: Any = protocol.connectionDone) -> None:
         self.closed = True
-        if self.bound is not None:
-            self.agent.executorDisconnected(*self.bound, self.link)
+        self.session.disconnected()
 
 
 class ExecutorStreamFactory(protocol.Factory):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+from mesostw.daemon import COMMON_FLAGS, check_common
 from mesostw.flags import Config, Flag, FlagOptions, options_for, read_value
-from mesostw.master.flags import COMMON_FLAGS, check_common
 from mesostw.model.resources import parse_attributes, validate_role
 from mesostw.model.validation import ValidationError
 
@@ -72,7 +72,7 @@ AGENT_FLAGS = tuple(
 
 def check_master(text: str) -> None:
     """Raise ValueError unless ``text`` is host:port, a zk:// URL, or a file:// holding one."""
-    from mesostw.master.detector import parse_address
+    from mesostw.detector import parse_address
     from mesostw.zk.url import is_zk, parse_zk_url
 
     if is_zk(text):

@@ -11,8 +11,8 @@ from mesostw.agent.agent import REGISTERED, Agent
 from mesostw.agent.state import REGISTERING, RUNNING, TERMINATING
 from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import Response, Router
-from mesostw.master.metrics import system_metrics
-from mesostw.master.state_json import build_info
+from mesostw.metrics import system_metrics
+from mesostw.version import build_info
 
 PREFIX = "/slave(1)"
 

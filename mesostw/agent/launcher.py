@@ -49,7 +49,7 @@ class _LauncherProtocol(protocol.ProcessProtocol):
 class Launcher(service.Service):
     """Keeps a launcher process running and turns its JSON lines into Deferreds."""
 
-    name = "launcher"
+    name = "launcher"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, reactor: Any, python: str = sys.executable):
         self.reactor = reactor
@@ -76,7 +76,7 @@ class Launcher(service.Service):
         proto = self._proto
         if proto is None or proto.transport is None:
             return defer.succeed(None)
-        done = defer.Deferred()
+        done: defer.Deferred[None] = defer.Deferred()
         self._stopped = done
         proto.transport.closeStdin()
         return done
@@ -97,7 +97,7 @@ class Launcher(service.Service):
         self._next += 1
         request = {"id": self._next, "mode": mode, "argv": argv, "env": env, "cwd": cwd, "stdout": stdout,
                    "stderr": stderr, "user": user}
-        d = defer.Deferred()
+        d: defer.Deferred[int] = defer.Deferred()
         self._requests[self._next] = d
         self._proto.transport.write(json.dumps(request).encode() + b"\n")
         return d
@@ -111,8 +111,13 @@ class Launcher(service.Service):
             d = self._exits[pid] = defer.Deferred()
             if self._proto is None:
                 self._watch_orphans()
-        out = defer.Deferred()
-        d.addBoth(lambda result: (out.callback(result), result)[1])
+        out: defer.Deferred[int | None] = defer.Deferred()
+
+        def relay(result: Any) -> Any:
+            out.callback(result)
+            return result
+
+        d.addBoth(relay)
         return out
 
     def _line(self, line: bytes) -> None:

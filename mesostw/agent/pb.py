@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -11,6 +11,7 @@ from zope.interface import implementer
 
 from mesostw import __version__
 from mesostw.agent.agent import Agent
+from mesostw.agent.session import CallRefused, ExecutorSession
 from mesostw.interfaces import IExecutorLink, IMasterLink
 from mesostw.model import executor_api as xapi
 from mesostw.model import internal
@@ -34,14 +35,24 @@ class AgentRemote(pb.Referenceable):
 
     def __init__(self, agent: Agent):
         self.agent = agent
+        #: message type -> the agent's handler (see :func:`mesostw.model.internal.parse_for_agent`)
+        self.handlers: dict[str, Callable[..., Any]] = {
+            internal.RUN_TASK: agent.runTasks,
+            internal.KILL_TASK: agent.killTask,
+            internal.ACKNOWLEDGEMENT: agent.acknowledge,
+            internal.SHUTDOWN_FRAMEWORK: agent.shutdownFramework,
+            internal.SHUTDOWN_EXECUTOR: agent.shutdownExecutor,
+            internal.FRAMEWORK_TO_EXECUTOR: agent.frameworkMessage,
+            internal.AGENT_REMOVED: agent.removedByMaster,
+        }
 
     def remote_ping(self) -> str:
         return self.agent.ping()
 
     def remote_messages(self, payload: bytes) -> None:
         parsed, _ = parse_messages(payload, internal.parse_for_agent, "the master")
-        for name, args in parsed:
-            getattr(self.agent, name)(*args)
+        for kind, args in parsed:
+            self.handlers[kind](*args)
 
 
 @implementer(IMasterLink)
@@ -105,14 +116,13 @@ class PBExecutorLink:
 
 
 class ExecutorConnection(pb.Referenceable):
-    """The root object an executor's PB connection sees on the agent's port."""
+    """The root object an executor's PB connection sees on the agent's port: frames an
+    :class:`ExecutorSession`."""
 
     def __init__(self, agent: Agent, broker: pb.Broker, clock: Any):
-        self.agent = agent
+        self.session = ExecutorSession(agent)
         self.clock = clock
-        self.bound: tuple[str, str] | None = None
-        self.link: PBExecutorLink | None = None
-        broker.notifyOnDisconnect(self._disconnected)
+        broker.notifyOnDisconnect(self.session.disconnected)
 
     def remote_subscribe(self, executor: pb.RemoteReference, payload: bytes) -> None:
         try:
@@ -121,12 +131,11 @@ class ExecutorConnection(pb.Referenceable):
             raise RefusedError(f"invalid SUBSCRIBE: {exc}") from None
         if not isinstance(call, xapi.Subscribe):
             raise RefusedError("the first call must be SUBSCRIBE")
-        self.link = PBExecutorLink(reference(executor, "the executor"), self.clock)
-        self.bound = (framework_id, executor_id)
-        self.agent.executorSubscribe(self.link, framework_id, executor_id, call)
+        link = PBExecutorLink(reference(executor, "the executor"), self.clock)
+        self.session.subscribe(link, framework_id, executor_id, call)
 
     def remote_calls(self, payload: bytes) -> bytes:
-        if self.bound is None:
+        if self.session.bound is None:
             raise RefusedError("subscribe first")
         try:
             calls = decode_batch(payload, "calls")
@@ -135,22 +144,10 @@ class ExecutorConnection(pb.Referenceable):
         errors = []
         for data in calls:
             try:
-                framework_id, executor_id, call = xapi.parse_call(data)
-                if (framework_id, executor_id) != self.bound:
-                    raise ValidationError("the call names another executor than the subscribed one")
-            except ValidationError as exc:
+                self.session.call(*xapi.parse_call(data))
+            except (ValidationError, CallRefused) as exc:
                 errors.append(str(exc))
-                continue
-            if isinstance(call, xapi.Update):
-                if not self.agent.executorUpdate(framework_id, executor_id, call.status):
-                    errors.append(f"update for unknown task {call.status.task_id}")
-            elif isinstance(call, xapi.Message):
-                self.agent.executorMessage(framework_id, executor_id, call.data)
         return encode_errors(errors)
-
-    def _disconnected(self) -> None:
-        if self.bound is not None and self.link is not None:
-            self.agent.executorDisconnected(*self.bound, self.link)
 
 
 @implementer(pb.IPBRoot)

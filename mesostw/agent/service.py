@@ -21,8 +21,8 @@ from mesostw.agent.pb import AgentRoot, PBMasterLink
 from mesostw.agent.probe import missing_essentials, probe
 from mesostw.auth.client import authenticate
 from mesostw.auth.tls import tls_from
+from mesostw.detector import detector_for
 from mesostw.http.router import Router
-from mesostw.master.detector import detector_for
 from mesostw.model.info import AgentInfo
 from mesostw.wire.connector import Connector
 from mesostw.wire.listen import Listener

@@ -6,9 +6,10 @@ from typing import Any
 
 from mesostw.agent.agent import Agent
 from mesostw.agent.state import ExecutorState, FrameworkState
-from mesostw.master.state_json import build_info, task_model
 from mesostw.model.resources import EMPTY, Resources, attributes_model
 from mesostw.model.task import TaskInfo
+from mesostw.model.v0 import task_model
+from mesostw.version import build_info
 
 
 def executor_allocated(executor: ExecutorState) -> Resources:

@@ -67,7 +67,7 @@ def resolve(master: str) -> str:
 
     if not is_zk(master):
         return master
-    from mesostw.zk.election import find_leader
+    from mesostw.detector import find_leader
 
     try:
         leader = find_leader(master)

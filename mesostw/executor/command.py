@@ -35,6 +35,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Callable
 
+# Opens the agent's executor stream (see mesostw.agent.executor_stream); that module imports nothing.
+from mesostw.wire.preambles import EXECUTOR as PREAMBLE
+
 #: SIGTERM to SIGKILL when neither the kill nor the task names a grace period.
 DEFAULT_GRACE = 3.0
 #: How long to wait for the agent to take the final update before exiting anyway.
@@ -67,9 +70,6 @@ def describe_exit(status: int) -> tuple[int | None, str]:
         name = str(signum)
     return None, f"Command terminated with signal {name}"
 
-
-#: Opens the agent's executor stream (see mesostw.agent.executor_stream).
-PREAMBLE = b"\x89MESOSTW-EXEC\r\n"
 
 
 def record(body: bytes) -> bytes:
@@ -175,7 +175,7 @@ class RecordReader:
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         self.buffer += data
-        out = []
+        out: list[dict[str, Any]] = []
         while True:
             newline = self.buffer.find(b"\n")
             if newline < 0:

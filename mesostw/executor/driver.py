@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from typing import Any, Mapping
 
 import attrs
@@ -109,7 +108,7 @@ class ExecutorDriver:
         self._batch: Batcher | None = None
         self._remote = _Remote(self)
         self._lost_since: float | None = None
-        self.stopped = defer.Deferred()
+        self.stopped: defer.Deferred[None] = defer.Deferred()
         self._services = service.MultiService()
         tls = tls_from(None, env, server=False)
         self.connector = Connector(reactor, lambda: self.agent_address, self._connected, self._lost,
@@ -127,8 +126,11 @@ class ExecutorDriver:
     def stop(self) -> defer.Deferred:
         if self._batch is not None:
             self._batch.flush()
-        d = defer.maybeDeferred(self._services.stopService)
-        d.addBoth(lambda _: self.stopped.called or self.stopped.callback(None))
+        def stopped(_: Any) -> None:
+            if not self.stopped.called:
+                self.stopped.callback(None)
+
+        defer.maybeDeferred(self._services.stopService).addBoth(stopped)
         return self.stopped
 
     def _connected(self, root: pb.RemoteReference) -> defer.Deferred:
@@ -142,7 +144,7 @@ class ExecutorDriver:
         self.subscribed = False
         self._batch = None
         self.executor.disconnected(self)
-        now = time.monotonic()
+        now = self.reactor.seconds()
         if not self.checkpoint:
             log.info("Lost the agent and the framework does not checkpoint; exiting")
             self.stop()
@@ -156,9 +158,10 @@ class ExecutorDriver:
 
     def sendStatusUpdate(self, status: TaskStatus) -> None:
         """Send an update reliably (a UUID is added; kept until the agent acknowledges it)."""
-        status = attrs.evolve(status, uuid=status.uuid or new_uuid(), source=T.SOURCE_EXECUTOR,
-                              executor_id=self.executor_id, timestamp=time.time())
-        self.unacked_updates[status.uuid] = status
+        uuid = status.uuid or new_uuid()
+        status = attrs.evolve(status, uuid=uuid, source=T.SOURCE_EXECUTOR, executor_id=self.executor_id,
+                              timestamp=self.reactor.seconds())
+        self.unacked_updates[uuid] = status
         self.unacked_tasks.pop(status.task_id, None)
         if self._batch is not None:
             self._batch.add(xapi.update_call(self.framework_id, self.executor_id, status))

@@ -63,8 +63,3 @@ def check_accept(accept: str | None) -> None:
     if not accepts_json(accept):
         raise HTTPError(406, f"Expecting 'Accept' to allow {JSON}")
 
-
-def check_json_call(content_type: str | None, accept: str | None) -> None:
-    """Both header checks at once, for callers that have no body to decode between them."""
-    check_content_type(content_type)
-    check_accept(accept)

@@ -1,70 +1,149 @@
-"""The master's side of agents: registration, re-registration, disconnection and loss.
-
-A mixin of :class:`mesostw.master.master.Master`; it shares the master's state.
-"""
+"""The agents a master knows: registration, re-registration, disconnection, loss and removal."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from mesostw.interfaces import IAgentLink
+from mesostw.interfaces import IAgentLink, IAllocator
+from mesostw.master.frameworks import FrameworkManager, RegistrationRefused
+from mesostw.master.health import AgentHealth
+from mesostw.master.offers import OfferBook
 from mesostw.master.records import AgentRecord
-from mesostw.master.registry import AdmitAgent, MarkUnreachable, RemoveAgent
+from mesostw.master.registry import AdmitAgent, MarkUnreachable, Mutation, RemoveAgent
+from mesostw.master.tasks import TaskTracker
 from mesostw.model import scheduler_api as api
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo, MasterInfo
-from mesostw.model.task import Task, TaskStatus
+from mesostw.model.task import Offer, Task, TaskStatus
 
 log = Logger()
 
 
-class RegistrationRefused(Exception):
-    """An agent or framework may not (re-)register; the message says why."""
+class AgentManager:
+    """Owns the agent records and what the registry says of agents: admitted, recovered, unreachable.
 
+    ``persist(mutation)`` makes a change durable (a Deferred that fails once reported when the registry
+    refuses). Tasks on agents are the :class:`TaskTracker`'s, offers the :class:`OfferBook`'s, and what
+    frameworks hear goes through the :class:`FrameworkManager`.
+    """
 
-class AgentLifecycle:
-    """Agents joining, returning, disconnecting and being lost."""
+    def __init__(self, config: Any, clock: Any, allocator: IAllocator, tasks: TaskTracker, offers: OfferBook,
+                 frameworks: FrameworkManager, persist: Callable[[Mutation], defer.Deferred],
+                 master_info: Callable[[], MasterInfo], master_id: str, metrics: Counter[str],
+                 request_allocation: Callable[[Iterable[str]], None]):
+        self._config = config
+        self._clock = clock
+        self._allocator = allocator
+        self._tasks = tasks
+        self._offers = offers
+        self._frameworks = frameworks
+        self._persist = persist
+        self._master_info = master_info
+        self._master_id = master_id
+        self._metrics = metrics
+        self._request_allocation = request_allocation
+        self._records: dict[str, AgentRecord] = {}
+        #: agent ID -> AgentRecord of registered agents (connected or not), read-only
+        self.records: Mapping[str, AgentRecord] = MappingProxyType(self._records)
+        #: IDs of the agents the registry holds as admitted
+        self.admitted: set[str] = set()
+        #: agents the registry knows that have not re-registered since this master took over
+        self.recovered: dict[str, AgentInfo] = {}
+        #: agent ID -> when it was marked unreachable
+        self.unreachable: dict[str, float] = {}
+        self.health = AgentHealth(clock, config.agent_ping_timeout, config.max_agent_ping_timeouts,
+                                  self.agentUnreachable)
+        self._next = 0
+        self._reregistration_timer: Any = None
+        self.get = self._records.get
 
-    agents: dict[str, AgentRecord]
-    metrics: Any
-    clock: Any
+    def reachable_link(self, agent_id: str) -> IAgentLink | None:
+        """The link to send an agent messages on, or None when it is unknown or disconnected."""
+        record = self._records.get(agent_id)
+        return record.reachable_link() if record is not None else None
+
+    @property
+    def awaiting_reregistration(self) -> bool:
+        """Whether agents from the registry may still re-register (after a master failover)."""
+        return self._reregistration_timer is not None
+
+    # -- leadership ----------------------------------------------------------------------------
+
+    def recover(self, agents: Mapping[str, AgentInfo], unreachable: Mapping[str, float]) -> None:
+        """Agents the registry holds: admitted, they get --agent_reregister_timeout to come back."""
+        self.unreachable.update(unreachable)
+        self.recovered.update(agents)
+        self.admitted.update(agents)
+        if self.recovered:
+            self._reregistration_timer = self._clock.callLater(self._config.agent_reregister_timeout,
+                                                               self._reregistration_timed_out)
+
+    def _reregistration_timed_out(self) -> None:
+        """Agents from the registry that did not come back after a failover are unreachable."""
+        self._reregistration_timer = None
+        now = self._clock.seconds()
+        for agent_id in list(self.recovered):
+            del self.recovered[agent_id]
+            log.warn("Agent {id} did not re-register within --agent_reregister_timeout", id=agent_id)
+            self._metrics["recovery_slave_removals"] += 1
+            d = self._persist(MarkUnreachable(agent_id, now))
+            d.addCallback(self._recovered_agent_lost, agent_id, now)
+            d.addErrback(lambda _: None)  # persist has reported it (and the master aborts)
+
+    def _recovered_agent_lost(self, _: object, agent_id: str, now: float) -> None:
+        self.admitted.discard(agent_id)
+        self.unreachable[agent_id] = now
+        self._frameworks.broadcast(api.failure_event(agent_id=agent_id))
+
+    # -- registration ----------------------------------------------------------------------------
 
     def registerAgent(self, link: IAgentLink, info: AgentInfo, version: str = "") -> defer.Deferred:
         """Admit a new agent once the registry holds it; fires with (agent_id, MasterInfo)."""
-        self.metrics["messages_register_slave"] += 1
-        problem = self._check_agent(info)
+        self._metrics["messages_register_slave"] += 1
+        problem = _check_agent(info)
         if problem:
             return defer.fail(RegistrationRefused(problem))
-        agent_id = self._new_agent_id()
+        agent_id = self._new_id()
         info = attrs.evolve(info, id=agent_id)
         d = self._persist(AdmitAgent(agent_id, info.to_json()))
         d.addCallback(lambda _: self._admitted(link, info, version))
         return d
 
-    def _admitted(self, link: IAgentLink, info: AgentInfo, version: str) -> tuple[str, MasterInfo]:
-        agent_id = info.id
-        assert agent_id is not None
-        self.admitted.add(agent_id)
-        record = AgentRecord(info=info, link=link, registered_time=self.clock.seconds(), version=version)
-        self.agents[agent_id] = record
-        self.allocator.addAgent(agent_id, info.resources)
-        self.health.watch(agent_id, link)
-        self.metrics["slave_registrations"] += 1
-        log.info("Registered agent {id} at {host}:{port} with {res}", id=agent_id, host=info.hostname,
-                 port=info.port, res=str(info.resources))
-        self.requestAllocation([agent_id])
-        return agent_id, self.info
+    def _new_id(self) -> str:
+        agent_id = f"{self._master_id}-S{self._next}"
+        self._next += 1
+        return agent_id
 
-    def reregisterAgent(self, link: IAgentLink, info: AgentInfo, tasks: list[Task],
-                        executors: list[ExecutorInfo], frameworks: list[FrameworkInfo],
-                        version: str = "") -> defer.Deferred:
+    def _new_record(self, info: AgentInfo, link: IAgentLink, **fields: Any) -> AgentRecord:
+        assert info.id is not None
+        tasks, executors = self._tasks.track_agent(info.id)
+        record = AgentRecord(info=info, link=link, tasks=tasks, executors=executors, **fields)
+        self._records[info.id] = record
+        return record
+
+    def _admitted(self, link: IAgentLink, info: AgentInfo, version: str) -> tuple[str, MasterInfo]:
+        record = self._new_record(info, link, registered_time=self._clock.seconds(), version=version)
+        self.admitted.add(record.id)
+        self._allocator.addAgent(record.id, info.resources)
+        self.health.watch(record.id, link)
+        self._metrics["slave_registrations"] += 1
+        log.info("Registered agent {id} at {host}:{port} with {res}", id=record.id, host=info.hostname,
+                 port=info.port, res=info.resources)
+        self._request_allocation([record.id])
+        return record.id, self._master_info()
+
+    def reregisterAgent(self, link: IAgentLink, info: AgentInfo, tasks: list[Task], executors: list[ExecutorInfo],
+                        frameworks: list[FrameworkInfo], version: str = "") -> defer.Deferred:
         """Take back an agent that knows its ID, with what it is running; fires with MasterInfo."""
-        self.metrics["messages_reregister_slave"] += 1
-        problem = self._check_agent(info)
+        self._metrics["messages_reregister_slave"] += 1
+        problem = _check_agent(info)
         if problem:
             return defer.fail(RegistrationRefused(problem))
         agent_id = info.id
@@ -81,198 +160,157 @@ class AgentLifecycle:
         agent_id = info.id
         assert agent_id is not None
         self.admitted.add(agent_id)
-        self.recovered_agents.pop(agent_id, None)
-        now = self.clock.seconds()
+        self.recovered.pop(agent_id, None)
+        now = self._clock.seconds()
         for framework_info in frameworks:
             # Learned from the agent: it gets as long to re-subscribe as agents get to come back.
-            self.recover_framework(framework_info, max(framework_info.failover_timeout,
-                                                       self.config.agent_reregister_timeout))
-        record = self.agents.get(agent_id)
+            self._frameworks.recover(framework_info, max(framework_info.failover_timeout,
+                                                         self._config.agent_reregister_timeout))
+        record = self._records.get(agent_id)
         if record is not None:
-            self._forget_agent_offers(agent_id)
-            self.allocator.removeAgent(agent_id)
+            self._offers.forget_agent(agent_id)
+            self._allocator.removeAgent(agent_id)
             known = record.all_tasks()
             record.info, record.link, record.connected, record.active = info, link, True, True
             record.reregistered_time = now
         else:
             known = []
-            record = AgentRecord(info=info, link=link, registered_time=now, reregistered_time=now, version=version)
-            self.agents[agent_id] = record
-        was_unreachable = self.unreachable.pop(agent_id, None) is not None
+            record = self._new_record(info, link, registered_time=now, reregistered_time=now, version=version)
+        returning = self.unreachable.pop(agent_id, None) is not None
         reported = {(t.framework_id, t.task_id) for t in tasks}
         for task in known:
             if (task.framework_id, task.task_id) not in reported and not task.terminal:
-                self._lose_task(record, task, "Task was not found on the agent when it re-registered",
-                                T.REASON_AGENT_RESTARTED, agent_removed=False)
-        record.executors = {}
-        for executor in executors:
-            if executor.framework_id:
-                record.executors[(executor.framework_id, executor.executor_id)] = executor
+                self._lose(task, "Task was not found on the agent when it re-registered", T.REASON_AGENT_RESTARTED,
+                           agent_removed=False)
+        self._tasks.reset_executors(agent_id, executors)
         doomed: set[str] = set()
         for task in tasks:
-            framework = self.frameworks.get(task.framework_id)
+            framework = self._frameworks.get(task.framework_id)
             if framework is None:
                 doomed.add(task.framework_id)
                 continue
-            if was_unreachable and not framework.info.partition_aware:
+            if returning and not framework.info.partition_aware:
                 # Its framework was told TASK_LOST already; Mesos kills such tasks on return.
                 link.killTask(task.framework_id, task.task_id)
                 continue
             # What the agent says now, not what the master last recorded (e.g. TASK_UNREACHABLE).
             latest = task.statuses[-1] if task.statuses else TaskStatus(task.task_id, task.state, timestamp=now)
-            existing = framework.tasks.get(task.task_id)
-            if existing is not None and existing.agent_id != agent_id and not existing.terminal:
-                # The ID belongs to a live task on another agent: this report cannot take it over.
-                log.warn("Agent {a} reports task {t} which runs on agent {b}; ignoring the report",
-                         a=agent_id, t=task.task_id, b=existing.agent_id)
+            if self._tasks.adopt(agent_id, task, latest if returning else None) is None:
+                log.warn("Agent {a} reports task {t} which runs on another agent; ignoring the report",
+                         a=agent_id, t=task.task_id)
                 continue
-            if existing is not None and existing.agent_id == agent_id:
-                if was_unreachable:
-                    existing.record(latest)
-                existing.state = task.state
-                existing.status_update_state = task.status_update_state
-                existing.status_update_uuid = task.status_update_uuid
-                task = existing
-            framework.tasks[task.task_id] = task
-            record.add_task(task)
-            if was_unreachable and framework.connected:
+            if returning and framework.connected:
                 framework.send(api.update_event(without_uuid(latest, agent_id)))
         for framework_id in doomed:
-            if framework_id in self.completed:
+            if framework_id in self._frameworks.completed:
                 link.shutdownFramework(framework_id)
-        used = {fid: record.used_by(fid) for fid in record.tasks.keys() | {f for f, _ in record.executors}}
-        self.allocator.addAgent(agent_id, info.resources, {f: r for f, r in used.items() if r})
+        self._allocator.addAgent(agent_id, info.resources, self._tasks.usage_on(agent_id))
         self.health.watch(agent_id, link)
-        self.metrics["slave_reregistrations"] += 1
+        self._metrics["slave_reregistrations"] += 1
         log.info("Re-registered agent {id} with {n} tasks", id=agent_id, n=len(tasks))
-        self.requestAllocation([agent_id])
-        return self.info
+        self._request_allocation([agent_id])
+        return self._master_info()
 
-    def _check_agent(self, info: AgentInfo) -> str | None:
-        if not info.hostname:
-            return "agent_info.hostname must not be empty"
-        scalars = info.resources.scalars()
-        if "cpus" not in scalars or "mem" not in scalars:
-            return "an agent must offer cpus and mem"
-        return None
+    # -- going away -------------------------------------------------------------------------------
 
     def agentDisconnected(self, agent_id: str, link: IAgentLink | None = None) -> None:
         """The agent's connection broke: stop offering it and lose tasks of frameworks that
         do not checkpoint (as Mesos does), then wait for it or for its ping timeouts."""
-        record = self.agents.get(agent_id)
+        record = self._records.get(agent_id)
         if record is None or (link is not None and record.link is not link) or not record.connected:
             return
         log.info("Agent {id} disconnected", id=agent_id)
         record.connected = False
         record.active = False
-        self.allocator.deactivateAgent(agent_id)
-        self._rescind_agent_offers(agent_id)
+        self._allocator.deactivateAgent(agent_id)
+        self._rescinded(self._offers.rescind_agent(agent_id))
         for task in record.all_tasks():
-            framework = self.frameworks.get(task.framework_id)
+            framework = self._frameworks.get(task.framework_id)
             if framework is not None and not framework.info.checkpoint and not task.terminal:
-                self._lose_task(record, task, "Agent disconnected", T.REASON_AGENT_DISCONNECTED,
-                                agent_removed=False)
+                self._lose(task, "Agent disconnected", T.REASON_AGENT_DISCONNECTED, agent_removed=False)
 
     def agentUnreachable(self, agent_id: str) -> defer.Deferred:
         """The agent missed too many pings: once the registry says so, report its tasks."""
-        if agent_id not in self.agents:
+        if agent_id not in self._records:
             return defer.succeed(None)
         self.health.unwatch(agent_id)
-        now = self.clock.seconds()
+        now = self._clock.seconds()
         d = self._persist(MarkUnreachable(agent_id, now))
         d.addCallback(lambda _: self._unreachable(agent_id, now))
-        d.addErrback(lambda _: None)  # _persist has reported it (and the master aborts)
+        d.addErrback(lambda _: None)  # persist has reported it (and the master aborts)
         return d
 
     def _unreachable(self, agent_id: str, now: float) -> None:
-        record = self.agents.pop(agent_id, None)
+        record = self._records.pop(agent_id, None)
         if record is None:
             return
         log.warn("Agent {id} is unreachable; marking its tasks lost", id=agent_id)
         self.admitted.discard(agent_id)
         self.unreachable[agent_id] = now
-        self.metrics["slave_removals"] += 1
-        self.metrics["slave_removals/reason_unhealthy"] += 1
-        self._forget_agent_offers(agent_id, rescind=True)
+        self._metrics["slave_removals"] += 1
+        self._metrics["slave_removals/reason_unhealthy"] += 1
+        self._rescinded(self._offers.forget_agent(agent_id))
         for task in record.all_tasks():
             if not task.terminal:
-                self._lose_task(record, task, "Agent was removed", T.REASON_AGENT_REMOVED, agent_removed=True)
+                self._lose(task, "Agent was removed", T.REASON_AGENT_REMOVED, agent_removed=True)
             if task.state != T.UNREACHABLE:
                 # Unreachable tasks of partition-aware frameworks stay known (for reconciliation,
                 # and to resume if the agent comes back), as in Mesos 1.1+.
-                self._remove_task(record, task)
-        self.allocator.removeAgent(agent_id)
-        for framework in self.frameworks.values():
-            framework.send(api.failure_event(agent_id=agent_id))
-        if record.link is not None and record.connected:
-            record.link.removed("Agent was marked unreachable after missing health checks")
-
-    def _reregistration_timed_out(self) -> None:
-        """Agents from the registry that did not come back after a failover are unreachable."""
-        self._reregistration_timer = None
-        now = self.clock.seconds()
-        for agent_id in list(self.recovered_agents):
-            del self.recovered_agents[agent_id]
-            log.warn("Agent {id} did not re-register within --agent_reregister_timeout", id=agent_id)
-            self.metrics["recovery_slave_removals"] += 1
-            d = self._persist(MarkUnreachable(agent_id, now))
-            d.addCallback(lambda _, agent_id=agent_id: self._recovered_agent_lost(agent_id, now))
-            d.addErrback(lambda _: None)  # _persist has reported it (and the master aborts)
-
-    def _recovered_agent_lost(self, agent_id: str, now: float) -> None:
-        self.admitted.discard(agent_id)
-        self.unreachable[agent_id] = now
-        for framework in self.frameworks.values():
-            framework.send(api.failure_event(agent_id=agent_id))
+                self._tasks.remove(task)
+        self._tasks.release_agent(agent_id)
+        self._allocator.removeAgent(agent_id)
+        self._frameworks.broadcast(api.failure_event(agent_id=agent_id))
+        link = record.reachable_link()
+        if link is not None:
+            link.removed("Agent was marked unreachable after missing health checks")
 
     def unregisterAgent(self, agent_id: str) -> None:
         """The agent left on purpose: its tasks are gone."""
-        record = self.agents.pop(agent_id, None)
+        record = self._records.pop(agent_id, None)
         if record is None:
             return
         self.health.unwatch(agent_id)
         self.admitted.discard(agent_id)
         self._persist(RemoveAgent(agent_id)).addErrback(lambda _: None)
-        self.metrics["slave_removals/reason_unregistered"] += 1
-        self._forget_agent_offers(agent_id, rescind=True)
+        self._metrics["slave_removals/reason_unregistered"] += 1
+        self._rescinded(self._offers.forget_agent(agent_id))
         for task in record.all_tasks():
             if not task.terminal:
-                self._lose_task(record, task, "Agent shut down", T.REASON_AGENT_REMOVED, agent_removed=True)
-            self._remove_task(record, task)
-        self.allocator.removeAgent(agent_id)
-        for framework in self.frameworks.values():
-            framework.send(api.failure_event(agent_id=agent_id))
+                self._lose(task, "Agent shut down", T.REASON_AGENT_REMOVED, agent_removed=True)
+            self._tasks.remove(task)
+        self._tasks.release_agent(agent_id)
+        self._allocator.removeAgent(agent_id)
+        self._frameworks.broadcast(api.failure_event(agent_id=agent_id))
 
-    def _lose_task(self, record: AgentRecord, task: Task, message: str, reason: str, agent_removed: bool) -> None:
+    def _lose(self, task: Task, message: str, reason: str, agent_removed: bool) -> None:
         """Report a task lost to its framework (unreliably: it has no UUID) and free it."""
-        framework = self.frameworks.get(task.framework_id)
-        partition_aware = framework is not None and framework.info.partition_aware
-        if partition_aware:
+        framework = self._frameworks.get(task.framework_id)
+        if framework is not None and framework.info.partition_aware:
             state = T.UNREACHABLE if agent_removed else T.GONE
         else:
             state = T.LOST
-        status = TaskStatus(task.task_id, state, message=message, source=T.SOURCE_MASTER, reason=reason,
-                            agent_id=record.id, executor_id=task.executor_id, timestamp=self.clock.seconds())
-        was_terminal = task.terminal
-        task.record(status)
-        task.status_update_state = state
-        if not was_terminal:
-            self.metrics[f"tasks_{state[5:].lower()}"] += 1
-            self.allocator.recoverResources(task.framework_id, record.id, task.resources)
+        status = self._tasks.lose(task, state, message, reason, self._clock.seconds())
         if framework is not None:
             framework.send(api.update_event(status))
-            if state != T.UNREACHABLE:
-                framework.tasks.pop(task.task_id, None)
-                framework.completed_tasks.append(task)
-        if state != T.UNREACHABLE:
-            record.remove_task(task.framework_id, task.task_id)
 
-    def _remove_task(self, record: AgentRecord, task: Task) -> None:
-        record.remove_task(task.framework_id, task.task_id)
-        framework = self.frameworks.get(task.framework_id)
-        if framework is not None and framework.tasks.get(task.task_id) is task:
-            del framework.tasks[task.task_id]
-            framework.completed_tasks.append(task)
+    def _rescinded(self, offers: list[Offer]) -> None:
+        for offer in offers:
+            self._frameworks.send(offer.framework_id, api.rescind_event(offer.id))
+
+    def stop(self) -> None:
+        self.health.stop()
+        if self._reregistration_timer is not None and self._reregistration_timer.active():
+            self._reregistration_timer.cancel()
+        self._reregistration_timer = None
+
+
+def _check_agent(info: AgentInfo) -> str | None:
+    if not info.hostname:
+        return "agent_info.hostname must not be empty"
+    scalars = info.resources.scalars()
+    if "cpus" not in scalars or "mem" not in scalars:
+        return "an agent must offer cpus and mem"
+    return None
 
 
 def without_uuid(status: TaskStatus, agent_id: str) -> TaskStatus:

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import attrs
 from twisted.logger import Logger
 
-from mesostw.master.master import Master
-from mesostw.master.records import FrameworkRecord
+from mesostw.master.records import AgentRecord, FrameworkRecord
+from mesostw.master.tasks import KillOutcome
 from mesostw.master.validation import check_offers, check_task
 from mesostw.model import scheduler_api as api
 from mesostw.model import task as T
-from mesostw.model.resources import EMPTY
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Task, TaskInfo, TaskStatus
+from mesostw.scheduler.session import CallRefused
+
+if TYPE_CHECKING:
+    from mesostw.master.master import Master
 
 log = Logger()
 
 
-class UnknownFramework(Exception):
+class UnknownFramework(CallRefused):
     """A call named a framework the master does not know."""
 
 
 class SchedulerCalls:
-    """Dispatches validated Calls from a subscribed framework to the master."""
+    """Dispatches validated Calls from a subscribed framework to the master's components."""
 
     def __init__(self, master: Master):
         self.master = master
-        self._handlers = {
+        self._handlers: dict[type, Callable[[FrameworkRecord, Any], None]] = {
             api.Teardown: self.teardown,
             api.Accept: self.accept,
             api.Decline: self.decline,
@@ -40,7 +47,7 @@ class SchedulerCalls:
         }
 
     def handle(self, framework_id: str, call: api.Call) -> None:
-        framework = self.master.frameworks.get(framework_id)
+        framework = self.master.framework_manager.get(framework_id)
         if framework is None:
             raise UnknownFramework(f"Framework {framework_id} is not subscribed")
         self._handlers[type(call)](framework, call)
@@ -48,13 +55,14 @@ class SchedulerCalls:
     # -- offers ------------------------------------------------------------------
 
     def decline(self, framework: FrameworkRecord, call: api.Decline) -> None:
-        self.master.metrics["messages_decline_offers"] += 1
+        master = self.master
+        master.metrics["messages_decline_offers"] += 1
         for offer_id in call.offer_ids:
-            offer = self.master.offers.get(offer_id)
+            offer = master.offers.get(offer_id)
             if offer is None or offer.framework_id != framework.id:
                 continue
-            self.master.take_offer(offer_id)
-            self.master.allocator.recoverResources(framework.id, offer.agent_id, offer.resources, call.filters)
+            master.offers.take(offer_id)
+            master.allocator.recoverResources(framework.id, offer.agent_id, offer.resources, call.filters)
 
     def accept(self, framework: FrameworkRecord, call: api.Accept) -> None:
         master = self.master
@@ -67,7 +75,7 @@ class SchedulerCalls:
         offers_by_id = {i: o for i in call.offer_ids if (o := master.offers.get(i)) is not None}
         problem = check_offers(framework, call.offer_ids, offers_by_id)
         own = dict.fromkeys(i for i, o in offers_by_id.items() if o.framework_id == framework.id)
-        taken = [o for i in own if (o := master.take_offer(i)) is not None]
+        taken = [o for i in own if (o := master.offers.take(i)) is not None]
         if problem is not None:
             for offer in taken:
                 master.allocator.recoverResources(framework.id, offer.agent_id, offer.resources)
@@ -77,11 +85,12 @@ class SchedulerCalls:
             master.requestAllocation({o.agent_id for o in taken})
             return
         agent_id = taken[0].agent_id
-        agent = master.agents.get(agent_id)
+        agent = master.agent_manager.get(agent_id)
         available = EMPTY
         for offer in taken:
             available = available + offer.resources
-        if agent is None or not agent.connected:
+        link = agent.reachable_link() if agent is not None else None
+        if agent is None or link is None:
             for task in tasks:
                 self._refuse(framework, task, T.LOST if not framework.info.partition_aware else T.DROPPED,
                              T.REASON_AGENT_UNKNOWN if agent is None else T.REASON_AGENT_DISCONNECTED,
@@ -97,7 +106,7 @@ class SchedulerCalls:
             elif operation.type == T.LAUNCH_GROUP:
                 group = [attrs.evolve(t, executor=operation.executor, command=None) for t in operation.tasks]
                 for task in group:
-                    available = self._launch(framework, agent, task, available, launching, group=True)
+                    available = self._launch(framework, agent, task, available, launching)
             else:
                 master.metrics["invalid_operations"] += 1
                 framework.send(api.error_event(f"Offer operation {operation.type} is not supported"))
@@ -105,8 +114,8 @@ class SchedulerCalls:
             master.allocator.recoverResources(framework.id, agent_id, available, call.filters)
             master.requestAllocation([agent_id])
 
-    def _launch(self, framework: FrameworkRecord, agent, task: TaskInfo, available, launching: set[str],
-                group: bool = False):
+    def _launch(self, framework: FrameworkRecord, agent: AgentRecord, task: TaskInfo, available: Resources,
+                launching: set[str]) -> Resources:
         master = self.master
         problem = check_task(task, framework, agent, available, launching)
         if problem is not None:
@@ -114,7 +123,7 @@ class SchedulerCalls:
             self._refuse(framework, task, T.ERROR, T.REASON_TASK_INVALID, problem)
             return available
         user = _task_user(task, framework)
-        if not master.security.authorizer.authorize("run_tasks", framework.info.principal, user):
+        if not master.security.authorize("run_tasks", framework.info.principal, user):
             master.metrics["tasks_denied"] += 1
             self._refuse(framework, task, T.ERROR, T.REASON_TASK_UNAUTHORIZED,
                          f"Not authorized to run tasks as user '{user}' "
@@ -125,16 +134,11 @@ class SchedulerCalls:
         executor = task.executor
         if executor is not None:
             executor = attrs.evolve(executor, framework_id=framework.id)
-            key = (framework.id, executor.executor_id)
-            if key not in agent.executors:
+            if master.tasks.add_executor(agent.id, executor):
                 needed = needed + executor.resources
-                agent.executors[key] = executor
             task = attrs.evolve(task, executor=executor)
-        record = Task(info=task, framework_id=framework.id,
-                      executor_id=executor.executor_id if executor is not None else None, user=user)
-        framework.tasks[task.task_id] = record
-        agent.add_task(record)
-        master.metrics["tasks_staging"] += 1
+        master.tasks.launch(framework.id, task, user)
+        assert agent.link is not None
         agent.link.runTasks(framework.info, [task])
         return available - needed
 
@@ -151,59 +155,53 @@ class SchedulerCalls:
 
     def revive(self, framework: FrameworkRecord, call: api.Revive) -> None:
         self.master.metrics["messages_revive_offers"] += 1
-        framework.suppressed = False
-        self.master.allocator.reviveOffers(framework.id)
-        self.master.requestAllocation()
+        self.master.framework_manager.revive(framework.id)
 
     def suppress(self, framework: FrameworkRecord, call: api.Suppress) -> None:
         self.master.metrics["messages_suppress_offers"] += 1
-        framework.suppressed = True
-        self.master.allocator.suppressOffers(framework.id)
+        self.master.framework_manager.suppress(framework.id)
 
     # -- tasks -------------------------------------------------------------------
 
     def kill(self, framework: FrameworkRecord, call: api.Kill) -> None:
         master = self.master
         master.metrics["messages_kill_task"] += 1
-        task = framework.tasks.get(call.task_id)
-        if task is None:
+        outcome = master.killTask(framework.id, call.task_id, call.grace_period)
+        if outcome is KillOutcome.UNKNOWN_TASK:
             state = T.UNKNOWN if framework.info.partition_aware else T.LOST
             framework.send(api.update_event(TaskStatus(
                 call.task_id, state, message="Attempted to kill an unknown task", source=T.SOURCE_MASTER,
                 reason=T.REASON_RECONCILIATION, agent_id=call.agent_id, timestamp=master.clock.seconds())))
-            return
-        agent = master.agents.get(task.agent_id)
-        if agent is None or not agent.connected or agent.link is None:
+        elif outcome is KillOutcome.AGENT_NOT_CONNECTED:
             master.metrics["dropped_messages"] += 1
-            return
-        agent.link.killTask(framework.id, task.task_id, call.grace_period)
 
     def shutdown(self, framework: FrameworkRecord, call: api.Shutdown) -> None:
-        agent = self.master.agents.get(call.agent_id)
-        if agent is not None and agent.connected and agent.link is not None:
-            agent.link.shutdownExecutor(framework.id, call.executor_id)
+        link = self.master.agent_manager.reachable_link(call.agent_id)
+        if link is not None:
+            link.shutdownExecutor(framework.id, call.executor_id)
 
     def acknowledge(self, framework: FrameworkRecord, call: api.Acknowledge) -> None:
-        self.master.acknowledge(framework, call.agent_id, call.task_id, call.uuid)
+        self.master.acknowledge(framework.id, call.agent_id, call.task_id, call.uuid)
 
     def reconcile(self, framework: FrameworkRecord, call: api.Reconcile) -> None:
         """Answer with the latest known state of each task (of every live task when none is named)."""
         master = self.master
+        agents = master.agent_manager
         master.metrics["messages_reconcile_tasks"] += 1
         now = master.clock.seconds()
         if not call.tasks:
-            for task in list(framework.tasks.values()):
+            for task in master.tasks.of_framework(framework.id):
                 framework.send(api.update_event(self._latest(task, now)))
             return
         for task_id, agent_id in call.tasks:
-            task = framework.tasks.get(task_id)
-            if task is not None:
-                framework.send(api.update_event(self._latest(task, now)))
+            known = master.tasks.get(framework.id, task_id)
+            if known is not None:
+                framework.send(api.update_event(self._latest(known, now)))
                 continue
-            if agent_id in master.recovered_agents or (agent_id is None and master.recovered_agents):
+            if agent_id in agents.recovered or (agent_id is None and agents.recovered):
                 # As Mesos: silent until the agent that may hold it re-registers or is declared lost.
                 continue
-            if agent_id is not None and agent_id in master.unreachable and framework.info.partition_aware:
+            if agent_id is not None and agent_id in agents.unreachable and framework.info.partition_aware:
                 state = T.UNREACHABLE
             elif framework.info.partition_aware:
                 state = T.UNKNOWN
@@ -222,11 +220,11 @@ class SchedulerCalls:
     def message(self, framework: FrameworkRecord, call: api.Message) -> None:
         master = self.master
         master.metrics["messages_framework_to_executor"] += 1
-        agent = master.agents.get(call.agent_id)
-        if agent is None or not agent.connected or agent.link is None:
+        link = master.agent_manager.reachable_link(call.agent_id)
+        if link is None:
             master.metrics["dropped_messages"] += 1
             return
-        agent.link.frameworkMessage(framework.id, call.executor_id, call.data)
+        link.frameworkMessage(framework.id, call.executor_id, call.data)
 
     def teardown(self, framework: FrameworkRecord, call: api.Teardown) -> None:
         self.master.metrics["messages_unregister_framework"] += 1

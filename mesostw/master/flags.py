@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-
-from mesostw.auth import tls
+from mesostw.daemon import COMMON_FLAGS, check_common
 from mesostw.flags import Config, Flag, FlagOptions, options_for
 from mesostw.model.resources import validate_role
 
@@ -43,15 +41,6 @@ def render_weights(weights: dict[str, float]) -> str:
     return ",".join(f"{role}={weight:g}" for role, weight in sorted(weights.items()))
 
 
-COMMON_FLAGS = tls.FLAGS + (
-    Flag("ip", "127.0.0.1", "IP address to listen on"),
-    Flag.int("port", 5050, "Port to listen on (HTTP and Perspective Broker share it)"),
-    Flag("hostname", None, "Hostname to advertise to peers and tools (default: the advertised IP, as Mesos "
-         "with --hostname_lookup=false)"),
-    Flag("advertise_ip", None, "IP address to advertise instead of --ip (e.g. behind NAT)"),
-    Flag.int("advertise_port", None, "Port to advertise instead of --port"),
-)
-
 def parse_zk(text: str) -> str:
     from mesostw.zk.url import parse_zk_url
 
@@ -60,8 +49,8 @@ def parse_zk(text: str) -> str:
 
 
 MASTER_FLAGS = COMMON_FLAGS + (
-    Flag("work_dir", None, "Directory for the master's registry file (without --zk); without either, the "
-         "registry is kept in memory only"),
+    Flag("work_dir", None, "Directory for the master's registry (files under registry/, without --zk); "
+         "without either, the registry is kept in memory only"),
     Flag("zk", None, "ZooKeeper URL for leader election and the registry: zk://host1:port1,host2:port2/path, "
          "zk://user:pass@hosts/path, or file:///path holding one", parse=parse_zk),
     Flag.int("quorum", None, "Number of masters that make a majority (required with --zk; with ZooKeeper "
@@ -145,21 +134,6 @@ def check_security(config: Config, errors: list[str]) -> None:
             parse_acls(config.acls)
         except ValueError as exc:
             errors.append(f"--acls: {exc}")
-
-
-def check_common(config: Config, errors: list[str]) -> None:
-    try:
-        tls.tls_from(config)
-    except tls.TLSConfigError as exc:
-        errors.extend(exc.problems)
-    if not 0 <= config.port <= 65535:
-        errors.append(f"--port={config.port} is not a port number")
-    try:
-        socket.inet_aton(config.ip)
-    except OSError:
-        errors.append(f"--ip={config.ip} is not an IPv4 address")
-    if config.hostname is None:
-        config.hostname = config.advertise_ip or config.ip
 
 
 Options = options_for(MASTER_FLAGS, "[options]", MasterOptions)

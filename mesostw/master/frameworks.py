@@ -1,55 +1,111 @@
-"""The master's side of frameworks: subscription, failover, disconnection and removal.
-
-A mixin of :class:`mesostw.master.master.Master`; it shares the master's state.
-"""
+"""The frameworks a master knows: subscription, failover, disconnection, removal and recovery."""
 
 from __future__ import annotations
 
+import enum
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from mesostw.interfaces import IFrameworkLink
-from mesostw.master.agents import RegistrationRefused
-from mesostw.master.records import FrameworkRecord
-from mesostw.master.registry import AddFramework, RemoveFramework
+from mesostw.auth.policy import Security
+from mesostw.interfaces import IAllocator, IFrameworkLink
+from mesostw.master.offers import OfferBook
+from mesostw.master.records import CompletedFrameworks, FrameworkRecord
+from mesostw.master.registry import AddFramework, Mutation, RemoveFramework
+from mesostw.master.tasks import TaskTracker
 from mesostw.model import scheduler_api as api
-from mesostw.model import task as T
-from mesostw.model.info import FrameworkInfo
-from mesostw.model.task import TaskStatus
+from mesostw.model.info import FrameworkInfo, MasterInfo
 
 log = Logger()
 
 
-class FrameworkLifecycle:
-    """Frameworks subscribing, failing over, going away and being removed."""
+class RegistrationRefused(Exception):
+    """An agent or framework may not (re-)register; the message says why."""
 
-    frameworks: dict[str, FrameworkRecord]
-    metrics: Any
-    clock: Any
-    config: Any
 
-    def subscribe(self, link: IFrameworkLink, info: FrameworkInfo, force: bool = False) -> str:
-        """Register a framework or take one back; sends SUBSCRIBED and returns its ID."""
-        self.metrics["messages_register_framework"] += 1
-        problem = self._check_framework(info)
+class TeardownOutcome(enum.Enum):
+    """What became of an operator's request to tear a framework down."""
+
+    DONE = "done"
+    UNKNOWN_FRAMEWORK = "unknown framework"
+    NOT_AUTHORIZED = "not authorized"
+
+
+class FrameworkManager:
+    """Owns the framework records, connected or waiting out their failover timeout, and the removed ones.
+
+    A framework's tasks are the :class:`TaskTracker`'s and its offers the :class:`OfferBook`'s; this
+    manager asks them. ``persist(mutation)`` makes a change durable (a Deferred); ``expired(framework_id)``
+    is called when a framework's failover timeout passes, to remove it (a teardown).
+    """
+
+    def __init__(self, config: Any, clock: Any, allocator: IAllocator, security: Security, tasks: TaskTracker,
+                 offers: OfferBook, persist: Callable[[Mutation], defer.Deferred],
+                 master_info: Callable[[], MasterInfo], master_id: str, metrics: Counter[str],
+                 request_allocation: Callable[[], None], expired: Callable[[str], Any]):
+        self._config = config
+        self._clock = clock
+        self._allocator = allocator
+        self._security = security
+        self._tasks = tasks
+        self._offers = offers
+        self._persist = persist
+        self._master_info = master_info
+        self._master_id = master_id
+        self._metrics = metrics
+        self._request_allocation = request_allocation
+        self._expired = expired
+        self._records: dict[str, FrameworkRecord] = {}
+        #: framework ID -> FrameworkRecord, read-only
+        self.records: Mapping[str, FrameworkRecord] = MappingProxyType(self._records)
+        self.completed = CompletedFrameworks(config.max_completed_frameworks)
+        self._next = 0
+        self.get = self._records.get
+
+    def _new_record(self, info: FrameworkInfo, link: IFrameworkLink | None, **fields: Any) -> FrameworkRecord:
+        assert info.id is not None
+        tasks, completed = self._tasks.track_framework(info.id)
+        record = FrameworkRecord(info=info, link=link, registered_time=self._clock.seconds(), tasks=tasks,
+                                 completed_tasks=completed, **fields)
+        self._records[info.id] = record
+        self._allocator.addFramework(info.id, info.allocation_role, active=False)
+        return record
+
+    # -- events to frameworks ---------------------------------------------------------------
+
+    def send(self, framework_id: str, event: dict[str, Any]) -> bool:
+        """Send an event to a connected framework; False when it is unknown or not connected."""
+        framework = self._records.get(framework_id)
+        return framework is not None and framework.send(event)
+
+    def broadcast(self, event: dict[str, Any]) -> None:
+        for framework in self._records.values():
+            framework.send(event)
+
+    # -- subscription ------------------------------------------------------------------------
+
+    def subscribe(self, link: IFrameworkLink, info: FrameworkInfo, principal: str | None = None,
+                  force: bool = False) -> str:
+        """Register a framework or take one back; sends SUBSCRIBED once durable and returns its ID.
+
+        ``principal`` is the one the connection authenticated as (None: anonymous)."""
+        self._metrics["messages_register_framework"] += 1
+        problem = self._check(info)
         if problem:
             raise RegistrationRefused(problem)
-        info = self._authorize_framework(link, info)
-        now = self.clock.seconds()
-        framework = self.frameworks.get(info.id) if info.id else None
+        info = self._authorize(info, principal)
+        framework = self._records.get(info.id) if info.id else None
         if framework is None:
-            framework_id = info.id or self._new_framework_id()
-            info = attrs.evolve(info, id=framework_id)
-            framework = FrameworkRecord(info=info, link=link, registered_time=now,
-                                        max_completed_tasks=self.config.max_completed_tasks_per_framework)
-            self.frameworks[framework_id] = framework
-            self.allocator.addFramework(framework_id, info.allocation_role, active=False)
-            log.info("Registered framework {id} ({name}) as {user}", id=framework_id, name=info.name,
+            info = attrs.evolve(info, id=info.id or self._new_id())
+            framework = self._new_record(info, link)
+            log.info("Registered framework {id} ({name}) as {user}", id=framework.id, name=info.name,
                      user=info.user)
-            persisted = self._persist(AddFramework(framework_id, info.to_json()))
+            persisted = self._persist(AddFramework(framework.id, info.to_json()))
         else:
             if info.allocation_role != framework.info.allocation_role:
                 raise RegistrationRefused("a framework may not change its role when it re-registers")
@@ -60,13 +116,11 @@ class FrameworkLifecycle:
             changed = info.to_json() != framework.info.to_json()
             framework.info = info
             framework.link = link
-            framework.reregistered_time = now
+            framework.reregistered_time = self._clock.seconds()
             framework.recovered = False
-            if framework.failover_timer is not None and framework.failover_timer.active():
-                framework.failover_timer.cancel()
-            framework.failover_timer = None
+            framework.cancel_failover()
             # The new scheduler never saw the old offers: withdraw them without RESCIND events.
-            self._rescind_framework_offers(framework, notify=False)
+            self._offers.rescind_framework(framework.id)
             log.info("Framework {id} re-registered", id=framework.id)
             persisted = self._persist(AddFramework(framework.id, info.to_json())) if changed else defer.succeed(None)
         # SUBSCRIBED only once the registry holds the framework (its ID must survive a failover), and
@@ -74,110 +128,122 @@ class FrameworkLifecycle:
         persisted.addCallbacks(lambda _: self._subscribed(framework, link), lambda _: link.close())
         return framework.id
 
+    def _new_id(self) -> str:
+        framework_id = f"{self._master_id}-{self._next:04d}"
+        self._next += 1
+        return framework_id
+
     def _subscribed(self, framework: FrameworkRecord, link: IFrameworkLink) -> None:
-        if framework.link is not link or self.frameworks.get(framework.id) is not framework:
+        if framework.link is not link or self._records.get(framework.id) is not framework:
             return
-        link.send(api.subscribed_event(framework.id, self.info))
+        link.send(api.subscribed_event(framework.id, self._master_info()))
         framework.active = True
         framework.suppressed = False
-        self.allocator.activateFramework(framework.id)
-        self.allocator.reviveOffers(framework.id)
-        self.requestAllocation()
+        self._allocator.activateFramework(framework.id)
+        self._allocator.reviveOffers(framework.id)
+        self._request_allocation()
 
-    def _check_framework(self, info: FrameworkInfo) -> str | None:
+    def _check(self, info: FrameworkInfo) -> str | None:
         if not info.user:
             return "framework_info.user must not be empty"
         if not info.name:
             return "framework_info.name must not be empty"
         if info.id and info.id in self.completed:
             return f"Framework {info.id} has been removed"
-        roles = self.config.roles
+        roles = self._config.roles
         if roles and info.allocation_role != "*" and info.allocation_role not in roles:
             return f"Role {info.allocation_role!r} is not present in the master's --roles"
         return None
 
-    def _authorize_framework(self, link: IFrameworkLink, info: FrameworkInfo) -> FrameworkInfo:
+    def _authorize(self, info: FrameworkInfo, principal: str | None) -> FrameworkInfo:
         """Bind the authenticated principal and apply the register_frameworks ACL."""
-        authenticated = link.principal
-        if authenticated is not None and info.principal is not None and info.principal != authenticated:
+        if principal is not None and info.principal is not None and info.principal != principal:
             raise RegistrationRefused(f"Framework principal '{info.principal}' does not match the authenticated "
-                                      f"principal '{authenticated}'")
-        if authenticated is not None and info.principal is None:
-            info = attrs.evolve(info, principal=authenticated)
+                                      f"principal '{principal}'")
+        if principal is not None and info.principal is None:
+            info = attrs.evolve(info, principal=principal)
         role = info.allocation_role
-        if not self.security.authorizer.authorize("register_frameworks", info.principal, role):
-            self.metrics["frameworks_denied"] += 1
+        if not self._security.authorize("register_frameworks", info.principal, role):
+            self._metrics["frameworks_denied"] += 1
             log.warn("Principal {p} may not register a framework with role {r}", p=info.principal, r=role)
             raise RegistrationRefused(f"Not authorized to register a framework with role '{role}' "
                                       f"(principal {info.principal or '(none)'})")
         return info
 
-    def frameworkDisconnected(self, framework_id: str, link: IFrameworkLink) -> None:
+    # -- offers ------------------------------------------------------------------------------
+
+    def revive(self, framework_id: str) -> None:
+        framework = self._records.get(framework_id)
+        if framework is not None:
+            framework.suppressed = False
+            self._allocator.reviveOffers(framework_id)
+            self._request_allocation()
+
+    def suppress(self, framework_id: str) -> None:
+        framework = self._records.get(framework_id)
+        if framework is not None:
+            framework.suppressed = True
+            self._allocator.suppressOffers(framework_id)
+
+    # -- going away ------------------------------------------------------------------------------
+
+    def disconnected(self, framework_id: str, link: IFrameworkLink) -> None:
         """The scheduler's connection went away: keep its tasks for its failover timeout."""
-        framework = self.frameworks.get(framework_id)
+        framework = self._records.get(framework_id)
         if framework is None or framework.link is not link:
             return
         log.info("Framework {id} disconnected; failover timeout {t}s", id=framework_id,
                  t=framework.info.failover_timeout)
         framework.link = None
         framework.active = False
-        framework.unregistered_time = self.clock.seconds()
-        self.allocator.deactivateFramework(framework_id)
-        self._rescind_framework_offers(framework)
-        framework.failover_timer = self.clock.callLater(
-            framework.info.failover_timeout, self._failover_expired, framework_id)
+        framework.unregistered_time = self._clock.seconds()
+        self._allocator.deactivateFramework(framework_id)
+        self._offers.rescind_framework(framework_id)
+        framework.failover_timer = self._clock.callLater(framework.info.failover_timeout, self._failover_expired,
+                                                         framework_id)
 
     def _failover_expired(self, framework_id: str) -> None:
-        framework = self.frameworks.get(framework_id)
+        framework = self._records.get(framework_id)
         if framework is not None and framework.link is None:
+            framework.failover_timer = None
             log.info("Framework {id} did not fail over in time; removing it", id=framework_id)
-            self.removeFramework(framework_id)
+            self._expired(framework_id)
 
-    def removeFramework(self, framework_id: str) -> None:
-        """Tear a framework down: kill its tasks everywhere and forget it."""
-        framework = self.frameworks.pop(framework_id, None)
+    def remove(self, framework_id: str) -> FrameworkRecord | None:
+        """Forget a framework for good (its tasks are the caller's to settle); returns its record, or None."""
+        framework = self._records.pop(framework_id, None)
         if framework is None:
-            return
-        if framework.failover_timer is not None and framework.failover_timer.active():
-            framework.failover_timer.cancel()
-        self._rescind_framework_offers(framework, notify=False)
-        for record in self.agents.values():
-            if framework_id in record.tasks or any(f == framework_id for f, _ in record.executors):
-                if record.link is not None and record.connected:
-                    record.link.shutdownFramework(framework_id)
-                for task in list(record.tasks.get(framework_id, {}).values()):
-                    if not task.terminal:
-                        task.record(TaskStatus(task.task_id, T.KILLED, message="Framework removed",
-                                               source=T.SOURCE_MASTER, reason=T.REASON_FRAMEWORK_REMOVED,
-                                               agent_id=record.id, timestamp=self.clock.seconds()))
-                        self.metrics["tasks_killed"] += 1
-                    framework.completed_tasks.append(task)
-                record.tasks.pop(framework_id, None)
-                for key in [k for k in record.executors if k[0] == framework_id]:
-                    del record.executors[key]
-        framework.tasks.clear()
-        self.allocator.removeFramework(framework_id)
+            return None
+        framework.cancel_failover()
+        self._offers.rescind_framework(framework_id)
+        self._allocator.removeFramework(framework_id)
         if framework.link is not None:
             framework.link.close()
             framework.link = None
         framework.active = False
-        framework.unregistered_time = self.clock.seconds()
+        framework.unregistered_time = self._clock.seconds()
         self.completed.add(framework)
         self._persist(RemoveFramework(framework_id, framework.unregistered_time)).addErrback(lambda _: None)
-        self.requestAllocation()
+        log.info("Removed framework {id}", id=framework_id)
+        return framework
 
-    def _recover_framework(self, info: FrameworkInfo) -> None:
-        """Learn of a framework from a re-registering agent (e.g. after master failover)."""
-        if info.id is None or info.id in self.frameworks or info.id in self.completed:
+    # -- recovery ---------------------------------------------------------------------------------
+
+    def recover_removed(self, framework_ids: Iterable[str]) -> None:
+        """Frameworks the registry holds as removed: they may never subscribe again."""
+        self.completed.ids.update(framework_ids)
+
+    def recover(self, info: FrameworkInfo, failover_timeout: float) -> None:
+        """A framework the registry or a re-registering agent knows: wait ``failover_timeout`` for it to
+        subscribe again."""
+        if info.id is None or info.id in self.completed:
             return
-        record = FrameworkRecord(info=info, link=None, registered_time=self.clock.seconds(), active=False,
-                                 recovered=True, max_completed_tasks=self.config.max_completed_tasks_per_framework)
-        self.frameworks[info.id] = record
-        self.allocator.addFramework(info.id, info.allocation_role, active=False)
+        framework = self._records.get(info.id)
+        if framework is None:
+            framework = self._new_record(info, None, active=False, recovered=True)
+        if framework.link is None and framework.failover_timer is None:
+            framework.failover_timer = self._clock.callLater(failover_timeout, self._failover_expired, framework.id)
 
-    def recover_framework(self, info: FrameworkInfo, failover_timeout: float) -> None:
-        """A framework the registry knows: wait ``failover_timeout`` for it to re-subscribe."""
-        self._recover_framework(info)
-        framework = self.frameworks.get(info.id or "")
-        if framework is not None and framework.link is None and framework.failover_timer is None:
-            framework.failover_timer = self.clock.callLater(failover_timeout, self._failover_expired, framework.id)
+    def stop(self) -> None:
+        for framework in self._records.values():
+            framework.cancel_failover()

@@ -25,7 +25,7 @@ class AgentHealth:
     row call ``on_unreachable(agent_id)``. Any answer resets the count.
     """
 
-    def __init__(self, clock: Any, timeout: float, max_misses: int, on_unreachable: Callable[[str], None]):
+    def __init__(self, clock: Any, timeout: float, max_misses: int, on_unreachable: Callable[[str], object]):
         self._clock = clock
         self._timeout = timeout
         self._max_misses = max_misses

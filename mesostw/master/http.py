@@ -2,35 +2,92 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from twisted.web import server
 
-from mesostw.auth.security import REALM_READONLY, REALM_READWRITE, http_principal
+from mesostw.auth.http import REALM_READONLY, REALM_READWRITE, http_principal
 from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
-from mesostw.master.master import Master
+from mesostw.master.master import KillOutcome, Master, TeardownOutcome
 from mesostw.master.operator_http import OperatorEndpoints
-from mesostw.master.registry import SetWeights
+from mesostw.model.info import MasterInfo
+
+
+class LeaderRouting:
+    """Where a request to this master belongs: here when it leads, else with the leader.
+
+    Both the guard of leader-only endpoints and ``/master/redirect`` ask this one object, so they
+    cannot disagree about who leads:
+
+    - this master leads (elected and recovered): leader-only endpoints answer here, and
+      ``/master/redirect`` answers 307 to this master's root, as Mesos's leader does;
+    - another master leads: 307 to it, protocol-relative as Mesos (to the same path for leader-only
+      endpoints, to its root for ``/master/redirect``);
+    - this master is elected but still recovering the registry: 503, as Mesos answers leader-only
+      endpoints before recovery ends (``/master/redirect`` too: the address it would give serves nothing yet);
+    - no leader is known: 503.
+
+    ``leader`` gives the elected master's MasterInfo (None when none is known); by default this
+    master when it leads, for a master without an election.
+    """
+
+    def __init__(self, master: Master, leader: Callable[[], MasterInfo | None] | None = None):
+        self.master = master
+        self.leader = leader if leader is not None else (lambda: master.info if master.leading else None)
+
+    def not_leading(self, request: server.Request) -> HTTPError | None:
+        """None when this master serves leader-only endpoints; else the 307 or 503 to answer with."""
+        if self.master.leading:
+            return None
+        return self._elsewhere(request.uri.decode("utf-8", "replace"))
+
+    def redirect(self, request: server.Request) -> NoReturn:
+        """``/master/redirect``: 307 to the leading master's root, or 503."""
+        if not self.master.leading:
+            raise self._elsewhere("")
+        info = self.master.info
+        raise HTTPError(307, f"This master leads: {info.pid}", {"Location": f"//{info.hostname}:{info.port}"})
+
+    def leader_pid(self) -> str | None:
+        """Who leads, for refusals on other transports: None when this master does, else the leader's
+        pid, or why there is none to go to."""
+        if self.master.leading:
+            return None
+        leader = self.leader()
+        if leader is None:
+            return "unknown"
+        if leader.id == self.master.id:
+            return "this master, once it has recovered the registry"
+        return leader.pid
+
+    def _elsewhere(self, path: str) -> HTTPError:
+        leader = self.leader()
+        if leader is None:
+            return HTTPError(503, "No leading master is elected yet")
+        if leader.id == self.master.id:
+            return HTTPError(503, "This master is elected and still recovering the registry")
+        return HTTPError(307, f"This master is not the leader; the leader is {leader.pid}",
+                         {"Location": f"//{leader.hostname}:{leader.port}{path}"})
 
 
 class MasterEndpoints:
-    """Registers the master's operator endpoints on a :class:`Router`."""
+    """Registers the master's operator endpoints on a :class:`Router`.
 
-    #: Answered by any master; everything else is for the leader only.
+    ``routing`` decides which requests this master answers (by default: all of them while it leads).
+    """
+
+    #: Answered by any master; everything else is for the leader only (``/master/redirect`` answers by
+    #: the same rules, see :class:`LeaderRouting`).
     ANY_MASTER = {"/master/health", "/health", "/master/flags", "/flags", "/version", "/master/version",
                   "/metrics/snapshot", "/metrics", "/master/redirect", "/redirect"}
 
-    def __init__(self, master: Master, flags: dict[str, str],
-                 not_leading: Callable[[server.Request], HTTPError | None] = lambda request: None,
-                 leader: Callable[[], Any] = lambda: None):
+    def __init__(self, master: Master, flags: dict[str, str], routing: LeaderRouting | None = None):
         self.master = master
         self.flags = flags
-        self.not_leading = not_leading
-        self.leader = leader
+        self.routing = routing if routing is not None else LeaderRouting(master)
         self.operator = OperatorEndpoints(master)
-        self.operator.on_weights_changed = lambda weights: master._persist(SetWeights(dict(weights)))
         self.prometheus = PrometheusEndpoint(lambda: metrics.snapshot(self.master, self.master.leading))
 
     def install(self, router: Router) -> None:
@@ -46,10 +103,10 @@ class MasterEndpoints:
         self.prometheus.install(router)
         self.operator.install(router)
         for path in ("/master/redirect", "/redirect"):
-            router.route(path, self.redirect)
+            router.route(path, self.routing.redirect)
         router.route("/master/teardown", self.teardown, methods=("POST",))
         router.route("/master/kill", self.kill, methods=("POST",))
-        router.guard(self.not_leading, self.ANY_MASTER | self.OWN_LEADER_GUARD)
+        router.guard(self.routing.not_leading, self.ANY_MASTER | self.OWN_LEADER_GUARD)
         router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION)
 
     #: Answered without HTTP authentication.
@@ -86,15 +143,14 @@ class MasterEndpoints:
         framework_id = query(request).get("frameworkId")
         if not framework_id:
             raise HTTPError(400, "Missing 'frameworkId' query parameter")
-        framework = self.master.frameworks.get(framework_id)
-        if framework is None:
-            raise HTTPError(400, f"No framework found with specified ID '{framework_id}'")
         principal = getattr(request, "principal", None)
-        if not self.master.security.authorizer.authorize("teardown_frameworks", principal, framework.info.principal):
-            self.master.metrics["teardowns_denied"] += 1
+        outcome = self.master.teardown(framework_id, principal)
+        if outcome is TeardownOutcome.UNKNOWN_FRAMEWORK:
+            raise HTTPError(400, f"No framework found with specified ID '{framework_id}'")
+        if outcome is TeardownOutcome.NOT_AUTHORIZED:
+            framework = self.master.frameworks[framework_id]
             raise HTTPError(403, f"Principal {principal or '(none)'} may not tear down frameworks of principal "
                                  f"{framework.info.principal or '(none)'}")
-        self.master.removeFramework(framework_id)
         return Response(b"", 200)
 
     def kill(self, request: server.Request) -> Response:
@@ -103,14 +159,10 @@ class MasterEndpoints:
         framework_id, task_id = params.get("frameworkId"), params.get("taskId")
         if not framework_id or not task_id:
             raise HTTPError(400, "Expecting 'frameworkId' and 'taskId'")
-        problem = self.master.operatorKill(framework_id, task_id)
-        if problem:
-            raise HTTPError(404 if "not known" in problem else 409, problem)
+        outcome = self.master.killTask(framework_id, task_id)
+        if outcome is KillOutcome.UNKNOWN_TASK:
+            raise HTTPError(404, f"Task {task_id} of framework {framework_id} is not known")
+        if outcome is KillOutcome.AGENT_NOT_CONNECTED:
+            task = self.master.tasks.get(framework_id, task_id)
+            raise HTTPError(409, f"Agent {task.agent_id if task else '(unknown)'} of task {task_id} is not connected")
         return Response(b"", 202)
-
-    def redirect(self, request: server.Request) -> None:
-        """307 to the leading master (protocol-relative, as Mesos), or 503 when none is known."""
-        info = self.master.info if self.master.leading else self.leader()
-        if info is None:
-            raise HTTPError(503, "No leading master is elected yet")
-        raise HTTPError(307, f"The leading master is {info.pid}", {"Location": f"//{info.hostname}:{info.port}"})

@@ -18,11 +18,12 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from mesostw.detector import ZooKeeperMasterDetector, encode_master_info
+from mesostw.interfaces import IRegistry
 from mesostw.master.master import Master
-from mesostw.master.registry import IRegistry
 from mesostw.model.info import MasterInfo
 from mesostw.zk.client import CONNECTED, LOST, SUSPENDED, ZooKeeper
-from mesostw.zk.election import MasterContender, ZooKeeperMasterDetector
+from mesostw.zk.election import Contender
 
 log = Logger()
 
@@ -38,7 +39,7 @@ def abort(reason: str) -> None:
 class StandaloneLeadership(service.Service):
     """The only master: recover the registry and lead."""
 
-    name = "leadership"
+    name = "leadership"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, master: Master, registry: IRegistry):
         self.master = master
@@ -59,7 +60,7 @@ class StandaloneLeadership(service.Service):
 class ZooKeeperLeadership(service.Service):
     """Contends in ZooKeeper; leads when its node is the lowest; aborts when its session goes."""
 
-    name = "leadership"
+    name = "leadership"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, reactor: Any, zk: ZooKeeper, path: str, master: Master, registry: IRegistry,
                  on_abort: Callable[[str], None] = abort):
@@ -67,7 +68,7 @@ class ZooKeeperLeadership(service.Service):
         self.zk = zk
         self.master = master
         self.registry = registry
-        self.contender = MasterContender(zk, path)
+        self.contender = Contender(zk, path)
         self.detector = ZooKeeperMasterDetector(zk, path)
         self.detector.listeners.append(self._leader_changed)
         self.on_abort = on_abort
@@ -90,7 +91,7 @@ class ZooKeeperLeadership(service.Service):
         d.addErrback(lambda failure: self.on_abort(f"cannot join the election: {failure.getErrorMessage()}"))
 
     def _contend(self) -> defer.Deferred:
-        return self.contender.contend(self.master.info)
+        return self.contender.contend(encode_master_info(self.master.info))
 
     def _leader_changed(self, info: MasterInfo | None, node: str | None) -> None:
         if self._stopping:

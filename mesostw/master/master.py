@@ -1,51 +1,60 @@
-"""The master's state machine: agents, frameworks, tasks and status updates.
+"""The master's core: a thin facade over the components that own its state.
 
-Plain Python driven by method calls from the transport adapters (PB, HTTP,
-in-process links) and by an injected clock; its effects are calls on links,
-on the allocator and on the registry. Agents are handled by
-:class:`mesostw.master.agents.AgentLifecycle`, frameworks by
-:class:`mesostw.master.frameworks.FrameworkLifecycle`, scheduler calls by
-:class:`mesostw.master.calls.SchedulerCalls`, agent health by
-:class:`mesostw.master.health.AgentHealth`.
+Plain Python driven by method calls from the transport adapters (PB, HTTP, in-process links) and
+by an injected clock; its effects are calls on links, on the allocator and on the registry.
+
+- :class:`~mesostw.master.tasks.TaskTracker`: every task, indexed by framework and by agent, and the
+  custom executors on agents;
+- :class:`~mesostw.master.offers.OfferBook`: outstanding offers;
+- :class:`~mesostw.master.agents.AgentManager`: agents registering, returning, disconnecting, lost;
+- :class:`~mesostw.master.frameworks.FrameworkManager`: frameworks subscribing, failing over, removed;
+- :class:`~mesostw.master.calls.SchedulerCalls`: the answers to v1 scheduler Calls.
+
+The facade keeps what spans components (status updates, acknowledgements, allocation, teardown,
+kills, weights) and the methods the adapters call. It also provides
+:class:`~mesostw.interfaces.IMasterEndpoint`, the master as scheduler sessions see it.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from mesostw.auth.security import Security
-from mesostw.interfaces import IAllocator
-from mesostw.master.agents import AgentLifecycle, RegistrationRefused, without_uuid
-from mesostw.master.frameworks import FrameworkLifecycle
-from mesostw.master.health import AgentHealth
-from mesostw.master.offers import OfferManager
+from mesostw.auth.policy import Security
+from mesostw.interfaces import IAgentLink, IAllocator, IFrameworkLink, IMasterEndpoint
+from mesostw.master.agents import AgentManager, without_uuid
+from mesostw.master.calls import SchedulerCalls
+from mesostw.master.frameworks import FrameworkManager, RegistrationRefused, TeardownOutcome
+from mesostw.master.offers import OfferBook
 from mesostw.master.records import AgentRecord, CompletedFrameworks, FrameworkRecord
-from mesostw.master.registry import InMemoryRegistry, IRegistry, Mutation, RegistryState
+from mesostw.master.registry import InMemoryRegistry, IRegistry, Mutation, RegistryState, SetWeights
+from mesostw.master.tasks import KillOutcome, TaskTracker
 from mesostw.model import scheduler_api as api
-from mesostw.model import task as T
-from mesostw.model.info import AgentInfo, FrameworkInfo, MasterInfo
-from mesostw.model.resources import EMPTY, Resources
+from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo, MasterInfo
 from mesostw.model.task import Offer, Task, TaskStatus
 from mesostw.model.validation import ValidationError
+from mesostw.scheduler.session import NotLeading, SubscriptionRefused
 
 log = Logger()
 
-__all__ = ["Master", "RegistrationRefused", "without_uuid"]
+__all__ = ["KillOutcome", "Master", "RegistrationRefused", "TeardownOutcome", "without_uuid"]
 
 
-class Master(AgentLifecycle, FrameworkLifecycle):
-    """Everything the leading master knows and decides."""
+@implementer(IMasterEndpoint)
+class Master:
+    """Everything the leading master knows and decides, behind the methods its adapters call."""
 
     def __init__(self, config: Any, allocator: IAllocator, clock: Any, master_id: str | None = None,
-                 registry: IRegistry | None = None):
+                 registry: IRegistry | None = None, security: Security | None = None):
         self.config = config
         self.clock = clock
         self.allocator = allocator
@@ -61,42 +70,67 @@ class Master(AgentLifecycle, FrameworkLifecycle):
         self.elected_time: float | None = None
         #: True once elected and recovered; until then nothing registers here
         self.leading = False
-        self.agents: dict[str, AgentRecord] = {}
-        #: IDs of the agents the registry holds as admitted
-        self.admitted: set[str] = set()
-        #: agents the registry knows that have not re-registered since this master took over
-        self.recovered_agents: dict[str, AgentInfo] = {}
-        self.unreachable: dict[str, float] = {}
-        self.frameworks: dict[str, FrameworkRecord] = {}
-        self.completed = CompletedFrameworks(config.max_completed_frameworks)
-        self.offers = OfferManager(clock, self.id, config.offer_timeout, self._offer_timed_out)
-        self.health = AgentHealth(clock, config.agent_ping_timeout, config.max_agent_ping_timeouts,
-                                  self.agentUnreachable)
         self.metrics: Counter[str] = Counter()
-        #: who must authenticate and what ACLs allow (everything, unless the service sets it from flags)
-        self.security = Security()
+        #: who must authenticate and what ACLs allow (everything, unless built from flags); components
+        #: hold it from construction on
+        self.security = security or Security()
         #: called when the registry refuses a write: leadership may be lost (the service aborts)
         self.on_registry_failure: Callable[[Failure], None] = lambda failure: None
-        self._next_framework = 0
-        self._next_agent = 0
+        self.tasks = TaskTracker(allocator, self.metrics, config.max_completed_tasks_per_framework)
+        self.offers = OfferBook(clock, self.id, config.offer_timeout, allocator, self._offer_expired)
+        self.framework_manager = FrameworkManager(
+            config, clock, allocator, self.security, self.tasks, self.offers, self.persist, self._master_info,
+            self.id, self.metrics, self.requestAllocation, self.removeFramework)
+        self.agent_manager = AgentManager(
+            config, clock, allocator, self.tasks, self.offers, self.framework_manager, self.persist,
+            self._master_info, self.id, self.metrics, self.requestAllocation)
+        self.calls = SchedulerCalls(self)
         self._allocation_pending: Any = None
         self._allocation_candidates: set[str] | None = set()
-        self._reregistration_timer: Any = None
+
+    def _master_info(self) -> MasterInfo:
+        return self.info
+
+    # -- read-only views for the state and metrics endpoints ----------------------------------
+
+    @property
+    def agents(self) -> Mapping[str, AgentRecord]:
+        """Agent ID -> AgentRecord of every registered agent (connected or not)."""
+        return self.agent_manager.records
+
+    @property
+    def frameworks(self) -> Mapping[str, FrameworkRecord]:
+        """Framework ID -> FrameworkRecord of every framework not removed."""
+        return self.framework_manager.records
+
+    @property
+    def completed(self) -> CompletedFrameworks:
+        return self.framework_manager.completed
+
+    @property
+    def unreachable(self) -> Mapping[str, float]:
+        return MappingProxyType(self.agent_manager.unreachable)
+
+    @property
+    def recovered_agents(self) -> Mapping[str, AgentInfo]:
+        return MappingProxyType(self.agent_manager.recovered)
+
+    @property
+    def admitted(self) -> frozenset[str]:
+        return frozenset(self.agent_manager.admitted)
 
     # -- leadership and the registry ---------------------------------------------
 
     def recover(self, state: RegistryState) -> None:
         """Take over what the registry holds, as a newly elected leader."""
         self.elected_time = self.clock.seconds()
-        self.unreachable.update(state.unreachable)
-        self.completed.ids.update(state.removed_frameworks)
+        self.framework_manager.recover_removed(state.removed_frameworks)
         if state.weights:
-            self.config.weights = {**self.config.weights, **state.weights}
-            self.allocator.updateWeights(state.weights)
+            self._apply_weights(state.weights)
+        agents: dict[str, AgentInfo] = {}
         for agent_id, data in state.agents.items():
             try:
-                self.recovered_agents[agent_id] = AgentInfo.from_json(data)
-                self.admitted.add(agent_id)
+                agents[agent_id] = AgentInfo.from_json(data)
             except ValidationError as exc:
                 log.error("Skipping unreadable agent {id} in the registry: {e}", id=agent_id, e=exc)
         for framework_id, data in state.frameworks.items():
@@ -109,16 +143,15 @@ class Master(AgentLifecycle, FrameworkLifecycle):
                 info = attrs.evolve(info, id=framework_id)
             # A master failover is no reason to drop a framework (Mesos never times out the frameworks a
             # new leader learns of): like its agents, it has at least --agent_reregister_timeout to return.
-            self.recover_framework(info, max(info.failover_timeout, self.config.agent_reregister_timeout))
-        if self.recovered_agents:
-            self._reregistration_timer = self.clock.callLater(self.config.agent_reregister_timeout,
-                                                              self._reregistration_timed_out)
+            self.framework_manager.recover(info, max(info.failover_timeout, self.config.agent_reregister_timeout))
+        self.agent_manager.recover(agents, state.unreachable)
         self.leading = True
         log.info("Recovered {a} agents and {f} frameworks from the registry; agents have {t}s to re-register",
-                 a=len(self.recovered_agents), f=len(state.frameworks), t=self.config.agent_reregister_timeout)
+                 a=len(agents), f=len(state.frameworks), t=self.config.agent_reregister_timeout)
 
-    def _persist(self, mutation: Mutation) -> defer.Deferred:
-        """Make a change durable before it is acted on or acknowledged."""
+    def persist(self, mutation: Mutation) -> defer.Deferred:
+        """Make a change durable before it is acted on or acknowledged; a refusal is reported here
+        (and fails the Deferred with :class:`RegistrationRefused`)."""
         d = self.registry.apply(mutation)
 
         def failed(failure: Failure) -> None:
@@ -128,92 +161,141 @@ class Master(AgentLifecycle, FrameworkLifecycle):
 
         return d.addErrback(failed)
 
-    # -- identity -------------------------------------------------------------
+    def updateWeights(self, weights: Mapping[str, float]) -> defer.Deferred:
+        """Change role weights: the registry holds them before they take effect (the Deferred fails,
+        and nothing changes, when it refuses)."""
+        updates = dict(weights)
+        d = self.persist(SetWeights({**(self.config.weights or {}), **updates}))
+        d.addCallback(lambda _: self._apply_weights(updates))
+        return d
 
-    def _new_framework_id(self) -> str:
-        framework_id = f"{self.id}-{self._next_framework:04d}"
-        self._next_framework += 1
-        return framework_id
+    def _apply_weights(self, updates: Mapping[str, float]) -> None:
+        self.config.weights = {**(self.config.weights or {}), **updates}
+        self.allocator.updateWeights(dict(updates))
 
-    def _new_agent_id(self) -> str:
-        agent_id = f"{self.id}-S{self._next_agent}"
-        self._next_agent += 1
-        return agent_id
+    # -- agents -----------------------------------------------------------------
 
-    # -- status updates --------------------------------------------------------
+    def registerAgent(self, link: IAgentLink, info: AgentInfo, version: str = "") -> defer.Deferred:
+        return self.agent_manager.registerAgent(link, info, version)
+
+    def reregisterAgent(self, link: IAgentLink, info: AgentInfo, tasks: list[Task], executors: list[ExecutorInfo],
+                        frameworks: list[FrameworkInfo], version: str = "") -> defer.Deferred:
+        return self.agent_manager.reregisterAgent(link, info, tasks, executors, frameworks, version)
+
+    def agentDisconnected(self, agent_id: str, link: IAgentLink | None = None) -> None:
+        self.agent_manager.agentDisconnected(agent_id, link)
+
+    def agentUnreachable(self, agent_id: str) -> defer.Deferred:
+        return self.agent_manager.agentUnreachable(agent_id)
+
+    def unregisterAgent(self, agent_id: str) -> None:
+        self.agent_manager.unregisterAgent(agent_id)
+
+    # -- frameworks -----------------------------------------------------------------
+
+    def subscribe(self, link: IFrameworkLink, framework_info: FrameworkInfo, principal: str | None = None,
+                  force: bool = False) -> str:
+        """Register or fail over a framework whose events go to ``link``; returns its ID or raises
+        :class:`SubscriptionRefused` (:class:`NotLeading` before this master leads)."""
+        if not self.leading:
+            raise NotLeading("this master is not the leader")
+        try:
+            return self.framework_manager.subscribe(link, framework_info, principal, force)
+        except RegistrationRefused as exc:
+            raise SubscriptionRefused(str(exc)) from None
+
+    def frameworkDisconnected(self, framework_id: str, link: IFrameworkLink) -> None:
+        self.framework_manager.disconnected(framework_id, link)
+
+    def removeFramework(self, framework_id: str) -> None:
+        """Tear a framework down: forget it, shut it down on every agent and kill its tasks."""
+        if self.framework_manager.remove(framework_id) is None:
+            return
+        for agent_id in self.tasks.agents_of(framework_id):
+            link = self.agent_manager.reachable_link(agent_id)
+            if link is not None:
+                link.shutdownFramework(framework_id)
+        self.tasks.remove_framework(framework_id, self.clock.seconds())
+        self.requestAllocation()
+
+    def teardown(self, framework_id: str, principal: str | None) -> TeardownOutcome:
+        """An operator (``principal``, None when anonymous) asks to tear a framework down; the
+        teardown_frameworks ACL decides."""
+        framework = self.framework_manager.get(framework_id)
+        if framework is None:
+            return TeardownOutcome.UNKNOWN_FRAMEWORK
+        if not self.security.authorize("teardown_frameworks", principal, framework.info.principal):
+            self.metrics["teardowns_denied"] += 1
+            return TeardownOutcome.NOT_AUTHORIZED
+        self.removeFramework(framework_id)
+        return TeardownOutcome.DONE
+
+    # -- tasks ------------------------------------------------------------------------
 
     def statusUpdates(self, agent_id: str, updates: Iterable[tuple[str, TaskStatus]]) -> None:
         """Status updates forwarded by an agent; each is passed on to its framework."""
-        record = self.agents.get(agent_id)
-        if record is None:
+        if self.agent_manager.get(agent_id) is None:
             self.metrics["invalid_status_updates"] += 1
             return
         for framework_id, status in updates:
             self.metrics["messages_status_update"] += 1
-            framework = self.frameworks.get(framework_id)
+            framework = self.framework_manager.get(framework_id)
             if framework is None or status.uuid is None:
                 self.metrics["invalid_status_updates"] += 1
                 continue
-            task = framework.tasks.get(status.task_id)
-            if task is not None and task.agent_id == agent_id:
-                if task.status_update_uuid != status.uuid:
-                    self._apply_update(record, framework, task, status)
+            task = framework.tasks.get(status.task_id)  # the TaskTracker's index, read through the record
+            if task is not None and task.agent_id == agent_id and task.status_update_uuid != status.uuid:
+                if self.tasks.update(task, status):
+                    self.requestAllocation([agent_id])
             self.metrics["valid_status_updates"] += 1
             framework.send(api.update_event(status))
 
-    def _apply_update(self, record: AgentRecord, framework: FrameworkRecord, task: Task, status: TaskStatus) -> None:
-        was_terminal = task.terminal
-        task.record(status)
-        task.status_update_state = status.state
-        task.status_update_uuid = status.uuid
-        if status.terminal and not was_terminal:
-            self.metrics[f"tasks_{status.state[5:].lower()}"] += 1
-            self.allocator.recoverResources(framework.id, record.id, task.resources)
-            self.requestAllocation([record.id])
-        elif status.state == T.RUNNING:
-            self.metrics["tasks_started"] += 1
-
-    def acknowledge(self, framework: FrameworkRecord, agent_id: str, task_id: str, uuid_bytes: bytes) -> None:
+    def acknowledge(self, framework_id: str, agent_id: str, task_id: str, uuid_bytes: bytes) -> None:
         """A scheduler acknowledged an update: pass it to the agent, retire acknowledged terminal tasks."""
         self.metrics["messages_status_update_acknowledgement"] += 1
-        record = self.agents.get(agent_id)
-        if record is None or not record.connected or record.link is None:
+        agent = self.agent_manager.get(agent_id)
+        link = agent.reachable_link() if agent is not None else None
+        if link is None:
             self.metrics["dropped_messages"] += 1
             return
-        record.link.acknowledge([(framework.id, task_id, uuid_bytes)])
-        task = framework.tasks.get(task_id)
+        link.acknowledge([(framework_id, task_id, uuid_bytes)])
+        task = self.tasks.get(framework_id, task_id)
         if task is not None and task.terminal and task.status_update_uuid == uuid_bytes:
-            self._remove_task(record, task)
+            self.tasks.remove(task)
+
+    def killTask(self, framework_id: str, task_id: str, grace_period: float | None = None) -> KillOutcome:
+        """Ask the agent of a task to kill it (a scheduler's KILL, or an operator's)."""
+        task = self.tasks.get(framework_id, task_id)
+        if task is None:
+            return KillOutcome.UNKNOWN_TASK
+        link = self.agent_manager.reachable_link(task.agent_id)
+        if link is None:
+            return KillOutcome.AGENT_NOT_CONNECTED
+        link.killTask(framework_id, task_id, grace_period)
+        return KillOutcome.SENT
 
     def exitedExecutor(self, agent_id: str, framework_id: str, executor_id: str, status: int | None) -> None:
-        record = self.agents.get(agent_id)
-        if record is None:
+        if self.agent_manager.get(agent_id) is None:
             return
-        executor = record.executors.pop((framework_id, executor_id), None)
+        executor = self.tasks.remove_executor(agent_id, framework_id, executor_id)
         if executor is not None and executor.resources:
             self.allocator.recoverResources(framework_id, agent_id, executor.resources)
             self.requestAllocation([agent_id])
-        framework = self.frameworks.get(framework_id)
-        if framework is not None:
-            framework.send(api.failure_event(agent_id, executor_id, status))
+        self.framework_manager.send(framework_id, api.failure_event(agent_id, executor_id, status))
 
     def executorMessage(self, agent_id: str, framework_id: str, executor_id: str, data: bytes) -> None:
-        framework = self.frameworks.get(framework_id)
         self.metrics["messages_executor_to_framework"] += 1
-        if framework is None or not framework.send(api.message_event(agent_id, executor_id, data)):
+        if not self.framework_manager.send(framework_id, api.message_event(agent_id, executor_id, data)):
             self.metrics["dropped_messages"] += 1
 
-    def operatorKill(self, framework_id: str, task_id: str) -> str | None:
-        """An operator asks to kill a task (a mesostw extension); returns why not, or None."""
-        framework = self.frameworks.get(framework_id)
-        task = framework.tasks.get(task_id) if framework is not None else None
-        if task is None:
-            return f"Task {task_id} of framework {framework_id} is not known"
-        agent = self.agents.get(task.agent_id)
-        if agent is None or not agent.connected or agent.link is None:
-            return f"Agent {task.agent_id} of task {task_id} is not connected"
-        agent.link.killTask(framework_id, task_id)
-        return None
+    # -- scheduler sessions (IMasterEndpoint) -------------------------------------------------
+
+    def call(self, framework_id: str, call: api.Call) -> None:
+        """One Call (not SUBSCRIBE) of a subscribed framework; raises :class:`CallRefused`."""
+        self.calls.handle(framework_id, call)
+
+    def disconnected(self, framework_id: str, link: IFrameworkLink) -> None:
+        self.frameworkDisconnected(framework_id, link)
 
     # -- offers -----------------------------------------------------------------
 
@@ -237,90 +319,32 @@ class Master(AgentLifecycle, FrameworkLifecycle):
         result = self.allocator.allocate(agent_ids)
         by_framework: dict[str, list[Offer]] = {}
         for framework_id, agent_id, resources in result:
-            framework = self.frameworks.get(framework_id)
-            record = self.agents.get(agent_id)
+            framework = self.framework_manager.get(framework_id)
+            record = self.agent_manager.get(agent_id)
             if framework is None or framework.link is None or record is None:
                 self.allocator.recoverResources(framework_id, agent_id, resources)
                 continue
-            executor_ids = tuple(e for f, e in record.executors if f == framework_id)
-            offer = Offer(self.offers.new_id(), framework_id, agent_id, record.info.hostname, resources,
-                          framework.info.allocation_role, record.info.attributes, executor_ids,
-                          record.info.port)
+            info = record.info
+            offer = Offer(self.offers.new_id(), framework_id, agent_id, info.hostname, resources,
+                          framework.info.allocation_role, info.attributes,
+                          self.tasks.executor_ids(agent_id, framework_id), info.port)
             self.offers.add(offer)
-            framework.offers.add(offer.id)
-            record.offered = record.offered + resources
             by_framework.setdefault(framework_id, []).append(offer)
         for framework_id, offers in by_framework.items():
-            self.frameworks[framework_id].send(api.offers_event(offers))
+            self.framework_manager.send(framework_id, api.offers_event(offers))
         return len(result)
 
-    def take_offer(self, offer_id: str) -> Offer | None:
-        """Remove an offer because it is being answered; the caller owns its resources now."""
-        offer = self.offers.remove(offer_id)
-        if offer is None:
-            return None
-        framework = self.frameworks.get(offer.framework_id)
-        if framework is not None:
-            framework.offers.discard(offer_id)
-        record = self.agents.get(offer.agent_id)
-        if record is not None:
-            record.offered = record.offered - offer.resources
-        return offer
-
-    def rescind(self, offer_id: str, notify: bool = True) -> None:
-        offer = self.take_offer(offer_id)
-        if offer is None:
-            return
-        self.allocator.recoverResources(offer.framework_id, offer.agent_id, offer.resources)
-        framework = self.frameworks.get(offer.framework_id)
-        if notify and framework is not None:
-            framework.send(api.rescind_event(offer_id))
-
-    def _offer_timed_out(self, offer: Offer) -> None:
+    def _offer_expired(self, offer: Offer) -> None:
         log.info("Offer {id} timed out; rescinding", id=offer.id)
-        self.rescind(offer.id)
+        if self.offers.rescind(offer.id) is not None:
+            self.framework_manager.send(offer.framework_id, api.rescind_event(offer.id))
         self.requestAllocation([offer.agent_id])
-
-    def _rescind_agent_offers(self, agent_id: str) -> None:
-        for offer in self.offers.on_agent(agent_id):
-            self.rescind(offer.id)
-
-    def _forget_agent_offers(self, agent_id: str, rescind: bool = False) -> None:
-        for offer in self.offers.on_agent(agent_id):
-            self.take_offer(offer.id)
-            framework = self.frameworks.get(offer.framework_id)
-            if rescind and framework is not None:
-                framework.send(api.rescind_event(offer.id))
-
-    def _rescind_framework_offers(self, framework: FrameworkRecord, notify: bool = True) -> None:
-        for offer_id in list(framework.offers):
-            self.rescind(offer_id, notify=notify and framework.link is not None)
-
-    # -- queries -----------------------------------------------------------------
-
-    def framework_used(self, framework_id: str) -> Resources:
-        used = EMPTY
-        for record in self.agents.values():
-            used = used + record.used_by(framework_id)
-        return used
-
-    def framework_offered(self, framework: FrameworkRecord) -> Resources:
-        offered = EMPTY
-        for offer in self.offers.of(framework.offers):
-            offered = offered + offer.resources
-        return offered
 
     def stop(self) -> None:
         """Cancel every timer the master holds (for clean shutdown and tests)."""
         self.offers.stop()
-        self.health.stop()
+        self.agent_manager.stop()
+        self.framework_manager.stop()
         if self._allocation_pending is not None and self._allocation_pending.active():
             self._allocation_pending.cancel()
         self._allocation_pending = None
-        for framework in self.frameworks.values():
-            if framework.failover_timer is not None and framework.failover_timer.active():
-                framework.failover_timer.cancel()
-        if self._reregistration_timer is not None and self._reregistration_timer.active():
-            self._reregistration_timer.cancel()
-        self._reregistration_timer = None
-

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import psutil
-
 from mesostw.master.master import Master
+from mesostw.metrics import system_metrics
 from mesostw.model.resources import EMPTY
 from mesostw.model.task import TASK_STATES
 
@@ -29,7 +27,7 @@ def snapshot(master: Master, elected: bool = True) -> dict[str, Any]:
     used = EMPTY
     for agent in master.agents.values():
         total = total + agent.info.resources
-        used = used + agent.used() + agent.offered
+        used = used + agent.used() + master.offers.offered_on(agent.id)
     out: dict[str, Any] = {
         "master/elected": 1.0 if elected else 0.0,
         "master/uptime_secs": master.clock.seconds() - master.start_time,
@@ -67,16 +65,3 @@ def snapshot(master: Master, elected: bool = True) -> dict[str, Any]:
     out["allocator/mesos/allocation_runs"] = float(getattr(master.allocator, "allocation_runs", 0))
     out.update(system_metrics())
     return out
-
-
-def system_metrics() -> dict[str, float]:
-    load = os.getloadavg()
-    memory = psutil.virtual_memory()
-    return {
-        "system/cpus_total": float(psutil.cpu_count() or 1),
-        "system/load_1min": load[0],
-        "system/load_5min": load[1],
-        "system/load_15min": load[2],
-        "system/mem_total_bytes": float(memory.total),
-        "system/mem_free_bytes": float(memory.available),
-    }

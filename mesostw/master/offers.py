@@ -1,30 +1,38 @@
-"""Outstanding offers: IDs, indexes by framework and agent, and the offer timeout."""
+"""Outstanding offers: IDs, indexes by framework and agent, what they hold, and the offer timeout."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from mesostw.interfaces import IAllocator
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Offer
 
 
-class OfferManager:
-    """Keeps the offers a framework has not answered yet.
+class OfferBook:
+    """The offers frameworks have not answered yet; the only code that adds or removes one.
 
-    ``on_timeout(offer)`` is called when ``--offer_timeout`` passes on an offer
-    (``timeout`` of None means offers never time out, as in Mesos).
+    An offer leaves the book in one of two ways: :meth:`take` hands its resources to the caller (the
+    framework is answering it, or the agent is going away), :meth:`rescind` gives them back to the
+    allocator. Telling the framework (a RESCIND event) is the caller's business.
+    ``on_expired(offer)`` is called when ``--offer_timeout`` passes on an offer (``timeout`` of None
+    means offers never time out, as in Mesos).
     """
 
-    def __init__(self, clock: Any, master_id: str, timeout: float | None,
-                 on_timeout: Callable[[Offer], None]):
+    def __init__(self, clock: Any, master_id: str, timeout: float | None, allocator: IAllocator,
+                 on_expired: Callable[[Offer], None]):
         self._clock = clock
         self._prefix = f"{master_id}-O"
         self._next = 0
         self._timeout = timeout
-        self._on_timeout = on_timeout
+        self._allocator = allocator
+        self._on_expired = on_expired
         self._offers: dict[str, Offer] = {}
         self._timers: dict[str, Any] = {}
         self._by_agent: dict[str, set[str]] = {}
+        self._by_framework: dict[str, set[str]] = {}
+        self._offered: dict[str, Resources] = {}
 
     def new_id(self) -> str:
         offer_id = f"{self._prefix}{self._next}"
@@ -34,46 +42,98 @@ class OfferManager:
     def add(self, offer: Offer) -> None:
         self._offers[offer.id] = offer
         self._by_agent.setdefault(offer.agent_id, set()).add(offer.id)
+        self._by_framework.setdefault(offer.framework_id, set()).add(offer.id)
+        self._offered[offer.agent_id] = self._offered.get(offer.agent_id, EMPTY) + offer.resources
         if self._timeout is not None:
             self._timers[offer.id] = self._clock.callLater(self._timeout, self._expire, offer.id)
+
+    # -- queries -------------------------------------------------------------------------
 
     def get(self, offer_id: str) -> Offer | None:
         return self._offers.get(offer_id)
 
-    def remove(self, offer_id: str) -> Offer | None:
+    def of(self, offer_ids: Iterable[str]) -> list[Offer]:
+        return [self._offers[i] for i in offer_ids if i in self._offers]
+
+    def on_agent(self, agent_id: str) -> list[Offer]:
+        return [self._offers[i] for i in self._by_agent.get(agent_id, ())]
+
+    def of_framework(self, framework_id: str) -> list[Offer]:
+        return [self._offers[i] for i in self._by_framework.get(framework_id, ())]
+
+    def offered_on(self, agent_id: str) -> Resources:
+        """What the outstanding offers of an agent hold."""
+        return self._offered.get(agent_id, EMPTY)
+
+    def offered_to(self, framework_id: str) -> Resources:
+        """What a framework's outstanding offers hold."""
+        offered = EMPTY
+        for offer in self.of_framework(framework_id):
+            offered = offered + offer.resources
+        return offered
+
+    def __len__(self) -> int:
+        return len(self._offers)
+
+    def __iter__(self) -> Iterator[Offer]:
+        return iter(list(self._offers.values()))
+
+    # -- offers leaving ---------------------------------------------------------------------
+
+    def take(self, offer_id: str) -> Offer | None:
+        """Remove an offer being answered; the caller owns its resources now."""
         offer = self._offers.pop(offer_id, None)
         if offer is None:
             return None
         timer = self._timers.pop(offer_id, None)
         if timer is not None and timer.active():
             timer.cancel()
-        ids = self._by_agent.get(offer.agent_id)
-        if ids is not None:
-            ids.discard(offer_id)
-            if not ids:
-                del self._by_agent[offer.agent_id]
+        _discard(self._by_framework, offer.framework_id, offer_id)
+        if _discard(self._by_agent, offer.agent_id, offer_id):
+            self._offered[offer.agent_id] = self._offered[offer.agent_id] - offer.resources
+        else:
+            self._offered.pop(offer.agent_id, None)  # no offers left: nothing offered (no rounding left over)
         return offer
 
-    def on_agent(self, agent_id: str) -> list[Offer]:
-        return [self._offers[i] for i in self._by_agent.get(agent_id, ())]
+    def rescind(self, offer_id: str) -> Offer | None:
+        """Withdraw an offer and give its resources back to the allocator."""
+        offer = self.take(offer_id)
+        if offer is not None:
+            self._allocator.recoverResources(offer.framework_id, offer.agent_id, offer.resources)
+        return offer
 
-    def of(self, offer_ids: Iterable[str]) -> list[Offer]:
-        return [self._offers[i] for i in offer_ids if i in self._offers]
+    def rescind_agent(self, agent_id: str) -> list[Offer]:
+        """Withdraw every offer of an agent (it disconnected), giving the resources back."""
+        return [o for o in map(self.rescind, [*self._by_agent.get(agent_id, ())]) if o is not None]
 
-    def __len__(self) -> int:
-        return len(self._offers)
+    def rescind_framework(self, framework_id: str) -> list[Offer]:
+        """Withdraw every offer to a framework, giving the resources back."""
+        return [o for o in map(self.rescind, [*self._by_framework.get(framework_id, ())]) if o is not None]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(list(self._offers.values()))
+    def forget_agent(self, agent_id: str) -> list[Offer]:
+        """Drop every offer of an agent that is leaving the allocator altogether."""
+        return [o for o in map(self.take, [*self._by_agent.get(agent_id, ())]) if o is not None]
 
     def _expire(self, offer_id: str) -> None:
         self._timers.pop(offer_id, None)
         offer = self._offers.get(offer_id)
         if offer is not None:
-            self._on_timeout(offer)
+            self._on_expired(offer)
 
     def stop(self) -> None:
         for timer in self._timers.values():
             if timer.active():
                 timer.cancel()
         self._timers.clear()
+
+
+def _discard(index: dict[str, set[str]], key: str, offer_id: str) -> bool:
+    """Remove ``offer_id`` from ``index[key]``; True while other IDs remain there."""
+    ids = index.get(key)
+    if ids is None:
+        return False
+    ids.discard(offer_id)
+    if ids:
+        return True
+    del index[key]
+    return False

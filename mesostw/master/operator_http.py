@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -33,9 +32,6 @@ class OperatorEndpoints:
 
     def __init__(self, master: Master):
         self.master = master
-        #: Called with the complete new weights before a PUT /master/weights takes effect; may return
-        #: a Deferred. This is where a registry makes weight changes durable (failure answers 503).
-        self.on_weights_changed: Callable[[dict[str, float]], Any] | None = None
 
     def install(self, router: Router) -> None:
         # The master is libprocess's delegate: un-prefixed paths reach it too (``/tasks``).
@@ -103,22 +99,14 @@ class OperatorEndpoints:
         return [{"role": role, "weight": float(weight)} for role, weight in sorted(weights.items())]
 
     def put_weights(self, request: server.Request) -> defer.Deferred:
-        """PUT a JSON array of ``{"role", "weight"}``: validate all, persist, then apply."""
+        """PUT a JSON array of ``{"role", "weight"}``: validate all, then the master persists and applies them."""
         updates = self._parse_weights(read_body(request, MAX_WEIGHTS_BODY))
-        merged = {**(self.master.config.weights or {}), **updates}
-        d = defer.maybeDeferred(self.on_weights_changed, merged) if self.on_weights_changed else defer.succeed(None)
-
-        def stored(_: Any) -> Response:
-            self.master.config.weights = merged
-            self.master.allocator.updateWeights(updates)
-            return Response(b"", 200)
 
         def failed(failure: Any) -> Any:
             failure.trap(Exception)
             raise HTTPError(503, f"Failed to update weights: {failure.getErrorMessage()}")
 
-        d.addCallbacks(stored, failed)
-        return d
+        return self.master.updateWeights(updates).addCallbacks(lambda _: Response(b"", 200), failed)
 
     def _parse_weights(self, body: bytes) -> dict[str, float]:
         try:
@@ -158,7 +146,8 @@ class OperatorEndpoints:
 
 def _latest(task: Task) -> float:
     """When the task last changed state (tasks never updated sort first, as in Mesos)."""
-    return task.statuses[-1].timestamp if task.statuses else -math.inf
+    timestamp = task.statuses[-1].timestamp if task.statuses else None
+    return timestamp if timestamp is not None else -math.inf
 
 
 def _finite(number: float) -> bool:

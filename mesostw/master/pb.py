@@ -16,13 +16,13 @@ from twisted.spread import pb
 from zope.interface import implementer
 
 from mesostw.auth.crammd5 import AuthenticationError
-from mesostw.auth.security import PBAuthentication
+from mesostw.auth.pb import PBAuthentication
 from mesostw.interfaces import IAgentLink, IFrameworkLink
-from mesostw.master.calls import SchedulerCalls, UnknownFramework
 from mesostw.master.master import Master, RegistrationRefused
 from mesostw.model import internal
 from mesostw.model import scheduler_api as api
 from mesostw.model.validation import ValidationError
+from mesostw.scheduler.session import CallRefused, NotLeading, SchedulerSession, SubscriptionRefused
 from mesostw.wire.pb import (
     Batcher,
     NotLeaderError,
@@ -67,7 +67,8 @@ class PBAgentLink:
 
     def ping(self):
         self._batch.flush()
-        return self.remote.callRemote("ping")
+        # Fails (rather than raises) once the connection is gone, as the interface promises.
+        return defer.maybeDeferred(self.remote.callRemote, "ping")
 
     def removed(self, reason):
         self._batch.add(internal.agent_removed(reason))
@@ -95,18 +96,24 @@ class PBFrameworkLink:
 class MasterConnection(pb.Referenceable):
     """The root object one PB connection sees."""
 
-    def __init__(self, master: Master, calls: SchedulerCalls, broker: pb.Broker, clock: Any,
+    def __init__(self, master: Master, broker: pb.Broker, clock: Any,
                  leader_pid: Callable[[], str | None] = lambda: None):
         self.leader_pid = leader_pid
         self.master = master
-        self.calls = calls
         self.broker = broker
         self.clock = clock
         self.agent_id: str | None = None
         self.agent_link: PBAgentLink | None = None
-        self.framework_id: str | None = None
-        self.framework_link: PBFrameworkLink | None = None
+        #: the scheduler's side of this connection, once a framework subscribes on it
+        self.session = SchedulerSession(master, authentication_required=master.security.authenticate_frameworks)
         self.auth = PBAuthentication(master.security, clock, self._peer, self._authentication_failed)
+        #: message type -> the master's handler (see :func:`mesostw.model.internal.parse_for_master`)
+        self.agent_handlers: dict[str, Callable[..., Any]] = {
+            internal.STATUS_UPDATE: master.statusUpdates,
+            internal.EXITED_EXECUTOR: master.exitedExecutor,
+            internal.EXECUTOR_TO_FRAMEWORK: master.executorMessage,
+            internal.UNREGISTER_AGENT: master.unregisterAgent,
+        }
         broker.notifyOnDisconnect(self._disconnected)
 
     def _authentication_failed(self) -> None:
@@ -135,7 +142,7 @@ class MasterConnection(pb.Referenceable):
                 raise RefusedError(f"authentication error: {failure.getErrorMessage()}")
             raise RefusedError("authentication failed")
 
-        return self.auth.step(response).addErrback(failed)
+        return self.auth.step(response).addCallbacks(self.session.authenticated, failed)
 
     def _check_authenticated(self, required: bool, who: str) -> None:
         if required and self.auth.principal is None:
@@ -145,7 +152,10 @@ class MasterConnection(pb.Referenceable):
 
     def _check_leading(self) -> None:
         if not self.master.leading:
-            raise NotLeaderError(f"this master is not the leader (the leader is {self.leader_pid() or 'unknown'})")
+            raise self._not_leader()
+
+    def _not_leader(self) -> NotLeaderError:
+        return NotLeaderError(f"this master is not the leader (the leader is {self.leader_pid() or 'unknown'})")
 
     def remote_registerAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
         self._check_leading()
@@ -174,7 +184,7 @@ class MasterConnection(pb.Referenceable):
         return d
 
     def _parse_registration(self, payload: bytes):  # type: ignore[no-untyped-def]
-        if self.framework_id is not None:
+        if self.session.framework_id is not None:
             raise RefusedError("this connection belongs to a framework")
         try:
             return internal.parse_registration(decode(payload))
@@ -190,14 +200,13 @@ class MasterConnection(pb.Referenceable):
             raise RefusedError("register first")
         parsed, dropped = parse_messages(payload, internal.parse_for_master, f"agent {self.agent_id}")
         self.master.metrics["invalid_messages"] += dropped
-        for name, args in parsed:
-            getattr(self.master, name)(self.agent_id, *args)
+        for kind, args in parsed:
+            self.agent_handlers[kind](self.agent_id, *args)
 
     # -- frameworks ---------------------------------------------------------------
 
     def remote_subscribe(self, scheduler: pb.RemoteReference, payload: bytes) -> None:
         self._check_leading()
-        self._check_authenticated(self.master.security.authenticate_frameworks, "Framework")
         if self.agent_id is not None:
             raise RefusedError("this connection belongs to an agent")
         try:
@@ -206,18 +215,17 @@ class MasterConnection(pb.Referenceable):
             raise RefusedError(f"invalid SUBSCRIBE: {exc}") from None
         if not isinstance(call, api.Subscribe):
             raise RefusedError("the first call must be SUBSCRIBE")
-        link = PBFrameworkLink(reference(scheduler, "the scheduler"), self.clock, self.auth.principal)
+        link = PBFrameworkLink(reference(scheduler, "the scheduler"), self.clock, self.session.principal)
         try:
-            framework_id = self.master.subscribe(link, call.framework_info, call.force)
-        except RegistrationRefused as exc:
+            self.session.subscribe(link, call)
+        except NotLeading:
+            raise self._not_leader() from None
+        except SubscriptionRefused as exc:
             raise RefusedError(str(exc)) from None
-        if self.framework_id is not None and self.framework_id != framework_id and self.framework_link:
-            self.master.frameworkDisconnected(self.framework_id, self.framework_link)
-        self.framework_id, self.framework_link = framework_id, link
 
     def remote_calls(self, payload: bytes) -> bytes:
         """A batch of Calls from the subscribed framework; returns the errors, one per refused call."""
-        if self.framework_id is None:
+        if self.session.framework_id is None:
             raise RefusedError("subscribe first")
         try:
             calls = decode_batch(payload, "calls")
@@ -226,13 +234,8 @@ class MasterConnection(pb.Referenceable):
         errors = []
         for data in calls:
             try:
-                framework_id, call = api.parse_call(data)
-                if framework_id != self.framework_id:
-                    raise ValidationError("framework_id does not match the subscribed framework")
-                if isinstance(call, api.Subscribe):
-                    raise ValidationError("SUBSCRIBE goes through subscribe()")
-                self.calls.handle(framework_id, call)
-            except (ValidationError, UnknownFramework) as exc:
+                self.session.call(*api.parse_call(data))
+            except (ValidationError, CallRefused) as exc:
                 self.master.metrics["invalid_calls"] += 1
                 errors.append(str(exc))
         return encode_errors(errors)
@@ -247,18 +250,16 @@ class MasterConnection(pb.Referenceable):
     def _disconnected(self) -> None:
         if self.agent_id is not None:
             self.master.agentDisconnected(self.agent_id, self.agent_link)
-        if self.framework_id is not None and self.framework_link is not None:
-            self.master.frameworkDisconnected(self.framework_id, self.framework_link)
+        self.session.disconnected()
 
 
 @implementer(pb.IPBRoot)
 class MasterRoot:
     """Gives every PB connection its own :class:`MasterConnection`."""
 
-    def __init__(self, master: Master, calls: SchedulerCalls, clock: Any,
-                 leader_pid: Callable[[], str | None] = lambda: None):
-        self.master, self.calls, self.clock, self.leader_pid = master, calls, clock, leader_pid
+    def __init__(self, master: Master, clock: Any, leader_pid: Callable[[], str | None] = lambda: None):
+        self.master, self.clock, self.leader_pid = master, clock, leader_pid
 
     def rootObject(self, broker: pb.Broker) -> MasterConnection:
-        return MasterConnection(self.master, self.calls, broker, self.clock, self.leader_pid)
+        return MasterConnection(self.master, broker, self.clock, self.leader_pid)
 

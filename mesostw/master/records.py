@@ -1,13 +1,22 @@
-"""What the master keeps about each agent and each framework."""
+"""What the master keeps about each agent and each framework.
+
+A record belongs to its manager (:class:`~mesostw.master.agents.AgentManager`,
+:class:`~mesostw.master.frameworks.FrameworkManager`), which alone changes it. The tasks and
+custom executors a record shows are read-only views of the
+:class:`~mesostw.master.tasks.TaskTracker`'s indexes, which own them.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from mesostw.interfaces import IAgentLink, IFrameworkLink
+from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Task
@@ -16,10 +25,17 @@ from mesostw.model.task import Task
 MAX_COMPLETED_FRAMEWORKS = 50
 MAX_COMPLETED_TASKS = 1000
 
+_NO_TASKS: Mapping[str, Task] = MappingProxyType({})
+
+
+def holds_resources(task: Task) -> bool:
+    """Whether a task's resources are allocated: live, and not given back when its agent became unreachable."""
+    return not task.terminal and task.state != T.UNREACHABLE
+
 
 @attrs.define(eq=False)
 class AgentRecord:
-    """A registered (or recovered, or unreachable) agent."""
+    """A registered agent, connected or not (unreachable and removed agents have none)."""
 
     info: AgentInfo
     link: IAgentLink | None
@@ -28,11 +44,10 @@ class AgentRecord:
     connected: bool = True
     active: bool = True
     version: str = ""
-    #: task ID -> Task, per framework
-    tasks: dict[str, dict[str, Task]] = attrs.field(factory=dict)
-    #: (framework ID, executor ID) -> ExecutorInfo of custom executors
-    executors: dict[tuple[str, str], ExecutorInfo] = attrs.field(factory=dict)
-    offered: Resources = EMPTY
+    #: framework ID -> task ID -> Task (a view of the TaskTracker's index)
+    tasks: Mapping[str, Mapping[str, Task]] = attrs.field(factory=lambda: MappingProxyType({}))
+    #: (framework ID, executor ID) -> ExecutorInfo of custom executors (a view of the TaskTracker's index)
+    executors: Mapping[tuple[str, str], ExecutorInfo] = attrs.field(factory=lambda: MappingProxyType({}))
 
     @property
     def id(self) -> str:
@@ -43,15 +58,9 @@ class AgentRecord:
     def pid(self) -> str:
         return f"slave(1)@{self.info.hostname}:{self.info.port}"
 
-    def add_task(self, task: Task) -> None:
-        self.tasks.setdefault(task.framework_id, {})[task.task_id] = task
-
-    def remove_task(self, framework_id: str, task_id: str) -> None:
-        tasks = self.tasks.get(framework_id)
-        if tasks is not None:
-            tasks.pop(task_id, None)
-            if not tasks:
-                del self.tasks[framework_id]
+    def reachable_link(self) -> IAgentLink | None:
+        """The link to send the agent messages on, or None while it is disconnected."""
+        return self.link if self.connected else None
 
     def all_tasks(self) -> list[Task]:
         return [task for tasks in self.tasks.values() for task in tasks.values()]
@@ -59,8 +68,8 @@ class AgentRecord:
     def used_by(self, framework_id: str) -> Resources:
         """Resources held by a framework's live tasks and custom executors here."""
         used = EMPTY
-        for task in self.tasks.get(framework_id, {}).values():
-            if not task.terminal:
+        for task in self.tasks.get(framework_id, _NO_TASKS).values():
+            if holds_resources(task):
                 used = used + task.resources
         for (fid, _), executor in self.executors.items():
             if fid == framework_id:
@@ -85,16 +94,12 @@ class FrameworkRecord:
     unregistered_time: float | None = None
     active: bool = True
     recovered: bool = False
-    #: task ID -> Task for tasks not yet acknowledged as terminal
-    tasks: dict[str, Task] = attrs.field(factory=dict)
-    offers: set[str] = attrs.field(factory=set)
     failover_timer: Any = None
     suppressed: bool = False
-    max_completed_tasks: int = MAX_COMPLETED_TASKS
-    completed_tasks: deque[Task] = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.completed_tasks = deque(maxlen=self.max_completed_tasks)
+    #: task ID -> Task for tasks not yet acknowledged as terminal (a view of the TaskTracker's index)
+    tasks: Mapping[str, Task] = attrs.field(factory=lambda: MappingProxyType({}))
+    #: the latest tasks that left the indexes (the TaskTracker appends)
+    completed_tasks: deque[Task] = attrs.field(factory=lambda: deque(maxlen=MAX_COMPLETED_TASKS))
 
     @property
     def id(self) -> str:
@@ -112,6 +117,11 @@ class FrameworkRecord:
         self.link.send(event)
         return True
 
+    def cancel_failover(self) -> None:
+        if self.failover_timer is not None and self.failover_timer.active():
+            self.failover_timer.cancel()
+        self.failover_timer = None
+
 
 class CompletedFrameworks:
     """Frameworks removed from the cluster, newest last, bounded like Mesos's."""
@@ -119,6 +129,7 @@ class CompletedFrameworks:
     def __init__(self, limit: int = MAX_COMPLETED_FRAMEWORKS):
         self._records: OrderedDict[str, FrameworkRecord] = OrderedDict()
         self._limit = limit
+        #: every removed framework's ID (unbounded: a removed framework may never come back)
         self.ids: set[str] = set()
 
     def add(self, record: FrameworkRecord) -> None:
@@ -127,8 +138,8 @@ class CompletedFrameworks:
         while len(self._records) > self._limit:
             self._records.popitem(last=False)
 
-    def __contains__(self, framework_id: str) -> bool:
+    def __contains__(self, framework_id: object) -> bool:
         return framework_id in self.ids
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[FrameworkRecord]:
         return iter(self._records.values())

@@ -2,10 +2,14 @@
 
 Everything a new leading master needs to know to take over is here (Mesos's
 registry); the rest is rebuilt from agents and frameworks as they come back.
-A change is durable when :meth:`IRegistry.apply` fires, and the master
-acknowledges nothing before that. Providers: in memory (tests, no
-``--work_dir``), an atomically replaced file under ``--work_dir``, and
-ZooKeeper (:mod:`mesostw.zk.registry`).
+A change is durable when :meth:`Registry.apply` fires, and the master
+acknowledges nothing before that. The registry is a set of mutations over an
+:class:`~mesostw.interfaces.IStateStore`: in memory (tests, ``--registry=in_memory``),
+files under ``--work_dir``, or ZooKeeper with ``--zk``, where its layout under
+``<zk path>/registry`` is ``agents/<id>`` (AgentInfo JSON), ``unreachable/<id>``
+(time), ``frameworks/<id>`` (FrameworkInfo JSON), ``removed/<id>`` (time) and
+``weights`` (JSON). One value per item keeps each write small, whatever the
+cluster's size.
 """
 
 from __future__ import annotations
@@ -14,30 +18,34 @@ import json
 import os
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.logger import Logger
-from zope.interface import Interface, implementer
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from mesostw.interfaces import IRegistry
+from mesostw.store import Delete, Operation, Put, StoreError, StoreFenced, dump
+from mesostw.store.memory import MemoryStateStore
 
 log = Logger()
 
 #: How many removed framework IDs are remembered (so that they cannot come back).
 MAX_REMOVED_FRAMEWORKS = 1000
 
+#: Mutations committed together at most (a ZooKeeper transaction must stay far below its 1 MB limit).
+MAX_BATCH = 64
 
-class RegistryError(Exception):
+SECTIONS = ("agents", "unreachable", "frameworks", "removed")
+
+__all__ = ["IRegistry", "Registry", "InMemoryRegistry", "RegistryError", "RegistryState", "Mutation",
+           "AdmitAgent", "MarkUnreachable", "RemoveAgent", "AddFramework", "RemoveFramework", "SetWeights"]
+
+
+class RegistryError(StoreError):
     """The registry could not be read or written; for ZooKeeper, possibly fenced off."""
-
-
-class IRegistry(Interface):
-    """Where the master's durable state lives."""
-
-    def recover():
-        """Read the state; fires with a :class:`RegistryState`."""
-
-    def apply(mutation):
-        """Make one mutation durable; fires once it is, fails with RegistryError if it cannot be."""
 
 
 @attrs.define
@@ -133,114 +141,193 @@ class SetWeights:
 Mutation = AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights
 
 
-# -- providers -----------------------------------------------------------------------------
+# -- the registry over a store -----------------------------------------------------------------
+
+def key(identifier: str) -> str:
+    """An ID as one path segment: unchanged unless it holds '/' or '%' or is '', '.' or '..' (so
+    that no ID can name a section or escape it)."""
+    escaped = identifier.replace("%", "%25").replace("/", "%2F")
+    if escaped in ("", ".", ".."):
+        return escaped.replace(".", "%2E") or "%"
+    return escaped
+
+
+def identifier(segment: str) -> str:
+    """The ID a path segment made by :func:`key` stands for."""
+    return "" if segment == "%" else unquote(segment)
+
+
+def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
+    """The store writes that make ``mutation`` of ``state`` durable (call before it changes ``state``)."""
+    if isinstance(mutation, AdmitAgent):
+        return [Put(f"agents/{key(mutation.agent_id)}", dump(mutation.info)),
+                Delete(f"unreachable/{key(mutation.agent_id)}")]
+    if isinstance(mutation, MarkUnreachable):
+        return [Delete(f"agents/{key(mutation.agent_id)}"),
+                Put(f"unreachable/{key(mutation.agent_id)}", dump(mutation.time))]
+    if isinstance(mutation, RemoveAgent):
+        return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}")]
+    if isinstance(mutation, AddFramework):
+        return [Put(f"frameworks/{key(mutation.framework_id)}", dump(mutation.info))]
+    if isinstance(mutation, RemoveFramework):
+        ops: list[Operation] = [Delete(f"frameworks/{key(mutation.framework_id)}")]
+        # The oldest removed IDs beyond the bound are forgotten: find them on a copy of that list.
+        probe = RegistryState(removed_frameworks=OrderedDict(state.removed_frameworks))
+        mutation(probe)
+        if mutation.framework_id in probe.removed_frameworks:
+            ops.append(Put(f"removed/{key(mutation.framework_id)}", dump(mutation.time)))
+        ops += [Delete(f"removed/{key(old)}") for old in state.removed_frameworks.keys() - probe.removed_frameworks]
+        return ops
+    if isinstance(mutation, SetWeights):
+        return [Put("weights", dump({**state.weights, **mutation.weights}))]
+    raise TypeError(f"not a registry mutation: {mutation!r}")
+
 
 @implementer(IRegistry)
-class InMemoryRegistry:
-    """Not durable at all: for tests and for masters without ``--work_dir`` (Mesos's ``in_memory``)."""
+class Registry:
+    """The registry in ``store``.
 
-    def __init__(self) -> None:
-        self.state = RegistryState()
-
-    def recover(self) -> defer.Deferred:
-        return defer.succeed(self.state)
-
-    def apply(self, mutation: Mutation) -> defer.Deferred:
-        mutation(self.state)
-        return defer.succeed(None)
-
-
-@implementer(IRegistry)
-class FileRegistry:
-    """A JSON file replaced atomically (write, fsync, rename, fsync the directory).
-
-    Mutations that arrive while a write is in flight are committed together by
-    the next write (group commit), so a burst of registrations costs one fsync
-    per batch, not one each.
+    :attr:`state` includes every mutation applied, durable or not. Mutations that arrive while a
+    commit is in flight are committed together by the next one (group commit), each built on what
+    the previous ones made durable; when a commit fails, :attr:`state` goes back to what is durable
+    plus what is still queued. ``legacy_file`` names a ``registry.json`` of earlier versions: when
+    it exists, recovery imports it into the store once and renames it ``registry.json.imported``.
     """
 
-    def __init__(self, reactor: Any, path: str):
-        self.reactor = reactor
-        self.path = path
+    def __init__(self, store: Any, legacy_file: str | None = None):
+        self.store = store
+        self.legacy_file = legacy_file
         self.state = RegistryState()
-        #: what the file holds (the state to go back to when a write fails)
+        #: what the store holds
         self._durable = RegistryState()
+        self._queue: list[tuple[Mutation, defer.Deferred]] = []
         self._writing = False
-        self._waiting: list[tuple[Mutation, defer.Deferred]] = []
 
-    def recover(self) -> defer.Deferred:
-        def read() -> RegistryState:
-            try:
-                with open(self.path) as f:
-                    return RegistryState.from_json(json.load(f))
-            except FileNotFoundError:
-                return RegistryState()
-            except (OSError, ValueError, TypeError) as exc:
-                raise RegistryError(f"cannot read the registry {self.path}: {exc}") from None
+    # -- recovery ----------------------------------------------------------------------------
 
-        def recovered(state: RegistryState) -> RegistryState:
-            self.state, self._durable = state, state.copy()
-            return state
+    @defer.inlineCallbacks
+    def recover(self) -> Any:
+        try:
+            if self.legacy_file is not None and os.path.exists(self.legacy_file):
+                yield self._import(self.legacy_file)
+            state = yield self._read()
+        except RegistryError:
+            raise
+        except StoreError as exc:
+            raise RegistryError(str(exc)) from None  # the store's errors say which store and why
+        self.state, self._durable = state, state.copy()
+        return state
 
-        d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), read)
-        return d.addCallback(recovered)
+    @defer.inlineCallbacks
+    def _read(self) -> Any:
+        state = RegistryState()
+        sections: dict[str, dict[str, Any]] = {}
+        for section in SECTIONS:
+            sections[section] = {}
+            for name in (yield self.store.children(section)):
+                raw = yield self.store.get(f"{section}/{name}")
+                if raw is None:
+                    continue
+                try:
+                    value = json.loads(raw or b"null")
+                    if section in ("unreachable", "removed"):
+                        value = float(value)
+                except (ValueError, TypeError) as exc:
+                    raise RegistryError(f"cannot read the registry: {section}/{name} holds {raw[:80]!r} "
+                                        f"({exc})") from None
+                sections[section][identifier(name)] = value
+        state.agents, state.unreachable = sections["agents"], sections["unreachable"]
+        state.frameworks = sections["frameworks"]
+        # Oldest first, as they were removed: that is the order in which the bound forgets them.
+        state.removed_frameworks = OrderedDict(sorted(sections["removed"].items(), key=lambda kv: (kv[1], kv[0])))
+        weights = yield self.store.get("weights")
+        try:
+            state.weights = json.loads(weights) if weights else {}
+        except ValueError as exc:
+            raise RegistryError(f"cannot read the registry: weights holds {weights[:80]!r} ({exc})") from None
+        return state
+
+    @defer.inlineCallbacks
+    def _import(self, path: str) -> Any:
+        try:
+            with open(path, "rb") as f:
+                state = RegistryState.from_json(json.load(f))
+            for section in (state.agents, state.frameworks):
+                if not all(isinstance(info, dict) for info in section.values()):
+                    raise ValueError("agents and frameworks must be JSON objects")
+        except (OSError, ValueError, TypeError) as exc:
+            raise RegistryError(f"cannot import the registry {path}: {exc}") from None
+        ops: list[Operation] = [Delete(section) for section in (*SECTIONS, "weights")]
+        empty = RegistryState()
+        for mutation in _mutations_of(state):
+            ops += operations(empty, mutation)
+            mutation(empty)
+        yield self.store.commit(ops)
+        os.replace(path, f"{path}.imported")
+        log.info("Imported the registry of an earlier version from {path} ({a} agents, {f} frameworks); "
+                 "the file is kept as {path}.imported", path=path, a=len(state.agents), f=len(state.frameworks))
+
+    # -- mutations ----------------------------------------------------------------------------
 
     def apply(self, mutation: Mutation) -> defer.Deferred:
         mutation(self.state)
         d: defer.Deferred = defer.Deferred()
-        self._waiting.append((mutation, d))
+        self._queue.append((mutation, d))
         if not self._writing:
             self._write()
         return d
 
     def _write(self) -> None:
+        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        # Only the removed IDs and the weights shape the writes: build them on a copy of those.
+        probe = RegistryState(removed_frameworks=OrderedDict(self._durable.removed_frameworks),
+                              weights=dict(self._durable.weights))
+        ops: list[Operation] = []
+        for mutation, _ in batch:
+            ops += operations(probe, mutation)
+            mutation(probe)
         self._writing = True
-        batch, self._waiting = self._waiting, []
-        written = self.state.copy()
-        payload = json.dumps(written.to_json(), separators=(",", ":")).encode()
-        d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), write_atomically, self.path,
-                                      payload)
+        d = defer.maybeDeferred(self.store.commit, ops)
+        d.addBoth(self._written, batch)
 
-        def done(result: Any) -> None:
-            self._writing = False
-            if isinstance(result, BaseException):
-                # Forget the batch: what is still queued is redone on what the file holds.
-                self.state = self._durable.copy()
-                for mutation, _ in self._waiting:
-                    mutation(self.state)
+    def _written(self, result: Any, batch: list[tuple[Mutation, defer.Deferred]]) -> None:
+        self._writing = False
+        if isinstance(result, Failure):
+            if result.check(StoreFenced):
+                message = f"registry write refused ({result.getErrorMessage()}); this master may no longer lead"
             else:
-                self._durable = written
-            for _, waiter in batch:
-                if isinstance(result, BaseException):
-                    waiter.errback(RegistryError(f"cannot write the registry {self.path}: {result}"))
-                else:
-                    waiter.callback(None)
-            # A waiter's callback may have started the next write already: never two at once.
-            if self._waiting and not self._writing:
-                self._write()
+                message = f"cannot write the registry: {result.getErrorMessage() or result.type.__name__}"
+            # Forget the batch: what is still queued is redone on what the store holds.
+            self.state = self._durable.copy()
+            for mutation, _ in self._queue:
+                mutation(self.state)
+        else:
+            for mutation, _ in batch:
+                mutation(self._durable)
+        for _, d in batch:
+            if isinstance(result, Failure):
+                d.errback(RegistryError(message))
+            else:
+                d.callback(None)
+        # A waiter's callback may have started the next write already: never two at once.
+        if self._queue and not self._writing:
+            self._write()
 
-        d.addCallbacks(done, lambda failure: done(failure.value))
+
+def _mutations_of(state: RegistryState) -> list[Mutation]:
+    """Mutations that build ``state`` from nothing."""
+    mutations: list[Mutation] = [AdmitAgent(agent_id, info) for agent_id, info in state.agents.items()]
+    mutations += [MarkUnreachable(agent_id, float(time)) for agent_id, time in state.unreachable.items()]
+    mutations += [AddFramework(framework_id, info) for framework_id, info in state.frameworks.items()]
+    mutations += [RemoveFramework(framework_id, float(time)) for framework_id, time in
+                  sorted(state.removed_frameworks.items(), key=lambda kv: (kv[1], kv[0]))]
+    if state.weights:
+        mutations.append(SetWeights({role: float(weight) for role, weight in state.weights.items()}))
+    return mutations
 
 
-def write_atomically(path: str, payload: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = f"{path}.tmp"
-    try:
-        with open(temporary, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        # A failed write (e.g. ENOSPC) leaves the old registry as it was, and no partial file behind.
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class InMemoryRegistry(Registry):
+    """Not durable at all: for tests and for masters with ``--registry=in_memory`` (Mesos's ``in_memory``)."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryStateStore())

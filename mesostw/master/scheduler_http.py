@@ -4,7 +4,7 @@ SUBSCRIBE answers ``200`` with a RecordIO stream of Events (and a
 ``Mesos-Stream-Id`` header) that stays open; every other Call comes on its
 own request carrying that stream ID and is answered ``202``. HTTP frameworks
 are the same frameworks to the master as PB ones: the stream is their
-:class:`IFrameworkLink`.
+:class:`IFrameworkLink`, and its :class:`SchedulerSession` takes their Calls.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from twisted.logger import Logger
 from twisted.web import server
 from zope.interface import implementer
 
-from mesostw.auth.security import REALM_SCHEDULER, http_principal
+from mesostw.auth.http import REALM_SCHEDULER, http_principal
 from mesostw.http import recordio
 from mesostw.http.content import JSON, check_accept, check_content_type
 from mesostw.http.router import HTTPError, Response, Router, read_body
 from mesostw.interfaces import IFrameworkLink
-from mesostw.master.calls import SchedulerCalls, UnknownFramework
-from mesostw.master.master import Master, RegistrationRefused
+from mesostw.master.master import Master
 from mesostw.model import scheduler_api as api
 from mesostw.model.validation import ValidationError, decode_json
+from mesostw.scheduler.session import CallRefused, SchedulerSession, SubscriptionRefused
 
 log = Logger()
 
@@ -45,6 +45,8 @@ class HTTPFrameworkLink:
         self.principal = principal
         self.closed = False
         self.on_gone: Callable[[HTTPFrameworkLink], None] | None = None
+        #: the framework's session, once subscribed on this stream
+        self.session: SchedulerSession | None = None
         self._heartbeat = task.LoopingCall(self.send, api.HEARTBEAT_EVENT)
         self._heartbeat.clock = clock
         self._heartbeat.start(heartbeat, now=False)
@@ -75,10 +77,8 @@ class HTTPFrameworkLink:
 class SchedulerAPI:
     """Serves ``/api/v1/scheduler`` for one master."""
 
-    def __init__(self, master: Master, calls: SchedulerCalls, clock: Any,
-                 heartbeat: float = api.HEARTBEAT_INTERVAL):
+    def __init__(self, master: Master, clock: Any, heartbeat: float = api.HEARTBEAT_INTERVAL):
         self.master = master
-        self.calls = calls
         self.clock = clock
         self.heartbeat = heartbeat
         #: Hook for HA: returns None when leading, else an HTTPError to answer with.
@@ -127,7 +127,7 @@ class SchedulerAPI:
         link = framework.link
         if link is None:
             raise HTTPError(403, f"Framework '{framework_id}' is not subscribed")
-        if not isinstance(link, HTTPFrameworkLink):
+        if not isinstance(link, HTTPFrameworkLink) or link.session is None:
             raise HTTPError(403, f"Framework '{framework_id}' is not subscribed over HTTP")
         if stream_id is None:
             raise HTTPError(400, "All non-subscribe calls should include the 'Mesos-Stream-Id' header")
@@ -135,8 +135,8 @@ class SchedulerAPI:
             raise HTTPError(400, f"The stream ID '{stream_id}' included in this request didn't match the stream ID "
                                  f"currently associated with framework ID '{framework_id}'")
         try:
-            self.calls.handle(framework_id, call)
-        except UnknownFramework as exc:
+            link.session.call(framework_id, call)
+        except CallRefused as exc:
             raise HTTPError(400, str(exc)) from None
         return Response(b"", 202)
 
@@ -146,16 +146,15 @@ class SchedulerAPI:
         request.setHeader("Content-Type", JSON)
         request.setHeader("Mesos-Stream-Id", stream_id)
         request.setHeader("Cache-Control", "no-cache")
-        link = HTTPFrameworkLink(request, stream_id, self.clock, self.heartbeat, getattr(request, "principal", None))
+        principal = getattr(request, "principal", None)
+        link = HTTPFrameworkLink(request, stream_id, self.clock, self.heartbeat, principal)
+        session = SchedulerSession(self.master, principal)
         try:
-            framework_id = self.master.subscribe(link, call.framework_info, call.force)
-        except RegistrationRefused as exc:
+            session.subscribe(link, call)
+        except SubscriptionRefused as exc:
             link.send(api.error_event(str(exc)))
             link.close()
             return server.NOT_DONE_YET
-
-        def gone(closed_link: HTTPFrameworkLink) -> None:
-            self.master.frameworkDisconnected(framework_id, closed_link)
-
-        link.on_gone = gone
+        link.session = session
+        link.on_gone = lambda closed: session.disconnected()
         return server.NOT_DONE_YET

@@ -7,19 +7,20 @@ from typing import Any
 
 import attrs
 from twisted.application import internet, service
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from mesostw.allocator.hierarchical import HierarchicalAllocator
-from mesostw.auth.security import Security
+from mesostw.auth.policy import Security
 from mesostw.auth.tls import tls_from
-from mesostw.http.router import HTTPError, Router
-from mesostw.master.calls import SchedulerCalls
-from mesostw.master.http import MasterEndpoints
+from mesostw.http.router import Router
+from mesostw.master.http import LeaderRouting, MasterEndpoints
 from mesostw.master.leadership import StandaloneLeadership, ZooKeeperLeadership, abort
 from mesostw.master.master import Master
 from mesostw.master.pb import MasterRoot
-from mesostw.master.registry import FileRegistry, InMemoryRegistry, IRegistry
+from mesostw.master.registry import InMemoryRegistry, IRegistry, Registry
 from mesostw.master.scheduler_http import SchedulerAPI
+from mesostw.store.factory import open_store
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -37,12 +38,12 @@ class MasterService(service.MultiService):
         self.config = config
         self.reactor = reactor
         self.allocator = HierarchicalAllocator(reactor, config.weights)
-        self.zk = None
+        self.zk: Any = None
+        self.store: Any = None
         registry = self._registry()
-        self.master = Master(config, self.allocator, reactor, registry=registry)
+        self.master = Master(config, self.allocator, reactor, registry=registry,
+                             security=Security.from_config(config, reactor))
         self.master.on_registry_failure = self._registry_failed
-        self.master.security = Security.from_config(config, reactor)
-        self.calls = SchedulerCalls(self.master)
         if self.zk is not None:
             from mesostw.zk.url import parse_zk_url
 
@@ -51,15 +52,16 @@ class MasterService(service.MultiService):
         else:
             self.leadership = StandaloneLeadership(self.master, registry)
         self.router = Router()
-        self.endpoints = MasterEndpoints(self.master, config.rendered(), self.leader_redirect,
-                                         lambda: self.leadership.leader)
+        #: one answer to "does this master serve the request?" for every HTTP endpoint, /master/redirect included
+        self.routing = LeaderRouting(self.master, lambda: self.leadership.leader)
+        self.endpoints = MasterEndpoints(self.master, config.rendered(), self.routing)
         self.endpoints.install(self.router)
-        self.scheduler_api = SchedulerAPI(self.master, self.calls, reactor)
-        self.scheduler_api.not_leading = self.leader_redirect
+        self.scheduler_api = SchedulerAPI(self.master, reactor)
+        self.scheduler_api.not_leading = self.routing.not_leading
         self.scheduler_api.install(self.router)
         self.tls = tls_from(config)
         self.listener = Listener(reactor, config.ip, config.port, self.router,
-                                 MasterRoot(self.master, self.calls, reactor, self.leader_pid),
+                                 MasterRoot(self.master, reactor, self.leader_pid),
                                  tls=self.tls if self.tls.enabled else None)
         self.listener.setServiceParent(self)
         self.leadership.setServiceParent(self)
@@ -69,21 +71,27 @@ class MasterService(service.MultiService):
         loop.setServiceParent(self)
 
     def _registry(self) -> IRegistry:
+        """The registry in ZooKeeper (``<zk path>/registry``, fenced on this master's election node),
+        in files (``<work_dir>/registry``, importing an earlier version's ``registry.json`` once),
+        or in memory."""
         config = self.config
         if config.registry == "in_memory":
-            return InMemoryRegistry()
+            registry = InMemoryRegistry()
+            self.store = registry.store
+            return registry
         if config.zk:
             from mesostw.zk.client import ZooKeeper
-            from mesostw.zk.registry import ZooKeeperRegistry
             from mesostw.zk.url import parse_zk_url
 
             url = parse_zk_url(config.zk)
             self.zk = ZooKeeper(self.reactor, url, config.zk_session_timeout)
-            return ZooKeeperRegistry(self.zk, url.path, lambda: self.leadership.contender.node_path)
-        if config.work_dir:
-            return FileRegistry(self.reactor, os.path.join(config.work_dir, "registry.json"))
-        log.warn("No --work_dir and no --zk: the registry is kept in memory and lost when the master stops")
-        return InMemoryRegistry()
+            self.store = open_store(self.reactor, zk=self.zk, zk_path=f"{url.path.rstrip('/')}/registry",
+                                    fence=lambda: self.leadership.contender.node_path, what="registry")
+            return Registry(self.store)
+        directory = os.path.join(config.work_dir, "registry") if config.work_dir else None
+        self.store = open_store(self.reactor, directory=directory, what="registry")
+        legacy = os.path.join(config.work_dir, "registry.json") if config.work_dir else None
+        return Registry(self.store, legacy_file=legacy)
 
     def _allocate(self) -> None:
         if self.master.leading:
@@ -93,22 +101,8 @@ class MasterService(service.MultiService):
         abort(f"the registry refused a write: {failure.getErrorMessage()}")
 
     def leader_pid(self) -> str | None:
-        """The leading master's pid when this one does not lead (None when it does)."""
-        if self.master.leading:
-            return None
-        leader = self.leadership.leader
-        return leader.pid if leader is not None else "unknown"
-
-    def leader_redirect(self, request: Any) -> HTTPError | None:
-        """None when leading; else a 307 to the leader (protocol-relative, as Mesos) or a 503."""
-        if self.master.leading:
-            return None
-        leader = self.leadership.leader
-        if leader is None or leader.id == self.master.id:
-            return HTTPError(503, "No leading master is elected yet")
-        path = request.uri.decode("utf-8", "replace")
-        return HTTPError(307, f"This master is not the leader; the leader is {leader.pid}",
-                         {"Location": f"//{leader.hostname}:{leader.port}{path}"})
+        """Who leads, for PB refusals when this master does not (None when it does)."""
+        return self.routing.leader_pid()
 
     def startService(self) -> None:
         # Listen first: with --port=0 the port is known only then, and it goes into the MasterInfo
@@ -125,4 +119,7 @@ class MasterService(service.MultiService):
 
     def stopService(self) -> Any:
         self.master.stop()
-        return super().stopService()
+        d = defer.maybeDeferred(super().stopService)
+        # Release the registry's store (a file store's lock) once everything above it stopped.
+        d.addBoth(lambda result: self.store.close().addBoth(lambda _: result))
+        return d

@@ -6,7 +6,6 @@ that ``/master/state`` has always served and existing tools read.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from mesostw import __version__
@@ -14,41 +13,13 @@ from mesostw.master.master import Master
 from mesostw.master.records import AgentRecord, FrameworkRecord
 from mesostw.model.resources import EMPTY, Resources, attributes_model
 from mesostw.model.task import TASK_STATES, UNREACHABLE, Offer, Task
+from mesostw.model.v0 import task_model
+from mesostw.version import build_info
 
-BUILD_TIME = time.time()
-
-
-def build_info() -> dict[str, Any]:
-    return {
-        "version": __version__,
-        "build_date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(BUILD_TIME)),
-        "build_time": BUILD_TIME,
-        "build_user": "mesostw",
-    }
-
-
-def task_model(task: Task, role: str = "*") -> dict[str, Any]:
-    """A Task as v0 endpoints show it; ``role`` is its framework's allocation role."""
-    info = task.info
-    out: dict[str, Any] = {
-        "id": task.task_id,
-        "name": info.name,
-        "framework_id": task.framework_id,
-        "executor_id": task.executor_id if info.executor is not None else "",
-        "slave_id": task.agent_id,
-        "agent_id": task.agent_id,
-        "state": task.state,
-        "resources": info.resources.model(),
-        "role": role,
-        "statuses": [{"state": s.state, "timestamp": s.timestamp,
-                      **({"healthy": s.healthy} if s.healthy is not None else {})} for s in task.statuses],
-    }
-    if task.user:
-        out["user"] = task.user
-    for key in ("labels", "discovery", "container", "health_check", "kill_policy"):
-        if key in info.extra:
-            out[key] = info.extra[key]
-    return out
+#: The MasterInfo capabilities this master has: an agent may re-register with changed resources and
+#: attributes, which replace the old ones (AGENT_UPDATE). Mesos 1.9+ masters also advertise
+#: AGENT_DRAINING (DRAIN_AGENT) and QUOTA_V2 (UPDATE_QUOTA), which mesostw does not implement.
+MASTER_CAPABILITIES = ("AGENT_UPDATE",)
 
 
 def offer_model(offer: Offer) -> dict[str, Any]:
@@ -69,7 +40,7 @@ def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
         "registered_time": agent.registered_time,
         "resources": total.model(),
         "used_resources": agent.used().model(),
-        "offered_resources": agent.offered.model(),
+        "offered_resources": master.offers.offered_on(agent.id).model(),
         "reserved_resources": reserved,
         "unreserved_resources": total.unreserved().model(),
         "attributes": attributes_model(agent.info.attributes),
@@ -85,8 +56,8 @@ def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
 def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any]:
     info = framework.info
     role = info.allocation_role
-    used = master.framework_used(framework.id) if framework.id in master.frameworks else EMPTY
-    offered = master.framework_offered(framework)
+    used = master.tasks.used_by(framework.id) if framework.id in master.frameworks else EMPTY
+    offered = master.offers.offered_to(framework.id)
     executors = []
     for agent in master.agents.values():
         for (framework_id, _), executor in agent.executors.items():
@@ -116,7 +87,7 @@ def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any
         "completed_tasks": [task_model(t, role) for t in framework.completed_tasks],
         "unreachable_tasks": [task_model(t, role) for t in framework.tasks.values()
                               if t.state == UNREACHABLE],
-        "offers": [offer_model(o) for o in master.offers.of(framework.offers)],
+        "offers": [offer_model(o) for o in master.offers.of_framework(framework.id)],
         "executors": executors,
     }
     if info.roles:
@@ -143,7 +114,7 @@ def state(master: Master, flags: dict[str, str], leader: str | None = None,
         "id": master.id,
         "pid": master.info.pid,
         "hostname": master.info.hostname,
-        "capabilities": ["AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"],
+        "capabilities": list(MASTER_CAPABILITIES),
         "activated_slaves": len(active),
         "deactivated_slaves": len(master.agents) - len(active),
         "unreachable_slaves": len(master.unreachable),
@@ -210,8 +181,8 @@ def state_summary(master: Master) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "id": framework.id,
             "name": info.name,
-            "used_resources": master.framework_used(framework.id).model(),
-            "offered_resources": master.framework_offered(framework).model(),
+            "used_resources": master.tasks.used_by(framework.id).model(),
+            "offered_resources": master.offers.offered_to(framework.id).model(),
             "capabilities": sorted(info.capabilities),
             "hostname": info.hostname or "",
             "webui_url": info.webui_url or "",
@@ -240,7 +211,7 @@ def roles(master: Master) -> dict[str, Any]:
         for name in framework_roles(framework):
             members.setdefault(name, []).append(framework.id)
         role = framework.info.allocation_role
-        held = master.framework_used(framework.id) + master.framework_offered(framework)
+        held = master.tasks.used_by(framework.id) + master.offers.offered_to(framework.id)
         allocated[role] = allocated.get(role, EMPTY) + held
     return {"roles": [{"name": name, "weight": float(weights.get(name, 1.0)),
                        "resources": allocated.get(name, EMPTY).model(), "frameworks": sorted(ids)}

@@ -2,7 +2,8 @@
 
 Each message is a JSON-shaped dict with a ``type``. ``to_agent_*``/``to_master_*``
 build them; :func:`parse_for_agent` and :func:`parse_for_master` validate one
-into the name and arguments of the core method that handles it.
+into its type and the arguments of the core method that handles it (each adapter
+keeps a table from type to that bound method).
 """
 
 from __future__ import annotations
@@ -67,19 +68,23 @@ def agent_removed(reason: str) -> dict[str, Any]:
 
 
 def parse_for_agent(data: Any) -> tuple[str, tuple[Any, ...]]:
-    """Validate a master-to-agent message into (agent method name, arguments)."""
+    """Validate a master-to-agent message into (message type, arguments of the agent's handler)."""
+    return _parse(data, _FOR_AGENT)
+
+
+def _parse(data: Any, table: dict[str, Callable[[Reader], tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:
     r = Reader(data, "message")
     kind = r.str("type", required=True, max_len=64)
-    parser = _FOR_AGENT.get(kind)
+    parser = table.get(kind)
     if parser is None:
         r.check()
         raise ValidationError(f"unknown message type {kind!r}")
-    result = parser(r)
+    args = parser(r)
     r.check()
-    return result
+    return kind, args
 
 
-def _run_task(r: Reader) -> tuple[str, tuple[Any, ...]]:
+def _run_task(r: Reader) -> tuple[Any, ...]:
     holder = r.obj("framework_info", required=True)
     framework = FrameworkInfo.read(holder) if holder else None
     tasks = r.each("tasks", TaskInfo.read)
@@ -87,23 +92,22 @@ def _run_task(r: Reader) -> tuple[str, tuple[Any, ...]]:
     executor = ExecutorInfo.read(executor_holder) if executor_holder else None
     if framework is not None and not framework.id:
         r.error("needs an id", "framework_info")
-    return "runTasks", (framework, tasks, executor)
+    return framework, tasks, executor
 
 
-_FOR_AGENT: dict[str, Callable[[Reader], tuple[str, tuple[Any, ...]]]] = {
+#: message type -> reader of the arguments of ``Agent.runTasks``, ``killTask``, ``acknowledge``,
+#: ``shutdownFramework``, ``shutdownExecutor``, ``frameworkMessage`` and ``removedByMaster``
+_FOR_AGENT: dict[str, Callable[[Reader], tuple[Any, ...]]] = {
     RUN_TASK: _run_task,
-    KILL_TASK: lambda r: ("killTask", (r.id("framework_id", "", required=True), r.id("task_id", "", required=True),
-                                       r.float("grace_period", None, minimum=0.0))),
-    ACKNOWLEDGEMENT: lambda r: ("acknowledge", ([(r.id("framework_id", "", required=True),
-                                                  r.id("task_id", "", required=True),
-                                                  r.bytes("uuid", b"", required=True, max_len=64))],)),
-    SHUTDOWN_FRAMEWORK: lambda r: ("shutdownFramework", (r.id("framework_id", "", required=True),)),
-    SHUTDOWN_EXECUTOR: lambda r: ("shutdownExecutor", (r.id("framework_id", "", required=True),
-                                                       r.id("executor_id", "", required=True))),
-    FRAMEWORK_TO_EXECUTOR: lambda r: ("frameworkMessage", (r.id("framework_id", "", required=True),
-                                                           r.id("executor_id", "", required=True),
-                                                           r.bytes("data", b"", required=True))),
-    AGENT_REMOVED: lambda r: ("removedByMaster", (r.str("message", ""),)),
+    KILL_TASK: lambda r: (r.id("framework_id", "", required=True), r.id("task_id", "", required=True),
+                          r.float("grace_period", None, minimum=0.0)),
+    ACKNOWLEDGEMENT: lambda r: ([(r.id("framework_id", "", required=True), r.id("task_id", "", required=True),
+                                  r.bytes("uuid", b"", required=True, max_len=64))],),
+    SHUTDOWN_FRAMEWORK: lambda r: (r.id("framework_id", "", required=True),),
+    SHUTDOWN_EXECUTOR: lambda r: (r.id("framework_id", "", required=True), r.id("executor_id", "", required=True)),
+    FRAMEWORK_TO_EXECUTOR: lambda r: (r.id("framework_id", "", required=True), r.id("executor_id", "", required=True),
+                                      r.bytes("data", b"", required=True)),
+    AGENT_REMOVED: lambda r: (r.str("message", ""),),
 }
 
 
@@ -131,26 +135,26 @@ def unregister_agent() -> dict[str, Any]:
 
 
 def parse_for_master(data: Any) -> tuple[str, tuple[Any, ...]]:
-    """Validate an agent-to-master message into (master method name, arguments after agent_id)."""
-    r = Reader(data, "message")
-    kind = r.str("type", required=True, max_len=64)
-    if kind == STATUS_UPDATE:
-        holder = r.obj("status", required=True)
-        result: tuple[str, tuple[Any, ...]] = ("statusUpdates", ([(r.id("framework_id", "", required=True),
-                                                                   TaskStatus.read(holder) if holder else None)],))
-    elif kind == EXITED_EXECUTOR:
-        result = ("exitedExecutor", (r.id("framework_id", "", required=True), r.id("executor_id", "", required=True),
-                                     r.int("status", None)))
-    elif kind == EXECUTOR_TO_FRAMEWORK:
-        result = ("executorMessage", (r.id("framework_id", "", required=True), r.id("executor_id", "", required=True),
-                                      r.bytes("data", b"", required=True)))
-    elif kind == UNREGISTER_AGENT:
-        result = ("unregisterAgent", ())
-    else:
-        r.check()
-        raise ValidationError(f"unknown message type {kind!r}")
-    r.check()
-    return result
+    """Validate an agent-to-master message into (message type, arguments of the master's handler after
+    the agent's ID)."""
+    return _parse(data, _FOR_MASTER)
+
+
+def _status_update(r: Reader) -> tuple[Any, ...]:
+    holder = r.obj("status", required=True)
+    return ([(r.id("framework_id", "", required=True), TaskStatus.read(holder) if holder else None)],)
+
+
+#: message type -> reader of the arguments of ``Master.statusUpdates``, ``exitedExecutor``,
+#: ``executorMessage`` and ``unregisterAgent``
+_FOR_MASTER: dict[str, Callable[[Reader], tuple[Any, ...]]] = {
+    STATUS_UPDATE: _status_update,
+    EXITED_EXECUTOR: lambda r: (r.id("framework_id", "", required=True), r.id("executor_id", "", required=True),
+                                r.int("status", None)),
+    EXECUTOR_TO_FRAMEWORK: lambda r: (r.id("framework_id", "", required=True), r.id("executor_id", "", required=True),
+                                      r.bytes("data", b"", required=True)),
+    UNREGISTER_AGENT: lambda r: (),
+}
 
 
 # -- registration -----------------------------------------------------------------

@@ -40,14 +40,6 @@ def from_millis(value: int) -> float:
     return value / 1000
 
 
-def kind_of(value: Value) -> str:
-    if isinstance(value, int):
-        return SCALAR
-    if isinstance(value, tuple):
-        return RANGES
-    return SET
-
-
 def normalize_ranges(pairs: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     """Sort inclusive intervals and merge the overlapping and adjacent ones."""
     merged: list[list[int]] = []
@@ -507,7 +499,8 @@ def parse_attributes(text: str) -> dict[str, Any]:
             continue
         if isinstance(value, str):
             try:
-                value = float(value)
+                out[name] = float(value)
+                continue
             except ValueError:
                 pass
         out[name] = value

@@ -13,7 +13,7 @@ import attrs
 
 from mesostw.model.info import Filters, FrameworkInfo, MasterInfo, wrap
 from mesostw.model.task import Offer, Operation, TaskStatus
-from mesostw.model.validation import Reader, ValidationError, b64
+from mesostw.model.validation import Reader, b64
 
 HEARTBEAT_INTERVAL = 15.0
 
@@ -264,6 +264,3 @@ def error_event(message: str) -> dict[str, Any]:
 
 HEARTBEAT_EVENT = {"type": "HEARTBEAT"}
 
-
-def error_of(exc: ValidationError) -> str:
-    return "; ".join(exc.errors)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid as uuidlib
 from typing import Any
 
@@ -54,10 +53,6 @@ REASON_CONTAINER_LAUNCH_FAILED = "REASON_CONTAINER_LAUNCH_FAILED"
 REASON_EXECUTOR_REGISTRATION_TIMEOUT = "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
 
 
-def is_terminal(state: str) -> bool:
-    return state in TERMINAL_STATES
-
-
 def new_uuid() -> bytes:
     return uuidlib.uuid4().bytes
 
@@ -72,7 +67,9 @@ class TaskStatus:
     data: bytes | None = None
     agent_id: str | None = None
     executor_id: str | None = None
-    timestamp: float = attrs.field(factory=time.time)
+    #: when the status was generated (seconds since the epoch); None until whoever receives it from an
+    #: executor stamps it with its own clock, as Mesos's agent does
+    timestamp: float | None = None
     uuid: bytes | None = None
     healthy: bool | None = None
     extra: dict[str, Any] = attrs.field(factory=dict, eq=False)
@@ -96,7 +93,7 @@ class TaskStatus:
             data=r.bytes("data"),
             agent_id=agent_id,
             executor_id=r.id("executor_id"),
-            timestamp=r.float("timestamp", time.time()),
+            timestamp=r.float("timestamp", None),
             uuid=r.bytes("uuid", max_len=64),
             healthy=r.bool("healthy"),
             extra=_extra(r, cls._KNOWN),
@@ -108,7 +105,9 @@ class TaskStatus:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
-        out.update(task_id=wrap(self.task_id), state=self.state, timestamp=self.timestamp)
+        out.update(task_id=wrap(self.task_id), state=self.state)
+        if self.timestamp is not None:
+            out["timestamp"] = self.timestamp
         for key in ("message", "source", "reason"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)

@@ -1,4 +1,4 @@
-"""Mesos's textual units: durations (``5secs``) and byte sizes (``512MB``)."""
+"""Mesos's textual units: durations (``5secs``)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ _DURATION_UNITS = {
     "weeks": 604800.0,
 }
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-z]+)\s*$")
-
-_BYTES_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
-_BYTES = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*$")
 
 
 def parse_duration(text: str) -> float:
@@ -53,11 +50,3 @@ def format_duration(seconds: float) -> str:
         return f"{seconds * 1e3:g}ms"
     return f"{seconds * 1e6:g}us"
 
-
-def parse_bytes(text: str) -> int:
-    """Parse a Mesos byte size (``512MB``, ``2GB``; bare numbers are bytes)."""
-    match = _BYTES.match(str(text))
-    unit = (match.group(2) if match else "").upper() or "B"
-    if not match or unit not in _BYTES_UNITS:
-        raise ValueError(f"invalid byte size {text!r}: expected e.g. 512MB or 2GB")
-    return int(float(match.group(1)) * _BYTES_UNITS[unit])

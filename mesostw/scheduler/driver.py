@@ -53,7 +53,8 @@ class SchedulerDriverBase(service.Service, abc.ABC):
 
     A driver is also a Twisted service, so a framework makes it a child of its own: starting the
     service subscribes, stopping it fails over (the master keeps the framework for its
-    ``failover_timeout``) and fires once the driver has let go of the master.
+    ``failover_timeout``) and fires once the driver has let go of the master. A driver that stops or
+    aborts by itself (:meth:`stop`, :meth:`abort`, an ERROR from the master) stops its service too.
     """
 
     def __init__(self, scheduler: IScheduler, framework: FrameworkInfo, implicit_acknowledgements: bool = True):
@@ -65,24 +66,27 @@ class SchedulerDriverBase(service.Service, abc.ABC):
         self._registered_once = False
         self._on_registered: defer.Deferred = defer.Deferred()
         self._on_stopped: defer.Deferred = defer.Deferred()
+        self._let_go: defer.Deferred | None = None
 
     @property
     def framework_id(self) -> str | None:
         return self.framework.id
 
     def startService(self) -> None:
-        service.Service.startService(self)
+        super().startService()
         if self.status == NOT_STARTED:
             self.start()
 
     def stopService(self) -> defer.Deferred:
-        service.Service.stopService(self)
         self.stop(failover=True)
         return self.stopped()
 
     def stopped(self) -> defer.Deferred:
-        """Fires once the transport has let go of the master after :meth:`stop` or :meth:`abort`."""
-        return defer.succeed(None)
+        """Fires once the transport has let go of the master (its service, and any children it has,
+        stopped) after :meth:`stop` or :meth:`abort`."""
+        if self._let_go is None:
+            self._let_go = defer.maybeDeferred(super().stopService)
+        return self._let_go
 
     # -- lifecycle (transport hooks) --------------------------------------------
 
@@ -120,8 +124,10 @@ class SchedulerDriverBase(service.Service, abc.ABC):
         return self.status
 
     def _finish(self) -> None:
+        """The driver stopped or aborted: the transport has flushed what it had to say."""
         if not self._on_stopped.called:
             self._on_stopped.callback(self.status)
+        self.stopped()
 
     # -- calls -------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """A scheduler driver for frameworks that live inside the master's process.
 
-Calls reach the master core directly and events come back the same way, each
-delivered on a later reactor turn so that neither side re-enters the other.
+It depends on the master only through :class:`~mesostw.interfaces.IMasterEndpoint`, in one
+:class:`~mesostw.scheduler.session.SchedulerSession` like any other connection (leading check, the
+principal its host vouches for, ACLs). Calls and events each go across on a later reactor turn, so
+that neither side re-enters the other.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from typing import Any
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from mesostw.interfaces import IFrameworkLink, IScheduler
-from mesostw.master.calls import SchedulerCalls, UnknownFramework
-from mesostw.master.master import Master, RegistrationRefused
+from mesostw.interfaces import IFrameworkLink, IMasterEndpoint, IScheduler
 from mesostw.model import scheduler_api as api
 from mesostw.model.info import FrameworkInfo
 from mesostw.model.validation import ValidationError
 from mesostw.scheduler.driver import RUNNING, SchedulerDriverBase
+from mesostw.scheduler.session import CallRefused, SchedulerSession, SubscriptionRefused
 
 log = Logger()
 
@@ -26,11 +27,10 @@ log = Logger()
 class LocalFrameworkLink:
     """The master's handle on an in-process driver: events are queued and delivered in batches."""
 
-    principal = None
-
-    def __init__(self, driver: LocalSchedulerDriver, clock: Any):
+    def __init__(self, driver: LocalSchedulerDriver, clock: Any, principal: str | None = None):
         self._driver = driver
         self._clock = clock
+        self.principal = principal
         self._queue: list[dict[str, Any]] = []
         self._pending: Any = None
         self.closing = False
@@ -67,37 +67,43 @@ class LocalFrameworkLink:
 
 
 class LocalSchedulerDriver(SchedulerDriverBase):
-    """Runs a scheduler against a :class:`Master` in the same process."""
+    """Runs a scheduler against a master in the same process.
 
-    def __init__(self, scheduler: IScheduler, framework: FrameworkInfo, master: Master,
-                 calls: SchedulerCalls | None = None, implicit_acknowledgements: bool = True):
+    ``principal`` is the one the host vouches for (its framework's credential): the master's ACLs see
+    it as the connection's authenticated principal. None is anonymous.
+    """
+
+    def __init__(self, scheduler: IScheduler, framework: FrameworkInfo, endpoint: IMasterEndpoint,
+                 implicit_acknowledgements: bool = True, principal: str | None = None):
         super().__init__(scheduler, framework, implicit_acknowledgements)
-        self.master = master
-        self.calls = calls or SchedulerCalls(master)
+        self.endpoint = endpoint
+        self.principal = principal
+        self.session: SchedulerSession | None = None
         self.link: LocalFrameworkLink | None = None
         self._outbox: list[dict[str, Any]] = []
         self._pending: Any = None
 
     def start(self):  # type: ignore[no-untyped-def]
         d = super().start()
-        self.master.clock.callLater(0, self._connect)
+        self.endpoint.clock.callLater(0, self._connect)
         return d
 
     def _connect(self) -> None:
         if self.status != RUNNING:
             return
-        self.link = LocalFrameworkLink(self, self.master.clock)
+        self.link = LocalFrameworkLink(self, self.endpoint.clock, self.principal)
+        self.session = SchedulerSession(self.endpoint, self.principal)
         try:
-            self.master.subscribe(self.link, self.framework)
-        except RegistrationRefused as exc:
+            self.session.subscribe(self.link, api.Subscribe(self.framework))
+        except SubscriptionRefused as exc:
             self.scheduler.error(self, str(exc))
             self.abort()
 
     def disconnect(self) -> None:
         """Drop the link as if the connection broke (the framework may fail over later)."""
-        if self.link is not None and self.framework.id:
+        if self.link is not None and self.session is not None:
             self.link.discard()
-            self.master.frameworkDisconnected(self.framework.id, self.link)
+            self.session.disconnected()
         self.link = None
 
     def reconnect(self) -> None:
@@ -107,7 +113,7 @@ class LocalSchedulerDriver(SchedulerDriverBase):
     def _send(self, call: dict[str, Any]) -> None:
         self._outbox.append(call)
         if self._pending is None:
-            self._pending = self.master.clock.callLater(0, self._flush)
+            self._pending = self.endpoint.clock.callLater(0, self._flush)
 
     def _flush(self) -> None:
         self._pending = None
@@ -115,17 +121,14 @@ class LocalSchedulerDriver(SchedulerDriverBase):
         for call in calls:
             try:
                 framework_id, parsed = api.parse_call(call)
-                if framework_id is not None:
-                    self.calls.handle(framework_id, parsed)
-            except (ValidationError, UnknownFramework) as exc:
+                if self.session is None:
+                    raise CallRefused("subscribe first")
+                self.session.call(framework_id, parsed)
+            except (ValidationError, CallRefused) as exc:
                 log.error("Call refused: {e}", e=exc)
 
     def _finish(self) -> None:
         if self._outbox:
             self._flush()
-        if self.link is not None:
-            self.link.discard()
-            if self.framework.id and self.framework.id in self.master.frameworks:
-                self.master.frameworkDisconnected(self.framework.id, self.link)
-            self.link = None
+        self.disconnect()
         super()._finish()

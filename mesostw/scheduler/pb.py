@@ -18,8 +18,8 @@ from twisted.spread import pb
 from mesostw.auth.client import authenticate
 from mesostw.auth.credentials import Credential
 from mesostw.auth.tls import tls_from
+from mesostw.detector import detector_for
 from mesostw.interfaces import IScheduler
-from mesostw.master.detector import detector_for
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.driver import RUNNING, SchedulerDriverBase
 from mesostw.wire.connector import Connector
@@ -39,15 +39,21 @@ class _SchedulerRemote(pb.Referenceable):
             self.driver.handle_events(events)
 
 
-class MesosSchedulerDriver(SchedulerDriverBase):
-    """The PB transport for :class:`SchedulerDriverBase`."""
+class MesosSchedulerDriver(SchedulerDriverBase, service.MultiService):
+    """The PB transport for :class:`SchedulerDriverBase`.
+
+    A service with two children: the detector that finds the leading master and the connector that
+    keeps a connection to it. Starting the driver (or its service) starts them; stopping or aborting
+    it stops them, which closes the connection.
+    """
 
     def __init__(self, scheduler: IScheduler, framework: FrameworkInfo | dict[str, Any], master: str,
                  implicit_acknowledgements: bool = True, reactor: Any = None, backoff: float = 1.0,
                  credential: Credential | None = None):
         if isinstance(framework, dict):
             framework = FrameworkInfo.from_json(framework)
-        super().__init__(scheduler, framework, implicit_acknowledgements)
+        SchedulerDriverBase.__init__(self, scheduler, framework, implicit_acknowledgements)
+        service.MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
@@ -60,18 +66,18 @@ class MesosSchedulerDriver(SchedulerDriverBase):
         self._remote = _SchedulerRemote(self)
         self._batch: Batcher | None = None
         self._backlog: list[dict[str, Any]] = []
-        self._services = service.MultiService()
-        self.detector.setServiceParent(self._services)
+        self.detector.setServiceParent(self)
         tls = tls_from(None, server=False)
         self.connector = Connector(reactor, self.detector.address, self._connected, self._lost, backoff=backoff,
                                    max_backoff=15.0, name="scheduler", tls=tls if tls.enabled else None)
-        self.connector.setServiceParent(self._services)
+        self.connector.setServiceParent(self)
         self.detector.listeners.append(self.connector.follow)
         self.refusals: list[str] = []
 
     def start(self) -> defer.Deferred:
         d = super().start()
-        self._services.startService()
+        if not self.running:
+            self.startService()  # the detector and the connector
         return d
 
     def _connected(self, root: pb.RemoteReference) -> defer.Deferred:
@@ -124,9 +130,4 @@ class MesosSchedulerDriver(SchedulerDriverBase):
     def _finish(self) -> None:
         if self._batch is not None:
             self._batch.flush()
-        super()._finish()
-        self.reactor.callLater(0, self._services.stopService)
-
-    def stopped(self) -> defer.Deferred:
-        """Fires when the connection is closed after :meth:`stop` or :meth:`abort`."""
-        return defer.maybeDeferred(self._services.stopService)
+        super()._finish()  # stops the detector and the connector, which closes the connection

@@ -7,6 +7,7 @@ through a store; this module names the operations and errors every provider shar
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -53,6 +54,28 @@ def normalize(path: str) -> str:
 def join(prefix: str, path: str) -> str:
     """``path`` under ``prefix``, both normalized."""
     return normalize(f"{prefix}/{path}")
+
+
+def validate(operations: Iterable[Operation]) -> list[Operation]:
+    """The operations with normalized paths; TypeError or ValueError for any that is not well formed.
+
+    Every provider checks a whole batch this way before it writes anything, so a batch holding one
+    bad operation changes nothing.
+    """
+    checked: list[Operation] = []
+    for op in operations:
+        if isinstance(op, Put):
+            if not isinstance(op.value, bytes):
+                raise TypeError(f"a store value is bytes, not {type(op.value).__name__}")
+            path = normalize(op.path)
+            if not path:
+                raise ValueError("cannot put a value at the root of a store")
+            checked.append(Put(path, op.value))
+        elif isinstance(op, Delete):
+            checked.append(Delete(normalize(op.path)))
+        else:
+            raise TypeError(f"a store operation is a Put or a Delete, not {type(op).__name__}")
+    return checked
 
 
 def dump(value: Any) -> bytes:

@@ -9,7 +9,8 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from mesostw.interfaces import IStateStore
-from mesostw.store import Delete, Operation, Put, StoreFenced, join, normalize
+from mesostw.store import Delete, Operation, Put, StoreFenced, join, normalize, validate
+from mesostw.store.tree import Tree
 
 
 @implementer(IStateStore)
@@ -24,60 +25,10 @@ class ScopedStore:
         return join(self.prefix, path)
 
     def get(self, path: str) -> defer.Deferred:
-        return self.base.get(self._at(path))
+        return defer.maybeDeferred(lambda: self.base.get(self._at(path)))
 
     def children(self, path: str) -> defer.Deferred:
-        return self.base.children(self._at(path))
-
-    def put(self, path: str, value: bytes) -> defer.Deferred:
-        return self.base.put(self._at(path), value)
-
-    def delete(self, path: str) -> defer.Deferred:
-        return self.base.delete(self._at(path))
-
-    def commit(self, operations: Iterable[Operation]) -> defer.Deferred:
-        return self.base.commit([Put(self._at(op.path), op.value) if isinstance(op, Put) else Delete(self._at(op.path))
-                                 for op in operations])
-
-    def scoped(self, prefix: str) -> Any:
-        return ScopedStore(self.base, join(self.prefix, prefix))
-
-
-def apply(values: dict[str, bytes], operations: Iterable[Operation]) -> None:
-    """Apply operations to a flat ``{path: value}`` map (a parent exists while it has children)."""
-    for op in operations:
-        path = normalize(op.path)
-        if isinstance(op, Put):
-            if not isinstance(op.value, bytes):
-                raise TypeError(f"a store value is bytes, not {type(op.value).__name__}")
-            values[path] = op.value
-        else:
-            below = path + "/"
-            for key in [k for k in values if k == path or k.startswith(below) or not path]:
-                del values[key]
-
-
-def children_of(paths: Iterable[str], path: str) -> list[str]:
-    """Names directly under ``path`` among ``paths`` (which imply their parents)."""
-    path = normalize(path)
-    below = path + "/" if path else ""
-    return sorted({p[len(below):].split("/", 1)[0] for p in paths if p.startswith(below) and p != path})
-
-
-@implementer(IStateStore)
-class MemoryStateStore:
-    """Values in a dict. ``fence`` (a callable returning whether the writer still holds its claim)
-    lets tests depose a writer."""
-
-    def __init__(self, fence: Callable[[], bool] = lambda: True):
-        self.values: dict[str, bytes] = {}
-        self.fence = fence
-
-    def get(self, path: str) -> defer.Deferred:
-        return defer.succeed(self.values.get(normalize(path)))
-
-    def children(self, path: str) -> defer.Deferred:
-        return defer.succeed(children_of(self.values, path))
+        return defer.maybeDeferred(lambda: self.base.children(self._at(path)))
 
     def put(self, path: str, value: bytes) -> defer.Deferred:
         return self.commit([Put(path, value)])
@@ -86,15 +37,63 @@ class MemoryStateStore:
         return self.commit([Delete(path)])
 
     def commit(self, operations: Iterable[Operation]) -> defer.Deferred:
-        if not self.fence():
-            return defer.fail(StoreFenced("this writer no longer holds the store"))
-        changed = dict(self.values)
+        def scoped() -> defer.Deferred:
+            return self.base.commit([Put(self._at(op.path), op.value) if isinstance(op, Put)
+                                     else Delete(self._at(op.path)) for op in validate(operations)])
+
+        return defer.maybeDeferred(scoped)
+
+    def scoped(self, prefix: str) -> Any:
+        return ScopedStore(self.base, join(self.prefix, prefix))
+
+
+def apply(values: dict[str, bytes], operations: Iterable[Operation]) -> None:
+    """Apply operations to a flat ``{path: value}`` map (a parent exists while it has children)."""
+    tree = Tree(values.items())
+    tree.apply(validate(operations))
+    values.clear()
+    values.update(tree.items())
+
+
+def children_of(paths: Iterable[str], path: str) -> list[str]:
+    """Names directly under ``path`` among ``paths`` (which imply their parents)."""
+    return Tree((p, b"") for p in paths).children(normalize(path))
+
+
+@implementer(IStateStore)
+class MemoryStateStore:
+    """Values in a :class:`~mesostw.store.tree.Tree`. ``fence`` (a callable returning whether the
+    writer still holds its claim) lets tests depose a writer."""
+
+    def __init__(self, fence: Callable[[], bool] = lambda: True):
+        self.tree = Tree()
+        self.fence = fence
+
+    def get(self, path: str) -> defer.Deferred:
+        return defer.execute(lambda: self.tree.get(normalize(path)))
+
+    def children(self, path: str) -> defer.Deferred:
+        return defer.execute(lambda: self.tree.children(normalize(path)))
+
+    def put(self, path: str, value: bytes) -> defer.Deferred:
+        return self.commit([Put(path, value)])
+
+    def delete(self, path: str) -> defer.Deferred:
+        return self.commit([Delete(path)])
+
+    def commit(self, operations: Iterable[Operation]) -> defer.Deferred:
         try:
-            apply(changed, list(operations))
+            checked = validate(operations)
         except (TypeError, ValueError) as exc:
             return defer.fail(exc)
-        self.values = changed
+        if not self.fence():
+            return defer.fail(StoreFenced("this writer no longer holds the store"))
+        self.tree.apply(checked)
         return defer.succeed(None)
 
     def scoped(self, prefix: str) -> Any:
         return ScopedStore(self, prefix)
+
+    def close(self) -> defer.Deferred:
+        """Nothing to release."""
+        return defer.succeed(None)

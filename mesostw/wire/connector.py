@@ -64,8 +64,13 @@ class Connector(service.Service):
         broker = self._broker
         self._broker = None
         if broker is not None and broker.transport is not None:
-            done = defer.Deferred()
-            broker.notifyOnDisconnect(lambda: done.called or done.callback(None))
+            done: defer.Deferred[None] = defer.Deferred()
+
+            def gone() -> None:
+                if not done.called:
+                    done.callback(None)
+
+            broker.notifyOnDisconnect(gone)
             broker.transport.loseConnection()
             return done
         return defer.succeed(None)
@@ -107,7 +112,8 @@ class Connector(service.Service):
             return result
 
         def refused(failure: Any) -> None:
-            log.warn("{name}: {reason}; retrying", name=self.name, reason=remote_error(failure))
+            if self.running:  # stopping closes the connection under calls in flight: nothing to report
+                log.warn("{name}: {reason}; retrying", name=self.name, reason=remote_error(failure))
             if broker is not None and broker.transport is not None:
                 broker.transport.loseConnection()
 

@@ -8,7 +8,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.spread import pb
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from mesostw.wire.switch import PortSwitchFactory
 
@@ -38,8 +38,9 @@ class QuietSite(server.Site):
     """A site without the per-request access log: at thousands of requests a second it costs more than it tells."""
 
     requestFactory = LeanRequest
+    noisy = False
 
-    def log(self, request: server.Request) -> None:
+    def log(self, request: http.Request) -> None:
         pass
 
 
@@ -50,7 +51,7 @@ class Listener(service.Service):
     ``TLSConfig`` itself) the port speaks TLS only, HTTPS and PB alike, as libprocess does.
     """
 
-    name = "listener"
+    name = "listener"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, reactor: Any, interface: str, port: int, site: resource.Resource, root: pb.IPBRoot,
                  others: dict[bytes, Any] | None = None, tls: Any = None):
@@ -61,6 +62,9 @@ class Listener(service.Service):
         self.site.displayTracebacks = False
         self.pb_factory = pb.PBServerFactory(root)
         self.switch = PortSwitchFactory(self.site, self.pb_factory, others)
+        # Factories log "Starting factory"/"Stopping factory" unless told not to; a daemon's log has no use for it.
+        for factory in (self.pb_factory, *(others or {}).values()):
+            factory.noisy = False
         #: What listens: the switch, or with TLS the switch inside TLS (the handshake comes first, then
         #: the switch sniffs the decrypted bytes). A client that does not speak TLS fails the handshake
         #: and is disconnected; the port goes on serving.
@@ -68,6 +72,7 @@ class Listener(service.Service):
         if tls is not None:
             context = tls.server_context() if hasattr(tls, "server_context") else tls
             self.factory = TLSMemoryBIOFactory(context, False, self.switch)
+            self.factory.noisy = False
         self._port: Any = None
 
     @property

@@ -133,7 +133,8 @@ class Batcher:
         if not items:
             return
         for payload in split(items):
-            d = self._send(payload)
+            # A reference whose connection is gone raises DeadReferenceError at once rather than failing a Deferred.
+            d = defer.maybeDeferred(self._send, payload)
             d.addErrback(_lost)
 
     def discard(self) -> None:
@@ -152,14 +153,16 @@ class PreambleBroker(pb.Broker):
     """A client broker that opens with the preamble the port switch looks for."""
 
     def connectionMade(self) -> None:
+        assert self.transport is not None
         self.transport.write(PREAMBLE)
         super().connectionMade()
 
 
 class ClientFactory(pb.PBClientFactory):
-    """``PBClientFactory`` for our one-port servers."""
+    """``PBClientFactory`` for our one-port servers (one per connection, so it does not log starting and stopping)."""
 
     protocol = PreambleBroker
+    noisy = False
 
 
 def refused(failure: Any, kind: type[pb.Error] = RefusedError) -> bool:
@@ -176,4 +179,8 @@ def refused(failure: Any, kind: type[pb.Error] = RefusedError) -> bool:
 
 def remote_error(failure: Any) -> str:
     """A readable message from a PB failure (the peer's message, not its traceback)."""
+    value = failure.value
+    if isinstance(value, pb.PBConnectionLost) and value.args and hasattr(value.args[0], "getErrorMessage"):
+        # PB wraps the reason (itself a Failure) whose repr would read as a traceback.
+        return f"connection lost: {value.args[0].getErrorMessage()}"
     return failure.getErrorMessage()

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from twisted.internet import protocol
+from twisted.internet import interfaces, protocol
 from twisted.protocols import policies
 
-#: What our PB clients send before anything else (a non-ASCII first byte, like PNG's magic).
-PREAMBLE = b"\x89MESOSTW-PB\r\n"
+from mesostw.wire.preambles import PB as PREAMBLE
+
 #: Connections that say nothing for this long are dropped.
 SNIFF_TIMEOUT = 60
 
@@ -22,11 +22,11 @@ SNIFF_TIMEOUT = 60
 class PortSwitch(protocol.Protocol, policies.TimeoutMixin):
     """Buffers the first bytes, then hands the connection to the factory they select."""
 
-    def __init__(self, http: protocol.Factory, preambles: Mapping[bytes, protocol.Factory]):
+    def __init__(self, http: interfaces.IProtocolFactory, preambles: Mapping[bytes, interfaces.IProtocolFactory]):
         self._http = http
         self._preambles = preambles
         self._buffer = b""
-        self.inner: protocol.Protocol | None = None
+        self.inner: interfaces.IProtocol | None = None
 
     def connectionMade(self) -> None:
         self.setTimeout(SNIFF_TIMEOUT)
@@ -45,20 +45,23 @@ class PortSwitch(protocol.Protocol, policies.TimeoutMixin):
         if not waiting:
             self._switch(self._http, self._buffer)
 
-    def _switch(self, factory: protocol.Factory, rest: bytes) -> None:
+    def _switch(self, factory: interfaces.IProtocolFactory, rest: bytes) -> None:
         self.setTimeout(None)
         self._buffer = b""
-        inner = factory.buildProtocol(self.transport.getPeer())
+        transport = self.transport
+        assert transport is not None
+        inner = factory.buildProtocol(transport.getPeer())
         if inner is None:
-            self.transport.loseConnection()
+            transport.loseConnection()
             return
         self.inner = inner
-        inner.makeConnection(self.transport)
+        inner.makeConnection(transport)
         if rest:
             inner.dataReceived(rest)
 
     def timeoutConnection(self) -> None:
-        self.transport.abortConnection()
+        assert self.transport is not None
+        self.transport.abortConnection()  # type: ignore[attr-defined]  # TCP and TLS transports have it
 
     def connectionLost(self, reason: Any = protocol.connectionDone) -> None:
         self.setTimeout(None)
@@ -69,8 +72,10 @@ class PortSwitch(protocol.Protocol, policies.TimeoutMixin):
 class PortSwitchFactory(protocol.Factory):
     """Serves an HTTP site, a PB server factory, and any ``others`` (preamble -> factory) on one port."""
 
-    def __init__(self, http: protocol.Factory, pb: protocol.Factory,
-                 others: Mapping[bytes, protocol.Factory] | None = None):
+    noisy = False
+
+    def __init__(self, http: interfaces.IProtocolFactory, pb: interfaces.IProtocolFactory,
+                 others: Mapping[bytes, interfaces.IProtocolFactory] | None = None):
         self.http, self.pb = http, pb
         self.preambles = {PREAMBLE: pb, **(others or {})}
 

@@ -11,7 +11,7 @@ import logging
 from typing import Any, Callable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import RolledBackError, RuntimeInconsistency
+from kazoo.exceptions import NoNodeError, RolledBackError, RuntimeInconsistency
 from kazoo.protocol.states import KazooState
 from kazoo.retry import KazooRetry
 from kazoo.security import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
@@ -136,13 +136,47 @@ class ZooKeeper:
     def delete(self, path: str, version: int = -1) -> defer.Deferred:
         return self._bridge(self.kazoo.delete_async(path, version))
 
+    def read_tree(self, path: str) -> defer.Deferred:
+        """Every znode below ``path`` (not ``path`` itself), fires with ``{relative path: (data, number of
+        children)}``. The reads are pipelined level by level from a worker thread, so a large subtree
+        costs a few round trips, not one reactor wake-up per node; nodes deleted meanwhile are skipped."""
+        top = path.rstrip("/") or "/"
+
+        def absolute(relative: str) -> str:
+            return f"{top.rstrip('/')}/{relative}" if relative else top
+
+        def read() -> dict[str, tuple[bytes, int]]:
+            found: dict[str, tuple[bytes, int]] = {}
+            parents = [""]
+            while parents:
+                listings = [(parent, self.kazoo.get_children_async(absolute(parent))) for parent in parents]
+                names = []
+                for parent, listing in listings:
+                    try:
+                        names += [f"{parent}/{child}" if parent else child for child in listing.get()]
+                    except NoNodeError:
+                        continue
+                reads = [(name, self.kazoo.get_async(absolute(name))) for name in names]
+                parents = []
+                for name, reading in reads:
+                    try:
+                        data, stat = reading.get()
+                    except NoNodeError:
+                        continue
+                    found[name] = (data or b"", stat.numChildren)
+                    if stat.numChildren:
+                        parents.append(name)
+            return found
+
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), read)
+
     def transaction(self) -> Any:
         """A kazoo TransactionRequest; commit it with :meth:`commit`."""
         return self.kazoo.transaction()
 
     def commit(self, transaction: Any) -> defer.Deferred:
         """Commit a transaction; fails with the error of the operation that made it fail."""
-        d = self._bridge(transaction.commit_async())
+        d = self.results(transaction)
 
         def check(results: list[Any]) -> list[Any]:
             errors = [result for result in results if isinstance(result, Exception)]
@@ -153,6 +187,12 @@ class ZooKeeper:
             return results
 
         return d.addCallback(check)
+
+    def results(self, transaction: Any) -> defer.Deferred:
+        """Commit a transaction; fires with kazoo's result of each operation (the exception of each one
+        that failed: the cause, and RolledBackError for the others), or fails when ZooKeeper could not
+        be asked (then whether it committed is unknown)."""
+        return self._bridge(transaction.commit_async())
 
     def watch_children(self, path: str, callback: Callable[[list[str]], None]) -> Any:
         """Call ``callback(children)`` in the reactor now and on every change (kazoo's ChildrenWatch)."""

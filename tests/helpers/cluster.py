@@ -18,8 +18,8 @@ from mesostw import flags as flaglib
 from mesostw.agent.agent import Agent
 from mesostw.agent.flags import AGENT_FLAGS
 from mesostw.allocator.hierarchical import HierarchicalAllocator
+from mesostw.auth.policy import Security
 from mesostw.interfaces import IAgentLink, IContainerizer, IExecutorLink, IMasterLink
-from mesostw.master.calls import SchedulerCalls
 from mesostw.master.flags import MASTER_FLAGS
 from mesostw.master.master import Master
 from mesostw.master.registry import RegistryState
@@ -38,13 +38,23 @@ def later(clock: Any, fn: Any, *args: Any) -> None:
 
 @implementer(IAgentLink)
 class DirectAgentLink:
-    def __init__(self, agent: Agent, clock: Any):
+    """The master's link to an agent in this process: records every call in :attr:`calls` and, when it
+    has an ``agent``, delivers the call to it on a later turn of the clock. Without an agent it only
+    records (and answers pings), for tests of the master alone."""
+
+    def __init__(self, agent: Agent | None, clock: Any):
         self.agent, self.clock, self.up = agent, clock, True
         self.responsive = True
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
     def _later(self, name: str, *args: Any) -> None:
-        if self.up:
+        self.calls.append((name, args))
+        if self.up and self.agent is not None:
             later(self.clock, getattr(self.agent, name), *args)
+
+    def named(self, name: str) -> list[tuple[Any, ...]]:
+        """The arguments of every call of ``name``, in order."""
+        return [args for called, args in self.calls if called == name]
 
     def runTasks(self, framework_info, tasks, executor=None):
         self._later("runTasks", framework_info, list(tasks), executor)
@@ -67,7 +77,7 @@ class DirectAgentLink:
     def ping(self):
         d = defer.Deferred()
         if self.up and self.responsive:
-            later(self.clock, lambda: d.callback(self.agent.ping()))
+            later(self.clock, lambda: d.callback(self.agent.ping() if self.agent is not None else "pong"))
         elif not self.up:
             d.errback(ConnectionError("link is down"))
         return d
@@ -286,16 +296,26 @@ class Cluster:
         self.clock = task.Clock()
         self.config = flaglib.defaults(MASTER_FLAGS, hostname="127.0.0.1", **master_flags)
         self.allocator = HierarchicalAllocator(self.clock, self.config.weights, randomize=False)
-        self.master = Master(self.config, self.allocator, self.clock, master_id="M")
+        self.master = Master(self.config, self.allocator, self.clock, master_id="M",
+                             security=Security.from_config(self.config, self.clock))
         self.master.recover(RegistryState())
-        self.calls = SchedulerCalls(self.master)
         self.agents: list[Agent] = []
+        self.standbys: list[Master] = []
         self.links: dict[str, DirectMasterLink] = {}
         self.containerizers: list[FakeContainerizer] = []
         self.agent_config = flaglib.defaults(AGENT_FLAGS, master="127.0.0.1:5050", work_dir=work_dir)
         for index in range(agents):
             self.add_agent(resources, port=5051 + index)
         self.settle()
+
+    def standby(self, master_id: str = "F", hostname: str = "standby.example") -> Master:
+        """Another master of this cluster that does not lead: it never recovers a registry here, so it
+        is a follower or an elected master still recovering, as its election (the test) says."""
+        config = flaglib.defaults(MASTER_FLAGS, hostname=hostname)
+        allocator = HierarchicalAllocator(self.clock, config.weights, randomize=False)
+        master = Master(config, allocator, self.clock, master_id=master_id)
+        self.standbys.append(master)
+        return master
 
     def add_agent(self, resources: str, port: int = 5051) -> Agent:
         containerizer = FakeContainerizer(self.clock)
@@ -317,22 +337,31 @@ class Cluster:
         self.links[id(agent)].cut()
 
     def framework(self, name: str = "test", scheduler: RecordingScheduler | None = None,
-                  **info: Any) -> tuple[RecordingScheduler, LocalSchedulerDriver]:
+                  principal: str | None = None, **info: Any) -> tuple[RecordingScheduler, LocalSchedulerDriver]:
+        """A framework on a local driver; ``principal`` is the one its host vouches for."""
         scheduler = scheduler or RecordingScheduler()
         driver = LocalSchedulerDriver(scheduler, FrameworkInfo(user="nobody", name=name, **info), self.master,
-                                      self.calls)
+                                      principal=principal)
         driver.start()
         self.settle()
         return scheduler, driver
 
     def settle(self, rounds: int = 200) -> None:
-        """Deliver everything that is due now (timers in the future stay put)."""
+        """Deliver everything that is due now (timers in the future stay put); then the master's task
+        indexes must agree (see :meth:`assertSound`)."""
         for _ in range(rounds):
             due = [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]
             if not due:
+                self.assertSound()
                 return
             self.clock.advance(0)
         raise AssertionError("the cluster did not settle")
+
+    def assertSound(self) -> None:
+        """Every task the master knows is in exactly one agent's and one framework's index."""
+        problems = self.master.tasks.problems()
+        if problems:
+            raise AssertionError("the master's task indexes disagree:\n  " + "\n  ".join(problems))
 
     def advance(self, seconds: float, step: float = 1.0) -> None:
         """Let ``seconds`` pass in steps, settling after each."""
@@ -344,6 +373,7 @@ class Cluster:
             remaining -= delta
 
     def stop(self) -> None:
-        self.master.stop()
+        for master in [self.master, *self.standbys]:
+            master.stop()
         for agent in self.agents:
             agent.stop()

@@ -39,7 +39,7 @@ class ClusterHost:
     def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo) -> LocalSchedulerDriver:
         info = attrs.evolve(framework_info, principal=self.principal or framework_info.principal,
                             webui_url=framework_info.webui_url or self.api_url)
-        driver = LocalSchedulerDriver(scheduler, info, self.cluster.master, self.cluster.calls)
+        driver = LocalSchedulerDriver(scheduler, info, self.cluster.master, principal=self.principal)
         self.drivers.append(driver)
         return driver
 

@@ -91,14 +91,22 @@ def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
     return json.loads(data)
 
 
-class Daemon:
-    """One ``twistd -n`` process."""
+#: Runs argv[1:] with SIGINT at its default: a process started from a shell's background job inherits
+#: SIGINT ignored, and then Ctrl-C (SIGINT) would not reach the daemon at all.
+WITH_SIGINT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                                     "os.execv(sys.argv[1], sys.argv[1:])"]
 
-    def __init__(self, plugin: str, args: list[str], log_path: str, env: dict[str, str] | None = None):
+
+class Daemon:
+    """One ``twistd -n`` process (``interruptible``: with SIGINT handled whatever the test's parent ignores)."""
+
+    def __init__(self, plugin: str, args: list[str], log_path: str, env: dict[str, str] | None = None,
+                 interruptible: bool = False):
         self.plugin = plugin
         self.args = args
         self.log_path = log_path
         self.env = environment(env)
+        self.interruptible = interruptible
         self.process: subprocess.Popen | None = None
 
     @property
@@ -108,7 +116,8 @@ class Daemon:
 
     def start(self) -> Daemon:
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([TWISTD, "-n", "--pidfile=", self.plugin, *self.args], stdout=log,
+        prefix = WITH_SIGINT if self.interruptible else []
+        self.process = subprocess.Popen([*prefix, TWISTD, "-n", "--pidfile=", self.plugin, *self.args], stdout=log,
                                         stderr=subprocess.STDOUT, env=self.env, cwd=os.path.dirname(self.log_path))
         log.close()
         return self

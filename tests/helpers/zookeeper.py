@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 
 from twisted.internet import defer, threads
 
@@ -103,6 +104,18 @@ class ZooKeeperEnsemble:
         for server in self.servers:
             server.start()
         return self.ready()
+
+    def start_blocking(self, timeout: float = 60.0) -> None:
+        """Start and wait until every server serves, blocking (for ``setUpClass``, before the reactor runs)."""
+        for server in self.servers:
+            server.start()
+        deadline = time.monotonic() + timeout
+        while not all(mode(s.client_port) for s in self.servers):
+            if time.monotonic() > deadline or not all(s.running for s in self.servers):
+                for server in self.servers:
+                    server.stop()
+                raise RuntimeError(f"ZooKeeper did not serve within {timeout}s (logs in {self.base})")
+            time.sleep(0.1)
 
     def ready(self, servers: list[ZooKeeperServer] | None = None, timeout: float = 60.0) -> defer.Deferred:
         servers = [s for s in (servers or self.servers) if s.running]

@@ -80,7 +80,7 @@ class SecurityTests(unittest.TestCase):
         for principal, secret in (("ops", "wrong"), ("mallory", "s3cret")):
             bad = LaunchingScheduler()
             self.framework(bad, principal, secret)
-            yield wait_for(lambda: bad.errors, 30, what=f"refusal of {principal}")
+            yield wait_for(lambda bad=bad: bad.errors, 30, what=f"refusal of {principal}")
             self.assertIn("authentication failed", bad.errors[0])
             self.assertIsNone(bad.framework_id)
         state = yield self.state()

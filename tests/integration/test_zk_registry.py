@@ -1,23 +1,27 @@
-"""The registry and the election against a real single ZooKeeper server.
+"""The registry and the election against a real single ZooKeeper server (one per test class).
 
-ZooKeeperRegistry keeps every mutation in znodes and recovers them; its writes
-are fenced on the writer's election node; contenders and the detector elect
-and follow the lowest member.
+The registry over the ZooKeeper store keeps every mutation in znodes (the
+layout earlier versions wrote) and recovers them; its writes are fenced on the
+writer's election node; contenders and the detector elect and follow the
+lowest member.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
+from mesostw.detector import ZooKeeperMasterDetector, encode_master_info
 from mesostw.master import registry as registry_module
 from mesostw.master.registry import (
     AddFramework,
     AdmitAgent,
     MarkUnreachable,
+    Registry,
     RegistryError,
     RegistryState,
     RemoveAgent,
@@ -25,14 +29,15 @@ from mesostw.master.registry import (
     SetWeights,
 )
 from mesostw.model.info import MasterInfo
+from mesostw.store.zookeeper import ZooKeeperStateStore
 from mesostw.zk.client import ZooKeeper
-from mesostw.zk.election import MasterContender, ZooKeeperMasterDetector
-from mesostw.zk.registry import ZooKeeperRegistry
+from mesostw.zk.election import Contender
 from mesostw.zk.url import parse_zk_url
 from tests.helpers.processes import wait_for
+from tests.helpers.registry_behaviour import RegistryBehaviour
 from tests.helpers.zookeeper import AVAILABLE, ZooKeeperEnsemble
 
-PATH = "/mesos"
+_paths = itertools.count()
 
 if not AVAILABLE:
     raise RuntimeError("ZooKeeper is not installed: `make test` installs Debian's zookeeper package")
@@ -50,17 +55,30 @@ def framework(name: str) -> dict[str, Any]:
     return {"user": "nobody", "name": name, "id": {"value": name}, "failover_timeout": 60.0}
 
 
+def zk_registry(zk: ZooKeeper, path: str, fence: Any) -> Registry:
+    """The master's registry as ``MasterService`` builds it with ``--zk``: under ``<path>/registry``."""
+    return Registry(ZooKeeperStateStore(zk, f"{path}/registry", fence))
+
+
 class ZooKeeperTestCase(unittest.TestCase):
-    """One standalone ZooKeeper server per test, and clients that the test's cleanup closes."""
+    """One standalone ZooKeeper server per class, a group path of its own per test, and clients that
+    the test's cleanup closes."""
 
     timeout = 60
+    ensemble: ZooKeeperEnsemble
 
-    @defer.inlineCallbacks
-    def setUp(self) -> Any:  # type: ignore[override]
-        self.ensemble = ZooKeeperEnsemble(1)
-        self.addCleanup(self.ensemble.stop)
-        yield self.ensemble.start()
-        self.url = parse_zk_url(self.ensemble.url(PATH))
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.ensemble = ZooKeeperEnsemble(1)
+        cls.ensemble.start_blocking()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.ensemble.stop()
+
+    def setUp(self) -> None:
+        self.path = f"/mesos{next(_paths)}"
+        self.url = parse_zk_url(self.ensemble.url(self.path))
 
     @defer.inlineCallbacks
     def client(self) -> Any:
@@ -71,8 +89,8 @@ class ZooKeeperTestCase(unittest.TestCase):
 
     @defer.inlineCallbacks
     def contender(self, zk: ZooKeeper, name: str = "m1", port: int = 5050) -> Any:
-        contender = MasterContender(zk, PATH)
-        yield contender.contend(master_info(name, port))
+        contender = Contender(zk, self.path)
+        yield contender.contend(encode_master_info(master_info(name, port)))
         return contender
 
 
@@ -82,7 +100,7 @@ class RegistryTests(ZooKeeperTestCase):
         """A client, its election node, and a registry fenced on that node (recovered, as on election)."""
         self.zk = yield self.client()
         self.elected = yield self.contender(self.zk)
-        registry = ZooKeeperRegistry(self.zk, PATH, lambda: self.elected.node_path)
+        registry = zk_registry(self.zk, self.path, lambda: self.elected.node_path)
         yield registry.recover()
         return registry
 
@@ -91,7 +109,7 @@ class RegistryTests(ZooKeeperTestCase):
         """The registry as a new leader on another session reads it."""
         if getattr(self, "reader", None) is None:
             self.reader = yield self.client()
-        state = yield ZooKeeperRegistry(self.reader, PATH, lambda: None).recover()
+        state = yield zk_registry(self.reader, self.path, None).recover()
         return state
 
     @defer.inlineCallbacks
@@ -117,9 +135,9 @@ class RegistryTests(ZooKeeperTestCase):
         self.assertEqual(registry.state, expected)
         self.assertEqual(expected.agents, {"S1": {**agent("S1"), "port": 6051}, "S3": agent("S3")})
         self.assertEqual(expected.unreachable, {"S2": 10.5})
-        children = yield self.zk.get_children(PATH)
+        children = yield self.zk.get_children(self.path)
         self.assertEqual(sorted(children), sorted([self.elected.node, "registry"]))
-        data, _ = yield self.zk.get(f"{PATH}/registry/agents/S3")
+        data, _ = yield self.zk.get(f"{self.path}/registry/agents/S3")
         self.assertEqual(json.loads(data), agent("S3"))
 
     @defer.inlineCallbacks
@@ -133,7 +151,7 @@ class RegistryTests(ZooKeeperTestCase):
         yield self.elected.withdraw()
         successor_zk = yield self.client()
         successor = yield self.contender(successor_zk, "m2", 5060)
-        second = ZooKeeperRegistry(successor_zk, PATH, lambda: successor.node_path)
+        second = zk_registry(successor_zk, self.path, lambda: successor.node_path)
         state = yield second.recover()
         self.assertEqual(state, registry.state)
         for later in (SetWeights({"dev": 1.0}), AdmitAgent("S1", agent("S1")), MarkUnreachable("S1", 5.0),
@@ -153,7 +171,7 @@ class RegistryTests(ZooKeeperTestCase):
         registry = yield self.leader_registry()
         for index in range(5):
             yield registry.apply(RemoveFramework(f"F{index}", 100.0 - index))  # the newest has the lowest time
-        children = yield self.zk.get_children(f"{PATH}/registry/removed")
+        children = yield self.zk.get_children(f"{self.path}/registry/removed")
         self.assertEqual(sorted(children), ["F2", "F3", "F4"])
         state = yield self.recovered()
         self.assertEqual(list(state.removed_frameworks), ["F4", "F3", "F2"])
@@ -194,7 +212,7 @@ class RegistryTests(ZooKeeperTestCase):
         elected_zk = yield self.client()
         elected = yield self.contender(elected_zk)
         self.zk = yield self.client()
-        registry = ZooKeeperRegistry(self.zk, PATH, lambda: elected.node_path)
+        registry = zk_registry(self.zk, self.path, lambda: elected.node_path)
         yield registry.recover()
         yield registry.apply(SetWeights({"ops": 2.0}))
         yield elected_zk.stop()
@@ -222,7 +240,7 @@ class RegistryTests(ZooKeeperTestCase):
         """A transaction ZooKeeper refuses (a conflicting node) is undone exactly; the next one commits."""
         registry = yield self.leader_registry()
         other = yield self.client()
-        yield other.create(f"{PATH}/registry/agents/S9", b"{}")
+        yield other.create(f"{self.path}/registry/agents/S9", b"{}", makepath=True)
         conflicting = registry.apply(AdmitAgent("S9", agent("S9")))
         behind = registry.apply(AdmitAgent("S1", agent("S1")))
         error = yield self.assertFailure(conflicting, RegistryError)
@@ -236,12 +254,56 @@ class RegistryTests(ZooKeeperTestCase):
     def test_not_contending(self) -> Any:
         """A registry whose master has no election node refuses writes at once, writing nothing."""
         zk = yield self.client()
-        registry = ZooKeeperRegistry(zk, PATH, lambda: None)
+        registry = zk_registry(zk, self.path, lambda: None)
         yield registry.recover()
         yield self.assertFailure(registry.apply(AdmitAgent("S1", agent("S1"))), RegistryError)
         self.assertEqual(registry.state, RegistryState())
-        children = yield zk.get_children(f"{PATH}/registry/agents")
+        children = yield zk.get_children(f"{self.path}/registry")
         self.assertEqual(children, [])
+
+
+    @defer.inlineCallbacks
+    def test_recovers_the_layout_of_earlier_versions(self) -> Any:
+        """A registry written by an earlier version (every section present, empty ones too) is recovered
+        and carried on in place, so a running cluster upgrades one master at a time."""
+        other = yield self.client()
+        root = f"{self.path}/registry"
+        for section in ("agents", "unreachable", "frameworks", "removed"):
+            yield other.ensure_path(f"{root}/{section}")
+        yield other.create(f"{root}/agents/S1", json.dumps(agent("S1")).encode())
+        yield other.create(f"{root}/removed/F1", b"3.0")
+        yield other.create(f"{root}/weights", b'{"ops":2.0}')
+        registry = yield self.leader_registry()
+        self.assertEqual(registry.state, RegistryState(agents={"S1": agent("S1")}, weights={"ops": 2.0},
+                                                       removed_frameworks={"F1": 3.0}))  # type: ignore[arg-type]
+        for mutation in (MarkUnreachable("S1", 5.0), AddFramework("F2", framework("F2")), SetWeights({"dev": 1.0})):
+            yield registry.apply(mutation)
+        state = yield self.recovered()
+        self.assertEqual(state, registry.state)
+        # The emptied agents section went with its last agent (an earlier version's recovery makes it again).
+        self.assertEqual(sorted((yield other.get_children(root))), ["frameworks", "removed", "unreachable", "weights"])
+        data, _ = yield other.get(f"{root}/unreachable/S1")
+        self.assertEqual(json.loads(data), 5.0)
+
+
+class ZooKeeperRegistryBehaviourTests(RegistryBehaviour, ZooKeeperTestCase):
+    @defer.inlineCallbacks
+    def make_registry(self) -> Any:
+        self.zk = yield self.client()
+        self.elected = yield self.contender(self.zk)
+        registry = zk_registry(self.zk, self.path, lambda: self.elected.node_path)
+        yield registry.recover()
+        return registry
+
+    @defer.inlineCallbacks
+    def recovered(self) -> Any:
+        reader = getattr(self, "reader", None) or (yield self.client())
+        self.reader = reader
+        state = yield zk_registry(reader, self.path, None).recover()
+        return state
+
+    def depose(self) -> defer.Deferred:
+        return self.elected.withdraw()
 
 
 class ElectionTests(ZooKeeperTestCase):
@@ -252,9 +314,9 @@ class ElectionTests(ZooKeeperTestCase):
         zk2 = yield self.client()
         watcher = yield self.client()
         # The registry and Mesos's log_replicas live beside the members and never lead.
-        yield watcher.ensure_path(f"{PATH}/registry")
-        yield watcher.ensure_path(f"{PATH}/log_replicas")
-        detector = ZooKeeperMasterDetector(watcher, PATH)
+        yield watcher.ensure_path(f"{self.path}/registry")
+        yield watcher.ensure_path(f"{self.path}/log_replicas")
+        detector = ZooKeeperMasterDetector(watcher, self.path)
         seen: list[tuple[str | None, str | None]] = []
         detector.listeners.append(lambda info, node: seen.append((info.hostname if info else None, node)))
         yield detector.start()
@@ -285,7 +347,7 @@ class ElectionTests(ZooKeeperTestCase):
         zk = yield self.client()
         first = yield self.contender(zk, "m1", 5050)
         yield self.contender(zk, "m2", 5060)
-        detector = ZooKeeperMasterDetector(zk, PATH)
+        detector = ZooKeeperMasterDetector(zk, self.path)
         yield detector.start()
         leader = yield detector.detect()
         self.assertEqual((leader, detector.leader_node), (master_info("m1", 5050), first.node))

@@ -26,7 +26,7 @@ from mesostw.auth.acls import (
     parse_acls,
 )
 
-SETTINGS = settings(max_examples=200, deadline=None, database=None)
+SETTINGS = settings(max_examples=200, deadline=None)
 
 # The spec's tables (section 4.2), row = request type, column = rule type. For SOME against SOME the
 # answer is "request.values within rule.values": the request is SOME_IN when its value is listed in the

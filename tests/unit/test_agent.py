@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.trial import unittest
-
 from mesostw.agent.state import REGISTERING, RUNNING, TERMINATED
 from mesostw.model import task as T
+from mesostw.model.task import TaskStatus, new_uuid
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 
 WORK_DIR = "/nonexistent-sandbox-root"
@@ -22,15 +22,12 @@ def executor_task(task_id: str, executor_id: str, resources: str = "cpus:0.1;mem
     return task
 
 
-class AgentTestCase(unittest.TestCase):
+class AgentTestCase(ClockTestCase):
     def make_cluster(self, **kwargs: Any) -> Cluster:
         cluster = Cluster(agents=1, **kwargs)
-        self.addCleanup(self.assertNoTimersLeft, cluster)
+        self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         return cluster
-
-    def assertNoTimersLeft(self, cluster: Cluster) -> None:
-        self.assertEqual([c for c in cluster.clock.getDelayedCalls() if c.active()], [])
 
     def launch(self, cluster: Cluster, *tasks: dict[str, Any], **info: Any):
         scheduler = RecordingScheduler()
@@ -284,3 +281,17 @@ class MasterLossTests(AgentTestCase):
         cluster.settle()
         self.assertEqual(scheduler.states("t1"), [T.RUNNING, T.RUNNING, T.FINISHED])
         self.assertEqual(agent.updates.pending(scheduler.framework_id, "t1"), [])
+
+
+class StatusStampTests(AgentTestCase):
+    def test_update_without_timestamp_gets_the_agents_time(self) -> None:
+        """An executor's update without a timestamp is stamped with the agent's clock (as Mesos's agent does)."""
+        cluster = self.make_cluster()
+        scheduler, _ = self.launch(cluster, command_task("t1", "sleep 100"))
+        cluster.advance(5)
+        status = TaskStatus("t1", T.RUNNING, message="sent without a timestamp", uuid=new_uuid())
+        self.assertIsNone(status.timestamp)
+        self.assertTrue(cluster.agents[0].executorUpdate(scheduler.framework_id, "t1", status))
+        cluster.settle()
+        [update] = [u for u in scheduler.updates if u.message == "sent without a timestamp"]
+        self.assertEqual(update.timestamp, cluster.clock.seconds())

@@ -24,6 +24,7 @@ from mesostw.allocator.sorter import DRFSorter
 from mesostw.interfaces import IAllocator
 from mesostw.model.info import Filters
 from mesostw.model.resources import EMPTY, Resources
+from tests.helpers.clocktest import ClockTestCase
 
 AGENT = "cpus:2;mem:1024;disk:4096;ports:[31000-32000]"
 
@@ -33,15 +34,12 @@ def R(text: str) -> Resources:
     return Resources.parse(text)
 
 
-class AllocatorCase(unittest.TestCase):
+class AllocatorCase(ClockTestCase):
     """A deterministic allocator on a fake clock; checks no delayed calls are left behind."""
 
     def setUp(self) -> None:
-        self.clock = Clock()
+        self.clock = self.makeClock()
         self.allocator = HierarchicalAllocator(self.clock, randomize=False)
-
-    def tearDown(self) -> None:
-        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def offers(self, agent_ids: list[str] | None = None) -> dict[tuple[str, str], Resources]:
         """Run one allocation and key its offers by (framework, agent)."""
@@ -185,7 +183,7 @@ def model_share(client: dict, total: dict[str, float]) -> float:
 class DRFSorterPropertyTests(unittest.TestCase):
     """The incrementally kept order always equals a from-scratch sort."""
 
-    @settings(max_examples=150, deadline=None, database=None)
+    @settings(max_examples=150, deadline=None)
     @given(sorter_ops)
     def test_incremental_order_matches_full_sort(self, ops: list[tuple]) -> None:
         """After any sequence of changes sorted() is the active clients by (share, count, name)."""
@@ -845,6 +843,6 @@ class AllocatorStateMachineTests(unittest.TestCase):
         """allocated <= total per agent, no double offers, framework sums match, offers come from free."""
         run_state_machine_as_test(
             AllocatorMachine,
-            settings=settings(max_examples=100, stateful_step_count=30, deadline=None, database=None,
+            settings=settings(max_examples=100, stateful_step_count=30, deadline=None,
                               suppress_health_check=[HealthCheck.too_slow]),
         )

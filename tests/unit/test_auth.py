@@ -9,7 +9,6 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
-from twisted.internet import task
 from twisted.trial import unittest
 from zope.interface import Interface, implementer
 from zope.interface.verify import verifyObject
@@ -24,6 +23,7 @@ from mesostw.auth.crammd5 import (
     respond,
 )
 from mesostw.auth.credentials import Credential, load_credential, load_credentials
+from tests.helpers.clocktest import ClockTestCase
 
 SECRETS = {"sherman": "kitesurf", "ops": "hunter2-very-secret"}
 
@@ -388,15 +388,12 @@ class CramMD5Tests(unittest.TestCase):
         self.assertEqual(self.successResultOf(authenticator.step(response)), "jürgen")
 
 
-class FailureThrottleTests(unittest.TestCase):
+class FailureThrottleTests(ClockTestCase):
     """``FailureThrottle``: back-off for repeated failures per peer."""
 
     def setUp(self) -> None:
-        self.clock = task.Clock()
+        self.clock = self.makeClock()
         self.throttle = FailureThrottle(self.clock)
-
-    def tearDown(self) -> None:
-        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def fail_times(self, key: str, times: int) -> list[float]:
         """The delays seen before each of ``times`` failures of ``key``."""

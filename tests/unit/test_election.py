@@ -1,4 +1,7 @@
-"""Leader election as Mesos does it in ZooKeeper: who leads, and how detectors follow, on a fake ZooKeeper."""
+"""Leader election as Mesos does it in ZooKeeper: who leads, and how detectors follow, on a fake ZooKeeper.
+
+The election is generic (any group, any data); the masters' group holds MasterInfo JSON.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,10 @@ from twisted.internet import defer
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
+from mesostw.detector import ZooKeeperMasterDetector, decode_master_info, encode_master_info
 from mesostw.interfaces import IMasterDetector
 from mesostw.model.info import MasterInfo
-from mesostw.zk.election import MasterContender, ZooKeeperMasterDetector, leader_of, sequence
+from mesostw.zk.election import Contender, GroupDetector, leader_of, sequence
 
 PATH = "/mesos"
 
@@ -123,11 +127,11 @@ class SequenceTests(unittest.TestCase):
 class ContenderTests(unittest.TestCase):
     def setUp(self) -> None:
         self.zk = FakeZooKeeper()
-        self.contender = MasterContender(self.zk, PATH + "/")  # type: ignore[arg-type]
+        self.contender = Contender(self.zk, PATH + "/")  # type: ignore[arg-type]
 
     def test_contend_creates_json_member(self) -> None:
         """Contending creates ``<path>/json.info_N`` holding the MasterInfo as JSON."""
-        node = self.successResultOf(self.contender.contend(master("m1")))
+        node = self.successResultOf(self.contender.contend(encode_master_info(master("m1"))))
         self.assertEqual(node, "json.info_0000000000")
         self.assertEqual(self.contender.node_path, f"{PATH}/json.info_0000000000")
         self.assertEqual(self.zk.ensured, [PATH])
@@ -138,7 +142,7 @@ class ContenderTests(unittest.TestCase):
 
     def test_withdraw_deletes_member(self) -> None:
         """Withdrawing deletes the member node and forgets it."""
-        self.successResultOf(self.contender.contend(master("m1")))
+        self.successResultOf(self.contender.contend(b"m1"))
         path = self.contender.node_path
         self.successResultOf(self.contender.withdraw())
         self.assertEqual(self.zk.deleted, [path])
@@ -153,7 +157,7 @@ class ContenderTests(unittest.TestCase):
 
     def test_withdraw_of_vanished_node_succeeds(self) -> None:
         """A member node already gone (e.g. with the session) is no error."""
-        self.successResultOf(self.contender.contend(master("m1")))
+        self.successResultOf(self.contender.contend(b"m1"))
         self.zk.nodes.clear()
         self.assertIsNone(self.successResultOf(self.contender.withdraw()))
 
@@ -335,3 +339,44 @@ class DetectorTests(unittest.TestCase):
         self.zk.children([])
         self.assertEqual(other, ["json.info_0000000001", "json.info_0000000002", None])
         self.assertEqual([node for _, node in self.seen], other)
+
+
+class GenericGroupTests(unittest.TestCase):
+    """The election serves any group: a framework's instances with their API address as data."""
+
+    def setUp(self) -> None:
+        self.zk = FakeZooKeeper()
+
+    def test_custom_label(self) -> None:
+        """A group with its own label counts only its members, by sequence."""
+        labels = ("member_",)
+        self.assertEqual(sequence("member_0000000004", labels), 4)
+        self.assertIsNone(sequence("json.info_0000000001", labels))
+        self.assertEqual(leader_of(["member_0000000009", "member_0000000002", "json.info_0000000001"], labels),
+                         "member_0000000002")
+
+    def test_contender_and_detector_with_bytes(self) -> None:
+        """A contender's data is what the detector reports as leader; withdrawing hands over to the next."""
+        first = Contender(self.zk, "/cron/leader", b"10.0.0.1:4400", label="member_")  # type: ignore[arg-type]
+        second = Contender(self.zk, "/cron/leader", b"10.0.0.2:4400", label="member_")  # type: ignore[arg-type]
+        self.successResultOf(first.contend())
+        self.successResultOf(second.contend())
+        detector = GroupDetector(self.zk, "/cron/leader", labels=("member_",))  # type: ignore[arg-type]
+        self.successResultOf(detector.start())
+        members = [path.rsplit("/", 1)[1] for path in self.zk.nodes]
+        self.zk.children(["json.info_0000000000", *members])
+        self.assertEqual(self.successResultOf(detector.detect()), b"10.0.0.1:4400")
+        self.assertEqual(detector.leader_node, first.node)
+        following = detector.detect(b"10.0.0.1:4400")
+        self.successResultOf(first.withdraw())
+        self.zk.children([path.rsplit("/", 1)[1] for path in self.zk.nodes])
+        self.assertEqual(self.successResultOf(following), b"10.0.0.2:4400")
+
+    def test_unparseable_data_is_no_leader(self) -> None:
+        """Data the group's parser refuses (ValueError) means no readable leader."""
+        detector = GroupDetector(self.zk, PATH, parse=decode_master_info)  # type: ignore[arg-type]
+        self.successResultOf(detector.start())
+        self.zk.nodes[f"{PATH}/json.info_0000000001"] = b"not json"
+        self.zk.children(["json.info_0000000001"])
+        self.assertIsNone(detector.leader)
+        self.assertEqual(detector.leader_node, "json.info_0000000001")

@@ -16,11 +16,11 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from twisted.trial import unittest
 from twisted.web import server
 
 from mesostw.agent.files import MAX_READ, SandboxFiles
 from mesostw.http.router import Router
+from tests.helpers.clocktest import ClockTestCase
 
 SECRET = b"TOPSECRET-CONTENT"
 STDOUT = b"hello\nworld\n"
@@ -44,8 +44,8 @@ class Reply:
 class Client:
     """Sends HTTP/1.0 requests to a Site on a StringTransport; streaming runs on a Clock-driven Cooperator."""
 
-    def __init__(self, testcase: unittest.TestCase, router: Router) -> None:
-        self.clock = task.Clock()
+    def __init__(self, testcase: ClockTestCase, router: Router) -> None:
+        self.clock = testcase.makeClock()
         self.site = server.Site(router, reactor=self.clock)
         cooperator = task.Cooperator(scheduler=lambda work: self.clock.callLater(0, work))
         testcase.patch(_producer_helpers, "cooperate", cooperator.cooperate)
@@ -72,7 +72,7 @@ class Client:
         return self.finish(*self.start(endpoint, method, **params))
 
 
-class SandboxFilesTests(unittest.TestCase):
+class SandboxFilesTests(ClockTestCase):
     def setUp(self) -> None:
         base = tempfile.mkdtemp(prefix="mesostw-files-")
         self.addCleanup(shutil.rmtree, base)

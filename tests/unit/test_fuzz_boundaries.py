@@ -15,7 +15,6 @@ import shutil
 import sys
 import tempfile
 from itertools import pairwise
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -39,10 +38,9 @@ from mesostw.agent.pb import AgentRemote, ExecutorConnection
 from mesostw.http import recordio
 from mesostw.http.router import MAX_QUERY, Router
 from mesostw.master import scheduler_http
-from mesostw.master.http import MasterEndpoints
+from mesostw.master.http import LeaderRouting, MasterEndpoints
 from mesostw.master.pb import MasterConnection
 from mesostw.master.scheduler_http import SchedulerAPI
-from mesostw.master.service import MasterService
 from mesostw.model import executor_api as xapi
 from mesostw.model import internal
 from mesostw.model import scheduler_api as api
@@ -55,6 +53,7 @@ from mesostw.wire.listen import LeanRequest, QuietSite
 from mesostw.wire.pb import MAX_BATCH, MAX_ERRORS, MAX_INCOMING, decode, split
 from mesostw.wire.switch import PREAMBLE, SNIFF_TIMEOUT, PortSwitchFactory
 from tests.helpers import strategies as S
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 from tests.helpers.strategies import (
     HEADER_BLOCK,
@@ -71,7 +70,7 @@ from tests.helpers.strategies import (
 )
 
 #: Bounded so that the whole module runs in well under 20 s.
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 QUICK = settings(FUZZ, max_examples=120)
 
 
@@ -139,7 +138,7 @@ def callers() -> st.SearchStrategy[Any]:
 # -- what must hold after any fuzzing -------------------------------------------------------------------------
 
 
-class ClusterChecks(unittest.TestCase):
+class ClusterChecks(ClockTestCase):
     """A cluster with a "victim" framework running a long task on one of two agents."""
 
     agents = 2
@@ -147,6 +146,7 @@ class ClusterChecks(unittest.TestCase):
 
     def setUp(self) -> None:
         self.cluster = Cluster(agents=self.agents, work_dir=self.work_dir)
+        self.useClock(self.cluster.clock)
         self.addCleanup(self.cluster.stop)
         victim = RecordingScheduler()
         victim.pending = [command_task("victim-task", "sleep 100")]
@@ -157,21 +157,24 @@ class ClusterChecks(unittest.TestCase):
     def connection(self) -> tuple[MasterConnection, FakeBroker]:
         broker = FakeBroker()
         self.brokers.append(broker)
-        return MasterConnection(self.cluster.master, self.cluster.calls, broker, self.cluster.clock), broker
+        return MasterConnection(self.cluster.master, broker, self.cluster.clock), broker
 
     def assertBooksBalance(self) -> None:
-        """Per agent, the allocator never hands out more than the agent has, nor less than nothing."""
+        """Per agent, the allocator never hands out more than the agent has, nor less than nothing; every
+        task is in exactly one agent's and one framework's index."""
         cluster = self.cluster
-        for agent_id, record in cluster.master.agents.items():
+        self.assertEqual(cluster.master.tasks.problems(), [])
+        for agent_id in cluster.master.agents:
             try:
                 total, allocated = cluster.allocator.agent_total(agent_id), cluster.allocator.agent_allocated(agent_id)
             except KeyError:
                 continue
+            offered = cluster.master.offers.offered_on(agent_id)
             if not total.contains(allocated):
                 self.fail(f"agent {agent_id}: {allocated} allocated of {total}")
-            if not total.contains(record.offered):
-                self.fail(f"agent {agent_id}: {record.offered} offered of {total}")
-            for bag in (total, allocated, record.offered):
+            if not total.contains(offered):
+                self.fail(f"agent {agent_id}: {offered} offered of {total}")
+            for bag in (total, allocated, offered):
                 for name, _role, value in bag:
                     if isinstance(value, int) and value < 0:
                         self.fail(f"agent {agent_id}: negative {name} in {bag}")
@@ -285,7 +288,7 @@ class MasterPBFuzzTests(ClusterChecks):
             connection, broker = self.connection()
             scheduler = FakeRemote()
             remote_outcome(self.cluster, connection.remote_subscribe, scheduler, S.encode(subscribe_call()))
-            framework_id = connection.framework_id
+            framework_id = connection.session.framework_id
             self.assertIsNotNone(framework_id)
             for _ in range(data.draw(st.integers(1, 3))):
                 offers = [Offer.from_json(o) for e in scheduler.events() if e["type"] == "OFFERS"
@@ -385,7 +388,7 @@ class AgentPBFuzzTests(ClusterChecks):
             remote_outcome(self.cluster, connection.remote_subscribe, caller, payload)
             valid = st.sampled_from(executor_calls(framework_id, executor_id, "victim-task"))
             for _ in range(data.draw(st.integers(0, 3))):
-                if connection.bound is None:
+                if connection.session.bound is None:
                     with self.assertRaises(pb.Error):
                         connection.remote_calls(data.draw(S.garbage()))
                     break
@@ -583,7 +586,7 @@ class MasterHTTPFuzzTests(HTTPFuzz):
         super().setUp()
         router = Router()
         MasterEndpoints(self.cluster.master, self.cluster.config.rendered()).install(router)
-        SchedulerAPI(self.cluster.master, self.cluster.calls, self.cluster.clock).install(router)
+        SchedulerAPI(self.cluster.master, self.cluster.clock).install(router)
         self.serve(router)
         self.paths = router.routes()
 
@@ -601,7 +604,7 @@ class MasterHTTPFuzzTests(HTTPFuzz):
     def test_requests(self) -> None:
         """Any method, path, query, headers and body get an answer below 500; 4xx answers are JSON."""
         stream_id, framework_id = self.subscribe()
-        offers = [o for o in self.cluster.master.offers.of(self.cluster.master.frameworks[framework_id].offers)]
+        offers = self.cluster.master.offers.of_framework(framework_id)
         weights = [[{"role": "web", "weight": 2.0}], [{"role": "*", "weight": 0.5}, {"role": "x", "weight": 1}]]
         bodies = http_bodies(scheduler_calls(framework_id, offers), [subscribe_call()], weights)
         values = S.scalars.map(str) | st.sampled_from([framework_id, "victim-task", self.victim.framework_id, "-1"])
@@ -656,16 +659,12 @@ class FollowerHTTPFuzzTests(HTTPFuzz):
     def test_requests(self) -> None:
         """A master that does not lead answers any request below 500: a redirect to the leader, or 4xx JSON."""
         leader = MasterInfo("leader", "10.0.0.1", 5050, "leader.example")
-        follower = SimpleNamespace(master=SimpleNamespace(leading=False, id="follower"),
-                                   leadership=SimpleNamespace(leader=leader))
-
-        def redirect(request: server.Request) -> Any:
-            return MasterService.leader_redirect(follower, request)  # type: ignore[arg-type]
-
+        follower = self.cluster.standby("follower")
+        routing = LeaderRouting(follower, lambda: leader)
         router = Router()
-        MasterEndpoints(self.cluster.master, self.cluster.config.rendered(), redirect).install(router)
-        scheduler = SchedulerAPI(self.cluster.master, self.cluster.calls, self.cluster.clock)
-        scheduler.not_leading = redirect
+        MasterEndpoints(follower, follower.config.rendered(), routing).install(router)
+        scheduler = SchedulerAPI(follower, self.cluster.clock)
+        scheduler.not_leading = routing.not_leading
         scheduler.install(router)
         self.serve(router)
         bodies = http_bodies([subscribe_call()], scheduler_calls("M-0000", []))
@@ -735,7 +734,7 @@ class AgentHTTPFuzzTests(HTTPFuzz):
         self.assertServes()
 
 
-class PortSwitchFuzzTests(unittest.TestCase):
+class PortSwitchFuzzTests(ClockTestCase):
     def test_first_bytes(self) -> None:
         """Whatever the first bytes and however they are split, exactly one protocol gets them all."""
 
@@ -785,7 +784,7 @@ class PortSwitchFuzzTests(unittest.TestCase):
                 self.assertEqual(built[0].data, data)
             switch.connectionLost(Failure(ConnectionDone()))
             self.assertTrue(all(p.lost for p in built))
-            self.assertEqual(clock.getDelayedCalls(), [])
+            self.assertClockIdle(clock)
 
         check()
 
@@ -844,7 +843,7 @@ class MemoryBoundTests(ClusterChecks):
     def test_http_body_over_limit(self) -> None:
         """A scheduler Call body over MAX_CALL_BYTES is answered 413 and never decoded."""
         router = Router()
-        SchedulerAPI(self.cluster.master, self.cluster.calls, self.cluster.clock).install(router)
+        SchedulerAPI(self.cluster.master, self.cluster.clock).install(router)
         frameworks = len(self.cluster.master.frameworks)
         body = io.BytesIO(padded(subscribe_call(), scheduler_http.MAX_CALL_BYTES + 1))
         reply = self.request(router, b"POST", b"/api/v1/scheduler", body)

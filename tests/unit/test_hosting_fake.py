@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from twisted.application import service
-from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from mesostw.interfaces import IFrameworkHost, ISchedulerDriver, IStateStore
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler import driver as D
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler
 from tests.helpers.hosting import ClusterHost
 
 
-class ClusterHostTests(unittest.TestCase):
+class ClusterHostTests(ClockTestCase):
     def setUp(self) -> None:
         self.cluster = Cluster(agents=1)
+        self.useClock(self.cluster.clock)
         self.addCleanup(self.cluster.stop)
         self.host = ClusterHost(self.cluster, "probe", principal="probe-principal")
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.trial import unittest
-
 from mesostw.master.master import RegistrationRefused
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, FrameworkInfo
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Offer
 from mesostw.scheduler.local import LocalSchedulerDriver
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 
 AGENT = "cpus:2;mem:1024;disk:1024;ports:[31000-32000]"
@@ -48,15 +47,12 @@ def cpus(resources: Resources) -> float:
     return resources.scalars().get("cpus", 0.0)
 
 
-class MasterTestCase(unittest.TestCase):
+class MasterTestCase(ClockTestCase):
     def make_cluster(self, **kwargs: Any) -> Cluster:
         cluster = Cluster(**kwargs)
-        self.addCleanup(self.assertNoTimersLeft, cluster)
+        self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         return cluster
-
-    def assertNoTimersLeft(self, cluster: Cluster) -> None:
-        self.assertEqual([c for c in cluster.clock.getDelayedCalls() if c.active()], [])
 
     def framework(self, cluster: Cluster, **info: Any) -> tuple[Scheduler, LocalSchedulerDriver]:
         scheduler, driver = cluster.framework(scheduler=Scheduler(), **info)
@@ -67,7 +63,7 @@ class MasterTestCase(unittest.TestCase):
         """A driver built by hand (for failover, or explicit acknowledgements)."""
         info.setdefault("user", "nobody")
         info.setdefault("name", "test")
-        driver = LocalSchedulerDriver(scheduler, FrameworkInfo(**info), cluster.master, cluster.calls,
+        driver = LocalSchedulerDriver(scheduler, FrameworkInfo(**info), cluster.master,
                                       implicit_acknowledgements=implicit_acknowledgements)
         driver.start()
         cluster.settle()
@@ -854,7 +850,7 @@ class FrameworkLifecycleTests(MasterTestCase):
         cluster.settle()
         framework = cluster.master.frameworks[framework_id]
         self.assertFalse(framework.active)
-        self.assertEqual(framework.offers, set())
+        self.assertEqual(cluster.master.offers.of_framework(framework_id), [])
         self.assertEqual(self.open_offers(cluster), [])
         cluster.advance(59)
         self.assertIn(framework_id, cluster.master.frameworks)

@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.python.failure import Failure
-from twisted.trial import unittest
 from zope.interface import implementer
 
 from mesostw import flags as flaglib
 from mesostw.allocator.hierarchical import HierarchicalAllocator
-from mesostw.interfaces import IAgentLink
-from mesostw.master.calls import SchedulerCalls
 from mesostw.master.flags import MASTER_FLAGS
 from mesostw.master.master import Master, RegistrationRefused
 from mesostw.master.registry import (
@@ -30,7 +27,8 @@ from mesostw.model.info import AgentInfo, CommandInfo, FrameworkInfo
 from mesostw.model.resources import Resources
 from mesostw.model.task import Task, TaskInfo, TaskStatus, new_uuid
 from mesostw.scheduler.local import LocalSchedulerDriver
-from tests.helpers.cluster import RecordingScheduler
+from tests.helpers.clocktest import ClockTestCase
+from tests.helpers.cluster import DirectAgentLink, RecordingScheduler
 
 REREGISTER = 60.0
 FAILOVER = 3600.0
@@ -57,44 +55,6 @@ class RecordingRegistry:
         self.applied.append(mutation)
         mutation(self.state)
         return defer.succeed(None)
-
-
-@implementer(IAgentLink)
-class FakeAgentLink:
-    """Records what the master asks of an agent; answers pings."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-
-    def _record(self, name: str, *args: Any) -> None:
-        self.calls.append((name, args))
-
-    def runTasks(self, framework_info, tasks, executor=None):  # type: ignore[no-untyped-def]
-        self._record("runTasks", framework_info, tasks, executor)
-
-    def killTask(self, framework_id, task_id, grace_period=None):  # type: ignore[no-untyped-def]
-        self._record("killTask", framework_id, task_id)
-
-    def acknowledge(self, acknowledgements):  # type: ignore[no-untyped-def]
-        self._record("acknowledge", acknowledgements)
-
-    def shutdownFramework(self, framework_id):  # type: ignore[no-untyped-def]
-        self._record("shutdownFramework", framework_id)
-
-    def shutdownExecutor(self, framework_id, executor_id):  # type: ignore[no-untyped-def]
-        self._record("shutdownExecutor", framework_id, executor_id)
-
-    def frameworkMessage(self, framework_id, executor_id, data):  # type: ignore[no-untyped-def]
-        self._record("frameworkMessage", framework_id, executor_id, data)
-
-    def ping(self):  # type: ignore[no-untyped-def]
-        return defer.succeed("pong")
-
-    def removed(self, reason):  # type: ignore[no-untyped-def]
-        self._record("removed", reason)
-
-    def named(self, name: str) -> list[tuple[Any, ...]]:
-        return [args for called, args in self.calls if called == name]
 
 
 def agent_info(agent_id: str | None, hostname: str) -> AgentInfo:
@@ -127,26 +87,25 @@ def registry_state(framework_failover: float = FAILOVER) -> RegistryState:
 class RecoveringMaster:
     """A master elected on a :class:`task.Clock`, recovered from ``state``, with in-process frameworks."""
 
-    def __init__(self, testcase: unittest.TestCase, state: RegistryState, **flags: Any):
-        self.clock = task.Clock()
+    def __init__(self, testcase: ClockTestCase, state: RegistryState, **flags: Any):
+        self.clock = testcase.makeClock()
         flags.setdefault("agent_reregister_timeout", REREGISTER)
         self.config = flaglib.defaults(MASTER_FLAGS, hostname="127.0.0.1", **flags)
         self.allocator = HierarchicalAllocator(self.clock, self.config.weights, randomize=False)
         self.registry = RecordingRegistry(state.copy())
         self.master = Master(self.config, self.allocator, self.clock, master_id="M2", registry=self.registry)
-        self.calls = SchedulerCalls(self.master)
         self.master.recover(state)
         testcase.addCleanup(self.master.stop)
 
     def framework(self, info: FrameworkInfo) -> tuple[RecordingScheduler, LocalSchedulerDriver]:
         scheduler = RecordingScheduler()
-        driver = LocalSchedulerDriver(scheduler, info, self.master, self.calls)
+        driver = LocalSchedulerDriver(scheduler, info, self.master)
         driver.start()
         self.settle()
         return scheduler, driver
 
-    def reregister(self, agent_id: str, hostname: str, tasks: list[Task]) -> tuple[FakeAgentLink, defer.Deferred]:
-        link = FakeAgentLink()
+    def reregister(self, agent_id: str, hostname: str, tasks: list[Task]) -> tuple[DirectAgentLink, defer.Deferred]:
+        link = DirectAgentLink(None, self.clock)
         frameworks = [framework_info(t.framework_id) for t in tasks]
         d = self.master.reregisterAgent(link, agent_info(agent_id, hostname), tasks, [], frameworks)
         self.settle()
@@ -155,6 +114,8 @@ class RecoveringMaster:
     def settle(self) -> None:
         for _ in range(200):
             if not [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]:
+                problems = self.master.tasks.problems()
+                assert not problems, problems
                 return
             self.clock.advance(0)
         raise AssertionError("the master did not settle")
@@ -170,7 +131,7 @@ class RecoveringMaster:
         return [m for m in self.registry.applied if isinstance(m, kind)]
 
 
-class RecoveredAgentTests(unittest.TestCase):
+class RecoveredAgentTests(ClockTestCase):
     def setUp(self) -> None:
         self.cluster = RecoveringMaster(self, registry_state())
         self.master = self.cluster.master
@@ -256,7 +217,7 @@ class RecoveredAgentTests(unittest.TestCase):
     def test_no_timer_without_agents(self) -> None:
         """A registry without agents leaves no re-registration timer behind."""
         cluster = RecoveringMaster(self, RegistryState())
-        self.assertIsNone(cluster.master._reregistration_timer)  # noqa: SLF001
+        self.assertFalse(cluster.master.agent_manager.awaiting_reregistration)
         self.assertEqual(cluster.master.recovered_agents, {})
 
     def test_unreadable_agent_is_skipped(self) -> None:
@@ -268,7 +229,7 @@ class RecoveredAgentTests(unittest.TestCase):
         self.flushLoggedErrors()
 
 
-class RecoveredFrameworkTests(unittest.TestCase):
+class RecoveredFrameworkTests(ClockTestCase):
     def test_framework_resubscribes_with_its_id(self) -> None:
         """A recovered framework that re-subscribes within its failover_timeout keeps its ID and stays."""
         cluster = RecoveringMaster(self, registry_state())
@@ -345,7 +306,7 @@ class RecoveredFrameworkTests(unittest.TestCase):
         self.assertIn(scheduler.framework_id, cluster.registry.state.frameworks)
 
 
-class WeightsTests(unittest.TestCase):
+class WeightsTests(ClockTestCase):
     def test_weights_restored_into_allocator(self) -> None:
         """Registry weights are merged over --weights, in the config and in the allocator."""
         cluster = RecoveringMaster(self, registry_state(), weights={"dev": 2.0, "ops": 1.0})
@@ -358,7 +319,7 @@ class WeightsTests(unittest.TestCase):
         self.assertEqual(cluster.allocator.weights(), {"dev": 2.0})
 
 
-class RegistryFailureTests(unittest.TestCase):
+class RegistryFailureTests(ClockTestCase):
     def setUp(self) -> None:
         self.cluster = RecoveringMaster(self, registry_state())
         self.master = self.cluster.master
@@ -368,7 +329,7 @@ class RegistryFailureTests(unittest.TestCase):
 
     def test_agent_registration_refused(self) -> None:
         """When the registry refuses the write, a new agent is refused and the failure is reported."""
-        link = FakeAgentLink()
+        link = DirectAgentLink(None, self.cluster.clock)
         d = self.master.registerAgent(link, agent_info(None, "new"))
         failure = self.failureResultOf(d, RegistrationRefused)
         self.assertIn("could not record the change durably", failure.getErrorMessage())

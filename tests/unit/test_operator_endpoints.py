@@ -6,8 +6,10 @@ import json
 import math
 import re
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
+import attrs
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,7 +20,9 @@ from mesostw.agent.http import AgentEndpoints
 from mesostw.http.prometheus import CONTENT_TYPE, is_counter, metric_name
 from mesostw.http.router import Router
 from mesostw.master.http import MasterEndpoints
+from mesostw.model.resources import Resources
 from mesostw.model.task import TASK_STATES, Task
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 from tests.helpers.web import Client, Reply
 
@@ -142,12 +146,13 @@ STATISTICS = [Schema({"framework_id": str, "executor_id": str, "executor_name": 
 # -- the cluster every test looks at ---------------------------------------------------------------------
 
 
-class OperatorTestCase(unittest.TestCase):
+class OperatorTestCase(ClockTestCase):
     """A two-agent cluster at t=3: alpha ("*") finished a1 and runs a2 (t=0) and failed a3 (t=1); gamma ("dev")
     ran g1 and was torn down (t=2); beta ("ops") runs b1 and holds an offer (t=3)."""
 
     def setUp(self) -> None:
         self.cluster = cluster = Cluster(weights={"ops": 2.0, "dev": 0.5}, cluster="lab", **self.master_flags())
+        self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         self.master = cluster.master
         alpha = RecordingScheduler()
@@ -270,6 +275,20 @@ class FrameworksAndSlavesTests(OperatorTestCase):
         for alias in ("/master/state.json", "/state", "/state.json"):
             self.assertEqual(self.client.get_json(alias).keys(), state.keys())
 
+    def test_capabilities_are_the_implemented_ones(self) -> None:
+        """/master/state advertises AGENT_UPDATE only (no draining, no quota), and agents do re-register with
+        changed resources, which the master then offers."""
+        self.assertEqual(self.client.get_json("/master/state")["capabilities"], ["AGENT_UPDATE"])
+        agent = self.cluster.agents[1]
+        agent.info = attrs.evolve(agent.info, resources=Resources.parse("cpus:8;mem:2048;disk:1024"))
+        self.cluster.cut(agent)
+        self.cluster.settle()
+        self.cluster.connect(agent)
+        self.cluster.settle()
+        [model] = self.client.get_json(f"/master/slaves?slave_id={agent.id}")["slaves"]
+        self.assertEqual((model["resources"]["cpus"], model["resources"]["mem"]), (8, 2048))
+        self.assertEqual(self.cluster.allocator.agent_total(agent.id), Resources.parse("cpus:8;mem:2048;disk:1024"))
+
 
 class TasksTests(OperatorTestCase):
     def ids(self, target: str) -> list[str]:
@@ -372,20 +391,29 @@ class WeightsTests(OperatorTestCase):
         roles = {r["name"]: r["weight"] for r in self.client.get_json("/master/roles")["roles"]}
         self.assertEqual(roles, {"*": 1.0, **expected})
 
-    def test_put_calls_hook_first(self) -> None:
-        """on_weights_changed sees the complete new weights before they take effect."""
+    def test_put_persists_first(self) -> None:
+        """The registry holds the complete new weights before they take effect."""
         seen: list[tuple[dict, dict]] = []
-        self.endpoints.operator.on_weights_changed = lambda w: seen.append((w, dict(self.master.config.weights)))
+        registry = self.master.registry
+
+        def apply(mutation: Any) -> defer.Deferred:
+            seen.append((dict(mutation.weights), dict(self.master.config.weights)))
+            return registry.apply(mutation)
+
+        self.master.registry = SimpleNamespace(apply=apply)  # type: ignore[assignment]
         self.assertEqual(self.put([{"role": "dev", "weight": 4}]).code, 200)
         self.assertEqual(seen, [({"dev": 4.0, "ops": 2.0}, {"dev": 0.5, "ops": 2.0})])
+        self.assertEqual(self.master.config.weights, {"dev": 4.0, "ops": 2.0})
 
-    def test_failing_hook(self) -> None:
-        """If the hook fails the weights stay as they were and the answer is 503."""
-        self.endpoints.operator.on_weights_changed = lambda w: defer.fail(RuntimeError("disk full"))
+    def test_refused_by_registry(self) -> None:
+        """If the registry refuses the weights they stay as they were and the answer is 503."""
+        self.master.registry = SimpleNamespace(apply=lambda m: defer.fail(RuntimeError("disk full")))  # type: ignore[assignment]
         reply = self.put([{"role": "dev", "weight": 4}])
         self.assertEqual(reply.code, 503)
         self.assertIn("disk full", reply.json()["message"])
         self.assertEqual(self.master.config.weights, {"dev": 0.5, "ops": 2.0})
+        self.assertEqual(self.cluster.allocator.weights(), {"dev": 0.5, "ops": 2.0})
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_bad_bodies(self) -> None:
         """Malformed JSON, bad roles and non-positive or non-numeric weights are a 400 and change nothing."""
@@ -465,6 +493,7 @@ class PrometheusTests(OperatorTestCase):
     def test_private_registries(self) -> None:
         """Each daemon has its own registry: two masters in one process both answer, the global one stays clean."""
         other = Cluster(agents=1)
+        self.useClock(other.clock)
         self.addCleanup(other.stop)
         router = Router()
         MasterEndpoints(other.master, other.config.rendered()).install(router)
@@ -536,10 +565,11 @@ class AgentEndpointsTests(OperatorTestCase):
         self.assertTrue(math.isclose(snapshot["slave/cpus_used"], 0.2))
 
 
-class QueuedTasksTests(unittest.TestCase):
+class QueuedTasksTests(ClockTestCase):
     def test_queued_task_shape(self) -> None:
         """A task waiting for its executor to subscribe is listed in queued_tasks in the TaskInfo shape."""
         cluster = Cluster(agents=1)
+        self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         cluster.containerizers[0].subscribe = False
         scheduler = RecordingScheduler()

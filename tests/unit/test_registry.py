@@ -1,4 +1,4 @@
-"""The master's registry: mutations of RegistryState, and the in-memory and file providers."""
+"""The master's registry: mutations of RegistryState, and the registry over the memory and file stores."""
 
 from __future__ import annotations
 
@@ -8,28 +8,48 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.internet import defer, reactor
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
-from zope.interface.verify import verifyObject
 
-from mesostw.master import registry as registry_module
 from mesostw.master.registry import (
     MAX_REMOVED_FRAMEWORKS,
     AddFramework,
     AdmitAgent,
-    FileRegistry,
     InMemoryRegistry,
-    IRegistry,
     MarkUnreachable,
+    Registry,
     RegistryError,
     RegistryState,
     RemoveAgent,
     RemoveFramework,
     SetWeights,
-    write_atomically,
 )
+from mesostw.store import StoreError
+from mesostw.store.files import FileStateStore
+from mesostw.store.memory import MemoryStateStore
+from tests.helpers.registry_behaviour import RegistryBehaviour
+
+
+@contextmanager
+def collect_log(text: str) -> Iterator[list[str]]:
+    """The messages logged while the block runs (and Deferreds it waits for fire) that contain ``text``."""
+    found: list[str] = []
+
+    def observer(event: dict[str, Any]) -> None:
+        message = formatEvent(event)
+        if text in message:
+            found.append(message)
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield found
+    finally:
+        globalLogPublisher.removeObserver(observer)
 
 AGENT = {"hostname": "a1", "port": 5051, "id": {"value": "S1"}}
 FRAMEWORK = {"user": "u", "name": "f", "id": {"value": "F1"}, "failover_timeout": 60.0}
@@ -139,113 +159,126 @@ class MutationTests(unittest.TestCase):
         self.assertEqual(json.dumps(state.to_json()), before)
 
 
-class InMemoryRegistryTests(unittest.TestCase):
-    def test_apply_and_recover(self) -> None:
-        """The in-memory registry applies at once and recovers what it holds."""
+class MemoryRegistryTests(RegistryBehaviour, unittest.TestCase):
+    def make_registry(self) -> defer.Deferred:
+        self.claimed = True
+        self.store = MemoryStateStore(fence=lambda: self.claimed)
+        registry = Registry(self.store)
+        return registry.recover().addCallback(lambda _: registry)
+
+    def recovered(self) -> defer.Deferred:
+        return Registry(self.store).recover()
+
+    def depose(self) -> defer.Deferred:
+        self.claimed = False
+        return defer.succeed(None)
+
+    def test_in_memory_registry_fires_at_once(self) -> None:
+        """InMemoryRegistry applies and recovers synchronously (cores driven by a Clock rely on it)."""
         registry = InMemoryRegistry()
-        self.assertTrue(verifyObject(IRegistry, registry))
         self.assertIsNone(self.successResultOf(registry.apply(AdmitAgent("S1", AGENT))))
         self.assertEqual(self.successResultOf(registry.recover()).agents, {"S1": AGENT})
 
 
-class FileRegistryTests(unittest.TestCase):
+class FileRegistryTestCase(unittest.TestCase):
     def setUp(self) -> None:
         base = tempfile.mkdtemp(prefix="mesostw-registry-")
         self.addCleanup(shutil.rmtree, base, True)
-        self.directory = os.path.join(base, "work")
-        self.path = os.path.join(self.directory, "registry.json")
+        self.work_dir = os.path.join(base, "work")
+        self.directory = os.path.join(self.work_dir, "registry")
+        self.legacy = os.path.join(self.work_dir, "registry.json")
+        self.stores: list[FileStateStore] = []
 
-    def registry(self) -> FileRegistry:
-        return FileRegistry(reactor, self.path)
-
-    def on_disk(self) -> dict[str, Any]:
-        with open(self.path) as f:
-            return json.load(f)
-
-    def leftovers(self) -> list[str]:
-        return [name for name in os.listdir(self.directory) if name != "registry.json"]
-
-    def test_provides_interface(self) -> None:
-        """FileRegistry provides IRegistry."""
-        self.assertTrue(verifyObject(IRegistry, self.registry()))
+    def store(self) -> FileStateStore:
+        store = FileStateStore(self.directory, reactor)
+        self.stores.append(store)
+        self.addCleanup(store.close)
+        return store
 
     @defer.inlineCallbacks
-    def test_recover_missing_file(self) -> Any:
-        """Without a file (a first start) the state is empty and nothing is created."""
-        state = yield self.registry().recover()
-        self.assertEqual(state, RegistryState())
-        self.assertFalse(os.path.exists(self.directory))
-
-    @defer.inlineCallbacks
-    def test_apply_then_recover(self) -> Any:
-        """What was applied is what a fresh registry on the same file recovers, in every section."""
-        registry = self.registry()
+    def restarted(self) -> Any:
+        """A registry as the master's next start has it (the previous one's store closed first)."""
+        for store in self.stores:
+            yield store.close()
+        registry = Registry(self.store(), legacy_file=self.legacy)
         yield registry.recover()
-        for mutation in (AdmitAgent("S1", AGENT), AdmitAgent("S2", {"hostname": "a2"}), MarkUnreachable("S2", 12.5),
-                         AddFramework("F1", FRAMEWORK), AddFramework("F2", {"user": "u", "name": "g"}),
-                         RemoveFramework("F2", 20.0), RemoveFramework("F0", 10.0), SetWeights({"ops": 2.0})):
-            yield registry.apply(mutation)
-        recovered = yield self.registry().recover()
-        self.assertEqual(recovered, populated())
-        self.assertEqual(list(recovered.removed_frameworks), ["F2", "F0"])
-        self.assertEqual(self.leftovers(), [])
+        return registry
+
+
+class FileRegistryBehaviourTests(RegistryBehaviour, FileRegistryTestCase):
+    @defer.inlineCallbacks
+    def make_registry(self) -> Any:
+        self.registry = Registry(self.store(), legacy_file=self.legacy)
+        yield self.registry.recover()
+        return self.registry
+
+    @defer.inlineCallbacks
+    def recovered(self) -> Any:
+        yield self.registry.store.close()
+        self.registry.store = self.store()  # the same registry carries on, as a restarted master would
+        state = yield Registry(self.registry.store).recover()
+        return state
+
+    def depose(self) -> defer.Deferred:
+        return self.registry.store.close()
+
+
+class FileRegistryTests(FileRegistryTestCase):
+    @defer.inlineCallbacks
+    def test_first_start(self) -> Any:
+        """Without a registry (a first start) the state is empty and nothing is imported."""
+        registry = Registry(self.store(), legacy_file=self.legacy)
+        state = yield registry.recover()
+        self.assertEqual(state, RegistryState())
+        self.assertEqual(sorted(os.listdir(self.work_dir)), ["registry"])
 
     @defer.inlineCallbacks
     def test_group_commit(self) -> Any:
         """Applies made while a write is in flight share the next write; each fires once its data is on disk."""
-        writes: list[dict[str, Any]] = []
+        registry = Registry(self.store())
+        yield registry.recover()
+        store = registry.store
         gate = threading.Event()
-        real = registry_module.write_atomically
+        writes: list[int] = []
+        real = store.disk.append
 
-        def slow_write(path: str, payload: bytes) -> None:
-            writes.append(json.loads(payload))
+        def slow(payload: bytes) -> int:
+            writes.append(len(payload))
             if len(writes) == 1:
                 gate.wait(10)
-            real(path, payload)
+            return real(payload)
 
-        self.patch(registry_module, "write_atomically", slow_write)
-        registry = self.registry()
-        seen_on_disk: dict[str, set[str]] = {}
+        self.patch(store.disk, "append", slow)
+        durable: dict[str, list[str]] = {}
 
         def check(_: Any, agent_id: str) -> None:
-            seen_on_disk[agent_id] = set(self.on_disk()["agents"])
+            durable[agent_id] = store.tree.children("agents")
 
-        applied = []
-        for index in range(5):
-            agent_id = f"S{index}"
-            applied.append(registry.apply(AdmitAgent(agent_id, {"hostname": agent_id})).addCallback(check, agent_id))
-        gate.set()
+        applied = [registry.apply(AdmitAgent(f"S{i}", {"hostname": f"S{i}"})).addCallback(check, f"S{i}")
+                   for i in range(5)]
+        reactor.callLater(0, gate.set)
         yield defer.gatherResults(applied)
         self.assertEqual(len(writes), 2)
-        self.assertEqual(set(writes[0]["agents"]), {"S0"})
-        self.assertEqual(set(writes[1]["agents"]), {f"S{i}" for i in range(5)})
         for index in range(5):
-            self.assertIn(f"S{index}", seen_on_disk[f"S{index}"])
-        self.assertEqual(self.leftovers(), [])
+            self.assertIn(f"S{index}", durable[f"S{index}"])
+        self.assertEqual(durable["S0"], ["S0"])
 
     @defer.inlineCallbacks
     def test_apply_from_a_callback_never_overlaps_writes(self) -> Any:
         """Applies made by a waiter's callback never start a second write while one is in flight."""
-        active: list[int] = []
-        overlaps: list[bytes] = []
-        lock = threading.Lock()
+        registry = Registry(self.store())
+        yield registry.recover()
+        in_flight: list[int] = []
+        overlaps: list[int] = []
+        real = registry.store.commit
 
-        slow_disk = threading.Event()  # never set: every write takes its full simulated latency
+        def commit(ops: Any) -> defer.Deferred:
+            if in_flight:
+                overlaps.append(len(ops))
+            in_flight.append(1)
+            return real(ops).addBoth(lambda result: (in_flight.pop(), result)[1])
 
-        def write(path: str, payload: bytes) -> None:
-            with lock:
-                active.append(1)
-                if len(active) > 1:
-                    overlaps.append(payload)
-            try:
-                slow_disk.wait(0.05)
-                write_atomically(path, payload)
-            finally:
-                with lock:
-                    active.pop()
-
-        self.patch(registry_module, "write_atomically", write)
-        registry = self.registry()
+        self.patch(registry.store, "commit", commit)
         chained: list[defer.Deferred] = []
 
         def more(_: Any) -> None:
@@ -257,60 +290,99 @@ class FileRegistryTests(unittest.TestCase):
         yield defer.gatherResults([first, second])
         yield defer.gatherResults(chained)
         self.assertEqual(overlaps, [])
-        self.assertEqual(set(self.on_disk()["agents"]), {"S0", "S1", "S2", "S3"})
+        again = yield self.restarted()
+        self.assertEqual(set(again.state.agents), {"S0", "S1", "S2", "S3"})
 
     @defer.inlineCallbacks
     def test_write_failure(self) -> Any:
         """A failed write fails its applies with RegistryError and is forgotten; later ones still work."""
-        registry = self.registry()
+        registry = Registry(self.store())
+        yield registry.recover()
         yield registry.apply(AdmitAgent("S0", {}))
-        self.patch(registry_module, "write_atomically", lambda path, payload: (_ for _ in ()).throw(
-            OSError(28, "No space left on device")))
+        disk = registry.store.disk
+        real = disk.write
+        self.patch(disk, "write", lambda fd, data: (_ for _ in ()).throw(OSError(28, "No space left on device")))
         error = yield self.assertFailure(registry.apply(AdmitAgent("S1", {})), RegistryError)
         self.assertIn("No space left on device", str(error))
         self.assertEqual(set(registry.state.agents), {"S0"})
-        self.patch(registry_module, "write_atomically", write_atomically)
+        self.patch(disk, "write", real)
         yield registry.apply(AdmitAgent("S2", {}))
-        self.assertEqual(set(self.on_disk()["agents"]), {"S0", "S2"})
+        again = yield self.restarted()
+        self.assertEqual(set(again.state.agents), {"S0", "S2"})
 
     @defer.inlineCallbacks
     def test_failed_batch_keeps_what_is_queued_behind_it(self) -> Any:
         """When a write fails, applies queued behind it are still written, without the failed ones."""
+        registry = Registry(self.store())
+        yield registry.recover()
+        disk = registry.store.disk
         gate = threading.Event()
         calls: list[int] = []
+        real = disk.append
 
-        def write(path: str, payload: bytes) -> None:
+        def append(payload: bytes) -> int:
             calls.append(1)
             if len(calls) == 1:
                 gate.wait(10)
-                raise OSError(5, "Input/output error")
-            write_atomically(path, payload)
+                raise StoreError("cannot write: [Errno 5] Input/output error")
+            return real(payload)
 
-        self.patch(registry_module, "write_atomically", write)
-        registry = self.registry()
+        self.patch(disk, "append", append)
         failed = registry.apply(AdmitAgent("S0", {}))
         queued = registry.apply(AdmitAgent("S1", {}))
-        gate.set()
+        reactor.callLater(0, gate.set)
         yield self.assertFailure(failed, RegistryError)
         yield queued
-        self.assertEqual(set(self.on_disk()["agents"]), {"S1"})
         self.assertEqual(set(registry.state.agents), {"S1"})
+        again = yield self.restarted()
+        self.assertEqual(set(again.state.agents), {"S1"})
 
     @defer.inlineCallbacks
-    def test_corrupt_file(self) -> Any:
-        """A file that is not a registry fails recovery with RegistryError naming the file."""
-        os.makedirs(self.directory)
-        for content in ("{not json", "", "[]", '{"agents": [1, 2]}'):
-            with open(self.path, "w") as f:
+    def test_registry_json_is_imported_once(self) -> Any:
+        """An earlier version's registry.json is imported into the store, kept as .imported, and not again."""
+        old = {"agents": {"S1": AGENT, "S2": {"hostname": "a2"}}, "unreachable": {"S3": 12.5},
+               "frameworks": {"F1": FRAMEWORK}, "removed_frameworks": {"F0": 10.0, "F2": 20.0},
+               "weights": {"ops": 2.0}}
+        os.makedirs(self.work_dir)
+        with open(self.legacy, "w") as f:
+            json.dump(old, f)
+        registry = Registry(self.store(), legacy_file=self.legacy)
+        with collect_log("Imported the registry") as logged:
+            state = yield registry.recover()
+        self.assertEqual(len(logged), 1)
+        self.assertEqual(state, RegistryState.from_json(old))
+        self.assertFalse(os.path.exists(self.legacy))
+        self.assertTrue(os.path.exists(self.legacy + ".imported"))
+        yield registry.apply(RemoveAgent("S2"))
+        again = yield self.restarted()
+        self.assertEqual(set(again.state.agents), {"S1"})
+        self.assertEqual(again.state.weights, {"ops": 2.0})
+        self.assertEqual(list(again.state.removed_frameworks), ["F0", "F2"])
+
+    @defer.inlineCallbacks
+    def test_corrupt_registry_json(self) -> Any:
+        """A registry.json that is not a registry fails recovery with RegistryError naming it; nothing is lost."""
+        os.makedirs(self.work_dir)
+        for content in ("{not json", "", "[]", '{"agents": [1, 2]}', '{"agents": {"S1": 3}}'):
+            with open(self.legacy, "w") as f:
                 f.write(content)
-            error = yield self.assertFailure(self.registry().recover(), RegistryError)
-            self.assertIn(self.path, str(error))
+            registry = Registry(self.store(), legacy_file=self.legacy)
+            error = yield self.assertFailure(registry.recover(), RegistryError)
+            self.assertIn(self.legacy, str(error))
+            self.assertTrue(os.path.exists(self.legacy))
+            yield registry.store.close()
 
-    def test_write_atomically_leaves_no_temporary_file(self) -> None:
-        """A completed write leaves only the file; a failed one leaves the old file and no temporary."""
-        write_atomically(self.path, b'{"agents": {}}')
-        self.assertEqual(os.listdir(self.directory), ["registry.json"])
-        self.assertRaises(TypeError, write_atomically, self.path, "not bytes")
-        self.assertEqual(os.listdir(self.directory), ["registry.json"])
-        self.assertEqual(self.on_disk(), {"agents": {}})
+    @defer.inlineCallbacks
+    def test_unreadable_value(self) -> Any:
+        """A value in the store that is not what the registry wrote fails recovery with RegistryError naming it."""
+        store = self.store()
+        yield store.put("unreachable/S1", b"not a time")
+        error = yield self.assertFailure(Registry(store).recover(), RegistryError)
+        self.assertIn("unreachable/S1", str(error))
 
+    @defer.inlineCallbacks
+    def test_store_held_by_another_process(self) -> Any:
+        """A registry whose store another master holds fails recovery with RegistryError naming its pid."""
+        yield Registry(self.store()).recover()
+        error = yield self.assertFailure(Registry(FileStateStore(self.directory, reactor)).recover(), RegistryError)
+        self.assertIn(f"pid {os.getpid()}", str(error))

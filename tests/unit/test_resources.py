@@ -23,7 +23,7 @@ from mesostw.model.resources import (
 )
 from mesostw.model.validation import Reader, ValidationError
 
-SETTINGS = settings(max_examples=100, deadline=None, database=None)
+SETTINGS = settings(max_examples=100, deadline=None)
 
 # Each name keeps one kind, as real resources do (mixing kinds under one name is an error).
 SCALAR_NAMES = ("cpus", "mem", "disk", "gpus", "licenses")

@@ -24,6 +24,7 @@ from mesostw.http.router import HTTPError, Router
 from mesostw.master.scheduler_http import HTTPFrameworkLink, SchedulerAPI
 from mesostw.model import task as T
 from mesostw.model.resources import Resources
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, command_task
 
 JSON = "application/json"
@@ -129,23 +130,24 @@ class Exchange:
             self.channel.connectionLost(Failure(ConnectionDone()))
 
 
-class HTTPTestCase(unittest.TestCase):
-    """Holds a cluster and a Site on its clock, and drops every connection at teardown."""
+class HTTPTestCase(ClockTestCase):
+    """Holds a cluster and a Site on its clock, and drops every connection at teardown; no timer
+    (heartbeats, HTTP timeouts) may be left on the clock."""
 
     def start(self, agents: int = 1, **flags: Any) -> None:
         self.cluster = Cluster(agents=agents, **flags)
-        self.clock = self.cluster.clock
+        self.clock = self.useClock(self.cluster.clock)
         self.router = Router()
         self.site = server.Site(self.router, reactor=self.clock)
         self.exchanges: list[Exchange] = []
-        self.addCleanup(self._stop)
+        # Bound to this cluster: a test may start another one, and both must stop.
+        self.addCleanup(self._stop, self.cluster, self.exchanges)
 
-    def _stop(self) -> None:
-        for exchange in self.exchanges:
+    def _stop(self, cluster: Cluster, exchanges: list[Exchange]) -> None:
+        for exchange in exchanges:
             exchange.drop()
-        self.cluster.settle()
-        self.cluster.stop()
-        self.assertEqual(self.clock.getDelayedCalls(), [], "timers (heartbeats, HTTP timeouts) were left behind")
+        cluster.settle()
+        cluster.stop()
 
     def open(self, method: str, body: Any = b"", path: str = PATH, headers: dict[str, str] | None = None,
              content_type: str | None = JSON) -> Exchange:
@@ -199,7 +201,7 @@ class SchedulerAPITestCase(HTTPTestCase):
 
     def start(self, agents: int = 1, **flags: Any) -> None:
         super().start(agents, **flags)
-        self.api = SchedulerAPI(self.cluster.master, self.cluster.calls, self.clock)
+        self.api = SchedulerAPI(self.cluster.master, self.clock)
         self.api.install(self.router)
 
     def subscribe(self, info: dict[str, Any] | None = None, framework_id: str | None = None,
@@ -698,7 +700,7 @@ class CallTests(SchedulerAPITestCase):
         offer = self.offers(stream)[0]
         self.accepted(self.call(stream, "DECLINE", {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 30}}))
         self.assertIsNone(self.cluster.master.offers.get(offer["id"]["value"]))
-        self.assertEqual(framework.offers, set())
+        self.assertEqual(self.cluster.master.offers.of_framework(framework.id), [])
         self.assertEqual(self.cluster.master.metrics["messages_decline_offers"], 1)
         self.cluster.master.requestAllocation()
         self.cluster.advance(20, step=5)

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from twisted.internet import task
-from twisted.trial import unittest
-
 from mesostw.agent.status_updates import RETRY_MAX, RETRY_MIN, StatusUpdateManager
 from mesostw.model import task as T
 from mesostw.model.task import TaskStatus, new_uuid
+from tests.helpers.clocktest import ClockTestCase
 
 
 def status(task_id: str, state: str = T.RUNNING, uuid: bytes | None = None) -> TaskStatus:
     return TaskStatus(task_id, state, source=T.SOURCE_EXECUTOR, uuid=uuid or new_uuid(), timestamp=0.0)
 
 
-class StatusUpdateManagerTests(unittest.TestCase):
+class StatusUpdateManagerTests(ClockTestCase):
     def setUp(self) -> None:
-        self.clock = task.Clock()
+        self.clock = self.makeClock()
         self.batches: list[list[tuple[str, TaskStatus]]] = []
         self.manager = StatusUpdateManager(self.clock, self.batches.append)
         self.manager.resume()
-        self.addCleanup(self._no_timers_left)
         self.addCleanup(self.manager.stop)
-
-    def _no_timers_left(self) -> None:
-        self.assertEqual([c for c in self.clock.getDelayedCalls() if c.active()], [])
 
     def flush(self) -> None:
         """Run what is due now (the manager batches forwards on the next turn)."""

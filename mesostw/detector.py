@@ -1,15 +1,26 @@
-"""Finding the leading master: a fixed ``host:port``, or ZooKeeper for ``zk://`` URLs."""
+"""Finding the leading master: a fixed ``host:port``, or ZooKeeper for ``zk://`` URLs.
+
+Used by everything that talks to a master (agents, scheduler drivers, command-line tools) and by
+the masters themselves. In ZooKeeper a master's member node holds its MasterInfo as JSON (Mesos's
+``json.info_`` layout); :func:`encode_master_info` and :func:`decode_master_info` are that format.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 from twisted.application import service
 from twisted.internet import defer
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from mesostw.interfaces import IMasterDetector
 from mesostw.model.info import MasterInfo
+from mesostw.model.validation import ValidationError
+from mesostw.zk.election import GroupDetector
+
+log = Logger()
 
 
 def parse_address(text: str, default_port: int = 5050) -> tuple[str, int]:
@@ -27,11 +38,50 @@ def parse_address(text: str, default_port: int = 5050) -> tuple[str, int]:
     return host, int(port)
 
 
+def encode_master_info(info: MasterInfo) -> bytes:
+    """A master's member node data."""
+    return json.dumps(info.to_json()).encode()
+
+
+def decode_master_info(data: bytes) -> MasterInfo:
+    """The MasterInfo in a member node; ValueError when it holds none (e.g. pre-0.24 protobuf)."""
+    try:
+        return MasterInfo.from_json(json.loads(data))
+    except ValidationError as exc:
+        raise ValueError(f"no JSON MasterInfo: {exc}") from None
+
+
+def same_master(a: MasterInfo, b: MasterInfo) -> bool:
+    return (a.id, a.endpoint) == (b.id, b.endpoint)
+
+
+@implementer(IMasterDetector)
+class ZooKeeperMasterDetector(GroupDetector):
+    """Follows the masters' group; ``leader`` is the leading master's MasterInfo."""
+
+    leader: MasterInfo | None
+
+    def __init__(self, zk: Any, path: str):
+        super().__init__(zk, path, parse=decode_master_info, same=same_master)
+
+    def log_change(self, value: MasterInfo | None, node: str | None) -> None:
+        if value is not None:
+            log.info("The leading master is {pid} ({node})", pid=value.pid, node=node)
+        else:
+            log.info("No master is leading")
+
+    def leader_address(self) -> defer.Deferred:
+        """Fires with (ip, port) of the leader, waiting until there is one."""
+        if self.leader is not None:
+            return defer.succeed((self.leader.ip, self.leader.port))
+        return self.detect(None).addCallback(lambda info: (info.ip, info.port))
+
+
 @implementer(IMasterDetector)
 class StandaloneMasterDetector(service.Service):
     """The master is wherever ``--master`` says; it never changes."""
 
-    name = "detector"
+    name = "detector"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, address: str):
         self.host, self.port = parse_address(address)
@@ -53,18 +103,21 @@ class StandaloneMasterDetector(service.Service):
 class ZooKeeperDetectorService(service.Service):
     """Follows the leader elected in ZooKeeper; ``listeners`` hear of every change."""
 
-    name = "detector"
+    name = "detector"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, reactor: Any, url: str, session_timeout: float = 10.0):
         from mesostw.zk.client import ZooKeeper
-        from mesostw.zk.election import ZooKeeperMasterDetector
         from mesostw.zk.url import parse_zk_url
 
         parsed = parse_zk_url(url)
         self.zk = ZooKeeper(reactor, parsed, session_timeout)
         self.detector = ZooKeeperMasterDetector(self.zk, parsed.path)
         self.listeners: list[Callable[[MasterInfo | None], None]] = []
-        self.detector.listeners.append(lambda info, node: [listener(info) for listener in list(self.listeners)])
+        self.detector.listeners.append(self._changed)
+
+    def _changed(self, info: MasterInfo | None, node: str | None) -> None:
+        for listener in list(self.listeners):
+            listener(info)
 
     @property
     def leader(self) -> MasterInfo | None:
@@ -94,3 +147,17 @@ def detector_for(reactor: Any, master: str, session_timeout: float = 10.0) -> An
     if is_zk(master):
         return ZooKeeperDetectorService(reactor, master, session_timeout)
     return StandaloneMasterDetector(read_value(master))
+
+
+def find_leader(url: str, timeout: float = 10.0) -> MasterInfo:
+    """Look the leading master up once, blocking (for command-line tools, as ``mesos-resolve``)."""
+    from mesostw.zk.election import find_leader_data
+
+    try:
+        node, data = find_leader_data(url, timeout)
+    except LookupError as exc:
+        raise LookupError(str(exc).replace("no leader is elected", "no master is elected")) from None
+    try:
+        return decode_master_info(data)
+    except ValueError:
+        raise LookupError(f"the leader's node {node} holds no JSON MasterInfo") from None

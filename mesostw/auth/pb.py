@@ -1,0 +1,66 @@
+"""The server's side of SASL CRAM-MD5 on one Perspective Broker connection (agents, PB drivers)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from mesostw.auth.crammd5 import MECHANISMS, AuthenticationError, Authenticator
+from mesostw.auth.policy import Security
+
+log = Logger()
+
+
+class PBAuthentication:
+    """CRAM-MD5 against a :class:`Security`'s credentials (see :mod:`mesostw.auth.crammd5`)."""
+
+    def __init__(self, security: Security, clock: Any, peer: Callable[[], str],
+                 on_failure: Callable[[], None] = lambda: None):
+        self.on_failure = on_failure
+        self.security = security
+        self.clock = clock
+        self._peer = peer
+        self.principal: str | None = None
+        self._session: Authenticator | None = None
+
+    @property
+    def peer(self) -> str:
+        """The remote address, the key failures are throttled by."""
+        return self._peer()
+
+    def mechanisms(self) -> list[str]:
+        return list(MECHANISMS)
+
+    def start(self, mechanism: Any) -> bytes:
+        if self.security.checker is None:
+            raise AuthenticationError("this master has no --credentials to authenticate against")
+        self._session = Authenticator(self.security.checker)
+        return self._session.start(mechanism)
+
+    def step(self, response: Any) -> defer.Deferred:
+        session, self._session = self._session, None
+        if session is None:
+            return defer.fail(AuthenticationError("start authentication first"))
+        throttle = self.security.throttle
+        d = session.step(response if isinstance(response, bytes) else b"")
+
+        def succeeded(principal: str) -> str:
+            if throttle is not None:
+                throttle.succeeded(self.peer)
+            self.principal = principal
+            log.info("Authenticated principal {p} from {peer}", p=principal, peer=self.peer)
+            return principal
+
+        def failed(failure: Any) -> defer.Deferred:
+            self.on_failure()
+            log.warn("Authentication failed from {peer}: {why}", peer=self.peer,
+                     why=failure.getErrorMessage() or "bad credentials")
+            delay = throttle.delay(self.peer) if throttle is not None else 0.0
+            if throttle is not None:
+                throttle.failed(self.peer)
+            # Answer late: guessing secrets becomes slower with every failure from the same peer.
+            return task.deferLater(self.clock, delay, lambda: failure)
+
+        return d.addCallbacks(succeeded, failed)

@@ -1,0 +1,41 @@
+"""What a master enforces, built from its flags: who must authenticate, against which
+credentials, and which ACLs authorize what.
+
+Pure policy: no transport. The PB and HTTP authentication steps that apply it live in
+:mod:`mesostw.auth.pb` and :mod:`mesostw.auth.http`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from mesostw.auth.acls import Authorizer
+from mesostw.auth.crammd5 import CredentialsChecker, FailureThrottle
+from mesostw.auth.credentials import load_credentials
+
+
+@attrs.define
+class Security:
+    """Who must authenticate (per transport and role), the credentials to check and the ACLs."""
+
+    checker: CredentialsChecker | None = None
+    authenticate_frameworks: bool = False
+    authenticate_agents: bool = False
+    authenticate_http_frameworks: bool = False
+    authenticate_http_readonly: bool = False
+    authenticate_http_readwrite: bool = False
+    authorizer: Authorizer = attrs.field(factory=Authorizer)
+    throttle: FailureThrottle | None = None
+
+    @classmethod
+    def from_config(cls, config: Any, clock: Any) -> Security:
+        checker = CredentialsChecker(load_credentials(config.credentials)) if config.credentials else None
+        return cls(checker, config.authenticate_frameworks, config.authenticate_agents,
+                   config.authenticate_http_frameworks, config.authenticate_http_readonly,
+                   config.authenticate_http_readwrite, Authorizer.from_flag(config.acls), FailureThrottle(clock))
+
+    def authorize(self, action: str, principal: str | None, obj: str | None) -> bool:
+        """Whether the ACLs let ``principal`` (None: anonymous) do ``action`` on ``obj``."""
+        return self.authorizer.authorize(action, principal, obj)

@@ -1,0 +1,324 @@
+"""A store in ZooKeeper: one znode per path under a root, every commit one fenced transaction.
+
+A value is the data of the znode ``<root>/<path>``; its parents are created as needed (empty) and
+removed again, in the same transaction, once nothing is left below them, so every znode holds a
+value or has children. (Read back, an empty znode with children is a parent only, a childless
+one the empty value.) Nothing but the data goes into a znode, so other programs can read it.
+
+**Fencing.** ``fence`` is None for an unfenced store, or a callable returning the path of the
+writer's ephemeral election node (None while it has none). Every transaction first checks that
+node, so once the writer's session is gone, its writes fail with StoreFenced and change nothing:
+a deposed leader can never overwrite its successor's state.
+
+**Reads** are served from a mirror of the subtree, read on first use (or :meth:`load`). The store
+is meant for its writer, which alone changes the subtree while it holds the fence, so the mirror
+stays exact; a transaction whose outcome is unknown (the connection was lost) drops the mirror and
+the next call reads it again, as does a transaction refused because the subtree is not what the
+mirror says (another program changed it). Reads see what is committed, not commits in flight.
+
+**Writes.** One transaction is in flight at a time; commits made meanwhile go into the next one
+together (group commit, at most ``max_batch`` commits and ZooKeeper's 1 MB request limit). A value
+over that limit is refused with StoreError before anything is sent. A transaction ZooKeeper refuses
+is undone exactly from the mirror, and the commits queued behind it proceed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kazoo.exceptions import RolledBackError, RuntimeInconsistency
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from mesostw.interfaces import IStateStore
+from mesostw.store import Delete, Operation, Put, StoreError, StoreFenced, normalize, validate
+from mesostw.store.memory import ScopedStore
+from mesostw.store.tree import Tree
+
+log = Logger()
+
+#: ZooKeeper refuses requests over ``jute.maxbuffer`` (1 MB by default), a multi as a whole included.
+MAX_REQUEST_BYTES = 1_000_000
+#: What an operation adds to a request besides its path and data (header, version, ACL).
+_OPERATION_BYTES = 64
+#: Commits sent together at most.
+MAX_BATCH = 64
+
+_STALE, _LOADING, _LOADED = "stale", "loading", "loaded"
+
+Batch = list[tuple[list[Operation], defer.Deferred]]
+#: Operations of a transaction: ("create" | "set" | "delete", znode path, data)
+TxOps = list[tuple[str, str, bytes]]
+#: How to take back what building a transaction did to the mirror: (action, path, value before)
+Undo = list[tuple[str, str, bool | None]]
+
+
+@implementer(IStateStore)
+class ZooKeeperStateStore:
+    def __init__(self, zk: Any, root: str, fence: Callable[[], str | None] | None = None,
+                 max_batch: int = MAX_BATCH):
+        relative = normalize(root)
+        if not relative:
+            raise ValueError("a ZooKeeper store needs a root below /")
+        self.zk = zk
+        self.root = f"/{relative}"
+        self.fence = fence
+        self.max_batch = max_batch
+        #: committed values
+        self.tree = Tree()
+        #: the znodes that exist below the root (committed, and the transaction in flight)
+        self._nodes = Tree()
+        self._state = _STALE
+        self._loading: list[defer.Deferred] = []
+        self._queue: Batch = []
+        self._writing = False
+        self._idle: list[defer.Deferred] = []
+
+    def _znode(self, path: str) -> str:
+        return f"{self.root}/{path}" if path else self.root
+
+    # -- reading the subtree -------------------------------------------------------------------
+
+    def load(self) -> defer.Deferred:
+        """Read the subtree into the mirror (once, or again after an unknown outcome); fires with this store."""
+        if self._state == _LOADED:
+            return defer.succeed(self)
+        d: defer.Deferred = defer.Deferred()
+        self._loading.append(d)
+        if self._state == _STALE:
+            self._state = _LOADING
+            self._read().addBoth(self._loaded)
+        return d
+
+    @defer.inlineCallbacks
+    def _read(self) -> Any:
+        yield self.zk.ensure_path(self.root)
+        found = yield self.zk.read_tree(self.root)
+        values = [(path, data) for path, (data, children) in found.items() if data or not children]
+        return Tree(values), Tree((path, b"") for path in found)
+
+    def _loaded(self, result: Any) -> None:
+        waiters, self._loading = self._loading, []
+        if isinstance(result, Failure):
+            self._state = _STALE
+            failure = Failure(StoreError(f"cannot read the store {self.root} from ZooKeeper: "
+                                         f"{result.getErrorMessage() or result.type.__name__}"))
+            queued, self._queue = self._queue, []
+            for d in [*waiters, *(d for _, d in queued)]:
+                d.errback(failure)
+            self._maybe_idle()
+            return
+        self.tree, self._nodes = result
+        self._state = _LOADED
+        for d in waiters:
+            d.callback(self)
+        self._flush()
+
+    def _ready(self, read: Callable[[], Any]) -> defer.Deferred:
+        if self._state == _LOADED:
+            return defer.execute(read)
+        return self.load().addCallback(lambda _: read())
+
+    # -- IStateStore -------------------------------------------------------------------------
+
+    def get(self, path: str) -> defer.Deferred:
+        return self._ready(lambda: self.tree.get(normalize(path)))
+
+    def children(self, path: str) -> defer.Deferred:
+        return self._ready(lambda: self.tree.children(normalize(path)))
+
+    def put(self, path: str, value: bytes) -> defer.Deferred:
+        return self.commit([Put(path, value)])
+
+    def delete(self, path: str) -> defer.Deferred:
+        return self.commit([Delete(path)])
+
+    def scoped(self, prefix: str) -> Any:
+        return ScopedStore(self, prefix)
+
+    def commit(self, operations: Iterable[Operation]) -> defer.Deferred:
+        try:
+            checked = validate(operations)
+        except (TypeError, ValueError) as exc:
+            return defer.fail(exc)
+        for op in checked:
+            if isinstance(op, Put) and len(op.value) + len(self._znode(op.path)) > MAX_REQUEST_BYTES:
+                return defer.fail(StoreError(f"the value at {op.path} is {len(op.value)} bytes, over ZooKeeper's "
+                                             f"1 MB limit of a node"))
+        if self.fence is not None and self.fence() is None:
+            return defer.fail(StoreFenced("this writer holds no election node (it is not contending)"))
+        d: defer.Deferred = defer.Deferred()
+        self._queue.append((checked, d))
+        self._flush()
+        return d
+
+    def close(self) -> defer.Deferred:
+        """Fires once nothing is queued or in flight (the ZooKeeper session is the caller's)."""
+        if not self._writing and not self._queue:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._idle.append(d)
+        return d
+
+    def _maybe_idle(self) -> None:
+        if not self._writing and not self._queue:
+            waiters, self._idle = self._idle, []
+            for d in waiters:
+                d.callback(None)
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if self._writing or not self._queue:
+            self._maybe_idle()
+            return
+        if self._state != _LOADED:
+            if self._state == _STALE:
+                self.load().addErrback(lambda _: None)  # the queued commits fail with it
+            return
+        fence = self.fence() if self.fence is not None else None
+        if self.fence is not None and fence is None:
+            queued, self._queue = self._queue, []
+            for _, d in queued:
+                d.errback(StoreFenced("this writer holds no election node (it is not contending)"))
+            self._maybe_idle()
+            return
+        batch: Batch = []
+        ops: TxOps = []
+        undo: Undo = []
+        #: whether a path holds a value after the operations built so far (where they changed that)
+        valued: dict[str, bool] = {}
+        size = len(fence or "") + _OPERATION_BYTES
+        while self._queue and len(batch) < self.max_batch:
+            operations, d = self._queue[0]
+            first_op, first_undo = len(ops), len(undo)
+            self._build(operations, ops, undo, valued)
+            added = sum(len(path) + len(data) + _OPERATION_BYTES for _, path, data in ops[first_op:])
+            if size + added <= MAX_REQUEST_BYTES:
+                size += added
+                batch.append(self._queue.pop(0))
+                continue
+            self._undo(undo[first_undo:], valued)
+            del ops[first_op:], undo[first_undo:]
+            if batch:
+                break
+            self._queue.pop(0)
+            d.errback(StoreError(f"a commit of about {added} bytes is over ZooKeeper's 1 MB request limit"))
+        if not batch:
+            self._flush()
+            return
+        if fence is None and not ops:
+            self._committed([], batch, undo, fence)
+            return
+        transaction = self.zk.transaction()
+        if fence is not None:
+            transaction.check(fence, -1)
+        for kind, path, data in ops:
+            if kind == "create":
+                transaction.create(path, data)
+            elif kind == "set":
+                transaction.set_data(path, data)
+            else:
+                transaction.delete(path)
+        self._writing = True
+        d = self.zk.results(transaction)
+        d.addCallbacks(self._committed, self._unknown, callbackArgs=(batch, undo, fence), errbackArgs=(batch, undo))
+
+    def _build(self, operations: list[Operation], ops: TxOps, undo: Undo, valued: dict[str, bool]) -> None:
+        """Append the znode operations for ``operations`` to ``ops``, updating the node mirror and
+        ``valued`` (and recording how to go back in ``undo``)."""
+        nodes = self._nodes
+
+        def has_value(path: str) -> bool:
+            return valued[path] if path in valued else path in self.tree
+
+        def mark(path: str, value: bool) -> None:
+            undo.append(("valued", path, valued.get(path)))
+            valued[path] = value
+
+        def create(path: str, data: bytes) -> None:
+            ops.append(("create", self._znode(path), data))
+            nodes.set(path, b"")
+            undo.append(("created", path, None))
+
+        def remove(path: str) -> None:
+            ops.append(("delete", self._znode(path), b""))
+            nodes.discard(path)
+            undo.append(("deleted", path, None))
+
+        for op in operations:
+            if isinstance(op, Put):
+                parts = op.path.split("/")
+                for depth in range(1, len(parts)):
+                    parent = "/".join(parts[:depth])
+                    if parent not in nodes:
+                        create(parent, b"")
+                        mark(parent, False)
+                if op.path in nodes:
+                    ops.append(("set", self._znode(op.path), op.value))
+                else:
+                    create(op.path, op.value)
+                mark(op.path, True)
+                continue
+            targets = nodes.under(op.path) + ([op.path] if op.path in nodes else [])
+            for path in sorted(targets, reverse=True):  # children before their parents
+                remove(path)
+                mark(path, False)
+            # Parents left with neither a value nor children go too.
+            parts = op.path.split("/")
+            for depth in range(len(parts) - 1, 0, -1):
+                parent = "/".join(parts[:depth])
+                if parent not in nodes or nodes.has_under(parent) or has_value(parent):
+                    break
+                remove(parent)
+
+    def _undo(self, undo: Undo, valued: dict[str, bool] | None = None) -> None:
+        for action, path, before in reversed(undo):
+            if action == "created":
+                self._nodes.discard(path)
+            elif action == "deleted":
+                self._nodes.set(path, b"")
+            elif valued is not None:
+                if before is None:
+                    valued.pop(path, None)
+                else:
+                    valued[path] = before
+
+    def _committed(self, results: list[Any], batch: Batch, undo: Undo, fence: str | None) -> None:
+        self._writing = False
+        errors = [result for result in results if isinstance(result, Exception)]
+        if not errors:
+            for operations, _ in batch:
+                self.tree.apply(operations)
+            for _, d in batch:
+                d.callback(None)
+            self._flush()
+            return
+        self._undo(undo)
+        causes = [e for e in errors if not isinstance(e, (RolledBackError, RuntimeInconsistency))] or errors
+        cause = f"{type(causes[0]).__name__}{': ' + str(causes[0]) if str(causes[0]) else ''}"
+        error: StoreError
+        if fence is not None and isinstance(results[0], Exception) and results[0] is causes[0]:
+            error = StoreFenced(f"the writer's election node {fence} is gone ({cause}): nothing was written")
+        else:
+            # The subtree is not what the mirror says (another program changed it): read it again.
+            self._state = _STALE
+            error = StoreError(f"ZooKeeper refused the transaction ({cause}): nothing was written")
+        for _, d in batch:
+            d.errback(type(error)(str(error)))
+        self._flush()
+
+    def _unknown(self, failure: Failure, batch: Batch, undo: Undo) -> None:
+        """ZooKeeper could not be asked: whether the transaction committed is unknown, so read it all again."""
+        self._writing = False
+        self._undo(undo)
+        self._state = _STALE
+        message = (f"the outcome of a write to {self.root} is unknown "
+                   f"({failure.getErrorMessage() or failure.type.__name__}); the store is read again")
+        log.warn("{m}", m=message)
+        for _, d in batch:
+            d.errback(StoreError(message))
+        self._flush()

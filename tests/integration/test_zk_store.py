@@ -1,0 +1,209 @@
+"""The ZooKeeper store against a real ZooKeeper server (one per test class, a fresh root per test)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from kazoo.client import KazooClient
+from twisted.internet import defer, reactor, threads
+from twisted.trial import unittest
+
+from mesostw.store import Delete, Put, StoreError, StoreFenced
+from mesostw.store.zookeeper import MAX_REQUEST_BYTES, ZooKeeperStateStore
+from mesostw.zk.client import ZooKeeper
+from mesostw.zk.url import parse_zk_url
+from tests.helpers.processes import wait_for
+from tests.helpers.store_behaviour import StoreBehaviour
+from tests.helpers.zookeeper import AVAILABLE, ZooKeeperEnsemble
+
+if not AVAILABLE:
+    raise RuntimeError("ZooKeeper is not installed: `make test` installs Debian's zookeeper package")
+
+_roots = itertools.count()
+
+
+class ZooKeeperStoreTestCase(unittest.TestCase):
+    """One standalone server for the class; each test works under its own root."""
+
+    timeout = 60
+    ensemble: ZooKeeperEnsemble
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.ensemble = ZooKeeperEnsemble(1)
+        cls.ensemble.start_blocking()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.ensemble.stop()
+
+    def setUp(self) -> None:
+        self.base = f"/test{next(_roots)}"
+        self.root = f"{self.base}/state"
+
+    @defer.inlineCallbacks
+    def client(self) -> Any:
+        zk = ZooKeeper(reactor, parse_zk_url(self.ensemble.url(self.base)), session_timeout=4.0)
+        self.addCleanup(zk.stop)
+        yield zk.start()
+        return zk
+
+    @defer.inlineCallbacks
+    def elected(self) -> Any:
+        """A session and its ephemeral election node: (client, node path)."""
+        zk = yield self.client()
+        yield zk.ensure_path(f"{self.base}/leader")
+        node = yield zk.create(f"{self.base}/leader/member_", b"me", ephemeral=True, sequence=True)
+        return zk, node
+
+    @defer.inlineCallbacks
+    def fenced_store(self) -> Any:
+        self.writer, self.fence_node = yield self.elected()
+        store = ZooKeeperStateStore(self.writer, self.root, lambda: self.fence_node)
+        yield store.load()
+        return store
+
+    @defer.inlineCallbacks
+    def znodes(self, path: str | None = None) -> Any:
+        """Every znode under ``path`` (the root by default) as {relative path: data}, read directly."""
+        reader = getattr(self, "_reader", None) or (yield self.client())
+        self._reader = reader
+        top = path or self.root
+        found: dict[str, bytes] = {}
+
+        @defer.inlineCallbacks
+        def walk(znode: str) -> Any:
+            for child in (yield reader.get_children(znode)):
+                below = f"{znode}/{child}"
+                data, _ = yield reader.get(below)
+                found[below[len(top) + 1:]] = data
+                yield walk(below)
+
+        yield walk(top)
+        return found
+
+
+class ZooKeeperStoreBehaviourTests(StoreBehaviour, ZooKeeperStoreTestCase):
+    def make_store(self) -> defer.Deferred:
+        return self.fenced_store()
+
+    @defer.inlineCallbacks
+    def reopen(self) -> Any:
+        reader = yield self.client()
+        store = ZooKeeperStateStore(reader, self.root)
+        yield store.load()
+        return store
+
+    @defer.inlineCallbacks
+    def depose(self, store: Any) -> Any:
+        other = yield self.client()
+        yield other.delete(self.fence_node)
+
+
+class ZooKeeperStoreTests(ZooKeeperStoreTestCase):
+    @defer.inlineCallbacks
+    def test_one_znode_per_path(self) -> Any:
+        """Each value is the raw data of its own znode; parents are empty znodes, removed once empty."""
+        store = yield self.fenced_store()
+        yield store.commit([Put("agents/S1", b'{"id":"S1"}'), Put("agents/S2", b"2"), Put("weights", b"{}")])
+        self.assertEqual((yield self.znodes()), {"agents": b"", "agents/S1": b'{"id":"S1"}', "agents/S2": b"2",
+                                                 "weights": b"{}"})
+        yield store.commit([Delete("agents/S1"), Delete("agents/S2"), Put("deep/a/b", b"x")])
+        self.assertEqual((yield self.znodes()), {"weights": b"{}", "deep": b"", "deep/a": b"", "deep/a/b": b"x"})
+        yield store.delete("deep/a/b")
+        self.assertEqual((yield self.znodes()), {"weights": b"{}"})
+
+    @defer.inlineCallbacks
+    def test_reads_what_others_wrote(self) -> Any:
+        """Loading reads znodes written by other programs: data is a value, empty parents are none."""
+        other = yield self.client()
+        yield other.create(f"{self.root}/agents/S1", b"a", makepath=True)
+        yield other.create(f"{self.root}/frameworks", b"")
+        yield other.create(f"{self.root}/app", b"spec")
+        yield other.create(f"{self.root}/app/task", b"t")
+        store = ZooKeeperStateStore(other, self.root)
+        self.assertEqual((yield store.children("")), ["agents", "app", "frameworks"])
+        self.assertIsNone((yield store.get("agents")))
+        self.assertEqual((yield store.get("app")), b"spec")
+        self.assertEqual((yield store.children("frameworks")), [])
+        yield store.put("frameworks/F1", b"f")  # the existing section is used, not created again
+        self.assertEqual((yield self.znodes())["frameworks/F1"], b"f")
+
+    @defer.inlineCallbacks
+    def test_fenced_after_session_expired(self) -> Any:
+        """When the writer's session expires its election node goes, and its writes (on a new session) are fenced."""
+        store = yield self.fenced_store()
+        yield store.put("a", b"1")
+        old_session = self.writer.session_id
+        yield threads.deferToThread(expire, self.writer)
+        yield wait_for(lambda: self.writer.session_id not in (None, old_session), 20, what="a new session")
+        yield wait_for(lambda: self.writer.state == "CONNECTED", 20, what="the reconnection")
+        error = yield self.assertFailure(store.put("a", b"2"), StoreError)
+        if not isinstance(error, StoreFenced):  # the first write may meet the reconnection; the next is fenced
+            yield self.assertFailure(store.put("a", b"2"), StoreFenced)
+        self.assertEqual((yield self.znodes()), {"a": b"1"})
+
+    @defer.inlineCallbacks
+    def test_not_contending(self) -> Any:
+        """A store whose writer has no election node refuses writes at once, sending nothing."""
+        zk = yield self.client()
+        store = ZooKeeperStateStore(zk, self.root, lambda: None)
+        error = yield self.assertFailure(store.put("a", b"1"), StoreFenced)
+        self.assertIn("not contending", str(error))
+        self.assertFalse((yield zk.exists(self.root)))
+
+    @defer.inlineCallbacks
+    def test_refused_transaction_is_undone(self) -> Any:
+        """A transaction ZooKeeper refuses (a node another program made) fails; the store reads the subtree
+        again and the commits behind it proceed."""
+        store = yield self.fenced_store()
+        other = yield self.client()
+        yield other.create(f"{self.root}/agents/S9", b"{}", makepath=True)
+        conflicting = store.commit([Put("agents/S9", b"mine"), Put("agents/S8", b"8")])
+        behind = store.put("agents/S1", b"1")
+        error = yield self.assertFailure(conflicting, StoreError)
+        self.assertNotIsInstance(error, StoreFenced)
+        self.assertIn("NodeExistsError", str(error))
+        yield behind
+        self.assertEqual((yield store.children("agents")), ["S1", "S9"])
+        self.assertEqual((yield store.get("agents/S9")), b"{}")
+        self.assertEqual((yield self.znodes()), {"agents": b"", "agents/S1": b"1", "agents/S9": b"{}"})
+
+    @defer.inlineCallbacks
+    def test_values_over_the_node_limit(self) -> Any:
+        """A value over 1 MB, or a commit over the request limit, is refused with StoreError before sending."""
+        store = yield self.fenced_store()
+        error = yield self.assertFailure(store.put("big", b"x" * (MAX_REQUEST_BYTES + 1)), StoreError)
+        self.assertIn("1 MB", str(error))
+        halves = [Put(f"half{i}", b"x" * (MAX_REQUEST_BYTES // 2)) for i in range(3)]
+        error = yield self.assertFailure(store.commit(halves), StoreError)
+        self.assertIn("1 MB", str(error))
+        self.assertEqual((yield self.znodes()), {})
+        # Many large commits made at once are split into transactions under the limit; all succeed.
+        yield defer.gatherResults([store.put(f"part{i}", b"y" * 300_000) for i in range(8)])
+        self.assertEqual(len((yield self.znodes())), 8)
+
+    @defer.inlineCallbacks
+    def test_unknown_outcome_reads_again(self) -> Any:
+        """A write ZooKeeper could not be asked about fails with StoreError and makes the store read again."""
+        store = yield self.fenced_store()
+        yield store.put("a", b"1")
+        yield self.writer.stop()
+        error = yield self.assertFailure(store.put("b", b"2"), StoreError)
+        self.assertIn("unknown", str(error))
+        other = yield self.client()
+        store.zk = other  # a new session for the same store (its fence node went with the old one)
+        store.fence = None
+        self.assertEqual((yield store.get("a")), b"1")
+        yield store.put("b", b"2")
+        self.assertEqual((yield self.znodes()), {"a": b"1", "b": b"2"})
+
+
+def expire(zk: ZooKeeper) -> None:
+    """End ``zk``'s session from outside (as a server does when it times out), blocking."""
+    session_id, password = zk.kazoo.client_id
+    thief = KazooClient(hosts=zk.url.hosts, client_id=(session_id, password))
+    thief.start(timeout=10)
+    thief.stop()
+    thief.close()
