@@ -107,6 +107,7 @@ class CronAPI:
         router.route("/leader", self.leader)
         router.route("/ping", self.ping)
         router.route("/metrics", self.metrics)
+        router.route("/metrics/prometheus", self.prometheus)
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -160,11 +161,15 @@ class CronAPI:
         return Response(b"pong", 200, dict(TEXT))
 
     def metrics(self, request: server.Request) -> Any:
+        """Dropwizard-shaped JSON (what chronos-python reads), or Prometheus text for scrapers that ask."""
         accept = (header(request, "accept") or "").lower()
         wants_text = "text/plain" in accept or "openmetrics" in accept
         if query(request).get("format") == "prometheus" or (wants_text and "application/json" not in accept):
-            return Response(self.cron.metrics.prometheus(), 200, {"Content-Type": "text/plain; version=0.0.4"})
+            return self.prometheus(request)
         return self.cron.metrics.json()
+
+    def prometheus(self, request: server.Request) -> Response:
+        return Response(self.cron.metrics.prometheus(), 200, {"Content-Type": "text/plain; version=0.0.4"})
 
     # -- changes -------------------------------------------------------------------------------------
 

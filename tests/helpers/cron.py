@@ -25,6 +25,7 @@ from mesostw.model.resources import Resources
 from mesostw.model.task import Offer, TaskInfo, TaskStatus, new_uuid
 from mesostw.store import Delete, Put
 from mesostw.store.memory import MemoryStateStore
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster
 from tests.helpers.hosting import ClusterHost
 from tests.helpers.web import Client
@@ -165,6 +166,8 @@ class CronOnACluster:
     def __init__(self, test: unittest.TestCase, **flags: Any):
         self.test = test
         self.cluster = Cluster(agents=2)
+        if isinstance(test, ClockTestCase):
+            test.useClock(self.cluster.clock)
         test.addCleanup(self.cluster.stop)
         self.cluster.clock.advance(T0 / 1000)  # 2024-05-01T12:00:00Z
         self.cluster.settle()

@@ -6,16 +6,16 @@ import json
 from typing import Any
 
 from twisted.internet import defer
-from twisted.trial import unittest
 
 from frameworks.cron import plugin
 from mesostw import flags as flaglib
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cron import CronOnACluster, job
 from tests.helpers.hosting import ClusterHost
 from tests.helpers.web import Client
 
 
-class APITests(unittest.TestCase):
+class APITests(ClockTestCase):
     def setUp(self) -> None:
         self.cron = CronOnACluster(self)
         self.client = self.cron.client
@@ -135,6 +135,7 @@ class APITests(unittest.TestCase):
         text = self.client.request("GET", "/metrics", headers={"Accept": "text/plain;version=0.0.4"})
         self.assertIn(b'chronos_runs_total{outcome="succeeded"} 1.0', text.body)
         self.assertIn(b"chronos_lateness_seconds_count 1.0", text.body)
+        self.assertEqual(self.client.get("/metrics/prometheus").body, text.body)
 
     def test_not_ready_answers_503(self) -> None:
         """Before the framework has recovered its state (not yet leading), the API says so."""

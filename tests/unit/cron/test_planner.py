@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial import unittest
 
 from frameworks.cron import effects as fx
@@ -79,6 +81,24 @@ class ScheduledRunTests(unittest.TestCase):
 
 
 class EpsilonTests(unittest.TestCase):
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(st.integers(1, 300), st.integers(0, 400_000))
+    def test_a_slot_runs_if_and_only_if_it_can_start_within_epsilon(self, epsilon: int, delay: int) -> None:
+        """The first offer comes ``delay`` ms after the slot: it launches when delay <= epsilon, otherwise
+        the slot is missed and counted, exactly once either way."""
+        h = Harness()
+        h.put(job("e", schedule="R1/2024-05-01T12:01:00Z/PT1H", epsilon=f"PT{epsilon}S"))
+        h.advance_to(SLOT + delay)
+        launched = h.offer()
+        counters = h.record("e").counters
+        if delay <= epsilon * 1000:
+            self.assertEqual((len(launched), counters.missed_count), (1, 0))
+        else:
+            self.assertEqual((len(launched), counters.missed_count), (0, 1))
+        h.advance(2 * 3600_000)
+        self.assertEqual(h.offer(), [])
+        self.assertEqual(h.record("e").counters.missed_count + len(launched), 1)
+
     def test_a_slot_that_cannot_start_within_epsilon_is_missed(self) -> None:
         """No offers for longer than epsilon: the run is dropped, counted and in the history."""
         h = Harness()

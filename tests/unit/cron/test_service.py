@@ -3,19 +3,19 @@ on schedule, retry, trigger dependents, are killed, and survive the framework's 
 
 from __future__ import annotations
 
-from twisted.trial import unittest
-
 from frameworks.cron.records import FRAMEWORK_ID
 from mesostw.model import task as T
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cron import T0, CronOnACluster, job
 
 
-class EndToEndTests(unittest.TestCase):
+class EndToEndTests(ClockTestCase):
     def test_a_job_runs_on_its_schedule(self) -> None:
         """Posted at 12:00, the job runs at 12:01 and 12:02 on an agent; GET shows the counts and next run."""
         cron = CronOnACluster(self)
         self.assertEqual(cron.post(job("tick")), 204)
-        self.assertIsNotNone(cron.store.values.get(f"frameworks/cron/{FRAMEWORK_ID}"))
+        self.assertEqual(self.successResultOf(cron.host.store.get(FRAMEWORK_ID)),
+                         cron.service.framework_id.encode())
         cron.advance(59)
         self.assertEqual(cron.launched("tick"), [])
         cron.advance(62)
@@ -103,3 +103,31 @@ class EndToEndTests(unittest.TestCase):
         cron.advance(5)
         self.assertEqual(cron.job("quick")["successCount"], 1)
         self.assertEqual(cron.launched("quick"), [task_id])
+
+
+class ContractTests(ClockTestCase):
+    def test_plugin_module_and_scheduler_keep_their_contracts(self) -> None:
+        """plugin.py names the framework, its port and flags; the scheduler provides IScheduler; the
+        service is an IService whose driver the host made."""
+        from twisted.application.service import IService
+        from zope.interface.verify import verifyObject
+
+        from frameworks.cron import plugin
+        from mesostw.flags import Flag
+        from mesostw.interfaces import IScheduler
+
+        self.assertEqual((plugin.NAME, plugin.DEFAULT_PORT), ("cron", 4400))
+        self.assertTrue(plugin.DESCRIPTION)
+        self.assertTrue(all(isinstance(f, Flag) and not f.name.startswith("cron_") for f in plugin.FLAGS))
+        names = {f.name for f in plugin.FLAGS}
+        for chronos_flag in ("mesos_framework_name", "failover_timeout", "mesos_task_cpu", "mesos_task_mem",
+                             "mesos_task_disk", "failure_retry", "http_notification_url", "mesos_role", "user"):
+            self.assertIn(chronos_flag, names)
+        cron = CronOnACluster(self)
+        verifyObject(IService, cron.service)
+        verifyObject(IScheduler, cron.service.scheduler)
+        self.assertIs(cron.service.driver, cron.host.drivers[-1])
+        self.assertFalse(cron.service.driver.implicit_acknowledgements)
+        framework = cron.cluster.master.frameworks[cron.service.framework_id]
+        self.assertEqual((framework.info.name, framework.info.failover_timeout, framework.info.checkpoint),
+                         ("chronos", 604800.0, True))

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.internet import defer, task
-from twisted.trial import unittest
+from twisted.internet import defer
 
 from frameworks.cron import writer as W
 from frameworks.cron.writer import StoreWriter
 from mesostw.store import Delete, Put, StoreError, StoreFenced
 from mesostw.store.memory import MemoryStateStore
+from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cron import CronOnACluster, job
 
 
@@ -35,9 +35,9 @@ class SlowStore(MemoryStateStore):
         d.callback(None)
 
 
-class WriterTests(unittest.TestCase):
+class WriterTests(ClockTestCase):
     def setUp(self) -> None:
-        self.clock = task.Clock()
+        self.clock = self.makeClock()
         self.store = SlowStore()
         self.fenced: list[Any] = []
         self.writer = StoreWriter(self.store, self.clock, self.fenced.append)
@@ -52,7 +52,7 @@ class WriterTests(unittest.TestCase):
         self.assertEqual(ops, [Put("a", b"2"), Delete("b")])
         self.assertEqual(done, [])
         self.store.finish()
-        self.assertEqual((done, self.store.values), ([1, 2], {"a": b"2"}))
+        self.assertEqual((done, self.store.tree.as_dict()), ([1, 2], {"a": b"2"}))
 
     def test_commits_never_overlap(self) -> None:
         """A write made while a commit is in flight goes out after it, in a commit of its own."""
@@ -65,7 +65,7 @@ class WriterTests(unittest.TestCase):
         self.clock.advance(0)
         self.assertEqual(len(self.store.calls), 2)
         self.store.finish(1)
-        self.assertEqual(self.store.values, {"a": b"2"})
+        self.assertEqual(self.store.tree.as_dict(), {"a": b"2"})
 
     def test_a_failed_commit_is_retried(self) -> None:
         """The store is away: the same writes are committed again after a backoff, then fire."""
@@ -77,7 +77,7 @@ class WriterTests(unittest.TestCase):
         self.clock.advance(0.5)
         self.assertEqual(len(self.store.calls), 2)
         self.store.finish(1)
-        self.assertEqual((done, self.store.values), ([None], {"a": b"1"}))
+        self.assertEqual((done, self.store.tree.as_dict()), ([None], {"a": b"1"}))
 
     def test_fenced_stops_writing_for_good(self) -> None:
         """Another instance holds the store: every waiting write fails, and so does every later one."""
@@ -102,7 +102,7 @@ class WriterTests(unittest.TestCase):
         self.assertEqual([op.path for op in self.store.calls[1][0]], ["c"])
 
 
-class FencedServiceTests(unittest.TestCase):
+class FencedServiceTests(ClockTestCase):
     def test_a_deposed_instance_stops_and_says_so(self) -> None:
         """When the store fences this instance off, the API answers 503, the driver stops, nothing launches."""
         cron = CronOnACluster(self)
