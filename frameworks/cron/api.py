@@ -9,6 +9,7 @@ graph comes as text. Beyond Chronos: ``job/history/{name}`` and ``nextRun``/``mi
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from frameworks.cron import views
 from frameworks.cron.jobs import JobInvalid
 from frameworks.cron.planner import UnknownJob
 from frameworks.cron.runs import parse_task_id
+from mesostw.auth.http import basic_credentials
 from mesostw.http.router import HTTPError, Response, Router, header, query, read_body
 from mesostw.store import StoreError
 
@@ -85,6 +87,9 @@ class CronAPI:
         return self.cron.planner
 
     def install(self, router: Router) -> None:
+        credentials = getattr(self.cron.config, "http_credentials", "") or ""
+        if credentials:
+            router.filter(basic_auth(credentials), exempt=("/ping",))
         for p in PREFIXES:
             writes = ("POST", "PUT") if p == LEGACY else ("POST",)
             router.route(f"{p}/jobs", self.list_jobs)
@@ -224,6 +229,22 @@ class CronAPI:
         else:
             self.planner.record(name)
         return no_content()
+
+
+def basic_auth(credentials: str) -> Callable[[server.Request], HTTPError | None]:
+    """A router filter accepting HTTP Basic with one of ``user:password[,user:password...]``; the 401
+    carries the challenge without which chronos-python never sends its credentials."""
+    allowed = [entry.strip().encode() for entry in credentials.split(",") if ":" in entry]
+
+    def check(request: server.Request) -> HTTPError | None:
+        given = basic_credentials(request)
+        if given is not None:
+            offered = given.username + b":" + given.password
+            if any(hmac.compare_digest(offered, entry) for entry in allowed):
+                return None
+        return HTTPError(401, "Unauthorized", {"WWW-Authenticate": 'Basic realm="Chronos"'})
+
+    return check
 
 
 def _int(params: dict[str, str], name: str, default: int) -> int:

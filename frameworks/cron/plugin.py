@@ -36,6 +36,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag.int("reconciliation_interval", 600, "Seconds between reconciliations of every task with the master"),
     Flag.int("leader_max_idle_time", 5000, "Milliseconds ahead of its time that a run is recorded in the store"),
     Flag.int("job_history_limit", 10, "Runs kept in each job's history"),
+    Flag("http_credentials", "", "user:password (comma-separated for several) the API requires with HTTP Basic "
+                                 "authentication (default: none)"),
 )
 
 
@@ -56,6 +58,8 @@ def check(config: Any) -> list[str]:
     url = config.http_notification_url
     if url and not url.startswith(("http://", "https://")):
         errors.append("--http_notification_url must be an http:// or https:// URL")
+    if config.http_credentials and any(":" not in e for e in config.http_credentials.split(",")):
+        errors.append("--http_credentials must be user:password[,user:password...]")
     if config.http_notification_credentials and ":" not in config.http_notification_credentials:
         errors.append("--http_notification_credentials must be user:password")
     if not config.mesos_framework_name:

@@ -38,9 +38,13 @@ class TrackingSite(server.Site):
         return channel
 
 
-class ChronosPythonTests(unittest.TestCase):
+class Served(unittest.TestCase):
+    """The framework on a cluster, its API on a loopback port; ``flags`` are the framework's."""
+
+    flags: dict[str, Any] = {}
+
     def setUp(self) -> None:
-        self.cron = CronOnACluster(self)
+        self.cron = CronOnACluster(self, **self.flags)
         self.site = TrackingSite(self.cron.host.router)
         self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.pump = task.LoopingCall(self.cron.cluster.settle)
@@ -65,6 +69,8 @@ class ChronosPythonTests(unittest.TestCase):
     def call(self, method: Any, *args: Any) -> defer.Deferred:
         return threads.deferToThread(method, *args)
 
+
+class ChronosPythonTests(Served):
     @defer.inlineCallbacks
     def test_the_v1_client(self) -> Any:
         """add, update, list, search, run, job_stat, graph, stats, metrics, delete_tasks and delete with
@@ -127,3 +133,17 @@ class ChronosPythonTests(unittest.TestCase):
         yield self.call(client.run, "old")
         yield self.call(client.delete, "old")
         self.assertEqual((yield self.call(client.list)), [])
+
+
+class ChronosPythonAuthTests(Served):
+    flags = {"http_credentials": "ops:secret"}
+
+    @defer.inlineCallbacks
+    def test_basic_authentication(self) -> Any:
+        """With --http_credentials the client's username and password are needed (it sends them after
+        the 401 challenge); without them it fails."""
+        client = chronos.connect(self.address, username="ops", password="secret")
+        yield self.call(client.add, job("guarded", schedule="R/2024-06-01T00:00:00Z/P1D", command="true"))
+        self.assertEqual([j["name"] for j in (yield self.call(client.list))], ["guarded"])
+        with self.assertRaises(chronos.ChronosAPIError):  # its 401 ends as "No remaining Chronos servers"
+            yield self.call(chronos.connect(self.address).list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -136,6 +137,17 @@ class APITests(ClockTestCase):
         self.assertIn(b'chronos_runs_total{outcome="succeeded"} 1.0', text.body)
         self.assertIn(b"chronos_lateness_seconds_count 1.0", text.body)
         self.assertEqual(self.client.get("/metrics/prometheus").body, text.body)
+
+    def test_http_credentials(self) -> None:
+        """--http_credentials: 401 with a Basic challenge without them, served with them; /ping is open."""
+        cron = CronOnACluster(self, http_credentials="ops:secret,ci:token")
+        reply = cron.client.get("/v1/scheduler/jobs")
+        self.assertEqual((reply.code, reply.headers["www-authenticate"]), (401, 'Basic realm="Chronos"'))
+        good = "Basic " + base64.b64encode(b"ci:token").decode()
+        bad = "Basic " + base64.b64encode(b"ci:nope").decode()
+        self.assertEqual(cron.client.request("GET", "/v1/scheduler/jobs", headers={"Authorization": good}).code, 200)
+        self.assertEqual(cron.client.request("GET", "/v1/scheduler/jobs", headers={"Authorization": bad}).code, 401)
+        self.assertEqual(cron.client.get("/ping").code, 200)
 
     def test_not_ready_answers_503(self) -> None:
         """Before the framework has recovered its state (not yet leading), the API says so."""
