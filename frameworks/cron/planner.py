@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import shlex
 from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
@@ -646,7 +647,13 @@ class Planner:
         """Run a job now (a disabled one too), with optional arguments."""
         self._begin(now)
         record = self.record(name)
-        self._new_run(record, now, MANUAL, arguments if arguments and arguments.strip() else None)
+        arguments = arguments if arguments and arguments.strip() else None
+        if arguments is not None and not record.job.shell:
+            try:
+                shlex.split(arguments)
+            except ValueError as exc:
+                raise JobInvalid([f"arguments: {exc} in {arguments!r}"]) from None
+        self._new_run(record, now, MANUAL, arguments)
         self._touch(record)
         return self._end()
 

@@ -241,10 +241,13 @@ class CronScheduler:
 
     def resourceOffers(self, driver: Any, offers: list[Offer]) -> None:
         if self.cron.ready:
-            self.cron.perform(self.cron.planner.offers(offers, self.cron.now()))
-        else:
-            for offer in offers:
-                driver.declineOffer(offer.id)
+            try:
+                self.cron.perform(self.cron.planner.offers(offers, self.cron.now()))
+                return
+            except Exception:
+                log.failure("Offers could not be used")
+        for offer in offers:
+            driver.declineOffer(offer.id)
 
     def offerRescinded(self, driver: Any, offerId: str) -> None:
         pass

@@ -228,6 +228,15 @@ class JobLifecycleTests(unittest.TestCase):
         self.assertEqual(task.command.value, "true --full")
         self.assertTrue(task.task_id.endswith(":off:--full"))
 
+    def test_arguments_of_a_program_job_must_split(self) -> None:
+        """shell=false: arguments are split like a shell would; unbalanced quotes are refused up front."""
+        h = Harness()
+        h.put(job("prog", command="/bin/echo", shell=False, arguments=["echo"]))
+        self.assertRaises(JobInvalid, h.planner.run_job, "prog", "'unbalanced", h.now)
+        h.apply(h.planner.run_job("prog", "'two words' three", h.now))
+        [task] = h.offer()
+        self.assertEqual(task.command.arguments, ("echo", "two words", "three"))
+
     def test_non_concurrent_jobs_never_overlap(self) -> None:
         """concurrent=false: the next slot waits for the running one, then starts if still within epsilon."""
         h = Harness()
