@@ -34,6 +34,9 @@ from mesostw.store import Put
 
 log = Logger()
 
+#: How long stopping waits for writes already made to reach the store.
+DRAIN_SECONDS = 5.0
+
 
 def settings_from(config: Any) -> Settings:
     """The planner's settings from the plugin's flags (Chronos's names and units)."""
@@ -122,10 +125,18 @@ class CronService(service.MultiService):
         self.whenReady.callback(None)
 
     def stopService(self) -> defer.Deferred:
+        """Stop scheduling, let the writes already made reach the store (for at most ``DRAIN_SECONDS``),
+        then stop the driver (the master keeps the framework for its failover timeout)."""
         self._cancel_timer()
-        self.writer.cancel()
         self.ready = False
-        return defer.maybeDeferred(super().stopService)
+        drained = self.writer.write([]) if not self.writer.dead else defer.succeed(None)
+        drained.addTimeout(DRAIN_SECONDS, self.reactor)
+
+        def stop(_: Any) -> defer.Deferred:
+            self.writer.cancel()
+            return defer.maybeDeferred(super(CronService, self).stopService)
+
+        return drained.addBoth(stop)
 
     def _fenced(self, failure: Failure) -> None:
         """Another instance leads now: stop acting at once (the host ends this process)."""

@@ -88,6 +88,20 @@ class EndToEndTests(ClockTestCase):
         states = [e.get("status") for e in cron.client.get_json("/v1/scheduler/job/history/long")["runs"]]
         self.assertEqual(states, ["killed"])
 
+    def test_stopping_writes_what_was_decided_first(self) -> None:
+        """Writes made just before the framework stops still reach the store, then the driver lets go."""
+        cron = CronOnACluster(self)
+        cron.post(job("late"))
+        service = cron.service
+        service.apply(service.planner.run_job("late", None, service.now()))
+        stopped = service.stopService()
+        self.assertEqual(service.driver.status, "DRIVER_RUNNING")
+        cron.cluster.settle()
+        self.successResultOf(stopped)
+        self.assertEqual(service.driver.status, "DRIVER_STOPPED")
+        runs = self.successResultOf(cron.host.store.children("runs"))
+        self.assertEqual(runs, [f"late:{int(cron.cluster.clock.seconds() * 1000)}"])
+
     def test_a_restart_counts_a_success_it_missed_once(self) -> None:
         """The task finishes while no framework is connected: the next instance counts it once."""
         cron = CronOnACluster(self)
