@@ -7,6 +7,7 @@ Broker adapters (``tests/helpers/pbcluster.py``). The others hold the master's c
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from typing import Any
@@ -1050,6 +1051,57 @@ class MessageTests(MasterTestCase):
         self.assertEqual(scheduler.states("t1"), [T.RUNNING])
 
 
+class LargeMessageTests(MasterTestCase):
+    """Messages larger than one Perspective Broker string (640 KiB) arrive whole, as Mesos's do."""
+
+    def data_task(self, offer: Offer, task_id: str, size: int) -> dict[str, Any]:
+        task = task_on(offer, task_id, resources="cpus:0.1;mem:32")
+        task["data"] = base64.b64encode(os.urandom(size)).decode()
+        return task
+
+    def test_large_launch(self) -> None:
+        """A task whose data alone is 700 KiB launches and runs, its data intact on the agent."""
+        cluster = self.make_cluster(agents=1)
+        scheduler, driver = self.framework(cluster)
+        offer = scheduler.offers[0]
+        task = self.data_task(offer, "big", 700 * 1024)
+        self.launch(cluster, driver, offer, task)
+        self.assertEqual(scheduler.states("big"), [T.RUNNING])
+        (fake,) = cluster.containerizers[0].by_executor("big")
+        self.assertEqual(fake.running["big"].data, base64.b64decode(task["data"]))
+
+    def test_large_reregistration(self) -> None:
+        """An agent whose tasks add up to over a MiB re-registers with every one of them."""
+        cluster = self.make_cluster(agents=1)
+        scheduler, driver = self.framework(cluster, checkpoint=True)
+        for index in range(8):
+            offer = scheduler.offers[-1]
+            self.launch(cluster, driver, offer, self.data_task(offer, f"t{index}", 128 * 1024), refuse_seconds=0)
+        agent = cluster.agents[0]
+        agent_id = agent.id
+        cluster.cut(agent)
+        cluster.settle()
+        cluster.connect(agent)
+        cluster.settle()
+        self.assertEqual((agent.id, agent.state), (agent_id, "RUNNING"))
+        self.assertEqual(cluster.master.metrics["slave_reregistrations"], 1)
+        tasks = cluster.master.frameworks[scheduler.framework_id].tasks
+        self.assertEqual(sorted(tasks), [f"t{index}" for index in range(8)])
+        self.assertEqual({task.state for task in tasks.values()}, {T.RUNNING})
+
+    def test_large_messages(self) -> None:
+        """Framework and executor messages of a MiB each arrive byte for byte."""
+        cluster = self.make_cluster(agents=1)
+        scheduler, driver, offer = self.start_task(cluster)
+        (fake,) = cluster.containerizers[0].by_executor("t1")
+        down, up = os.urandom(1024 * 1024), os.urandom(1024 * 1024)
+        driver.sendFrameworkMessage("t1", offer.agent_id, down)
+        fake.message(up)
+        cluster.settle()
+        self.assertEqual(fake.messages(), [down])
+        self.assertEqual(scheduler.messages, [("t1", offer.agent_id, up)])
+
+
 class AuthorizationTests(MasterTestCase):
     def test_acls_judge_the_authenticated_principal(self) -> None:
         """The register_frameworks ACLs judge the principal a framework proved (with CRAM-MD5 over PB; in
@@ -1108,6 +1160,10 @@ class PBFrameworkLifecycleTests(FrameworkLifecycleTests):
 
 
 class PBMessageTests(MessageTests):
+    cluster_class = PBCluster
+
+
+class PBLargeMessageTests(LargeMessageTests):
     cluster_class = PBCluster
 
 
