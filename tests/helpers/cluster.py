@@ -141,9 +141,12 @@ class DirectMasterLink:
 class FakeExecutor:
     """Acts out command tasks from their command text (see the module docstring)."""
 
-    def __init__(self, agent: Agent, clock: Any, framework_id: str, executor_id: str):
+    def __init__(self, agent: Agent, clock: Any, framework_id: str, executor_id: str,
+                 environment: dict[str, str] | None = None):
         self.agent, self.clock = agent, clock
         self.framework_id, self.executor_id = framework_id, executor_id
+        #: what the agent put in the executor's environment
+        self.environment = environment or {}
         self.events: list[dict] = []
         self.running: dict[str, TaskInfo] = {}
         self.unacked: dict[bytes, TaskStatus] = {}
@@ -213,11 +216,15 @@ class FakeExecutor:
 
 @implementer(IContainerizer)
 class FakeContainerizer:
-    """Starts a :class:`FakeExecutor` per container; ``subscribe=False`` leaves them silent."""
+    """Starts a :class:`FakeExecutor` per container; ``subscribe=False`` leaves them silent.
+
+    ``executor_factory`` makes the executors (``FakeExecutor`` by default; the PB cluster's talk to their
+    agent over PB): it takes the agent, the clock, the framework and executor IDs and the environment."""
 
     def __init__(self, clock: Any):
         self.clock = clock
         self.agent: Agent | None = None
+        self.executor_factory: Any = FakeExecutor
         self.executors: dict[str, FakeExecutor] = {}
         self.subscribe = True
         self.fail_launch = False
@@ -226,8 +233,8 @@ class FakeContainerizer:
     def launch(self, container_id, executor_info, framework_info, directory, environment, user):
         if self.fail_launch:
             return defer.fail(RuntimeError("no room for containers"))
-        executor = FakeExecutor(self.agent, self.clock, framework_info.id, executor_info.executor_id)
-        executor.environment = environment
+        executor = self.executor_factory(self.agent, self.clock, framework_info.id, executor_info.executor_id,
+                                         dict(environment))
         self.executors[container_id] = executor
         if self.subscribe:
             executor.subscribe()

@@ -282,3 +282,51 @@ class SilentPartitionTests(PBClusterTestCase):
         self.assertEqual((agent.id, agent.state), (agent_id, "RUNNING"))
         self.assertNotIn(agent_id, cluster.master.unreachable)
         self.assertEqual(scheduler.states("t1"), [T.RUNNING, T.UNREACHABLE, T.RUNNING])
+
+
+class ExecutorConnectionTests(PBClusterTestCase):
+    def test_executors_subscribe_over_pb(self) -> None:
+        """Executors reach their agent's port from the environment it gave them and subscribe over PB."""
+        cluster = self.make_cluster(agents=1)
+        scheduler, driver = self.start_task(cluster)
+        agent = cluster.agents[0]
+        (fake,) = cluster.containerizers[0].by_executor("t1")
+        self.assertEqual(fake.environment["MESOS_AGENT_ENDPOINT"], f"{cluster.host_of(agent).ip}:5051")
+        self.assertTrue(fake.driver.subscribed)
+        (executor,) = agent.frameworks[scheduler.framework_id].executors.values()
+        self.assertEqual(type(executor.link).__name__, "PBExecutorLink")
+        self.assertEqual([e["type"] for e in fake.events], ["SUBSCRIBED", "LAUNCH", "ACKNOWLEDGED"])
+
+    def test_checkpointing_executor_resubscribes(self) -> None:
+        """An executor of a checkpointing framework that loses its agent connection subscribes again, and the
+        update it made meanwhile reaches the scheduler."""
+        self.exact_backoff()
+        cluster = self.make_cluster(agents=1)
+        scheduler, driver = self.start_task(cluster, checkpoint=True)
+        ip = cluster.host_of(cluster.agents[0]).ip
+        (fake,) = cluster.containerizers[0].by_executor("t1")
+        cluster.network.partition(ip, ip)
+        cluster.settle()
+        self.assertFalse(fake.driver.subscribed)
+        fake.update("t1", T.FINISHED, "done while away")
+        cluster.advance(0.5, step=0.5)
+        self.assertEqual(scheduler.states("t1"), [T.RUNNING])
+        cluster.network.heal(ip, ip)
+        cluster.advance(2)
+        self.assertTrue(fake.driver.subscribed)
+        self.assertEqual(scheduler.states("t1"), [T.RUNNING, T.FINISHED])
+        self.assertEqual(scheduler.updates[-1].message, "done while away")
+        self.assertEqual(cluster.master.frameworks[scheduler.framework_id].tasks, {})
+
+    def test_executor_exits_without_its_agent(self) -> None:
+        """An executor of a framework that does not checkpoint exits when it loses its agent; its task fails."""
+        cluster = self.make_cluster(agents=1)
+        scheduler, driver = self.start_task(cluster)
+        ip = cluster.host_of(cluster.agents[0]).ip
+        (fake,) = cluster.containerizers[0].by_executor("t1")
+        cluster.network.reset(ip, ip)
+        cluster.settle()
+        self.assertTrue(fake.exited.called)
+        self.assertEqual(scheduler.states("t1"), [T.RUNNING, T.FAILED])
+        self.assertEqual(scheduler.updates[-1].reason, T.REASON_EXECUTOR_TERMINATED)
+        self.assertEqual(cluster.agents[0].frameworks, {})
