@@ -325,11 +325,10 @@ class Cluster:
     """Master + agents + schedulers on one :class:`task.Clock`, joined by direct links.
 
     :class:`tests.helpers.pbcluster.PBCluster` is the same cluster over the real Perspective Broker
-    adapters; a test written against this API runs on either (``tests/helpers/clustertest.py``).
+    adapters: a test written against this API (agents :meth:`cut` and :meth:`connect`, drivers cut and
+    reconnected with :meth:`cut_framework` and :meth:`reconnect_framework`) runs on either, as the
+    ``cluster_class`` of the test cases in ``tests/unit/test_master.py`` and ``test_agent.py`` does.
     """
-
-    #: what joins the cluster's parts: "direct" links here, "pb" in :class:`~tests.helpers.pbcluster.PBCluster`
-    transport = "direct"
 
     def __init__(self, agents: int = 2, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-32000]",
                  work_dir: str = "/nonexistent-sandbox-root", **master_flags: Any):

@@ -162,7 +162,7 @@ class Connection:
             end.stream = []
             sent.clear()
             if not end.disconnected:
-                end.disconnectReason = error.ConnectionLost("Connection reset by peer")
+                end.disconnectReason = error.ConnectionLost("Connection reset by peer")  # type: ignore[assignment]  # iosim declares ConnectionDone
                 end.disconnecting = True
 
     @property
@@ -259,7 +259,7 @@ class Network:
         for protocol in (client, server):
             if isinstance(protocol, policies.TimeoutMixin):
                 # Its documented hook: timeouts otherwise go to the global reactor, not this test's clock.
-                protocol.callLater = self.clock.callLater  # type: ignore[method-assign]
+                protocol.callLater = self.clock.callLater  # type: ignore[method-assign,assignment]
         dial.state = "connected"
         dial.connection = Connection(dial, client, server)
         self.connections.append(dial.connection)

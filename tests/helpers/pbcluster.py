@@ -105,8 +105,6 @@ class PBFakeExecutor(FakeExecutor):
 class PBCluster(Cluster):
     """Master, agents and frameworks joined by PB over an in-memory network (see the module docstring)."""
 
-    transport = "pb"
-
     def serve(self) -> None:
         self.network = Network(self.clock)
         self.master_host = self.network.host(MASTER_IP)
