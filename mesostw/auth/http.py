@@ -19,6 +19,7 @@ log = Logger()
 REALM_SCHEDULER = "mesos-master-scheduler"
 REALM_READONLY = "mesos-master-readonly"
 REALM_READWRITE = "mesos-master-readwrite"
+REALM_AGENT_READONLY = "mesos-agent-readonly"
 
 
 def basic_credentials(request: server.Request) -> UsernamePassword | None:

@@ -36,6 +36,14 @@ class Security:
                    config.authenticate_http_frameworks, config.authenticate_http_readonly,
                    config.authenticate_http_readwrite, Authorizer.from_flag(config.acls), FailureThrottle(clock))
 
+    @classmethod
+    def for_agent(cls, config: Any, clock: Any) -> Security:
+        """An agent's: HTTP Basic against ``--http_credentials`` and the ``access_sandboxes`` ACL of ``--acls``."""
+        credentials = getattr(config, "http_credentials", None)
+        checker = CredentialsChecker(load_credentials(credentials)) if credentials else None
+        return cls(checker, authenticate_http_readonly=getattr(config, "authenticate_http_readonly", False),
+                   authorizer=Authorizer.from_flag(getattr(config, "acls", None)), throttle=FailureThrottle(clock))
+
     def authorize(self, action: str, principal: str | None, obj: str | None) -> bool:
         """Whether the ACLs let ``principal`` (None: anonymous) do ``action`` on ``obj``."""
         return self.authorizer.authorize(action, principal, obj)
