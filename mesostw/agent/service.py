@@ -11,9 +11,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mesostw.agent import executor_stream, paths
+from mesostw.agent.access import AgentAccess
 from mesostw.agent.agent import Agent
 from mesostw.agent.containerizer import PosixContainerizer
-from mesostw.agent.access import AgentAccess
 from mesostw.agent.executor_auth import KEY_PATH, ExecutorSecrets
 from mesostw.agent.executor_http import ExecutorAPI
 from mesostw.agent.files import SandboxFiles

@@ -120,6 +120,6 @@ def raw_exchange(address: tuple[str, int], data: bytes, timeout: float = 10.0) -
                 if not chunk:
                     break
                 chunks.append(chunk)
-        except socket.timeout:
+        except TimeoutError:
             pass
         return b"".join(chunks)
