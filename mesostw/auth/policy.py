@@ -36,6 +36,17 @@ class Security:
                    config.authenticate_http_frameworks, config.authenticate_http_readonly,
                    config.authenticate_http_readwrite, Authorizer.from_flag(config.acls), FailureThrottle(clock))
 
+    @property
+    def frameworks_must_authenticate(self) -> bool:
+        """Whether every framework subscription, PB and HTTP alike, must be authenticated:
+        ``--authenticate_frameworks`` covers every way a framework subscribes."""
+        return self.authenticate_frameworks
+
+    @property
+    def http_frameworks_must_authenticate(self) -> bool:
+        """Whether HTTP framework subscriptions must be (``--authenticate_http_frameworks`` alone: only these)."""
+        return self.authenticate_frameworks or self.authenticate_http_frameworks
+
     @classmethod
     def for_agent(cls, config: Any, clock: Any) -> Security:
         """An agent's: HTTP Basic against ``--http_credentials`` and the ``access_sandboxes`` ACL of ``--acls``."""

@@ -7,7 +7,7 @@ acknowledges nothing before that. The registry is a set of mutations over an
 :class:`~mesostw.interfaces.IStateStore`: in memory (tests, ``--registry=in_memory``),
 files under ``--work_dir``, or ZooKeeper with ``--zk``, where its layout under
 ``<zk path>/registry`` is ``agents/<id>`` (AgentInfo JSON), ``unreachable/<id>``
-(time), ``frameworks/<id>`` (FrameworkInfo JSON), ``removed/<id>`` (time) and
+(time), ``owners/<id>`` (the principal that registered the agent, JSON), ``frameworks/<id>`` (FrameworkInfo JSON), ``removed/<id>`` (time) and
 ``weights`` (JSON). One value per item keeps each write small, whatever the
 cluster's size.
 """
@@ -38,7 +38,7 @@ MAX_REMOVED_FRAMEWORKS = 1000
 #: Mutations committed together at most (a ZooKeeper transaction must stay far below its 1 MB limit).
 MAX_BATCH = 64
 
-SECTIONS = ("agents", "unreachable", "frameworks", "removed")
+SECTIONS = ("agents", "unreachable", "frameworks", "removed", "owners")
 
 __all__ = ["IRegistry", "Registry", "InMemoryRegistry", "RegistryError", "RegistryState", "Mutation",
            "AdmitAgent", "MarkUnreachable", "RemoveAgent", "AddFramework", "RemoveFramework", "SetWeights"]
@@ -55,15 +55,17 @@ class RegistryState:
     frameworks: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     removed_frameworks: OrderedDict[str, float] = attrs.field(factory=OrderedDict)
     weights: dict[str, float] = attrs.field(factory=dict)
+    #: agent ID -> the principal that registered it (agents admitted without one have none here)
+    owners: dict[str, str] = attrs.field(factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"agents": self.agents, "unreachable": self.unreachable, "frameworks": self.frameworks,
-                "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights}
+                "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights, "owners": self.owners}
 
     def copy(self) -> RegistryState:
         """A copy that mutations of this one do not change (they replace values, never edit them)."""
         return RegistryState(dict(self.agents), dict(self.unreachable), dict(self.frameworks),
-                             OrderedDict(self.removed_frameworks), dict(self.weights))
+                             OrderedDict(self.removed_frameworks), dict(self.weights), dict(self.owners))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RegistryState:
@@ -71,21 +73,25 @@ class RegistryState:
             raise ValueError(f"a registry must be a JSON object, not {type(data).__name__}")
         return cls(dict(data.get("agents", {})), dict(data.get("unreachable", {})),
                    dict(data.get("frameworks", {})), OrderedDict(data.get("removed_frameworks", {})),
-                   dict(data.get("weights", {})))
+                   dict(data.get("weights", {})), dict(data.get("owners", {})))
 
 
 # -- mutations ---------------------------------------------------------------------------
 
 @attrs.frozen
 class AdmitAgent:
-    """An agent joins (or re-joins after being unreachable)."""
+    """An agent joins (or re-joins after being unreachable); ``principal`` is the one it authenticated
+    as, which owns its ID from then on (None: it did not authenticate, and the ID's owner is kept)."""
 
     agent_id: str
     info: dict[str, Any]
+    principal: str | None = None
 
     def __call__(self, state: RegistryState) -> None:
         state.agents[self.agent_id] = self.info
         state.unreachable.pop(self.agent_id, None)
+        if self.principal is not None:
+            state.owners[self.agent_id] = self.principal
 
 
 @attrs.frozen
@@ -105,6 +111,7 @@ class RemoveAgent:
     def __call__(self, state: RegistryState) -> None:
         state.agents.pop(self.agent_id, None)
         state.unreachable.pop(self.agent_id, None)
+        state.owners.pop(self.agent_id, None)
 
 
 @attrs.frozen
@@ -160,13 +167,17 @@ def identifier(segment: str) -> str:
 def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
     """The store writes that make ``mutation`` of ``state`` durable (call before it changes ``state``)."""
     if isinstance(mutation, AdmitAgent):
-        return [Put(f"agents/{key(mutation.agent_id)}", dump(mutation.info)),
-                Delete(f"unreachable/{key(mutation.agent_id)}")]
+        ops = [Put(f"agents/{key(mutation.agent_id)}", dump(mutation.info)),
+               Delete(f"unreachable/{key(mutation.agent_id)}")]
+        if mutation.principal is not None:
+            ops.append(Put(f"owners/{key(mutation.agent_id)}", dump(mutation.principal)))
+        return ops
     if isinstance(mutation, MarkUnreachable):
         return [Delete(f"agents/{key(mutation.agent_id)}"),
                 Put(f"unreachable/{key(mutation.agent_id)}", dump(mutation.time))]
     if isinstance(mutation, RemoveAgent):
-        return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}")]
+        return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
+                Delete(f"owners/{key(mutation.agent_id)}")]
     if isinstance(mutation, AddFramework):
         return [Put(f"frameworks/{key(mutation.framework_id)}", dump(mutation.info))]
     if isinstance(mutation, RemoveFramework):
@@ -232,12 +243,15 @@ class Registry:
                     value = json.loads(raw or b"null")
                     if section in ("unreachable", "removed"):
                         value = float(value)
+                    elif section == "owners" and not isinstance(value, str):
+                        raise ValueError("an owner must be a principal")
                 except (ValueError, TypeError) as exc:
                     raise RegistryError(f"cannot read the registry: {section}/{name} holds {raw[:80]!r} "
                                         f"({exc})") from None
                 sections[section][identifier(name)] = value
         state.agents, state.unreachable = sections["agents"], sections["unreachable"]
         state.frameworks = sections["frameworks"]
+        state.owners = sections["owners"]
         # Oldest first, as they were removed: that is the order in which the bound forgets them.
         state.removed_frameworks = OrderedDict(sorted(sections["removed"].items(), key=lambda kv: (kv[1], kv[0])))
         weights = yield self.store.get("weights")
@@ -316,7 +330,12 @@ class Registry:
 
 def _mutations_of(state: RegistryState) -> list[Mutation]:
     """Mutations that build ``state`` from nothing."""
-    mutations: list[Mutation] = [AdmitAgent(agent_id, info) for agent_id, info in state.agents.items()]
+    owners = {agent_id: owner for agent_id, owner in state.owners.items() if isinstance(owner, str)}
+    mutations: list[Mutation] = [AdmitAgent(agent_id, info, owners.pop(agent_id, None))
+                                 for agent_id, info in state.agents.items()]
+    # Unreachable agents keep their owners: admitted with them first, then marked unreachable.
+    mutations += [AdmitAgent(agent_id, {}, owners.pop(agent_id)) for agent_id in state.unreachable
+                  if agent_id in owners]
     mutations += [MarkUnreachable(agent_id, float(time)) for agent_id, time in state.unreachable.items()]
     mutations += [AddFramework(framework_id, info) for framework_id, info in state.frameworks.items()]
     mutations += [RemoveFramework(framework_id, float(time)) for framework_id, time in

@@ -91,9 +91,10 @@ class SchedulerAPI:
             router.route(path, self.authenticated, methods=HTTP_METHODS)
 
     def authenticated(self, request: server.Request) -> Any:
-        """HTTP Basic first (required with --authenticate_http_frameworks), then :meth:`handle`."""
+        """HTTP Basic first (required with --authenticate_frameworks or --authenticate_http_frameworks),
+        then :meth:`handle`."""
         security = self.master.security
-        d = http_principal(security, request, REALM_SCHEDULER, security.authenticate_http_frameworks)
+        d = http_principal(security, request, REALM_SCHEDULER, security.http_frameworks_must_authenticate)
 
         def handle(principal: str | None) -> Any:
             request.principal = principal  # type: ignore[attr-defined]
@@ -148,7 +149,8 @@ class SchedulerAPI:
         request.setHeader("Cache-Control", "no-cache")
         principal = getattr(request, "principal", None)
         link = HTTPFrameworkLink(request, stream_id, self.clock, self.heartbeat, principal)
-        session = SchedulerSession(self.master, principal)
+        session = SchedulerSession(self.master, principal,
+                                   authentication_required=self.master.security.http_frameworks_must_authenticate)
         try:
             session.subscribe(link, call)
         except SubscriptionRefused as exc:

@@ -20,7 +20,8 @@ from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.pb import MesosSchedulerDriver
 from tests.helpers.processes import ProcessCluster, get_json, wait_for
 
-SECRETS = {"ops": "ops-secret", "agent": "agent-secret", "alice": "alice-secret", "mallory": "mallory-secret"}
+SECRETS = {"ops": "ops-secret", "agent": "agent-secret", "alice": "alice-secret", "mallory": "mallory-secret",
+           "rogue-agent": "rogue-secret"}
 CREDENTIALS = {"credentials": [{"principal": p, "secret": s} for p, s in SECRETS.items()]}
 USERS = {"alice": "nobody", "mallory": "daemon"}
 ACLS = {
@@ -30,7 +31,8 @@ ACLS = {
     "teardown_frameworks": [
         {"principals": {"values": ["ops"]}, "framework_principals": {"type": "ANY"}},
         *({"principals": {"values": [p]}, "framework_principals": {"values": [p]}} for p in USERS)],
-    "register_agents": [{"principals": {"values": ["agent"]}, "agents": {"type": "ANY"}}],
+    # rogue-agent: a second agent host, allowed to register agents of its own (and then compromised)
+    "register_agents": [{"principals": {"values": ["agent", "rogue-agent"]}, "agents": {"type": "ANY"}}],
     "access_sandboxes": [
         {"principals": {"values": ["ops"]}, "users": {"type": "ANY"}},
         *({"principals": {"values": [p]}, "users": {"values": [u]}} for p, u in USERS.items())],
@@ -107,6 +109,22 @@ class HostileCluster(ProcessCluster):
             return next((t for t in tasks["tasks"] if t["id"] == task_id), None)
 
         return get_json(self.url(f"/master/tasks?task_id={task_id}"), basic("ops")).addCallback(find)
+
+
+@defer.inlineCallbacks
+def pb_root(address: str, principal: str | None = None) -> Any:
+    """A PB connection to ``address`` (host:port), authenticated as ``principal`` when given; the
+    caller disconnects it (``root.broker.transport.loseConnection()``)."""
+    from mesostw.auth.client import authenticate
+    from mesostw.wire.pb import ClientFactory
+
+    host, port = address.split(":")
+    factory = ClientFactory()
+    reactor.connectTCP(host, int(port), factory)
+    root = yield factory.getRootObject()
+    if principal is not None:
+        yield authenticate(root, Credential(principal, SECRETS[principal]))
+    return root
 
 
 def raw_exchange(address: tuple[str, int], data: bytes, timeout: float = 10.0) -> bytes:
