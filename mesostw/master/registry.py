@@ -7,8 +7,8 @@ acknowledges nothing before that. The registry is a set of mutations over an
 :class:`~mesostw.interfaces.IStateStore`: in memory (tests, ``--registry=in_memory``),
 files under ``--work_dir``, or ZooKeeper with ``--zk``, where its layout under
 ``<zk path>/registry`` is ``agents/<id>`` (AgentInfo JSON), ``unreachable/<id>``
-(time), ``owners/<id>`` (the principal that registered the agent, JSON), ``frameworks/<id>`` (FrameworkInfo JSON), ``removed/<id>`` (time) and
-``weights`` (JSON). One value per item keeps each write small, whatever the
+(time), ``owners/<id>`` (the principal that registered the agent), ``frameworks/<id>``
+(FrameworkInfo JSON), ``removed/<id>`` (time) and ``weights`` (JSON). One value per item keeps each write small, whatever the
 cluster's size.
 """
 
