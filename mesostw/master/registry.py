@@ -8,8 +8,8 @@ acknowledges nothing before that. The registry is a set of mutations over an
 files under ``--work_dir``, or ZooKeeper with ``--zk``, where its layout under
 ``<zk path>/registry`` is ``agents/<id>`` (AgentInfo JSON), ``unreachable/<id>``
 (time), ``owners/<id>`` (the principal that registered the agent), ``frameworks/<id>``
-(FrameworkInfo JSON), ``removed/<id>`` (time) and ``weights`` (JSON). One value per item keeps each write small, whatever the
-cluster's size.
+(FrameworkInfo JSON), ``removed/<id>`` (time) and ``weights`` (JSON). One value per item
+keeps each write small, whatever the cluster's size.
 """
 
 from __future__ import annotations
