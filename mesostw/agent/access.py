@@ -43,7 +43,7 @@ class AgentAccess:
         self.root = os.path.realpath(root)
 
     def install(self, router: Router) -> None:
-        router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION)
+        router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION, before_body=True)
 
     def authenticate(self, request: server.Request) -> defer.Deferred:
         """HTTP Basic (required with --authenticate_http_readonly); leaves the principal on the request."""

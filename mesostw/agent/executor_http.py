@@ -69,7 +69,14 @@ class ExecutorAPI:
 
     def install(self, router: Router) -> None:
         for path in ("/api/v1/executor", "/slave(1)/api/v1/executor"):
-            router.route(path, self.handle, methods=("POST",))
+            router.route(path, self.handle, methods=("POST",), max_body=MAX_CALL_BYTES, before_body=self.present)
+
+    def present(self, request: server.Request) -> HTTPError | None:
+        """Before the body: a call that must carry a secret and carries none is refused unread."""
+        if self.require_secret and bearer(request.getHeader("authorization")) is None:
+            return HTTPError(401, "Executor calls must carry the executor's secret as 'Authorization: Bearer'",
+                             {"WWW-Authenticate": 'Bearer realm="mesos-agent-executor"'})
+        return None
 
     def handle(self, request: server.Request) -> Any:
         # Mesos's order: Content-Type, then the body and the Call in it, then Accept (for SUBSCRIBE,

@@ -28,6 +28,7 @@ from mesostw.detector import detector_for
 from mesostw.http.router import Router
 from mesostw.model.info import AgentInfo
 from mesostw.wire.connector import Connector
+from mesostw.wire.guard import HTTPLimits
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -79,7 +80,7 @@ class AgentService(service.MultiService):
             self.agent.tls_environment = self.tls.environment()
         self.listener = Listener(reactor, config.ip, config.port, self.router, AgentRoot(self.agent, reactor),
                                  {executor_stream.PREAMBLE: executor_stream.ExecutorStreamFactory(self.agent)},
-                                 tls=self.tls if self.tls.enabled else None)
+                                 tls=self.tls if self.tls.enabled else None, limits=HTTPLimits.from_config(config))
         self.listener.setServiceParent(self)
         self.detector = detector_for(reactor, config.master, config.zk_session_timeout)
         self.detector.setServiceParent(self)

@@ -34,7 +34,7 @@ class Security:
         checker = CredentialsChecker(load_credentials(config.credentials)) if config.credentials else None
         return cls(checker, config.authenticate_frameworks, config.authenticate_agents,
                    config.authenticate_http_frameworks, config.authenticate_http_readonly,
-                   config.authenticate_http_readwrite, Authorizer.from_flag(config.acls), FailureThrottle(clock))
+                   config.authenticate_http_readwrite, Authorizer.from_flag(config.acls), throttle_for(config, clock))
 
     @property
     def frameworks_must_authenticate(self) -> bool:
@@ -53,8 +53,14 @@ class Security:
         credentials = getattr(config, "http_credentials", None)
         checker = CredentialsChecker(load_credentials(credentials)) if credentials else None
         return cls(checker, authenticate_http_readonly=getattr(config, "authenticate_http_readonly", False),
-                   authorizer=Authorizer.from_flag(getattr(config, "acls", None)), throttle=FailureThrottle(clock))
+                   authorizer=Authorizer.from_flag(getattr(config, "acls", None)), throttle=throttle_for(config, clock))
 
     def authorize(self, action: str, principal: str | None, obj: str | None) -> bool:
         """Whether the ACLs let ``principal`` (None: anonymous) do ``action`` on ``obj``."""
         return self.authorizer.authorize(action, principal, obj)
+
+
+def throttle_for(config: Any, clock: Any) -> FailureThrottle:
+    """The failure throttle of ``--authentication_failure_delay`` and ``--authentication_failure_delay_max``."""
+    return FailureThrottle(clock, base=getattr(config, "authentication_failure_delay", 0.5),
+                           cap=getattr(config, "authentication_failure_delay_max", 30.0))

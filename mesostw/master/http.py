@@ -107,7 +107,8 @@ class MasterEndpoints:
         router.route("/master/teardown", self.teardown, methods=("POST",))
         router.route("/master/kill", self.kill, methods=("POST",))
         router.guard(self.routing.not_leading, self.ANY_MASTER | self.OWN_LEADER_GUARD)
-        router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION)
+        # Before the body too: a request that fails authentication is refused without reading it.
+        router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION, before_body=True)
 
     #: Answered without HTTP authentication.
     UNAUTHENTICATED = frozenset({"/master/health", "/health", "/master/redirect", "/redirect"})

@@ -22,6 +22,7 @@ from mesostw.master.registry import InMemoryRegistry, IRegistry, Registry
 from mesostw.master.scheduler_http import SchedulerAPI
 from mesostw.scheduler.master_host import HostedFrameworks
 from mesostw.store.factory import open_store
+from mesostw.wire.guard import HTTPLimits
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -63,7 +64,7 @@ class MasterService(service.MultiService):
         self.tls = tls_from(config)
         self.listener = Listener(reactor, config.ip, config.port, self.router,
                                  MasterRoot(self.master, reactor, self.leader_pid),
-                                 tls=self.tls if self.tls.enabled else None)
+                                 tls=self.tls if self.tls.enabled else None, limits=HTTPLimits.from_config(config))
         self.listener.setServiceParent(self)
         self.leadership.setServiceParent(self)
         loop = internet.TimerService(config.allocation_interval, self._allocate)
