@@ -197,7 +197,7 @@ class Router(resource.Resource):
             limit, checks = DEFAULT_MAX_BODY, []  # no such endpoint: the dispatch says so, after a short body
         request.body_limit = limit  # type: ignore[attr-defined]
         if length is not None and length > limit:
-            return HTTPError(413, f"Request body of {length} bytes is larger than the {limit} bytes this endpoint takes")
+            return HTTPError(413, f"Request body of {length} bytes is larger than the {limit} bytes it takes")
         if not checks:
             return None
         return _run_filters(request, checks, lambda: None)
