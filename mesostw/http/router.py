@@ -196,11 +196,16 @@ class Router(resource.Resource):
         except HTTPError:
             limit, checks = DEFAULT_MAX_BODY, []  # no such endpoint: the dispatch says so, after a short body
         request.body_limit = limit  # type: ignore[attr-defined]
-        if length is not None and length > limit:
-            return HTTPError(413, f"Request body of {length} bytes is larger than the {limit} bytes it takes")
-        if not checks:
+
+        def size() -> HTTPError | None:
+            if length is not None and length > limit:
+                return HTTPError(413, f"Request body of {length} bytes is larger than the {limit} bytes it takes")
             return None
-        return _run_filters(request, checks, lambda: None)
+
+        if not checks:
+            return size()
+        # Authentication first: a client without credentials learns nothing of the endpoint's limits.
+        return _run_filters(request, checks, size)
 
     def _admission(self, path: str, method: bytes) -> tuple[int, list[Filter]]:
         key, target, _ = self._resolve(path, method)

@@ -14,6 +14,7 @@ keeps each write small, whatever the cluster's size.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections import OrderedDict
@@ -205,9 +206,15 @@ class Registry:
     it exists, recovery imports it into the store once and renames it ``registry.json.imported``.
     """
 
-    def __init__(self, store: Any, legacy_file: str | None = None):
+    #: A write that fails for want of file descriptors (or memory) is tried again after this many seconds,
+    #: doubling up to RETRY_MAX: a master that runs short of descriptors must not abort for it.
+    RETRY_FIRST, RETRY_MAX = 0.1, 5.0
+
+    def __init__(self, store: Any, legacy_file: str | None = None, clock: Any = None):
         self.store = store
         self.legacy_file = legacy_file
+        self.clock = clock
+        self._retry_delay = self.RETRY_FIRST
         self.state = RegistryState()
         #: what the store holds
         self._durable = RegistryState()
@@ -305,6 +312,18 @@ class Registry:
         d.addBoth(self._written, batch)
 
     def _written(self, result: Any, batch: list[tuple[Mutation, defer.Deferred]]) -> None:
+        if isinstance(result, Failure) and _transient(result.value):
+            # Out of descriptors: the same batch again, later; nothing is reported, nothing aborts.
+            delay, self._retry_delay = self._retry_delay, min(self._retry_delay * 2, self.RETRY_MAX)
+            log.warn("Registry write failed ({why}); retrying in {delay}s", why=result.getErrorMessage(), delay=delay)
+            self._queue[:0] = batch
+            self._writing = True
+            clock = self.clock
+            if clock is None:
+                from twisted.internet import reactor as clock
+            clock.callLater(delay, self._retry)
+            return
+        self._retry_delay = self.RETRY_FIRST
         self._writing = False
         if isinstance(result, Failure):
             if result.check(StoreFenced):
@@ -326,6 +345,26 @@ class Registry:
         # A waiter's callback may have started the next write already: never two at once.
         if self._queue and not self._writing:
             self._write()
+
+
+    def _retry(self) -> None:
+        self._writing = False
+        if self._queue:
+            self._write()
+
+
+def _transient(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what caused it) is a lack of descriptors or memory, which passes."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            return True
+        # Stores wrap OS errors in messages of their own (StoreError "...: [Errno 24] Too many open files").
+        if any(os.strerror(code) in str(error) for code in (errno.EMFILE, errno.ENFILE)):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 def _mutations_of(state: RegistryState) -> list[Mutation]:

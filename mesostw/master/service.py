@@ -98,11 +98,11 @@ class MasterService(service.MultiService):
             self.zk = ZooKeeper(self.reactor, url, config.zk_session_timeout)
             self.store = open_store(self.reactor, zk=self.zk, zk_path=f"{url.path.rstrip('/')}/registry",
                                     fence=lambda: self.leadership.contender.node_path, what="registry")
-            return Registry(self.store)
+            return Registry(self.store, clock=self.reactor)
         directory = os.path.join(config.work_dir, "registry") if config.work_dir else None
         self.store = open_store(self.reactor, directory=directory, what="registry")
         legacy = os.path.join(config.work_dir, "registry.json") if config.work_dir else None
-        return Registry(self.store, legacy_file=legacy)
+        return Registry(self.store, legacy_file=legacy, clock=self.reactor)
 
     def _allocate(self) -> None:
         if self.master.leading:
