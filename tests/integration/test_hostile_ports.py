@@ -211,8 +211,8 @@ class FileLimitTests(unittest.TestCase):
                                           stderr=subprocess.STDOUT, env=daemon.env,
                                           cwd=os.path.dirname(daemon.log_path), preexec_fn=limited)
         log.close()
-        yield wait_for(lambda: http_request("GET", cluster.url("/master/health")).addCallback(lambda r: r[0] == 200), 30,
-                       what="the master")
+        health = cluster.url("/master/health")
+        yield wait_for(lambda: http_request("GET", health).addCallback(lambda r: r[0] == 200), 30, what="the master")
         with open(f"/proc/{daemon.pid}/limits") as f:
             line = next(line for line in f if line.startswith("Max open files"))
         self.assertEqual(line.split()[3:5], ["4096", "4096"])
