@@ -168,11 +168,11 @@ def identifier(segment: str) -> str:
 def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
     """The store writes that make ``mutation`` of ``state`` durable (call before it changes ``state``)."""
     if isinstance(mutation, AdmitAgent):
-        ops = [Put(f"agents/{key(mutation.agent_id)}", dump(mutation.info)),
-               Delete(f"unreachable/{key(mutation.agent_id)}")]
+        admitted: list[Operation] = [Put(f"agents/{key(mutation.agent_id)}", dump(mutation.info)),
+                                     Delete(f"unreachable/{key(mutation.agent_id)}")]
         if mutation.principal is not None:
-            ops.append(Put(f"owners/{key(mutation.agent_id)}", dump(mutation.principal)))
-        return ops
+            admitted.append(Put(f"owners/{key(mutation.agent_id)}", dump(mutation.principal)))
+        return admitted
     if isinstance(mutation, MarkUnreachable):
         return [Delete(f"agents/{key(mutation.agent_id)}"),
                 Put(f"unreachable/{key(mutation.agent_id)}", dump(mutation.time))]

@@ -107,7 +107,7 @@ class GuardedChannel(http.HTTPChannel):
     def _arm(self, seconds: float, what: str) -> None:
         self._disarm()
         if seconds and seconds > 0:
-            self._deadline = self.callLater(seconds, self._expired, what)
+            self._deadline = self.callLater(seconds, self._expired, what)  # type: ignore[call-arg]
 
     def _disarm(self) -> None:
         deadline, self._deadline = self._deadline, None
@@ -120,9 +120,9 @@ class GuardedChannel(http.HTTPChannel):
         log.info("Dropping a connection from {peer}: it did not send {what} in time", peer=getattr(peer, "host", peer),
                  what=what)
         if self.transport is not None:
-            self.transport.abortConnection()
+            self.transport.abortConnection()  # type: ignore[attr-defined]  # TCP and TLS transports have it
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any = None) -> None:
         self._disarm()
         super().connectionLost(reason)
 
@@ -131,7 +131,8 @@ class GuardedChannel(http.HTTPChannel):
     def allHeadersReceived(self) -> None:
         request = self.requests[-1]
         self._content_complete = False
-        admission = getattr(self.site.resource, "admission", None)
+        site = getattr(self, "site", None)
+        admission = getattr(site.resource, "admission", None) if site is not None else None
         verdict: Any = None
         if admission is not None:
             _early(request, self._command, self._path, self._version)
@@ -209,7 +210,8 @@ class GuardedChannel(http.HTTPChannel):
         half_close = getattr(self.transport, "loseWriteConnection", None)
         if half_close is not None:
             half_close()
-            self._deadline = self.callLater(REFUSAL_LINGER, self._expired, "the rest of a refused request")
+            self._deadline = self.callLater(  # type: ignore[call-arg]
+                REFUSAL_LINGER, self._expired, "the rest of a refused request")
         else:
             self.transport.loseConnection()
 
@@ -273,7 +275,7 @@ class ConnectionLimits(policies.WrappingFactory):
         if protocol is not None:
             self.per_peer[peer] += 1
             self.total += 1
-            protocol._limited_peer = peer
+            protocol._limited_peer = peer  # type: ignore[attr-defined]
         return protocol
 
     def unregisterProtocol(self, p: Any) -> None:

@@ -61,7 +61,7 @@ class QuietSite(server.Site):
     def __init__(self, resource: Any, limits: HTTPLimits | None = None, **kwargs: Any) -> None:
         super().__init__(resource, **kwargs)
         self.limits = limits or HTTPLimits()
-        self.protocol = type("Channel", (GuardedChannel,), {"limits": self.limits})
+        self.protocol = type("Channel", (GuardedChannel,), {"limits": self.limits})  # type: ignore[method-assign]
 
     def log(self, request: http.Request) -> None:
         pass

@@ -237,7 +237,8 @@ class ExecutorSecretTests(unittest.TestCase):
         """authenticate() takes the executor's own secret only; None only when secrets are not required."""
         strict = ExecutorSession(self.agent)
         strict.authenticate(self.framework_id, "t1", self.secret)
-        for wrong in (None, "", "x", self.secret[:-1], self.agent.executor_secrets.secret(self.framework_id, "t1", "c")):
+        other_run = self.agent.executor_secrets.secret(self.framework_id, "t1", "c")
+        for wrong in (None, "", "x", self.secret[:-1], other_run):
             with self.assertRaises(NotAuthenticated):
                 strict.authenticate(self.framework_id, "t1", wrong)
         lenient = ExecutorSession(self.agent, require_secret=False)
