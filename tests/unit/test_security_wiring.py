@@ -343,3 +343,26 @@ class ThrottleTurnTests(unittest.TestCase):
         throttle.evaluating("a")
         throttle.evaluating("a")
         self.assertEqual(throttle.admit("a"), 0.0)
+
+    def test_a_free_turn_is_still_taken(self):
+        """Once a failed key's wait is over, one attempt goes at once and the next, arriving before it is
+        checked, waits a full turn: parallel attempts never all go at once."""
+        clock = task.Clock()
+        throttle = FailureThrottle(clock, base=1.0, cap=4.0)
+        throttle.failed("a")
+        clock.advance(1.0)
+        self.assertEqual(throttle.admit("a"), 0.0)
+        self.assertEqual(throttle.admit("a"), 1.0)
+
+    def test_waiting_count_cannot_go_negative(self):
+        """Extra or unknown evaluating() calls neither fail nor let more than max_waiting attempts wait."""
+        clock = task.Clock()
+        throttle = FailureThrottle(clock, base=1.0, cap=4.0, max_waiting=2)
+        throttle.evaluating("unknown")
+        throttle.failed("a")
+        self.assertEqual([throttle.admit("a"), throttle.admit("a"), throttle.admit("a")], [1.0, 2.0, None])
+        for _ in range(4):
+            throttle.evaluating("a")
+        self.assertIsNotNone(throttle.admit("a"))
+        self.assertIsNotNone(throttle.admit("a"))
+        self.assertIsNone(throttle.admit("a"))
