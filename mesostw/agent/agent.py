@@ -17,6 +17,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mesostw.agent import paths
+from mesostw.agent.executor_auth import ENVIRONMENT_VARIABLE as SECRET_VARIABLE
+from mesostw.agent.executor_auth import ExecutorSecrets
 from mesostw.agent.state import (
     COMMAND_EXECUTOR,
     MAX_COMPLETED_FRAMEWORKS,
@@ -63,6 +65,9 @@ class Agent:
         self.last_heard = clock.seconds()
         #: LIBPROCESS_SSL_* for executors, so that they reach this agent over TLS when it speaks it
         self.tls_environment: dict[str, str] = {}
+        #: issues each executor run its secret (MESOS_EXECUTOR_AUTHENTICATION_TOKEN) and checks it; the
+        #: service replaces this one with the key kept in the work_dir, so that secrets survive a restart
+        self.executor_secrets = ExecutorSecrets.generate()
 
     @property
     def id(self) -> str | None:
@@ -238,6 +243,9 @@ class Agent:
             env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"
         if executor.info.command is not None:
             env.update(executor.info.command.environment)
+        # Last: a framework's environment cannot replace it. Derived from the container ID, so an
+        # executor recovered after an agent restart presents the same secret (see executor_auth).
+        env[SECRET_VARIABLE] = self.executor_secrets.secret(framework.id, executor.id, executor.container_id)
         return env
 
     def _executor_started(self, pid: int | None, executor: ExecutorState) -> None:

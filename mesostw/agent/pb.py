@@ -126,7 +126,8 @@ class ExecutorConnection(pb.Referenceable):
         self.clock = clock
         broker.notifyOnDisconnect(self.session.disconnected)
 
-    def remote_subscribe(self, executor: pb.RemoteReference, payload: bytes) -> None:
+    def remote_subscribe(self, executor: pb.RemoteReference, payload: bytes, secret: Any = None) -> None:
+        """SUBSCRIBE with the executor's secret (``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``)."""
         try:
             framework_id, executor_id, call = xapi.parse_call(decode(payload))
         except ValidationError as exc:
@@ -134,7 +135,10 @@ class ExecutorConnection(pb.Referenceable):
         if not isinstance(call, xapi.Subscribe):
             raise RefusedError("the first call must be SUBSCRIBE")
         link = PBExecutorLink(reference(executor, "the executor"), self.clock)
-        self.session.subscribe(link, framework_id, executor_id, call)
+        try:
+            self.session.subscribe(link, framework_id, executor_id, call, secret if isinstance(secret, str) else None)
+        except CallRefused as exc:
+            raise RefusedError(str(exc)) from None
 
     def remote_calls(self, payload: bytes) -> bytes:
         if self.session.bound is None:

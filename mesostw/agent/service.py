@@ -10,8 +10,10 @@ from twisted.application import service
 from twisted.logger import Logger
 
 from mesostw.agent import executor_stream, paths
+from mesostw.agent.access import AgentAccess
 from mesostw.agent.agent import Agent
 from mesostw.agent.containerizer import PosixContainerizer
+from mesostw.agent.executor_auth import KEY_PATH, ExecutorSecrets
 from mesostw.agent.executor_http import ExecutorAPI
 from mesostw.agent.files import SandboxFiles
 from mesostw.agent.http import AgentEndpoints
@@ -19,9 +21,11 @@ from mesostw.agent.launcher import Launcher
 from mesostw.agent.master_client import MasterClient
 from mesostw.agent.pb import AgentRoot
 from mesostw.agent.probe import missing_essentials, probe
+from mesostw.auth.policy import Security
 from mesostw.auth.tls import tls_from
 from mesostw.http.router import Router
 from mesostw.model.info import AgentInfo
+from mesostw.wire.guard import HTTPLimits
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -55,17 +59,25 @@ class AgentService(service.MultiService):
         self.launcher.setServiceParent(self)
         self.containerizer = PosixContainerizer(self.launcher)
         self.agent = Agent(config, info, self.containerizer, reactor)
+        key_file = getattr(config, "executor_secret_key", None)
+        # The key outlives the agent's process, so that executors it recovers after a restart keep
+        # their secrets (which are derived from it and their container IDs).
+        self.agent.executor_secrets = ExecutorSecrets.from_file(key_file or os.path.join(config.work_dir, KEY_PATH),
+                                                                create=not key_file)
         self.agent.registered.addCallback(self._link_latest)
         self.router = Router()
+        sandboxes = os.path.join(config.work_dir, "slaves")
+        self.access = AgentAccess(self.agent, Security.for_agent(config, reactor), sandboxes)
+        self.access.install(self.router)
         AgentEndpoints(self.agent, config.rendered()).install(self.router)
-        ExecutorAPI(self.agent).install(self.router)
-        SandboxFiles(os.path.join(config.work_dir, "slaves")).install(self.router)
+        ExecutorAPI(self.agent, getattr(config, "authenticate_http_executors", True)).install(self.router)
+        SandboxFiles(sandboxes, self.access.check_sandbox).install(self.router)
         self.tls = tls_from(config)
         if self.tls.enabled:
             self.agent.tls_environment = self.tls.environment()
         self.listener = Listener(reactor, config.ip, config.port, self.router, AgentRoot(self.agent, reactor),
                                  {executor_stream.PREAMBLE: executor_stream.ExecutorStreamFactory(self.agent)},
-                                 tls=self.tls if self.tls.enabled else None)
+                                 tls=self.tls if self.tls.enabled else None, limits=HTTPLimits.from_config(config))
         self.listener.setServiceParent(self)
         #: the connection to the leading master: detector, connector, authentication, watchdog
         self.master_client = MasterClient(self.agent, reactor, tls=self.tls if self.tls.enabled else None)

@@ -189,16 +189,18 @@ class ZooKeeperHostingTests(unittest.TestCase):
                                    zk_session_timeout=10.0, agent_reregister_timeout=60.0)
             service = MasterService(config, reactor=reactor, plugins={"probe": probe_plugin()})
             service.startService()
+            self.addCleanup(lambda: service.stopService() if service.running else None)
             probe = service.frameworks.frameworks["probe"]
             yield wait_for(lambda: probe.framework_id, 30, what="the hosted probe to register")
             return service, probe
 
         service, probe = yield run_master()
         first = probe.framework_id
-        stored = yield store_get_json(service.frameworks.hosts["probe"].store, "framework_id")
-        self.assertEqual(stored, first)
+        store = service.frameworks.hosts["probe"].store
+        # The probe writes its ID once registered; the write lands a moment later.
+        yield wait_for(lambda: store_get_json(store, "framework_id").addCallback(lambda stored: stored == first), 30,
+                       what="the framework ID in the store")
         yield service.stopService()
         service, probe = yield run_master()
-        self.addCleanup(service.stopService)
         self.assertEqual(probe.framework_id, first)
         self.assertEqual(list(service.master.frameworks), [first])

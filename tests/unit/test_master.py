@@ -27,7 +27,8 @@ SECRETS = {"ops": "ops-secret", "dev": "dev-secret"}
 #: Only ops may register frameworks; anyone may run tasks.
 ACLS = json.dumps({"permissive": False,
                    "register_frameworks": [{"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}}],
-                   "run_tasks": [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}]})
+                   "run_tasks": [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}],
+                   "register_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}]})
 
 
 class Scheduler(RecordingScheduler):
