@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from mesostw.agent import paths
 from mesostw.agent.checkpoint import Checkpointer, boot_id
 from mesostw.agent.containers import Termination
+from mesostw.agent.executor_auth import ENVIRONMENT_VARIABLE as SECRET_VARIABLE
+from mesostw.agent.executor_auth import ExecutorSecrets
 from mesostw.agent.state import (
     COMMAND_EXECUTOR,
     COMMAND_EXECUTOR_RESOURCES,
@@ -75,6 +77,9 @@ class Agent:
         self.recovering: set[ExecutorState] = set()
         #: fires once those have reconnected or been given up on: the agent may then (re-)register
         self.recovered: defer.Deferred[None] = defer.Deferred()
+        #: issues each executor run its secret (MESOS_EXECUTOR_AUTHENTICATION_TOKEN) and checks it; the
+        #: service replaces this one with the key kept in the work_dir, so that secrets survive a restart
+        self.executor_secrets = ExecutorSecrets.generate()
 
     @property
     def id(self) -> str | None:
@@ -281,6 +286,9 @@ class Agent:
             env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"
         if executor.info.command is not None:
             env.update(executor.info.command.environment)
+        # Last: a framework's environment cannot replace it. Derived from the container ID, so an
+        # executor recovered after an agent restart presents the same secret (see executor_auth).
+        env[SECRET_VARIABLE] = self.executor_secrets.secret(framework.id, executor.id, executor.container_id)
         return env
 
     def _executor_started(self, pid: int | None, executor: ExecutorState) -> None:

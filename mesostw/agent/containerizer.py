@@ -59,13 +59,33 @@ class Container:
                                self.started, self.user, self.resources)
 
 
-def _give_sandbox(directory: str, user: str) -> None:
-    """Let the task's user write in its sandbox (an unknown user fails later, in the launcher)."""
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        return
-    os.chown(directory, entry.pw_uid, entry.pw_gid)
+#: A sandbox is its executor's user's alone (group may read): other tasks on the agent cannot look in.
+SANDBOX_MODE = 0o750
+#: The executor's stdout and stderr, created here, before the launcher opens them as root.
+LOG_MODE = 0o640
+
+
+def _give_sandbox(directory: str, user: str | None) -> None:
+    """Make the sandbox and its logs private to the task's user: owned by it (when the agent may
+    give them away, i.e. runs as root), mode 0750 and 0640. An unknown user fails later, in the launcher."""
+    uid = gid = -1
+    if user and os.getuid() == 0:
+        try:
+            entry = pwd.getpwnam(user)
+            uid, gid = entry.pw_uid, entry.pw_gid
+        except KeyError:
+            pass
+    for name in ("stdout", "stderr"):
+        fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, LOG_MODE)
+        try:
+            os.fchmod(fd, LOG_MODE)
+            if uid != -1:
+                os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
+    if uid != -1:
+        os.chown(directory, uid, gid)
+    os.chmod(directory, SANDBOX_MODE)
 
 
 @implementer(IContainerizer)
@@ -120,8 +140,7 @@ class Containerizer:
         if command is None:
             return defer.fail(ValueError("the executor has no command"))
         create_sandbox(directory)
-        if user and os.getuid() == 0:
-            _give_sandbox(directory, user)
+        _give_sandbox(directory, user)
         container = Container(container_id, directory, framework_info.id or "", executor_info.executor_id, user,
                               resources if resources is not None else executor_info.resources)
         self.containers[container_id] = container

@@ -80,6 +80,19 @@ AGENT_FLAGS = tuple(
                   aliases=("slave_ping_timeout",)),
     Flag.int("max_agent_ping_timeouts", 5, "Missed master pings after which the agent re-registers",
              aliases=("max_slave_ping_timeouts",)),
+    Flag.bool("authenticate_http_executors", True,
+              "HTTP executors must present their secret (MESOS_EXECUTOR_AUTHENTICATION_TOKEN) as "
+              "'Authorization: Bearer'; false only for executors that know no secret. Executors on the "
+              "agent's own PB and stream transports always must"),
+    Flag.bool("authenticate_http_readonly", False,
+              "The agent's HTTP endpoints (state, flags, metrics, /files; not /health) require HTTP Basic "
+              "authentication against --http_credentials"),
+    Flag("http_credentials", None, "Credentials of HTTP clients: a path or file:///path to JSON "
+         '{"credentials": [{"principal": ..., "secret": ...}]} or lines of "principal secret"'),
+    Flag("acls", None, "Access control lists, as the master's --acls; the agent enforces access_sandboxes "
+         "(which principals may read /files of executors running as which users)"),
+    Flag("executor_secret_key", None, "File holding the key executor secrets are derived from (at least 16 "
+         "bytes, kept secret); default: <work_dir>/meta/executor_secret_key, created on first start"),
     # -- recovery (Mesos's agent recovery flags) --
     Flag("recover", "reconnect", "What to do with the state checkpointed under --work_dir/meta by an earlier "
          "run: 'reconnect' to the executors it left running (those of checkpointing frameworks; others are "
@@ -141,6 +154,33 @@ class AgentOptions(FlagOptions):
             return
         config.work_dir = os.path.abspath(config.work_dir)
         check_work_dir_and_resources(config, errors)
+        check_agent_security(config, errors)
+
+
+def check_agent_security(config: Config, errors: list[str]) -> None:
+    """HTTP credentials and ACLs must load; authentication needs credentials."""
+    from mesostw.auth.acls import parse_acls
+    from mesostw.auth.credentials import load_credentials
+
+    if config.http_credentials:
+        try:
+            load_credentials(config.http_credentials)
+        except ValueError as exc:
+            errors.append(f"--http_credentials: {exc}")
+    elif config.authenticate_http_readonly:
+        errors.append("--authenticate_http_readonly needs --http_credentials")
+    if config.acls:
+        try:
+            parse_acls(config.acls)
+        except ValueError as exc:
+            errors.append(f"--acls: {exc}")
+    if config.executor_secret_key:
+        try:
+            with open(config.executor_secret_key, "rb") as f:
+                if len(f.read()) < 16:
+                    errors.append(f"--executor_secret_key={config.executor_secret_key}: needs at least 16 bytes")
+        except OSError as exc:
+            errors.append(f"--executor_secret_key={config.executor_secret_key}: {exc.strerror}")
 
 
 def check_work_dir_and_resources(config: Config, errors: list[str]) -> None:

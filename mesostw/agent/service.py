@@ -7,33 +7,38 @@ import sys
 from typing import Any
 
 import attrs
-from twisted.application import internet, service
+from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from mesostw.agent import executor_stream, isolation, paths
+from mesostw.agent.access import AgentAccess
 from mesostw.agent.agent import Agent
 from mesostw.agent.cgroups import CgroupsError
 from mesostw.agent.checkpoint import Checkpoint, Checkpointer, CheckpointError, boot_id
 from mesostw.agent.containerizer import Containerizer
+from mesostw.agent.executor_auth import KEY_PATH, ExecutorSecrets
 from mesostw.agent.executor_http import ExecutorAPI
 from mesostw.agent.fetcher import Cache, Fetcher
 from mesostw.agent.files import SandboxFiles
 from mesostw.agent.http import AgentEndpoints
 from mesostw.agent.launcher import Launcher
-from mesostw.agent.pb import AgentRoot, PBMasterLink
+from mesostw.agent.master_client import MasterClient
+from mesostw.agent.pb import AgentRoot
 from mesostw.agent.probe import missing_essentials, probe
-from mesostw.auth.client import authenticate
+from mesostw.auth.policy import Security
 from mesostw.auth.tls import tls_from
-from mesostw.detector import detector_for
 from mesostw.http.router import Router
 from mesostw.model.info import AgentInfo
 from mesostw.store import StoreError
 from mesostw.store.files import FileStateStore
-from mesostw.wire.connector import Connector
+from mesostw.wire.guard import HTTPLimits
 from mesostw.wire.listen import Listener
 
 log = Logger()
+
+#: Where the checkpoint's store lives under --work_dir (Mesos's meta/).
+CHECKPOINT_PATH = os.path.join("meta", "checkpoint")
 
 
 class AgentStartError(Exception):
@@ -84,30 +89,32 @@ class AgentService(service.MultiService):
         cache = Cache(config.fetcher_cache_dir or os.path.join(config.work_dir, "fetch"), config.fetcher_cache_size)
         self.fetcher = Fetcher(reactor, cache, config.frameworks_home, config.fetcher_timeout)
         self.containerizer = Containerizer(self.launcher, isolators, containment, reactor, self.fetcher)
-        self.store = FileStateStore(os.path.join(config.work_dir, "meta"), reactor)
+        self.store = FileStateStore(os.path.join(config.work_dir, CHECKPOINT_PATH), reactor)
         self.agent = Agent(config, info, self.containerizer, reactor, Checkpointer(self.store))
+        key_file = getattr(config, "executor_secret_key", None)
+        # The key outlives the agent's process, so that executors it recovers after a restart keep
+        # their secrets (which are derived from it and their container IDs).
+        self.agent.executor_secrets = ExecutorSecrets.from_file(key_file or os.path.join(config.work_dir, KEY_PATH),
+                                                                create=not key_file)
         self.agent.registered.addCallback(self._link_latest)
         self.router = Router()
+        sandboxes = os.path.join(config.work_dir, "slaves")
+        self.access = AgentAccess(self.agent, Security.for_agent(config, reactor), sandboxes)
+        self.access.install(self.router)
         AgentEndpoints(self.agent, config.rendered()).install(self.router)
-        ExecutorAPI(self.agent).install(self.router)
-        SandboxFiles(os.path.join(config.work_dir, "slaves")).install(self.router)
+        ExecutorAPI(self.agent, getattr(config, "authenticate_http_executors", True)).install(self.router)
+        SandboxFiles(sandboxes, self.access.check_sandbox).install(self.router)
         self.tls = tls_from(config)
         if self.tls.enabled:
             self.agent.tls_environment = self.tls.environment()
         self.listener = Listener(reactor, config.ip, config.port, self.router, AgentRoot(self.agent, reactor),
                                  {executor_stream.PREAMBLE: executor_stream.ExecutorStreamFactory(self.agent)},
-                                 tls=self.tls if self.tls.enabled else None)
+                                 tls=self.tls if self.tls.enabled else None, limits=HTTPLimits.from_config(config))
         self.listener.setServiceParent(self)
-        # Joined to the tree once recovery is done: the agent registers only then.
-        self.detector = detector_for(reactor, config.master, config.zk_session_timeout)
-        self.connector = Connector(reactor, self.detector.address, self._connected, self._lost,
-                                   backoff=config.registration_backoff_factor, name="master",
-                                   tls=self.tls if self.tls.enabled else None)
-        self.detector.listeners.append(self.connector.follow)
-        self.watchdog = internet.TimerService(config.agent_ping_timeout, self._check_master)
-        self.watchdog.clock = reactor
-        self.watchdog.setName("master-watchdog")
-        #: fires once the agent has recovered and goes for the master (fails if recovery failed)
+        #: the connection to the leading master: detector, connector, authentication, watchdog; joined to
+        #: the tree once recovery is done, since the agent registers only then
+        self.master_client = MasterClient(self.agent, reactor, tls=self.tls if self.tls.enabled else None)
+        #: fires once the agent has recovered and goes for the master
         self.started: defer.Deferred[None] = defer.Deferred()
         self.recovery_seconds: float | None = None
 
@@ -157,8 +164,7 @@ class AgentService(service.MultiService):
         self.recovery_seconds = self.reactor.seconds() - began
         if self.agent.info.id is not None:
             log.info("Recovered agent {id} in {s:.3f}s", id=self.agent.info.id, s=self.recovery_seconds)
-        for child in (self.detector, self.connector, self.watchdog):
-            child.setServiceParent(self)
+        self.master_client.setServiceParent(self)
         self.started.callback(None)
 
     def _failed(self, failure: Any) -> None:
@@ -169,19 +175,6 @@ class AgentService(service.MultiService):
         else:
             log.failure("Recovery failed", failure)
             abort(f"recovery failed: {failure.getErrorMessage()}")
-
-    def _connected(self, root: Any) -> defer.Deferred:
-        d = authenticate(root, self.config.credential) if self.config.credential else defer.succeed(None)
-        d.addCallback(lambda _: self.agent.masterConnected(PBMasterLink(root, self.agent, self.reactor)))
-        return d
-
-    def _check_master(self) -> None:
-        if self.agent.master_silent():
-            log.warn("The master has not pinged this agent for too long; reconnecting")
-            self.connector.drop()
-
-    def _lost(self) -> None:
-        self.agent.masterDisconnected()
 
     def _link_latest(self, agent_id: str) -> str:
         os.makedirs(paths.agent_dir(self.config.work_dir, agent_id), exist_ok=True)

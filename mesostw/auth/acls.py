@@ -1,6 +1,6 @@
 """Mesos ACLs: the ``--acls`` flag parsed into :class:`ACLs`, and their evaluation (see the spec, section 4.2).
 
-Pure and synchronous. Three actions are enforced, each with its subjects (``principals``) and objects:
+Pure and synchronous. Five actions are enforced, each with its subjects (``principals``) and objects:
 
 ============================  ===========================  =========================================
 action                        subject                      object
@@ -8,6 +8,10 @@ action                        subject                      object
 ``register_frameworks``       the framework's principal    a role it registers with
 ``run_tasks``                 the framework's principal    the user a task or executor runs as
 ``teardown_frameworks``       the HTTP caller's principal  the principal of the framework torn down
+                                                           (or whose task ``/master/kill`` kills)
+``register_agents``           the agent's principal        ``agents``: implicit, use ANY or NONE
+``access_sandboxes``          the HTTP caller's principal  the user an executor runs as (an agent's
+                                                           ``/files``; ANY above the sandboxes)
 ============================  ===========================  =========================================
 
 ``shutdown_frameworks``, the name of ``teardown_frameworks`` before Mesos 0.27, is accepted too. When both
@@ -53,7 +57,8 @@ SOME, ANY, NONE = "SOME", "ANY", "NONE"
 TYPES = (SOME, ANY, NONE)
 
 #: The enforced actions and the key naming each one's objects.
-ACTIONS = {"register_frameworks": "roles", "run_tasks": "users", "teardown_frameworks": "framework_principals"}
+ACTIONS = {"register_frameworks": "roles", "run_tasks": "users", "teardown_frameworks": "framework_principals",
+           "register_agents": "agents", "access_sandboxes": "users"}
 #: Old names of enforced actions.
 ALIASES = {"shutdown_frameworks": "teardown_frameworks"}
 #: The other ACLs Mesos knows (``mesos:include/mesos/authorizer/acls.proto``): accepted, never enforced.
@@ -61,14 +66,14 @@ IGNORED_ACTIONS = frozenset({
     "reserve_resources", "unreserve_resources", "create_volumes", "destroy_volumes", "resize_volumes",
     "update_weights", "get_endpoints", "get_quotas", "update_quotas", "set_quotas", "remove_quotas",
     "view_frameworks", "view_tasks", "view_executors", "view_roles", "view_flags", "view_containers",
-    "access_sandboxes", "access_mesos_logs", "set_log_level",
+    "access_mesos_logs", "set_log_level",
     "launch_nested_containers_as_user", "launch_nested_containers_under_parent_with_user",
     "launch_nested_container_sessions_as_user", "launch_nested_container_sessions_under_parent_with_user",
     "attach_containers_input", "attach_containers_output", "kill_nested_containers",
     "wait_nested_containers", "remove_nested_containers",
     "launch_standalone_containers", "kill_standalone_containers", "wait_standalone_containers",
     "remove_standalone_containers", "view_standalone_containers",
-    "register_agents", "drain_agents", "deactivate_agents", "reactivate_agents", "mark_agents_gone",
+    "drain_agents", "deactivate_agents", "reactivate_agents", "mark_agents_gone",
     "update_maintenance_schedules", "get_maintenance_schedules", "start_maintenances", "stop_maintenances",
     "get_maintenance_statuses",
     "view_resource_providers", "modify_resource_provider_configs", "mark_resource_providers_gone",
@@ -122,6 +127,8 @@ class ACLs:
     register_frameworks: tuple[ACL, ...] = ()
     run_tasks: tuple[ACL, ...] = ()
     teardown_frameworks: tuple[ACL, ...] = ()
+    register_agents: tuple[ACL, ...] = ()
+    access_sandboxes: tuple[ACL, ...] = ()
     #: What was accepted but not enforced, for the caller to log.
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
 
@@ -205,8 +212,7 @@ def acls_from_json(data: Any, source: str = "--acls", errors: list[str] | None =
     errors = list(errors or [])
     warnings: list[str] = []
     permissive = True
-    rules: dict[str, list[ACL]] = {"register_frameworks": [], "run_tasks": [], "teardown_frameworks": [],
-                                   "shutdown_frameworks": []}
+    rules: dict[str, list[ACL]] = {action: [] for action in (*ACTIONS, *ALIASES)}
     if not isinstance(data, dict):
         errors.append("expected a JSON object")
         data = {}
@@ -242,6 +248,8 @@ def acls_from_json(data: Any, source: str = "--acls", errors: list[str] | None =
         register_frameworks=tuple(rules["register_frameworks"]),
         run_tasks=tuple(rules["run_tasks"]),
         teardown_frameworks=tuple(rules["shutdown_frameworks"] + rules["teardown_frameworks"]),
+        register_agents=tuple(rules["register_agents"]),
+        access_sandboxes=tuple(rules["access_sandboxes"]),
         warnings=tuple(warnings),
     )
 

@@ -44,6 +44,8 @@ from typing import Any, Callable
 # Opens the agent's executor stream (see mesostw.agent.executor_stream); that module imports nothing.
 from mesostw.wire.preambles import EXECUTOR as PREAMBLE
 
+#: The variable holding this executor's secret (mesostw.agent.executor_auth.ENVIRONMENT_VARIABLE).
+SECRET_VARIABLE = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
 #: SIGTERM to SIGKILL when neither the kill nor the task names a grace period.
 DEFAULT_GRACE = 3.0
 #: How often a checkpointing executor tries to reach its agent again while the agent is away.
@@ -236,6 +238,8 @@ class CommandExecutor:
         self.agent = (host, int(port))
         self.framework_id = environ["MESOS_FRAMEWORK_ID"]
         self.executor_id = environ["MESOS_EXECUTOR_ID"]
+        #: the secret the agent gave this executor run; presented with every SUBSCRIBE, never given to the task
+        self.secret = environ.get(SECRET_VARIABLE)
         self.checkpoint = environ.get("MESOS_CHECKPOINT") == "1"
         self.recovery_timeout = duration(environ.get("MESOS_RECOVERY_TIMEOUT", ""), 900.0)
         self.shutdown_grace = duration(environ.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", ""), 5.0)
@@ -278,11 +282,12 @@ class CommandExecutor:
         self._timer_ids += 1
         heapq.heappush(self.timers, (time.monotonic() + delay, self._timer_ids, action))
 
-    def envelope(self, kind: str, body: dict[str, Any] | None = None) -> bytes:
+    def envelope(self, kind: str, body: dict[str, Any] | None = None, **extra: str) -> bytes:
         call: dict[str, Any] = {"type": kind, "framework_id": {"value": self.framework_id},
                                 "executor_id": {"value": self.executor_id}}
         if body is not None:
             call[kind.lower()] = body
+        call.update(extra)
         return json.dumps(call).encode()
 
     # -- the agent -------------------------------------------------------------------
@@ -290,7 +295,8 @@ class CommandExecutor:
     def subscribe(self) -> None:
         tasks = [self.task] if self.task is not None and not self.task_acknowledged else []
         body = self.envelope("SUBSCRIBE", {"unacknowledged_tasks": tasks,
-                                           "unacknowledged_updates": [{"status": s} for s in self.unacked.values()]})
+                                           "unacknowledged_updates": [{"status": s} for s in self.unacked.values()]},
+                             token=self.secret or "")
         try:
             sock = connect(self.agent, self.tls)
             sock.sendall(PREAMBLE + record(body))
@@ -399,6 +405,7 @@ class CommandExecutor:
             argv = list(command.get("arguments") or [command.get("value", "")])
         program = argv[0] if shell else (shutil.which(argv[0]) or argv[0])
         env = dict(os.environ)
+        env.pop(SECRET_VARIABLE, None)  # the task has no business speaking for its executor
         for variable in command.get("environment", {}).get("variables", []):
             env[variable["name"]] = variable.get("value", "")
         try:

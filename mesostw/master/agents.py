@@ -11,7 +11,9 @@ import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from mesostw.auth.policy import Security
 from mesostw.interfaces import IAgentLink, IAllocator
+from mesostw.master.admission import agent_refusal
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused
 from mesostw.master.health import AgentHealth
 from mesostw.master.offers import OfferBook
@@ -37,8 +39,9 @@ class AgentManager:
     def __init__(self, config: Any, clock: Any, allocator: IAllocator, tasks: TaskTracker, offers: OfferBook,
                  frameworks: FrameworkManager, persist: Callable[[Mutation], defer.Deferred],
                  master_info: Callable[[], MasterInfo], master_id: str, metrics: Counter[str],
-                 request_allocation: Callable[[Iterable[str]], None]):
+                 request_allocation: Callable[[Iterable[str]], None], security: Security | None = None):
         self._config = config
+        self._security = security or Security()
         self._clock = clock
         self._allocator = allocator
         self._tasks = tasks
@@ -58,6 +61,8 @@ class AgentManager:
         self.recovered: dict[str, AgentInfo] = {}
         #: agent ID -> when it was marked unreachable
         self.unreachable: dict[str, float] = {}
+        #: agent ID -> the principal that registered it (None: it did not authenticate); kept in the registry
+        self.owners: dict[str, str | None] = {}
         self.health = AgentHealth(clock, config.agent_ping_timeout, config.max_agent_ping_timeouts,
                                   self.agentUnreachable)
         self._next = 0
@@ -76,8 +81,10 @@ class AgentManager:
 
     # -- leadership ----------------------------------------------------------------------------
 
-    def recover(self, agents: Mapping[str, AgentInfo], unreachable: Mapping[str, float]) -> None:
+    def recover(self, agents: Mapping[str, AgentInfo], unreachable: Mapping[str, float],
+                owners: Mapping[str, str] | None = None) -> None:
         """Agents the registry holds: admitted, they get --agent_reregister_timeout to come back."""
+        self.owners.update(owners or {})
         self.unreachable.update(unreachable)
         self.recovered.update(agents)
         self.admitted.update(agents)
@@ -104,17 +111,31 @@ class AgentManager:
 
     # -- registration ----------------------------------------------------------------------------
 
-    def registerAgent(self, link: IAgentLink, info: AgentInfo, version: str = "") -> defer.Deferred:
-        """Admit a new agent once the registry holds it; fires with (agent_id, MasterInfo)."""
+    def registerAgent(self, link: IAgentLink, info: AgentInfo, version: str = "",
+                      principal: str | None = None) -> defer.Deferred:
+        """Admit a new agent once the registry holds it; fires with (agent_id, MasterInfo).
+
+        ``principal`` is the one the agent's connection authenticated as (None: it did not); the new
+        ID belongs to it."""
         self._metrics["messages_register_slave"] += 1
-        problem = _check_agent(info)
+        problem = _check_agent(info) or self._refusal(principal, None, info)
         if problem:
             return defer.fail(RegistrationRefused(problem))
         agent_id = self._new_id()
         info = attrs.evolve(info, id=agent_id)
-        d = self._persist(AdmitAgent(agent_id, info.to_json()))
+        self.owners[agent_id] = principal
+        d = self._persist(AdmitAgent(agent_id, info.to_json(), principal))
         d.addCallback(lambda _: self._admitted(link, info, version))
         return d
+
+    def _refusal(self, principal: str | None, agent_id: str | None, info: AgentInfo) -> str | None:
+        """Why this principal may not (re-)register (as) this agent; logged (see admission)."""
+        refusal = agent_refusal(self._security, principal, agent_id, self.owners)
+        if refusal is not None:
+            self._metrics["slave_registrations_denied"] += 1
+            log.warn("Refused the registration of agent {id} at {host}:{port}: {why}", id=agent_id or "(new)",
+                     host=info.hostname, port=info.port, why=refusal)
+        return refusal
 
     def _new_id(self) -> str:
         agent_id = f"{self._master_id}-S{self._next}"
@@ -140,18 +161,27 @@ class AgentManager:
         return record.id, self._master_info()
 
     def reregisterAgent(self, link: IAgentLink, info: AgentInfo, tasks: list[Task], executors: list[ExecutorInfo],
-                        frameworks: list[FrameworkInfo], version: str = "") -> defer.Deferred:
-        """Take back an agent that knows its ID, with what it is running; fires with MasterInfo."""
+                        frameworks: list[FrameworkInfo], version: str = "", principal: str | None = None
+                        ) -> defer.Deferred:
+        """Take back an agent that knows its ID, with what it is running; fires with MasterInfo.
+
+        Only the principal that registered the ID may re-register it (see :mod:`mesostw.master.admission`)."""
         self._metrics["messages_reregister_slave"] += 1
-        problem = _check_agent(info)
-        if problem:
-            return defer.fail(RegistrationRefused(problem))
         agent_id = info.id
         assert agent_id is not None
-        if agent_id in self.admitted and agent_id not in self.unreachable:
+        problem = _check_agent(info) or self._refusal(principal, agent_id, info)
+        if problem:
+            return defer.fail(RegistrationRefused(problem))
+        claimed = principal is not None and self.owners.get(agent_id) is None
+        if claimed:
+            # An ID without an owner (from before owners were kept, or admitted anonymously) is
+            # taken by the first principal that proves itself with it.
+            self.owners[agent_id] = principal
+        if agent_id in self.admitted and agent_id not in self.unreachable and not claimed:
             return defer.succeed(self._readmitted(link, info, tasks, executors, frameworks, version))
-        # Unknown here (a registry lost or never kept) or back from unreachable: record it first.
-        d = self._persist(AdmitAgent(agent_id, info.to_json()))
+        # Unknown here (a registry lost or never kept), back from unreachable, or newly owned: record it first.
+        self.owners.setdefault(agent_id, principal)
+        d = self._persist(AdmitAgent(agent_id, info.to_json(), principal))
         d.addCallback(lambda _: self._readmitted(link, info, tasks, executors, frameworks, version))
         return d
 
@@ -271,6 +301,7 @@ class AgentManager:
             return
         self.health.unwatch(agent_id)
         self.admitted.discard(agent_id)
+        self.owners.pop(agent_id, None)
         self._persist(RemoveAgent(agent_id)).addErrback(lambda _: None)
         self._metrics["slave_removals/reason_unregistered"] += 1
         self._rescinded(self._offers.forget_agent(agent_id))

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 
 from mesostw.auth.policy import Security
 from mesostw.interfaces import IAllocator, IFrameworkLink
+from mesostw.master.admission import framework_refusal, takeover_refusal
 from mesostw.master.offers import OfferBook
 from mesostw.master.records import CompletedFrameworks, FrameworkRecord
 from mesostw.master.registry import AddFramework, Mutation, RemoveFramework
@@ -100,9 +101,15 @@ class FrameworkManager:
             raise RegistrationRefused(problem)
         info = self._authorize(info, principal)
         framework = self._records.get(info.id) if info.id else None
+        if framework is not None:
+            refusal = takeover_refusal(framework.id, framework.principal, principal)
+            if refusal is not None:
+                self._metrics["frameworks_denied"] += 1
+                log.warn("Refused a subscription as framework {id}: {why}", id=framework.id, why=refusal)
+                raise RegistrationRefused(refusal)
         if framework is None:
             info = attrs.evolve(info, id=info.id or self._new_id())
-            framework = self._new_record(info, link)
+            framework = self._new_record(info, link, principal=principal)
             log.info("Registered framework {id} ({name}) as {user}", id=framework.id, name=info.name,
                      user=info.user)
             persisted = self._persist(AddFramework(framework.id, info.to_json()))
@@ -115,6 +122,7 @@ class FrameworkManager:
             info = attrs.evolve(info, id=framework.id)
             changed = info.to_json() != framework.info.to_json()
             framework.info = info
+            framework.principal = principal
             framework.link = link
             framework.reregistered_time = self._clock.seconds()
             framework.recovered = False
@@ -156,18 +164,15 @@ class FrameworkManager:
         return None
 
     def _authorize(self, info: FrameworkInfo, principal: str | None) -> FrameworkInfo:
-        """Bind the authenticated principal and apply the register_frameworks ACL."""
-        if principal is not None and info.principal is not None and info.principal != principal:
-            raise RegistrationRefused(f"Framework principal '{info.principal}' does not match the authenticated "
-                                      f"principal '{principal}'")
+        """Bind the authenticated principal and apply the register_frameworks ACL (see admission)."""
+        refusal = framework_refusal(self._security, info, principal, info.allocation_role)
+        if refusal is not None:
+            self._metrics["frameworks_denied"] += 1
+            log.warn("Refused framework {name} of principal {p}: {why}", name=info.name, p=principal or "(none)",
+                     why=refusal)
+            raise RegistrationRefused(refusal)
         if principal is not None and info.principal is None:
             info = attrs.evolve(info, principal=principal)
-        role = info.allocation_role
-        if not self._security.authorize("register_frameworks", info.principal, role):
-            self._metrics["frameworks_denied"] += 1
-            log.warn("Principal {p} may not register a framework with role {r}", p=info.principal, r=role)
-            raise RegistrationRefused(f"Not authorized to register a framework with role '{role}' "
-                                      f"(principal {info.principal or '(none)'})")
         return info
 
     # -- offers ------------------------------------------------------------------------------
@@ -240,7 +245,9 @@ class FrameworkManager:
             return
         framework = self._records.get(info.id)
         if framework is None:
-            framework = self._new_record(info, None, active=False, recovered=True)
+            # Where frameworks must authenticate, the principal recorded is the one each proved.
+            owner = info.principal if self._security.frameworks_must_authenticate else None
+            framework = self._new_record(info, None, active=False, recovered=True, principal=owner)
         if framework.link is None and framework.failover_timer is None:
             framework.failover_timer = self._clock.callLater(failover_timeout, self._failover_expired, framework.id)
 

@@ -107,7 +107,8 @@ class MasterEndpoints:
         router.route("/master/teardown", self.teardown, methods=("POST",))
         router.route("/master/kill", self.kill, methods=("POST",))
         router.guard(self.routing.not_leading, self.ANY_MASTER | self.OWN_LEADER_GUARD)
-        router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION)
+        # Before the body too: a request that fails authentication is refused without reading it.
+        router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION, before_body=True)
 
     #: Answered without HTTP authentication.
     UNAUTHENTICATED = frozenset({"/master/health", "/health", "/master/redirect", "/redirect"})
@@ -159,9 +160,14 @@ class MasterEndpoints:
         framework_id, task_id = params.get("frameworkId"), params.get("taskId")
         if not framework_id or not task_id:
             raise HTTPError(400, "Expecting 'frameworkId' and 'taskId'")
-        outcome = self.master.killTask(framework_id, task_id)
+        principal = getattr(request, "principal", None)
+        outcome = self.master.operatorKill(framework_id, task_id, principal)
         if outcome is KillOutcome.UNKNOWN_TASK:
             raise HTTPError(404, f"Task {task_id} of framework {framework_id} is not known")
+        if outcome is KillOutcome.NOT_AUTHORIZED:
+            framework = self.master.frameworks[framework_id]
+            raise HTTPError(403, f"Principal {principal or '(none)'} may not kill tasks of frameworks of principal "
+                                 f"{framework.info.principal or '(none)'}")
         if outcome is KillOutcome.AGENT_NOT_CONNECTED:
             task = self.master.tasks.get(framework_id, task_id)
             raise HTTPError(409, f"Agent {task.agent_id if task else '(unknown)'} of task {task_id} is not connected")

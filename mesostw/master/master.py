@@ -83,7 +83,7 @@ class Master:
             self.id, self.metrics, self.requestAllocation, self.removeFramework)
         self.agent_manager = AgentManager(
             config, clock, allocator, self.tasks, self.offers, self.framework_manager, self.persist,
-            self._master_info, self.id, self.metrics, self.requestAllocation)
+            self._master_info, self.id, self.metrics, self.requestAllocation, self.security)
         self.calls = SchedulerCalls(self)
         self._allocation_pending: Any = None
         self._allocation_candidates: set[str] | None = set()
@@ -144,7 +144,7 @@ class Master:
             # A master failover is no reason to drop a framework (Mesos never times out the frameworks a
             # new leader learns of): like its agents, it has at least --agent_reregister_timeout to return.
             self.framework_manager.recover(info, max(info.failover_timeout, self.config.agent_reregister_timeout))
-        self.agent_manager.recover(agents, state.unreachable)
+        self.agent_manager.recover(agents, state.unreachable, state.owners)
         self.leading = True
         log.info("Recovered {a} agents and {f} frameworks from the registry; agents have {t}s to re-register",
                  a=len(agents), f=len(state.frameworks), t=self.config.agent_reregister_timeout)
@@ -175,12 +175,16 @@ class Master:
 
     # -- agents -----------------------------------------------------------------
 
-    def registerAgent(self, link: IAgentLink, info: AgentInfo, version: str = "") -> defer.Deferred:
-        return self.agent_manager.registerAgent(link, info, version)
+    def registerAgent(self, link: IAgentLink, info: AgentInfo, version: str = "",
+                      principal: str | None = None) -> defer.Deferred:
+        """A new agent; ``principal`` is the one its connection authenticated as (None: it did not)."""
+        return self.agent_manager.registerAgent(link, info, version, principal)
 
     def reregisterAgent(self, link: IAgentLink, info: AgentInfo, tasks: list[Task], executors: list[ExecutorInfo],
-                        frameworks: list[FrameworkInfo], version: str = "") -> defer.Deferred:
-        return self.agent_manager.reregisterAgent(link, info, tasks, executors, frameworks, version)
+                        frameworks: list[FrameworkInfo], version: str = "", principal: str | None = None
+                        ) -> defer.Deferred:
+        """An agent that knows its ID; only the principal that registered the ID may re-register it."""
+        return self.agent_manager.reregisterAgent(link, info, tasks, executors, frameworks, version, principal)
 
     def agentDisconnected(self, agent_id: str, link: IAgentLink | None = None) -> None:
         self.agent_manager.agentDisconnected(agent_id, link)
@@ -273,6 +277,20 @@ class Master:
             return KillOutcome.AGENT_NOT_CONNECTED
         link.killTask(framework_id, task_id, grace_period)
         return KillOutcome.SENT
+
+    def operatorKill(self, framework_id: str, task_id: str, principal: str | None) -> KillOutcome:
+        """An operator (``principal``, None when anonymous) asks to kill one task: allowed to whoever the
+        teardown_frameworks ACL lets tear its framework down (killing its tasks one by one is the same)."""
+        task = self.tasks.get(framework_id, task_id)
+        framework = self.framework_manager.get(framework_id)
+        if task is None or framework is None:
+            return KillOutcome.UNKNOWN_TASK
+        if not self.security.authorize("teardown_frameworks", principal, framework.info.principal):
+            self.metrics["kills_denied"] += 1
+            log.warn("Principal {p} may not kill task {t} of framework {f}", p=principal or "(none)", t=task_id,
+                     f=framework_id)
+            return KillOutcome.NOT_AUTHORIZED
+        return self.killTask(framework_id, task_id)
 
     def exitedExecutor(self, agent_id: str, framework_id: str, executor_id: str, status: int | None) -> None:
         if self.agent_manager.get(agent_id) is None:

@@ -44,7 +44,7 @@ class OperatorEndpoints:
             for name in ("roles", "roles.json"):
                 router.route(f"{prefix}/{name}", self.roles)
             router.route(f"{prefix}/weights", self.get_weights)
-            router.route(f"{prefix}/weights", self.put_weights, methods=("PUT",))
+            router.route(f"{prefix}/weights", self.put_weights, methods=("PUT",), max_body=MAX_WEIGHTS_BODY)
 
     def state_summary(self, request: server.Request) -> dict[str, Any]:
         return state_json.state_summary(self.master)

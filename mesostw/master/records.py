@@ -96,6 +96,9 @@ class FrameworkRecord:
     recovered: bool = False
     failover_timer: Any = None
     suppressed: bool = False
+    #: the principal that proved it subscribed this framework (None: unauthenticated); it alone may
+    #: subscribe with this ID again, and ACLs judge the framework's calls by it
+    principal: str | None = None
     #: task ID -> Task for tasks not yet acknowledged as terminal (a view of the TaskTracker's index)
     tasks: Mapping[str, Task] = attrs.field(factory=lambda: MappingProxyType({}))
     #: the latest tasks that left the indexes (the TaskTracker appends)

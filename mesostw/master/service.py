@@ -22,6 +22,7 @@ from mesostw.master.registry import InMemoryRegistry, IRegistry, Registry
 from mesostw.master.scheduler_http import SchedulerAPI
 from mesostw.scheduler.master_host import HostedFrameworks
 from mesostw.store.factory import open_store
+from mesostw.wire.guard import HTTPLimits
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -63,7 +64,7 @@ class MasterService(service.MultiService):
         self.tls = tls_from(config)
         self.listener = Listener(reactor, config.ip, config.port, self.router,
                                  MasterRoot(self.master, reactor, self.leader_pid),
-                                 tls=self.tls if self.tls.enabled else None)
+                                 tls=self.tls if self.tls.enabled else None, limits=HTTPLimits.from_config(config))
         self.listener.setServiceParent(self)
         self.leadership.setServiceParent(self)
         loop = internet.TimerService(config.allocation_interval, self._allocate)
@@ -97,11 +98,11 @@ class MasterService(service.MultiService):
             self.zk = ZooKeeper(self.reactor, url, config.zk_session_timeout)
             self.store = open_store(self.reactor, zk=self.zk, zk_path=f"{url.path.rstrip('/')}/registry",
                                     fence=lambda: self.leadership.contender.node_path, what="registry")
-            return Registry(self.store)
+            return Registry(self.store, clock=self.reactor)
         directory = os.path.join(config.work_dir, "registry") if config.work_dir else None
         self.store = open_store(self.reactor, directory=directory, what="registry")
         legacy = os.path.join(config.work_dir, "registry.json") if config.work_dir else None
-        return Registry(self.store, legacy_file=legacy)
+        return Registry(self.store, legacy_file=legacy, clock=self.reactor)
 
     def _allocate(self) -> None:
         if self.master.leading:

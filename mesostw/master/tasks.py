@@ -25,6 +25,7 @@ class KillOutcome(enum.Enum):
     SENT = "sent"
     UNKNOWN_TASK = "unknown task"
     AGENT_NOT_CONNECTED = "agent not connected"
+    NOT_AUTHORIZED = "not authorized"
 
 
 class TaskTracker:
