@@ -17,6 +17,7 @@ from twisted.trial import unittest
 from mesostw.model import task as T
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.pb import MesosSchedulerDriver
+from tests.helpers.cgroups import remove_root, require_cgroups, unique_root
 from tests.helpers.cluster import command_task
 from tests.helpers.processes import Daemon, ProcessCluster, free_port, wait_for
 from tests.integration.test_core_cluster import LaunchingScheduler
@@ -146,6 +147,39 @@ class AgentRestartTests(RecoveryCase):
         self.assertEqual(final.reason, T.REASON_AGENT_RESTARTED)
         self.assertFalse(alive(pid))
         self.assertEqual((yield self.agents()), [(agent_id, True)])
+
+
+class CgroupsAgentRestartTests(AgentRestartTests):
+    """The same, with every executor in cgroups of its own: recovery takes the groups back too."""
+
+    def setUp(self):
+        require_cgroups()
+        root = unique_root()
+        self.addCleanup(remove_root, root)
+        self.agent_args = ["--isolation=cgroups", f"--cgroups_root={root}"]
+        self.cgroups_root = root
+        return super().setUp()
+
+    @defer.inlineCallbacks
+    def test_orphan_cgroups_are_destroyed(self):
+        """Cgroups under the agent's root that no checkpointed container owns (a crash between creating them
+        and checkpointing) are destroyed when the agent restarts, with whatever runs in them."""
+        from mesostw.agent import cgroups as cg
+
+        groups = cg.detect(self.cgroups_root)
+        files = groups.create("orphan")
+        import subprocess
+
+        def join():
+            for procs in files:
+                with open(procs, "w") as f:
+                    f.write(str(os.getpid()))
+
+        stray = subprocess.Popen(["sleep", "4646"], preexec_fn=join)
+        self.addCleanup(stray.wait)
+        self.restart_agent()
+        yield wait_for(lambda: stray.poll() is not None, 30, what="the orphan's process killed")
+        yield wait_for(lambda: groups.names() == [], 30, what="the orphan's groups removed")
 
 
 class MasterRestartTests(unittest.TestCase):
