@@ -149,6 +149,32 @@ class AgentRestartTests(RecoveryCase):
         self.assertEqual((yield self.agents()), [(agent_id, True)])
 
 
+class DamagedCheckpointTests(unittest.TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_strict_refuses_a_damaged_checkpoint_and_lenient_starts(self):
+        """With --strict (the default) an agent whose checkpoint cannot be read whole exits 1 saying what is
+        wrong; with --strict=false it recovers what it can and registers."""
+        from mesostw.store import Put
+        from mesostw.store.files import FileStateStore
+
+        cluster = yield ProcessCluster(self, agents=0).start()
+        daemon = cluster.agent_daemon(0)
+        work_dir = next(a.split("=", 1)[1] for a in daemon.args if a.startswith("--work_dir="))
+        store = FileStateStore(os.path.join(work_dir, "meta", "checkpoint"))
+        self.successResultOf(store.commit([Put("containers/garbled", b"{not json")]))
+        self.successResultOf(store.close())
+        cluster.agents.append(daemon.start())
+        yield wait_for(lambda: not daemon.alive(), 60, what="the strict agent to exit")
+        self.assertEqual(daemon.process.returncode, 1)
+        self.assertIn("cannot recover the checkpoint whole: containers/garbled", daemon.log())
+        daemon.args.append("--strict=false")
+        daemon.start()
+        yield cluster.wait_agents(1)
+        self.assertIn("skipped: containers/garbled", daemon.log())
+
+
 class CgroupsAgentRestartTests(AgentRestartTests):
     """The same, with every executor in cgroups of its own: recovery takes the groups back too."""
 
