@@ -123,8 +123,8 @@ def run(reactor, options):
     try:
         cluster = yield ProcessCluster(case, agents=options.agents, resources=resources, agent_args=agent_args).start()
         submitter = Submitter(options.tasks)
-        driver = MesosSchedulerDriver(submitter, FrameworkInfo(user="root", name="bench"), cluster.master_address,
-                                      reactor=reactor)
+        framework = FrameworkInfo(user="root", name="bench", checkpoint=options.checkpoint)
+        driver = MesosSchedulerDriver(submitter, framework, cluster.master_address, reactor=reactor)
         cpu_before = agent_cpu(cluster)
         driver.start()
         yield wait_for(lambda: len(submitter.finished) + len(submitter.failed) >= options.tasks, options.timeout,
@@ -143,7 +143,8 @@ def run(reactor, options):
         yield case.cleanup()
     raw = raw_spawn_rate(options.tasks)
     print(f"cluster: {elapsed:.2f}s for {options.tasks} tasks; raw spawn+reap: {options.tasks / raw:.2f}s")
-    print(f"isolation={options.isolation} tasks_per_s={tasks_per_s:.1f} raw_spawn_per_s={raw:.1f} "
+    print(f"isolation={options.isolation} checkpoint={int(options.checkpoint)} tasks_per_s={tasks_per_s:.1f} "
+          f"raw_spawn_per_s={raw:.1f} "
           f"ratio={tasks_per_s / raw:.3f} agent_cpu_ms_per_task={cpu_per_task * 1000:.2f}")
 
 
@@ -153,6 +154,8 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=2, help="number of agent processes (K)")
     parser.add_argument("--timeout", type=float, default=600, help="give up after this many seconds")
     parser.add_argument("--isolation", default="posix", help="the agents' --isolation (posix, cgroups, ...)")
+    parser.add_argument("--checkpoint", action="store_true",
+                        help="a checkpointing framework: every task and update is made durable before it goes on")
     options = parser.parse_args()
     task.react(lambda reactor: run(reactor, options))
 
