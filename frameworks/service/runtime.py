@@ -406,6 +406,7 @@ class Runtime:
 
     def _periodic(self) -> None:
         self._tick = self.clock.callLater(self.config.scale_apps_interval, self._periodic)
+        self.metrics["sweeps"] += 1
         now = self.clock.seconds()
         for instance in self.state.instances:
             app = self.state.apps.get(instance.app_id)

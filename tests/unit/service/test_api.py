@@ -333,7 +333,17 @@ class MiscApiTests(ApiBase):
         text = self.h.call("GET", "/metrics/prometheus").body.decode()
         self.assertIn("marathon_apps 1.0", text)
         self.assertEqual(self.h.get("/v2/eventSubscriptions"), {"callbackUrls": []})
-        self.assertEqual(self.h.call("DELETE", "/v2/leader").code, 503)
+
+    def test_abdication_goes_to_the_host(self) -> None:
+        """DELETE /v2/leader asks the host to abdicate and answers Marathon's message; where the host
+        refuses, 400 with its reason."""
+        reply = self.h.call("DELETE", "/v2/leader")
+        self.assertEqual((reply.code, reply.json()), (200, {"message": "Leadership abdicated"}))
+        self.assertEqual(self.h.host.abdications, 1)
+        self.h.host.refuse_abdication = "no other instance"
+        reply = self.h.call("DELETE", "/v2/leader")
+        self.assertEqual((reply.code, reply.json()), (400, {"message": "no other instance"}))
+        self.assertEqual(self.h.host.abdications, 1)
 
     def test_not_ready_before_leading(self) -> None:
         """Before the framework has recovered, the API answers 503."""
