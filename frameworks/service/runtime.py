@@ -243,8 +243,18 @@ class Runtime:
                 self.monitor.unwatch(instance.task_id)
             if persist:
                 self._persist(instance)
+            if status.healthy is not None and status.state == T.RUNNING:
+                self._agent_health(instance, status)
         if changed:
             self.converge([instance.app_id])
+
+    def _agent_health(self, instance: Instance, status: TaskStatus) -> None:
+        """The result of the check the task's executor runs (COMMAND, MESOS_*), from its status update."""
+        spec = self.state.spec_of(instance)
+        check = next((c for c in spec.health_checks if c.on_agent), None) if spec is not None else None
+        if check is not None:
+            cause = None if status.healthy else (status.message or f"{check.protocol} health check failed")
+            self.health_result(instance, check, Result(bool(status.healthy), cause), from_agent=True)
 
     def _unknown_task(self, status: TaskStatus) -> None:
         if status.terminal or status.state == T.UNKNOWN:
@@ -321,7 +331,9 @@ class Runtime:
 
     # -- health --------------------------------------------------------------------------------
 
-    def health_result(self, instance: Instance, check: HealthCheck, result: Result) -> None:
+    def health_result(self, instance: Instance, check: HealthCheck, result: Result, from_agent: bool = False) -> None:
+        """A check's result: ``from_agent`` when the task's executor ran it (it has applied the grace
+        period, and kills the task itself after too many failures)."""
         if self.state.instances.get(instance.task_id) is not instance or instance.killing:
             return
         now = self.clock.seconds()
@@ -333,7 +345,7 @@ class Runtime:
         spec = self.state.spec_of(instance)
         checks = len(spec.health_checks) if spec is not None else 0
         before = instance.healthy(checks)
-        changed = health.record(result, now, check, instance.started_at)
+        changed = health.record(result, now, check, instance.started_at, grace=not from_agent)
         if not result.ok and health.alive is False and self.bus.wants("failed_health_check_event"):
             self.bus.publish("failed_health_check_event", appId=instance.app_id, taskId=instance.task_id,
                              instanceId=instance.task_id, healthCheck=dict(check.json))
@@ -347,7 +359,7 @@ class Runtime:
                                  runSpecId=instance.app_id, runSpecVersion=instance.version, healthy=after)
             self._persist(instance)
             self.converge([instance.app_id])
-        if health.should_kill(check):
+        if not from_agent and health.should_kill(check):
             self.kill_unhealthy(instance, check, health)
 
     def kill_unhealthy(self, instance: Instance, check: HealthCheck, health: HealthState) -> None:

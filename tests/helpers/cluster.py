@@ -161,9 +161,9 @@ class FakeExecutor:
     def close(self):
         self.closed = True
 
-    def update(self, task_id, state, message=None):
+    def update(self, task_id, state, message=None, healthy=None, reason=None):
         status = TaskStatus(task_id, state, message=message, source=T.SOURCE_EXECUTOR, uuid=new_uuid(),
-                            timestamp=self.clock.seconds())
+                            timestamp=self.clock.seconds(), healthy=healthy, reason=reason)
         self.unacked[status.uuid] = status
         later(self.clock, self.agent.executorUpdate, self.framework_id, self.executor_id, status)
 

@@ -181,3 +181,32 @@ class ServiceInTheMasterTests(unittest.TestCase):
         self.assertIn(failure.host, ("127.0.0.1", "127.0.0.2"))
         yield self.call("delete_app", "crash")
         yield wait_for(lambda: self.call("list_queue").addCallback(lambda q: not q), 30, what="an empty queue")
+
+    @defer.inlineCallbacks
+    def test_health_checks_run_by_the_agents(self) -> Any:
+        """A MESOS_HTTP check, run by each task's executor on its agent, makes HTTP servers healthy; a
+        COMMAND check that keeps failing gets its task killed by the executor, which the app's last
+        failure reports, and the task is replaced."""
+        yield self.call("create_app", "agent-checked", MarathonApp(
+            cmd=HTTP_SERVER, instances=2, cpus=0.05, mem=32,
+            health_checks=[MarathonHealthCheck(protocol="MESOS_HTTP", path="/", interval_seconds=1, timeout_seconds=1,
+                                               grace_period_seconds=30, delay_seconds=0)]))
+        yield self.settled("/agent-checked", 2)
+        tasks = yield self.call("list_tasks", "agent-checked")
+        self.assertTrue(all(t.health_check_results[0].alive for t in tasks))
+        state = yield self.cluster.state()
+        checks = [t["health_check"] for f in state["frameworks"] for t in f["tasks"]]
+        self.assertEqual([(c["type"], c["http"]["path"]) for c in checks], [("HTTP", "/")] * 2)
+
+        yield self.call("create_app", "sick", MarathonApp(
+            cmd="exec sleep 600", instances=1, cpus=0.05, mem=16, backoff_seconds=1,
+            health_checks=[MarathonHealthCheck(protocol="COMMAND", command="exit 1", interval_seconds=1,
+                                               grace_period_seconds=0, max_consecutive_failures=2,
+                                               delay_seconds=0)]))
+        app = yield wait_for(lambda: self.call("get_app", "sick", embed_last_task_failure=True).addCallback(
+            lambda a: a.last_task_failure is not None and a), 60, what="the executor to kill the sick task")
+        failure = app.last_task_failure
+        self.assertEqual(failure.state, "TASK_KILLED")
+        self.assertIn("consecutive failed health checks", failure.message)
+        yield wait_for(lambda: self.call("list_tasks", "sick").addCallback(
+            lambda ts: [t for t in ts if t.id != failure.task_id]), 30, what="a replacement")

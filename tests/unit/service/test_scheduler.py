@@ -251,14 +251,50 @@ class HealthTests(Base):
         self.assertEqual((info["tasksHealthy"], info["tasksUnhealthy"]), (0, 2))
         self.assertIn("failing health checks", self.h.get("/v2/deployments?embed=status")[0]["status"]["/web"])
 
-    def test_command_checks_get_the_task_environment(self) -> None:
-        """A COMMAND check runs with the task's $PORT0 and $HOST."""
+    def test_agent_side_checks_go_in_the_task_and_their_results_count(self) -> None:
+        """A COMMAND check goes to the agent as the task's health_check, in Mesos's shape with the app's
+        timing, and is not probed from here; the health its executor reports makes the instance healthy
+        (ending the deployment), then unhealthy without a kill from here; the executor's TASK_KILLED
+        is a failure, and the instance is replaced."""
         self.h.create(app("web", 1, healthChecks=[{"protocol": "COMMAND", "command": {"value": "check $PORT0"},
-                                                   "intervalSeconds": 1}]))
-        self.h.until(lambda: self.h.get("/v2/apps/web")["app"]["tasksHealthy"] == 1)
-        kind, command, env = next(c for c in self.h.prober.calls if c[0] == "command")
-        self.assertEqual(command, "check $PORT0")
-        self.assertEqual(env["PORT0"], str(self.h.running("/web")[0].ports[0]))
+                                                   "intervalSeconds": 2, "delaySeconds": 0, "gracePeriodSeconds": 5,
+                                                   "maxConsecutiveFailures": 2}]))
+        self.h.until(lambda: len(self.h.running("/web")) == 1)
+        (instance,) = self.h.running("/web")
+        executor = self.h.executor_of(instance.task_id)
+        self.assertEqual(executor.running[instance.task_id].extra["health_check"], {
+            "type": "COMMAND", "command": {"shell": True, "value": "check $PORT0"}, "delay_seconds": 0.0,
+            "interval_seconds": 2.0, "timeout_seconds": 20.0, "consecutive_failures": 2, "grace_period_seconds": 5.0})
+        self.h.advance(10)
+        self.assertEqual(self.h.prober.calls, [])
+        self.assertEqual(len(self.h.deployments()), 1)
+
+        self.h.report_health(instance.task_id, True)
+        self.assertEqual(self.h.get("/v2/apps/web")["app"]["tasksHealthy"], 1)
+        self.h.until(lambda: not self.h.deployments())
+        for _ in range(2):
+            self.h.report_health(instance.task_id, False, "COMMAND health check exited with status 1")
+        (task,) = self.h.get("/v2/apps/web")["app"]["tasks"]
+        result = task["healthCheckResults"][0]
+        self.assertEqual((result["alive"], result["consecutiveFailures"], result["lastFailureCause"]),
+                         (False, 2, "COMMAND health check exited with status 1"))
+        self.assertFalse(instance.killing)
+
+        executor.update(instance.task_id, "TASK_KILLED", "Task killed after 2 consecutive failed health checks",
+                        healthy=False, reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
+        self.h.until(lambda: [i.task_id for i in self.h.running("/web")] not in ([], [instance.task_id]))
+        failure = self.h.get("/v2/apps/web?embed=app.lastTaskFailure")["app"]["lastTaskFailure"]
+        self.assertEqual((failure["taskId"], failure["state"]), (instance.task_id, "TASK_KILLED"))
+
+    def test_mesos_http_checks_name_the_host_port(self) -> None:
+        """A MESOS_HTTP check on portIndex 0 becomes an HTTP health_check on the task's first host port."""
+        self.h.create(app("web", 1, portDefinitions=[{"port": 0}, {"port": 0}],
+                          healthChecks=[{"protocol": "MESOS_HTTP", "portIndex": 1, "path": "/health"}]))
+        self.h.until(lambda: len(self.h.running("/web")) == 1)
+        (instance,) = self.h.running("/web")
+        check = self.h.executor_of(instance.task_id).running[instance.task_id].extra["health_check"]
+        self.assertEqual((check["type"], check["http"], check["delay_seconds"]),
+                         ("HTTP", {"scheme": "http", "port": instance.ports[1], "path": "/health"}, 15.0))
 
     def test_readiness_gates_the_deployment(self) -> None:
         """A deployment waits for the readiness check, not only for running tasks."""
