@@ -273,11 +273,13 @@ class Runtime:
         unexpected = instance.goal == RUNNING_GOAL
         if unexpected and app is not None:
             self.metrics["tasks_failed"] += 1
-            self.state.failures[app.id] = {
+            failure = self.state.failures[app.id] = {
                 "appId": app.id, "host": instance.host, "message": status.message or instance.message or "",
                 "state": status.state, "taskId": instance.task_id, "instanceId": instance.task_id,
                 "slaveId": instance.agent_id, "timestamp": format_ts(now), "version": instance.version,
             }
+            self.storage.commit(self.storage.failure_ops(failure)).addErrback(self.write_failed,
+                                                                               f"the last failure of {app.id}")
             # an offer that expired while the launch was being recorded is no failure of the app
             if instance.config_version == app.last_config_change_at and status.reason != T.REASON_INVALID_OFFERS:
                 self.state.queue.failed(app.id, now, app.spec["backoffSeconds"], app.spec["backoffFactor"],

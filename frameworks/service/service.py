@@ -126,6 +126,9 @@ class ServiceFramework(service.MultiService):
         state.specs.update(specs)
         for data in snapshot.instances:
             state.instances.add(Instance.from_store(data))
+        for failure in snapshot.failures:
+            if failure.get("appId") in state.apps:
+                state.failures[failure["appId"]] = failure
         versions = [a.version for a in state.apps.values()] + [g.get("version", "") for g in snapshot.groups]
         state.root_version = max([v for v in versions if v] or [state.root_version])
 

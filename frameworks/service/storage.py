@@ -8,6 +8,7 @@
     groups/<group>                  explicitly created groups: {id, dependencies, version} (``_`` is the root)
     deployments/<uuid>              running deployment plans: steps and the affected apps before and after
     instances/<task id>             every launched instance: app, version, agent, host, ports, goal, health
+    failures/<app>                  the app's last task failure (lastTaskFailure)
 
 ``<app>`` is the id without slashes (``/prod/web`` -> ``prod_web``; ``_`` never occurs in an
 id). One small value per object keeps every write far below ZooKeeper's node size limit, and
@@ -50,6 +51,10 @@ def instance_key(task_id: str) -> str:
     return f"instances/{task_id}"
 
 
+def failure_key(app_id: str) -> str:
+    return f"failures/{pathid.safe(app_id)}"
+
+
 def put(key: str, value: Any) -> Put:
     return Put(key, dump(value))
 
@@ -64,6 +69,7 @@ class Snapshot:
     groups: list[dict[str, Any]] = attrs.field(factory=list)
     deployments: list[dict[str, Any]] = attrs.field(factory=list)
     instances: list[dict[str, Any]] = attrs.field(factory=list)
+    failures: list[dict[str, Any]] = attrs.field(factory=list)
 
 
 class Storage:
@@ -85,6 +91,7 @@ class Storage:
         snapshot.groups = yield self._values("groups")
         snapshot.deployments = yield self._values("deployments")
         snapshot.instances = yield self._values("instances")
+        snapshot.failures = yield self._values("failures")
         for token in (yield self.store.children("versions")):
             snapshot.versions[pathid.unsafe(token)] = sorted((yield self.store.children(f"versions/{token}")))
         return snapshot
@@ -116,7 +123,7 @@ class Storage:
 
     @staticmethod
     def delete_app_ops(app_id: str) -> list[Operation]:
-        return [Delete(app_key(app_id)), Delete(f"versions/{pathid.safe(app_id)}")]
+        return [Delete(app_key(app_id)), Delete(f"versions/{pathid.safe(app_id)}"), Delete(failure_key(app_id))]
 
     @staticmethod
     def prune_ops(app_id: str, versions: list[str], keep: int, protected: Iterable[str] = ()) -> list[Operation]:
@@ -148,3 +155,7 @@ class Storage:
     @staticmethod
     def delete_instance_ops(task_id: str) -> list[Operation]:
         return [Delete(instance_key(task_id))]
+
+    @staticmethod
+    def failure_ops(failure: Mapping[str, Any]) -> list[Operation]:
+        return [put(failure_key(failure["appId"]), failure)]

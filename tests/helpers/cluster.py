@@ -292,8 +292,8 @@ class Cluster:
     """Master + agents + schedulers on one :class:`task.Clock`."""
 
     def __init__(self, agents: int = 2, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-32000]",
-                 work_dir: str = "/nonexistent-sandbox-root", **master_flags: Any):
-        self.clock = task.Clock()
+                 work_dir: str = "/nonexistent-sandbox-root", clock: task.Clock | None = None, **master_flags: Any):
+        self.clock = clock if clock is not None else task.Clock()
         self.config = flaglib.defaults(MASTER_FLAGS, hostname="127.0.0.1", **master_flags)
         self.allocator = HierarchicalAllocator(self.clock, self.config.weights, randomize=False)
         self.master = Master(self.config, self.allocator, self.clock, master_id="M",

@@ -2,8 +2,8 @@
 on distinct hostnames (127.0.0.1 and 127.0.0.2), driven by the real ``marathon`` client.
 
 Apps run real processes (a small HTTP server on ``$HOST:$PORT0``) that the framework health-checks
-over HTTP; rolling restarts are sampled through the API while they run, and the sample counts only
-instances that the API reports healthy *and* that answer HTTP at that moment.
+over HTTP; rolling restarts are sampled through the API while they run, each sample counting the
+running instances it lists that answer HTTP at that moment.
 """
 
 from __future__ import annotations
@@ -129,8 +129,8 @@ class ServiceInTheMasterTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_rolling_restart_keeps_the_minimum_health_capacity(self) -> Any:
         """Restarting four HTTP servers with minimumHealthCapacity 0.75 and maximumOverCapacity 0.25
-        replaces every instance while, in every sample, at least three instances are healthy and
-        serving and at most five exist; killing one with ``scale`` leaves three."""
+        replaces every instance while, in every sample, at least three instances serve and at most five
+        exist; killing one with ``scale`` leaves three."""
         strategy = {"minimum_health_capacity": 0.75, "maximum_over_capacity": 0.25}
         yield self.call("create_app", "roll", http_app(4, upgrade_strategy=MarathonUpgradeStrategy(**strategy)))
         yield self.settled("/roll", 4)
@@ -140,9 +140,9 @@ class ServiceInTheMasterTests(unittest.TestCase):
             """(instances serving, instances in all, whether the restart is over)."""
             app = self.marathon.get_app("roll", embed_tasks=True)
             live = [t for t in app.tasks if t.state in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING")]
-            healthy = [t for t in live if t.state == "TASK_RUNNING" and t.health_check_results
-                       and all(r.alive for r in t.health_check_results)]
-            up = sum(1 for t in healthy if serving(t.host, t.ports[0]))
+            # Every running instance is asked, not only those healthy when the API answered: one that the
+            # framework saw become healthy a moment later may already have let it kill an old one.
+            up = sum(1 for t in live if t.state == "TASK_RUNNING" and serving(t.host, t.ports[0]))
             over = not app.deployments and not before & {t.id for t in app.tasks} and up == 4
             return up, len(live), over
 

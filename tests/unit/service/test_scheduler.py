@@ -409,6 +409,22 @@ class RecoveryTests(Base):
         framework = next(iter(again.cluster.master.frameworks.values()))
         self.assertNotIn(victim, framework.tasks)
 
+    def test_the_last_task_failure_survives_a_failover_and_goes_with_its_app(self) -> None:
+        """lastTaskFailure is stored: a new leader shows it; deleting the app deletes it too."""
+        self.h.create(app("crash", 1, cmd="exit 3"))
+        self.h.until(lambda: "/crash" in self.h.state.failures)
+        failure = self.h.get("/v2/apps/crash?embed=app.lastTaskFailure")["app"]["lastTaskFailure"]
+        self.assertEqual((failure["state"], failure["message"]), ("TASK_FAILED", "Command exited with status 3"))
+        self.h.call("PUT", "/v2/apps/crash?force=true", {"instances": 0})
+        self.h.until(lambda: not self.h.deployments() and not self.h.instances("/crash"))
+        failure = self.h.get("/v2/apps/crash?embed=app.lastTaskFailure")["app"]["lastTaskFailure"]
+        again = self.restart_framework()
+        shown = again.get("/v2/apps/crash?embed=app.lastTaskFailure")["app"]["lastTaskFailure"]
+        self.assertEqual(shown["taskId"], failure["taskId"])
+        again.call("DELETE", "/v2/apps/crash?force=true")
+        again.until(lambda: not again.deployments())
+        self.assertIsNone(self.successResultOf(again.store.get("frameworks/service/failures/crash")))
+
     def test_unknown_tasks_are_killed(self) -> None:
         """A task the master holds for the framework but the store does not know is killed."""
         self.h.create(app("web", 2))
