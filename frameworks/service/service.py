@@ -126,6 +126,8 @@ class ServiceFramework(service.MultiService):
         state.specs.update(specs)
         for data in snapshot.instances:
             state.instances.add(Instance.from_store(data))
+        for group_version in snapshot.group_versions:
+            state.group_versions[group_version["version"]] = group_version
         for failure in snapshot.failures:
             if failure.get("appId") in state.apps:
                 state.failures[failure["appId"]] = failure
