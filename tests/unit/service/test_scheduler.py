@@ -451,6 +451,26 @@ class UnreachableTests(Base):
                      limit=300, step=5)
 
 
+    def test_unreachable_instances_are_replaced_then_expunged(self) -> None:
+        """An unreachable instance is replaced after inactiveAfterSeconds and forgotten (in memory and
+        in the store) after expungeAfterSeconds."""
+        self.h.create(app("web", 2, constraints=[["hostname", "UNIQUE"]],
+                          unreachableStrategy={"inactiveAfterSeconds": 10, "expungeAfterSeconds": 30}))
+        self.h.until(lambda: len(self.h.running("/web")) == 2)
+        add_agent(self.h.cluster, "agent-c", port=5070)
+        (stranded,) = [i for i in self.h.running("/web") if i.host == "agent-a"]
+        self.h.cluster.cut(next(a for a in self.h.cluster.agents if a.info.hostname == "agent-a"))
+        self.h.until(lambda: stranded.unreachable_since is not None, limit=300, step=5)
+        states = {t["id"]: t["state"] for t in self.h.get("/v2/apps/web/tasks")["tasks"]}
+        self.assertEqual(states[stranded.task_id], "TASK_UNREACHABLE")
+        self.h.until(lambda: sorted(i.host for i in self.h.running("/web")) == ["agent-b", "agent-c"], limit=30)
+        self.assertIs(self.h.state.instances.get(stranded.task_id), stranded)
+        self.h.until(lambda: self.h.state.instances.get(stranded.task_id) is None, limit=60)
+        key = f"frameworks/service/instances/{stranded.task_id}"
+        self.assertIsNone(self.successResultOf(self.h.store.get(key)))
+        self.assertEqual(len(self.h.running("/web")), 2)
+
+
 class DependencyTests(Base):
     def test_dependents_wait_for_their_dependencies(self) -> None:
         """An app is not launched before the apps it depends on are healthy."""
