@@ -18,6 +18,9 @@ setup(
         "sortedcontainers",
         "kazoo",
         "prometheus-client",
+        "croniter",
+        "aniso8601",
+        "python-dateutil",
     ],
     entry_points={"console_scripts": ["mesostw = mesostw.cli.main:main"]},
 )

@@ -1,0 +1,1 @@
+"""Frameworks bundled with mesostw (``cron``: Chronos-like; ``service``: Marathon-like)."""

@@ -24,6 +24,7 @@ from mesostw.wire.pb import (
     encode,
     encode_errors,
     parse_messages,
+    pieces,
     reference,
 )
 
@@ -65,13 +66,14 @@ class PBMasterLink:
         self._batch = Batcher(clock, lambda payload: root.callRemote("messages", payload))
 
     def register(self, agent_info: Any) -> defer.Deferred:
-        d = self.root.callRemote("registerAgent", self.remote, encode(internal.registration(agent_info, __version__)))
+        payload = pieces(encode(internal.registration(agent_info, __version__)))
+        d = self.root.callRemote("registerAgent", self.remote, payload)
         d.addCallback(lambda payload: internal.parse_registered(decode(payload)))
         return d
 
     def reregister(self, agent_info: Any, tasks: Any, executors: Any, frameworks: Any) -> defer.Deferred:
         payload = internal.reregistration(agent_info, list(tasks), list(executors), list(frameworks), __version__)
-        d = self.root.callRemote("reregisterAgent", self.remote, encode(payload))
+        d = self.root.callRemote("reregisterAgent", self.remote, pieces(encode(payload)))
         d.addCallback(lambda answer: internal.parse_registered(decode(answer))[1])
         return d
 

@@ -6,8 +6,7 @@ import os
 from typing import Any
 
 import attrs
-from twisted.application import internet, service
-from twisted.internet import defer
+from twisted.application import service
 from twisted.logger import Logger
 
 from mesostw.agent import executor_stream, paths
@@ -17,14 +16,12 @@ from mesostw.agent.executor_http import ExecutorAPI
 from mesostw.agent.files import SandboxFiles
 from mesostw.agent.http import AgentEndpoints
 from mesostw.agent.launcher import Launcher
-from mesostw.agent.pb import AgentRoot, PBMasterLink
+from mesostw.agent.master_client import MasterClient
+from mesostw.agent.pb import AgentRoot
 from mesostw.agent.probe import missing_essentials, probe
-from mesostw.auth.client import authenticate
 from mesostw.auth.tls import tls_from
-from mesostw.detector import detector_for
 from mesostw.http.router import Router
 from mesostw.model.info import AgentInfo
-from mesostw.wire.connector import Connector
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -70,17 +67,9 @@ class AgentService(service.MultiService):
                                  {executor_stream.PREAMBLE: executor_stream.ExecutorStreamFactory(self.agent)},
                                  tls=self.tls if self.tls.enabled else None)
         self.listener.setServiceParent(self)
-        self.detector = detector_for(reactor, config.master, config.zk_session_timeout)
-        self.detector.setServiceParent(self)
-        self.connector = Connector(reactor, self.detector.address, self._connected, self._lost,
-                                   backoff=config.registration_backoff_factor, name="master",
-                                   tls=self.tls if self.tls.enabled else None)
-        self.connector.setServiceParent(self)
-        self.detector.listeners.append(self.connector.follow)
-        watchdog = internet.TimerService(config.agent_ping_timeout, self._check_master)
-        watchdog.clock = reactor
-        watchdog.setName("master-watchdog")
-        watchdog.setServiceParent(self)
+        #: the connection to the leading master: detector, connector, authentication, watchdog
+        self.master_client = MasterClient(self.agent, reactor, tls=self.tls if self.tls.enabled else None)
+        self.master_client.setServiceParent(self)
 
     def startService(self) -> None:
         # The port is known only once listening; the agent advertises it when it registers.
@@ -89,22 +78,7 @@ class AgentService(service.MultiService):
         self.listener.startService()
         if not self.config.advertise_port:
             self.agent.info = attrs.evolve(self.agent.info, port=self.listener.port)
-        self.detector.startService()
-        self.connector.startService()
-        self.getServiceNamed("master-watchdog").startService()
-
-    def _connected(self, root: Any) -> defer.Deferred:
-        d = authenticate(root, self.config.credential) if self.config.credential else defer.succeed(None)
-        d.addCallback(lambda _: self.agent.masterConnected(PBMasterLink(root, self.agent, self.reactor)))
-        return d
-
-    def _check_master(self) -> None:
-        if self.agent.master_silent():
-            log.warn("The master has not pinged this agent for too long; reconnecting")
-            self.connector.drop()
-
-    def _lost(self) -> None:
-        self.agent.masterDisconnected()
+        self.master_client.startService()
 
     def _link_latest(self, agent_id: str) -> str:
         os.makedirs(paths.agent_dir(self.config.work_dir, agent_id), exist_ok=True)

@@ -24,6 +24,8 @@ class PBAuthentication:
         self._peer = peer
         self.principal: str | None = None
         self._session: Authenticator | None = None
+        #: a failure's late answer, until it is sent (see :meth:`step`)
+        self._answer: defer.Deferred | None = None
 
     @property
     def peer(self) -> str:
@@ -61,6 +63,18 @@ class PBAuthentication:
             if throttle is not None:
                 throttle.failed(self.peer)
             # Answer late: guessing secrets becomes slower with every failure from the same peer.
-            return task.deferLater(self.clock, delay, lambda: failure)
+            answer = self._answer = task.deferLater(self.clock, delay, lambda: failure)
+            answer.addBoth(self._answered, answer)
+            return answer
 
         return d.addCallbacks(succeeded, failed)
+
+    def _answered(self, result: Any, answer: defer.Deferred) -> Any:
+        if self._answer is answer:
+            self._answer = None
+        return result
+
+    def disconnected(self) -> None:
+        """The connection went away: a late answer has nobody to go to (and must not keep a timer)."""
+        if self._answer is not None:
+            self._answer.cancel()

@@ -25,7 +25,7 @@ from mesostw.model.task import TaskInfo, TaskStatus, new_uuid
 from mesostw.model.units import parse_duration
 from mesostw.model.validation import ValidationError
 from mesostw.wire.connector import Connector
-from mesostw.wire.pb import Batcher, decode, encode
+from mesostw.wire.pb import Batcher, decode, encode, pieces
 
 log = Logger()
 
@@ -138,7 +138,7 @@ class ExecutorDriver:
         self._lost_since = None
         call = xapi.subscribe_call(self.framework_id, self.executor_id, list(self.unacked_tasks.values()),
                                    list(self.unacked_updates.values()))
-        return root.callRemote("subscribe", self._remote, encode(call))
+        return root.callRemote("subscribe", self._remote, pieces(encode(call)))
 
     def _lost(self) -> None:
         self.subscribed = False

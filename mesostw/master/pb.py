@@ -248,6 +248,7 @@ class MasterConnection(pb.Referenceable):
         return failure
 
     def _disconnected(self) -> None:
+        self.auth.disconnected()
         if self.agent_id is not None:
             self.master.agentDisconnected(self.agent_id, self.agent_link)
         self.session.disconnected()

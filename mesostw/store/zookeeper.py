@@ -34,8 +34,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mesostw.interfaces import IStateStore
-from mesostw.store import Delete, Operation, Put, StoreError, StoreFenced, normalize, validate
-from mesostw.store.memory import ScopedStore
+from mesostw.store import Operation, Put, StoreError, StoreFenced, normalize, validate
+from mesostw.store.memory import TreeStore
 from mesostw.store.tree import Tree
 
 log = Logger()
@@ -57,7 +57,7 @@ Undo = list[tuple[str, str, bool | None]]
 
 
 @implementer(IStateStore)
-class ZooKeeperStateStore:
+class ZooKeeperStateStore(TreeStore):
     def __init__(self, zk: Any, root: str, fence: Callable[[], str | None] | None = None,
                  max_batch: int = MAX_BATCH):
         relative = normalize(root)
@@ -123,21 +123,6 @@ class ZooKeeperStateStore:
         return self.load().addCallback(lambda _: read())
 
     # -- IStateStore -------------------------------------------------------------------------
-
-    def get(self, path: str) -> defer.Deferred:
-        return self._ready(lambda: self.tree.get(normalize(path)))
-
-    def children(self, path: str) -> defer.Deferred:
-        return self._ready(lambda: self.tree.children(normalize(path)))
-
-    def put(self, path: str, value: bytes) -> defer.Deferred:
-        return self.commit([Put(path, value)])
-
-    def delete(self, path: str) -> defer.Deferred:
-        return self.commit([Delete(path)])
-
-    def scoped(self, prefix: str) -> Any:
-        return ScopedStore(self, prefix)
 
     def commit(self, operations: Iterable[Operation]) -> defer.Deferred:
         try:

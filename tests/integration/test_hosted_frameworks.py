@@ -149,7 +149,8 @@ class ZooKeeperHostingTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def client(self) -> Any:
-        zk = ZooKeeper(reactor, parse_zk_url(self.ensemble.url("/probe")), session_timeout=2.0)
+        # Expiry is simulated by deleting nodes; a long session keeps a loaded machine from expiring it.
+        zk = ZooKeeper(reactor, parse_zk_url(self.ensemble.url("/probe")), session_timeout=10.0)
         self.addCleanup(zk.stop)
         yield zk.start()
         return zk
@@ -185,7 +186,7 @@ class ZooKeeperHostingTests(unittest.TestCase):
         @defer.inlineCallbacks
         def run_master() -> Any:
             config = master_config(port=0, probe_http_port=0, zk=self.ensemble.url("/mesos"), quorum=1,
-                                   zk_session_timeout=2.0, agent_reregister_timeout=60.0)
+                                   zk_session_timeout=10.0, agent_reregister_timeout=60.0)
             service = MasterService(config, reactor=reactor, plugins={"probe": probe_plugin()})
             service.startService()
             probe = service.frameworks.frameworks["probe"]

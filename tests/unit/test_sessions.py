@@ -133,23 +133,6 @@ class LocalDriverTests(unittest.TestCase):
         driver.stop(failover=True)
         self.assertEqual(endpoint.asked[2], ("disconnected", "F1", link))
 
-    def test_acls_judge_the_hosts_principal(self) -> None:
-        """register_frameworks ACLs apply to in-process frameworks: allowed for the principal they name,
-        refused for another and for an anonymous one."""
-        cluster = Cluster(agents=1, acls=ACLS)
-        self.addCleanup(cluster.stop)
-        ops = RecordingScheduler()
-        ops.pending = [command_task("t1", "true")]
-        cluster.framework("ops", scheduler=ops, principal="ops")
-        self.assertEqual(ops.states("t1"), [T.RUNNING, T.FINISHED])
-        self.assertEqual(cluster.master.frameworks[ops.framework_id].info.principal, "ops")
-        for principal in ("dev", None):
-            refused = RecordingScheduler()
-            _, driver = cluster.framework("other", scheduler=refused, principal=principal)
-            self.assertIsNone(refused.framework_id)
-            self.assertIn("Not authorized to register", refused.errors[0])
-            self.assertEqual(driver.status, "DRIVER_ABORTED")
-
     def test_not_leading_master(self) -> None:
         """A master that does not lead refuses an in-process framework too."""
         cluster = Cluster(agents=0)

@@ -1,0 +1,1 @@
+"""The bundled ``cron`` framework: Chronos's job scheduler and REST API on the framework-hosting contract."""
