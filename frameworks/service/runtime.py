@@ -252,9 +252,13 @@ class Runtime:
         """The result of the check the task's executor runs (COMMAND, MESOS_*), from its status update."""
         spec = self.state.spec_of(instance)
         check = next((c for c in spec.health_checks if c.on_agent), None) if spec is not None else None
-        if check is not None:
-            cause = None if status.healthy else (status.message or f"{check.protocol} health check failed")
-            self.health_result(instance, check, Result(bool(status.healthy), cause), from_agent=True)
+        if check is None:
+            return
+        known = instance.health[check.index] if check.index < len(instance.health) else None
+        if status.reason == T.REASON_RECONCILIATION and known is not None and known.alive == status.healthy:
+            return  # the master repeating the last health it saw: no new probe result
+        cause = None if status.healthy else (status.message or f"{check.protocol} health check failed")
+        self.health_result(instance, check, Result(bool(status.healthy), cause), from_agent=True)
 
     def _unknown_task(self, status: TaskStatus) -> None:
         if status.terminal or status.state == T.UNKNOWN:

@@ -254,8 +254,9 @@ class HealthTests(Base):
     def test_agent_side_checks_go_in_the_task_and_their_results_count(self) -> None:
         """A COMMAND check goes to the agent as the task's health_check, in Mesos's shape with the app's
         timing, and is not probed from here; the health its executor reports makes the instance healthy
-        (ending the deployment), then unhealthy without a kill from here; the executor's TASK_KILLED
-        is a failure, and the instance is replaced."""
+        (ending the deployment), then unhealthy without a kill from here (a reconciliation repeating
+        the last health is no new failure); the executor's TASK_KILLED is a failure, and the instance
+        is replaced."""
         self.h.create(app("web", 1, healthChecks=[{"protocol": "COMMAND", "command": {"value": "check $PORT0"},
                                                    "intervalSeconds": 2, "delaySeconds": 0, "gracePeriodSeconds": 5,
                                                    "maxConsecutiveFailures": 2}]))
@@ -279,6 +280,9 @@ class HealthTests(Base):
         self.assertEqual((result["alive"], result["consecutiveFailures"], result["lastFailureCause"]),
                          (False, 2, "COMMAND health check exited with status 1"))
         self.assertFalse(instance.killing)
+        self.h.framework.runtime.reconcile()  # the master repeats the last health: not a new failure
+        self.h.settle()
+        self.assertEqual(instance.health[0].consecutive_failures, 2)
 
         executor.update(instance.task_id, "TASK_KILLED", "Task killed after 2 consecutive failed health checks",
                         healthy=False, reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
