@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from mesostw.cli import execute, http, sandbox, state, tasks
+from mesostw.cli import apps, execute, http, sandbox, state, tasks
 from mesostw.cli.errors import CLIError, UsageError
 
-COMMANDS = (execute, state, tasks, sandbox)
+COMMANDS = (execute, state, tasks, sandbox, apps)
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,11 +47,12 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
             args, extras = parser.parse_known_args(list(argv))
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
-        command = f"mesostw {args.subcommand}"
+        command = " ".join(["mesostw", args.subcommand, *([args.apps_command] if "apps_command" in args else [])])
         if extras:
             raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see '{command} --help')")
-        args.master = resolve(args.master or os.environ.get("MESOS_MASTER") or http.DEFAULT_MASTER)
-        args.master_url = http.base_url(args.master)
+        if "master" in args:  # the commands that talk to the master (not `apps`, which talks to a framework)
+            args.master = resolve(args.master or os.environ.get("MESOS_MASTER") or http.DEFAULT_MASTER)
+            args.master_url = http.base_url(args.master)
         return int(args.func(args, out, err))
     except CLIError as exc:
         err.write(f"{exc.command or command}: {exc.message}\n")

@@ -11,7 +11,12 @@ made with the stdlib ``ssl`` module (:func:`tls_context`).
 
 The command runs in its own process group. A kill sends SIGTERM to the group
 and SIGKILL after the grace period. Exit status 0 gives TASK_FINISHED, any
-other TASK_FAILED with the status in the message, a kill TASK_KILLED. If the
+other TASK_FAILED with the status in the message, a kill TASK_KILLED. A task
+with a ``health_check`` is checked as Mesos's command executor does (see
+:mod:`mesostw.executor.health`): each probe runs in a thread, its verdict comes
+back to the loop through a pipe, health changes go out as TASK_RUNNING updates
+with ``healthy`` set, and too many failures in a row kill the task (TASK_KILLED,
+``healthy`` false, reason ``REASON_TASK_HEALTH_CHECK_STATUS_UPDATED``). If the
 agent goes away, a checkpointing framework's executor keeps the task running
 and reconnects (re-sending what was not acknowledged) until the recovery
 timeout; any other executor kills its task and exits, as Mesos's does.
@@ -23,6 +28,7 @@ import base64
 import heapq
 import json
 import os
+import queue
 import re
 import selectors
 import shutil
@@ -30,10 +36,13 @@ import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any, Callable
+
+from mesostw.executor import health as checks
 
 # Opens the agent's executor stream (see mesostw.agent.executor_stream); that module imports nothing.
 from mesostw.wire.preambles import EXECUTOR as PREAMBLE
@@ -219,22 +228,36 @@ class CommandExecutor:
         self.unacked: dict[str, dict[str, Any]] = {}
         self.exit_code: int | None = None
         self.lost_since: float | None = None
+        # the task's health check, when it has one
+        self.health: checks.HealthPolicy | None = None
+        self.health_check: dict[str, Any] = {}
+        self.task_env: dict[str, str] = {}
+        self.started = 0.0
+        self.unhealthy: str | None = None
+        self.verdicts: queue.SimpleQueue[tuple[bool, str]] = queue.SimpleQueue()
+        self.wakeup: tuple[int, int] | None = None
 
     # -- the loop ------------------------------------------------------------------
 
     def run(self) -> int:
         self.subscribe()
         while self.exit_code is None:
-            timeout = None
-            if self.timers:
-                timeout = max(0.0, self.timers[0][0] - time.monotonic())
-            for key, _ in self.selector.select(timeout):
-                key.data()
-            now = time.monotonic()
-            while self.timers and self.timers[0][0] <= now and self.exit_code is None:
-                _, _, action = heapq.heappop(self.timers)
-                action()
+            self.step()
         return self.exit_code
+
+    def step(self, longest: float | None = None) -> None:
+        """One turn of the loop: wait for I/O or the next timer (at most ``longest`` seconds), then run
+        what is due."""
+        timeout = longest
+        if self.timers:
+            due = max(0.0, self.timers[0][0] - time.monotonic())
+            timeout = due if timeout is None else min(timeout, due)
+        for key, _ in self.selector.select(timeout):
+            key.data()
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now and self.exit_code is None:
+            _, _, action = heapq.heappop(self.timers)
+            action()
 
     def later(self, delay: float, action: Callable[[], None]) -> None:
         self._timer_ids += 1
@@ -338,13 +361,18 @@ class CommandExecutor:
             self.kill_now()
             self.exit_code = 1
 
-    def update(self, state: str, message: str | None = None) -> str:
+    def update(self, state: str, message: str | None = None, healthy: bool | None = None,
+               reason: str | None = None) -> str:
         assert self.task is not None
         status: dict[str, Any] = {"task_id": self.task["task_id"], "state": state, "source": "SOURCE_EXECUTOR",
                                   "executor_id": {"value": self.executor_id}, "timestamp": time.time(),
                                   "uuid": base64.b64encode(uuid.uuid4().bytes).decode()}
         if message:
             status["message"] = message
+        if healthy is not None:
+            status["healthy"] = healthy
+        if reason:
+            status["reason"] = reason
         self.unacked[status["uuid"]] = status
         self.call(self.envelope("UPDATE", {"status": status}))
         return status["uuid"]
@@ -366,6 +394,11 @@ class CommandExecutor:
         env.pop(SECRET_VARIABLE, None)  # the task has no business speaking for its executor
         for variable in command.get("environment", {}).get("variables", []):
             env[variable["name"]] = variable.get("value", "")
+        check = task.get("health_check")
+        why = checks.problem(check) if check is not None else None
+        if why is not None:
+            self.finish("TASK_FAILED", f"Invalid health check: {why}")
+            return
         try:
             self.pid = os.posix_spawn(program, argv, env, setpgroup=0)
         except OSError as exc:
@@ -375,6 +408,66 @@ class CommandExecutor:
         self.selector.register(self.pidfd, selectors.EVENT_READ, self.on_exit)
         log(f"forked command at {self.pid}")
         self.update("TASK_RUNNING")
+        if check is not None:
+            self.start_health_checks(check, env)
+
+    # -- health checks ---------------------------------------------------------------------
+
+    def start_health_checks(self, check: dict[str, Any], env: dict[str, str]) -> None:
+        self.health = checks.HealthPolicy(check)
+        self.health_check = check
+        self.task_env = env
+        self.started = time.monotonic()
+        self.wakeup = os.pipe()
+        os.set_blocking(self.wakeup[0], False)
+        self.selector.register(self.wakeup[0], selectors.EVENT_READ, self.on_verdicts)
+        log(f"{self.health.kind} health check every {self.health.interval:g}s after {self.health.delay:g}s")
+        self.later(self.health.delay, self.probe_health)
+
+    def checking(self) -> bool:
+        return self.health is not None and self.pid is not None and not self.killing and self.exit_code is None
+
+    def probe_health(self) -> None:
+        """Run one probe in a thread; its result wakes the loop (:meth:`on_verdicts`)."""
+        if not self.checking():
+            return
+        assert self.health is not None and self.wakeup is not None
+        check, env, timeout, wake = self.health_check, self.task_env, self.health.timeout, self.wakeup[1]
+
+        def run() -> None:
+            try:
+                result = checks.probe(check, self.agent[0], env, None, timeout)
+            except Exception as exc:  # noqa: BLE001 - a broken probe is a failed check, not a dead executor
+                result = (False, f"health check error: {exc!r}")
+            self.verdicts.put(result)
+            try:
+                os.write(wake, b"!")
+            except OSError:
+                pass
+
+        threading.Thread(target=run, name="health-check", daemon=True).start()
+
+    def on_verdicts(self) -> None:
+        assert self.wakeup is not None
+        try:
+            os.read(self.wakeup[0], 4096)
+        except BlockingIOError:
+            pass
+        while not self.verdicts.empty():
+            ok, what = self.verdicts.get()
+            if not self.checking():
+                continue
+            assert self.health is not None
+            verdict = self.health.result(ok, time.monotonic() - self.started)
+            if verdict.update:
+                self.update("TASK_RUNNING", None if ok else what, healthy=verdict.healthy)
+            if verdict.kill:
+                self.unhealthy = (f"Task killed after {self.health.failures} consecutive failed health checks "
+                                  f"(last: {what})")
+                log(self.unhealthy)
+                self.kill(None)
+                continue
+            self.later(self.health.interval, self.probe_health)
 
     def kill(self, grace: float | None) -> None:
         if self.task is None:
@@ -411,6 +504,9 @@ class CommandExecutor:
         self.signal(signal.SIGKILL)  # the command's children go with it
         self.pid = self.pidfd = None
         code, message = describe_exit(status)
+        if self.killing and self.unhealthy is not None:
+            self.finish("TASK_KILLED", self.unhealthy, healthy=False, reason=checks.REASON)
+            return
         if self.killing:
             state = "TASK_KILLED"
         elif code == 0:
@@ -419,8 +515,8 @@ class CommandExecutor:
             state = "TASK_FAILED"
         self.finish(state, message)
 
-    def finish(self, state: str, message: str) -> None:
-        self.final_uuid = self.update(state, message)
+    def finish(self, state: str, message: str, healthy: bool | None = None, reason: str | None = None) -> None:
+        self.final_uuid = self.update(state, message, healthy=healthy, reason=reason)
         self.later(EXIT_TIMEOUT, self.give_up)
 
     def give_up(self) -> None:
