@@ -344,6 +344,10 @@ class IRegistry(Interface):
         """Make one mutation durable; fires once it is, fails with RegistryError if it cannot be."""
 
 
+class AbdicationRefused(Exception):
+    """:meth:`IFrameworkHost.abdicate` cannot hand leadership over here; the message says why."""
+
+
 class IFrameworkHost(Interface):
     """What a bundled framework gets from whoever runs it: inside the master's process
     (``mesos-master --frameworks=...``) or on its own under twistd (``mesos-cron``, ``mesos-service``).
@@ -374,6 +378,12 @@ class IFrameworkHost(Interface):
     def leader():
         """The leading instance's API as 'host:port' when another instance leads (to proxy API
         calls to), or None when this one leads or no leader is known."""
+
+    def abdicate():
+        """Hand leadership to another instance (Marathon's ``DELETE /v2/leader``), a moment later so
+        that the caller can still answer: the framework stops (its driver fails over), this instance
+        leaves the election and its process ends, for its supervisor to restart it as a standby.
+        Raises :class:`AbdicationRefused` with the reason where this host cannot do it."""
 
 
 class IFrameworkPlugin(IPlugin):

@@ -15,20 +15,25 @@ even after a double fork or a ``setsid`` (daemons, ``nohup ... &``). A kill
 sends SIGTERM to all of them and SIGKILL after the grace period; when the
 command ends, whatever it left running is killed too. Exit status 0 gives
 TASK_FINISHED, any other TASK_FAILED with the status in the message, a kill
-TASK_KILLED. If the agent goes away, a checkpointing framework's executor
-keeps the task running and reconnects (re-sending what was not acknowledged)
-until the recovery timeout; any other executor kills its task and exits, as
-Mesos's does.
+TASK_KILLED. A task with a ``health_check`` is checked as Mesos's command
+executor does (see :mod:`mesostw.executor.health`): each probe runs in a
+thread, its verdict comes back to the loop through a pipe, health changes go
+out as TASK_RUNNING updates with ``healthy`` set, and too many failures in a
+row kill the task (TASK_KILLED, ``healthy`` false, reason
+``REASON_TASK_HEALTH_CHECK_STATUS_UPDATED``). If the agent goes away, a
+checkpointing framework's executor keeps the task running and reconnects
+(re-sending what was not acknowledged) until the recovery timeout; any other
+executor kills its task and exits, as Mesos's does.
 """
 
 from __future__ import annotations
 
 import base64
 import ctypes
-import errno
 import heapq
 import json
 import os
+import queue
 import re
 import selectors
 import shutil
@@ -36,10 +41,13 @@ import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any, Callable
+
+from mesostw.executor import health as checks
 
 # Opens the agent's executor stream (see mesostw.agent.executor_stream); that module imports nothing.
 from mesostw.wire.preambles import EXECUTOR as PREAMBLE
@@ -259,7 +267,14 @@ class CommandExecutor:
         self.unacked: dict[str, dict[str, Any]] = {}
         self.exit_code: int | None = None
         self.lost_since: float | None = None
-        self.wake_r = -1
+        # the task's health check, when it has one
+        self.health: checks.HealthPolicy | None = None
+        self.health_check: dict[str, Any] = {}
+        self.task_env: dict[str, str] = {}
+        self.started = 0.0
+        self.unhealthy: str | None = None
+        self.verdicts: queue.SimpleQueue[tuple[bool, str]] = queue.SimpleQueue()
+        self.wakeup: tuple[int, int] | None = None
 
     # -- the loop ------------------------------------------------------------------
 
@@ -267,16 +282,22 @@ class CommandExecutor:
         self.watch_children()
         self.subscribe()
         while self.exit_code is None:
-            timeout = None
-            if self.timers:
-                timeout = max(0.0, self.timers[0][0] - time.monotonic())
-            for key, _ in self.selector.select(timeout):
-                key.data()
-            now = time.monotonic()
-            while self.timers and self.timers[0][0] <= now and self.exit_code is None:
-                _, _, action = heapq.heappop(self.timers)
-                action()
+            self.step()
         return self.exit_code
+
+    def step(self, longest: float | None = None) -> None:
+        """One turn of the loop: wait for I/O or the next timer (at most ``longest`` seconds), then run
+        what is due."""
+        timeout = longest
+        if self.timers:
+            due = max(0.0, self.timers[0][0] - time.monotonic())
+            timeout = due if timeout is None else min(timeout, due)
+        for key, _ in self.selector.select(timeout):
+            key.data()
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now and self.exit_code is None:
+            _, _, action = heapq.heappop(self.timers)
+            action()
 
     def later(self, delay: float, action: Callable[[], None]) -> None:
         self._timer_ids += 1
@@ -380,13 +401,18 @@ class CommandExecutor:
             self.kill_now()
             self.exit_code = 1
 
-    def update(self, state: str, message: str | None = None) -> str:
+    def update(self, state: str, message: str | None = None, healthy: bool | None = None,
+               reason: str | None = None) -> str:
         assert self.task is not None
         status: dict[str, Any] = {"task_id": self.task["task_id"], "state": state, "source": "SOURCE_EXECUTOR",
                                   "executor_id": {"value": self.executor_id}, "timestamp": time.time(),
                                   "uuid": base64.b64encode(uuid.uuid4().bytes).decode()}
         if message:
             status["message"] = message
+        if healthy is not None:
+            status["healthy"] = healthy
+        if reason:
+            status["reason"] = reason
         self.unacked[status["uuid"]] = status
         self.call(self.envelope("UPDATE", {"status": status}))
         return status["uuid"]
@@ -408,6 +434,11 @@ class CommandExecutor:
         env.pop(SECRET_VARIABLE, None)  # the task has no business speaking for its executor
         for variable in command.get("environment", {}).get("variables", []):
             env[variable["name"]] = variable.get("value", "")
+        check = task.get("health_check")
+        why = checks.problem(check) if check is not None else None
+        if why is not None:
+            self.finish("TASK_FAILED", f"Invalid health check: {why}")
+            return
         try:
             self.pid = os.posix_spawn(program, argv, env, setpgroup=0)
         except OSError as exc:
@@ -417,6 +448,66 @@ class CommandExecutor:
         self.selector.register(self.pidfd, selectors.EVENT_READ, self.on_exit)
         log(f"forked command at {self.pid}")
         self.update("TASK_RUNNING")
+        if check is not None:
+            self.start_health_checks(check, env)
+
+    # -- health checks ---------------------------------------------------------------------
+
+    def start_health_checks(self, check: dict[str, Any], env: dict[str, str]) -> None:
+        self.health = checks.HealthPolicy(check)
+        self.health_check = check
+        self.task_env = env
+        self.started = time.monotonic()
+        self.wakeup = os.pipe()
+        os.set_blocking(self.wakeup[0], False)
+        self.selector.register(self.wakeup[0], selectors.EVENT_READ, self.on_verdicts)
+        log(f"{self.health.kind} health check every {self.health.interval:g}s after {self.health.delay:g}s")
+        self.later(self.health.delay, self.probe_health)
+
+    def checking(self) -> bool:
+        return self.health is not None and self.pid is not None and not self.killing and self.exit_code is None
+
+    def probe_health(self) -> None:
+        """Run one probe in a thread; its result wakes the loop (:meth:`on_verdicts`)."""
+        if not self.checking():
+            return
+        assert self.health is not None and self.wakeup is not None
+        check, env, timeout, wake = self.health_check, self.task_env, self.health.timeout, self.wakeup[1]
+
+        def run() -> None:
+            try:
+                result = checks.probe(check, self.agent[0], env, None, timeout)
+            except Exception as exc:  # noqa: BLE001 - a broken probe is a failed check, not a dead executor
+                result = (False, f"health check error: {exc!r}")
+            self.verdicts.put(result)
+            try:
+                os.write(wake, b"!")
+            except OSError:
+                pass
+
+        threading.Thread(target=run, name="health-check", daemon=True).start()
+
+    def on_verdicts(self) -> None:
+        assert self.wakeup is not None
+        try:
+            os.read(self.wakeup[0], 4096)
+        except BlockingIOError:
+            pass
+        while not self.verdicts.empty():
+            ok, what = self.verdicts.get()
+            if not self.checking():
+                continue
+            assert self.health is not None
+            verdict = self.health.result(ok, time.monotonic() - self.started)
+            if verdict.update:
+                self.update("TASK_RUNNING", None if ok else what, healthy=verdict.healthy)
+            if verdict.kill:
+                self.unhealthy = (f"Task killed after {self.health.failures} consecutive failed health checks "
+                                  f"(last: {what})")
+                log(self.unhealthy)
+                self.kill(None)
+                continue
+            self.later(self.health.interval, self.probe_health)
 
     def kill(self, grace: float | None) -> None:
         if self.task is None:
@@ -454,40 +545,13 @@ class CommandExecutor:
     # -- children -------------------------------------------------------------------------
 
     def watch_children(self) -> None:
-        """Reap orphaned descendants as they end (they are ours to reap as a subreaper)."""
+        """Become a child subreaper, so that whatever the command starts stays among our descendants.
+
+        Orphans that end while the task runs stay zombies until it ends (:meth:`kill_leftovers` reaps
+        them): reaping them sooner would race the health probes' threads for their own children's
+        exit statuses, which no wait call can tell apart.
+        """
         become_subreaper()
-        self.wake_r, wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        self.selector.register(self.wake_r, selectors.EVENT_READ, self.on_signal)
-
-    def on_signal(self) -> None:
-        try:
-            while os.read(self.wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        self.reap_orphans()
-
-    def reap_orphans(self) -> None:
-        """Reap ended children other than the command (whose end :meth:`on_exit` handles)."""
-        while True:
-            try:
-                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:
-                return
-            except OSError as exc:
-                if exc.errno == errno.EINTR:
-                    continue
-                return
-            if info is None or info.si_pid == self.pid:
-                return
-            try:
-                os.waitpid(info.si_pid, os.WNOHANG)
-            except ChildProcessError:
-                return
 
     def kill_leftovers(self) -> None:
         """SIGKILL whatever the ended command left behind, until nothing is left.
@@ -534,6 +598,9 @@ class CommandExecutor:
         self.pid = self.pidfd = None
         self.kill_leftovers()
         code, message = describe_exit(status)
+        if self.killing and self.unhealthy is not None:
+            self.finish("TASK_KILLED", self.unhealthy, healthy=False, reason=checks.REASON)
+            return
         if self.killing:
             state = "TASK_KILLED"
         elif code == 0:
@@ -542,8 +609,8 @@ class CommandExecutor:
             state = "TASK_FAILED"
         self.finish(state, message)
 
-    def finish(self, state: str, message: str) -> None:
-        self.final_uuid = self.update(state, message)
+    def finish(self, state: str, message: str, healthy: bool | None = None, reason: str | None = None) -> None:
+        self.final_uuid = self.update(state, message, healthy=healthy, reason=reason)
         self.later(EXIT_TIMEOUT, self.give_up)
 
     def give_up(self) -> None:

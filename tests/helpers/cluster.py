@@ -164,9 +164,9 @@ class FakeExecutor:
     def close(self):
         self.closed = True
 
-    def update(self, task_id, state, message=None):
+    def update(self, task_id, state, message=None, healthy=None, reason=None):
         status = TaskStatus(task_id, state, message=message, source=T.SOURCE_EXECUTOR, uuid=new_uuid(),
-                            timestamp=self.clock.seconds())
+                            timestamp=self.clock.seconds(), healthy=healthy, reason=reason)
         self.unacked[status.uuid] = status
         later(self.clock, self.agent.executorUpdate, self.framework_id, self.executor_id, status)
 
@@ -355,8 +355,8 @@ class Cluster:
     """
 
     def __init__(self, agents: int = 2, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-32000]",
-                 work_dir: str = "/nonexistent-sandbox-root", **master_flags: Any):
-        self.clock = task.Clock()
+                 work_dir: str = "/nonexistent-sandbox-root", clock: task.Clock | None = None, **master_flags: Any):
+        self.clock = clock if clock is not None else task.Clock()
         self.config = flaglib.defaults(MASTER_FLAGS, hostname="127.0.0.1", **master_flags)
         self.allocator = HierarchicalAllocator(self.clock, self.config.weights, randomize=False)
         self.master = Master(self.config, self.allocator, self.clock, master_id="M",
