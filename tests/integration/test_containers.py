@@ -16,7 +16,7 @@ import zipfile
 import psutil
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
-from twisted.web import server, static
+from twisted.web import pages, resource, server
 
 from mesostw.agent import cgroups as cg
 from mesostw.model import task as T
@@ -201,12 +201,7 @@ class FetcherTests(ContainerCase):
     """CommandInfo.uris fetched into the sandbox before the task starts."""
 
     def serve(self, files: dict[str, bytes]) -> str:
-        root = os.path.join(self.cluster.base, "www")
-        os.makedirs(root, exist_ok=True)
-        for name, data in files.items():
-            with open(os.path.join(root, name), "wb") as f:
-                f.write(data)
-        port = reactor.listenTCP(0, server.Site(static.File(root)), interface="127.0.0.1")
+        port = reactor.listenTCP(0, server.Site(_Files(files)), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         return f"http://127.0.0.1:{port.getHost().port}"
 
@@ -251,3 +246,26 @@ class FetcherTests(ContainerCase):
         self.assertIn(f"Failed to fetch '{url}/absent.tar.gz'", final.message)
         self.assertIn("404", final.message)
         self.assertFalse(os.path.exists(marker))
+
+
+class _Files(resource.Resource):
+    """Serves fixed bytes by name (404 for anything else)."""
+
+    def __init__(self, files: dict[str, bytes]):
+        super().__init__()
+        self.files = files
+
+    def getChild(self, name: bytes, request):
+        data = self.files.get(name.decode())
+        return pages.notFound() if data is None else _Bytes(data)
+
+
+class _Bytes(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, data: bytes):
+        super().__init__()
+        self.data = data
+
+    def render_GET(self, request) -> bytes:
+        return self.data
