@@ -269,7 +269,10 @@ class CgroupsV2:
         # Delegate what the host lets us (each level from our own group down); a level holding
         # processes refuses (v2's "no internal processes"), and whatever is not delegated goes unlimited.
         own_dir = os.path.join(mount_point, own.get("", "/").lstrip("/"))
-        for level in (own_dir, self.base):
+        levels = [own_dir]
+        for part in self.root.split("/"):
+            levels.append(os.path.join(levels[-1], part))
+        for level in levels:
             available = self._available(level)
             for controller in ("cpu", "memory", "pids"):
                 if controller in available:

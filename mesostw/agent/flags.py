@@ -110,7 +110,9 @@ AGENT_FLAGS = tuple(
          "memory limits from the tasks' resources; killed whole); add ',disk/du' to check sandboxes' disk "
          "usage against the tasks' disk. Mesos's names (cgroups/cpu,cgroups/mem,...) are accepted",
          parse=_isolation),
-    Flag("cgroups_root", "mesostw", "Name of the cgroup, under the agent's own, holding its containers' cgroups"),
+    Flag("cgroups_root", None, "Name of the cgroup, under the agent's own, holding its containers' cgroups; "
+         "default mesostw/<a digest of --work_dir>, so that agents sharing a host never take each other's "
+         "containers for orphans"),
     Flag("cgroups_hierarchy", None, "Mount point of the cgroup hierarchy to use (the cgroup2 mount, or the "
          "directory of the v1 controllers' mounts); detected when not given"),
     Flag.bool("cgroups_enable_cfs", True, "Cap each container's CPU time at its cpus with a CFS quota "

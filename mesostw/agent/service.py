@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from typing import Any
@@ -39,6 +40,11 @@ log = Logger()
 
 #: Where the checkpoint's store lives under --work_dir (Mesos's meta/).
 CHECKPOINT_PATH = os.path.join("meta", "checkpoint")
+
+
+def default_cgroups_root(work_dir: str) -> str:
+    """``mesostw/<digest of the work_dir>``: the same for every run of an agent, and its own on a shared host."""
+    return "mesostw/" + hashlib.sha256(os.path.realpath(work_dir).encode()).hexdigest()[:12]
 
 
 class AgentStartError(Exception):
@@ -82,8 +88,9 @@ class AgentService(service.MultiService):
         self.launcher.setServiceParent(self)
         try:
             isolators, containment = isolation.build(
-                config.isolation, reactor, config.cgroups_root, config.cgroups_hierarchy, config.cgroups_enable_cfs,
-                config.container_disk_watch_interval, config.enforce_container_disk_quota)
+                config.isolation, reactor, config.cgroups_root or default_cgroups_root(config.work_dir),
+                config.cgroups_hierarchy, config.cgroups_enable_cfs, config.container_disk_watch_interval,
+                config.enforce_container_disk_quota)
         except CgroupsError as exc:
             raise AgentStartError(f"--isolation={config.isolation}: {exc}") from None
         cache = Cache(config.fetcher_cache_dir or os.path.join(config.work_dir, "fetch"), config.fetcher_cache_size)
