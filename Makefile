@@ -19,11 +19,12 @@ $(STAMP): setup.py
 	$(PY) -m pip install -q -e . --config-settings editable_mode=compat
 	touch $(STAMP)
 
-$(TEST_STAMP): $(STAMP) requirements-dev.txt tools/install-pymesos.sh tools/install-zookeeper.sh tools/install-chromium.sh
+$(TEST_STAMP): $(STAMP) requirements-dev.txt tools/install-pymesos.sh tools/install-zookeeper.sh tools/install-chromium.sh tools/install-netns-tools.sh
 	$(PY) -m pip install -q -r requirements-dev.txt
 	tools/install-pymesos.sh $(VENV)
 	tools/install-zookeeper.sh
 	tools/install-chromium.sh
+	tools/install-netns-tools.sh
 	touch $(TEST_STAMP)
 
 # Wheels of the runtime dependencies, for the install test (tests/integration/test_install.py) to work offline.

@@ -9,22 +9,27 @@ launcher, and the less it carries, the cheaper each fork and each message
 environment (the agent passes its TLS settings on) the connection is TLS,
 made with the stdlib ``ssl`` module (:func:`tls_context`).
 
-The command runs in its own process group. A kill sends SIGTERM to the group
-and SIGKILL after the grace period. Exit status 0 gives TASK_FINISHED, any
-other TASK_FAILED with the status in the message, a kill TASK_KILLED. A task
-with a ``health_check`` is checked as Mesos's command executor does (see
-:mod:`mesostw.executor.health`): each probe runs in a thread, its verdict comes
-back to the loop through a pipe, health changes go out as TASK_RUNNING updates
-with ``healthy`` set, and too many failures in a row kill the task (TASK_KILLED,
-``healthy`` false, reason ``REASON_TASK_HEALTH_CHECK_STATUS_UPDATED``). If the
-agent goes away, a checkpointing framework's executor keeps the task running
-and reconnects (re-sending what was not acknowledged) until the recovery
-timeout; any other executor kills its task and exits, as Mesos's does.
+The command runs in its own process group, and the executor is a child
+subreaper: whatever the command starts stays among the executor's descendants,
+even after a double fork or a ``setsid`` (daemons, ``nohup ... &``). A kill
+sends SIGTERM to all of them and SIGKILL after the grace period; when the
+command ends, whatever it left running is killed too. Exit status 0 gives
+TASK_FINISHED, any other TASK_FAILED with the status in the message, a kill
+TASK_KILLED. A task with a ``health_check`` is checked as Mesos's command
+executor does (see :mod:`mesostw.executor.health`): each probe runs in a
+thread, its verdict comes back to the loop through a pipe, health changes go
+out as TASK_RUNNING updates with ``healthy`` set, and too many failures in a
+row kill the task (TASK_KILLED, ``healthy`` false, reason
+``REASON_TASK_HEALTH_CHECK_STATUS_UPDATED``). If the agent goes away, a
+checkpointing framework's executor keeps the task running and reconnects
+(re-sending what was not acknowledged) until the recovery timeout; any other
+executor kills its task and exits, as Mesos's does.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
 import heapq
 import json
 import os
@@ -51,6 +56,11 @@ from mesostw.wire.preambles import EXECUTOR as PREAMBLE
 SECRET_VARIABLE = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
 #: SIGTERM to SIGKILL when neither the kill nor the task names a grace period.
 DEFAULT_GRACE = 3.0
+#: How often a checkpointing executor tries to reach its agent again while the agent is away.
+RECONNECT_INTERVAL = 0.5
+PR_SET_CHILD_SUBREAPER = 36
+# Loaded once, in the launcher, before it forks executors.
+_libc = ctypes.CDLL(None, use_errno=True)
 #: How long to wait for the agent to take the final update before exiting anyway.
 EXIT_TIMEOUT = 5.0
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0, "days": 86400.0,
@@ -81,6 +91,35 @@ def describe_exit(status: int) -> tuple[int | None, str]:
         name = str(signum)
     return None, f"Command terminated with signal {name}"
 
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants this process's children rather than init's (Linux 3.4+)."""
+    return _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below ``root``, from /proc (parents before children)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(name))
+    out: list[int] = []
+    queue = list(children.get(root, []))
+    while queue:
+        pid = queue.pop(0)
+        out.append(pid)
+        queue.extend(children.get(pid, []))
+    return out
 
 
 def record(body: bytes) -> bytes:
@@ -240,6 +279,7 @@ class CommandExecutor:
     # -- the loop ------------------------------------------------------------------
 
     def run(self) -> int:
+        self.watch_children()
         self.subscribe()
         while self.exit_code is None:
             self.step()
@@ -325,7 +365,7 @@ class CommandExecutor:
             self.kill_now()
             self.exit_code = 1
             return
-        self.later(min(self.backoff_max, 1.0), self.subscribe)
+        self.later(min(self.backoff_max, RECONNECT_INTERVAL), self.subscribe)
 
     def call(self, body: bytes) -> None:
         """Send a Call; if the agent is gone, unacknowledged updates go again with the next SUBSCRIBE."""
@@ -490,19 +530,73 @@ class CommandExecutor:
         self.signal(signal.SIGKILL)
 
     def signal(self, signum: int) -> None:
+        """Signal the command's process group and every other descendant (daemons in sessions of their own)."""
         if self.pid is not None:
             try:
                 os.killpg(self.pid, signum)
             except ProcessLookupError:
                 pass
+        for pid in descendants(os.getpid()):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    # -- children -------------------------------------------------------------------------
+
+    def watch_children(self) -> None:
+        """Become a child subreaper, so that whatever the command starts stays among our descendants.
+
+        Orphans that end while the task runs stay zombies until it ends (:meth:`kill_leftovers` reaps
+        them): reaping them sooner would race the health probes' threads for their own children's
+        exit statuses, which no wait call can tell apart.
+        """
+        become_subreaper()
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL whatever the ended command left behind, until nothing is left.
+
+        Without children there are no descendants at all, which ``waitid`` tells without reading
+        /proc: the common case (a command that left nothing) costs no scan.
+        """
+        for _ in range(100):  # a fork bomb could outrun a few rounds; cgroups isolation catches the rest
+            if not self.has_children():
+                return
+            left = descendants(os.getpid())
+            if not left:
+                return
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for pid in left:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass  # not ours (yet): reaped by its own parent, or reparented to us later
+
+    def has_children(self) -> bool:
+        """Whether any child is still alive, once the ended ones are reaped."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return True
 
     def on_exit(self) -> None:
         assert self.pidfd is not None and self.pid is not None
         self.selector.unregister(self.pidfd)
         os.close(self.pidfd)
         _, status = os.waitpid(self.pid, 0)
-        self.signal(signal.SIGKILL)  # the command's children go with it
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # the command's children go with it
+        except ProcessLookupError:
+            pass
         self.pid = self.pidfd = None
+        self.kill_leftovers()
         code, message = describe_exit(status)
         if self.killing and self.unhealthy is not None:
             self.finish("TASK_KILLED", self.unhealthy, healthy=False, reason=checks.REASON)

@@ -229,16 +229,40 @@ class FakeContainerizer:
         self.subscribe = True
         self.fail_launch = False
         self.destroyed: list[str] = []
+        #: container ID -> the resources it was launched or last updated with
+        self.resources: dict[str, Resources] = {}
+        #: container ID -> the Limitation it runs into (set by a test)
+        self.limitations: dict[str, Any] = {}
+        #: container IDs that recover() reports still running
+        self.alive: set[str] = set()
 
-    def launch(self, container_id, executor_info, framework_info, directory, environment, user):
+    def recover(self, records):
+        return defer.succeed({r.container_id for r in records} & self.alive)
+
+    def launch(self, container_id, executor_info, framework_info, directory, environment, user, resources=None):
         if self.fail_launch:
             return defer.fail(RuntimeError("no room for containers"))
         executor = self.executor_factory(self.agent, self.clock, framework_info.id, executor_info.executor_id,
                                          dict(environment))
         self.executors[container_id] = executor
+        self.resources[container_id] = resources
         if self.subscribe:
             executor.subscribe()
         return defer.succeed(4242)
+
+    def update(self, container_id, resources):
+        self.resources[container_id] = resources
+
+    def limitation(self, container_id):
+        return self.limitations.get(container_id)
+
+    def record(self, container_id):
+        from mesostw.agent.containers import ContainerRecord
+
+        executor = self.executors.get(container_id)
+        if executor is None:
+            return None
+        return ContainerRecord(container_id, executor.framework_id, executor.executor_id, "/sandbox", 4242)
 
     def wait(self, container_id):
         return self.executors[container_id].exited

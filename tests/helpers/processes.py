@@ -101,12 +101,14 @@ class Daemon:
     """One ``twistd -n`` process (``interruptible``: with SIGINT handled whatever the test's parent ignores)."""
 
     def __init__(self, plugin: str, args: list[str], log_path: str, env: dict[str, str] | None = None,
-                 interruptible: bool = False):
+                 interruptible: bool = False, prefix: list[str] | None = None):
         self.plugin = plugin
         self.args = args
         self.log_path = log_path
         self.env = environment(env)
         self.interruptible = interruptible
+        #: what runs twistd (e.g. ``ip netns exec NS``, which execs it: the pid stays twistd's)
+        self.prefix = prefix or []
         self.process: subprocess.Popen | None = None
 
     @property
@@ -116,7 +118,7 @@ class Daemon:
 
     def start(self) -> Daemon:
         log = open(self.log_path, "ab")
-        prefix = WITH_SIGINT if self.interruptible else []
+        prefix = [*self.prefix, *(WITH_SIGINT if self.interruptible else [])]
         self.process = subprocess.Popen([*prefix, TWISTD, "-n", "--pidfile=", self.plugin, *self.args], stdout=log,
                                         stderr=subprocess.STDOUT, env=self.env, cwd=os.path.dirname(self.log_path))
         log.close()
