@@ -67,6 +67,8 @@ AGENT_FLAGS = tuple(
                   aliases=("slave_ping_timeout",)),
     Flag.int("max_agent_ping_timeouts", 5, "Missed master pings after which the agent re-registers",
              aliases=("max_slave_ping_timeouts",)),
+    Flag("external_log_file", None, "The agent's log file as written by whoever runs it (e.g. twistd --logfile): "
+         "served as /slave/log by the operator API's LIST_FILES and READ_FILE; mesostw never writes it"),
 )
 
 

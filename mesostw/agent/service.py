@@ -17,6 +17,7 @@ from mesostw.agent.files import SandboxFiles
 from mesostw.agent.http import AgentEndpoints
 from mesostw.agent.launcher import Launcher
 from mesostw.agent.master_client import MasterClient
+from mesostw.agent.operator_api import AgentOperatorAPI
 from mesostw.agent.pb import AgentRoot
 from mesostw.agent.probe import missing_essentials, probe
 from mesostw.auth.tls import tls_from
@@ -59,7 +60,10 @@ class AgentService(service.MultiService):
         self.router = Router()
         AgentEndpoints(self.agent, config.rendered()).install(self.router)
         ExecutorAPI(self.agent).install(self.router)
-        SandboxFiles(os.path.join(config.work_dir, "slaves")).install(self.router)
+        sandbox_files = SandboxFiles(os.path.join(config.work_dir, "slaves"))
+        sandbox_files.install(self.router)
+        AgentOperatorAPI(self.agent, config.rendered(), sandbox_files,
+                         log_file=getattr(config, "external_log_file", None)).install(self.router)
         self.tls = tls_from(config)
         if self.tls.enabled:
             self.agent.tls_environment = self.tls.environment()

@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from mesostw.cli import execute, http, sandbox, state, tasks
+from mesostw.cli import execute, http, operator_api, sandbox, state, tasks
 from mesostw.cli.errors import CLIError, UsageError
 
-COMMANDS = (execute, state, tasks, sandbox)
+COMMANDS = (execute, state, tasks, sandbox, operator_api)
 
 
 class Parser(argparse.ArgumentParser):
