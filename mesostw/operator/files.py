@@ -62,7 +62,10 @@ class AttachedFiles:
         return path.rstrip("/") in self._attached
 
     def _open(self, path: str, context: CallContext) -> tuple[int, os.stat_result, str]:
-        real, acl = self._attached[path.rstrip("/")]
+        attached = self._attached.get(path.rstrip("/"))
+        if attached is None:
+            raise HTTPError(404, f"No file or directory is attached at {path}")
+        real, acl = attached
         if not context.approvers.allowed(acl):
             raise HTTPError(403, f"Principal {context.principal or '(none)'} may not read {path} ({acl})")
         try:
