@@ -509,7 +509,7 @@ class ACLTests(ACLTestCase):
         seen = [r for a in agents for key in ("total_resources", "allocated_resources", "offered_resources")
                 for r in a.get(key, [])]
         self.assertTrue(seen)
-        self.assertFalse([r for r in seen if r.get("role") == "ops" or r.get("allocation_info", {}).get("role") == "ops"])
+        self.assertFalse([r for r in seen if "ops" in (r.get("role"), r.get("allocation_info", {}).get("role"))])
         agents = self.as_("admin", {"type": "GET_AGENTS"}).json()["get_agents"]["agents"]
         self.assertIn("ops", [r["role"] for a in agents for r in a["total_resources"]])
 
