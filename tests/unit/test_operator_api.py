@@ -447,7 +447,6 @@ def started(cluster: Any, name: str, user: str, role: str, *tasks: dict[str, Any
 
     scheduler = RecordingScheduler()
     scheduler.pending = list(tasks)
-    scheduler.decline_unused = False
     LocalSchedulerDriver(scheduler, FrameworkInfo(user=user, name=name, role=role), cluster.master).start()
     cluster.settle()
     return scheduler
