@@ -31,7 +31,8 @@ def call(master_url: str, body: dict[str, Any]) -> Any:
     try:
         return http.post_json(f"{master_url}{API}", body)
     except http.HTTPStatusError as exc:
-        if exc.status == 404:
+        # A 404 of the API itself names what is missing (an agent, a file); one of the server is the path.
+        if exc.status == 404 and exc.message.startswith(("No such endpoint", "HTTP 404")):
             raise CLIError(f"{master_url} does not serve the v1 operator API ({API})") from None
         raise
 

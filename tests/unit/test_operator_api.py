@@ -15,6 +15,7 @@ from mesostw.http.router import Router
 from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.registry import RegistryState
 from mesostw.model import task as T
+from mesostw.model.task import TaskStatus
 from mesostw.verbosity import Verbosity
 from tests.helpers.cluster import RecordingScheduler, command_task
 from tests.helpers.v1shapes import FILE_INFO, MASTER_RESPONSES, exact
@@ -318,13 +319,17 @@ class MarkAgentGoneTests(APITestCase):
         """A partition-aware framework hears TASK_GONE_BY_OPERATOR, as Mesos's frameworks do."""
         scheduler = RecordingScheduler()
         scheduler.pending = [command_task("p1", "sleep 100")]
-        self.cluster.framework("aware", scheduler=scheduler, capabilities=frozenset({"PARTITION_AWARE"}))
+        _, driver = self.cluster.framework("aware", scheduler=scheduler, capabilities=frozenset({"PARTITION_AWARE"}))
         task = self.master.tasks.get(scheduler.framework_id, "p1")
         assert task is not None
         self.assertEqual(self.gone(task.agent_id).code, 200)
         self.cluster.settle()
         self.assertEqual(scheduler.states("p1")[-1], T.GONE_BY_OPERATOR)
         self.assertEqual(scheduler.updates[-1].reason, T.REASON_AGENT_REMOVED_BY_OPERATOR)
+        driver.reconcileTasks([TaskStatus("p1", T.RUNNING, agent_id=task.agent_id)])
+        self.cluster.settle()
+        self.assertEqual((scheduler.updates[-1].state, scheduler.updates[-1].reason),
+                         (T.GONE_BY_OPERATOR, T.REASON_RECONCILIATION))  # what a reconciliation says of it
 
     def test_it_never_comes_back(self) -> None:
         """A gone agent that re-registers is refused, even by a new leader recovering from the registry."""
