@@ -3,7 +3,7 @@
 The calls every daemon answers (:mod:`mesostw.operator.common`: health, flags, version, metrics,
 logging level, and files: the sandboxes with the confinement of ``/files/*``, and ``/slave/log``
 when ``--external_log_file`` names the agent's log), and the agent's own: GET_STATE, GET_CONTAINERS,
-GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS and GET_AGENT, filtered by the caller's ``view_*`` ACLs as
+GET_FRAMEWORKS, GET_EXECUTORS, GET_OPERATIONS, GET_TASKS and GET_AGENT, filtered by the caller's ``view_*`` ACLs as
 Mesos's agent does (``src/slave/http.cpp``).
 """
 
@@ -69,6 +69,7 @@ class AgentOperatorAPI:
         register_common(self.table, lambda: flags, lambda: snapshot(agent), verbosity, agent.clock,
                         FileSources(logs, SandboxSource(sandboxes)))
         for call_type, handler in (("GET_STATE", self.get_state), ("GET_CONTAINERS", self.get_containers),
+                                   ("GET_OPERATIONS", self.get_operations),
                                    ("GET_FRAMEWORKS", self.get_frameworks), ("GET_EXECUTORS", self.get_executors),
                                    ("GET_TASKS", self.get_tasks), ("GET_AGENT", self.get_agent)):
             self.table.register(call_type, handler, message=call_type.lower())
@@ -97,6 +98,10 @@ class AgentOperatorAPI:
 
     def get_tasks(self, context: CallContext, reader: Reader | None) -> dict[str, Any]:
         return response("GET_TASKS", self._tasks(context.approvers))
+
+    def get_operations(self, context: CallContext, reader: Reader | None) -> dict[str, Any]:
+        """No operation with feedback is applied on mesostw's agents yet (launches are not listed)."""
+        return response("GET_OPERATIONS", {"operations": []})
 
     def get_agent(self, context: CallContext, reader: Reader | None) -> dict[str, Any]:
         info = self.agent.info.to_json()

@@ -1,5 +1,6 @@
 """The master's read calls of the operator API: GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_EXECUTORS,
-GET_TASKS, GET_ROLES, GET_WEIGHTS and GET_MASTER, each filtered by the caller's ``view_*`` ACLs."""
+GET_OPERATIONS, GET_TASKS, GET_ROLES, GET_WEIGHTS and GET_MASTER, each filtered by the caller's
+``view_*`` ACLs."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def register(table: CallTable, master: Master) -> None:
     answer("GET_FRAMEWORKS", v1_json.get_frameworks)
     answer("GET_EXECUTORS", v1_json.get_executors)
     answer("GET_TASKS", v1_json.get_tasks)
+    # Mesos lists the operations that carry feedback (RESERVE, CREATE, ...); launches are not among them,
+    # and they are the only operations mesostw applies so far.
+    answer("GET_OPERATIONS", lambda master, approvers: {"operations": []})
     answer("GET_ROLES", v1_json.get_roles)
     answer("GET_WEIGHTS", v1_json.get_weights)
     answer("GET_MASTER", lambda master, approvers: v1_json.get_master(master))

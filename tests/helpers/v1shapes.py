@@ -117,6 +117,7 @@ MASTER_RESPONSES: dict[str, Check] = {
     "GET_FRAMEWORKS": response("GET_FRAMEWORKS", GET_FRAMEWORKS),
     "GET_EXECUTORS": response("GET_EXECUTORS", GET_EXECUTORS),
     "GET_TASKS": response("GET_TASKS", GET_TASKS),
+    "GET_OPERATIONS": response("GET_OPERATIONS", exact(Schema({"operations": list}))),
     "GET_ROLES": response("GET_ROLES", exact(Schema({"roles": [ROLE]}))),
     "GET_WEIGHTS": response("GET_WEIGHTS", exact(Schema({"weight_infos": [WEIGHT_INFO]}))),
     "GET_MASTER": response("GET_MASTER", exact(Schema({"master_info": MASTER_INFO, "start_time": Number},
@@ -156,5 +157,6 @@ AGENT_RESPONSES: dict[str, Check] = {
     "GET_FRAMEWORKS": response("GET_FRAMEWORKS", AGENT_FRAMEWORKS),
     "GET_EXECUTORS": response("GET_EXECUTORS", AGENT_EXECUTORS),
     "GET_TASKS": response("GET_TASKS", AGENT_TASKS),
+    "GET_OPERATIONS": response("GET_OPERATIONS", exact(Schema({"operations": list}))),
     "GET_AGENT": response("GET_AGENT", exact(Schema({"agent_info": AGENT_INFO}))),
 }
