@@ -4,6 +4,7 @@ and ``mesostw agents`` / ``mesostw events`` against them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from io import BytesIO
@@ -62,6 +63,8 @@ class OperatorAPITestCase(unittest.TestCase):
     @defer.inlineCallbacks
     def setUp(self):
         self.cluster = ProcessCluster(self, agents=self.agents, master_args=self.master_args)
+        # twistd writes the master's log there; the operator API serves it as /master/log.
+        self.cluster.master.args.append(f"--external_log_file={self.cluster.master.log_path}")
         yield self.cluster.start()
 
     @defer.inlineCallbacks
@@ -118,6 +121,15 @@ class SubscribeTests(OperatorAPITestCase):
         self.assertEqual(code, 200)
         [done] = answer["get_tasks"]["completed_tasks"]
         self.assertEqual((done["task_id"]["value"], done["state"]), ("watched", T.FINISHED))
+
+    @defer.inlineCallbacks
+    def test_master_log(self):
+        """READ_FILE of /master/log reads the master's own log (--external_log_file), size first."""
+        code, answer = yield self.call({"type": "READ_FILE", "read_file": {"path": "/master/log", "offset": 0}})
+        self.assertEqual(code, 200)
+        data = base64.b64decode(answer["read_file"]["data"])
+        self.assertIn(b"listening on 127.0.0.1", data)
+        self.assertGreaterEqual(answer["read_file"]["size"], len(data))
 
     @defer.inlineCallbacks
     def test_cli_follows_and_lists(self):
