@@ -23,6 +23,7 @@ from mesostw.agent.probe import missing_essentials, probe
 from mesostw.auth.tls import tls_from
 from mesostw.http.router import Router
 from mesostw.model.info import AgentInfo
+from mesostw.verbosity import VERBOSITY
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -91,4 +92,5 @@ class AgentService(service.MultiService):
 
     def stopService(self) -> Any:
         self.agent.stop()
+        VERBOSITY.revert()  # no revert timer outlives the daemon
         return super().stopService()

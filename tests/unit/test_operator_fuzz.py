@@ -64,7 +64,9 @@ class MasterOperatorFuzzTests(OperatorFuzz):
     def setUp(self) -> None:
         super().setUp()
         router = Router()
-        self.api = MasterOperatorAPI(self.cluster.master, {"cluster": "fuzz"}, verbosity=Verbosity())
+        verbosity = Verbosity()
+        self.addCleanup(verbosity.revert)
+        self.api = MasterOperatorAPI(self.cluster.master, {"cluster": "fuzz"}, verbosity=verbosity)
         self.api.install(router)
         self.serve(router)
 
@@ -112,8 +114,10 @@ class AgentOperatorFuzzTests(OperatorFuzz):
         os.symlink(self.base, os.path.join(self.sandbox, "escape-dir"))
         os.mkfifo(os.path.join(self.sandbox, "fifo"))
         router = Router()
+        verbosity = Verbosity()
+        self.addCleanup(verbosity.revert)
         self.api = AgentOperatorAPI(agent, self.cluster.agent_config.rendered(),
-                                    SandboxFiles(os.path.join(self.work_dir, "slaves")), verbosity=Verbosity())
+                                    SandboxFiles(os.path.join(self.work_dir, "slaves")), verbosity=verbosity)
         self.api.install(router)
         self.serve(router)
 
