@@ -11,6 +11,7 @@ from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
 from mesostw.master.master import KillOutcome, Master, TeardownOutcome
+from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.operator_http import OperatorEndpoints
 from mesostw.model.info import MasterInfo
 
@@ -88,6 +89,7 @@ class MasterEndpoints:
         self.flags = flags
         self.routing = routing if routing is not None else LeaderRouting(master)
         self.operator = OperatorEndpoints(master)
+        self.api = MasterOperatorAPI(master, flags, log_file=flags.get("external_log_file") or None)
         self.prometheus = PrometheusEndpoint(lambda: metrics.snapshot(self.master, self.master.leading))
 
     def install(self, router: Router) -> None:
@@ -102,6 +104,7 @@ class MasterEndpoints:
         router.route("/metrics/snapshot", self.snapshot)
         self.prometheus.install(router)
         self.operator.install(router)
+        self.api.install(router)
         for path in ("/master/redirect", "/redirect"):
             router.route(path, self.routing.redirect)
         router.route("/master/teardown", self.teardown, methods=("POST",))

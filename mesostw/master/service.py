@@ -22,6 +22,7 @@ from mesostw.master.registry import InMemoryRegistry, IRegistry, Registry
 from mesostw.master.scheduler_http import SchedulerAPI
 from mesostw.scheduler.master_host import HostedFrameworks
 from mesostw.store.factory import open_store
+from mesostw.verbosity import VERBOSITY
 from mesostw.wire.guard import HTTPLimits
 from mesostw.wire.listen import Listener
 
@@ -132,6 +133,7 @@ class MasterService(service.MultiService):
         # Hosted frameworks go first, while the master still runs: their drivers fail over cleanly.
         d = self.frameworks.stopFrameworks() if self.frameworks is not None else defer.succeed(None)
         d.addCallback(lambda _: self.master.stop())
+        d.addCallback(lambda _: VERBOSITY.revert())  # no revert timer outlives the daemon
         d.addCallback(lambda _: super(MasterService, self).stopService())
         # Release the registry's store (a file store's lock) once everything above it stopped.
         d.addBoth(lambda result: self.store.close().addBoth(lambda _: result))
