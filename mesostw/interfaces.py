@@ -50,6 +50,9 @@ class IAllocator(Interface):
     def updateWeights(weights):
         """Set role weights (a mapping of role to weight)."""
 
+    def updateQuota(role, quota):
+        """Set a role's quota (a :class:`mesostw.allocator.quota.Quota`; an empty one removes it)."""
+
     def allocate(agent_ids=None):
         """Allocate free resources of the given agents (all when None); return (framework, agent, resources)."""
 
