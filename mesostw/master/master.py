@@ -38,6 +38,7 @@ from mesostw.master.calls import SchedulerCalls
 from mesostw.master.events import MAX_SUBSCRIBERS, MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused, TeardownOutcome
 from mesostw.master.offers import OfferBook
+from mesostw.master.quota import QuotaManager
 from mesostw.master.records import AgentRecord, CompletedFrameworks, FrameworkRecord
 from mesostw.master.registry import InMemoryRegistry, IRegistry, Mutation, RegistryState, SetWeights
 from mesostw.master.tasks import KillOutcome, TaskTracker
@@ -90,6 +91,9 @@ class Master:
         self.agent_manager = AgentManager(
             config, clock, allocator, self.tasks, self.offers, self.framework_manager, self.persist,
             self._master_info, self.id, self.metrics, self.requestAllocation, self.security, events=self.events)
+        self.quota = QuotaManager(allocator, self.tasks, self.offers, self.persist, lambda: self.agents.values(),
+                                  lambda: self.frameworks.values(), self.rescindOffer, self.requestAllocation,
+                                  lambda: self.config.roles)
         self.calls = SchedulerCalls(self)
         self._allocation_pending: Any = None
         self._allocation_candidates: set[str] | None = set()
@@ -133,6 +137,7 @@ class Master:
         self.framework_manager.recover_removed(state.removed_frameworks)
         if state.weights:
             self._apply_weights(state.weights)
+        self.quota.recover(state.quotas)
         agents: dict[str, AgentInfo] = {}
         for agent_id, data in state.agents.items():
             try:
@@ -366,6 +371,10 @@ class Master:
 
     def _offer_expired(self, offer: Offer) -> None:
         log.info("Offer {id} timed out; rescinding", id=offer.id)
+        self.rescindOffer(offer)
+
+    def rescindOffer(self, offer: Offer) -> None:
+        """Withdraw an outstanding offer: its resources go back to the allocator, its framework hears of it."""
         if self.offers.rescind(offer.id) is not None:
             self.framework_manager.send(offer.framework_id, api.rescind_event(offer.id))
         self.requestAllocation([offer.agent_id])

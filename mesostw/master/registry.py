@@ -8,8 +8,9 @@ acknowledges nothing before that. The registry is a set of mutations over an
 files under ``--work_dir``, or ZooKeeper with ``--zk``, where its layout under
 ``<zk path>/registry`` is ``agents/<id>`` (AgentInfo JSON), ``unreachable/<id>``
 (time), ``owners/<id>`` (the principal that registered the agent), ``frameworks/<id>``
-(FrameworkInfo JSON), ``removed/<id>`` (time), ``weights`` (JSON), and ``gone/<id>`` (time) for
-agents an operator marked gone. One value per item keeps each write small, whatever the cluster's size.
+(FrameworkInfo JSON), ``removed/<id>`` (time), ``weights`` (JSON), ``gone/<id>`` (time) for
+agents an operator marked gone, and ``quotas/<role>`` (QuotaConfig JSON). One value per item keeps each
+write small, whatever the cluster's size.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ SECTIONS = ("agents", "unreachable", "frameworks", "removed", "owners")
 
 __all__ = ["IRegistry", "Registry", "InMemoryRegistry", "RegistryError", "RegistryState", "Mutation",
            "AdmitAgent", "MarkUnreachable", "RemoveAgent", "AddFramework", "RemoveFramework", "SetWeights",
-           "MarkGone"]
+           "MarkGone", "SetQuotas"]
 
 
 class RegistryError(StoreError):
@@ -61,17 +62,20 @@ class RegistryState:
     owners: dict[str, str] = attrs.field(factory=dict)
     #: agent ID -> when an operator marked it gone (it may never come back)
     gone: dict[str, float] = attrs.field(factory=dict, kw_only=True)
+    #: role -> its QuotaConfig (JSON); roles without quota have none here
+    quotas: dict[str, dict[str, Any]] = attrs.field(factory=dict, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
         return {"agents": self.agents, "unreachable": self.unreachable, "frameworks": self.frameworks,
                 "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights, "owners": self.owners,
-                "gone": self.gone}
+                "gone": self.gone, "quotas": self.quotas}
 
     def copy(self) -> RegistryState:
         """A copy that mutations of this one do not change (they replace values, never edit them)."""
         return attrs.evolve(self, agents=dict(self.agents), unreachable=dict(self.unreachable),
                             frameworks=dict(self.frameworks), removed_frameworks=OrderedDict(self.removed_frameworks),
-                            weights=dict(self.weights), owners=dict(self.owners), gone=dict(self.gone))
+                            weights=dict(self.weights), owners=dict(self.owners), gone=dict(self.gone),
+                            quotas=dict(self.quotas))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RegistryState:
@@ -79,7 +83,8 @@ class RegistryState:
             raise ValueError(f"a registry must be a JSON object, not {type(data).__name__}")
         return cls(dict(data.get("agents", {})), dict(data.get("unreachable", {})),
                    dict(data.get("frameworks", {})), OrderedDict(data.get("removed_frameworks", {})),
-                   dict(data.get("weights", {})), dict(data.get("owners", {})), gone=dict(data.get("gone", {})))
+                   dict(data.get("weights", {})), dict(data.get("owners", {})), gone=dict(data.get("gone", {})),
+                   quotas=dict(data.get("quotas", {})))
 
 
 # -- mutations ---------------------------------------------------------------------------
@@ -165,7 +170,23 @@ class SetWeights:
         state.weights.update(self.weights)
 
 
-Mutation = AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights | MarkGone
+@attrs.frozen
+class SetQuotas:
+    """Roles' quotas change together (UPDATE_QUOTA is all or nothing): role -> QuotaConfig JSON, or None
+    for a role whose quota is removed."""
+
+    quotas: dict[str, dict[str, Any] | None]
+
+    def __call__(self, state: RegistryState) -> None:
+        for role, config in self.quotas.items():
+            if config is None:
+                state.quotas.pop(role, None)
+            else:
+                state.quotas[role] = config
+
+
+Mutation = (AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights | MarkGone
+            | SetQuotas)
 
 
 # -- the registry over a store -----------------------------------------------------------------
@@ -214,6 +235,9 @@ def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
     if isinstance(mutation, MarkGone):
         return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
                 Put(f"gone/{key(mutation.agent_id)}", dump(mutation.time))]
+    if isinstance(mutation, SetQuotas):
+        return [Delete(f"quotas/{key(role)}") if config is None else Put(f"quotas/{key(role)}", dump(config))
+                for role, config in sorted(mutation.quotas.items())]
     raise TypeError(f"not a registry mutation: {mutation!r}")
 
 
@@ -291,6 +315,17 @@ class Registry:
                 state.gone[identifier(name)] = float(json.loads(raw or b"null"))
             except (ValueError, TypeError) as exc:
                 raise RegistryError(f"cannot read the registry: gone/{name} holds {raw[:80]!r} ({exc})") from None
+        for name in (yield self.store.children("quotas")):
+            raw = yield self.store.get(f"quotas/{name}")
+            if raw is None:
+                continue
+            try:
+                config = json.loads(raw)
+                if not isinstance(config, dict):
+                    raise ValueError("a quota must be a JSON object")
+            except ValueError as exc:
+                raise RegistryError(f"cannot read the registry: quotas/{name} holds {raw[:80]!r} ({exc})") from None
+            state.quotas[identifier(name)] = config
         weights = yield self.store.get("weights")
         try:
             state.weights = json.loads(weights) if weights else {}
@@ -308,7 +343,7 @@ class Registry:
                     raise ValueError("agents and frameworks must be JSON objects")
         except (OSError, ValueError, TypeError) as exc:
             raise RegistryError(f"cannot import the registry {path}: {exc}") from None
-        ops: list[Operation] = [Delete(section) for section in (*SECTIONS, "gone", "weights")]
+        ops: list[Operation] = [Delete(section) for section in (*SECTIONS, "gone", "weights", "quotas")]
         empty = RegistryState()
         for mutation in _mutations_of(state):
             ops += operations(empty, mutation)
@@ -412,6 +447,8 @@ def _mutations_of(state: RegistryState) -> list[Mutation]:
     if state.weights:
         mutations.append(SetWeights({role: float(weight) for role, weight in state.weights.items()}))
     mutations += [MarkGone(agent_id, float(time)) for agent_id, time in state.gone.items()]
+    if state.quotas:
+        mutations.append(SetQuotas(dict(state.quotas)))
     return mutations
 
 

@@ -201,7 +201,8 @@ def state_summary(master: Master) -> dict[str, Any]:
 def roles(master: Master) -> dict[str, Any]:
     """``/master/roles``: every role with a framework, ``*``, and every role in --weights/--roles."""
     weights: dict[str, float] = dict(master.config.weights or {})
-    members: dict[str, list[str]] = {name: [] for name in ("*", *weights, *(master.config.roles or ()))}
+    members: dict[str, list[str]] = {name: [] for name in ("*", *weights, *(master.config.roles or ()),
+                                                           *master.quota.configs)}
     allocated: dict[str, Resources] = {}
     for framework in master.frameworks.values():
         for name in framework_roles(framework):
@@ -209,9 +210,15 @@ def roles(master: Master) -> dict[str, Any]:
         role = framework.info.allocation_role
         held = master.tasks.used_by(framework.id) + master.offers.offered_to(framework.id)
         allocated[role] = allocated.get(role, EMPTY) + held
-    return {"roles": [{"name": name, "weight": float(weights.get(name, 1.0)),
-                       "resources": allocated.get(name, EMPTY).model(), "frameworks": sorted(ids)}
-                      for name, ids in sorted(members.items())]}
+    out = []
+    for name, ids in sorted(members.items()):
+        role_model: dict[str, Any] = {"name": name, "weight": float(weights.get(name, 1.0)),
+                                      "resources": allocated.get(name, EMPTY).model(), "frameworks": sorted(ids)}
+        quota = master.quota.role_quota(name)  # Mesos 1.9+: guarantee, limit and consumption
+        if quota is not None:
+            role_model["quota"] = quota
+        out.append(role_model)
+    return {"roles": out}
 
 
 def _unique(tasks: list[Task]) -> list[Task]:

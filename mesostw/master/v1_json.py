@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     from mesostw.master.master import Master
 
 #: The MasterInfo capabilities this master has: an agent may re-register with changed resources and
-#: attributes, which replace the old ones (AGENT_UPDATE). Mesos 1.9+ masters also advertise
-#: AGENT_DRAINING (DRAIN_AGENT) and QUOTA_V2 (UPDATE_QUOTA), which mesostw does not implement yet:
-#: each is added here by the change that implements it.
-MASTER_CAPABILITIES = ("AGENT_UPDATE",)
+#: attributes, which replace the old ones (AGENT_UPDATE); quota limits and UPDATE_QUOTA (QUOTA_V2).
+#: Mesos 1.9+ masters also advertise AGENT_DRAINING (DRAIN_AGENT), added here by the change that
+#: implements it.
+MASTER_CAPABILITIES = ("AGENT_UPDATE", "QUOTA_V2")
 #: What every mesostw agent can do (AgentInfo.Capability).
 AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE")
 #: The scalar resources a Role reports (Mesos: "we don't know if anything else is of type SCALAR").

@@ -22,6 +22,7 @@ from mesostw.master.registry import (
     RegistryState,
     RemoveAgent,
     RemoveFramework,
+    SetQuotas,
     SetWeights,
 )
 
@@ -44,6 +45,9 @@ EVERY_MUTATION: list[Any] = [
     RemoveFramework("F0", 19.0), RemoveFramework("F2", 20.0), RemoveFramework("F2", 21.0),
     SetWeights({"ops": 2.0}), SetWeights({"dev": 0.5, "ops": 3.0}),
     AdmitAgent("odd/id", agent("odd")), AdmitAgent("..", agent("dots")), AddFramework("", framework("empty")),
+    SetQuotas({"eng": {"role": "eng", "limits": {"cpus": {"value": 4.0}}},
+               "eng/web": {"role": "eng/web", "guarantees": {"mem": {"value": 64.0}}}}),
+    SetQuotas({"eng": None, "ops": {"role": "ops", "guarantees": {"cpus": {"value": 1.0}}}}),
 ]
 
 

@@ -87,6 +87,9 @@ GET_STATE = exact(Schema({"get_tasks": GET_TASKS, "get_executors": GET_EXECUTORS
                           "get_agents": GET_AGENTS}))
 ROLE = exact(Schema({"name": str, "weight": float}, {"frameworks": [ID], "resources": [RESOURCE]}))
 WEIGHT_INFO = exact(Schema({"weight": float}, {"role": str}))
+QUOTA_CONFIG = exact(Schema({"role": str}, {"guarantees": dict, "limits": dict}))
+QUOTA_INFO = exact(Schema({"role": str}, {"principal": str, "guarantee": [RESOURCE]}))
+QUOTA_STATUS = exact(Schema({}, {"infos": [QUOTA_INFO], "configs": [QUOTA_CONFIG]}))
 MASTER_INFO = exact(Schema({"id": str, "ip": int, "port": int},
                            {"pid": str, "hostname": str, "version": str, "address": dict, "domain": dict,
                             "capabilities": [exact(Schema({"type": str}))]}))
@@ -122,6 +125,7 @@ MASTER_RESPONSES: dict[str, Check] = {
     "GET_WEIGHTS": response("GET_WEIGHTS", exact(Schema({"weight_infos": [WEIGHT_INFO]}))),
     "GET_MASTER": response("GET_MASTER", exact(Schema({"master_info": MASTER_INFO, "start_time": Number},
                                                       {"elected_time": Number}))),
+    "GET_QUOTA": response("GET_QUOTA", exact(Schema({"status": QUOTA_STATUS}))),
 }
 
 EVENTS: dict[str, Check] = {
