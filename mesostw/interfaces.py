@@ -247,6 +247,10 @@ class IScheduler(Interface):
     def offerRescinded(driver, offerId):
         """An offer is no longer valid."""
 
+    # Optional, as in pymesos: ``inverseOffers(driver, inverseOffers)`` (a list of
+    # mesostw.model.maintenance.InverseOffer) and ``inverseOfferRescinded(driver, inverseOfferId)``; a
+    # scheduler without them never hears of inverse offers.
+
     def statusUpdate(driver, status):
         """A TaskStatus for one of the framework's tasks."""
 
@@ -283,6 +287,12 @@ class ISchedulerDriver(Interface):
 
     def declineOffer(offerId, filters=None):
         """Decline an offer, refusing its resources for ``filters.refuse_seconds``."""
+
+    def acceptInverseOffers(inverseOfferIds, filters=None):
+        """Accept inverse offers: the framework will free what they ask for before the unavailability."""
+
+    def declineInverseOffer(inverseOfferIds, filters=None):
+        """Decline inverse offers: the framework cannot free what they ask for in time."""
 
     def reviveOffers():
         """Clear filters and ask for offers again."""

@@ -44,6 +44,8 @@ class SchedulerCalls:
             api.Reconcile: self.reconcile,
             api.Message: self.message,
             api.Request: lambda framework, call: None,
+            api.AcceptInverseOffers: self.accept_inverse_offers,
+            api.DeclineInverseOffers: self.decline_inverse_offers,
         }
 
     def handle(self, framework_id: str, call: api.Call) -> None:
@@ -153,6 +155,14 @@ class SchedulerCalls:
         framework.send(api.update_event(TaskStatus(
             task_id, state, message=message, source=T.SOURCE_MASTER, reason=reason,
             agent_id=agent_id, timestamp=self.master.clock.seconds())))
+
+    def accept_inverse_offers(self, framework: FrameworkRecord, call: api.AcceptInverseOffers) -> None:
+        self.master.metrics["messages_accept_inverse_offers"] += 1
+        self.master.maintenance.answer(framework.id, call.inverse_offer_ids, "ACCEPT", call.filters)
+
+    def decline_inverse_offers(self, framework: FrameworkRecord, call: api.DeclineInverseOffers) -> None:
+        self.master.metrics["messages_decline_inverse_offers"] += 1
+        self.master.maintenance.answer(framework.id, call.inverse_offer_ids, "DECLINE", call.filters)
 
     def revive(self, framework: FrameworkRecord, call: api.Revive) -> None:
         self.master.metrics["messages_revive_offers"] += 1

@@ -13,6 +13,7 @@ from mesostw.master import metrics, state_json
 from mesostw.master.master import KillOutcome, Master, TeardownOutcome
 from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.operator_http import OperatorEndpoints
+from mesostw.master.operator_maintenance import MaintenanceEndpoints
 from mesostw.master.operator_quota import QuotaEndpoints
 from mesostw.model.info import MasterInfo
 
@@ -106,6 +107,7 @@ class MasterEndpoints:
         self.prometheus.install(router)
         self.operator.install(router)
         QuotaEndpoints(self.master).install(router)
+        MaintenanceEndpoints(self.master).install(router)
         self.api.install(router)
         for path in ("/master/redirect", "/redirect"):
             router.route(path, self.routing.redirect)

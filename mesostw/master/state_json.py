@@ -40,12 +40,16 @@ def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
         "reserved_resources": reserved,
         "unreserved_resources": total.unreserved().model(),
         "attributes": attributes_model(agent.info.attributes),
-        "active": agent.active,
+        "active": agent.active and agent.id not in master.agent_states.deactivated,
+        "deactivated": agent.id in master.agent_states.deactivated,
         "version": agent.version or __version__,
         "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE"],
     }
     if agent.reregistered_time is not None:
         out["reregistered_time"] = agent.reregistered_time
+    drain = master.agent_states.draining.get(agent.id)
+    if drain is not None:
+        out["drain_info"] = drain.to_json()
     return out
 
 

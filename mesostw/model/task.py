@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from mesostw.model.info import CommandInfo, ExecutorInfo, wrap
+from mesostw.model.maintenance import Unavailability
 from mesostw.model.resources import EMPTY, Resources, attributes_to_json
 from mesostw.model.validation import Reader, b64, read
 
@@ -191,6 +192,8 @@ class Offer:
     attributes: dict[str, Any] = attrs.field(factory=dict)
     executor_ids: tuple[str, ...] = ()
     agent_port: int = 5051
+    #: when the agent's machine is scheduled for maintenance
+    unavailability: Unavailability | None = None
 
     @classmethod
     def read(cls, r: Reader) -> Offer:
@@ -209,6 +212,7 @@ class Offer:
             attributes=attributes_from_json(r, "attributes"),
             executor_ids=tuple(r.ids("executor_ids")),
             agent_port=address.int("port", 5051) if address else 5051,
+            unavailability=_unavailability(r),
         )
 
     @classmethod
@@ -227,7 +231,13 @@ class Offer:
             "attributes": attributes_to_json(self.attributes),
             "executor_ids": [wrap(e) for e in self.executor_ids],
             "allocation_info": {"role": self.role},
+            **({"unavailability": self.unavailability.to_json()} if self.unavailability is not None else {}),
         }
+
+
+def _unavailability(r: Reader) -> Unavailability | None:
+    holder = r.obj("unavailability")
+    return Unavailability.read(holder) if holder is not None else None
 
 
 LAUNCH = "LAUNCH"
