@@ -47,7 +47,8 @@ class AgentStates:
 
     def __init__(self, persist: Callable[[Mutation], defer.Deferred], agents: AgentManager, allocator: IAllocator,
                  tasks: TaskTracker, offers: OfferBook, kill: Callable[[str, str, float | None], Any],
-                 rescind_offer: Callable[[Offer], None], mark_gone: Callable[[str], defer.Deferred]):
+                 rescind_offer: Callable[[Offer], None], mark_gone: Callable[[str], defer.Deferred],
+                 request_allocation: Callable[[list[str]], None]):
         self._persist = persist
         self._agents = agents
         self._allocator = allocator
@@ -56,6 +57,7 @@ class AgentStates:
         self._kill = kill
         self._rescind_offer = rescind_offer
         self._mark_gone = mark_gone
+        self._request_allocation = request_allocation
         self.deactivated: set[str] = set()
         self.draining: dict[str, DrainInfo] = {}
         self._finishing: set[str] = set()
@@ -127,6 +129,7 @@ class AgentStates:
         record = self._agents.get(agent_id)
         if record is not None and record.connected:
             self._allocator.activateAgent(agent_id)
+            self._request_allocation([agent_id])
 
     def drain(self, agent_id: str, max_grace_period: float | None, mark_gone: bool) -> defer.Deferred:
         """Deactivate the agent and kill its tasks; it is DRAINED (or gone) once none is left."""

@@ -103,7 +103,8 @@ class Master:
                                        self.tasks, self.offers, self.agent_manager.removeDown, self.rescindOffer,
                                        self.requestAllocation)
         self.agent_states = AgentStates(self.persist, self.agent_manager, allocator, self.tasks, self.offers,
-                                        self.killTask, self.rescindOffer, self.markAgentGone)
+                                        self.killTask, self.rescindOffer, self.markAgentGone,
+                                        self.requestAllocation)
         self.calls = SchedulerCalls(self)
         self._allocation_pending: Any = None
         self._allocation_candidates: set[str] | None = set()
@@ -231,6 +232,7 @@ class Master:
             return None
         for framework_id in sorted({t.framework_id for t in tasks} | {f.id for f in frameworks if f.id}):
             link.shutdownFramework(framework_id)
+        self.metrics["registrations_refused_machine_down"] += 1
         log.warn("Refused agent {id} at {host}:{port}: its machine is DOWN", id=info.id or "(new)",
                  host=info.hostname, port=info.port)
         return defer.fail(RegistrationRefused("Machine is DOWN"))

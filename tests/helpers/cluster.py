@@ -45,6 +45,7 @@ class DirectAgentLink:
     def __init__(self, agent: Agent | None, clock: Any):
         self.agent, self.clock, self.up = agent, clock, True
         self.responsive = True
+        self.ip: str | None = None
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
     def _later(self, name: str, *args: Any) -> None:
@@ -91,6 +92,7 @@ class DirectMasterLink:
     def __init__(self, master: Master, agent: Agent, clock: Any):
         self.master, self.agent, self.clock = master, agent, clock
         self.agent_link = DirectAgentLink(agent, clock)
+        self.agent_link.ip = getattr(agent.config, "ip", None)  # where the agent connects from, as PB's peer
         self.up = True
 
     def _deferred(self, fn, *args):
@@ -296,6 +298,9 @@ class RecordingScheduler(Scheduler):
         self.framework_id = None
         self.pending: list[dict] = []
         self.decline_unused = True
+        #: every InverseOffer received, and the IDs of those rescinded
+        self.inverse_offers: list[Any] = []
+        self.inverse_rescinded: list[str] = []
 
     def registered(self, driver, frameworkId, masterInfo):
         self.framework_id = frameworkId
@@ -323,6 +328,12 @@ class RecordingScheduler(Scheduler):
 
     def offerRescinded(self, driver, offerId):
         self.rescinded.append(offerId)
+
+    def inverseOffers(self, driver, offers):
+        self.inverse_offers.extend(offers)
+
+    def inverseOfferRescinded(self, driver, inverseOfferId):
+        self.inverse_rescinded.append(inverseOfferId)
 
     def statusUpdate(self, driver, status):
         self.updates.append(status)
@@ -388,7 +399,7 @@ class Cluster:
     def add_agent(self, resources: str, port: int = 5051, **flags: Any) -> Agent:
         """A new agent, connected; ``flags`` override the cluster's agent flags for this one."""
         containerizer = FakeContainerizer(self.clock)
-        info = AgentInfo(hostname="127.0.0.1", port=port, resources=Resources.parse(resources))
+        info = AgentInfo(hostname=flags.get("hostname") or "127.0.0.1", port=port, resources=Resources.parse(resources))
         config = flaglib.defaults(AGENT_FLAGS, **{**self.agent_flags, **flags}) if flags else self.agent_config
         agent = Agent(config, info, containerizer, self.clock)
         containerizer.agent = agent
