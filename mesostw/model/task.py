@@ -48,6 +48,7 @@ REASON_AGENT_REMOVED_BY_OPERATOR = "REASON_AGENT_REMOVED_BY_OPERATOR"
 REASON_AGENT_UNKNOWN = "REASON_AGENT_UNKNOWN"
 REASON_AGENT_RESTARTED = "REASON_AGENT_RESTARTED"
 REASON_TASK_INVALID = "REASON_TASK_INVALID"
+REASON_TASK_GROUP_INVALID = "REASON_TASK_GROUP_INVALID"
 REASON_TASK_UNAUTHORIZED = "REASON_TASK_UNAUTHORIZED"
 REASON_TASK_UNKNOWN = "REASON_TASK_UNKNOWN"
 REASON_TASK_KILLED_DURING_LAUNCH = "REASON_TASK_KILLED_DURING_LAUNCH"
@@ -147,7 +148,9 @@ class TaskInfo:
     @classmethod
     def read(cls, r: Reader) -> TaskInfo:
         command, executor = r.obj("command"), r.obj("executor")
-        if (command is None) == (executor is None):
+        if command is None and executor is None:
+            # A task of a LAUNCH has one of them (Operation.read checks); one of a task group has its
+            # command and, once the master gave it the group's, the executor too.
             r.error("needs exactly one of command and executor")
         policy = r.obj("kill_policy")
         grace = policy.obj("grace_period") if policy else None
@@ -266,6 +269,9 @@ class Operation:
         if kind == LAUNCH:
             launch = r.obj("launch", required=True)
             tasks, invalid = _read_tasks(launch, "task_infos") if launch else ([], [])
+            both = [t for t in tasks if t.command is not None and t.executor is not None]
+            invalid += [(t.task_id, f"task {t.task_id} needs exactly one of command and executor") for t in both]
+            tasks = [t for t in tasks if t not in both]
             return cls(kind, tuple(tasks), invalid=tuple(invalid))
         if kind == LAUNCH_GROUP:
             group = r.obj("launch_group", required=True)

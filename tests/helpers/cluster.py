@@ -186,18 +186,23 @@ class FakeExecutor:
         if not self.exited.called:
             later(self.clock, self.exited.callback, status)
 
+    def _act(self, info: TaskInfo) -> None:
+        self.running[info.task_id] = info
+        self.update(info.task_id, T.RUNNING)
+        command = (info.command.value if info.command else "") or ""
+        if command == "true":
+            self.update(info.task_id, T.FINISHED, "Command exited with status 0")
+        elif command == "false" or command.startswith("exit "):
+            code = 1 if command == "false" else int(command.split()[1])
+            self.update(info.task_id, T.FAILED if code else T.FINISHED, f"Command exited with status {code}")
+
     def _handle(self, event):
         kind = event["type"]
         if kind == "LAUNCH":
-            info = TaskInfo.from_json(event["launch"]["task"])
-            self.running[info.task_id] = info
-            self.update(info.task_id, T.RUNNING)
-            command = (info.command.value if info.command else "") or ""
-            if command == "true":
-                self.update(info.task_id, T.FINISHED, "Command exited with status 0")
-            elif command == "false" or command.startswith("exit "):
-                code = 1 if command == "false" else int(command.split()[1])
-                self.update(info.task_id, T.FAILED if code else T.FINISHED, f"Command exited with status {code}")
+            self._act(TaskInfo.from_json(event["launch"]["task"]))
+        elif kind == "LAUNCH_GROUP":
+            for task in event["launch_group"]["task_group"]["tasks"]:
+                self._act(TaskInfo.from_json(task))
         elif kind == "KILL":
             task_id = event["kill"]["task_id"]["value"]
             self.update(task_id, T.KILLED, "Command terminated with signal Terminated")
