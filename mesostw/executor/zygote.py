@@ -160,8 +160,8 @@ class Launcher:
             for key in ("stdout", "stderr", "cwd"):
                 if not isinstance(request.get(key), str):
                     raise ValueError(f"{key} must be a path")
-            if request.get("mode") not in ("command-executor", "exec"):
-                raise ValueError("mode must be command-executor or exec")
+            if request.get("mode") not in ("command-executor", "default-executor", "exec"):
+                raise ValueError("mode must be command-executor, default-executor or exec")
             if request["mode"] == "exec" and not request.get("argv"):
                 raise ValueError("exec needs argv")
             if request.get("user"):
