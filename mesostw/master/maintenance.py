@@ -9,13 +9,15 @@ register while the machine is down. STOP_MAINTENANCE brings them UP again and ou
 Everything is in the registry before it takes effect.
 
 An agent runs on a machine when every field the machine names matches it: its hostname (not
-case-sensitive) and the IP address its master connection comes from. Unlike Mesos, which compares
+case-sensitive) and its IP address (its hostname when that is an address, else the address its
+master connection comes from). Unlike Mesos, which compares
 both fields and so never matches a machine named by its hostname alone, a machine named by one field
 is every agent matching that field.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -54,9 +56,18 @@ class MaintenanceRefused(Exception):
     """A maintenance change is invalid; the message says why (a 400)."""
 
 
+def agent_ip(hostname: str, link: Any) -> str | None:
+    """An agent's IP address: its hostname when that is an address (mesostw agents advertise their IP as
+    their hostname unless given one), else the address its connection comes from (None when unknown)."""
+    try:
+        return str(ipaddress.IPv4Address(hostname))
+    except ValueError:
+        return getattr(link, "ip", None)
+
+
 def agent_address(record: AgentRecord) -> tuple[str, str | None]:
-    """An agent's hostname and the IP its connection comes from (None when unknown)."""
-    return record.info.hostname, getattr(record.link, "ip", None)
+    """An agent's hostname and IP address."""
+    return record.info.hostname, agent_ip(record.info.hostname, record.link)
 
 
 class Maintenance:

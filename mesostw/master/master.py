@@ -41,7 +41,7 @@ from mesostw.master.calls import SchedulerCalls
 from mesostw.master.draining import AgentStates
 from mesostw.master.events import MAX_SUBSCRIBERS, MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused, TeardownOutcome
-from mesostw.master.maintenance import Maintenance
+from mesostw.master.maintenance import Maintenance, agent_ip
 from mesostw.master.offers import OfferBook
 from mesostw.master.quota import QuotaManager
 from mesostw.master.records import AgentRecord, CompletedFrameworks, FrameworkRecord
@@ -228,7 +228,7 @@ class Master:
     def _machine_down(self, link: IAgentLink, info: AgentInfo, tasks: list[Task],
                       frameworks: list[FrameworkInfo]) -> defer.Deferred | None:
         """A refusal for an agent whose machine is DOWN (it shuts down what it runs), or None."""
-        if not self.maintenance.is_down(info.hostname, getattr(link, "ip", None)):
+        if not self.maintenance.is_down(info.hostname, agent_ip(info.hostname, link)):
             return None
         for framework_id in sorted({t.framework_id for t in tasks} | {f.id for f in frameworks if f.id}):
             link.shutdownFramework(framework_id)
