@@ -112,6 +112,9 @@ def framework_v1(master: Master, framework: FrameworkRecord, approvers: Approver
     offers = master.offers.of_framework(framework.id)
     if offers:
         out["offers"] = [offer.to_json() for offer in offers]
+    inverse = master.maintenance.inverse.of_framework(framework.id)
+    if inverse:
+        out["inverse_offers"] = [offer.to_json() for offer in inverse]
     used = master.tasks.used_by(framework.id) if framework.id in master.frameworks else EMPTY
     _resources(out, "allocated_resources", used.to_json(role), approvers)
     offered = master.offers.offered_to(framework.id)

@@ -170,6 +170,8 @@ class InverseOfferTests(MaintenanceCase):
         [inverse] = self.scheduler.inverse_offers
         self.assertEqual((inverse.agent_id, inverse.framework_id), (self.h1.id, self.scheduler.framework_id))
         self.assertEqual(inverse.unavailability.duration, 3600.0)
+        [framework] = self.answer("GET_FRAMEWORKS")["frameworks"]
+        self.assertEqual([o["id"]["value"] for o in framework["inverse_offers"]], [inverse.id])
         self.cluster.advance(3)
         self.assertEqual(len(self.scheduler.inverse_offers), 1)  # one outstanding at a time
 
