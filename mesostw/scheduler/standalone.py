@@ -36,6 +36,7 @@ from mesostw.interfaces import AbdicationRefused, IFrameworkHost, IScheduler
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.election import Unopposed, zookeeper_election
 from mesostw.scheduler.stores import standalone_store
+from mesostw.ui import WebUI
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -143,11 +144,20 @@ class StandaloneFramework(service.MultiService):
         self.site = Router()
         self.site.filter(self._follow)
         self.site.mount("", self.host.router)
+        # The web UI at / shows this framework's own pages (its API at the same origin).
+        self._protected = bool(getattr(framework_config, "http_credentials", ""))
+        WebUI(self.ui_config).install(self.site)
         self.listener = Listener(reactor, config.ip, config.http_port, self.site, tls=tls)
         self.listener.setServiceParent(self)
         self.framework = plugin.makeService(self.host, framework_config)
         self._suspended: Any = None
         self._stopping = False
+
+    def ui_config(self) -> dict[str, Any]:
+        """What the web UI on this port shows: this framework's pages, its API at this origin."""
+        return {"daemon": self.framework_name, "cluster": False,
+                "frameworks": {self.framework_name: {"base": "", "api_url": self.host.api_url}},
+                "authentication": {"readonly": self._protected, "readwrite": self._protected}}
 
     def address(self) -> str:
         """This instance's API as ``host:port`` (the port is known once listening)."""
