@@ -65,7 +65,8 @@ class Browser:
                 if last:
                     return last
             time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what or script!r} (last: {last!r})")
+        shot = self.screenshot("timed-out-" + "".join(c if c.isalnum() else "-" for c in (what or "wait"))[:60])
+        raise AssertionError(f"timed out waiting for {what or script!r} (last: {last!r}; screenshot {shot})")
 
     def text(self, selector: str = "main") -> str:
         return str(self.run("const el = document.querySelector(arguments[0]); return el ? el.innerText : '';", selector))

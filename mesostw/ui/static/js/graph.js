@@ -14,22 +14,36 @@ export function layout(nodes, edges, {nodeWidth = 150, nodeHeight = 36, gapX = 3
     parents.get(to).push(from);
     children.get(from).push(to);
   }
-  // Layers: longest path from a root; a node met again on its own path closes a cycle and is cut.
-  const layer = new Map();
-  const visiting = new Set();
+  // Edges that close a cycle (back edges of a depth-first walk from the roots) are left out.
   const kept = [];
-  function depth(nodeId) {
-    if (layer.has(nodeId)) return layer.get(nodeId);
-    visiting.add(nodeId);
-    let value = 0;
-    for (const parent of parents.get(nodeId)) {
-      if (visiting.has(parent)) continue; // a cycle: this edge is not drawn
-      value = Math.max(value, depth(parent) + 1);
-      kept.push([parent, nodeId]);
+  const done = new Set();
+  const onPath = new Set();
+  function walk(nodeId) {
+    onPath.add(nodeId);
+    for (const child of children.get(nodeId)) {
+      if (onPath.has(child)) continue;
+      kept.push([nodeId, child]);
+      if (!done.has(child)) walk(child);
     }
-    visiting.delete(nodeId);
-    layer.set(nodeId, value);
-    return value;
+    onPath.delete(nodeId);
+    done.add(nodeId);
+  }
+  const roots = nodes.filter((n) => !parents.get(n.id).length);
+  for (const n of [...roots, ...nodes]) if (!done.has(n.id)) walk(n.id);
+  // Layers: the longest path from a root over the kept edges.
+  const keptParents = new Map(nodes.map((n) => [n.id, []]));
+  const keptChildren = new Map(nodes.map((n) => [n.id, []]));
+  for (const [from, to] of kept) {
+    keptParents.get(to).push(from);
+    keptChildren.get(from).push(to);
+  }
+  const layer = new Map();
+  function depth(nodeId) {
+    if (!layer.has(nodeId)) {
+      layer.set(nodeId, 0); // a guard only: the kept edges have no cycle
+      layer.set(nodeId, Math.max(0, ...keptParents.get(nodeId).map((p) => depth(p) + 1)));
+    }
+    return layer.get(nodeId);
   }
   for (const n of nodes) depth(n.id);
   const layers = [];
@@ -39,12 +53,6 @@ export function layout(nodes, edges, {nodeWidth = 150, nodeHeight = 36, gapX = 3
   }
   const order = new Map();
   for (const row of layers) row.forEach((nodeId, i) => order.set(nodeId, i));
-  const keptParents = new Map(nodes.map((n) => [n.id, []]));
-  const keptChildren = new Map(nodes.map((n) => [n.id, []]));
-  for (const [from, to] of kept) {
-    keptParents.get(to).push(from);
-    keptChildren.get(from).push(to);
-  }
   const centre = (list, fallback) => (list.length ? list.reduce((sum, x) => sum + order.get(x), 0) / list.length : fallback);
   for (let sweep = 0; sweep < 4; sweep += 1) {
     const down = sweep % 2 === 0;
