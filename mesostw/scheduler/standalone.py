@@ -36,7 +36,7 @@ from mesostw.interfaces import AbdicationRefused, IFrameworkHost, IScheduler
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.election import Unopposed, zookeeper_election
 from mesostw.scheduler.stores import standalone_store
-from mesostw.ui import WebUI
+from mesostw.ui import PUBLIC_ROUTES, WebUI
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -142,9 +142,10 @@ class StandaloneFramework(service.MultiService):
         # The framework's routes sit behind an outer router, so that forwarding to the leader also
         # covers routes a framework adds only once it runs.
         self.site = Router()
-        self.site.filter(self._follow)
+        # The web UI at / shows this framework's own pages (its API at the same origin); any instance serves
+        # the page, whose API calls a standby forwards like any others.
+        self.site.filter(self._follow, exempt=PUBLIC_ROUTES)
         self.site.mount("", self.host.router)
-        # The web UI at / shows this framework's own pages (its API at the same origin).
         self._protected = bool(getattr(framework_config, "http_credentials", ""))
         WebUI(self.ui_config).install(self.site)
         self.listener = Listener(reactor, config.ip, config.http_port, self.site, tls=tls)
