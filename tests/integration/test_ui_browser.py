@@ -214,3 +214,64 @@ class UIBrowserTests(unittest.TestCase):
         self.assertLess(parent, child)
         self.browser.screenshot("jobs")
         self.assertNoScriptRan()
+
+
+class UIAuthenticationTests(unittest.TestCase):
+    """The UI of a master that requires HTTP authentication: it asks for credentials and uses them."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        reason = browsers.unavailable()
+        if reason:
+            raise unittest.SkipTest(reason)
+        cls.base = os.path.realpath(tempfile.mkdtemp(prefix="mesostw-ui-auth-"))
+        credentials = os.path.join(cls.base, "credentials.json")
+        with open(credentials, "w") as f:
+            json.dump({"credentials": [{"principal": "ops", "secret": "s3cret"}]}, f)
+        cls.port = free_port()
+        cls.local = Daemon("mesos-local", [f"--port={cls.port}", f"--work_dir={cls.base}/work", "--num_slaves=1",
+                                           "--frameworks=", f"--credentials={credentials}",
+                                           "--authenticate_http_readonly", "--authenticate_http_readwrite",
+                                           "--authentication_failure_delay=0secs"],
+                           os.path.join(cls.base, "mesos-local.log"))
+        cls.local.start()
+        cls.url = f"http://127.0.0.1:{cls.port}/"
+        cls.browser = None
+        try:
+            wait_until(lambda: http_json(cls.url + "ui/config")["authentication"]["readwrite"], what="the master")
+            cls.browser = browsers.start_browser()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        if getattr(cls, "browser", None) is not None:
+            cls.browser.quit()
+        cls.local.stop()
+        kill_processes_under(cls.base)
+        import shutil
+
+        shutil.rmtree(cls.base, ignore_errors=True)
+
+    def sign_in(self, user: str, password: str) -> None:
+        self.browser.wait("return document.querySelector('dialog#login').open", what="the sign-in dialog")
+        self.browser.run("""
+            const form = document.querySelector('dialog#login form');
+            form.elements.user.value = arguments[0];
+            form.elements.password.value = arguments[1];
+            form.querySelector('button[value=ok]').click();
+        """, user, password)
+
+    def test_the_ui_asks_for_credentials_and_uses_them(self) -> None:
+        """Without credentials the page asks for them (no data shows), wrong ones are asked again, and
+        with the right ones the overview shows the agent and the events stream live."""
+        self.browser.open(self.url)
+        self.browser.wait("return document.querySelector('dialog#login').open", what="the sign-in dialog")
+        self.assertEqual(self.browser.run("return document.querySelectorAll('.agents-list li').length;"), 0)
+        self.browser.screenshot("sign-in")
+        self.sign_in("ops", "wrong")
+        self.sign_in("ops", "s3cret")
+        self.browser.wait("return document.querySelectorAll('.agents-list li').length === 1 && "
+                          "window.mesostw.feed.status.stream === 'live'", what="the overview, signed in")
+        self.assertIn("signed in as ops", self.browser.text("#account"))

@@ -16,6 +16,12 @@ export class HTTPError extends Error {
 let authorization = sessionStorage.getItem(KEY) || "";
 let loginPrompt = null; // set by the app: () => Promise<{user, password}>, rejecting on cancel
 let pendingLogin = null;
+const signInListeners = new Set();
+
+// Runs `listener` whenever the user signs in.
+export function onSignIn(listener) {
+  signInListeners.add(listener);
+}
 
 export function setLoginPrompt(prompt) {
   loginPrompt = prompt;
@@ -39,6 +45,7 @@ export function signIn(name, password) {
   const raw = new TextEncoder().encode(`${name}:${password}`);
   authorization = "Basic " + btoa(String.fromCharCode(...raw));
   sessionStorage.setItem(KEY, authorization);
+  for (const listener of signInListeners) listener(name);
 }
 
 export function signOut() {

@@ -1,7 +1,7 @@
 // The shell: what this daemon serves (/ui/config), the navigation, the sign-in dialog and the
 // hash router (#/agents/ID) that mounts one page at a time.
 
-import {getJSON, setLoginPrompt, signOut, user} from "./api.js";
+import {getJSON, onSignIn, setLoginPrompt, signOut, user} from "./api.js";
 import {ClusterFeed} from "./cluster.js";
 import {fill, h} from "./dom.js";
 import * as clusterPages from "./pages/cluster.js";
@@ -47,7 +47,6 @@ function loginDialog() {
       } else {
         dialog.close();
         resolve({name: String(data.get("user")), password: String(data.get("password"))});
-        renderAccount();
       }
       form.removeEventListener("submit", done);
     };
@@ -64,6 +63,7 @@ function renderAccount() {
 
 async function start() {
   setLoginPrompt(loginDialog());
+  onSignIn(renderAccount);
   renderAccount();
   let config;
   try {
