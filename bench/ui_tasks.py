@@ -36,7 +36,8 @@ def snapshot(tasks: int, agents: int) -> bytes:
         "get_agents": {"agents": [{"agent_info": {"id": {"value": f"S{i}"}, "hostname": f"host{i}", "port": 5051,
                                                   "resources": resources}, "total_resources": resources,
                                    "active": True, "pid": f"slave(1)@host{i}:5051"} for i in range(agents)]},
-        "get_frameworks": {"frameworks": [{"framework_info": {"id": {"value": "F0"}, "name": "bench"}, "active": True}]},
+        "get_frameworks": {"frameworks": [{"framework_info": {"id": {"value": "F0"}, "name": "bench"},
+                                           "active": True}]},
         "get_tasks": {"tasks": [{"task_id": {"value": f"task-{i}"}, "name": f"bench task {i}",
                                  "framework_id": {"value": "F0"}, "agent_id": {"value": f"S{i % agents}"},
                                  "state": STATES[i % len(STATES)],
@@ -80,7 +81,8 @@ def main() -> None:
     browser = start_browser()
     try:
         browser.open(f"http://127.0.0.1:{port}/#/tasks")
-        browser.wait("return document.querySelector('[data-table=tasks] .range')?.textContent.endsWith(' of ' + arguments[0])",
+        browser.wait("return document.querySelector('[data-table=tasks] .range')?.textContent"
+                     ".endsWith(' of ' + arguments[0])",
                      args.tasks, timeout=120, what="every task in the table")
         render_ms = browser.run("return performance.now();")
         sizes = browser.run("""
@@ -107,8 +109,9 @@ def main() -> None:
             const feed = window.mesostw.feed;
             const t0 = performance.now();
             for (let i = 0; i < 100; i += 1) {
-              applyEvent(feed.state, {type: 'TASK_UPDATED', task_updated: {framework_id: {value: 'F0'}, state: 'TASK_FINISHED',
-                status: {task_id: {value: 'task-' + i}, state: 'TASK_FINISHED', timestamp: 1.8e9, uuid: 'x' + i}}});
+              applyEvent(feed.state, {type: 'TASK_UPDATED', task_updated: {framework_id: {value: 'F0'},
+                state: 'TASK_FINISHED', status: {task_id: {value: 'task-' + i}, state: 'TASK_FINISHED',
+                timestamp: 1.8e9, uuid: 'x' + i}}});
               feed.changed();
             }
             requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t0)));""")

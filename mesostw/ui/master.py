@@ -47,13 +47,15 @@ class MasterUI:
             router.mount(f"/{name}", host.site)
         router.route("/agent/{agent_id}/{path:path}", self.agent)
 
-    def frameworks(self) -> dict[str, dict[str, str]]:
+    def frameworks(self) -> dict[str, dict[str, Any]]:
         """The hosted frameworks by name: where the page reaches their API, and their own port."""
         hosted = self.master_service.frameworks
         if hosted is None:
             return {}
+        config = self.master_service.config
         return {name: {"base": name, "api_url": host.api_url,
-                       "protected": bool(getattr(self.master_service.config, f"{name}_http_credentials", ""))} for name, host in hosted.hosts.items()}
+                       "protected": bool(getattr(config, f"{name}_http_credentials", ""))}
+                for name, host in hosted.hosts.items()}
 
     def config(self) -> dict[str, Any]:
         security = self.master.security

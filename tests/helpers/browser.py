@@ -69,7 +69,8 @@ class Browser:
         raise AssertionError(f"timed out waiting for {what or script!r} (last: {last!r}; screenshot {shot})")
 
     def text(self, selector: str = "main") -> str:
-        return str(self.run("const el = document.querySelector(arguments[0]); return el ? el.innerText : '';", selector))
+        script = "const el = document.querySelector(arguments[0]); return el ? el.innerText : '';"
+        return str(self.run(script, selector))
 
     def screenshot(self, name: str) -> str:
         os.makedirs(SCREENSHOTS, exist_ok=True)

@@ -104,7 +104,8 @@ class UIBrowserTests(unittest.TestCase):
         self.go("/", "return window.mesostw")
         with open(MODULE_TESTS) as f:
             source = f.read()
-        failures = self.browser.run_async(source + "\nmain().then(arguments[0], (e) => arguments[0](['crashed: ' + e.stack]));")
+        run = "\nmain().then(arguments[0], (e) => arguments[0](['crashed: ' + e.stack]));"
+        failures = self.browser.run_async(source + run)
         self.assertEqual(failures, [])
 
     def test_overview_shows_both_agents(self) -> None:
@@ -114,7 +115,8 @@ class UIBrowserTests(unittest.TestCase):
         self.assertIn("2 active", self.browser.text())
         self.browser.wait("return document.querySelectorAll('.resource').length >= 2")
         self.browser.screenshot("overview")
-        self.go("/agents", "return document.querySelectorAll('[data-table=agents] tbody a[href^=\"#/agents/\"]').length === 2")
+        self.go("/agents", "return document.querySelectorAll('[data-table=agents] tbody a[href^=\"#/agents/\"]')"
+                           ".length === 2")
         self.browser.screenshot("agents")
         self.browser.run("document.querySelector('[data-table=agents] tbody a[href^=\"#/agents/\"]').click();")
         self.browser.wait("return location.hash.startsWith('#/agents/') && document.querySelector('.resource')")
@@ -132,14 +134,16 @@ class UIBrowserTests(unittest.TestCase):
     def test_task_appears_live_and_its_sandbox_shows_stdout(self) -> None:
         """A task launched with `mesostw execute` appears on the open tasks page without a reload, its
         name (markup) shown as text; its page links to its sandbox, whose stdout shows the output."""
-        self.go("/tasks", "return document.querySelector('[data-table=tasks]') && window.mesostw.feed.status.stream === 'live'")
+        self.go("/tasks", "return document.querySelector('[data-table=tasks]') && "
+                          "window.mesostw.feed.status.stream === 'live'")
         self.browser.run("window.__sameDocument = true;")
         name = "xss" + TASK_PAYLOAD
         execute = subprocess.Popen([MESOSTW, "execute", f"--master=127.0.0.1:{self.port}", f"--name={name}",
                                     "--command=echo hello-from-the-sandbox; sleep 3", "--timeout=60"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.base)
         self.addCleanup(lambda: execute.poll() is None and execute.kill())
-        self.browser.wait("return [...document.querySelectorAll('.task-name')].some((el) => el.textContent === arguments[0])",
+        self.browser.wait("return [...document.querySelectorAll('.task-name')]"
+                          ".some((el) => el.textContent === arguments[0])",
                           name, what="the task on the tasks page")
         self.assertTrue(self.browser.run("return window.__sameDocument === true;"), "the page was reloaded")
         self.assertNoScriptRan()
@@ -151,11 +155,14 @@ class UIBrowserTests(unittest.TestCase):
                           what="TASK_RUNNING in the status history")
         self.browser.screenshot("task")
         self.browser.run("document.querySelector('.sandbox-link').click();")
-        self.browser.wait("return [...document.querySelectorAll('[data-table=files] a.file')].some((a) => a.textContent === 'stdout')",
+        self.browser.wait("return [...document.querySelectorAll('[data-table=files] a.file')]"
+                          ".some((a) => a.textContent === 'stdout')",
                           what="stdout in the sandbox listing")
         self.browser.screenshot("sandbox")
-        self.browser.run("[...document.querySelectorAll('[data-table=files] a.file')].find((a) => a.textContent === 'stdout').click();")
-        self.browser.wait("const pre = document.querySelector('pre.file'); return pre && pre.textContent.includes('hello-from-the-sandbox')",
+        self.browser.run("[...document.querySelectorAll('[data-table=files] a.file')]"
+                         ".find((a) => a.textContent === 'stdout').click();")
+        self.browser.wait("const pre = document.querySelector('pre.file'); "
+                          "return pre && pre.textContent.includes('hello-from-the-sandbox')",
                           what="the task's output in stdout")
         self.browser.screenshot("sandbox-stdout")
         self.assertEqual(execute.wait(60), 0)
@@ -183,7 +190,8 @@ class UIBrowserTests(unittest.TestCase):
         self.assertIn(f"owner={PAYLOAD}", self.browser.text())
         self.assertNoScriptRan()
         self.browser.screenshot("service-app")
-        self.go("/services", "return [...document.querySelectorAll('.app-link')].some((a) => a.textContent === '/ui-web')")
+        self.go("/services", "return [...document.querySelectorAll('.app-link')]"
+                             ".some((a) => a.textContent === '/ui-web')")
         self.assertIn(f"owner={PAYLOAD}", self.browser.text())
         self.browser.screenshot("services")
         self.assertNoScriptRan()
@@ -199,8 +207,8 @@ class UIBrowserTests(unittest.TestCase):
         """
         self.browser.run(fill, {"name": "ui-parent", "command": "echo parent-ran", "description": PAYLOAD})
         self.browser.wait("return location.hash === '#/jobs/ui-parent'", what="the job's page")
-        self.browser.wait("return document.querySelector('[data-table=runs] tbody [data-state=TASK_FINISHED]')", timeout=60,
-                          what="a successful run in the history")
+        self.browser.wait("return document.querySelector('[data-table=runs] tbody [data-state=TASK_FINISHED]')",
+                          timeout=60, what="a successful run in the history")
         self.assertIn(PAYLOAD, self.browser.text())
         self.browser.screenshot("job")
         self.go("/jobs/new", "return document.querySelector('form.form')")
@@ -209,8 +217,9 @@ class UIBrowserTests(unittest.TestCase):
         self.go("/jobs", "return document.querySelector('svg.graph [data-node=ui-child]') && "
                          "document.querySelector('svg.graph path.edge[data-from=ui-parent][data-to=ui-child]')",
                 what="the edge from ui-parent to ui-child")
-        parent, child = self.browser.run("return ['ui-parent', 'ui-child'].map((n) => "
-                                         "document.querySelector(`svg.graph [data-node=${n}] rect`).getAttribute('y') * 1);")
+        parent, child = self.browser.run(
+            "return ['ui-parent', 'ui-child'].map((n) => "
+            "document.querySelector(`svg.graph [data-node=${n}] rect`).getAttribute('y') * 1);")
         self.assertLess(parent, child)
         self.browser.screenshot("jobs")
         self.assertNoScriptRan()
