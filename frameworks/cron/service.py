@@ -116,9 +116,7 @@ class CronService(service.MultiService):
         info = FrameworkInfo(user=config.user, name=config.mesos_framework_name, id=self.framework_id,
                              failover_timeout=float(config.failover_timeout), checkpoint=config.mesos_checkpoint,
                              role=config.mesos_role)
-        self.driver = self.host.driver(self.scheduler, info)
-        if hasattr(self.driver, "implicit_acknowledgements"):
-            self.driver.implicit_acknowledgements = False
+        self.driver = self.host.driver(self.scheduler, info, implicit_acknowledgements=False)
         self.ready = True
         self.driver.setServiceParent(self)
         self._wake()

@@ -45,11 +45,12 @@ def abort(name: str, reason: str) -> None:
 
 
 def _pb_driver(scheduler: IScheduler, info: FrameworkInfo, master: str, credential: Credential | None,
-               reactor: Any) -> Any:
+               reactor: Any, implicit_acknowledgements: bool = True) -> Any:
     """The PB scheduler driver of a standalone framework (the one place that builds it)."""
     from mesostw.scheduler.pb import MesosSchedulerDriver
 
-    return MesosSchedulerDriver(scheduler, info, master, reactor=reactor, credential=credential)
+    return MesosSchedulerDriver(scheduler, info, master, reactor=reactor, credential=credential,
+                                implicit_acknowledgements=implicit_acknowledgements)
 
 
 @implementer(IFrameworkHost)
@@ -73,10 +74,11 @@ class StandaloneHost:
     def api_url(self) -> str:
         return f"{self.scheme}://{self._address()}"
 
-    def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo) -> Any:
+    def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo,
+               implicit_acknowledgements: bool = True) -> Any:
         info = attrs.evolve(framework_info, principal=self.principal,
                             webui_url=framework_info.webui_url or self.api_url)
-        return _pb_driver(scheduler, info, self.master, self.credential, self.reactor)
+        return _pb_driver(scheduler, info, self.master, self.credential, self.reactor, implicit_acknowledgements)
 
     def whenLeading(self) -> defer.Deferred:
         return self.election.whenElected()

@@ -36,10 +36,12 @@ class ClusterHost:
         self.api_url = f"http://127.0.0.1:{4400 if name == 'cron' else 8080}"
         self.drivers: list[LocalSchedulerDriver] = []
 
-    def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo) -> LocalSchedulerDriver:
+    def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo,
+               implicit_acknowledgements: bool = True) -> LocalSchedulerDriver:
         info = attrs.evolve(framework_info, principal=self.principal or framework_info.principal,
                             webui_url=framework_info.webui_url or self.api_url)
-        driver = LocalSchedulerDriver(scheduler, info, self.cluster.master, principal=self.principal)
+        driver = LocalSchedulerDriver(scheduler, info, self.cluster.master, principal=self.principal,
+                                      implicit_acknowledgements=implicit_acknowledgements)
         self.drivers.append(driver)
         return driver
 

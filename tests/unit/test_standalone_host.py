@@ -125,6 +125,13 @@ class StandaloneHostTests(unittest.TestCase):
         for election in (Unopposed(), zookeeper_election(FakeZooKeeper([]), "/probe/leader"), FakeElection()):
             verifyObject(IElection, election)
 
+    def test_a_framework_may_ask_for_explicit_acknowledgements(self) -> None:
+        """The PB driver acknowledges updates by itself unless the framework asks otherwise."""
+        host = self.build().host
+        info = FrameworkInfo(user="u", name="probe")
+        self.assertTrue(host.driver(D.Scheduler(), info).implicit_acknowledgements)
+        self.assertFalse(host.driver(D.Scheduler(), info, implicit_acknowledgements=False).implicit_acknowledgements)
+
     def test_alone_it_leads_at_once_and_registers_through_pb(self) -> None:
         """Without --zk the instance leads as it starts; its PB driver dials the master with the
         framework's principal and API URL filled in."""
