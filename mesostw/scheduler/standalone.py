@@ -156,12 +156,19 @@ class StandaloneFramework(service.MultiService):
         d.addErrback(lambda failure: self.on_abort(self.framework_name, f"cannot join the election: "
                                                               f"{failure.getErrorMessage()}"))
         self.election.whenElected().addCallback(self._lead)
+        self.election.whenDeposed().addCallback(self._deposed)
 
     def _lead(self, _: Any) -> None:
         if not self.running or self._stopping:
             return
         log.info("Framework {name} leads; starting it", name=self.framework_name)
         self.framework.setServiceParent(self)
+
+    def _deposed(self, _: Any) -> None:
+        """Another instance may lead now and this one's store writes are fenced: end the process, as
+        when the session is lost, so that a supervisor restarts it as a contender."""
+        if not self._stopping:
+            self.on_abort(self.framework_name, "this instance's election node is gone: it no longer leads")
 
     def stopService(self) -> defer.Deferred:
         self._stopping = True
