@@ -86,7 +86,7 @@ class StoreWriter:
             return d
         # One event over the limit (a thousand slots coming due at once): its jobs are written in several
         # commits, each job's record with its runs; the event is durable once the last commit is.
-        parts = []
+        parts: list[defer.Deferred] = []
         for part in split(ops, MAX_COMMIT_BYTES):
             parts.append(defer.Deferred())
             self._pending.append((part, parts[-1]))

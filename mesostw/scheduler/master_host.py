@@ -26,6 +26,7 @@ from mesostw.flags import Config, unprefixed
 from mesostw.http.router import HTTPError, Router
 from mesostw.interfaces import IFrameworkHost, IScheduler
 from mesostw.model.info import FrameworkInfo
+from mesostw.scheduler.plugins import make_framework
 from mesostw.scheduler.stores import master_store
 from mesostw.wire.listen import Listener
 
@@ -120,7 +121,7 @@ class HostedFrameworks(service.MultiService):
                               getattr(config, f"{name}_principal") or None, store.scoped(f"hosted/{name}"))
             host.listener.setServiceParent(self)
             self.hosts[name] = host
-            self.frameworks[name] = plugin.makeService(host, unprefixed(config, plugin.flags, name))
+            self.frameworks[name] = make_framework(plugin, host, unprefixed(config, plugin.flags, name))
 
     def startService(self) -> None:
         super().startService()

@@ -30,6 +30,7 @@ from mesostw.http.router import HTTPError, Router
 from mesostw.interfaces import IFrameworkHost, IScheduler
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.election import Unopposed, zookeeper_election
+from mesostw.scheduler.plugins import make_framework
 from mesostw.scheduler.stores import standalone_store
 from mesostw.wire.listen import Listener
 
@@ -133,7 +134,7 @@ class StandaloneFramework(service.MultiService):
         self.site.mount("", self.host.router)
         self.listener = Listener(reactor, config.ip, config.http_port, self.site, tls=tls)
         self.listener.setServiceParent(self)
-        self.framework = plugin.makeService(self.host, framework_config)
+        self.framework = make_framework(plugin, self.host, framework_config)
         self._suspended: Any = None
         self._stopping = False
 
