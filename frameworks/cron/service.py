@@ -54,6 +54,22 @@ def settings_from(config: Any) -> Settings:
     )
 
 
+@defer.inlineCallbacks
+def read_state(store: Any) -> Any:
+    """Fires with ``(framework ID or None, {job name: record JSON}, {run key: run JSON})`` from ``store``."""
+    raw_id = yield store.get(FRAMEWORK_ID)
+    jobs, runs = {}, {}
+    for name in (yield store.children(JOBS)):
+        raw = yield store.get(f"{JOBS}/{name}")
+        if raw is not None:
+            jobs[name] = json.loads(raw)
+    for key in (yield store.children(RUNS)):
+        raw = yield store.get(f"{RUNS}/{key}")
+        if raw is not None:
+            runs[key] = json.loads(raw)
+    return (raw_id.decode() if raw_id else None), jobs, runs
+
+
 class CronService(service.MultiService):
     """The framework: a planner driven by the host's reactor, store, driver and router."""
 
@@ -93,20 +109,10 @@ class CronService(service.MultiService):
     def _lead(self) -> Any:
         if not self.running:
             return
-        store = self.host.store
-        raw_id = yield store.get(FRAMEWORK_ID)
-        jobs, runs = {}, {}
-        for name in (yield store.children(JOBS)):
-            raw = yield store.get(f"{JOBS}/{name}")
-            if raw is not None:
-                jobs[name] = json.loads(raw)
-        for key in (yield store.children(RUNS)):
-            raw = yield store.get(f"{RUNS}/{key}")
-            if raw is not None:
-                runs[key] = json.loads(raw)
+        framework_id, jobs, runs = yield read_state(self.host.store)
         if not self.running:
             return
-        self.framework_id = raw_id.decode() if raw_id else None
+        self.framework_id = framework_id
         self.perform(self.planner.recover(jobs, runs, self.now()))
         for problem in self.planner.problems:
             log.error("Recovery: {problem}", problem=problem)
