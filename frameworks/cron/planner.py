@@ -54,8 +54,12 @@ from frameworks.cron.runs import (
 )
 from mesostw.model import task as T
 from mesostw.model.task import Offer, TaskInfo, TaskStatus
+from mesostw.store import dump
 
 DUE, EXPIRE, DEADLINE, RECONCILE = "due", "expire", "deadline", "reconcile"
+#: What the tasks launched on one offer may weigh as JSON: a launch is one call to the master, and a
+#: call over the wire's limit (640 KB over PB) could not be sent; the runs left over go on the next offers.
+LAUNCH_BYTES = 256 * 1024
 MAX_COMPLETION = "maxCompletionTime"
 #: A task that ends in one of these states, reported by the master before the task ever reported a
 #: state of its own, never ran: its run is launched again without counting a failure.
@@ -373,6 +377,7 @@ class Planner:
         self.revive_pending = False
         available = {offer.id: offer.resources for offer in offers}
         launches: dict[str, list[TaskInfo]] = {offer.id: [] for offer in offers}
+        room = {offer.id: LAUNCH_BYTES for offer in offers}
         for queue in (self.ready_high, self.ready):
             for key in list(queue):
                 run = self.runs[key]
@@ -387,8 +392,13 @@ class Planner:
                     taken = take(available[offer.id], job, self.settings.role)
                     if taken is None:
                         continue
+                    info = task_info(run, job, offer, taken)
+                    size = self._task_size(record, info) + 2 * len(run.arguments or "")
+                    if launches[offer.id] and size > room[offer.id]:
+                        continue
+                    room[offer.id] -= size
                     available[offer.id] = available[offer.id] - taken
-                    launches[offer.id].append(task_info(run, job, offer, taken))
+                    launches[offer.id].append(info)
                     run.agent_id, run.hostname, run.launched_at = offer.agent_id, offer.hostname, now
                     self._set_state(run, LAUNCHED)
                     self.metrics["launches"] += 1
@@ -404,6 +414,13 @@ class Planner:
             self._fx.now.append(fx.Suppress())
             self.suppressed = True
         return self._end()
+
+    @staticmethod
+    def _task_size(record: JobRecord, info: TaskInfo) -> int:
+        """About how many bytes a task of ``record``'s job takes in a launch (measured once per definition)."""
+        if record.task_size is None or record.task_size[0] is not record.job:
+            record.task_size = (record.job, len(dump(info.to_json())))
+        return record.task_size[1]
 
     # -- status updates -----------------------------------------------------------------------------
 

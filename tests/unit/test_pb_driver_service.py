@@ -58,3 +58,60 @@ class PBDriverServiceTests(unittest.TestCase):
         self.assertFalse(self.driver.running or any(child.running for child in self.driver))
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         self.successResultOf(self.driver.stopService())
+
+
+def launch(task_id: str, payload: str = "") -> dict:
+    return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": "S1"},
+            "resources": [], "command": {"value": "true", "environment": {"variables": [
+                {"name": "PAD", "value": payload}]}}}
+
+
+class UnsentLaunchTests(unittest.TestCase):
+    """Launches that never leave for the master are reported lost, as Mesos's driver reports them."""
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.scheduler = RecordingScheduler()
+        info = FrameworkInfo(user="nobody", name="svc", id="F1")
+        self.driver = MesosSchedulerDriver(self.scheduler, info, "127.0.0.1:5050", reactor=self.reactor)
+        self.driver.startService()
+        self.addCleanup(self.driver.stopService)
+
+    def test_launching_while_disconnected_reports_the_tasks_lost(self) -> None:
+        """Without a connection the launch is dropped (offers do not survive one) and each of its tasks
+        comes back as TASK_LOST from the master, reason master disconnected, on a later turn."""
+        self.driver.launchTasks(["O1"], [launch("t1"), launch("t2")])
+        self.assertEqual(self.scheduler.updates, [])
+        self.reactor.advance(0)
+        self.assertEqual([(s.task_id, s.state, s.source, s.reason, s.agent_id) for s in self.scheduler.updates],
+                         [(t, "TASK_LOST", "SOURCE_MASTER", "REASON_MASTER_DISCONNECTED", "S1") for t in ("t1", "t2")])
+        self.assertEqual(self.scheduler.updates[0].message, "Master disconnected")
+        self.driver.declineOffer("O2")
+        self.driver.reviveOffers()
+        self.reactor.advance(0)
+        self.assertEqual(len(self.scheduler.updates), 2, "only launches are reported")
+
+    def test_a_launch_too_large_for_the_wire_is_reported_lost_and_the_rest_still_goes(self) -> None:
+        """A call the transport refuses at once (over banana's size limit) is reported lost; the calls
+        batched with it in other payloads are sent."""
+        from twisted.spread.banana import BananaError
+
+        from mesostw.wire.pb import MAX_PAYLOAD, Batcher, decode
+
+        sent: list[list[dict]] = []
+
+        def send(payload: bytes) -> None:
+            if len(payload) > MAX_PAYLOAD:
+                raise BananaError(f"byte string is too long to send ({len(payload)})")
+            sent.append(decode(payload))
+
+        self.driver._batch = Batcher(self.reactor, send, self.driver._unsent)
+        self.driver.launchTasks(["O1"], [launch(f"big{n}", "x" * 2000) for n in range(400)])
+        self.driver.launchTasks(["O2"], [launch("small")])
+        self.driver.reviveOffers()
+        self.reactor.advance(0)
+        self.assertEqual([[c["type"] for c in calls] for calls in sent], [["ACCEPT", "REVIVE"]])
+        self.assertEqual(sent[0][0]["accept"]["offer_ids"], [{"value": "O2"}])
+        self.reactor.advance(0)
+        self.assertEqual(sorted(s.task_id for s in self.scheduler.updates), sorted(f"big{n}" for n in range(400)))
+        self.assertTrue(all(s.state == "TASK_LOST" and "too long" in (s.message or "") for s in self.scheduler.updates))
