@@ -103,7 +103,6 @@ class Planner:
         self.revive_pending = False
         self.metrics: Counter[str] = Counter()
         self.lateness: deque[int] = deque(maxlen=10_000)
-        self.elements: dict[str, int] = {}
         self.problems: list[str] = []
         self._slots: list[tuple[int, str, int]] = []
         self._timers: list[tuple[int, int, str, str, int]] = []
@@ -320,6 +319,7 @@ class Planner:
         self.tasks[run.task_id] = run.key
         run.recorded, run.confirmed, run.agent_id, run.kill_reason = False, False, None, None
         run.launched_at = run.started_at = None
+        run.elements = 0
         self._set_state(run, PENDING)
         self._dirty_runs.add(run.key)
         self._recorded.append((run.key, run.launch))
@@ -486,8 +486,8 @@ class Planner:
             entry["message"] = status.message[:500]
         if run.arguments:
             entry["arguments"] = run.arguments
-        if self.elements.get(run.task_id):
-            entry["elements"] = self.elements.pop(run.task_id)
+        if run.elements:
+            entry["elements"] = run.elements
         record.remember(entry, self.settings.history_limit)
 
     def _succeeded(self, record: JobRecord, run: Run, status: TaskStatus) -> None:
@@ -699,14 +699,26 @@ class Planner:
         self._touch(record)
         return True, self._end()
 
-    def progress(self, name: str, task_id: str, elements: int) -> None:
-        """Elements a data-processing job's task reports having processed (kept with its history)."""
+    def progress(self, name: str, task_id: str, elements: int, now: int) -> Effects:
+        """Elements a data-processing job's task reports having processed: written with its run while it
+        runs, then kept in the job's history (a task that ended already adds to its history entry)."""
+        self._begin(now)
         record = self.record(name)
         if not record.job.data_processing:
             raise JobInvalid([f"JobSchedule '{name}' is not enabled to track data"])
         if elements < 0:
             raise JobInvalid([f"numAdditionalElementsProcessed ({elements}) is not positive"])
-        self.elements[task_id] = self.elements.get(task_id, 0) + elements
+        run = self.runs.get(self.tasks.get(task_id, ""))
+        if run is not None and run.job == name:
+            run.elements += elements
+            self._dirty_runs.add(run.key)
+            return self._end()
+        entry = next((e for e in reversed(record.history) if e.get("taskId") == task_id), None)
+        if entry is None:
+            raise JobInvalid([f"Task {task_id} is neither running nor in the recent history of job '{name}'"])
+        entry["elements"] = entry.get("elements", 0) + elements
+        self._touch(record)
+        return self._end()
 
     def record(self, name: str) -> JobRecord:
         """The job called ``name`` (UnknownJob if there is none)."""
