@@ -344,7 +344,7 @@ class JobLifecycleTests(unittest.TestCase):
     def test_a_burst_is_launched_in_calls_the_wire_takes(self) -> None:
         """A thousand runs due together: each offer's launch stays under LAUNCH_BYTES of task JSON, the rest
         go on the next offers, and every run is launched exactly once."""
-        from frameworks.cron import planner as P
+        from frameworks.cron import book as P
         from mesostw.store import dump
 
         h = Harness()
