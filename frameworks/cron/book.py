@@ -196,9 +196,9 @@ class RunBook:
             self.revive_pending, self.suppressed = True, False
 
     def _reconcile(self, explicit_only: bool) -> None:
-        ids = tuple(sorted(r.task_id for r in self.runs.values() if r.state in ACTIVE))
-        if ids:
-            self._fx.now.append(fx.Reconcile(ids))
+        asked = sorted((r.task_id, r.agent_id) for r in self.runs.values() if r.state in ACTIVE)
+        if asked:
+            self._fx.now.append(fx.Reconcile(tuple(t for t, _ in asked), tuple(a for _, a in asked)))
         if not explicit_only:
             self._fx.now.append(fx.Reconcile(()))
         self._reconcile_round += 1

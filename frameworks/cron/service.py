@@ -28,6 +28,7 @@ from frameworks.cron.planner import Planner, Settings
 from frameworks.cron.records import FRAMEWORK_ID, JOBS, RUNS
 from frameworks.cron.writer import StoreWriter
 from mesostw.interfaces import IScheduler
+from mesostw.model import task as T
 from mesostw.model.info import Filters, FrameworkInfo, MasterInfo
 from mesostw.model.task import Offer, TaskStatus
 from mesostw.store import Put
@@ -225,7 +226,8 @@ class CronService(service.MultiService):
         elif isinstance(action, fx.Suppress):
             driver.suppressOffers()
         elif isinstance(action, fx.Reconcile):
-            driver.reconcileTasks(list(action.task_ids))
+            driver.reconcileTasks([TaskStatus(task_id, T.STAGING, agent_id=agent_id) if agent_id else task_id
+                                   for task_id, agent_id in action.tasks()])
 
     # -- the driver's events -------------------------------------------------------------------------
 

@@ -127,3 +127,18 @@ class DataProgressTests(unittest.TestCase):
                                      ("plain", etl.task_id.replace("etl", "plain"), 1)):
             with self.assertRaises(JobInvalid):
                 h.planner.progress(name, task_id, count, h.now)
+
+
+class ReconcileTests(unittest.TestCase):
+    def test_reconciliation_names_the_agent_where_it_is_known(self) -> None:
+        """After a master failover the same leader asks about its tasks with their agents (so the master
+        need not wait for every agent); a new leader knows no agents and asks by task alone."""
+        h = Harness()
+        h.put(job("j", schedule="R1//PT1H", command="sleep 100"))
+        [task] = h.offer(agent="S7")
+        h.clear()
+        h.apply(h.planner.registered(h.now))
+        [explicit] = [r for r in h.of(fx.Reconcile) if r.task_ids]
+        self.assertEqual(explicit.tasks(), [(task.task_id, "S7")])
+        [explicit] = [r for r in h.recover().of(fx.Reconcile) if r.task_ids]
+        self.assertEqual(explicit.tasks(), [(task.task_id, None)])
