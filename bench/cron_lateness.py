@@ -174,6 +174,24 @@ class Bench:
     def rss_mb(self) -> float:
         return psutil.Process(self.cron.pid).memory_info().rss / 2**20
 
+    def cpu(self) -> dict[str, tuple[float, float]]:
+        """CPU seconds used so far by each daemon: by its own process, and with every process below it
+        (the agents' launchers, executors and tasks, reaped ones too)."""
+        used: dict[str, tuple[float, float]] = {}
+        for daemon in self.daemons:
+            name = os.path.splitext(os.path.basename(daemon.log_path))[0]
+            try:
+                root = psutil.Process(daemon.pid)
+                own = sum(root.cpu_times()[:2])
+                total = 0.0
+                for process in [root, *root.children(recursive=True)]:
+                    times = process.cpu_times()
+                    total += times.user + times.system + times.children_user + times.children_system
+            except psutil.Error:
+                continue
+            used[name] = (own, total)
+        return used
+
 
 def post_all(port: int, plan: Plan, threads: int) -> None:
     def post(n: int) -> None:
@@ -239,11 +257,16 @@ def main() -> None:
         list_ms: list[float] = []
         search_ms: list[float] = []
         rss: list[float] = []
+        cpu_before: dict[str, tuple[float, float]] | None = None
+        load = os.getloadavg()[0]
         query = f"/v1/scheduler/jobs/search?command=true&limit={options.jobs}"
         while time.time() * 1000 < plan.end:
-            time.sleep(min(options.sample, max(0.0, (plan.end - time.time() * 1000) / 1000)))
-            if time.time() * 1000 < start + warmup:
+            now = time.time() * 1000
+            if cpu_before is None:  # wake up when the window opens, to count the CPU used from then on
+                time.sleep(max(0.0, (start + warmup - now) / 1000))
+                cpu_before, window_start = bench.cpu(), time.time()
                 continue
+            time.sleep(min(options.sample, max(0.0, (plan.end - now) / 1000)))
             elapsed, count = timed(bench.api_port, "/v1/scheduler/jobs")
             list_ms.append(elapsed)
             elapsed, found = timed(bench.api_port, query)
@@ -252,6 +275,8 @@ def main() -> None:
             if count != options.jobs or found != options.jobs:
                 print(f"warning: listed {count} and found {found} of {options.jobs} jobs")
 
+        cpu_after, window_s = bench.cpu(), time.time() - window_start if cpu_before is not None else 0.0
+        load = max(load, os.getloadavg()[0])
         # Wait for every slot's outcome: a success, a failure or a miss (at most epsilon after its time).
         expected = sum(plan.counts)
 
@@ -260,7 +285,7 @@ def main() -> None:
             return sum(j["successCount"] + j["errorCount"] + j.get("missedCount", 0) for j in jobs) >= expected
 
         wait(settled, 180, "every slot's outcome", interval=2)
-        lateness, missed, duplicated, failed = collect(bench.api_port, plan, start + warmup)
+        lateness, burst_lateness, missed, duplicated, failed = collect(bench.api_port, plan, start + warmup, burst)
         metrics = get_json(bench.master_port, "/metrics/snapshot")
         master_finished = int(metrics.get("master/tasks_finished", 0))
         successes = expected - missed - failed
@@ -275,7 +300,18 @@ def main() -> None:
     print(f"slots measured: {len(lateness)} (of {expected} run in all); failed={failed}; "
           f"master finished {master_finished} tasks for {successes} successful slots")
     print(f"lateness: mean={statistics.fmean(lateness) if lateness else 0:.3f}s p90={percentile(lateness, 0.9):.3f}s "
-          f"p99.9={percentile(lateness, 0.999):.3f}s")
+          f"p99.9={percentile(lateness, 0.999):.3f}s; the {len(burst_lateness)} slots of bursts: "
+          f"p50={percentile(burst_lateness, 0.5):.3f}s p90={percentile(burst_lateness, 0.9):.3f}s "
+          f"max={percentile(burst_lateness, 1.0):.3f}s")
+    if cpu_before is not None and window_s > 0:
+        runs = max(1, len(lateness))
+        shares = []
+        for name, (own, total) in sorted(cpu_before.items()):
+            own_after, total_after = cpu_after.get(name, (own, total))
+            shares.append(f"{name} {1000 * (total_after - total) / runs:.2f} ms/run (itself "
+                          f"{1000 * (own_after - own) / runs:.2f})")
+        print(f"CPU over the {window_s:.0f}s measured ({len(lateness)} runs; machine load up to {load:.1f} on "
+              f"{os.cpu_count()} cores), with the processes each started: {', '.join(shares)}")
     print(f"framework memory: {rss_mb:.0f} MB resident (max over the samples); list of {options.jobs} jobs: "
           f"median {list_median:.0f} ms, max {max(list_ms, default=float('nan')):.0f} ms; search: median "
           f"{search_median:.0f} ms, max {max(search_ms, default=float('nan')):.0f} ms")
@@ -283,10 +319,12 @@ def main() -> None:
           f"list_ms={list_median:.0f} search_ms={search_median:.0f} rss_mb={rss_mb:.0f}")
 
 
-def collect(port: int, plan: Plan, measured_from: int) -> tuple[list[float], int, int, int]:
-    """Lateness (s) of each slot due from ``measured_from``, and over all slots: missed (no success),
-    duplicated (successes beyond one) and failed."""
+def collect(port: int, plan: Plan, measured_from: int,
+            burst: int) -> tuple[list[float], list[float], int, int, int]:
+    """Lateness (s) of each slot due from ``measured_from`` (and of those of the ``burst`` jobs due
+    together), and over all slots: missed (no success), duplicated (successes beyond one) and failed."""
     lateness: list[float] = []
+    burst_lateness: list[float] = []
     missed = duplicated = failed = 0
 
     def history(n: int) -> dict[str, Any]:
@@ -315,7 +353,9 @@ def collect(port: int, plan: Plan, measured_from: int) -> tuple[list[float], int
             duplicated += max(0, seen["success"] - 1)
             if due >= measured_from and due in late:
                 lateness.append(late[due])
-    return lateness, missed, duplicated, failed
+                if n < burst:
+                    burst_lateness.append(late[due])
+    return lateness, burst_lateness, missed, duplicated, failed
 
 
 if __name__ == "__main__":
