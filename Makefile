@@ -11,7 +11,7 @@ HYPOTHESIS_PROFILE ?= ci
 LINT_PATHS := $(wildcard mesostw frameworks tests bench)
 TYPED_PATHS := $(wildcard mesostw frameworks)
 
-.PHONY: run test unit bench lint ci clean
+.PHONY: run test unit bench lint ci clean mutation
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,12 @@ $(STAMP): setup.py
 	$(PY) -m pip install -q -e . --config-settings editable_mode=compat
 	touch $(STAMP)
 
-$(TEST_STAMP): $(STAMP) requirements-dev.txt tools/install-pymesos.sh tools/install-zookeeper.sh
+$(TEST_STAMP): $(STAMP) requirements-dev.txt tools/install-pymesos.sh tools/install-zookeeper.sh tools/install-chromium.sh tools/install-netns-tools.sh
 	$(PY) -m pip install -q -r requirements-dev.txt
 	tools/install-pymesos.sh $(VENV)
 	tools/install-zookeeper.sh
+	tools/install-chromium.sh
+	tools/install-netns-tools.sh
 	touch $(TEST_STAMP)
 
 # Wheels of the runtime dependencies, for the install test (tests/integration/test_install.py) to work offline.
@@ -45,6 +47,13 @@ bench: $(STAMP)
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy $(TYPED_PATHS)
+
+# Mutation testing of the security checks (mutmut; scope and tests in pyproject.toml's [tool.mutmut]).
+# Lists the surviving mutants at the end; `.venv/bin/mutmut show NAME` shows one.
+mutation: $(TEST_STAMP)
+	rm -rf mutants
+	HYPOTHESIS_PROFILE=mutation $(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
 
 # What CI runs (.ci/run): lint, then every test.
 ci:

@@ -5,7 +5,10 @@ TASK_FINISHED of the last, and, in the same run, how fast this machine spawns
 and reaps the same N processes (``/bin/sh -c true``) directly. The ratio of
 the two says how much of the raw rate the cluster keeps.
 
-    python bench/launch_throughput.py --tasks 200 --agents 2
+    python bench/launch_throughput.py --tasks 200 --agents 2 [--isolation cgroups]
+
+With ``--isolation cgroups`` every task runs in cgroups of its own (the agents share one
+``--cgroups_root``, removed afterwards), to measure what containment costs on the launch path.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import psutil  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
 from mesostw.model import task as T  # noqa: E402
@@ -72,6 +76,25 @@ class Submitter(Scheduler):
             self.failed.append(f"{status.task_id}: {status.state} {status.message}")
 
 
+def agent_cpu(cluster) -> float:
+    """CPU seconds used so far by the agents, their launchers and every executor (and task) reaped:
+    a measure of the agent side's work per task that the machine's other load barely changes."""
+    total = 0.0
+    for daemon in cluster.agents:
+        agent = psutil.Process(daemon.pid)
+        times = agent.cpu_times()
+        total += times.user + times.system
+        for launcher in agent.children():
+            times = launcher.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def executors_reaped(cluster) -> bool:
+    return all(not launcher.children() for daemon in cluster.agents
+               for launcher in psutil.Process(daemon.pid).children())
+
+
 class _Case:
     """Enough of a TestCase for ProcessCluster."""
 
@@ -82,22 +105,32 @@ class _Case:
         self.cleanups.append((fn, args))
 
     def cleanup(self):
-        for fn, args in reversed(self.cleanups):
-            fn(*args)
+        return defer.DeferredList([defer.maybeDeferred(fn, *args) for fn, args in reversed(self.cleanups)])
 
 
 @defer.inlineCallbacks
 def run(reactor, options):
     case = _Case()
     resources = f"cpus:{max(4, options.tasks // options.agents + 2)};mem:{max(4096, options.tasks * 2)};disk:1024"
+    agent_args = [f"--isolation={options.isolation}"]
+    if options.isolation.startswith("cgroups"):
+        from tests.helpers.cgroups import remove_root, require_cgroups, unique_root
+
+        require_cgroups()
+        root = unique_root()
+        agent_args.append(f"--cgroups_root={root}")
+        case.addCleanup(remove_root, root)
     try:
-        cluster = yield ProcessCluster(case, agents=options.agents, resources=resources).start()
+        cluster = yield ProcessCluster(case, agents=options.agents, resources=resources, agent_args=agent_args).start()
         submitter = Submitter(options.tasks)
-        driver = MesosSchedulerDriver(submitter, FrameworkInfo(user="root", name="bench"), cluster.master_address,
-                                      reactor=reactor)
+        framework = FrameworkInfo(user="root", name="bench", checkpoint=options.checkpoint)
+        driver = MesosSchedulerDriver(submitter, framework, cluster.master_address, reactor=reactor)
+        cpu_before = agent_cpu(cluster)
         driver.start()
         yield wait_for(lambda: len(submitter.finished) + len(submitter.failed) >= options.tasks, options.timeout,
                        interval=0.01, what="all tasks to finish")
+        yield wait_for(lambda: executors_reaped(cluster), 60, what="every executor reaped")
+        cpu_per_task = (agent_cpu(cluster) - cpu_before) / options.tasks
         driver.stop()
         yield driver.stopped()
         elapsed = submitter.last_finish - submitter.first_launch
@@ -107,10 +140,12 @@ def run(reactor, options):
         if submitter.failed:
             print("failures:", *submitter.failed[:5], sep="\n  ")
     finally:
-        case.cleanup()
+        yield case.cleanup()
     raw = raw_spawn_rate(options.tasks)
     print(f"cluster: {elapsed:.2f}s for {options.tasks} tasks; raw spawn+reap: {options.tasks / raw:.2f}s")
-    print(f"tasks_per_s={tasks_per_s:.1f} raw_spawn_per_s={raw:.1f} ratio={tasks_per_s / raw:.3f}")
+    print(f"isolation={options.isolation} checkpoint={int(options.checkpoint)} tasks_per_s={tasks_per_s:.1f} "
+          f"raw_spawn_per_s={raw:.1f} "
+          f"ratio={tasks_per_s / raw:.3f} agent_cpu_ms_per_task={cpu_per_task * 1000:.2f}")
 
 
 def main() -> None:
@@ -118,6 +153,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200, help="number of tasks (N)")
     parser.add_argument("--agents", type=int, default=2, help="number of agent processes (K)")
     parser.add_argument("--timeout", type=float, default=600, help="give up after this many seconds")
+    parser.add_argument("--isolation", default="posix", help="the agents' --isolation (posix, cgroups, ...)")
+    parser.add_argument("--checkpoint", action="store_true",
+                        help="a checkpointing framework: every task and update is made durable before it goes on")
     options = parser.parse_args()
     task.react(lambda reactor: run(reactor, options))
 

@@ -154,19 +154,69 @@ class IExecutorLink(Interface):
 
 
 class IContainerizer(Interface):
-    """Runs executor processes in sandboxes on an agent."""
+    """Runs executor processes in sandboxes on an agent, each in a container that its isolators confine.
 
-    def launch(container_id, executor_info, framework_info, directory, environment, user):
-        """Start an executor; Deferred firing with its pid once started, failing if it could not."""
+    A container is everything its executor starts; destroying it (or its executor ending) ends all of
+    it, so that no process outlives the container the master counts free.
+    """
+
+    def recover(records):
+        """Take back the containers a previous run of the agent checkpointed (ContainerRecords), and
+        destroy the groups it left that no record names. Deferred firing with the IDs still running;
+        the agent destroys those it does not want back."""
+
+    def launch(container_id, executor_info, framework_info, directory, environment, user, resources):
+        """Fetch the executor's URIs into ``directory``, set up isolation for ``resources`` (the
+        executor's and its first tasks' Resources) and start the executor; Deferred firing with its
+        pid once started, failing (with the reason) if it could not be."""
+
+    def update(container_id, resources):
+        """The container's tasks changed: isolate it for ``resources`` from now on."""
 
     def wait(container_id):
-        """Deferred firing with the executor's wait status (or None if unknown) when it ends."""
+        """Deferred firing with a :class:`mesostw.agent.containers.Termination` once the container's
+        executor has ended and every process of the container is gone."""
 
     def destroy(container_id):
-        """Kill an executor and everything it started; Deferred firing when gone."""
+        """Kill every process of a container; Deferred firing when they are gone."""
 
     def usage(container_id):
         """Resource statistics of a container (a ResourceStatistics-shaped dict)."""
+
+    def limitation(container_id):
+        """The :class:`mesostw.agent.containers.Limitation` a container ran into (memory, disk), or None."""
+
+    def record(container_id):
+        """The :class:`mesostw.agent.containers.ContainerRecord` to checkpoint for a started container, or None."""
+
+
+class IIsolator(Interface):
+    """One kind of isolation (Mesos's ``Isolator``, an ``--isolation`` entry such as ``cgroups/mem``
+    or ``disk/du``); the containerizer calls each of its isolators at every step of a container."""
+
+    name = Attribute("What it isolates, as named in --isolation.")
+
+    def recover(records):
+        """Containers of a previous run of the agent that are still running (ContainerRecords)."""
+
+    def prepare(container_id, directory, resources):
+        """Before the executor starts: set the container up; returns a dict of launch settings
+        (``{"cgroups": [cgroup.procs paths the executor joins]}``), or {}."""
+
+    def isolate(container_id, pid):
+        """The executor started as ``pid``."""
+
+    def update(container_id, resources):
+        """The container's resources changed."""
+
+    def usage(container_id):
+        """ResourceStatistics fields this isolator knows of the container (a dict)."""
+
+    def limitation(container_id):
+        """A Limitation the container has broken, or None; checked periodically and when a task fails."""
+
+    def cleanup(container_id):
+        """The container's processes are gone: undo what ``prepare`` did."""
 
 
 class IMasterDetector(Interface):
@@ -294,6 +344,10 @@ class IRegistry(Interface):
         """Make one mutation durable; fires once it is, fails with RegistryError if it cannot be."""
 
 
+class AbdicationRefused(Exception):
+    """:meth:`IFrameworkHost.abdicate` cannot hand leadership over here; the message says why."""
+
+
 class IFrameworkHost(Interface):
     """What a bundled framework gets from whoever runs it: inside the master's process
     (``mesos-master --frameworks=...``) or on its own under twistd (``mesos-cron``, ``mesos-service``).
@@ -327,6 +381,12 @@ class IFrameworkHost(Interface):
     def leader():
         """The leading instance's API as 'host:port' when another instance leads (to proxy API
         calls to), or None when this one leads or no leader is known."""
+
+    def abdicate():
+        """Hand leadership to another instance (Marathon's ``DELETE /v2/leader``), a moment later so
+        that the caller can still answer: the framework stops (its driver fails over), this instance
+        leaves the election and its process ends, for its supervisor to restart it as a standby.
+        Raises :class:`AbdicationRefused` with the reason where this host cannot do it."""
 
 
 class IFrameworkPlugin(IPlugin):

@@ -8,14 +8,17 @@ module builds its own ``settings``, which inherit from it):
 - ``dev`` (the default otherwise): random, with failing examples saved under ``.hypothesis/`` at the top of
   the checkout and replayed first by the next run.
 
-Both print the ``@reproduce_failure`` blob of a failure. See the README's "Testing" section.
+- ``mutation`` (what ``make mutation`` sets): as ``ci``, with fewer examples, and without the health
+  check that mutmut's way of running each test in forked workers trips.
+
+All print the ``@reproduce_failure`` blob of a failure. See the README's "Testing" section.
 """
 
 from __future__ import annotations
 
 import os
 
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,4 +26,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev", print_blob=True,
                           database=DirectoryBasedExampleDatabase(os.path.join(REPO, ".hypothesis", "examples")))
+settings.register_profile("mutation", derandomize=True, database=None, print_blob=True, max_examples=30,
+                          suppress_health_check=[HealthCheck.differing_executors])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))

@@ -10,7 +10,7 @@ whitelisted keys are ever echoed (marathon-python 0.13 rejects any other): ``tty
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -82,8 +82,31 @@ class HealthCheck:
 
     @property
     def kind(self) -> str:
-        """HTTP, HTTPS, TCP or COMMAND: the MESOS_* variants are probed the same way from here."""
+        """HTTP, HTTPS, TCP or COMMAND, whoever runs it."""
         return self.protocol.removeprefix("MESOS_")
+
+    @property
+    def on_agent(self) -> bool:
+        """COMMAND and MESOS_* checks run on the task's agent (its executor), the others from here."""
+        return self.protocol == "COMMAND" or self.protocol.startswith("MESOS_")
+
+    def to_mesos(self, host_ports: Sequence[int]) -> dict[str, Any] | None:
+        """Mesos's ``TaskInfo.health_check`` for an agent-side check (None when its port is missing)."""
+        out: dict[str, Any] = {
+            "delay_seconds": float(self.json.get("delaySeconds", 15)), "interval_seconds": float(self.interval),
+            "timeout_seconds": float(self.timeout), "consecutive_failures": int(self.max_consecutive_failures),
+            "grace_period_seconds": float(self.grace_period),
+        }
+        if self.kind == "COMMAND":
+            return {"type": "COMMAND", "command": {"shell": True, "value": self.command or "true"}, **out}
+        port = self.port if self.port is not None else (
+            host_ports[self.port_index or 0] if (self.port_index or 0) < len(host_ports) else None)
+        if port is None:
+            return None
+        if self.kind == "TCP":
+            return {"type": "TCP", "tcp": {"port": port}, **out}
+        return {"type": "HTTP", "http": {"scheme": "https" if self.kind == "HTTPS" else "http", "port": port,
+                                         "path": self.path}, **out}
 
 
 @attrs.frozen

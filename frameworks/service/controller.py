@@ -124,10 +124,25 @@ class Controller:
             ops += self.storage.delete_deployment_ops(old.id)
         if steps:
             ops += self.storage.deployment_ops(deployment.to_store())
+        snapshot = {"version": version, "apps": {a: app.version for a, app in sorted(future.items())},
+                    "groups": {g: {"dependencies": list(meta.get("dependencies", ()))}
+                               for g, meta in sorted(future_groups.items())}}
+        kept = sorted(self.state.group_versions)
+        dropped_versions = kept[: max(0, len(kept) + 1 - self.max_versions)]
+        ops += self.storage.group_version_ops(snapshot, dropped_versions)
+        # the versions of deleted apps go once no kept group version names them
+        named = set(future).union(*(self.state.group_versions[v]["apps"] for v in kept if v not in dropped_versions))
+        for app_id in sorted({a for v in dropped_versions for a in self.state.group_versions[v]["apps"]} - named):
+            ops += self.storage.delete_versions_ops(app_id)
         d = self.storage.commit(ops)
-        d.addCallback(lambda _: self._apply(deployment, affected, pruned, group_metas, dropped_groups, cancelled,
-                                            list(stop_first)))
-        return d
+
+        def applied(_: Any) -> Deployment:
+            for old_version in dropped_versions:
+                self.state.group_versions.pop(old_version, None)
+            self.state.group_versions[version] = snapshot
+            return self._apply(deployment, affected, pruned, group_metas, dropped_groups, cancelled, list(stop_first))
+
+        return d.addCallback(applied)
 
     def _apply(self, deployment: Deployment, affected: Mapping[str, App | None], pruned: Mapping[str, list[str]],
                groups: list[dict[str, Any]], dropped_groups: list[str], cancelled: list[Deployment],
@@ -238,6 +253,35 @@ class Controller:
         app = current.with_spec(old.spec, new_version)
         deployment = yield self.change({app_id: app}, force, new_version)
         return app, deployment, False
+
+    @defer.inlineCallbacks
+    def rollback_group(self, group_id: str, wanted: Any, force: bool) -> Any:
+        """PUT /v2/groups/{id} {"version": v}: every app under the group as it was in root version
+        ``v`` (apps created since are removed, apps deleted since come back), with the group records
+        of that time; one deployment. Call it serialised."""
+        version = normalize_version(wanted) if isinstance(wanted, str) else None
+        snapshot = self.state.group_versions.get(version or "")
+        if snapshot is None or version not in self.state.group_versions_of(group_id):
+            raise not_found(f"Group '{group_id}' has no version '{wanted}'")
+        new_version = self.versions.next()
+        targets: dict[str, App | None] = {app.id: None for app in self.state.apps_under(group_id)}
+        for app_id, app_version in snapshot["apps"].items():
+            if not pathid.is_under(app_id, group_id):
+                continue
+            stored = yield self.storage.version(app_id, app_version)
+            if stored is None:
+                raise ApiError(409, f"Version '{app_version}' of app '{app_id}' is no longer stored: the group "
+                                    f"cannot be rolled back to '{wanted}'")
+            old = App.from_json(stored)
+            current = self.state.apps.get(app_id)
+            targets[app_id] = current.with_spec(old.spec, new_version) if current is not None \
+                else App.build(dict(old.spec), new_version)
+        groups = [{"id": g, "dependencies": list(meta.get("dependencies", ())), "version": new_version}
+                  for g, meta in snapshot["groups"].items() if pathid.is_under(g, group_id)]
+        dropped = [g for g in self.state.groups if pathid.is_under(g, group_id) and g != pathid.ROOT
+                   and g not in snapshot["groups"]]
+        deployment = yield self.change(targets, force, new_version, groups=groups, dropped_groups=dropped)
+        return deployment
 
     def update_apps(self, items: Any, force: bool, partial: bool) -> defer.Deferred:
         """PUT/PATCH /v2/apps: several apps in one deployment."""

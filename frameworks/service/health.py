@@ -40,8 +40,10 @@ class HealthState:
     last_failure: float | None = None
     last_failure_cause: str | None = None
 
-    def record(self, result: Result, now: float, check: HealthCheck, started_at: float | None) -> bool:
-        """Take a probe result; returns whether ``alive`` changed."""
+    def record(self, result: Result, now: float, check: HealthCheck, started_at: float | None,
+               grace: bool = True) -> bool:
+        """Take a probe result (failures in the grace period ignored unless ``grace`` is off: the
+        agent's checks arrive with it applied); returns whether ``alive`` changed."""
         before = self.alive
         if result.ok:
             self.alive = True
@@ -50,7 +52,7 @@ class HealthState:
             if self.first_success is None:
                 self.first_success = now
         else:
-            if self.in_grace(check, started_at, now):
+            if grace and self.in_grace(check, started_at, now):
                 return False
             self.alive = False
             self.consecutive_failures += 1

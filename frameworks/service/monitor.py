@@ -1,9 +1,10 @@
 """Runs the health and readiness checks of running instances on the reactor's clock.
 
-Each running instance gets one timer per health check of its app version (the
-first probe at once, then every ``intervalSeconds``) and, while not ready, one for
-its readiness check. Probes go through a :class:`~frameworks.service.probes.Prober`
-(a real one on sockets, a scripted one in tests), at most ``concurrency`` at a time;
+Each running instance gets one timer per HTTP, HTTPS or TCP health check of its app
+version (the first probe at once, then every ``intervalSeconds``) and, while not ready,
+one for its readiness check; COMMAND and MESOS_* checks run on the agent. Probes go
+through a :class:`~frameworks.service.probes.Prober` (a real one on sockets, a scripted
+one in tests), at most ``concurrency`` at a time;
 a check whose previous probe is still out is skipped, so a slow task never piles
 up probes. Results go back to the runtime, which owns the instances.
 """
@@ -20,7 +21,6 @@ from frameworks.service.appdef import App, HealthCheck, ReadinessCheck
 from frameworks.service.health import Result
 from frameworks.service.instances import Instance
 from frameworks.service.probes import Prober
-from frameworks.service.taskinfo import environment
 
 log = Logger()
 
@@ -41,9 +41,11 @@ class HealthMonitor:
         self.probes = 0
 
     def watch(self, instance: Instance, spec: App) -> None:
-        """Start checking a running instance with its version's checks."""
+        """Start checking a running instance with its version's checks (those the agent runs excepted:
+        their results come in status updates)."""
         for check in spec.health_checks:
-            self._schedule(instance, spec, check.index, 0)
+            if not check.on_agent:
+                self._schedule(instance, spec, check.index, 0)
         if spec.readiness_checks and not (instance.readiness and instance.readiness.ready):
             self._schedule(instance, spec, READINESS, 0)
 
@@ -120,9 +122,6 @@ class HealthMonitor:
             return self.prober.http(instance.host, port, readiness.path, readiness.protocol == "HTTPS",
                                     readiness.timeout, keep_body=readiness.preserve_last_response)
         check = spec.health_checks[index]
-        if check.kind == "COMMAND":
-            env = environment(spec, instance.task_id, instance.host, instance.ports)
-            return self.prober.command(check.command or "true", env, check.timeout)
         port = check.port if check.port is not None else _indexed_port(instance, check.port_index or 0)
         if port is None:
             return defer.succeed(Result(False, f"no host port at index {check.port_index}"))

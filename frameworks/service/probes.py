@@ -1,17 +1,15 @@
-"""The I/O of health and readiness checks: HTTP(S), TCP and COMMAND probes with timeouts.
+"""The I/O of the framework's health and readiness checks: HTTP(S) and TCP probes with timeouts.
 
 A thin shell: each probe returns a Deferred firing with a
 :class:`~frameworks.service.health.Result` and never fails; the time limit runs on
 the injected reactor. HTTP passes on 200-399 (1xx too when ``ignoreHttp1xx``), TCP on
-an accepted connection, COMMAND on exit status 0. HTTPS probes do not verify the
-certificate, as Marathon's do not. Probes run from the framework's process (the
-agent-side MESOS_* checks are probed the same way from here).
+an accepted connection. HTTPS probes do not verify the certificate, as Marathon's do
+not. COMMAND and MESOS_* checks are not probed from here: the task's executor runs them
+on its agent (:mod:`mesostw.executor.health`) and reports in status updates.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from twisted.internet import defer, error, protocol
@@ -34,8 +32,6 @@ class Prober(Protocol):
 
     def tcp(self, host: str, port: int, timeout: float) -> defer.Deferred: ...
 
-    def command(self, command: str, env: Mapping[str, str], timeout: float) -> defer.Deferred: ...
-
 
 @implementer(IPolicyForHTTPS)
 class _Insecure:
@@ -51,15 +47,6 @@ class _Connected(protocol.Protocol):
     def connectionMade(self) -> None:
         assert self.transport is not None
         self.transport.loseConnection()
-
-
-class _Command(protocol.ProcessProtocol):
-    def __init__(self) -> None:
-        self.ended: defer.Deferred = defer.Deferred()
-
-    def processEnded(self, reason: Failure) -> None:
-        code = getattr(reason.value, "exitCode", None)
-        self.ended.callback(Result(code == 0, None if code == 0 else f"command exited with status {code}"))
 
 
 class ReactorProber:
@@ -104,30 +91,6 @@ class ReactorProber:
         d = endpoint.connect(protocol.Factory.forProtocol(_Connected))
         d.addCallback(lambda _: Result(True))
         return self._limit(d, timeout, f"TCP {host}:{port}")
-
-    def command(self, command: str, env: Mapping[str, str], timeout: float) -> defer.Deferred:
-        """Run ``sh -c command``; past ``timeout`` it is killed, and the answer comes once it is reaped."""
-        watcher = _Command()
-        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
-        process = self.reactor.spawnProcess(watcher, "/bin/sh", ["/bin/sh", "-c", command], env=environment)
-        expired = Result(False, f"command {command!r} timed out after {timeout:g}s")
-        killed = []
-
-        def kill() -> None:
-            try:
-                process.signalProcess("KILL")
-                killed.append(True)
-            except (error.ProcessExitedAlready, OSError):
-                pass
-
-        timer = self.reactor.callLater(timeout, kill)
-
-        def ended(outcome: Result) -> Result:
-            if timer.active():
-                timer.cancel()
-            return expired if killed else outcome
-
-        return watcher.ended.addCallback(ended)
 
 
 class _Discard(protocol.Protocol):

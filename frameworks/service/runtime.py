@@ -243,8 +243,22 @@ class Runtime:
                 self.monitor.unwatch(instance.task_id)
             if persist:
                 self._persist(instance)
+            if status.healthy is not None and status.state == T.RUNNING:
+                self._agent_health(instance, status)
         if changed:
             self.converge([instance.app_id])
+
+    def _agent_health(self, instance: Instance, status: TaskStatus) -> None:
+        """The result of the check the task's executor runs (COMMAND, MESOS_*), from its status update."""
+        spec = self.state.spec_of(instance)
+        check = next((c for c in spec.health_checks if c.on_agent), None) if spec is not None else None
+        if check is None:
+            return
+        known = instance.health[check.index] if check.index < len(instance.health) else None
+        if status.reason == T.REASON_RECONCILIATION and known is not None and known.alive == status.healthy:
+            return  # the master repeating the last health it saw: no new probe result
+        cause = None if status.healthy else (status.message or f"{check.protocol} health check failed")
+        self.health_result(instance, check, Result(bool(status.healthy), cause), from_agent=True)
 
     def _unknown_task(self, status: TaskStatus) -> None:
         if status.terminal or status.state == T.UNKNOWN:
@@ -263,11 +277,13 @@ class Runtime:
         unexpected = instance.goal == RUNNING_GOAL
         if unexpected and app is not None:
             self.metrics["tasks_failed"] += 1
-            self.state.failures[app.id] = {
+            failure = self.state.failures[app.id] = {
                 "appId": app.id, "host": instance.host, "message": status.message or instance.message or "",
                 "state": status.state, "taskId": instance.task_id, "instanceId": instance.task_id,
                 "slaveId": instance.agent_id, "timestamp": format_ts(now), "version": instance.version,
             }
+            self.storage.commit(self.storage.failure_ops(failure)).addErrback(self.write_failed,
+                                                                               f"the last failure of {app.id}")
             # an offer that expired while the launch was being recorded is no failure of the app
             if instance.config_version == app.last_config_change_at and status.reason != T.REASON_INVALID_OFFERS:
                 self.state.queue.failed(app.id, now, app.spec["backoffSeconds"], app.spec["backoffFactor"],
@@ -321,7 +337,9 @@ class Runtime:
 
     # -- health --------------------------------------------------------------------------------
 
-    def health_result(self, instance: Instance, check: HealthCheck, result: Result) -> None:
+    def health_result(self, instance: Instance, check: HealthCheck, result: Result, from_agent: bool = False) -> None:
+        """A check's result: ``from_agent`` when the task's executor ran it (it has applied the grace
+        period, and kills the task itself after too many failures)."""
         if self.state.instances.get(instance.task_id) is not instance or instance.killing:
             return
         now = self.clock.seconds()
@@ -333,7 +351,7 @@ class Runtime:
         spec = self.state.spec_of(instance)
         checks = len(spec.health_checks) if spec is not None else 0
         before = instance.healthy(checks)
-        changed = health.record(result, now, check, instance.started_at)
+        changed = health.record(result, now, check, instance.started_at, grace=not from_agent)
         if not result.ok and health.alive is False and self.bus.wants("failed_health_check_event"):
             self.bus.publish("failed_health_check_event", appId=instance.app_id, taskId=instance.task_id,
                              instanceId=instance.task_id, healthCheck=dict(check.json))
@@ -347,7 +365,7 @@ class Runtime:
                                  runSpecId=instance.app_id, runSpecVersion=instance.version, healthy=after)
             self._persist(instance)
             self.converge([instance.app_id])
-        if health.should_kill(check):
+        if not from_agent and health.should_kill(check):
             self.kill_unhealthy(instance, check, health)
 
     def kill_unhealthy(self, instance: Instance, check: HealthCheck, health: HealthState) -> None:
@@ -406,6 +424,7 @@ class Runtime:
 
     def _periodic(self) -> None:
         self._tick = self.clock.callLater(self.config.scale_apps_interval, self._periodic)
+        self.metrics["sweeps"] += 1
         now = self.clock.seconds()
         for instance in self.state.instances:
             app = self.state.apps.get(instance.app_id)

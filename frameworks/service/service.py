@@ -126,6 +126,11 @@ class ServiceFramework(service.MultiService):
         state.specs.update(specs)
         for data in snapshot.instances:
             state.instances.add(Instance.from_store(data))
+        for group_version in snapshot.group_versions:
+            state.group_versions[group_version["version"]] = group_version
+        for failure in snapshot.failures:
+            if failure.get("appId") in state.apps:
+                state.failures[failure["appId"]] = failure
         versions = [a.version for a in state.apps.values()] + [g.get("version", "") for g in snapshot.groups]
         state.root_version = max([v for v in versions if v] or [state.root_version])
 

@@ -31,6 +31,8 @@ class ServiceState:
         self.specs: dict[tuple[str, str], App] = {}
         self.failures: dict[str, dict[str, Any]] = {}
         self.root_version = "1970-01-01T00:00:00.000Z"
+        #: the root group as each change left it, by version (see Storage: groupversions/)
+        self.group_versions: dict[str, dict[str, Any]] = {}
         self.framework_id: str | None = None
         self.port_range = (local_port_min, local_port_max)
         self._random = random.Random(seed)
@@ -72,6 +74,15 @@ class ServiceState:
         for group_id in list(found):
             found.update(pathid.ancestors(group_id))
         return found
+
+    def group_versions_of(self, group_id: str) -> list[str]:
+        """The root versions in which ``group_id`` existed (held an app or was a recorded group), newest first."""
+        found = []
+        for version, snapshot in self.group_versions.items():
+            if group_id == pathid.ROOT or group_id in snapshot.get("groups", {}) or \
+                    any(pathid.is_under(a, group_id) for a in snapshot.get("apps", {})):
+                found.append(version)
+        return sorted(found, reverse=True)
 
     # -- ports ---------------------------------------------------------------------------------
 

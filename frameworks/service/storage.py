@@ -4,10 +4,14 @@
 
     framework_id                    the Mesos framework ID (UTF-8)
     apps/<app>                      the current definition of each app (JSON with version, versionInfo)
-    versions/<app>/<version>        every kept version of an app (``zk_max_versions`` per app)
+    versions/<app>/<version>        every kept version of an app (``zk_max_versions`` per app; those of a
+                                    deleted app until no kept group version names it)
     groups/<group>                  explicitly created groups: {id, dependencies, version} (``_`` is the root)
     deployments/<uuid>              running deployment plans: steps and the affected apps before and after
     instances/<task id>             every launched instance: app, version, agent, host, ports, goal, health
+    failures/<app>                  the app's last task failure (lastTaskFailure)
+    groupversions/<version>         the root group as each change left it: {version, apps: {id: app
+                                    version}, groups: {id: {dependencies}}} (``zk_max_versions`` kept)
 
 ``<app>`` is the id without slashes (``/prod/web`` -> ``prod_web``; ``_`` never occurs in an
 id). One small value per object keeps every write far below ZooKeeper's node size limit, and
@@ -50,6 +54,14 @@ def instance_key(task_id: str) -> str:
     return f"instances/{task_id}"
 
 
+def failure_key(app_id: str) -> str:
+    return f"failures/{pathid.safe(app_id)}"
+
+
+def group_version_key(version: str) -> str:
+    return f"groupversions/{version}"
+
+
 def put(key: str, value: Any) -> Put:
     return Put(key, dump(value))
 
@@ -64,6 +76,8 @@ class Snapshot:
     groups: list[dict[str, Any]] = attrs.field(factory=list)
     deployments: list[dict[str, Any]] = attrs.field(factory=list)
     instances: list[dict[str, Any]] = attrs.field(factory=list)
+    failures: list[dict[str, Any]] = attrs.field(factory=list)
+    group_versions: list[dict[str, Any]] = attrs.field(factory=list)
 
 
 class Storage:
@@ -85,6 +99,8 @@ class Storage:
         snapshot.groups = yield self._values("groups")
         snapshot.deployments = yield self._values("deployments")
         snapshot.instances = yield self._values("instances")
+        snapshot.failures = yield self._values("failures")
+        snapshot.group_versions = yield self._values("groupversions")
         for token in (yield self.store.children("versions")):
             snapshot.versions[pathid.unsafe(token)] = sorted((yield self.store.children(f"versions/{token}")))
         return snapshot
@@ -116,7 +132,13 @@ class Storage:
 
     @staticmethod
     def delete_app_ops(app_id: str) -> list[Operation]:
-        return [Delete(app_key(app_id)), Delete(f"versions/{pathid.safe(app_id)}")]
+        """An app's removal; its versions stay while a kept group version names it (see
+        :meth:`delete_versions_ops`), so that rolling a group back can bring the app back."""
+        return [Delete(app_key(app_id)), Delete(failure_key(app_id))]
+
+    @staticmethod
+    def delete_versions_ops(app_id: str) -> list[Operation]:
+        return [Delete(f"versions/{pathid.safe(app_id)}")]
 
     @staticmethod
     def prune_ops(app_id: str, versions: list[str], keep: int, protected: Iterable[str] = ()) -> list[Operation]:
@@ -148,3 +170,13 @@ class Storage:
     @staticmethod
     def delete_instance_ops(task_id: str) -> list[Operation]:
         return [Delete(instance_key(task_id))]
+
+    @staticmethod
+    def failure_ops(failure: Mapping[str, Any]) -> list[Operation]:
+        return [put(failure_key(failure["appId"]), failure)]
+
+    @staticmethod
+    def group_version_ops(snapshot: Mapping[str, Any], dropped: Iterable[str] = ()) -> list[Operation]:
+        """Write one root group version, and delete the ``dropped`` ones."""
+        return [put(group_version_key(snapshot["version"]), snapshot),
+                *(Delete(group_version_key(v)) for v in dropped)]

@@ -4,7 +4,8 @@ Pure. Marathon gives every task ``HOST``, ``PORT0..n``, ``PORT`` (the first),
 ``PORTS``, ``PORT_<servicePort>``, ``PORT_<NAME>`` for named ports,
 ``MARATHON_APP_ID``/``_VERSION``/``_RESOURCE_*``/``_LABELS``/``_LABEL_<NAME>`` and
 ``MESOS_TASK_ID``; the app's ``env`` comes on top except for the host and port
-variables, which must stay right.
+variables, which must stay right. A COMMAND or MESOS_* health check becomes the task's
+``health_check``, which the executor runs on the agent (with the task's environment).
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def task_info(app: App, task_id: str, agent_id: str, host: str, resources: Resou
     grace = spec.get("taskKillGracePeriodSeconds")
     if grace is not None:
         info["kill_policy"] = {"grace_period": {"nanoseconds": int(float(grace) * 1e9)}}
+    for check in app.health_checks:
+        if check.on_agent:  # validation allows one; the executor runs it and reports in status updates
+            mesos_check = check.to_mesos(host_ports)
+            if mesos_check is not None:
+                info["health_check"] = mesos_check
+            break
     ports = []
     for index, definition in enumerate(app.port_definitions):
         if index < len(host_ports):

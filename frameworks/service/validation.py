@@ -21,6 +21,8 @@ from frameworks.service.errors import Problems
 from frameworks.service.pathid import ROOT, InvalidPath, canonical, parent
 
 HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
+#: The health checks the task's executor runs on its agent (the others are probed by the framework).
+AGENT_HEALTH_PROTOCOLS = ("COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 PORT_PROTOCOLS = ("tcp", "udp", "udp,tcp")
 KILL_SELECTIONS = ("YOUNGEST_FIRST", "OLDEST_FIRST")
 PORT_NAME = re.compile(r"^[a-z0-9-]+$")
@@ -411,6 +413,10 @@ def normalize(data: Any, problems: Problems, base: str = ROOT) -> dict[str, Any]
         checks = []
     spec["healthChecks"] = [c for index, raw in enumerate(checks)
                             if (c := _health_check(problems, f"/healthChecks({index})", raw, len(ports)))]
+    if sum(1 for c in spec["healthChecks"] if c["protocol"] in AGENT_HEALTH_PROTOCOLS) > 1:
+        # Mesos runs one health check per task (TaskInfo.health_check)
+        problems.add("/healthChecks", "AppDefinition can contain at most one Mesos health check (COMMAND or "
+                                      "MESOS_*)")
     readiness = data.get("readinessChecks") or []
     if not isinstance(readiness, list):
         problems.add("/readinessChecks", "error.expected.jsarray")

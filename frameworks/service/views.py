@@ -136,7 +136,9 @@ class Views:
             if other != group_id and pathid.parent(other) == group_id:
                 subgroups.add(other)
         out: dict[str, Any] = {"id": group_id, "dependencies": list(meta.get("dependencies", ())),
-                               "version": meta.get("version", self.state.root_version)}
+                               # the root changes with every change; another group when its apps or records do
+                               "version": self.state.root_version if group_id == pathid.ROOT
+                               else meta.get("version", self.state.root_version)}
         out["apps"] = [self.app(a, wanted_apps) for a in children.get(group_id, [])] if with_apps else []
         out["groups"] = ([self.group(g, wanted_apps, with_apps, with_groups) for g in sorted(subgroups)]
                          if with_groups else [])

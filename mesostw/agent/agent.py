@@ -17,8 +17,13 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mesostw.agent import paths
+from mesostw.agent.checkpoint import Checkpointer, boot_id
+from mesostw.agent.containers import Termination
+from mesostw.agent.executor_auth import ENVIRONMENT_VARIABLE as SECRET_VARIABLE
+from mesostw.agent.executor_auth import ExecutorSecrets
 from mesostw.agent.state import (
     COMMAND_EXECUTOR,
+    COMMAND_EXECUTOR_RESOURCES,
     MAX_COMPLETED_FRAMEWORKS,
     REGISTERING,
     RUNNING,
@@ -32,8 +37,10 @@ from mesostw.interfaces import IContainerizer, IExecutorLink, IMasterLink
 from mesostw.model import executor_api as xapi
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, CommandInfo, ExecutorInfo, FrameworkInfo, MasterInfo
+from mesostw.model.resources import Resources
 from mesostw.model.task import Task, TaskInfo, TaskStatus, new_uuid
 from mesostw.model.units import format_duration
+from mesostw.store.memory import MemoryStateStore
 
 log = Logger()
 
@@ -44,7 +51,8 @@ REGISTERED = "RUNNING"
 class Agent:
     """Everything one agent knows and does, independent of transport."""
 
-    def __init__(self, config: Any, info: AgentInfo, containerizer: IContainerizer, clock: Any):
+    def __init__(self, config: Any, info: AgentInfo, containerizer: IContainerizer, clock: Any,
+                 checkpointer: Checkpointer | None = None):
         self.config = config
         self.info = info
         self.containerizer = containerizer
@@ -63,6 +71,15 @@ class Agent:
         self.last_heard = clock.seconds()
         #: LIBPROCESS_SSL_* for executors, so that they reach this agent over TLS when it speaks it
         self.tls_environment: dict[str, str] = {}
+        #: writes what a restart needs (see mesostw.agent.checkpoint); in memory unless given a store
+        self.checkpointer = checkpointer if checkpointer is not None else Checkpointer(MemoryStateStore())
+        #: executors of an earlier run that have yet to reconnect (see mesostw.agent.recovery)
+        self.recovering: set[ExecutorState] = set()
+        #: fires once those have reconnected or been given up on: the agent may then (re-)register
+        self.recovered: defer.Deferred[None] = defer.Deferred()
+        #: issues each executor run its secret (MESOS_EXECUTOR_AUTHENTICATION_TOKEN) and checks it; the
+        #: service replaces this one with the key kept in the work_dir, so that secrets survive a restart
+        self.executor_secrets = ExecutorSecrets.generate()
 
     @property
     def id(self) -> str | None:
@@ -75,6 +92,13 @@ class Agent:
     @property
     def pid(self) -> str:
         return f"slave(1)@{self.endpoint}"
+
+    def recover(self, checkpoint: Any, alive: set[str], mode: str = "reconnect") -> None:
+        """Take back what an earlier run checkpointed (see :mod:`mesostw.agent.recovery`); ``alive`` are
+        the containers still running. :attr:`recovered` fires once the agent may register."""
+        from mesostw.agent.recovery import recover
+
+        recover(self, checkpoint, alive, mode)
 
     # -- the master ------------------------------------------------------------------
 
@@ -92,6 +116,7 @@ class Agent:
     def _registered(self, result: tuple[str, MasterInfo], link: IMasterLink) -> None:
         agent_id, master_info = result
         self.info = attrs.evolve(self.info, id=agent_id)
+        self.checkpointer.agent(self.info, boot_id())
         log.info("Registered with master {m} as agent {id}", m=master_info.pid, id=agent_id)
         self._now_registered(master_info, link)
         self.metrics["registrations"] += 1
@@ -143,6 +168,10 @@ class Agent:
         return self.clock.seconds() - self.last_heard > limit
 
     def _forward_updates(self, batch: list[tuple[str, TaskStatus]]) -> None:
+        # As Mesos: an update goes out only once it is checkpointed.
+        self.checkpointer.durable(self._send_updates, batch)
+
+    def _send_updates(self, batch: list[tuple[str, TaskStatus]]) -> None:
         if self.master is not None and self.state == REGISTERED:
             self.master.statusUpdates(batch)
 
@@ -156,7 +185,11 @@ class Agent:
         framework = self.frameworks.get(framework_id)
         if framework is None:
             framework = self.frameworks[framework_id] = FrameworkState(framework_info)
+            if framework_info.checkpoint:
+                self.checkpointer.framework(framework_info)
         else:
+            if framework_info.checkpoint and framework_info != framework.info:
+                self.checkpointer.framework(framework_info)
             framework.info = framework_info
         for task in tasks:
             self.metrics["tasks_staging"] += 1
@@ -171,6 +204,8 @@ class Agent:
                 self._launch_executor(framework, executor_info, task)
                 continue
             framework.task_executors[task.task_id] = executor
+            if framework.info.checkpoint:
+                self.checkpointer.task(framework_id, executor.id, task)
             if executor.state == RUNNING and executor.link is not None:
                 self._send_launch(executor, task)
             else:
@@ -203,6 +238,9 @@ class Agent:
         framework.executors[info.executor_id] = executor
         executor.queued[task.task_id] = task
         framework.task_executors[task.task_id] = executor
+        if framework.info.checkpoint:
+            self.checkpointer.executor(framework.id, info, container_id, directory, user)
+            self.checkpointer.task(framework.id, info.executor_id, task)
         self.metrics["executors_registering"] += 1
         environment = self.executor_environment(framework, executor)
         # Queue the task and arm the timer first: a launch may fail synchronously, and the failure
@@ -210,10 +248,20 @@ class Agent:
         executor.registration_timer = self.clock.callLater(
             self.config.executor_registration_timeout, self._registration_timed_out, framework.id, executor)
         d = defer.maybeDeferred(self.containerizer.launch, container_id, info, framework.info, directory,
-                                environment, user)
+                                environment, user, self.container_resources(executor))
         d.addCallbacks(self._executor_started, self._executor_launch_failed,
                        callbackArgs=(executor,), errbackArgs=(framework, executor))
         return executor
+
+    def container_resources(self, executor: ExecutorState) -> Resources:
+        """What an executor's container is isolated for: the executor's resources (Mesos's overhead for
+        the command executor) and its tasks', queued or running."""
+        total = COMMAND_EXECUTOR_RESOURCES if executor.is_command_executor else executor.info.resources
+        for queued in executor.queued.values():
+            total = total + queued.resources
+        for task in executor.launched.values():
+            total = total + task.resources
+        return total
 
     def executor_environment(self, framework: FrameworkState, executor: ExecutorState) -> dict[str, str]:
         """The environment Mesos gives an executor (on top of the agent's own)."""
@@ -234,14 +282,20 @@ class Agent:
         })
         env.update(self.tls_environment)
         if framework.info.checkpoint:
-            env["MESOS_RECOVERY_TIMEOUT"] = "15mins"
+            env["MESOS_RECOVERY_TIMEOUT"] = format_duration(self.config.recovery_timeout)
             env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"
         if executor.info.command is not None:
             env.update(executor.info.command.environment)
+        # Last: a framework's environment cannot replace it. Derived from the container ID, so an
+        # executor recovered after an agent restart presents the same secret (see executor_auth).
+        env[SECRET_VARIABLE] = self.executor_secrets.secret(framework.id, executor.id, executor.container_id)
         return env
 
     def _executor_started(self, pid: int | None, executor: ExecutorState) -> None:
         executor.pid = pid
+        record = self.containerizer.record(executor.container_id)
+        if record is not None:
+            self.checkpointer.container(record)
         d = defer.maybeDeferred(self.containerizer.wait, executor.container_id)
         d.addBoth(self._executor_exited, executor)
 
@@ -264,12 +318,20 @@ class Agent:
                 T.REASON_EXECUTOR_REGISTRATION_TIMEOUT)
             self.containerizer.destroy(executor.container_id)
 
-    def _send_launch(self, executor: ExecutorState, task: TaskInfo) -> None:
+    def _send_launch(self, executor: ExecutorState, task: TaskInfo, queued: bool = False) -> None:
+        """Hand a task to its subscribed executor; a task that did not wait in its queue grows the container."""
         record = Task(info=task, framework_id=executor.framework_id, executor_id=executor.id,
                       user=executor.user)
         executor.launched[task.task_id] = record
-        assert executor.link is not None
-        executor.link.send(xapi.launch_event(task))
+        if not queued:
+            self.containerizer.update(executor.container_id, self.container_resources(executor))
+        # As Mesos: the executor gets a task only once the task is checkpointed.
+        self.checkpointer.durable(self._deliver, executor, xapi.launch_event(task))
+
+    @staticmethod
+    def _deliver(executor: ExecutorState, event: dict[str, Any]) -> None:
+        if executor.link is not None:
+            executor.link.send(event)
 
     # -- executors --------------------------------------------------------------------
 
@@ -296,12 +358,28 @@ class Agent:
             self.metrics["executors_registering"] -= 1
             self.metrics["executors_running"] += 1
         executor.state = RUNNING
+        self._recovered_executor(executor)
         for status in call.unacknowledged_updates:
             self.executorUpdate(framework_id, executor_id, status)
+        known = {task.task_id for task in call.unacknowledged_tasks}
+        for task_id in sorted(executor.undelivered - known):
+            # Checkpointed before a restart, perhaps never sent: its executor does not know it.
+            undelivered = executor.launched.get(task_id)
+            if undelivered is not None and not undelivered.statuses:
+                self.checkpointer.durable(self._deliver, executor, xapi.launch_event(undelivered.info))
+        executor.undelivered.clear()
         for task in list(executor.queued.values()):
             del executor.queued[task.task_id]
-            self._send_launch(executor, task)
+            self._send_launch(executor, task, queued=True)
         return True
+
+    def _recovered_executor(self, executor: ExecutorState) -> None:
+        """An executor of an earlier run is back (or gone for good): once none is awaited, the agent
+        may register with the master with what it runs."""
+        if executor in self.recovering:
+            self.recovering.discard(executor)
+            if not self.recovering and not self.recovered.called:
+                self.recovered.callback(None)
 
     def executorDisconnected(self, framework_id: str, executor_id: str, link: IExecutorLink) -> None:
         framework = self.frameworks.get(framework_id)
@@ -325,12 +403,23 @@ class Agent:
         status = attrs.evolve(status, agent_id=self.info.id, executor_id=executor_id,
                               source=status.source or T.SOURCE_EXECUTOR,
                               timestamp=self.clock.seconds() if status.timestamp is None else status.timestamp)
+        if status.state == T.FAILED and not task.terminal:
+            status = self._limited(executor, status)
         self._record(executor, task, status)
-        if executor.link is not None:
-            assert status.uuid is not None  # updates without one were refused above
-            executor.link.send(xapi.acknowledged_event(status.task_id, status.uuid))
+        assert status.uuid is not None  # updates without one were refused above
+        # Acknowledged once checkpointed: until then the executor keeps it, to send again.
+        self.checkpointer.durable(self._deliver, executor, xapi.acknowledged_event(status.task_id, status.uuid))
         self.metrics["valid_status_updates"] += 1
         return True
+
+    def _limited(self, executor: ExecutorState, status: TaskStatus) -> TaskStatus:
+        """A task that failed because its container broke a limit (killed by the OOM killer) fails for
+        that reason, and the container goes (as Mesos destroys a container on a limitation)."""
+        limitation = self.containerizer.limitation(executor.container_id)
+        if limitation is None:
+            return status
+        self.containerizer.destroy(executor.container_id)
+        return attrs.evolve(status, reason=limitation.reason, message=limitation.message)
 
     def executorMessage(self, framework_id: str, executor_id: str, data: bytes) -> None:
         if self.master is not None and self.state == REGISTERED:
@@ -347,6 +436,8 @@ class Agent:
             return
         if not self.updates.update(executor.framework_id, status):
             return
+        if framework.info.checkpoint:
+            self.checkpointer.update(framework.id, executor.id, status)
         was_terminal = task.terminal
         if not was_terminal or status.terminal:
             task.record(status)
@@ -354,6 +445,8 @@ class Agent:
             self.metrics[f"tasks_{status.state[5:].lower()}"] += 1
             executor.launched.pop(task.task_id, None)
             executor.terminated[task.task_id] = task
+            if executor.state != TERMINATED and not executor.is_command_executor:
+                self.containerizer.update(executor.container_id, self.container_resources(executor))
         elif status.state == T.RUNNING:
             self.metrics["tasks_running"] += 1
         head = self.updates.pending(executor.framework_id, task.task_id)
@@ -381,7 +474,10 @@ class Agent:
                             agent_id=self.info.id, executor_id=executor_id, timestamp=self.clock.seconds(),
                             uuid=new_uuid())
         self.metrics[f"tasks_{state[5:].lower()}"] += 1
-        self.updates.update(framework_id, status)
+        if self.updates.update(framework_id, status) and executor_id is not None:
+            framework = self.frameworks.get(framework_id)
+            if framework is not None and framework.info.checkpoint:
+                self.checkpointer.update(framework_id, executor_id, status)
 
     # -- acknowledgements -------------------------------------------------------------
 
@@ -399,6 +495,11 @@ class Agent:
             pending = self.updates.pending(framework_id, task_id)
             task.status_update_state = pending[0].state if pending else acked.state
             task.status_update_uuid = pending[0].uuid if pending else acked.uuid
+            if framework.info.checkpoint:
+                if acked.terminal and not pending:
+                    self.checkpointer.forget_task(framework_id, executor.id, task_id)
+                else:
+                    self.checkpointer.acknowledged(framework_id, executor.id, task_id, len(pending))
             if acked.terminal and not pending:
                 executor.terminated.pop(task_id, None)
                 executor.completed.append(task)
@@ -467,7 +568,13 @@ class Agent:
             self.containerizer.destroy(executor.container_id)
 
     def _executor_exited(self, result: Any, executor: ExecutorState) -> None:
-        status = result if isinstance(result, int) else None
+        """The container ended (a :class:`Termination`; fakes may give a bare wait status)."""
+        if isinstance(result, Termination):
+            status, limitation = result.status, result.limitation
+        else:
+            status, limitation = (result if isinstance(result, int) else None), None
+        if limitation is not None and executor.container_id not in self._terminations:
+            self._terminations[executor.container_id] = (T.FAILED, limitation.message, limitation.reason)
         self._executor_gone(executor, T.FAILED, _exit_message(status), T.REASON_EXECUTOR_TERMINATED, status)
 
     def _executor_gone(self, executor: ExecutorState, state: str, message: str, reason: str,
@@ -483,6 +590,8 @@ class Agent:
         executor.state = TERMINATED
         executor.exit_status = status
         self.metrics["executors_terminated"] += 1
+        self.checkpointer.forget_container(executor.container_id)
+        self._recovered_executor(executor)
         if executor.link is not None:
             executor.link.close()
             executor.link = None
@@ -523,6 +632,8 @@ class Agent:
         if framework.executors.get(executor.id) is executor:
             del framework.executors[executor.id]
             framework.completed_executors.append(executor)
+            if framework.info.checkpoint:
+                self.checkpointer.forget_executor(framework.id, executor.id)
         self._maybe_retire_framework(framework)
 
     def _maybe_retire_framework(self, framework: FrameworkState) -> None:
@@ -531,6 +642,8 @@ class Agent:
         if self.frameworks.get(framework.id) is framework:
             del self.frameworks[framework.id]
             self.completed_frameworks.append(framework)
+            if framework.info.checkpoint:
+                self.checkpointer.forget_framework(framework.id)
 
     def frameworkMessage(self, framework_id: str, executor_id: str, data: bytes) -> None:
         framework = self.frameworks.get(framework_id)

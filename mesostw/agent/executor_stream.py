@@ -5,7 +5,9 @@ executor, started once per task, opens a raw connection on the agent's port
 with :data:`PREAMBLE` and then writes v1 executor Calls and reads v1 Events,
 each framed as a RecordIO record: the same messages without HTTP's request
 and response machinery on either side, which is most of an agent's work per
-task.
+task. The first record is the SUBSCRIBE Call with one more field, ``token``: the
+executor's secret (``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``); a stream whose
+SUBSCRIBE lacks the right one is answered ERROR and closed, binding nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ __all__ = ["PREAMBLE", "ExecutorStream", "ExecutorStreamFactory", "StreamExecuto
 log = Logger()
 
 MAX_RECORD = 16 * 1024 * 1024
+#: The field of the first Call that carries the executor's secret.
+TOKEN = "token"
 
 
 @implementer(IExecutorLink)
@@ -64,11 +68,13 @@ class ExecutorStream(protocol.Protocol):
             self.refuse(str(exc))
 
     def handle(self, data: Any) -> None:
+        token = data.pop(TOKEN, None) if isinstance(data, dict) and self.session.bound is None else None
         framework_id, executor_id, call = xapi.parse_call(data)
         if self.session.bound is None:
             if not isinstance(call, xapi.Subscribe):
                 raise ValidationError("the first call must be SUBSCRIBE")
-            self.session.subscribe(self.link, framework_id, executor_id, call)
+            self.session.subscribe(self.link, framework_id, executor_id, call,
+                                   token if isinstance(token, str) else None)
             return
         try:
             self.session.call(framework_id, executor_id, call)

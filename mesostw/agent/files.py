@@ -19,7 +19,7 @@ import pwd
 import re
 import stat
 from functools import lru_cache
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 from urllib.parse import quote
 
 from twisted.internet import abstract, interfaces
@@ -36,11 +36,17 @@ _NOT_FOUND = (errno.ENOENT, errno.ENOTDIR)
 _FORBIDDEN = (errno.ELOOP, errno.EACCES, errno.EPERM)
 
 
-class SandboxFiles:
-    """Serves the files below ``root`` (the agent's ``<work_dir>/slaves``) and nothing else."""
+#: ``check(request, real_path)``: raises HTTPError (403) when the request may not read ``real_path``.
+AccessCheck = Callable[[server.Request, str], None]
 
-    def __init__(self, root: str) -> None:
+
+class SandboxFiles:
+    """Serves the files below ``root`` (the agent's ``<work_dir>/slaves``) and nothing else; with
+    ``access``, only those it allows to each request (see :mod:`mesostw.agent.access`)."""
+
+    def __init__(self, root: str, access: AccessCheck | None = None) -> None:
         self.root = os.path.abspath(root)
+        self.access = access
 
     def install(self, router: Router) -> None:
         """Register ``/files/{browse,read,download,debug}`` and their ``.json`` aliases on ``router``."""
@@ -52,7 +58,7 @@ class SandboxFiles:
     def browse(self, request: server.Request) -> list[dict[str, Any]]:
         """A directory's entries sorted by path (or the one entry of a file)."""
         path = query(request).get("path")
-        fd, st, real = self._open(path)
+        fd, st, real = self._open(path, request)
         assert path is not None
         base = path.rstrip("/") or "/"
         try:
@@ -77,7 +83,7 @@ class SandboxFiles:
             raise HTTPError(400, "Negative offset provided")
         if length is not None and length < -1:
             raise HTTPError(400, "Negative length provided")
-        fd, st, _ = self._open(params.get("path"))
+        fd, st, _ = self._open(params.get("path"), request)
         try:
             _require_regular(st, "read")
             size = st.st_size
@@ -92,7 +98,7 @@ class SandboxFiles:
 
     def download(self, request: server.Request) -> Any:
         """The raw file, streamed; its length is the file's size when the download began."""
-        fd, st, real = self._open(query(request).get("path"))
+        fd, st, real = self._open(query(request).get("path"), request)
         try:
             _require_regular(st, "download")
             file = os.fdopen(fd, "rb")
@@ -113,6 +119,8 @@ class SandboxFiles:
 
     def debug(self, request: server.Request) -> dict[str, str]:
         """The virtual path served and the real directory behind it."""
+        if self.access is not None:
+            self.access(request, os.path.realpath(self.root))
         return {self.root: os.path.realpath(self.root)}
 
     def resolve(self, path: str | None) -> str:
@@ -135,9 +143,11 @@ class SandboxFiles:
             raise HTTPError(403, "Path is outside the agent's sandboxes")
         return real
 
-    def _open(self, path: str | None) -> tuple[int, os.stat_result, str]:
-        """Resolve ``path`` and open it without following any symlink; the caller closes the fd."""
+    def _open(self, path: str | None, request: server.Request) -> tuple[int, os.stat_result, str]:
+        """Resolve ``path``, check access, and open it without following any symlink; the caller closes the fd."""
         real = self.resolve(path)
+        if self.access is not None:
+            self.access(request, real)
         try:
             fd = _open_below(os.path.realpath(self.root), real)
         except OSError as e:
@@ -153,6 +163,44 @@ class SandboxFiles:
         except BaseException:
             os.close(fd)
             raise
+
+    # -- for the operator API's LIST_FILES and READ_FILE (mesostw.agent.operator_api) ---------------
+
+    def owns(self, path: str) -> bool:
+        """Every path is this source's to judge: one outside the sandboxes is refused by :meth:`resolve`."""
+        return True
+
+    def stat_entries(self, path: str, request: Any) -> list[tuple[str, os.stat_result]]:
+        """(client path, metadata) of a directory's entries sorted by path, or of one file; the same
+        confinement, access check and errors as ``/files/browse``."""
+        fd, st, real = self._open(path, request)
+        base = path.rstrip("/") or "/"
+        try:
+            if not stat.S_ISDIR(st.st_mode):
+                return [(base, st)]
+            listing = []
+            for name in os.listdir(fd):
+                try:
+                    listing.append((posixpath.join(base, name), self._entry_stat(fd, real, name)))
+                except OSError:
+                    continue  # removed while we listed
+        finally:
+            os.close(fd)
+        return sorted(listing, key=lambda entry: entry[0])
+
+    def read_range(self, path: str, offset: int, length: int | None, request: Any) -> tuple[int, bytes]:
+        """(file size, up to 64 KiB from ``offset``) of a sandbox file; the confinement and access check
+        of ``/files/read``."""
+        fd, st, _ = self._open(path, request)
+        try:
+            _require_regular(st, "read")
+            size = st.st_size
+            if offset >= size:
+                return size, b""
+            wanted = size - offset if length is None else length
+            return size, os.pread(fd, min(wanted, MAX_READ), offset)
+        finally:
+            os.close(fd)
 
     def _entry_stat(self, dir_fd: int, real_dir: str, name: str) -> os.stat_result:
         """An entry's metadata; a symlink is followed only when its target is inside the root."""

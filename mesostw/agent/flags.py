@@ -7,6 +7,7 @@ import os
 from mesostw.daemon import COMMON_FLAGS, check_common
 from mesostw.flags import Config, Flag, FlagOptions, options_for, read_value
 from mesostw.model.resources import parse_attributes, validate_role
+from mesostw.model.units import format_bytes, parse_bytes
 from mesostw.model.validation import ValidationError
 
 
@@ -32,6 +33,18 @@ def _credential(text: str) -> object:
     from mesostw.auth.credentials import load_credential
 
     return load_credential(text)
+
+
+def _recover(text: str) -> str:
+    if text not in ("reconnect", "cleanup"):
+        raise ValueError("must be 'reconnect' or 'cleanup'")
+    return text
+
+
+def _isolation(text: str) -> str:
+    from mesostw.agent.isolation import check_isolation
+
+    return check_isolation(text)
 
 
 def _role(text: str) -> str:
@@ -67,6 +80,55 @@ AGENT_FLAGS = tuple(
                   aliases=("slave_ping_timeout",)),
     Flag.int("max_agent_ping_timeouts", 5, "Missed master pings after which the agent re-registers",
              aliases=("max_slave_ping_timeouts",)),
+    Flag.bool("authenticate_http_executors", True,
+              "HTTP executors must present their secret (MESOS_EXECUTOR_AUTHENTICATION_TOKEN) as "
+              "'Authorization: Bearer'; false only for executors that know no secret. Executors on the "
+              "agent's own PB and stream transports always must"),
+    Flag.bool("authenticate_http_readonly", False,
+              "The agent's HTTP endpoints (state, flags, metrics, /files; not /health) require HTTP Basic "
+              "authentication against --http_credentials"),
+    Flag("http_credentials", None, "Credentials of HTTP clients: a path or file:///path to JSON "
+         '{"credentials": [{"principal": ..., "secret": ...}]} or lines of "principal secret"'),
+    Flag("acls", None, "Access control lists, as the master's --acls; the agent enforces access_sandboxes "
+         "(which principals may read /files of executors running as which users)"),
+    Flag("executor_secret_key", None, "File holding the key executor secrets are derived from (at least 16 "
+         "bytes, kept secret); default: <work_dir>/meta/executor_secret_key, created on first start"),
+    # -- recovery (Mesos's agent recovery flags) --
+    Flag("recover", "reconnect", "What to do with the state checkpointed under --work_dir/meta by an earlier "
+         "run: 'reconnect' to the executors it left running (those of checkpointing frameworks; others are "
+         "killed), or 'cleanup' to kill every one of them (their tasks end, reported) and start with none",
+         parse=_recover),
+    Flag.bool("strict", True, "Refuse to start when the checkpointed state cannot be read whole; with "
+              "--strict=false recover what can be read and kill the rest"),
+    Flag.duration("executor_reregistration_timeout", 2.0, "Time the executors of an earlier run have to "
+                  "reconnect after the agent restarts before they are killed"),
+    Flag.duration("recovery_timeout", 900.0, "Time a checkpointing executor waits for its restarting agent "
+                  "before it kills its tasks and exits (MESOS_RECOVERY_TIMEOUT)"),
+    # -- containers --
+    Flag("isolation", "posix", "How executors are contained: 'posix' (their process tree and session; usage "
+         "from /proc) or 'cgroups' (a cgroup each, v1 or v2 as the host has it, with cpu shares, CFS quota and "
+         "memory limits from the tasks' resources; killed whole); add ',disk/du' to check sandboxes' disk "
+         "usage against the tasks' disk. Mesos's names (cgroups/cpu,cgroups/mem,...) are accepted",
+         parse=_isolation),
+    Flag("cgroups_root", None, "Name of the cgroup, under the agent's own, holding its containers' cgroups; "
+         "default mesostw/<a digest of --work_dir>, so that agents sharing a host never take each other's "
+         "containers for orphans"),
+    Flag("cgroups_hierarchy", None, "Mount point of the cgroup hierarchy to use (the cgroup2 mount, or the "
+         "directory of the v1 controllers' mounts); detected when not given"),
+    Flag.bool("cgroups_enable_cfs", True, "Cap each container's CPU time at its cpus with a CFS quota "
+              "(besides cpu shares); Mesos's default is false"),
+    Flag.bool("enforce_container_disk_quota", True, "With disk/du isolation, fail the tasks of a container "
+              "whose sandbox outgrows their disk (REASON_CONTAINER_LIMITATION_DISK)"),
+    Flag.duration("container_disk_watch_interval", 15.0, "How often disk/du measures each sandbox"),
+    # -- fetcher --
+    Flag("fetcher_cache_dir", None, "Where cached downloads of URIs (cache: true) are kept; default "
+         "<work_dir>/fetch"),
+    Flag("fetcher_cache_size", 2 << 30, "Largest size of the fetcher's cache, e.g. 2GB", parse=parse_bytes,
+         render=format_bytes),
+    Flag("frameworks_home", None, "Directory that relative URI paths are taken under"),
+    Flag.duration("fetcher_timeout", 60.0, "Time one download may take (connect and every read)"),
+    Flag("external_log_file", None, "The agent's log file as written by whoever runs it (e.g. twistd --logfile): "
+         "served as /slave/log by the operator API's LIST_FILES and READ_FILE; mesostw never writes it"),
 )
 
 
@@ -96,6 +158,33 @@ class AgentOptions(FlagOptions):
             return
         config.work_dir = os.path.abspath(config.work_dir)
         check_work_dir_and_resources(config, errors)
+        check_agent_security(config, errors)
+
+
+def check_agent_security(config: Config, errors: list[str]) -> None:
+    """HTTP credentials and ACLs must load; authentication needs credentials."""
+    from mesostw.auth.acls import parse_acls
+    from mesostw.auth.credentials import load_credentials
+
+    if config.http_credentials:
+        try:
+            load_credentials(config.http_credentials)
+        except ValueError as exc:
+            errors.append(f"--http_credentials: {exc}")
+    elif config.authenticate_http_readonly:
+        errors.append("--authenticate_http_readonly needs --http_credentials")
+    if config.acls:
+        try:
+            parse_acls(config.acls)
+        except ValueError as exc:
+            errors.append(f"--acls: {exc}")
+    if config.executor_secret_key:
+        try:
+            with open(config.executor_secret_key, "rb") as f:
+                if len(f.read()) < 16:
+                    errors.append(f"--executor_secret_key={config.executor_secret_key}: needs at least 16 bytes")
+        except OSError as exc:
+            errors.append(f"--executor_secret_key={config.executor_secret_key}: {exc.strerror}")
 
 
 def check_work_dir_and_resources(config: Config, errors: list[str]) -> None:

@@ -7,10 +7,11 @@ import os
 import sys
 from typing import Any
 
-import psutil
 from twisted.application import service
 from twisted.internet import defer, error, protocol, task
 from twisted.logger import Logger
+
+from mesostw.agent.containers import same_process
 
 log = Logger()
 
@@ -60,6 +61,8 @@ class Launcher(service.Service):
         self._exits: dict[int, defer.Deferred] = {}
         self._statuses: dict[int, int] = {}
         self._orphans: task.LoopingCall | None = None
+        #: pid -> (start time, Deferred) of processes that are not the launcher's children
+        self._adopted: dict[int, list[tuple[float | None, defer.Deferred]]] = {}
         self._stopping = False
         self.spawned = 0
 
@@ -90,13 +93,14 @@ class Launcher(service.Service):
         self.spawned += 1
 
     def launch(self, mode: str, argv: list[str], env: dict[str, str], cwd: str, stdout: str, stderr: str,
-               user: str | None = None) -> defer.Deferred:
-        """Start a process; fires with its pid. ``mode`` is "command-executor" or "exec"."""
+               user: str | None = None, cgroups: list[str] | None = None) -> defer.Deferred:
+        """Start a process; fires with its pid. ``mode`` is "command-executor" or "exec"; the process
+        joins the ``cgroups`` (``cgroup.procs`` paths) before anything else."""
         if self._proto is None or self._proto.transport is None:
             return defer.fail(LaunchError("the launcher is not running"))
         self._next += 1
         request = {"id": self._next, "mode": mode, "argv": argv, "env": env, "cwd": cwd, "stdout": stdout,
-                   "stderr": stderr, "user": user}
+                   "stderr": stderr, "user": user, "cgroups": cgroups or []}
         d: defer.Deferred[int] = defer.Deferred()
         self._requests[self._next] = d
         self._proto.transport.write(json.dumps(request).encode() + b"\n")
@@ -108,9 +112,9 @@ class Launcher(service.Service):
             return defer.succeed(self._statuses.pop(pid))
         d = self._exits.get(pid)
         if d is None:
+            if self._proto is None:  # the launcher that started it is gone: poll it
+                return self.watch(pid, None)
             d = self._exits[pid] = defer.Deferred()
-            if self._proto is None:
-                self._watch_orphans()
         out: defer.Deferred[int | None] = defer.Deferred()
 
         def relay(result: Any) -> Any:
@@ -119,6 +123,14 @@ class Launcher(service.Service):
 
         d.addBoth(relay)
         return out
+
+    def watch(self, pid: int, started: float | None) -> defer.Deferred:
+        """Fires with None when ``pid`` (started at ``started``), a process that is no child of this
+        launcher (an executor an earlier run of the agent started), ends; polled."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._adopted.setdefault(pid, []).append((started, d))
+        self._watch_orphans()
+        return d
 
     def _line(self, line: bytes) -> None:
         try:
@@ -156,23 +168,27 @@ class Launcher(service.Service):
             return
         if not reason.check(error.ProcessDone):
             log.warn("The launcher died ({r}); starting a new one", r=reason.getErrorMessage())
-        self._watch_orphans()
+        # Its children are no one's children now (no one reports their exit): poll them instead.
+        orphans, self._exits = self._exits, {}
+        for pid, waiter in orphans.items():
+            self._adopted.setdefault(pid, []).append((None, waiter))
+        if self._adopted:
+            self._watch_orphans()
         self._spawn()
 
     def _watch_orphans(self) -> None:
-        """Executors of a dead launcher are no one's children now; poll them instead."""
         if self._orphans is None or not self._orphans.running:
             self._orphans = task.LoopingCall(self._poll_orphans)
             self._orphans.clock = self.reactor
             self._orphans.start(ORPHAN_POLL, now=False)
 
     def _poll_orphans(self) -> None:
-        for pid in list(self._exits):
-            try:
-                alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-            except psutil.NoSuchProcess:
-                alive = False
-            if not alive:
-                self._exits.pop(pid).callback(None)
-        if not self._exits and self._orphans is not None and self._orphans.running:
+        for pid, watchers in list(self._adopted.items()):
+            for started, d in list(watchers):
+                if not same_process(pid, started):
+                    watchers.remove((started, d))
+                    d.callback(None)
+            if not watchers:
+                del self._adopted[pid]
+        if not self._adopted and self._orphans is not None and self._orphans.running:
             self._orphans.stop()

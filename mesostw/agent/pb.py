@@ -24,6 +24,7 @@ from mesostw.wire.pb import (
     encode,
     encode_errors,
     parse_messages,
+    pieces,
     reference,
 )
 
@@ -65,13 +66,14 @@ class PBMasterLink:
         self._batch = Batcher(clock, lambda payload: root.callRemote("messages", payload))
 
     def register(self, agent_info: Any) -> defer.Deferred:
-        d = self.root.callRemote("registerAgent", self.remote, encode(internal.registration(agent_info, __version__)))
+        payload = pieces(encode(internal.registration(agent_info, __version__)))
+        d = self.root.callRemote("registerAgent", self.remote, payload)
         d.addCallback(lambda payload: internal.parse_registered(decode(payload)))
         return d
 
     def reregister(self, agent_info: Any, tasks: Any, executors: Any, frameworks: Any) -> defer.Deferred:
         payload = internal.reregistration(agent_info, list(tasks), list(executors), list(frameworks), __version__)
-        d = self.root.callRemote("reregisterAgent", self.remote, encode(payload))
+        d = self.root.callRemote("reregisterAgent", self.remote, pieces(encode(payload)))
         d.addCallback(lambda answer: internal.parse_registered(decode(answer))[1])
         return d
 
@@ -124,7 +126,8 @@ class ExecutorConnection(pb.Referenceable):
         self.clock = clock
         broker.notifyOnDisconnect(self.session.disconnected)
 
-    def remote_subscribe(self, executor: pb.RemoteReference, payload: bytes) -> None:
+    def remote_subscribe(self, executor: pb.RemoteReference, payload: bytes, secret: Any = None) -> None:
+        """SUBSCRIBE with the executor's secret (``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``)."""
         try:
             framework_id, executor_id, call = xapi.parse_call(decode(payload))
         except ValidationError as exc:
@@ -132,7 +135,10 @@ class ExecutorConnection(pb.Referenceable):
         if not isinstance(call, xapi.Subscribe):
             raise RefusedError("the first call must be SUBSCRIBE")
         link = PBExecutorLink(reference(executor, "the executor"), self.clock)
-        self.session.subscribe(link, framework_id, executor_id, call)
+        try:
+            self.session.subscribe(link, framework_id, executor_id, call, secret if isinstance(secret, str) else None)
+        except CallRefused as exc:
+            raise RefusedError(str(exc)) from None
 
     def remote_calls(self, payload: bytes) -> bytes:
         if self.session.bound is None:

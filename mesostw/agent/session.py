@@ -6,6 +6,9 @@ Each transport only frames bytes into parsed v1 executor Calls and hands them to
 :class:`ExecutorSession`: SUBSCRIBE binds the session to one executor, and UPDATE and MESSAGE then act
 for that executor only. Refusals come back as :class:`CallRefused`, which each transport answers in
 its own way (a PB error list, an HTTP 4xx, a closed stream).
+
+This is also the one place where an executor proves who it is: SUBSCRIBE (and, over HTTP, every
+call) must carry the executor's secret (:mod:`mesostw.agent.executor_auth`), or nothing is bound.
 """
 
 from __future__ import annotations
@@ -25,16 +28,22 @@ class UnknownTask(CallRefused):
     """An UPDATE for a task the subscribed executor does not run (dropped; the session goes on)."""
 
 
+class NotAuthenticated(CallRefused):
+    """The call does not carry the secret of the executor it names."""
+
+
 class ExecutorSession:
     """SUBSCRIBE binds; then UPDATE goes to :meth:`Agent.executorUpdate`, MESSAGE to :meth:`Agent.executorMessage`.
 
-    ``bound`` binds a session at once, for transports whose every call arrives on its own request
-    (HTTP) once the caller has checked that the agent holds that executor as subscribed.
+    Every transport that binds (SUBSCRIBE, and each HTTP call through :meth:`bind`) hands over the
+    secret the caller presented; ``require_secret=False`` (HTTP with ``--authenticate_http_executors=false``)
+    lets a call without one through, never one with a wrong one.
     """
 
-    def __init__(self, agent: Agent, bound: tuple[str, str] | None = None):
+    def __init__(self, agent: Agent, require_secret: bool = True):
         self.agent = agent
-        self.bound = bound
+        self.require_secret = require_secret
+        self.bound: tuple[str, str] | None = None
         self.link: IExecutorLink | None = None
         self._handlers: dict[type, Callable[[str, str, Any], None]] = {
             xapi.Update: self._update,
@@ -43,11 +52,34 @@ class ExecutorSession:
             xapi.Subscribe: self._ignore,  # one SUBSCRIBE per session; a repeat changes nothing
         }
 
-    def subscribe(self, link: IExecutorLink, framework_id: str, executor_id: str, call: xapi.Subscribe) -> bool:
+    def subscribe(self, link: IExecutorLink, framework_id: str, executor_id: str, call: xapi.Subscribe,
+                  secret: str | None) -> bool:
         """Bind to the executor over ``link`` and hand it its tasks; False when the agent does not know it
-        (the agent has then sent ERROR and closed the link)."""
+        (the agent has then sent ERROR and closed the link). Raises :class:`NotAuthenticated`, binding
+        nothing, when ``secret`` is not that executor's."""
+        self.authenticate(framework_id, executor_id, secret)
         self.bound, self.link = (framework_id, executor_id), link
         return self.agent.executorSubscribe(link, framework_id, executor_id, call)
+
+    def bind(self, framework_id: str, executor_id: str, secret: str | None) -> None:
+        """Bind to a subscribed executor without a link (HTTP: every call comes on its own request)."""
+        self.authenticate(framework_id, executor_id, secret)
+        self.bound = (framework_id, executor_id)
+
+    def authenticate(self, framework_id: str, executor_id: str, secret: str | None) -> None:
+        """Raise :class:`NotAuthenticated` unless ``secret`` is the one of the executor's current run.
+
+        An executor the agent does not know passes here: the agent refuses it with a reason of its own."""
+        framework = self.agent.frameworks.get(framework_id)
+        executor = framework.executors.get(executor_id) if framework is not None else None
+        if executor is None:
+            return
+        if secret is None and not self.require_secret:
+            return
+        if not self.agent.executor_secrets.check(framework_id, executor_id, executor.container_id, secret):
+            self.agent.metrics["executor_authentication_failures"] += 1
+            raise NotAuthenticated(f"Executor {executor_id} of framework {framework_id}: "
+                                   + ("no executor secret presented" if secret is None else "wrong executor secret"))
 
     def call(self, framework_id: str, executor_id: str, call: xapi.Call) -> None:
         """Act on a call of the subscribed executor, or raise :class:`CallRefused`."""

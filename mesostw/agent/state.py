@@ -9,6 +9,7 @@ import attrs
 
 from mesostw.interfaces import IExecutorLink
 from mesostw.model.info import ExecutorInfo, FrameworkInfo
+from mesostw.model.resources import Resources
 from mesostw.model.task import Task, TaskInfo
 
 REGISTERING = "REGISTERING"
@@ -22,6 +23,9 @@ MAX_COMPLETED_FRAMEWORKS = 50
 
 #: The command value marking the built-in command executor in an ExecutorInfo.
 COMMAND_EXECUTOR = "mesos-executor"
+#: What the command executor's container gets on top of its task's resources (Mesos's
+#: DEFAULT_EXECUTOR_CPUS and DEFAULT_EXECUTOR_MEM).
+COMMAND_EXECUTOR_RESOURCES = Resources.of(cpus=0.1, mem=32)
 
 
 @attrs.define(eq=False)
@@ -44,6 +48,8 @@ class ExecutorState:
     shutdown_timer: Any = None
     killed_by_agent: bool = False
     exit_status: int | None = None
+    #: tasks checkpointed by an earlier run that the executor may never have received
+    undelivered: set[str] = attrs.field(factory=set)
 
     @property
     def id(self) -> str:

@@ -9,7 +9,7 @@ next update of that task goes out. Duplicates (same UUID) are ignored.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from mesostw.model.task import TaskStatus
 
@@ -58,6 +58,17 @@ class StatusUpdateManager:
         if len(stream.pending) == 1:
             self._send_head(stream)
         return True
+
+    def recover(self, framework_id: str, task_id: str, pending: list[TaskStatus], seen: Iterable[bytes]) -> None:
+        """Take back a task's stream from a checkpoint: its unacknowledged updates in order, and the
+        UUIDs of all it ever received (so that an executor re-sending one is not taken twice)."""
+        stream = self._streams[(framework_id, task_id)] = _Stream(framework_id)
+        stream.seen.update(seen)
+        stream.pending.extend(pending)
+        if stream.pending:
+            self._send_head(stream)
+        elif not stream.seen:
+            del self._streams[(framework_id, task_id)]
 
     def acknowledge(self, framework_id: str, task_id: str, uuid: bytes) -> TaskStatus | None:
         """Retire the head update if ``uuid`` names it; returns it, or None for a stale ack."""

@@ -11,7 +11,8 @@ The exchange (``mesos:docs/authentication.md``; see the spec, section 4.1) maps 
                                                      AuthenticationStepMessage{response}
     auth.step(response): Deferred
         fires with the principal  -> AuthenticationCompletedMessage
-        fails with UnauthorizedLogin -> AuthenticationFailedMessage (after FailureThrottle.delay)
+        fails with UnauthorizedLogin -> AuthenticationFailedMessage
+    (a peer that failed waits FailureThrottle.admit before its next response is even checked)
         fails with AuthenticationError -> AuthenticationErrorMessage{error}
 
 :class:`CredentialsChecker` is an ``ICredentialsChecker``, so the same object also guards HTTP Basic
@@ -173,29 +174,37 @@ def respond(credential: Credential, challenge: bytes) -> bytes:
 
 
 class FailureThrottle:
-    """Slows down guessing: how long to wait before answering a failed attempt, per peer key (an IP).
+    """Slows down guessing, per peer key (an IP): CRAM-MD5 and HTTP Basic share one.
 
-    The first failure is answered at once, the next after ``base`` seconds, then the wait doubles up to
-    ``cap``. A success forgets the key; so does ``expiry`` seconds without a failure. At most
-    ``max_entries`` keys are remembered: beyond that the one that failed longest ago is forgotten, so
-    memory stays bounded whatever a flood of peers does. Time comes from ``clock.seconds()``; the
-    throttle schedules nothing itself. Use::
+    After a key's first failure its attempts are checked one at a time: the next no sooner than
+    ``base`` seconds later, then the wait doubles with every failure up to ``cap``. Attempts that
+    arrive meanwhile, however many in parallel, wait their turn in line (at most ``max_waiting``;
+    beyond that they are refused), so the rate of guesses is held, not just the rate of answers: the
+    right secret sent amid wrong ones waits its turn too. A success forgets the key; so does
+    ``expiry`` seconds without a failure. At most ``max_entries`` keys are remembered: beyond that the
+    one that failed longest ago is forgotten, so memory stays bounded whatever a flood of peers does.
+    Time comes from ``clock.seconds()``; the throttle schedules nothing itself. Use::
 
-        wait = throttle.delay(peer)
-        throttle.failed(peer)
-        clock.callLater(wait, send_failed)
+        wait = throttle.admit(peer)          # None: refuse now
+        clock.callLater(wait, check)         # check(): throttle.evaluating(peer), then the secret;
+                                             # then throttle.failed(peer) or throttle.succeeded(peer)
     """
 
     def __init__(self, clock: IReactorTime, base: float = 0.5, cap: float = 30.0, expiry: float = 300.0,
-                 max_entries: int = 10_000):
+                 max_entries: int = 10_000, max_waiting: int = 64):
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self._clock = clock
+        #: the clock turns are measured on (shells schedule the waits on it)
+        self.clock = clock
         self.base = base
         self.cap = cap
         self.expiry = expiry
         self.max_entries = max_entries
+        self.max_waiting = max_waiting
         self._failures: OrderedDict[Hashable, tuple[int, float]] = OrderedDict()  # oldest failure first
+        #: key -> (when its next attempt may be checked, how many attempts wait for their turn)
+        self._turns: dict[Hashable, tuple[float, int]] = {}
 
     def __len__(self) -> int:
         self._expire()
@@ -207,25 +216,58 @@ class FailureThrottle:
         count = self._failures.get(key, (0, 0.0))[0]
         return 0.0 if count == 0 else min(self.cap, self.base * 2.0 ** (count - 1))
 
+    def admit(self, key: Hashable) -> float | None:
+        """Seconds a new attempt of ``key`` must wait before it is checked (0.0: check it now), or
+        None: refuse it, ``max_waiting`` attempts of ``key`` wait already. Each admitted attempt of a
+        key that failed takes the next turn, ``delay(key)`` after the one before."""
+        self._expire()
+        now = self._clock.seconds()
+        free_at, waiting = self._turns.get(key, (now, 0))
+        if free_at <= now and key not in self._failures:
+            return 0.0
+        if waiting >= self.max_waiting:
+            return None
+        start = max(now, free_at)
+        self._turns[key] = (start + self.delay(key), waiting + 1)
+        return start - now
+
+    def evaluating(self, key: Hashable) -> None:
+        """An attempt admitted with a wait is being checked now (its turn came)."""
+        turn = self._turns.get(key)
+        if turn is not None and turn[1] > 0:
+            self._turns[key] = (turn[0], turn[1] - 1)
+
     def failed(self, key: Hashable) -> None:
-        """Record a failed attempt by ``key``."""
+        """Record a failed attempt by ``key``: its next attempt waits ``delay(key)`` from now at least."""
         self._expire()
         count = self._failures.pop(key, (0, 0.0))[0]
         while len(self._failures) >= self.max_entries:
             self._failures.popitem(last=False)
-        self._failures[key] = (min(count + 1, 64), self._clock.seconds())
+        now = self._clock.seconds()
+        self._failures[key] = (min(count + 1, 64), now)
+        free_at, waiting = self._turns.get(key, (now, 0))
+        self._turns[key] = (max(free_at, now + self.delay(key)), waiting)
 
     def succeeded(self, key: Hashable) -> None:
-        """Forget the failures of ``key``: it proved a secret."""
+        """Forget the failures of ``key``: it proved a secret (attempts already in line keep their turns)."""
         self._failures.pop(key, None)
+        turn = self._turns.get(key)
+        if turn is not None and turn[1] == 0:
+            del self._turns[key]
 
     def _expire(self) -> None:
-        deadline = self._clock.seconds() - self.expiry
+        now = self._clock.seconds()
+        deadline = now - self.expiry
         while self._failures:
             key, (_, when) = next(iter(self._failures.items()))
             if when > deadline:
                 break
             del self._failures[key]
+        if len(self._turns) > len(self._failures):
+            # Turns of forgotten keys with nobody waiting and no wait left: forgotten too (memory stays bounded).
+            for key in [k for k, (free_at, waiting) in self._turns.items()
+                        if waiting == 0 and (free_at <= now or k not in self._failures)]:
+                del self._turns[key]
 
 
 def _text(value: object) -> str | None:

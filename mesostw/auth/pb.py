@@ -24,6 +24,8 @@ class PBAuthentication:
         self._peer = peer
         self.principal: str | None = None
         self._session: Authenticator | None = None
+        #: a failure's late answer, until it is sent (see :meth:`step`)
+        self._answer: defer.Deferred | None = None
 
     @property
     def peer(self) -> str:
@@ -40,27 +42,57 @@ class PBAuthentication:
         return self._session.start(mechanism)
 
     def step(self, response: Any) -> defer.Deferred:
+        """Check the response to the challenge, once this peer's turn comes (see :class:`FailureThrottle`)."""
         session, self._session = self._session, None
         if session is None:
             return defer.fail(AuthenticationError("start authentication first"))
         throttle = self.security.throttle
-        d = session.step(response if isinstance(response, bytes) else b"")
+        peer = self.peer
+        wait = throttle.admit(peer) if throttle is not None else 0.0
+        if wait is None:
+            self.on_failure()
+            log.warn("Refused an authentication attempt from {peer}: too many are waiting", peer=peer)
+            return defer.fail(AuthenticationError("too many authentication attempts from this address; retry later"))
+
+        def check() -> defer.Deferred:
+            if throttle is not None and wait:
+                throttle.evaluating(peer)
+            return session.step(response if isinstance(response, bytes) else b"")
 
         def succeeded(principal: str) -> str:
             if throttle is not None:
-                throttle.succeeded(self.peer)
+                throttle.succeeded(peer)
             self.principal = principal
-            log.info("Authenticated principal {p} from {peer}", p=principal, peer=self.peer)
+            log.info("Authenticated principal {p} from {peer}", p=principal, peer=peer)
             return principal
 
-        def failed(failure: Any) -> defer.Deferred:
+        def failed(failure: Any) -> Any:
+            if failure.check(defer.CancelledError):
+                # The connection went while the attempt waited its turn: give the turn up, uncounted.
+                if throttle is not None:
+                    throttle.evaluating(peer)
+                return failure
             self.on_failure()
-            log.warn("Authentication failed from {peer}: {why}", peer=self.peer,
+            log.warn("Authentication failed from {peer}: {why}", peer=peer,
                      why=failure.getErrorMessage() or "bad credentials")
-            delay = throttle.delay(self.peer) if throttle is not None else 0.0
             if throttle is not None:
-                throttle.failed(self.peer)
-            # Answer late: guessing secrets becomes slower with every failure from the same peer.
-            return task.deferLater(self.clock, delay, lambda: failure)
+                throttle.failed(peer)
+            return failure
 
+        # Parallel attempts of a peer that failed are checked one at a time, further and further apart.
+        if not wait:
+            return check().addCallbacks(succeeded, failed)
+        d = self._answer = task.deferLater(self.clock, wait, check)
+        d.addBoth(self._answered, d)
         return d.addCallbacks(succeeded, failed)
+
+    def _answered(self, result: Any, answer: defer.Deferred) -> Any:
+        if self._answer is answer:
+            self._answer = None
+        return result
+
+    def disconnected(self) -> None:
+        """The connection went away: an attempt waiting its turn has nobody to answer (and must not
+        keep a timer)."""
+        if self._answer is not None:
+            self._answer.cancel()

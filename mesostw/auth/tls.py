@@ -134,7 +134,10 @@ class TLSConfig:
         if self.require_cert:
             options.update(verify=True, caCerts=[c.original for c in self._ca_certificates()],
                            requireCertificate=True)
-        return tssl.CertificateOptions(**options)
+        certificate_options = tssl.CertificateOptions(**options)
+        # The context is made once and kept by the options: answer ALPN on it from now on.
+        answer_alpn(certificate_options.getContext())
+        return certificate_options
 
     def client_options(self, hostname: str) -> Any:
         """A client connection creator for ``wrapClientTLS`` to ``hostname`` (a name or an IP address).
@@ -251,6 +254,23 @@ class TLSConfig:
             pems.extend(found)
         # A c_rehash'd directory links each certificate under its hash: keep one of each.
         return list(dict.fromkeys(pems))
+
+
+#: The one application protocol every port speaks inside TLS (PB and the executor stream are sniffed after it).
+HTTP_1_1 = b"http/1.1"
+
+
+def answer_alpn(context: Any) -> None:
+    """Make a server context answer ALPN as a client would want: ``http/1.1`` when offered, else no
+    protocol (the handshake goes on). Twisted's own callback answers an empty name when nothing it
+    knows is offered, which OpenSSL turns into a fatal ``internal error`` alert: every client offering
+    ALPN (browsers, curl, ``requests``) was refused."""
+    from OpenSSL import SSL
+
+    def select(connection: Any, offered: list[bytes]) -> Any:
+        return HTTP_1_1 if HTTP_1_1 in offered else SSL.NO_OVERLAPPING_PROTOCOLS
+
+    context.set_alpn_select_callback(select)
 
 
 def tls_from(config: Any = None, environ: Mapping[str, str] = os.environ, server: bool = True) -> TLSConfig:

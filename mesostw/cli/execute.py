@@ -2,7 +2,8 @@
 
 Registers a throwaway framework over Perspective Broker, launches one task on the first offer that
 holds the requested resources (declining every other offer), prints the task's status updates, and
-tears the framework down when the task ends. Exits 0 only if the task finished.
+tears the framework down when the task ends. Exits 0 only if the task finished. Given a ``zk://``
+master it follows the elected leader through failovers for as long as it runs.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from twisted.internet import defer
 from twisted.internet.task import react
 
 from mesostw.auth.credentials import Credential
-from mesostw.cli.errors import CLIError
+from mesostw.cli.errors import CLIError, UsageError
 from mesostw.cli.http import parse_master
 from mesostw.model.info import FrameworkInfo, MasterInfo
 from mesostw.model.resources import Resources
 from mesostw.model.task import FINISHED, Offer, TaskStatus
 from mesostw.model.validation import ValidationError
 from mesostw.scheduler.driver import Scheduler
+from mesostw.zk.url import is_zk, parse_zk_url
 
 DEFAULT_RESOURCES = "cpus:0.1;mem:32"
 #: How long to wait for the teardown to reach the master before exiting anyway.
@@ -145,8 +147,15 @@ class Execution:
         self.scheduler = ExecuteScheduler(args.name, args.command, args.resources, environment, out, err)
         framework = FrameworkInfo(user=args.user or current_user(), name=args.framework_name,
                                   checkpoint=args.checkpoint, role=args.role, principal=args.principal)
-        _, host, port = parse_master(args.master)
-        self.master = f"{host}:{port}"
+        if is_zk(args.master):
+            try:
+                parse_zk_url(args.master)
+            except ValueError as exc:
+                raise UsageError(f"invalid --master: {exc}") from None
+            self.master = args.master  # the driver follows the leader elected there
+        else:
+            _, host, port = parse_master(args.master)
+            self.master = f"{host}:{port}"
         credential = Credential(args.principal, args.secret) if args.principal and args.secret is not None else None
         if credential is not None:
             self.driver: Any = make_driver(self.scheduler, framework, self.master, credential=credential)
@@ -220,7 +229,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--secret", default=None, help="the principal's secret (CRAM-MD5 authentication)")
     parser.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
                         help="give up (and tear the framework down) if the task has not ended by then")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, follows_leader=True)
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -99,15 +99,59 @@ def post_form(url: str, fields: Mapping[str, str], timeout: float = TIMEOUT) -> 
     return _request(req, timeout)
 
 
+def exchange(method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
+             timeout: float = TIMEOUT) -> tuple[int, bytes, dict[str, str]]:
+    """One request; (status, body, headers with lower-case names) whatever the status, 4xx, 5xx and
+    redirects a GET does not follow included. Only a connection problem raises (:class:`CLIError`)."""
+    return _open(request.Request(url, data=body, method=method, headers=dict(headers or {})), timeout)
+
+
+def post_json(url: str, body: Any, timeout: float = TIMEOUT) -> Any:
+    """POST ``body`` as JSON (an operator API Call) and decode the JSON answer (None for an empty one)."""
+    _, answer = _request(_json_request(url, body), timeout)
+    return _decode(answer, url) if answer.strip() else None
+
+
+def open_stream(url: str, body: Any, timeout: float) -> Any:
+    """POST ``body`` as JSON and return the open response of a stream (its reads time out after
+    ``timeout`` seconds without data); errors as :func:`get_json`."""
+    req = _json_request(url, body)
+    where = _server(url)
+    opener = _https() if url.lower().startswith("https:") else _opener
+    try:
+        return opener.open(req, timeout=timeout)
+    except error.HTTPError as exc:
+        raise HTTPStatusError(exc.code, error_message(exc.code, _read(exc), url), url) from None
+    except error.URLError as exc:
+        raise CLIError(f"cannot reach {where}: {_reason(exc.reason)}") from None
+    except TimeoutError:
+        raise CLIError(f"{where} did not answer within {timeout:g} seconds") from None
+    except (http.client.HTTPException, OSError) as exc:
+        raise CLIError(f"lost the connection to {where}: {_reason(exc)}") from None
+
+
+def _json_request(url: str, body: Any) -> request.Request:
+    return request.Request(url, data=json.dumps(body).encode("utf-8"), method="POST",
+                           headers={"Content-Type": "application/json", "Accept": "application/json"})
+
+
 def _request(req: request.Request, timeout: float) -> tuple[int, bytes]:
+    status, body, _ = _open(req, timeout)
+    if status >= 400:
+        raise HTTPStatusError(status, error_message(status, body, req.full_url), req.full_url)
+    return status, body
+
+
+def _open(req: request.Request, timeout: float) -> tuple[int, bytes, dict[str, str]]:
     url = req.full_url
     where = _server(url)
     opener = _https() if url.lower().startswith("https:") else _opener
     try:
         with opener.open(req, timeout=timeout) as response:
-            return response.status, response.read()
+            return response.status, response.read(), {k.lower(): v for k, v in response.headers.items()}
     except error.HTTPError as exc:
-        raise HTTPStatusError(exc.code, _error_message(exc), url) from None
+        headers = {k.lower(): v for k, v in exc.headers.items()} if exc.headers is not None else {}
+        return exc.code, _read(exc), headers
     except error.URLError as exc:
         raise CLIError(f"cannot reach {where}: {_reason(exc.reason)}") from None
     except TimeoutError:
@@ -141,11 +185,15 @@ def _decode(body: bytes, url: str) -> Any:
         raise CLIError(f"{url} did not answer with JSON") from None
 
 
-def _error_message(exc: error.HTTPError) -> str:
+def _read(exc: error.HTTPError) -> bytes:
     try:
-        body = exc.read()
+        return exc.read()
     except (OSError, http.client.HTTPException):
-        body = b""
+        return b""
+
+
+def error_message(status: int, body: bytes, url: str) -> str:
+    """The ``message`` of a JSON error body, else its first line, else the status and the URL."""
     try:
         decoded = json.loads(body)
     except ValueError:
@@ -154,8 +202,8 @@ def _error_message(exc: error.HTTPError) -> str:
         return decoded["message"]
     text = body.decode("utf-8", "replace").strip().splitlines()
     if text and len(text[0]) <= 200:
-        return f"HTTP {exc.code}: {text[0]}"
-    return f"HTTP {exc.code} {exc.reason} from {exc.url}"
+        return f"HTTP {status}: {text[0]}"
+    return f"HTTP {status} from {url}"
 
 
 def _reason(reason: object) -> str:

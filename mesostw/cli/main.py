@@ -12,10 +12,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from mesostw.cli import execute, http, sandbox, state, tasks
+from mesostw.cli import apps, execute, http, operator_api, sandbox, state, tasks
 from mesostw.cli.errors import CLIError, UsageError
+from mesostw.zk.url import is_zk
 
-COMMANDS = (execute, state, tasks, sandbox)
+COMMANDS = (execute, state, tasks, sandbox, operator_api, apps)
 
 
 class Parser(argparse.ArgumentParser):
@@ -28,7 +29,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> Parser:
     common = Parser(add_help=False)
     common.add_argument("--master", metavar="HOST:PORT",
-                        help=f"the leading master, host:port or http://host:port "
+                        help=f"the leading master, host:port or http://host:port, or zk://host:port/path "
                              f"(default: $MESOS_MASTER, else {http.DEFAULT_MASTER})")
     parser = Parser(prog="mesostw", description="Operate a mesostw (or Mesos) cluster.")
     subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
@@ -47,11 +48,18 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
             args, extras = parser.parse_known_args(list(argv))
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
-        command = f"mesostw {args.subcommand}"
+        command = " ".join(["mesostw", args.subcommand, *([args.apps_command] if "apps_command" in args else [])])
         if extras:
             raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see '{command} --help')")
-        args.master = resolve(args.master or os.environ.get("MESOS_MASTER") or http.DEFAULT_MASTER)
-        args.master_url = http.base_url(args.master)
+        if "master" in args:  # the commands that talk to the master (not `apps`, which talks to a framework)
+            master = args.master or os.environ.get("MESOS_MASTER") or http.DEFAULT_MASTER
+            if getattr(args, "follows_leader", False) and is_zk(master):
+                # A long-running command keeps the zk:// URL and follows the leader for as long as it
+                # runs, as mesos-execute does; looking it up once would pin it to a master that may die.
+                args.master, args.master_url = master, None
+            else:
+                args.master = resolve(master)
+                args.master_url = http.base_url(args.master)
         return int(args.func(args, out, err))
     except CLIError as exc:
         err.write(f"{exc.command or command}: {exc.message}\n")
@@ -63,8 +71,6 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
 
 def resolve(master: str) -> str:
     """A ``zk://`` master (or a file:// holding one) becomes the elected leader's host:port."""
-    from mesostw.zk.url import is_zk
-
     if not is_zk(master):
         return master
     from mesostw.detector import find_leader

@@ -9,20 +9,31 @@ launcher, and the less it carries, the cheaper each fork and each message
 environment (the agent passes its TLS settings on) the connection is TLS,
 made with the stdlib ``ssl`` module (:func:`tls_context`).
 
-The command runs in its own process group. A kill sends SIGTERM to the group
-and SIGKILL after the grace period. Exit status 0 gives TASK_FINISHED, any
-other TASK_FAILED with the status in the message, a kill TASK_KILLED. If the
-agent goes away, a checkpointing framework's executor keeps the task running
-and reconnects (re-sending what was not acknowledged) until the recovery
-timeout; any other executor kills its task and exits, as Mesos's does.
+The command runs in its own process group, and the executor is a child
+subreaper: whatever the command starts stays among the executor's descendants,
+even after a double fork or a ``setsid`` (daemons, ``nohup ... &``). A kill
+sends SIGTERM to all of them and SIGKILL after the grace period; when the
+command ends, whatever it left running is killed too. Exit status 0 gives
+TASK_FINISHED, any other TASK_FAILED with the status in the message, a kill
+TASK_KILLED. A task with a ``health_check`` is checked as Mesos's command
+executor does (see :mod:`mesostw.executor.health`): each probe runs in a
+thread, its verdict comes back to the loop through a pipe, health changes go
+out as TASK_RUNNING updates with ``healthy`` set, and too many failures in a
+row kill the task (TASK_KILLED, ``healthy`` false, reason
+``REASON_TASK_HEALTH_CHECK_STATUS_UPDATED``). If the agent goes away, a
+checkpointing framework's executor keeps the task running and reconnects
+(re-sending what was not acknowledged) until the recovery timeout; any other
+executor kills its task and exits, as Mesos's does.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
 import heapq
 import json
 import os
+import queue
 import re
 import selectors
 import shutil
@@ -30,16 +41,26 @@ import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from mesostw.executor import health as checks
+
 # Opens the agent's executor stream (see mesostw.agent.executor_stream); that module imports nothing.
 from mesostw.wire.preambles import EXECUTOR as PREAMBLE
 
+#: The variable holding this executor's secret (mesostw.agent.executor_auth.ENVIRONMENT_VARIABLE).
+SECRET_VARIABLE = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
 #: SIGTERM to SIGKILL when neither the kill nor the task names a grace period.
 DEFAULT_GRACE = 3.0
+#: How often a checkpointing executor tries to reach its agent again while the agent is away.
+RECONNECT_INTERVAL = 0.5
+PR_SET_CHILD_SUBREAPER = 36
+# Loaded once, in the launcher, before it forks executors.
+_libc = ctypes.CDLL(None, use_errno=True)
 #: How long to wait for the agent to take the final update before exiting anyway.
 EXIT_TIMEOUT = 5.0
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0, "days": 86400.0,
@@ -70,6 +91,35 @@ def describe_exit(status: int) -> tuple[int | None, str]:
         name = str(signum)
     return None, f"Command terminated with signal {name}"
 
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants this process's children rather than init's (Linux 3.4+)."""
+    return _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below ``root``, from /proc (parents before children)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(name))
+    out: list[int] = []
+    queue = list(children.get(root, []))
+    while queue:
+        pid = queue.pop(0)
+        out.append(pid)
+        queue.extend(children.get(pid, []))
+    return out
 
 
 def record(body: bytes) -> bytes:
@@ -196,6 +246,8 @@ class CommandExecutor:
         self.agent = (host, int(port))
         self.framework_id = environ["MESOS_FRAMEWORK_ID"]
         self.executor_id = environ["MESOS_EXECUTOR_ID"]
+        #: the secret the agent gave this executor run; presented with every SUBSCRIBE, never given to the task
+        self.secret = environ.get(SECRET_VARIABLE)
         self.checkpoint = environ.get("MESOS_CHECKPOINT") == "1"
         self.recovery_timeout = duration(environ.get("MESOS_RECOVERY_TIMEOUT", ""), 900.0)
         self.shutdown_grace = duration(environ.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", ""), 5.0)
@@ -215,32 +267,48 @@ class CommandExecutor:
         self.unacked: dict[str, dict[str, Any]] = {}
         self.exit_code: int | None = None
         self.lost_since: float | None = None
+        # the task's health check, when it has one
+        self.health: checks.HealthPolicy | None = None
+        self.health_check: dict[str, Any] = {}
+        self.task_env: dict[str, str] = {}
+        self.started = 0.0
+        self.unhealthy: str | None = None
+        self.verdicts: queue.SimpleQueue[tuple[bool, str]] = queue.SimpleQueue()
+        self.wakeup: tuple[int, int] | None = None
 
     # -- the loop ------------------------------------------------------------------
 
     def run(self) -> int:
+        self.watch_children()
         self.subscribe()
         while self.exit_code is None:
-            timeout = None
-            if self.timers:
-                timeout = max(0.0, self.timers[0][0] - time.monotonic())
-            for key, _ in self.selector.select(timeout):
-                key.data()
-            now = time.monotonic()
-            while self.timers and self.timers[0][0] <= now and self.exit_code is None:
-                _, _, action = heapq.heappop(self.timers)
-                action()
+            self.step()
         return self.exit_code
+
+    def step(self, longest: float | None = None) -> None:
+        """One turn of the loop: wait for I/O or the next timer (at most ``longest`` seconds), then run
+        what is due."""
+        timeout = longest
+        if self.timers:
+            due = max(0.0, self.timers[0][0] - time.monotonic())
+            timeout = due if timeout is None else min(timeout, due)
+        for key, _ in self.selector.select(timeout):
+            key.data()
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now and self.exit_code is None:
+            _, _, action = heapq.heappop(self.timers)
+            action()
 
     def later(self, delay: float, action: Callable[[], None]) -> None:
         self._timer_ids += 1
         heapq.heappush(self.timers, (time.monotonic() + delay, self._timer_ids, action))
 
-    def envelope(self, kind: str, body: dict[str, Any] | None = None) -> bytes:
+    def envelope(self, kind: str, body: dict[str, Any] | None = None, **extra: str) -> bytes:
         call: dict[str, Any] = {"type": kind, "framework_id": {"value": self.framework_id},
                                 "executor_id": {"value": self.executor_id}}
         if body is not None:
             call[kind.lower()] = body
+        call.update(extra)
         return json.dumps(call).encode()
 
     # -- the agent -------------------------------------------------------------------
@@ -248,7 +316,8 @@ class CommandExecutor:
     def subscribe(self) -> None:
         tasks = [self.task] if self.task is not None and not self.task_acknowledged else []
         body = self.envelope("SUBSCRIBE", {"unacknowledged_tasks": tasks,
-                                           "unacknowledged_updates": [{"status": s} for s in self.unacked.values()]})
+                                           "unacknowledged_updates": [{"status": s} for s in self.unacked.values()]},
+                             token=self.secret or "")
         try:
             sock = connect(self.agent, self.tls)
             sock.sendall(PREAMBLE + record(body))
@@ -296,7 +365,7 @@ class CommandExecutor:
             self.kill_now()
             self.exit_code = 1
             return
-        self.later(min(self.backoff_max, 1.0), self.subscribe)
+        self.later(min(self.backoff_max, RECONNECT_INTERVAL), self.subscribe)
 
     def call(self, body: bytes) -> None:
         """Send a Call; if the agent is gone, unacknowledged updates go again with the next SUBSCRIBE."""
@@ -332,13 +401,18 @@ class CommandExecutor:
             self.kill_now()
             self.exit_code = 1
 
-    def update(self, state: str, message: str | None = None) -> str:
+    def update(self, state: str, message: str | None = None, healthy: bool | None = None,
+               reason: str | None = None) -> str:
         assert self.task is not None
         status: dict[str, Any] = {"task_id": self.task["task_id"], "state": state, "source": "SOURCE_EXECUTOR",
                                   "executor_id": {"value": self.executor_id}, "timestamp": time.time(),
                                   "uuid": base64.b64encode(uuid.uuid4().bytes).decode()}
         if message:
             status["message"] = message
+        if healthy is not None:
+            status["healthy"] = healthy
+        if reason:
+            status["reason"] = reason
         self.unacked[status["uuid"]] = status
         self.call(self.envelope("UPDATE", {"status": status}))
         return status["uuid"]
@@ -357,8 +431,14 @@ class CommandExecutor:
             argv = list(command.get("arguments") or [command.get("value", "")])
         program = argv[0] if shell else (shutil.which(argv[0]) or argv[0])
         env = dict(os.environ)
+        env.pop(SECRET_VARIABLE, None)  # the task has no business speaking for its executor
         for variable in command.get("environment", {}).get("variables", []):
             env[variable["name"]] = variable.get("value", "")
+        check = task.get("health_check")
+        why = checks.problem(check) if check is not None else None
+        if why is not None:
+            self.finish("TASK_FAILED", f"Invalid health check: {why}")
+            return
         try:
             self.pid = os.posix_spawn(program, argv, env, setpgroup=0)
         except OSError as exc:
@@ -368,6 +448,66 @@ class CommandExecutor:
         self.selector.register(self.pidfd, selectors.EVENT_READ, self.on_exit)
         log(f"forked command at {self.pid}")
         self.update("TASK_RUNNING")
+        if check is not None:
+            self.start_health_checks(check, env)
+
+    # -- health checks ---------------------------------------------------------------------
+
+    def start_health_checks(self, check: dict[str, Any], env: dict[str, str]) -> None:
+        self.health = checks.HealthPolicy(check)
+        self.health_check = check
+        self.task_env = env
+        self.started = time.monotonic()
+        self.wakeup = os.pipe()
+        os.set_blocking(self.wakeup[0], False)
+        self.selector.register(self.wakeup[0], selectors.EVENT_READ, self.on_verdicts)
+        log(f"{self.health.kind} health check every {self.health.interval:g}s after {self.health.delay:g}s")
+        self.later(self.health.delay, self.probe_health)
+
+    def checking(self) -> bool:
+        return self.health is not None and self.pid is not None and not self.killing and self.exit_code is None
+
+    def probe_health(self) -> None:
+        """Run one probe in a thread; its result wakes the loop (:meth:`on_verdicts`)."""
+        if not self.checking():
+            return
+        assert self.health is not None and self.wakeup is not None
+        check, env, timeout, wake = self.health_check, self.task_env, self.health.timeout, self.wakeup[1]
+
+        def run() -> None:
+            try:
+                result = checks.probe(check, self.agent[0], env, None, timeout)
+            except Exception as exc:  # noqa: BLE001 - a broken probe is a failed check, not a dead executor
+                result = (False, f"health check error: {exc!r}")
+            self.verdicts.put(result)
+            try:
+                os.write(wake, b"!")
+            except OSError:
+                pass
+
+        threading.Thread(target=run, name="health-check", daemon=True).start()
+
+    def on_verdicts(self) -> None:
+        assert self.wakeup is not None
+        try:
+            os.read(self.wakeup[0], 4096)
+        except BlockingIOError:
+            pass
+        while not self.verdicts.empty():
+            ok, what = self.verdicts.get()
+            if not self.checking():
+                continue
+            assert self.health is not None
+            verdict = self.health.result(ok, time.monotonic() - self.started)
+            if verdict.update:
+                self.update("TASK_RUNNING", None if ok else what, healthy=verdict.healthy)
+            if verdict.kill:
+                self.unhealthy = (f"Task killed after {self.health.failures} consecutive failed health checks "
+                                  f"(last: {what})")
+                log(self.unhealthy)
+                self.kill(None)
+                continue
+            self.later(self.health.interval, self.probe_health)
 
     def kill(self, grace: float | None) -> None:
         if self.task is None:
@@ -390,20 +530,77 @@ class CommandExecutor:
         self.signal(signal.SIGKILL)
 
     def signal(self, signum: int) -> None:
+        """Signal the command's process group and every other descendant (daemons in sessions of their own)."""
         if self.pid is not None:
             try:
                 os.killpg(self.pid, signum)
             except ProcessLookupError:
                 pass
+        for pid in descendants(os.getpid()):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    # -- children -------------------------------------------------------------------------
+
+    def watch_children(self) -> None:
+        """Become a child subreaper, so that whatever the command starts stays among our descendants.
+
+        Orphans that end while the task runs stay zombies until it ends (:meth:`kill_leftovers` reaps
+        them): reaping them sooner would race the health probes' threads for their own children's
+        exit statuses, which no wait call can tell apart.
+        """
+        become_subreaper()
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL whatever the ended command left behind, until nothing is left.
+
+        Without children there are no descendants at all, which ``waitid`` tells without reading
+        /proc: the common case (a command that left nothing) costs no scan.
+        """
+        for _ in range(100):  # a fork bomb could outrun a few rounds; cgroups isolation catches the rest
+            if not self.has_children():
+                return
+            left = descendants(os.getpid())
+            if not left:
+                return
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for pid in left:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass  # not ours (yet): reaped by its own parent, or reparented to us later
+
+    def has_children(self) -> bool:
+        """Whether any child is still alive, once the ended ones are reaped."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return True
 
     def on_exit(self) -> None:
         assert self.pidfd is not None and self.pid is not None
         self.selector.unregister(self.pidfd)
         os.close(self.pidfd)
         _, status = os.waitpid(self.pid, 0)
-        self.signal(signal.SIGKILL)  # the command's children go with it
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # the command's children go with it
+        except ProcessLookupError:
+            pass
         self.pid = self.pidfd = None
+        self.kill_leftovers()
         code, message = describe_exit(status)
+        if self.killing and self.unhealthy is not None:
+            self.finish("TASK_KILLED", self.unhealthy, healthy=False, reason=checks.REASON)
+            return
         if self.killing:
             state = "TASK_KILLED"
         elif code == 0:
@@ -412,8 +609,8 @@ class CommandExecutor:
             state = "TASK_FAILED"
         self.finish(state, message)
 
-    def finish(self, state: str, message: str) -> None:
-        self.final_uuid = self.update(state, message)
+    def finish(self, state: str, message: str, healthy: bool | None = None, reason: str | None = None) -> None:
+        self.final_uuid = self.update(state, message, healthy=healthy, reason=reason)
         self.later(EXIT_TIMEOUT, self.give_up)
 
     def give_up(self) -> None:

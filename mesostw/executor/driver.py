@@ -25,7 +25,7 @@ from mesostw.model.task import TaskInfo, TaskStatus, new_uuid
 from mesostw.model.units import parse_duration
 from mesostw.model.validation import ValidationError
 from mesostw.wire.connector import Connector
-from mesostw.wire.pb import Batcher, decode, encode
+from mesostw.wire.pb import Batcher, decode, encode, pieces
 
 log = Logger()
 
@@ -98,6 +98,8 @@ class ExecutorDriver:
         host, _, port = env["MESOS_AGENT_ENDPOINT"].rpartition(":")
         self.agent_address = (host, int(port))
         self.checkpoint = env.get("MESOS_CHECKPOINT") == "1"
+        #: presented with every SUBSCRIBE: the agent binds nothing without it
+        self.secret = env.get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
         self.recovery_timeout = parse_duration(env.get("MESOS_RECOVERY_TIMEOUT", "15mins"))
         self.shutdown_grace_period = parse_duration(env.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "5secs"))
         backoff_max = parse_duration(env.get("MESOS_SUBSCRIPTION_BACKOFF_MAX", "2secs"))
@@ -138,7 +140,7 @@ class ExecutorDriver:
         self._lost_since = None
         call = xapi.subscribe_call(self.framework_id, self.executor_id, list(self.unacked_tasks.values()),
                                    list(self.unacked_updates.values()))
-        return root.callRemote("subscribe", self._remote, encode(call))
+        return root.callRemote("subscribe", self._remote, pieces(encode(call)), self.secret)
 
     def _lost(self) -> None:
         self.subscribed = False

@@ -6,11 +6,15 @@ imported the executor's code, costs a few milliseconds. The agent talks to it
 over stdin/stdout in JSON lines:
 
     -> {"id": 1, "mode": "command-executor" | "exec", "argv": [...], "env": {...},
-        "cwd": "...", "stdout": "...", "stderr": "...", "user": null}
+        "cwd": "...", "stdout": "...", "stderr": "...", "user": null, "cgroups": [...]}
     <- {"id": 1, "pid": 1234}        or  {"id": 1, "error": "..."}
     <- {"exited": 1234, "status": 0}  (a wait status, whenever a child ends)
 
-Children start their own session, so they survive the agent and this process.
+Children first join the container's cgroups (``cgroups`` lists their ``cgroup.procs`` files),
+while still root and before they run anything of the task's, then start their own session, so
+they survive the agent and this process. The answer comes once the child has exec'd (or set
+itself up as the command executor): a child that cannot (a missing program, a group it cannot
+join) makes the request fail with the reason.
 The command executor needs only the standard library, so this process stays
 small and its forks cheap (few pages to copy on write).
 """
@@ -25,7 +29,7 @@ import gc
 import json
 import os
 import pwd
-import select
+import selectors
 import signal
 import sys
 import traceback
@@ -47,13 +51,38 @@ def _become(user: str | None, env: dict[str, str]) -> None:
     os.setuid(entry.pw_uid)
 
 
-def _child(request: dict[str, Any], keep: tuple[int, ...]) -> None:
-    """In the forked child: set up the sandbox, then become the executor. Never returns."""
+def _join(cgroups: list[str]) -> None:
+    """Move this process into the container's groups (it is still root here, before any setuid)."""
+    pid = str(os.getpid())
+    for procs in cgroups:
+        try:
+            with open(procs, "w") as f:
+                f.write(pid)
+        except OSError as exc:
+            raise OSError(f"cannot join the cgroup {os.path.dirname(procs)}: {exc.strerror}") from None
+
+
+def _reason(exc: BaseException, request: dict[str, Any]) -> str:
+    """Why the child could not become the executor, for the launch's error."""
+    if isinstance(exc, OSError) and exc.strerror:
+        what = exc.filename if isinstance(exc.filename, str) else (request.get("argv") or ["the executor"])[0]
+        return f"cannot run {what}: {exc.strerror}"
+    return str(exc) or repr(exc)
+
+
+def _child(request: dict[str, Any], report: int) -> None:
+    """In the forked child: join the container, set up the sandbox, then become the executor. Never returns.
+
+    Whatever fails before the executor runs is written to ``report`` (close-on-exec: an exec
+    closes it, the command executor closes it once set up), so that the launcher answers the
+    request with the reason instead of a pid.
+    """
     code = 127
     try:
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
+        _join(request.get("cgroups") or [])
         os.setsid()
         null = os.open(os.devnull, os.O_RDONLY)
         out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -61,13 +90,16 @@ def _child(request: dict[str, Any], keep: tuple[int, ...]) -> None:
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
-        os.closerange(3, 65536)
+        os.closerange(3, report)
+        os.closerange(report + 1, 65536)
         os.chdir(request["cwd"])
         env = {str(k): str(v) for k, v in request["env"].items()}
         _become(request.get("user"), env)
         if request["mode"] == "exec":
             argv = request["argv"]
             os.execvpe(argv[0], argv, env)
+        os.close(report)
+        report = -1
         os.environ.clear()
         os.environ.update(env)
         sys.stdout = open(1, "w", closefd=False)
@@ -75,6 +107,8 @@ def _child(request: dict[str, Any], keep: tuple[int, ...]) -> None:
         code = command.main()
     except BaseException as exc:  # noqa: BLE001 - anything here must end the child, reported
         try:
+            if report >= 0:
+                os.write(report, _reason(exc, request).encode()[:4000])
             os.write(2, f"mesos-executor: failed to start: {exc!r}\n".encode())
             os.write(2, traceback.format_exc().encode())
         except OSError:
@@ -102,6 +136,12 @@ class Launcher:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         os.set_blocking(self.wake_r, False)
+        self.selector = selectors.DefaultSelector()
+        #: report pipe -> (request id, child pid, what the child wrote): children not yet answered for
+        self.reports: dict[int, tuple[int, int, bytearray]] = {}
+        #: children whose launch failed: their exit is not reported
+        self.failed: set[int] = set()
+        self.done = False
 
     def reply(self, message: dict[str, Any]) -> None:
         data = (json.dumps(message) + "\n").encode()
@@ -126,14 +166,44 @@ class Launcher:
                 raise ValueError("exec needs argv")
             if request.get("user"):
                 _check_user(request["user"])
+            cgroups = request.get("cgroups") or []
+            if not isinstance(cgroups, list) or not all(isinstance(p, str) for p in cgroups):
+                raise ValueError("cgroups must be a list of paths")
         except (ValueError, KeyError) as exc:
             self.reply({"id": request_id, "error": str(exc).strip("'\"")})
             return
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
-            _child(request, ())
+            os.close(report_r)
+            _child(request, report_w)
+        os.close(report_w)
         self.children.add(pid)
-        self.reply({"id": request_id, "pid": pid})
+        # Answered once the child has exec'd or set itself up (or failed to): the next fork need not wait.
+        self.reports[report_r] = (request_id, pid, bytearray())
+        self.selector.register(report_r, selectors.EVENT_READ, self.on_report)
+
+    def on_report(self, fd: int) -> None:
+        request_id, pid, problem = self.reports[fd]
+        chunk = os.read(fd, 4096)
+        if chunk:
+            problem += chunk
+            return
+        self.selector.unregister(fd)
+        os.close(fd)
+        del self.reports[fd]
+        if problem:
+            self.failed.add(pid)  # its exit is no news: the request failed
+            self.reply({"id": request_id, "error": problem.decode(errors="replace")})
+        else:
+            self.reply({"id": request_id, "pid": pid})
+
+    def settle(self, pid: int) -> None:
+        """Answer ``pid``'s request before reporting its exit (its report pipe is closed by then)."""
+        for fd, (_, child, _) in list(self.reports.items()):
+            if child == pid:
+                while fd in self.reports:
+                    self.on_report(fd)
 
     def reap(self) -> None:
         while self.children:
@@ -144,34 +214,48 @@ class Launcher:
             if pid == 0:
                 return
             self.children.discard(pid)
+            self.settle(pid)
+            if pid in self.failed:
+                self.failed.discard(pid)
+                continue
             self.reply({"exited": pid, "status": status})
+
+    def on_wake(self, fd: int) -> None:
+        try:
+            os.read(self.wake_r, 4096)
+        except BlockingIOError:
+            pass
+        self.reap()
+
+    def on_input(self, fd: int) -> None:
+        chunk = os.read(self.inp, 65536)
+        if not chunk:
+            self.done = True
+            return
+        self.buffer += chunk
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if line.strip():
+                self.handle(line)
 
     def run(self) -> int:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        while True:
+        self.selector.register(self.wake_r, selectors.EVENT_READ, self.on_wake)
+        self.selector.register(self.inp, selectors.EVENT_READ, self.on_input)
+        while not self.done:
             try:
-                readable, _, _ = select.select([self.inp, self.wake_r], [], [])
+                events = self.selector.select()
             except InterruptedError:
                 continue
-            if self.wake_r in readable:
-                try:
-                    os.read(self.wake_r, 4096)
-                except BlockingIOError:
-                    pass
-                self.reap()
-            if self.inp in readable:
-                chunk = os.read(self.inp, 65536)
-                if not chunk:
-                    return 0
-                self.buffer += chunk
-                while b"\n" in self.buffer:
-                    line, self.buffer = self.buffer.split(b"\n", 1)
-                    if line.strip():
-                        self.handle(line)
+            # Reports first: a child's answer goes out before the news of its exit.
+            events.sort(key=lambda event: event[0].data != self.on_report)
+            for key, _ in events:
+                key.data(key.fd)
             self.reap()
+        return 0
 
 
 def main() -> int:

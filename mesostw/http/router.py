@@ -22,6 +22,8 @@ from twisted.web import resource, server
 log = Logger()
 
 MAX_QUERY = 64 * 1024
+#: The largest request body an endpoint takes unless it says otherwise (``Router.route(max_body=...)``).
+DEFAULT_MAX_BODY = 1024 * 1024
 
 
 class HTTPError(Exception):
@@ -63,6 +65,8 @@ def header(request: server.Request, name: str) -> str | None:
 
 
 def read_body(request: server.Request, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes (413 beyond; a listening port refuses larger ones before buffering
+    them, see :mod:`mesostw.wire.guard`)."""
     content = request.content
     if content is None:
         return b""
@@ -133,10 +137,21 @@ class Router(resource.Resource):
         self._patterns: list[tuple[_Pattern, dict[bytes, Handler]]] = []
         self._mounts: list[tuple[str, resource.IResource]] = []
         self._filters: list[tuple[Filter, frozenset[str]]] = []
+        #: filters that also run before a request's body is read (authentication), with their exemptions
+        self._early: list[tuple[Filter, frozenset[str]]] = []
+        #: route key -> (largest body it takes, its own check before the body is read)
+        self._body_rules: dict[str, tuple[int, Filter | None]] = {}
         self.fallback: Handler | None = None
 
-    def route(self, path: str, handler: Handler, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
-        """Answer ``methods`` on ``path`` (which may hold ``{name}`` and ``{name:path}`` parameters)."""
+    def route(self, path: str, handler: Handler, methods: tuple[str, ...] = ("GET", "HEAD"),
+              max_body: int | None = None, before_body: Filter | None = None) -> None:
+        """Answer ``methods`` on ``path`` (which may hold ``{name}`` and ``{name:path}`` parameters).
+
+        ``max_body``: the largest request body taken (default :data:`DEFAULT_MAX_BODY`), refused with 413
+        before it is buffered; ``before_body``: a check (as a filter) run once the headers are in and
+        before the body is read, e.g. the endpoint's own authentication."""
+        if max_body is not None or before_body is not None:
+            self._body_rules[path] = (DEFAULT_MAX_BODY if max_body is None else max_body, before_body)
         if _PARAM.search(path):
             table = next((t for p, t in self._patterns if p.pattern == path), None)
             if table is None:
@@ -158,13 +173,50 @@ class Router(resource.Resource):
     def routes(self) -> list[str]:
         return sorted([*self._routes, *(p.pattern for p, _ in self._patterns), *(p + "/" for p, _ in self._mounts)])
 
-    def filter(self, check: Filter, exempt: Collection[str] = frozenset()) -> None:
+    def filter(self, check: Filter, exempt: Collection[str] = frozenset(), before_body: bool = False) -> None:
         """Run ``check(request)`` before every route, present or future, except the route keys
         (paths, patterns as registered, mount prefixes) in ``exempt``. It may return None, an
         HTTPError to answer with, or a Deferred of either; it may raise HTTPError. It may also answer
         the request itself (e.g. by proxying it elsewhere) and return ``server.NOT_DONE_YET``: then
-        nothing else runs and the router writes nothing."""
+        nothing else runs and the router writes nothing.
+
+        ``before_body``: also run it as soon as the request's headers are in, before its body is read
+        (see :meth:`admission`); it must then answer with None or an HTTPError only (authentication),
+        and cope with running twice."""
         self._filters.append((check, frozenset(exempt)))
+        if before_body:
+            self._early.append((check, frozenset(exempt)))
+
+    def admission(self, request: server.Request, length: int | None) -> Any:
+        """Whether to read the body of ``request`` (its headers are in, its body is not): None, an
+        HTTPError to refuse it with (413 for a ``length`` past the endpoint's limit; what an early
+        filter answers), or a Deferred of either. Sets ``request.body_limit`` for bodies of unknown length."""
+        try:
+            limit, checks = self._admission(request.path.decode("utf-8", "replace"), request.method)
+        except HTTPError:
+            limit, checks = DEFAULT_MAX_BODY, []  # no such endpoint: the dispatch says so, after a short body
+        request.body_limit = limit  # type: ignore[attr-defined]
+
+        def size() -> HTTPError | None:
+            if length is not None and length > limit:
+                return HTTPError(413, f"Request body of {length} bytes is larger than the {limit} bytes it takes")
+            return None
+
+        if not checks:
+            return size()
+        # Authentication first: a client without credentials learns nothing of the endpoint's limits.
+        return _run_filters(request, checks, size)
+
+    def _admission(self, path: str, method: bytes) -> tuple[int, list[Filter]]:
+        key, target, _ = self._resolve(path, method)
+        checks = [check for check, exempt in self._early if key not in exempt]
+        limit, own = self._body_rules.get(key, (DEFAULT_MAX_BODY, None))
+        if own is not None:
+            checks.append(own)
+        if isinstance(target, Router):
+            inner_limit, inner_checks = target._admission(path[len(key):] or "/", method)
+            return inner_limit, checks + inner_checks
+        return limit, checks
 
     def guard(self, check: Callable[[server.Request], HTTPError | None], exempt: Collection[str]) -> None:
         """A synchronous filter, e.g. a redirect to the leading master."""

@@ -123,11 +123,12 @@ class SchedulerCalls:
             self._refuse(framework, task, T.ERROR, T.REASON_TASK_INVALID, problem)
             return available
         user = _task_user(task, framework)
-        if not master.security.authorize("run_tasks", framework.info.principal, user):
+        # The principal the framework proved, never one it merely claims in its FrameworkInfo.
+        if not master.security.authorize("run_tasks", framework.principal, user):
             master.metrics["tasks_denied"] += 1
             self._refuse(framework, task, T.ERROR, T.REASON_TASK_UNAUTHORIZED,
                          f"Not authorized to run tasks as user '{user}' "
-                         f"(principal {framework.info.principal or '(none)'})")
+                         f"(principal {framework.principal or '(none)'})")
             return available
         launching.add(task.task_id)
         needed = task.resources
@@ -203,6 +204,8 @@ class SchedulerCalls:
                 continue
             if agent_id is not None and agent_id in agents.unreachable and framework.info.partition_aware:
                 state = T.UNREACHABLE
+            elif agent_id is not None and agent_id in agents.gone and framework.info.partition_aware:
+                state = T.GONE_BY_OPERATOR
             elif framework.info.partition_aware:
                 state = T.UNKNOWN
             else:

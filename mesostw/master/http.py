@@ -11,6 +11,7 @@ from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
 from mesostw.master.master import KillOutcome, Master, TeardownOutcome
+from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.operator_http import OperatorEndpoints
 from mesostw.model.info import MasterInfo
 
@@ -88,6 +89,7 @@ class MasterEndpoints:
         self.flags = flags
         self.routing = routing if routing is not None else LeaderRouting(master)
         self.operator = OperatorEndpoints(master)
+        self.api = MasterOperatorAPI(master, flags, log_file=flags.get("external_log_file") or None)
         self.prometheus = PrometheusEndpoint(lambda: metrics.snapshot(self.master, self.master.leading))
 
     def install(self, router: Router) -> None:
@@ -102,12 +104,14 @@ class MasterEndpoints:
         router.route("/metrics/snapshot", self.snapshot)
         self.prometheus.install(router)
         self.operator.install(router)
+        self.api.install(router)
         for path in ("/master/redirect", "/redirect"):
             router.route(path, self.routing.redirect)
         router.route("/master/teardown", self.teardown, methods=("POST",))
         router.route("/master/kill", self.kill, methods=("POST",))
         router.guard(self.routing.not_leading, self.ANY_MASTER | self.OWN_LEADER_GUARD)
-        router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION)
+        # Before the body too: a request that fails authentication is refused without reading it.
+        router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION, before_body=True)
 
     #: Answered without HTTP authentication.
     UNAUTHENTICATED = frozenset({"/master/health", "/health", "/master/redirect", "/redirect"})
@@ -159,9 +163,14 @@ class MasterEndpoints:
         framework_id, task_id = params.get("frameworkId"), params.get("taskId")
         if not framework_id or not task_id:
             raise HTTPError(400, "Expecting 'frameworkId' and 'taskId'")
-        outcome = self.master.killTask(framework_id, task_id)
+        principal = getattr(request, "principal", None)
+        outcome = self.master.operatorKill(framework_id, task_id, principal)
         if outcome is KillOutcome.UNKNOWN_TASK:
             raise HTTPError(404, f"Task {task_id} of framework {framework_id} is not known")
+        if outcome is KillOutcome.NOT_AUTHORIZED:
+            framework = self.master.frameworks[framework_id]
+            raise HTTPError(403, f"Principal {principal or '(none)'} may not kill tasks of frameworks of principal "
+                                 f"{framework.info.principal or '(none)'}")
         if outcome is KillOutcome.AGENT_NOT_CONNECTED:
             task = self.master.tasks.get(framework_id, task_id)
             raise HTTPError(409, f"Agent {task.agent_id if task else '(unknown)'} of task {task_id} is not connected")

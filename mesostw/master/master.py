@@ -8,7 +8,9 @@ by an injected clock; its effects are calls on links, on the allocator and on th
 - :class:`~mesostw.master.offers.OfferBook`: outstanding offers;
 - :class:`~mesostw.master.agents.AgentManager`: agents registering, returning, disconnecting, lost;
 - :class:`~mesostw.master.frameworks.FrameworkManager`: frameworks subscribing, failing over, removed;
-- :class:`~mesostw.master.calls.SchedulerCalls`: the answers to v1 scheduler Calls.
+- :class:`~mesostw.master.calls.SchedulerCalls`: the answers to v1 scheduler Calls;
+- :class:`~mesostw.master.events.MasterEvents`: what the components report to the operator API's
+  event subscribers.
 
 The facade keeps what spans components (status updates, acknowledgements, allocation, teardown,
 kills, weights) and the methods the adapters call. It also provides
@@ -33,6 +35,7 @@ from mesostw.auth.policy import Security
 from mesostw.interfaces import IAgentLink, IAllocator, IFrameworkLink, IMasterEndpoint
 from mesostw.master.agents import AgentManager, without_uuid
 from mesostw.master.calls import SchedulerCalls
+from mesostw.master.events import MAX_SUBSCRIBERS, MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused, TeardownOutcome
 from mesostw.master.offers import OfferBook
 from mesostw.master.records import AgentRecord, CompletedFrameworks, FrameworkRecord
@@ -76,14 +79,17 @@ class Master:
         self.security = security or Security()
         #: called when the registry refuses a write: leadership may be lost (the service aborts)
         self.on_registry_failure: Callable[[Failure], None] = lambda failure: None
-        self.tasks = TaskTracker(allocator, self.metrics, config.max_completed_tasks_per_framework)
+        #: the operator API's event subscribers, to which the components report
+        self.events = MasterEvents(self, getattr(config, "max_operator_event_stream_subscribers", MAX_SUBSCRIBERS))
+        self.tasks = TaskTracker(allocator, self.metrics, config.max_completed_tasks_per_framework,
+                                 events=self.events)
         self.offers = OfferBook(clock, self.id, config.offer_timeout, allocator, self._offer_expired)
         self.framework_manager = FrameworkManager(
             config, clock, allocator, self.security, self.tasks, self.offers, self.persist, self._master_info,
-            self.id, self.metrics, self.requestAllocation, self.removeFramework)
+            self.id, self.metrics, self.requestAllocation, self.removeFramework, events=self.events)
         self.agent_manager = AgentManager(
             config, clock, allocator, self.tasks, self.offers, self.framework_manager, self.persist,
-            self._master_info, self.id, self.metrics, self.requestAllocation)
+            self._master_info, self.id, self.metrics, self.requestAllocation, self.security, events=self.events)
         self.calls = SchedulerCalls(self)
         self._allocation_pending: Any = None
         self._allocation_candidates: set[str] | None = set()
@@ -144,7 +150,7 @@ class Master:
             # A master failover is no reason to drop a framework (Mesos never times out the frameworks a
             # new leader learns of): like its agents, it has at least --agent_reregister_timeout to return.
             self.framework_manager.recover(info, max(info.failover_timeout, self.config.agent_reregister_timeout))
-        self.agent_manager.recover(agents, state.unreachable)
+        self.agent_manager.recover(agents, state.unreachable, state.owners, gone=state.gone)
         self.leading = True
         log.info("Recovered {a} agents and {f} frameworks from the registry; agents have {t}s to re-register",
                  a=len(agents), f=len(state.frameworks), t=self.config.agent_reregister_timeout)
@@ -175,12 +181,16 @@ class Master:
 
     # -- agents -----------------------------------------------------------------
 
-    def registerAgent(self, link: IAgentLink, info: AgentInfo, version: str = "") -> defer.Deferred:
-        return self.agent_manager.registerAgent(link, info, version)
+    def registerAgent(self, link: IAgentLink, info: AgentInfo, version: str = "",
+                      principal: str | None = None) -> defer.Deferred:
+        """A new agent; ``principal`` is the one its connection authenticated as (None: it did not)."""
+        return self.agent_manager.registerAgent(link, info, version, principal)
 
     def reregisterAgent(self, link: IAgentLink, info: AgentInfo, tasks: list[Task], executors: list[ExecutorInfo],
-                        frameworks: list[FrameworkInfo], version: str = "") -> defer.Deferred:
-        return self.agent_manager.reregisterAgent(link, info, tasks, executors, frameworks, version)
+                        frameworks: list[FrameworkInfo], version: str = "", principal: str | None = None
+                        ) -> defer.Deferred:
+        """An agent that knows its ID; only the principal that registered the ID may re-register it."""
+        return self.agent_manager.reregisterAgent(link, info, tasks, executors, frameworks, version, principal)
 
     def agentDisconnected(self, agent_id: str, link: IAgentLink | None = None) -> None:
         self.agent_manager.agentDisconnected(agent_id, link)
@@ -190,6 +200,10 @@ class Master:
 
     def unregisterAgent(self, agent_id: str) -> None:
         self.agent_manager.unregisterAgent(agent_id)
+
+    def markAgentGone(self, agent_id: str) -> defer.Deferred:
+        """An operator says an agent is gone for good (see :meth:`AgentManager.markGone`)."""
+        return self.agent_manager.markGone(agent_id)
 
     # -- frameworks -----------------------------------------------------------------
 
@@ -209,13 +223,15 @@ class Master:
 
     def removeFramework(self, framework_id: str) -> None:
         """Tear a framework down: forget it, shut it down on every agent and kill its tasks."""
-        if self.framework_manager.remove(framework_id) is None:
+        framework = self.framework_manager.remove(framework_id)
+        if framework is None:
             return
         for agent_id in self.tasks.agents_of(framework_id):
             link = self.agent_manager.reachable_link(agent_id)
             if link is not None:
                 link.shutdownFramework(framework_id)
         self.tasks.remove_framework(framework_id, self.clock.seconds())
+        self.events.frameworkRemoved(framework.info)  # after its tasks' updates, as Mesos
         self.requestAllocation()
 
     def teardown(self, framework_id: str, principal: str | None) -> TeardownOutcome:
@@ -273,6 +289,20 @@ class Master:
             return KillOutcome.AGENT_NOT_CONNECTED
         link.killTask(framework_id, task_id, grace_period)
         return KillOutcome.SENT
+
+    def operatorKill(self, framework_id: str, task_id: str, principal: str | None) -> KillOutcome:
+        """An operator (``principal``, None when anonymous) asks to kill one task: allowed to whoever the
+        teardown_frameworks ACL lets tear its framework down (killing its tasks one by one is the same)."""
+        task = self.tasks.get(framework_id, task_id)
+        framework = self.framework_manager.get(framework_id)
+        if task is None or framework is None:
+            return KillOutcome.UNKNOWN_TASK
+        if not self.security.authorize("teardown_frameworks", principal, framework.info.principal):
+            self.metrics["kills_denied"] += 1
+            log.warn("Principal {p} may not kill task {t} of framework {f}", p=principal or "(none)", t=task_id,
+                     f=framework_id)
+            return KillOutcome.NOT_AUTHORIZED
+        return self.killTask(framework_id, task_id)
 
     def exitedExecutor(self, agent_id: str, framework_id: str, executor_id: str, status: int | None) -> None:
         if self.agent_manager.get(agent_id) is None:
@@ -341,7 +371,8 @@ class Master:
         self.requestAllocation([offer.agent_id])
 
     def stop(self) -> None:
-        """Cancel every timer the master holds (for clean shutdown and tests)."""
+        """Cancel every timer the master holds and end the event subscriptions (for clean shutdown and tests)."""
+        self.events.close_all("the master is stopping")
         self.offers.stop()
         self.agent_manager.stop()
         self.framework_manager.stop()

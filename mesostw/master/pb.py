@@ -164,7 +164,7 @@ class MasterConnection(pb.Referenceable):
         if info.id is not None:
             raise RefusedError("a new agent must not carry an ID; re-register instead")
         link = PBAgentLink(reference(agent, "the agent"), self.clock)
-        d = self.master.registerAgent(link, info, version)
+        d = self.master.registerAgent(link, info, version, self.auth.principal)
         d.addCallback(self._agent_bound, link)
         d.addCallback(lambda result: encode(internal.registered(*result)))
         d.addErrback(self._refused)
@@ -177,7 +177,7 @@ class MasterConnection(pb.Referenceable):
         if info.id is None:
             raise RefusedError("re-registration needs the agent's ID")
         link = PBAgentLink(reference(agent, "the agent"), self.clock)
-        d = self.master.reregisterAgent(link, info, tasks, executors, frameworks, version)
+        d = self.master.reregisterAgent(link, info, tasks, executors, frameworks, version, self.auth.principal)
         d.addCallback(lambda master_info: self._agent_bound((info.id, master_info), link))
         d.addCallback(lambda result: encode(internal.registered(None, result[1])))
         d.addErrback(self._refused)
@@ -248,6 +248,7 @@ class MasterConnection(pb.Referenceable):
         return failure
 
     def _disconnected(self) -> None:
+        self.auth.disconnected()
         if self.agent_id is not None:
             self.master.agentDisconnected(self.agent_id, self.agent_link)
         self.session.disconnected()

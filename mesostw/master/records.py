@@ -96,6 +96,9 @@ class FrameworkRecord:
     recovered: bool = False
     failover_timer: Any = None
     suppressed: bool = False
+    #: the principal that proved it subscribed this framework (None: unauthenticated); it alone may
+    #: subscribe with this ID again, and ACLs judge the framework's calls by it
+    principal: str | None = None
     #: task ID -> Task for tasks not yet acknowledged as terminal (a view of the TaskTracker's index)
     tasks: Mapping[str, Task] = attrs.field(factory=lambda: MappingProxyType({}))
     #: the latest tasks that left the indexes (the TaskTracker appends)
@@ -140,6 +143,10 @@ class CompletedFrameworks:
 
     def __contains__(self, framework_id: object) -> bool:
         return framework_id in self.ids
+
+    def get(self, framework_id: str) -> FrameworkRecord | None:
+        """The record of a removed framework still kept, or None."""
+        return self._records.get(framework_id)
 
     def __iter__(self) -> Iterator[FrameworkRecord]:
         return iter(self._records.values())

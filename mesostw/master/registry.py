@@ -7,13 +7,14 @@ acknowledges nothing before that. The registry is a set of mutations over an
 :class:`~mesostw.interfaces.IStateStore`: in memory (tests, ``--registry=in_memory``),
 files under ``--work_dir``, or ZooKeeper with ``--zk``, where its layout under
 ``<zk path>/registry`` is ``agents/<id>`` (AgentInfo JSON), ``unreachable/<id>``
-(time), ``frameworks/<id>`` (FrameworkInfo JSON), ``removed/<id>`` (time) and
-``weights`` (JSON). One value per item keeps each write small, whatever the
-cluster's size.
+(time), ``owners/<id>`` (the principal that registered the agent), ``frameworks/<id>``
+(FrameworkInfo JSON), ``removed/<id>`` (time), ``weights`` (JSON), and ``gone/<id>`` (time) for
+agents an operator marked gone. One value per item keeps each write small, whatever the cluster's size.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections import OrderedDict
@@ -38,10 +39,11 @@ MAX_REMOVED_FRAMEWORKS = 1000
 #: Mutations committed together at most (a ZooKeeper transaction must stay far below its 1 MB limit).
 MAX_BATCH = 64
 
-SECTIONS = ("agents", "unreachable", "frameworks", "removed")
+SECTIONS = ("agents", "unreachable", "frameworks", "removed", "owners")
 
 __all__ = ["IRegistry", "Registry", "InMemoryRegistry", "RegistryError", "RegistryState", "Mutation",
-           "AdmitAgent", "MarkUnreachable", "RemoveAgent", "AddFramework", "RemoveFramework", "SetWeights"]
+           "AdmitAgent", "MarkUnreachable", "RemoveAgent", "AddFramework", "RemoveFramework", "SetWeights",
+           "MarkGone"]
 
 
 class RegistryError(StoreError):
@@ -55,15 +57,21 @@ class RegistryState:
     frameworks: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     removed_frameworks: OrderedDict[str, float] = attrs.field(factory=OrderedDict)
     weights: dict[str, float] = attrs.field(factory=dict)
+    #: agent ID -> the principal that registered it (agents admitted without one have none here)
+    owners: dict[str, str] = attrs.field(factory=dict)
+    #: agent ID -> when an operator marked it gone (it may never come back)
+    gone: dict[str, float] = attrs.field(factory=dict, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
         return {"agents": self.agents, "unreachable": self.unreachable, "frameworks": self.frameworks,
-                "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights}
+                "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights, "owners": self.owners,
+                "gone": self.gone}
 
     def copy(self) -> RegistryState:
         """A copy that mutations of this one do not change (they replace values, never edit them)."""
-        return RegistryState(dict(self.agents), dict(self.unreachable), dict(self.frameworks),
-                             OrderedDict(self.removed_frameworks), dict(self.weights))
+        return attrs.evolve(self, agents=dict(self.agents), unreachable=dict(self.unreachable),
+                            frameworks=dict(self.frameworks), removed_frameworks=OrderedDict(self.removed_frameworks),
+                            weights=dict(self.weights), owners=dict(self.owners), gone=dict(self.gone))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RegistryState:
@@ -71,21 +79,25 @@ class RegistryState:
             raise ValueError(f"a registry must be a JSON object, not {type(data).__name__}")
         return cls(dict(data.get("agents", {})), dict(data.get("unreachable", {})),
                    dict(data.get("frameworks", {})), OrderedDict(data.get("removed_frameworks", {})),
-                   dict(data.get("weights", {})))
+                   dict(data.get("weights", {})), dict(data.get("owners", {})), gone=dict(data.get("gone", {})))
 
 
 # -- mutations ---------------------------------------------------------------------------
 
 @attrs.frozen
 class AdmitAgent:
-    """An agent joins (or re-joins after being unreachable)."""
+    """An agent joins (or re-joins after being unreachable); ``principal`` is the one it authenticated
+    as, which owns its ID from then on (None: it did not authenticate, and the ID's owner is kept)."""
 
     agent_id: str
     info: dict[str, Any]
+    principal: str | None = None
 
     def __call__(self, state: RegistryState) -> None:
         state.agents[self.agent_id] = self.info
         state.unreachable.pop(self.agent_id, None)
+        if self.principal is not None:
+            state.owners[self.agent_id] = self.principal
 
 
 @attrs.frozen
@@ -105,6 +117,21 @@ class RemoveAgent:
     def __call__(self, state: RegistryState) -> None:
         state.agents.pop(self.agent_id, None)
         state.unreachable.pop(self.agent_id, None)
+        state.owners.pop(self.agent_id, None)
+
+
+@attrs.frozen
+class MarkGone:
+    """An operator marked an agent gone: it is no longer admitted nor unreachable, and never comes back."""
+
+    agent_id: str
+    time: float
+
+    def __call__(self, state: RegistryState) -> None:
+        state.agents.pop(self.agent_id, None)
+        state.unreachable.pop(self.agent_id, None)
+        state.owners.pop(self.agent_id, None)
+        state.gone[self.agent_id] = self.time
 
 
 @attrs.frozen
@@ -138,7 +165,7 @@ class SetWeights:
         state.weights.update(self.weights)
 
 
-Mutation = AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights
+Mutation = AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights | MarkGone
 
 
 # -- the registry over a store -----------------------------------------------------------------
@@ -160,13 +187,17 @@ def identifier(segment: str) -> str:
 def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
     """The store writes that make ``mutation`` of ``state`` durable (call before it changes ``state``)."""
     if isinstance(mutation, AdmitAgent):
-        return [Put(f"agents/{key(mutation.agent_id)}", dump(mutation.info)),
-                Delete(f"unreachable/{key(mutation.agent_id)}")]
+        admitted: list[Operation] = [Put(f"agents/{key(mutation.agent_id)}", dump(mutation.info)),
+                                     Delete(f"unreachable/{key(mutation.agent_id)}")]
+        if mutation.principal is not None:
+            admitted.append(Put(f"owners/{key(mutation.agent_id)}", dump(mutation.principal)))
+        return admitted
     if isinstance(mutation, MarkUnreachable):
         return [Delete(f"agents/{key(mutation.agent_id)}"),
                 Put(f"unreachable/{key(mutation.agent_id)}", dump(mutation.time))]
     if isinstance(mutation, RemoveAgent):
-        return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}")]
+        return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
+                Delete(f"owners/{key(mutation.agent_id)}")]
     if isinstance(mutation, AddFramework):
         return [Put(f"frameworks/{key(mutation.framework_id)}", dump(mutation.info))]
     if isinstance(mutation, RemoveFramework):
@@ -180,6 +211,9 @@ def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
         return ops
     if isinstance(mutation, SetWeights):
         return [Put("weights", dump({**state.weights, **mutation.weights}))]
+    if isinstance(mutation, MarkGone):
+        return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
+                Put(f"gone/{key(mutation.agent_id)}", dump(mutation.time))]
     raise TypeError(f"not a registry mutation: {mutation!r}")
 
 
@@ -194,9 +228,15 @@ class Registry:
     it exists, recovery imports it into the store once and renames it ``registry.json.imported``.
     """
 
-    def __init__(self, store: Any, legacy_file: str | None = None):
+    #: A write that fails for want of file descriptors (or memory) is tried again after this many seconds,
+    #: doubling up to RETRY_MAX: a master that runs short of descriptors must not abort for it.
+    RETRY_FIRST, RETRY_MAX = 0.1, 5.0
+
+    def __init__(self, store: Any, legacy_file: str | None = None, clock: Any = None):
         self.store = store
         self.legacy_file = legacy_file
+        self.clock = clock
+        self._retry_delay = self.RETRY_FIRST
         self.state = RegistryState()
         #: what the store holds
         self._durable = RegistryState()
@@ -232,14 +272,25 @@ class Registry:
                     value = json.loads(raw or b"null")
                     if section in ("unreachable", "removed"):
                         value = float(value)
+                    elif section == "owners" and not isinstance(value, str):
+                        raise ValueError("an owner must be a principal")
                 except (ValueError, TypeError) as exc:
                     raise RegistryError(f"cannot read the registry: {section}/{name} holds {raw[:80]!r} "
                                         f"({exc})") from None
                 sections[section][identifier(name)] = value
         state.agents, state.unreachable = sections["agents"], sections["unreachable"]
         state.frameworks = sections["frameworks"]
+        state.owners = sections["owners"]
         # Oldest first, as they were removed: that is the order in which the bound forgets them.
         state.removed_frameworks = OrderedDict(sorted(sections["removed"].items(), key=lambda kv: (kv[1], kv[0])))
+        for name in (yield self.store.children("gone")):
+            raw = yield self.store.get(f"gone/{name}")
+            if raw is None:
+                continue
+            try:
+                state.gone[identifier(name)] = float(json.loads(raw or b"null"))
+            except (ValueError, TypeError) as exc:
+                raise RegistryError(f"cannot read the registry: gone/{name} holds {raw[:80]!r} ({exc})") from None
         weights = yield self.store.get("weights")
         try:
             state.weights = json.loads(weights) if weights else {}
@@ -257,7 +308,7 @@ class Registry:
                     raise ValueError("agents and frameworks must be JSON objects")
         except (OSError, ValueError, TypeError) as exc:
             raise RegistryError(f"cannot import the registry {path}: {exc}") from None
-        ops: list[Operation] = [Delete(section) for section in (*SECTIONS, "weights")]
+        ops: list[Operation] = [Delete(section) for section in (*SECTIONS, "gone", "weights")]
         empty = RegistryState()
         for mutation in _mutations_of(state):
             ops += operations(empty, mutation)
@@ -291,6 +342,18 @@ class Registry:
         d.addBoth(self._written, batch)
 
     def _written(self, result: Any, batch: list[tuple[Mutation, defer.Deferred]]) -> None:
+        if isinstance(result, Failure) and _transient(result.value):
+            # Out of descriptors: the same batch again, later; nothing is reported, nothing aborts.
+            delay, self._retry_delay = self._retry_delay, min(self._retry_delay * 2, self.RETRY_MAX)
+            log.warn("Registry write failed ({why}); retrying in {delay}s", why=result.getErrorMessage(), delay=delay)
+            self._queue[:0] = batch
+            self._writing = True
+            clock = self.clock
+            if clock is None:
+                from twisted.internet import reactor as clock
+            clock.callLater(delay, self._retry)
+            return
+        self._retry_delay = self.RETRY_FIRST
         self._writing = False
         if isinstance(result, Failure):
             if result.check(StoreFenced):
@@ -314,15 +377,41 @@ class Registry:
             self._write()
 
 
+    def _retry(self) -> None:
+        self._writing = False
+        if self._queue:
+            self._write()
+
+
+def _transient(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what caused it) is a lack of descriptors or memory, which passes."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            return True
+        # Stores wrap OS errors in messages of their own (StoreError "...: [Errno 24] Too many open files").
+        if any(os.strerror(code) in str(error) for code in (errno.EMFILE, errno.ENFILE)):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
 def _mutations_of(state: RegistryState) -> list[Mutation]:
     """Mutations that build ``state`` from nothing."""
-    mutations: list[Mutation] = [AdmitAgent(agent_id, info) for agent_id, info in state.agents.items()]
+    owners = {agent_id: owner for agent_id, owner in state.owners.items() if isinstance(owner, str)}
+    mutations: list[Mutation] = [AdmitAgent(agent_id, info, owners.pop(agent_id, None))
+                                 for agent_id, info in state.agents.items()]
+    # Unreachable agents keep their owners: admitted with them first, then marked unreachable.
+    mutations += [AdmitAgent(agent_id, {}, owners.pop(agent_id)) for agent_id in state.unreachable
+                  if agent_id in owners]
     mutations += [MarkUnreachable(agent_id, float(time)) for agent_id, time in state.unreachable.items()]
     mutations += [AddFramework(framework_id, info) for framework_id, info in state.frameworks.items()]
     mutations += [RemoveFramework(framework_id, float(time)) for framework_id, time in
                   sorted(state.removed_frameworks.items(), key=lambda kv: (kv[1], kv[0]))]
     if state.weights:
         mutations.append(SetWeights({role: float(weight) for role, weight in state.weights.items()}))
+    mutations += [MarkGone(agent_id, float(time)) for agent_id, time in state.gone.items()]
     return mutations
 
 

@@ -88,18 +88,24 @@ class SchedulerAPI:
         # Every usual method comes to handle(), so that a non-leading master redirects before it
         # refuses a method (Mesos's order); handle() answers 405 for all but POST.
         for path in ("/api/v1/scheduler", "/master/api/v1/scheduler"):
-            router.route(path, self.authenticated, methods=HTTP_METHODS)
+            router.route(path, self.authenticated, methods=HTTP_METHODS, max_body=MAX_CALL_BYTES,
+                         before_body=self.authenticate)
+
+    def authenticate(self, request: server.Request) -> Any:
+        """HTTP Basic (required with --authenticate_frameworks or --authenticate_http_frameworks); leaves
+        the principal on the request. Runs before the body is read, and again (answered at once) after."""
+        security = self.master.security
+        d = http_principal(security, request, REALM_SCHEDULER, security.http_frameworks_must_authenticate)
+
+        def bind(principal: str | None) -> None:
+            request.principal = principal  # type: ignore[attr-defined]
+
+        return d.addCallback(bind)
 
     def authenticated(self, request: server.Request) -> Any:
-        """HTTP Basic first (required with --authenticate_http_frameworks), then :meth:`handle`."""
-        security = self.master.security
-        d = http_principal(security, request, REALM_SCHEDULER, security.authenticate_http_frameworks)
-
-        def handle(principal: str | None) -> Any:
-            request.principal = principal  # type: ignore[attr-defined]
-            return self.handle(request)
-
-        return d.addCallback(handle)
+        """HTTP Basic first (required with --authenticate_frameworks or --authenticate_http_frameworks),
+        then :meth:`handle`."""
+        return self.authenticate(request).addCallback(lambda _: self.handle(request))
 
     def handle(self, request: server.Request) -> Any:
         redirect = self.not_leading(request)
@@ -148,7 +154,8 @@ class SchedulerAPI:
         request.setHeader("Cache-Control", "no-cache")
         principal = getattr(request, "principal", None)
         link = HTTPFrameworkLink(request, stream_id, self.clock, self.heartbeat, principal)
-        session = SchedulerSession(self.master, principal)
+        session = SchedulerSession(self.master, principal,
+                                   authentication_required=self.master.security.http_frameworks_must_authenticate)
         try:
             session.subscribe(link, call)
         except SubscriptionRefused as exc:

@@ -22,6 +22,8 @@ from mesostw.master.registry import InMemoryRegistry, IRegistry, Registry
 from mesostw.master.scheduler_http import SchedulerAPI
 from mesostw.scheduler.master_host import HostedFrameworks
 from mesostw.store.factory import open_store
+from mesostw.verbosity import VERBOSITY
+from mesostw.wire.guard import HTTPLimits
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -63,7 +65,7 @@ class MasterService(service.MultiService):
         self.tls = tls_from(config)
         self.listener = Listener(reactor, config.ip, config.port, self.router,
                                  MasterRoot(self.master, reactor, self.leader_pid),
-                                 tls=self.tls if self.tls.enabled else None)
+                                 tls=self.tls if self.tls.enabled else None, limits=HTTPLimits.from_config(config))
         self.listener.setServiceParent(self)
         self.leadership.setServiceParent(self)
         loop = internet.TimerService(config.allocation_interval, self._allocate)
@@ -97,11 +99,11 @@ class MasterService(service.MultiService):
             self.zk = ZooKeeper(self.reactor, url, config.zk_session_timeout)
             self.store = open_store(self.reactor, zk=self.zk, zk_path=f"{url.path.rstrip('/')}/registry",
                                     fence=lambda: self.leadership.contender.node_path, what="registry")
-            return Registry(self.store)
+            return Registry(self.store, clock=self.reactor)
         directory = os.path.join(config.work_dir, "registry") if config.work_dir else None
         self.store = open_store(self.reactor, directory=directory, what="registry")
         legacy = os.path.join(config.work_dir, "registry.json") if config.work_dir else None
-        return Registry(self.store, legacy_file=legacy)
+        return Registry(self.store, legacy_file=legacy, clock=self.reactor)
 
     def _allocate(self) -> None:
         if self.master.leading:
@@ -131,6 +133,7 @@ class MasterService(service.MultiService):
         # Hosted frameworks go first, while the master still runs: their drivers fail over cleanly.
         d = self.frameworks.stopFrameworks() if self.frameworks is not None else defer.succeed(None)
         d.addCallback(lambda _: self.master.stop())
+        d.addCallback(lambda _: VERBOSITY.revert())  # no revert timer outlives the daemon
         d.addCallback(lambda _: super(MasterService, self).stopService())
         # Release the registry's store (a file store's lock) once everything above it stopped.
         d.addBoth(lambda result: self.store.close().addBoth(lambda _: result))

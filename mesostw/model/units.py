@@ -1,4 +1,4 @@
-"""Mesos's textual units: durations (``5secs``)."""
+"""Mesos's textual units: durations (``5secs``) and sizes (``2GB``)."""
 
 from __future__ import annotations
 
@@ -50,3 +50,27 @@ def format_duration(seconds: float) -> str:
         return f"{seconds * 1e3:g}ms"
     return f"{seconds * 1e6:g}us"
 
+
+
+_BYTES_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+_BYTES = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([KMGT]?B)\s*$", re.IGNORECASE)
+
+
+def parse_bytes(text: str) -> int:
+    """Parse a Mesos size such as ``2GB``, ``512MB`` or ``100B`` (a bare number is bytes)."""
+    text = str(text).strip()
+    if text.isdigit():
+        return int(text)
+    match = _BYTES.match(text)
+    if not match:
+        raise ValueError(f"invalid size {text!r}: expected a number followed by B, KB, MB, GB or TB")
+    return int(float(match.group(1)) * _BYTES_UNITS[match.group(2).upper()])
+
+
+def format_bytes(size: int) -> str:
+    """Render a size as Mesos prints one (``2GB``, ``1536MB``)."""
+    for unit in ("TB", "GB", "MB", "KB"):
+        factor = _BYTES_UNITS[unit]
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}B"

@@ -100,10 +100,13 @@ class LocalSchedulerDriver(SchedulerDriverBase):
             self.abort()
 
     def disconnect(self) -> None:
-        """Drop the link as if the connection broke (the framework may fail over later)."""
+        """Drop the link as if the connection broke (the framework may fail over later); a running driver
+        tells its scheduler, as every driver does when it loses the master."""
         if self.link is not None and self.session is not None:
             self.link.discard()
             self.session.disconnected()
+            if self.status == RUNNING:
+                self.scheduler.disconnected(self)
         self.link = None
 
     def reconnect(self) -> None:

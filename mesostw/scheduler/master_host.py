@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from mesostw.flags import Config, unprefixed
 from mesostw.http.router import HTTPError, Router
-from mesostw.interfaces import IFrameworkHost, IScheduler
+from mesostw.interfaces import AbdicationRefused, IFrameworkHost, IScheduler
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.plugins import make_framework
 from mesostw.scheduler.stores import master_store
@@ -90,6 +90,10 @@ class MasterHost:
         if leader is None or leader.id == master.id:
             return None
         return f"{leader.hostname}:{self.listener.port}"
+
+    def abdicate(self) -> None:
+        raise AbdicationRefused(f"The {self.name} framework runs inside the leading master and leads with it: "
+                                "stop this master to have another one (and its framework) lead")
 
     def _standby(self, request: Any) -> HTTPError | None:
         if self.master_service.master.leading:

@@ -24,7 +24,7 @@ from mesostw.model.info import FrameworkInfo
 from mesostw.model.task import TaskStatus
 from mesostw.scheduler.driver import RUNNING, SchedulerDriverBase, launch_lost
 from mesostw.wire.connector import Connector
-from mesostw.wire.pb import Batcher, decode, encode
+from mesostw.wire.pb import Batcher, decode, encode, pieces
 from mesostw.wire.pb import refused as refused_by_peer
 
 log = Logger()
@@ -85,9 +85,9 @@ class MesosSchedulerDriver(SchedulerDriverBase, service.MultiService):
         batch = Batcher(self.reactor, lambda payload: self._deliver(root, payload), self._unsent)
         if self.credential is not None:
             d = authenticate(root, self.credential)
-            d.addCallback(lambda _: root.callRemote("subscribe", self._remote, encode(self._subscribe_call())))
+            d.addCallback(lambda _: root.callRemote("subscribe", self._remote, pieces(encode(self._subscribe_call()))))
         else:
-            d = root.callRemote("subscribe", self._remote, encode(self._subscribe_call()))
+            d = root.callRemote("subscribe", self._remote, pieces(encode(self._subscribe_call())))
 
         def subscribed(_: Any) -> None:
             self._batch = batch
@@ -106,7 +106,7 @@ class MesosSchedulerDriver(SchedulerDriverBase, service.MultiService):
         d.addCallbacks(subscribed, refused)
         return d
 
-    def _deliver(self, root: pb.RemoteReference, payload: bytes) -> defer.Deferred:
+    def _deliver(self, root: pb.RemoteReference, payload: bytes | list[bytes]) -> defer.Deferred:
         d = root.callRemote("calls", payload)
         d.addCallback(self._refused_calls)
         return d

@@ -7,6 +7,11 @@ framework's service runs only on the leader, and the others forward every API re
 answers streamed back (503 with a JSON message while no leader is known). An instance whose
 ZooKeeper session is lost exits, as a Mesos master and Marathon do; a supervisor restarts it as a
 contender. Without ``--zk`` the instance leads at once.
+
+``host.abdicate()`` (Marathon's ``DELETE /v2/leader``) stops the process cleanly: the framework fails
+over, the election node goes at once (so another instance is elected without waiting for a session
+to expire), and the process exits with status 0; its supervisor restarts it, as a standby. Leadership
+is never handed back inside one process.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from mesostw.auth.tls import tls_from
 from mesostw.flags import Config
 from mesostw.http.proxy import ReverseProxy
 from mesostw.http.router import HTTPError, Router
-from mesostw.interfaces import IFrameworkHost, IScheduler
+from mesostw.interfaces import AbdicationRefused, IFrameworkHost, IScheduler
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.election import Unopposed, zookeeper_election
 from mesostw.scheduler.plugins import make_framework
@@ -59,7 +64,8 @@ class StandaloneHost:
     """What a framework gets when it runs on its own."""
 
     def __init__(self, reactor: Any, name: str, master: str, principal: str | None, credential: Credential | None,
-                 store: Any, election: Any, address: Callable[[], str], scheme: str = "http"):
+                 store: Any, election: Any, address: Callable[[], str], scheme: str = "http",
+                 on_abdicate: Callable[[], None] | None = None):
         self.reactor = reactor
         self.name = name
         self.master = master
@@ -70,6 +76,7 @@ class StandaloneHost:
         self.router = Router()
         self._address = address
         self.scheme = scheme
+        self._on_abdicate = on_abdicate
 
     @property
     def api_url(self) -> str:
@@ -88,6 +95,11 @@ class StandaloneHost:
         data = self.election.leader()
         return data.decode("utf-8", "replace") if data else None
 
+    def abdicate(self) -> None:
+        if self._on_abdicate is None:
+            raise AbdicationRefused("This instance cannot hand over leadership")
+        self._on_abdicate()
+
 
 class StandaloneFramework(service.MultiService):
     """One instance of a framework: listener, ZooKeeper session and election, and (once it leads)
@@ -96,7 +108,7 @@ class StandaloneFramework(service.MultiService):
 
     def __init__(self, plugin: Any, config: Config, framework_config: Config, reactor: Any = None,
                  zk: Any = None, election: Any = None, store: Any = None,
-                 on_abort: Callable[[str, str], None] = abort):
+                 on_abort: Callable[[str, str], None] = abort, end: Callable[[], None] | None = None):
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -107,6 +119,8 @@ class StandaloneFramework(service.MultiService):
         self.setName(plugin.name)
         self.config = config
         self.on_abort = on_abort
+        #: ends the process cleanly (the reactor's stop: twistd then stops every service)
+        self.end = end if end is not None else reactor.stop
         if config.zk:
             from mesostw.zk.client import ZooKeeper
             from mesostw.zk.url import parse_zk_url
@@ -125,7 +139,7 @@ class StandaloneFramework(service.MultiService):
         self.host = StandaloneHost(reactor, plugin.name, config.master, principal, credential,
                                    store if store is not None else standalone_store(reactor, config, zk, self.election),
                                    self.election, self.address,
-                                   "https" if tls is not None else "http")
+                                   "https" if tls is not None else "http", on_abdicate=self.abdicate)
         self.proxy = ReverseProxy(reactor, f"{plugin.name}@{config.hostname}:{config.http_port}", tls)
         # The framework's routes sit behind an outer router, so that forwarding to the leader also
         # covers routes a framework adds only once it runs.
@@ -186,6 +200,19 @@ class StandaloneFramework(service.MultiService):
         first.addCallback(lambda _: self.zk.stop() if self.zk is not None else None)
         first.addBoth(lambda _: service.MultiService.stopService(self))
         return first
+
+    def abdicate(self) -> None:
+        """Let another instance lead: end this process cleanly on the next reactor turn (the caller
+        answers first); refused without ``--zk`` (no other instance can lead) or on a standby."""
+        if self.zk is None:
+            raise AbdicationRefused(f"This {self.framework_name} instance runs without --zk: no other instance "
+                                    "can take over; stop it instead")
+        if not self.election.leading:
+            raise AbdicationRefused(f"This {self.framework_name} instance does not lead")
+        if self._stopping:
+            return
+        log.info("Abdicating: stopping so that another instance leads")
+        self.reactor.callLater(0, self.end)
 
     # -- ZooKeeper session ------------------------------------------------------------------
 

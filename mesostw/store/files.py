@@ -27,9 +27,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mesostw.interfaces import IStateStore
-from mesostw.store import Delete, Operation, Put, StoreError, StoreFenced, normalize, records, validate
+from mesostw.store import Operation, StoreError, StoreFenced, records, validate
 from mesostw.store.disk import Disk, Recovered
-from mesostw.store.memory import ScopedStore
+from mesostw.store.memory import TreeStore
 from mesostw.store.tree import Tree
 
 log = Logger()
@@ -43,7 +43,7 @@ _NEW, _OPENING, _OPEN, _CLOSING, _CLOSED = "new", "opening", "open", "closing", 
 
 
 @implementer(IStateStore)
-class FileStateStore:
+class FileStateStore(TreeStore):
     """The store in ``directory`` (created when missing)."""
 
     def __init__(self, directory: str, reactor: Any = None, compact_bytes: int = COMPACT_BYTES,
@@ -132,21 +132,6 @@ class FileStateStore:
         return self.open().addCallback(lambda _: read())
 
     # -- IStateStore -------------------------------------------------------------------------
-
-    def get(self, path: str) -> defer.Deferred:
-        return self._ready(lambda: self.tree.get(normalize(path)))
-
-    def children(self, path: str) -> defer.Deferred:
-        return self._ready(lambda: self.tree.children(normalize(path)))
-
-    def put(self, path: str, value: bytes) -> defer.Deferred:
-        return self.commit([Put(path, value)])
-
-    def delete(self, path: str) -> defer.Deferred:
-        return self.commit([Delete(path)])
-
-    def scoped(self, prefix: str) -> Any:
-        return ScopedStore(self, prefix)
 
     def commit(self, operations: Iterable[Operation]) -> defer.Deferred:
         try:

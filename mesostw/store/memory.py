@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -60,26 +61,44 @@ def children_of(paths: Iterable[str], path: str) -> list[str]:
     return Tree((p, b"") for p in paths).children(normalize(path))
 
 
-@implementer(IStateStore)
-class MemoryStateStore:
-    """Values in a :class:`~mesostw.store.tree.Tree`. ``fence`` (a callable returning whether the
-    writer still holds its claim) lets tests depose a writer."""
+class TreeStore(abc.ABC):
+    """What every provider shares: reads served from an in-memory :class:`~mesostw.store.tree.Tree`
+    (once :meth:`_ready` has it), single writes as one-operation commits, scoped views.
+    Providers supply ``tree``, ``commit`` and, when reads must wait for a load, ``_ready``."""
 
-    def __init__(self, fence: Callable[[], bool] = lambda: True):
-        self.tree = Tree()
-        self.fence = fence
+    tree: Tree
+
+    def _ready(self, read: Callable[[], Any]) -> defer.Deferred:
+        return defer.execute(read)
 
     def get(self, path: str) -> defer.Deferred:
-        return defer.execute(lambda: self.tree.get(normalize(path)))
+        return self._ready(lambda: self.tree.get(normalize(path)))
 
     def children(self, path: str) -> defer.Deferred:
-        return defer.execute(lambda: self.tree.children(normalize(path)))
+        return self._ready(lambda: self.tree.children(normalize(path)))
 
     def put(self, path: str, value: bytes) -> defer.Deferred:
         return self.commit([Put(path, value)])
 
     def delete(self, path: str) -> defer.Deferred:
         return self.commit([Delete(path)])
+
+    @abc.abstractmethod
+    def commit(self, operations: Iterable[Operation]) -> defer.Deferred:
+        """Apply ``operations`` atomically; fires once durable."""
+
+    def scoped(self, prefix: str) -> Any:
+        return ScopedStore(self, prefix)
+
+
+@implementer(IStateStore)
+class MemoryStateStore(TreeStore):
+    """Values in a :class:`~mesostw.store.tree.Tree`. ``fence`` (a callable returning whether the
+    writer still holds its claim) lets tests depose a writer."""
+
+    def __init__(self, fence: Callable[[], bool] = lambda: True):
+        self.tree = Tree()
+        self.fence = fence
 
     def commit(self, operations: Iterable[Operation]) -> defer.Deferred:
         try:
@@ -90,9 +109,6 @@ class MemoryStateStore:
             return defer.fail(StoreFenced("this writer no longer holds the store"))
         self.tree.apply(checked)
         return defer.succeed(None)
-
-    def scoped(self, prefix: str) -> Any:
-        return ScopedStore(self, prefix)
 
     def close(self) -> defer.Deferred:
         """Nothing to release."""

@@ -12,9 +12,15 @@ a deposed leader can never overwrite its successor's state.
 
 **Reads** are served from a mirror of the subtree, read on first use (or :meth:`load`). The store
 is meant for its writer, which alone changes the subtree while it holds the fence, so the mirror
-stays exact; a transaction whose outcome is unknown (the connection was lost) drops the mirror and
-the next call reads it again, as does a transaction refused because the subtree is not what the
-mirror says (another program changed it). Reads see what is committed, not commits in flight.
+stays exact; a transaction refused because the subtree is not what the mirror says (another
+program changed it) drops the mirror and the next call reads it again. Reads see what is
+committed, not commits in flight.
+
+**Connection loss.** A transaction whose outcome is unknown (the connection broke while it was in
+flight) is in doubt, not failed: the store reads the subtree again once ZooKeeper answers (retrying
+for up to the session timeout) and compares. Found committed, its commits succeed; found not
+committed, it is sent again (the fence check makes that safe: a writer whose session expired
+meanwhile is refused); anything else means another program wrote, and its commits fail.
 
 **Writes.** One transaction is in flight at a time; commits made meanwhile go into the next one
 together (group commit, at most ``max_batch`` commits and ZooKeeper's 1 MB request limit). A value
@@ -34,8 +40,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mesostw.interfaces import IStateStore
-from mesostw.store import Delete, Operation, Put, StoreError, StoreFenced, normalize, validate
-from mesostw.store.memory import ScopedStore
+from mesostw.store import Operation, Put, StoreError, StoreFenced, normalize, validate
+from mesostw.store.memory import TreeStore
 from mesostw.store.tree import Tree
 
 log = Logger()
@@ -48,6 +54,8 @@ _OPERATION_BYTES = 64
 MAX_BATCH = 64
 
 _STALE, _LOADING, _LOADED = "stale", "loading", "loaded"
+#: seconds between attempts to read the subtree while a transaction is in doubt
+RETRY_READ = 0.5
 
 Batch = list[tuple[list[Operation], defer.Deferred]]
 #: Operations of a transaction: ("create" | "set" | "delete", znode path, data)
@@ -57,7 +65,7 @@ Undo = list[tuple[str, str, bool | None]]
 
 
 @implementer(IStateStore)
-class ZooKeeperStateStore:
+class ZooKeeperStateStore(TreeStore):
     def __init__(self, zk: Any, root: str, fence: Callable[[], str | None] | None = None,
                  max_batch: int = MAX_BATCH):
         relative = normalize(root)
@@ -76,6 +84,9 @@ class ZooKeeperStateStore:
         self._queue: Batch = []
         self._writing = False
         self._idle: list[defer.Deferred] = []
+        #: transactions whose outcome is unknown: (their commits, the values before, the values after)
+        self._in_doubt: list[tuple[Batch, Tree, Tree]] = []
+        self._doubt_deadline: float | None = None
 
     def _znode(self, path: str) -> str:
         return f"{self.root}/{path}" if path else self.root
@@ -101,21 +112,55 @@ class ZooKeeperStateStore:
         return Tree(values), Tree((path, b"") for path in found)
 
     def _loaded(self, result: Any) -> None:
+        if isinstance(result, Failure) and self._in_doubt and self._may_retry_load():
+            log.info("Cannot read the store {root} yet ({e}); trying again", root=self.root,
+                     e=result.getErrorMessage() or result.type.__name__)
+            self.zk.reactor.callLater(RETRY_READ, lambda: self._read().addBoth(self._loaded))
+            return
         waiters, self._loading = self._loading, []
         if isinstance(result, Failure):
             self._state = _STALE
             failure = Failure(StoreError(f"cannot read the store {self.root} from ZooKeeper: "
                                          f"{result.getErrorMessage() or result.type.__name__}"))
+            doubtful, self._in_doubt = self._in_doubt, []
             queued, self._queue = self._queue, []
-            for d in [*waiters, *(d for _, d in queued)]:
+            for d in [*waiters, *(d for batch, _, _ in doubtful for _, d in batch), *(d for _, d in queued)]:
                 d.errback(failure)
             self._maybe_idle()
             return
         self.tree, self._nodes = result
         self._state = _LOADED
+        self._resolve_doubts()
         for d in waiters:
             d.callback(self)
         self._flush()
+
+    def _may_retry_load(self) -> bool:
+        now = self.zk.reactor.seconds()
+        if self._doubt_deadline is None:
+            self._doubt_deadline = now + getattr(self.zk, "session_timeout", 10.0)
+        return now < self._doubt_deadline
+
+    def _resolve_doubts(self) -> None:
+        """Decide each transaction in doubt from the subtree as read again (oldest first)."""
+        doubtful, self._in_doubt = self._in_doubt, []
+        self._doubt_deadline = None
+        resend: Batch = []
+        for batch, before, after in doubtful:
+            if self.tree == after:
+                log.info("A write to {root} whose outcome was unknown had committed", root=self.root)
+                for _, d in batch:
+                    d.callback(None)
+            elif self.tree == before:
+                log.info("A write to {root} whose outcome was unknown had not committed; sending it again",
+                         root=self.root)
+                resend.extend(batch)
+            else:
+                error = StoreError(f"the outcome of a write to {self.root} is unknown and the store was changed "
+                                   f"meanwhile by another program: nothing is known to be written")
+                for _, d in batch:
+                    d.errback(StoreError(str(error)))
+        self._queue[:0] = resend
 
     def _ready(self, read: Callable[[], Any]) -> defer.Deferred:
         if self._state == _LOADED:
@@ -123,21 +168,6 @@ class ZooKeeperStateStore:
         return self.load().addCallback(lambda _: read())
 
     # -- IStateStore -------------------------------------------------------------------------
-
-    def get(self, path: str) -> defer.Deferred:
-        return self._ready(lambda: self.tree.get(normalize(path)))
-
-    def children(self, path: str) -> defer.Deferred:
-        return self._ready(lambda: self.tree.children(normalize(path)))
-
-    def put(self, path: str, value: bytes) -> defer.Deferred:
-        return self.commit([Put(path, value)])
-
-    def delete(self, path: str) -> defer.Deferred:
-        return self.commit([Delete(path)])
-
-    def scoped(self, prefix: str) -> Any:
-        return ScopedStore(self, prefix)
 
     def commit(self, operations: Iterable[Operation]) -> defer.Deferred:
         try:
@@ -156,15 +186,15 @@ class ZooKeeperStateStore:
         return d
 
     def close(self) -> defer.Deferred:
-        """Fires once nothing is queued or in flight (the ZooKeeper session is the caller's)."""
-        if not self._writing and not self._queue:
+        """Fires once nothing is queued, in flight or in doubt (the ZooKeeper session is the caller's)."""
+        if not self._writing and not self._queue and not self._in_doubt:
             return defer.succeed(None)
         d: defer.Deferred = defer.Deferred()
         self._idle.append(d)
         return d
 
     def _maybe_idle(self) -> None:
-        if not self._writing and not self._queue:
+        if not self._writing and not self._queue and not self._in_doubt:
             waiters, self._idle = self._idle, []
             for d in waiters:
                 d.callback(None)
@@ -312,13 +342,15 @@ class ZooKeeperStateStore:
         self._flush()
 
     def _unknown(self, failure: Failure, batch: Batch, undo: Undo) -> None:
-        """ZooKeeper could not be asked: whether the transaction committed is unknown, so read it all again."""
+        """ZooKeeper could not be asked: whether the transaction committed is unknown, so read the
+        subtree again and see (:meth:`_resolve_doubts`)."""
         self._writing = False
         self._undo(undo)
+        after = self.tree.copy()
+        for operations, _ in batch:
+            after.apply(operations)
+        self._in_doubt.append((batch, self.tree.copy(), after))
         self._state = _STALE
-        message = (f"the outcome of a write to {self.root} is unknown "
-                   f"({failure.getErrorMessage() or failure.type.__name__}); the store is read again")
-        log.warn("{m}", m=message)
-        for _, d in batch:
-            d.errback(StoreError(message))
-        self._flush()
+        log.warn("The outcome of a write to {root} is unknown ({e}); reading the store again to learn it",
+                 root=self.root, e=failure.getErrorMessage() or failure.type.__name__)
+        self.load().addErrback(lambda _: None)  # its waiters are the commits in doubt

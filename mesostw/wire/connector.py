@@ -19,10 +19,14 @@ log = Logger()
 class Connector(service.Service):
     """Connects to ``address()`` over PB and calls ``on_connected(root)`` (which may return a Deferred).
 
-    When the connection fails, breaks, or ``on_connected`` fails, it calls
-    ``on_lost()`` and tries again after a randomized backoff that starts at
-    ``backoff`` seconds and doubles up to ``max_backoff`` (as Mesos's agents
-    and drivers do).
+    When the connection breaks or ``on_connected`` fails (the peer refused),
+    it calls ``on_lost()`` and tries again after a randomized backoff that
+    starts at ``backoff`` seconds and doubles up to ``max_backoff`` (as
+    Mesos's agents and drivers do). While nothing answers at the address at
+    all (the peer is down or restarting), attempts repeat every random
+    ``[0, backoff]`` seconds without growing, so a peer that comes back is
+    reached at once. The backoff starts again from ``backoff`` once a peer
+    accepts, and when the detector names a new one (:meth:`follow`).
 
     With ``tls`` (a callable ``hostname -> client connection creator``, or a
     ``TLSConfig``, whose ``client_options`` is used) every connection is TLS,
@@ -126,7 +130,7 @@ class Connector(service.Service):
             return
         log.info("{name}: cannot connect ({reason})", name=self.name, reason=failure.getErrorMessage())
         self._broker = None
-        self._schedule()
+        self._schedule(unreachable=True)
 
     def _disconnected(self, broker: pb.Broker) -> None:
         if broker is not self._broker:
@@ -137,11 +141,18 @@ class Connector(service.Service):
         self._schedule(immediately=self._redirecting)
         self._redirecting = False
 
-    def _schedule(self, immediately: bool = False) -> None:
+    def _schedule(self, immediately: bool = False, unreachable: bool = False) -> None:
         if not self.running or self._retry is not None:
             return
-        delay = 0 if immediately else random.uniform(0, self._delay)
-        self._delay = min(self._delay * 2, self.max_backoff)
+        if immediately:
+            delay = 0.0
+        elif unreachable:
+            # Nobody listens there: trying again costs the peer nothing, and waiting longer and
+            # longer would only delay finding it once it is back (after a master's restart).
+            delay = random.uniform(0, self.backoff)
+        else:
+            delay = random.uniform(0, self._delay)
+            self._delay = min(self._delay * 2, self.max_backoff)
         self._retry = self.reactor.callLater(delay, self.connect)
 
     def drop(self) -> None:

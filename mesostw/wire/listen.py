@@ -10,6 +10,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.spread import pb
 from twisted.web import http, resource, server
 
+from mesostw.http.router import DEFAULT_MAX_BODY, HTTPError
+from mesostw.wire.guard import ConnectionLimits, GuardedChannel, HTTPLimits, raise_file_limit
 from mesostw.wire.switch import PortSwitchFactory
 
 
@@ -25,6 +27,18 @@ class LeanRequest(server.Request):
         # (and then answers a malformed multipart body with a bare 400 of its own).
         self._parsePOSTFormSubmission = False
 
+    def handleContentChunk(self, data: bytes) -> None:
+        """Buffer a piece of the body, refusing the request (413) as soon as the body outgrows the
+        limit its endpoint set when the request was admitted (see :mod:`mesostw.wire.guard`)."""
+        self._received = getattr(self, "_received", 0) + len(data)
+        limit = getattr(self, "body_limit", DEFAULT_MAX_BODY)
+        if self._received > limit:
+            refuse = getattr(self.channel, "refuse_body", None)
+            if refuse is not None:
+                refuse(HTTPError(413, f"Request body is larger than the {limit} bytes this endpoint takes"))
+                return
+        super().handleContentChunk(data)
+
     def getHeader(self, key: Any) -> Any:
         """As Twisted's, but a value that is not UTF-8 comes back with replacement characters
         instead of raising UnicodeDecodeError in whichever handler asked for it."""
@@ -35,10 +49,19 @@ class LeanRequest(server.Request):
 
 
 class QuietSite(server.Site):
-    """A site without the per-request access log: at thousands of requests a second it costs more than it tells."""
+    """A site without the per-request access log: at thousands of requests a second it costs more than it tells.
+
+    Its channels are :class:`~mesostw.wire.guard.GuardedChannel` with ``limits``."""
 
     requestFactory = LeanRequest
     noisy = False
+    #: idle keep-alive connections are closed after this long (Twisted's default is 12 hours)
+    timeout = 120
+
+    def __init__(self, resource: Any, limits: HTTPLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(resource, **kwargs)
+        self.limits = limits or HTTPLimits()
+        self.protocol = type("Channel", (GuardedChannel,), {"limits": self.limits})  # type: ignore[method-assign]
 
     def log(self, request: http.Request) -> None:
         pass
@@ -56,16 +79,18 @@ class Listener(service.Service):
     name = "listener"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, reactor: Any, interface: str, port: int, site: resource.Resource,
-                 root: pb.IPBRoot | None = None, others: dict[bytes, Any] | None = None, tls: Any = None):
+                 root: pb.IPBRoot | None = None, others: dict[bytes, Any] | None = None, tls: Any = None,
+                 limits: HTTPLimits | None = None):
         self.reactor = reactor
         self.interface = interface
         self.requested_port = port
-        self.site = QuietSite(site)
+        self.limits = limits or HTTPLimits()
+        self.site = QuietSite(site, self.limits)
         self.site.displayTracebacks = False
         self.pb_factory = pb.PBServerFactory(root) if root is not None else None
         #: The protocol switch, or the bare site for a port without PB (a framework's API).
-        self.switch: Any = (PortSwitchFactory(self.site, self.pb_factory, others) if self.pb_factory is not None
-                            else None)
+        self.switch: Any = (PortSwitchFactory(self.site, self.pb_factory, others, self.limits.header_timeout)
+                            if self.pb_factory is not None else None)
         # Factories log "Starting factory"/"Stopping factory" unless told not to; a daemon's log has no use for it.
         for factory in (self.pb_factory, *(others or {}).values()):
             if factory is not None:
@@ -78,6 +103,8 @@ class Listener(service.Service):
             context = tls.server_context() if hasattr(tls, "server_context") else tls
             self.factory = TLSMemoryBIOFactory(context, False, self.factory)
             self.factory.noisy = False
+        #: the caps on connections, around everything else (a refused connection costs no TLS handshake)
+        self.connections: ConnectionLimits | None = None
         self._port: Any = None
 
     @property
@@ -85,8 +112,11 @@ class Listener(service.Service):
         return self._port.getHost().port if self._port is not None else self.requested_port
 
     def startService(self) -> None:
+        if self.connections is None:
+            total = self.limits.total(raise_file_limit())
+            self.connections = ConnectionLimits(self.factory, self.limits.max_connections_per_peer, total)
         # Listening synchronously here makes a busy port fail the whole start, before anything else runs.
-        self._port = self.reactor.listenTCP(self.requested_port, self.factory, interface=self.interface)
+        self._port = self.reactor.listenTCP(self.requested_port, self.connections, interface=self.interface)
         super().startService()
 
     def stopService(self) -> defer.Deferred:

@@ -3,7 +3,9 @@
 PB's jelly is slow for nested data, so every method here takes and returns
 JSON-encoded bytes of Mesos-shaped messages (see DESIGN.md). Plural flows are
 batched: :class:`Batcher` gathers what one reactor turn produces into one call,
-split to stay under Banana's 640 KiB string limit.
+split to stay under Banana's 640 KiB string limit. A single message larger than
+that (a task with much data, an agent re-registering with thousands of tasks)
+travels as a list of pieces (:func:`pieces`), which :func:`decode` joins.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from mesostw.wire.switch import PREAMBLE
 
 log = Logger()
 
-#: Below Banana's 640 KiB limit on one string, with room for framing.
+#: Below Banana's 640 KiB limit on one string, with room for framing: the most a batch holds when its items
+#: allow, and the longest piece of a larger payload.
 MAX_PAYLOAD = 600 * 1024
-#: What one incoming payload may decode to at most (a batch split by the sender).
-MAX_INCOMING = 640 * 1024
+#: What one incoming payload may hold at most, all its pieces together (a peer cannot make us parse more at
+#: once); an agent re-registering with thousands of tasks stays well under it.
+MAX_INCOMING = 16 * 1024 * 1024
 
 
 class RefusedError(pb.Error):
@@ -45,12 +49,26 @@ def encode(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
+def pieces(payload: bytes) -> bytes | list[bytes]:
+    """``payload`` as a PB argument: itself when Banana carries it as one string, else the list of its pieces
+    of at most :data:`MAX_PAYLOAD` bytes (which :func:`decode` joins)."""
+    if len(payload) <= MAX_PAYLOAD:
+        return payload
+    return [payload[start:start + MAX_PAYLOAD] for start in range(0, len(payload), MAX_PAYLOAD)]
+
+
 def decode(payload: Any, what: str = "payload") -> Any:
-    """Decode JSON bytes from a peer; anything malformed becomes a ValidationError."""
-    if not isinstance(payload, bytes):
+    """Decode JSON bytes from a peer, sent whole or in :func:`pieces`; anything malformed becomes a ValidationError."""
+    if isinstance(payload, list) and payload and all(isinstance(piece, bytes) for piece in payload):
+        size = sum(len(piece) for piece in payload)
+    elif isinstance(payload, bytes):
+        size = len(payload)
+    else:
         raise ValidationError(f"{what} must be JSON bytes")
-    if len(payload) > MAX_INCOMING:
+    if size > MAX_INCOMING:
         raise ValidationError(f"{what} is larger than {MAX_INCOMING} bytes")
+    if isinstance(payload, list):
+        payload = b"".join(payload)
     try:
         return json.loads(payload)
     except (ValueError, RecursionError) as exc:
@@ -103,8 +121,8 @@ def encode_errors(errors: list[str]) -> bytes:
 
 
 def split(items: list[Any], limit: int = MAX_PAYLOAD) -> list[bytes]:
-    """Encode ``items`` as one or more JSON lists, each under ``limit`` bytes and :data:`MAX_BATCH` items
-    (a single item over ``limit`` is a list of its own)."""
+    """Encode ``items`` as one or more JSON lists, each under ``limit`` bytes (unless one item alone is
+    larger) and :data:`MAX_BATCH` items."""
     return [payload for _, payload in split_items(items, limit)]
 
 
@@ -118,13 +136,14 @@ def split_items(items: list[Any], limit: int = MAX_PAYLOAD) -> list[tuple[list[A
 
 
 class Batcher:
-    """Collects items and sends them as a list on the next reactor turn, in order.
+    """Collects items and sends them as a list on the next reactor turn, in order. ``send`` takes the
+    payload as a PB argument (see :func:`pieces`).
 
     ``unsent(items, error)`` hears of items that certainly did not leave: the send raised at once (the
-    connection is gone, or the payload is more than the wire takes). Items whose send failed later
-    may or may not have arrived, and are not reported."""
+    connection is gone, or the message could not be encoded). Items whose send failed later may or may
+    not have arrived, and are not reported."""
 
-    def __init__(self, clock: Any, send: Callable[[bytes], defer.Deferred],
+    def __init__(self, clock: Any, send: Callable[[bytes | list[bytes]], defer.Deferred],
                  unsent: Callable[[list[Any], Exception], None] | None = None):
         self._clock = clock
         self._send = send
@@ -146,9 +165,9 @@ class Batcher:
             return
         for part, payload in split_items(items):
             # A reference whose connection is gone raises DeadReferenceError at once rather than failing a
-            # Deferred, and a payload over banana's size limit raises BananaError before anything is written.
+            # Deferred, and Banana refuses what it cannot encode before anything is written.
             try:
-                d = self._send(payload)
+                d = self._send(pieces(payload))
             except Exception as exc:  # noqa: BLE001 - reported below, and the next payloads still go
                 if self._unsent is not None:
                     self._unsent(part, exc)

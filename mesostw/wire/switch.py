@@ -22,14 +22,16 @@ SNIFF_TIMEOUT = 60
 class PortSwitch(protocol.Protocol, policies.TimeoutMixin):
     """Buffers the first bytes, then hands the connection to the factory they select."""
 
-    def __init__(self, http: interfaces.IProtocolFactory, preambles: Mapping[bytes, interfaces.IProtocolFactory]):
+    def __init__(self, http: interfaces.IProtocolFactory, preambles: Mapping[bytes, interfaces.IProtocolFactory],
+                 timeout: float = SNIFF_TIMEOUT):
         self._http = http
         self._preambles = preambles
+        self._timeout = timeout
         self._buffer = b""
         self.inner: interfaces.IProtocol | None = None
 
     def connectionMade(self) -> None:
-        self.setTimeout(SNIFF_TIMEOUT)
+        self.setTimeout(self._timeout)
 
     def dataReceived(self, data: bytes) -> None:
         if self.inner is not None:
@@ -75,9 +77,12 @@ class PortSwitchFactory(protocol.Factory):
     noisy = False
 
     def __init__(self, http: interfaces.IProtocolFactory, pb: interfaces.IProtocolFactory,
-                 others: Mapping[bytes, interfaces.IProtocolFactory] | None = None):
+                 others: Mapping[bytes, interfaces.IProtocolFactory] | None = None,
+                 sniff_timeout: float = SNIFF_TIMEOUT):
         self.http, self.pb = http, pb
         self.preambles = {PREAMBLE: pb, **(others or {})}
+        #: how long a new connection has to send its first bytes (the daemon's --http_header_timeout)
+        self.sniff_timeout = sniff_timeout
 
     def doStart(self) -> None:
         for factory in {id(f): f for f in (self.http, *self.preambles.values())}.values():
@@ -90,6 +95,6 @@ class PortSwitchFactory(protocol.Factory):
         super().doStop()
 
     def buildProtocol(self, addr: Any) -> PortSwitch:
-        p = PortSwitch(self.http, self.preambles)
+        p = PortSwitch(self.http, self.preambles, self.sniff_timeout)
         p.factory = self
         return p

@@ -141,9 +141,12 @@ class DirectMasterLink:
 class FakeExecutor:
     """Acts out command tasks from their command text (see the module docstring)."""
 
-    def __init__(self, agent: Agent, clock: Any, framework_id: str, executor_id: str):
+    def __init__(self, agent: Agent, clock: Any, framework_id: str, executor_id: str,
+                 environment: dict[str, str] | None = None):
         self.agent, self.clock = agent, clock
         self.framework_id, self.executor_id = framework_id, executor_id
+        #: what the agent put in the executor's environment
+        self.environment = environment or {}
         self.events: list[dict] = []
         self.running: dict[str, TaskInfo] = {}
         self.unacked: dict[bytes, TaskStatus] = {}
@@ -161,11 +164,21 @@ class FakeExecutor:
     def close(self):
         self.closed = True
 
-    def update(self, task_id, state, message=None):
+    def update(self, task_id, state, message=None, healthy=None, reason=None):
         status = TaskStatus(task_id, state, message=message, source=T.SOURCE_EXECUTOR, uuid=new_uuid(),
-                            timestamp=self.clock.seconds())
+                            timestamp=self.clock.seconds(), healthy=healthy, reason=reason)
         self.unacked[status.uuid] = status
         later(self.clock, self.agent.executorUpdate, self.framework_id, self.executor_id, status)
+
+    def message(self, data: bytes) -> None:
+        """Send ``data`` to the framework's scheduler (an executor's MESSAGE call)."""
+        later(self.clock, self.agent.executorMessage, self.framework_id, self.executor_id, data)
+
+    def messages(self) -> list[bytes]:
+        """The data of every framework message this executor received, in order."""
+        import base64
+
+        return [base64.b64decode(e["message"]["data"]) for e in self.events if e["type"] == "MESSAGE"]
 
     def exit(self, status=0):
         if not self.exited.called:
@@ -203,25 +216,53 @@ class FakeExecutor:
 
 @implementer(IContainerizer)
 class FakeContainerizer:
-    """Starts a :class:`FakeExecutor` per container; ``subscribe=False`` leaves them silent."""
+    """Starts a :class:`FakeExecutor` per container; ``subscribe=False`` leaves them silent.
+
+    ``executor_factory`` makes the executors (``FakeExecutor`` by default; the PB cluster's talk to their
+    agent over PB): it takes the agent, the clock, the framework and executor IDs and the environment."""
 
     def __init__(self, clock: Any):
         self.clock = clock
         self.agent: Agent | None = None
+        self.executor_factory: Any = FakeExecutor
         self.executors: dict[str, FakeExecutor] = {}
         self.subscribe = True
         self.fail_launch = False
         self.destroyed: list[str] = []
+        #: container ID -> the resources it was launched or last updated with
+        self.resources: dict[str, Resources] = {}
+        #: container ID -> the Limitation it runs into (set by a test)
+        self.limitations: dict[str, Any] = {}
+        #: container IDs that recover() reports still running
+        self.alive: set[str] = set()
 
-    def launch(self, container_id, executor_info, framework_info, directory, environment, user):
+    def recover(self, records):
+        return defer.succeed({r.container_id for r in records} & self.alive)
+
+    def launch(self, container_id, executor_info, framework_info, directory, environment, user, resources=None):
         if self.fail_launch:
             return defer.fail(RuntimeError("no room for containers"))
-        executor = FakeExecutor(self.agent, self.clock, framework_info.id, executor_info.executor_id)
-        executor.environment = environment
+        executor = self.executor_factory(self.agent, self.clock, framework_info.id, executor_info.executor_id,
+                                         dict(environment))
         self.executors[container_id] = executor
+        self.resources[container_id] = resources
         if self.subscribe:
             executor.subscribe()
         return defer.succeed(4242)
+
+    def update(self, container_id, resources):
+        self.resources[container_id] = resources
+
+    def limitation(self, container_id):
+        return self.limitations.get(container_id)
+
+    def record(self, container_id):
+        from mesostw.agent.containers import ContainerRecord
+
+        executor = self.executors.get(container_id)
+        if executor is None:
+            return None
+        return ContainerRecord(container_id, executor.framework_id, executor.executor_id, "/sandbox", 4242)
 
     def wait(self, container_id):
         return self.executors[container_id].exited
@@ -246,12 +287,28 @@ class RecordingScheduler(Scheduler):
     def __init__(self):
         self.offers, self.updates, self.errors, self.lost_agents, self.rescinded = [], [], [], [], []
         self.lost_executors = []
+        #: (executor ID, agent ID, data) of every framework message
+        self.messages: list[tuple[str, str, bytes]] = []
+        #: (framework ID, MasterInfo) of every registration, the MasterInfo of every re-registration
+        self.registrations: list[tuple[str, Any]] = []
+        self.reregistrations: list[Any] = []
+        self.disconnections = 0
         self.framework_id = None
         self.pending: list[dict] = []
         self.decline_unused = True
 
     def registered(self, driver, frameworkId, masterInfo):
         self.framework_id = frameworkId
+        self.registrations.append((frameworkId, masterInfo))
+
+    def reregistered(self, driver, masterInfo):
+        self.reregistrations.append(masterInfo)
+
+    def disconnected(self, driver):
+        self.disconnections += 1
+
+    def frameworkMessage(self, driver, executorId, agentId, data):
+        self.messages.append((executorId, agentId, data))
 
     def resourceOffers(self, driver, offers):
         self.offers.extend(offers)
@@ -289,24 +346,35 @@ def command_task(task_id: str, command: str, resources: str = "cpus:0.1;mem:32")
 
 
 class Cluster:
-    """Master + agents + schedulers on one :class:`task.Clock`."""
+    """Master + agents + schedulers on one :class:`task.Clock`, joined by direct links.
+
+    :class:`tests.helpers.pbcluster.PBCluster` is the same cluster over the real Perspective Broker
+    adapters: a test written against this API (agents :meth:`cut` and :meth:`connect`, drivers cut and
+    reconnected with :meth:`cut_framework` and :meth:`reconnect_framework`) runs on either, as the
+    ``cluster_class`` of the test cases in ``tests/unit/test_master.py`` and ``test_agent.py`` does.
+    """
 
     def __init__(self, agents: int = 2, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-32000]",
-                 work_dir: str = "/nonexistent-sandbox-root", **master_flags: Any):
-        self.clock = task.Clock()
+                 work_dir: str = "/nonexistent-sandbox-root", clock: task.Clock | None = None, **master_flags: Any):
+        self.clock = clock if clock is not None else task.Clock()
         self.config = flaglib.defaults(MASTER_FLAGS, hostname="127.0.0.1", **master_flags)
         self.allocator = HierarchicalAllocator(self.clock, self.config.weights, randomize=False)
         self.master = Master(self.config, self.allocator, self.clock, master_id="M",
                              security=Security.from_config(self.config, self.clock))
         self.master.recover(RegistryState())
+        self.serve()
         self.agents: list[Agent] = []
         self.standbys: list[Master] = []
         self.links: dict[str, DirectMasterLink] = {}
         self.containerizers: list[FakeContainerizer] = []
-        self.agent_config = flaglib.defaults(AGENT_FLAGS, master="127.0.0.1:5050", work_dir=work_dir)
+        self.agent_flags: dict[str, Any] = {"master": "127.0.0.1:5050", "work_dir": work_dir}
+        self.agent_config = flaglib.defaults(AGENT_FLAGS, **self.agent_flags)
         for index in range(agents):
             self.add_agent(resources, port=5051 + index)
         self.settle()
+
+    def serve(self) -> None:
+        """Open the master to agents and frameworks: nothing to open for direct links."""
 
     def standby(self, master_id: str = "F", hostname: str = "standby.example") -> Master:
         """Another master of this cluster that does not lead: it never recovers a registry here, so it
@@ -317,45 +385,66 @@ class Cluster:
         self.standbys.append(master)
         return master
 
-    def add_agent(self, resources: str, port: int = 5051) -> Agent:
+    def add_agent(self, resources: str, port: int = 5051, **flags: Any) -> Agent:
+        """A new agent, connected; ``flags`` override the cluster's agent flags for this one."""
         containerizer = FakeContainerizer(self.clock)
         info = AgentInfo(hostname="127.0.0.1", port=port, resources=Resources.parse(resources))
-        agent = Agent(self.agent_config, info, containerizer, self.clock)
+        config = flaglib.defaults(AGENT_FLAGS, **{**self.agent_flags, **flags}) if flags else self.agent_config
+        agent = Agent(config, info, containerizer, self.clock)
         containerizer.agent = agent
         self.agents.append(agent)
         self.containerizers.append(containerizer)
         self.connect(agent)
         return agent
 
-    def connect(self, agent: Agent) -> DirectMasterLink:
+    def connect(self, agent: Agent) -> Any:
+        """Connect an agent (again) to the master; it (re-)registers."""
         link = DirectMasterLink(self.master, agent, self.clock)
         self.links[id(agent)] = link
         agent.masterConnected(link)
         return link
 
     def cut(self, agent: Agent) -> None:
+        """Break the agent's connection to the master both ways, as a TCP reset would; the agent stays
+        away until :meth:`connect`."""
         self.links[id(agent)].cut()
 
     def framework(self, name: str = "test", scheduler: RecordingScheduler | None = None,
-                  principal: str | None = None, **info: Any) -> tuple[RecordingScheduler, LocalSchedulerDriver]:
-        """A framework on a local driver; ``principal`` is the one its host vouches for."""
+                  principal: str | None = None, implicit_acknowledgements: bool = True,
+                  **info: Any) -> tuple[RecordingScheduler, Any]:
+        """A started framework on a local driver, settled; ``principal`` is the one its host vouches for."""
         scheduler = scheduler or RecordingScheduler()
         driver = LocalSchedulerDriver(scheduler, FrameworkInfo(user="nobody", name=name, **info), self.master,
-                                      principal=principal)
+                                      implicit_acknowledgements=implicit_acknowledgements, principal=principal)
         driver.start()
         self.settle()
         return scheduler, driver
 
-    def settle(self, rounds: int = 200) -> None:
+    def cut_framework(self, driver: Any) -> None:
+        """Break a driver's connection to the master, as a TCP reset would; it stays away until
+        :meth:`reconnect_framework` (a scheduler that is gone for good: just never reconnect it)."""
+        driver.disconnect()
+
+    def reconnect_framework(self, driver: Any) -> None:
+        """A driver cut off by :meth:`cut_framework` connects again and subscribes with its framework ID."""
+        driver.reconnect()
+        self.settle()
+
+    def settle(self, rounds: int = 1000) -> None:
         """Deliver everything that is due now (timers in the future stay put); then the master's task
         indexes must agree (see :meth:`assertSound`)."""
         for _ in range(rounds):
-            due = [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]
-            if not due:
+            if not self.step():
                 self.assertSound()
                 return
-            self.clock.advance(0)
         raise AssertionError("the cluster did not settle")
+
+    def step(self) -> bool:
+        """Run what is due now, once; whether there was anything."""
+        due = [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]
+        if due:
+            self.clock.advance(0)
+        return bool(due)
 
     def assertSound(self) -> None:
         """Every task the master knows is in exactly one agent's and one framework's index."""
@@ -364,7 +453,9 @@ class Cluster:
             raise AssertionError("the master's task indexes disagree:\n  " + "\n  ".join(problems))
 
     def advance(self, seconds: float, step: float = 1.0) -> None:
-        """Let ``seconds`` pass in steps, settling after each."""
+        """Let ``seconds`` pass in steps, settling after each (and first: what is in flight arrives before
+        time passes)."""
+        self.settle()
         remaining = seconds
         while remaining > 0:
             delta = min(step, remaining)

@@ -14,7 +14,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from mesostw.http.router import Router
-from mesostw.interfaces import IFrameworkHost, IScheduler
+from mesostw.interfaces import AbdicationRefused, IFrameworkHost, IScheduler
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.local import LocalSchedulerDriver
 from mesostw.store.memory import MemoryStateStore
@@ -35,6 +35,9 @@ class ClusterHost:
         self.router = Router()
         self.api_url = f"http://127.0.0.1:{4400 if name == 'cron' else 8080}"
         self.drivers: list[LocalSchedulerDriver] = []
+        #: how many times abdicate() was called; it is refused while ``refuse_abdication`` holds a reason
+        self.abdications = 0
+        self.refuse_abdication: str | None = None
 
     def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo,
                implicit_acknowledgements: bool = True) -> LocalSchedulerDriver:
@@ -50,3 +53,8 @@ class ClusterHost:
 
     def leader(self) -> str | None:
         return None
+
+    def abdicate(self) -> None:
+        if self.refuse_abdication is not None:
+            raise AbdicationRefused(self.refuse_abdication)
+        self.abdications += 1

@@ -4,6 +4,9 @@
 ``pb.IPBRoot`` or ``pb.Root``) with :mod:`twisted.test.iosim`. :meth:`PBLoopback.settle`
 moves bytes both ways and turns the clock (which runs the links' per-turn batches) until
 nothing is left to do, so a test reads like the direct links' tests: call, settle, look.
+
+For whole processes that connect by themselves (connectors, listeners), see ``network.py``:
+an in-memory TCP network whose hosts are reactors, which ``pbcluster.py`` runs a cluster on.
 """
 
 from __future__ import annotations

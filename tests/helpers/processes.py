@@ -101,12 +101,14 @@ class Daemon:
     """One ``twistd -n`` process (``interruptible``: with SIGINT handled whatever the test's parent ignores)."""
 
     def __init__(self, plugin: str, args: list[str], log_path: str, env: dict[str, str] | None = None,
-                 interruptible: bool = False):
+                 interruptible: bool = False, prefix: list[str] | None = None):
         self.plugin = plugin
         self.args = args
         self.log_path = log_path
         self.env = environment(env)
         self.interruptible = interruptible
+        #: what runs twistd (e.g. ``ip netns exec NS``, which execs it: the pid stays twistd's)
+        self.prefix = prefix or []
         self.process: subprocess.Popen | None = None
 
     @property
@@ -116,7 +118,7 @@ class Daemon:
 
     def start(self) -> Daemon:
         log = open(self.log_path, "ab")
-        prefix = WITH_SIGINT if self.interruptible else []
+        prefix = [*self.prefix, *(WITH_SIGINT if self.interruptible else [])]
         self.process = subprocess.Popen([*prefix, TWISTD, "-n", "--pidfile=", self.plugin, *self.args], stdout=log,
                                         stderr=subprocess.STDOUT, env=self.env, cwd=os.path.dirname(self.log_path))
         log.close()
@@ -168,7 +170,8 @@ class ProcessCluster:
     """A master and agents as real processes under one temporary directory."""
 
     def __init__(self, testcase: Any, agents: int = 2, master_args: list[str] | None = None,
-                 agent_args: list[str] | None = None, resources: str = "cpus:4;mem:4096;disk:4096"):
+                 agent_args: list[str] | None = None, resources: str = "cpus:4;mem:4096;disk:4096",
+                 agent_ips: list[str] | None = None):
         self.base = os.path.realpath(tempfile.mkdtemp(prefix="mesostw-test-"))
         self.master_port = free_port()
         self.master_address = f"127.0.0.1:{self.master_port}"
@@ -178,13 +181,16 @@ class ProcessCluster:
         self.agent_args = agent_args or []
         self.resources = resources
         self.agent_count = agents
+        #: each agent's --ip (and so its hostname), by index: agents on 127.0.0.1, 127.0.0.2 ... look like hosts
+        self.agent_ips = agent_ips or []
         #: headers for the cluster's own HTTP requests (e.g. HTTP Basic credentials)
         self.http_headers: dict[str, str] = {}
         testcase.addCleanup(self.stop)
 
     def agent_daemon(self, index: int) -> Daemon:
         work_dir = os.path.join(self.base, f"agent{index}")
-        return Daemon("mesos-slave", [f"--master={self.master_address}", f"--port={free_port()}",
+        ip = [f"--ip={self.agent_ips[index]}"] if index < len(self.agent_ips) else []
+        return Daemon("mesos-slave", [f"--master={self.master_address}", *ip, f"--port={free_port()}",
                                       f"--work_dir={work_dir}", f"--resources={self.resources}", *self.agent_args],
                       os.path.join(self.base, f"agent{index}.log"))
 

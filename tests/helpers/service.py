@@ -55,13 +55,13 @@ def allocate_periodically(cluster: Cluster, interval: float = 1.0) -> None:
 
 
 class ScriptedProber:
-    """Answers probes from rules: ``healthy(host, port)`` for HTTP/TCP, ``commands`` for COMMAND,
-    ``ready(host, port)`` for readiness (any HTTP probe with ``keep_body`` or on a readiness port)."""
+    """Answers probes from rules: ``healthy(host, port)`` for HTTP/TCP, ``ready(host, port)`` for
+    readiness (any HTTP probe with ``keep_body`` or on a readiness port). COMMAND and MESOS_* checks
+    are not probed: the test acts as the agent's executor (:meth:`ServiceHarness.report_health`)."""
 
     def __init__(self) -> None:
         self.healthy = lambda host, port: True
         self.ready = lambda host, port: True
-        self.command_ok = lambda command: True
         self.calls: list[tuple[str, str, Any]] = []
 
     def http(self, host: str, port: int, path: str, https: bool, timeout: float,
@@ -75,10 +75,6 @@ class ScriptedProber:
         ok = self.healthy(host, port)
         return defer.succeed(Result(ok, None if ok else "connection refused"))
 
-    def command(self, command: str, env: Any, timeout: float) -> defer.Deferred:
-        self.calls.append(("command", command, dict(env)))
-        ok = self.command_ok(command)
-        return defer.succeed(Result(ok, None if ok else "command exited with status 1"))
 
 
 def config(**overrides: Any) -> Any:
@@ -166,6 +162,16 @@ class ServiceHarness:
 
     def deployments(self) -> list[Any]:
         return list(self.state.deployments.values())
+
+    def executor_of(self, task_id: str) -> Any:
+        """The fake executor running ``task_id`` (the command executor's ID is the task's)."""
+        (executor,) = [e for c in self.cluster.containerizers for e in c.by_executor(task_id)]
+        return executor
+
+    def report_health(self, task_id: str, healthy: bool, message: str | None = None) -> None:
+        """What the command executor sends when the task's health check passes or fails."""
+        self.executor_of(task_id).update(task_id, "TASK_RUNNING", message, healthy=healthy)
+        self.settle()
 
 
 class StreamReader:

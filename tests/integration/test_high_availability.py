@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 
@@ -16,7 +17,7 @@ from mesostw.model import task as T
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.pb import MesosSchedulerDriver
 from tests.helpers.cluster import command_task
-from tests.helpers.processes import Daemon, free_port, get_json, kill_processes_under, wait_for
+from tests.helpers.processes import MESOSTW, Daemon, environment, free_port, get_json, kill_processes_under, wait_for
 from tests.helpers.zookeeper import AVAILABLE, ZooKeeperEnsemble
 from tests.integration.test_core_cluster import LaunchingScheduler
 
@@ -215,3 +216,46 @@ class HighAvailabilityTests(unittest.TestCase):
         yield cluster.wait_leader()
         yield wait_for(lambda: cluster.state(port).addCallback(lambda s: s["activated_slaves"] == 1), 30,
                        what="the agent to register")
+
+    @defer.inlineCallbacks
+    def test_execute_follows_the_leader_through_a_failover(self):
+        """`mesostw execute --master=zk://...` subscribes again with the new leader after the old one is
+        killed: its task, started before the failover and ending after it, is reported, and it exits 0."""
+        cluster = self.cluster
+        for _ in range(2):
+            cluster.start_master()
+        leader = yield cluster.wait_leader()
+        cluster.start_agent(0)
+        yield wait_for(lambda: cluster.state(leader).addCallback(lambda s: s["activated_slaves"] == 1), 30,
+                       what="the agent")
+        go = os.path.join(cluster.base, "go")
+        output = os.path.join(cluster.base, "execute.out")
+        with open(output, "wb") as out:
+            command = subprocess.Popen([MESOSTW, "execute", f"--master={cluster.url}", "--name", "waiter",
+                                        "--command", f"while [ ! -e {go} ]; do sleep 0.1; done"],
+                                       stdout=out, stderr=subprocess.STDOUT, env=environment())
+
+        def stop_command():
+            if command.poll() is None:
+                command.kill()
+            command.wait()
+
+        self.addCleanup(stop_command)
+
+        def printed(text):
+            with open(output, errors="replace") as f:
+                return text in f.read()
+
+        yield wait_for(lambda: printed("TASK_RUNNING"), 60, what="the task running")
+        cluster.masters[leader].kill(signal.SIGKILL)
+        new_leader = yield cluster.wait_leader(exclude={leader}, timeout=SESSION + 20)
+
+        def subscribed(state):
+            return any(f["name"] == "mesostw-execute" and f["connected"] for f in state["frameworks"])
+
+        yield wait_for(lambda: cluster.state(new_leader).addCallback(subscribed), 30,
+                       what="mesostw execute subscribed with the new leader")
+        open(go, "w").close()
+        yield wait_for(lambda: command.poll() is not None, 30, what="mesostw execute to exit")
+        self.assertTrue(printed("Received status update TASK_FINISHED for task 'waiter'"))
+        self.assertEqual(command.returncode, 0)

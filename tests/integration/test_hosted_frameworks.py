@@ -149,7 +149,8 @@ class ZooKeeperHostingTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def client(self) -> Any:
-        zk = ZooKeeper(reactor, parse_zk_url(self.ensemble.url("/probe")), session_timeout=2.0)
+        # Expiry is simulated by deleting nodes; a long session keeps a loaded machine from expiring it.
+        zk = ZooKeeper(reactor, parse_zk_url(self.ensemble.url("/probe")), session_timeout=10.0)
         self.addCleanup(zk.stop)
         yield zk.start()
         return zk
@@ -185,19 +186,21 @@ class ZooKeeperHostingTests(unittest.TestCase):
         @defer.inlineCallbacks
         def run_master() -> Any:
             config = master_config(port=0, probe_http_port=0, zk=self.ensemble.url("/mesos"), quorum=1,
-                                   zk_session_timeout=2.0, agent_reregister_timeout=60.0)
+                                   zk_session_timeout=10.0, agent_reregister_timeout=60.0)
             service = MasterService(config, reactor=reactor, plugins={"probe": probe_plugin()})
             service.startService()
+            self.addCleanup(lambda: service.stopService() if service.running else None)
             probe = service.frameworks.frameworks["probe"]
             yield wait_for(lambda: probe.framework_id, 30, what="the hosted probe to register")
             return service, probe
 
         service, probe = yield run_master()
         first = probe.framework_id
-        stored = yield store_get_json(service.frameworks.hosts["probe"].store, "framework_id")
-        self.assertEqual(stored, first)
+        store = service.frameworks.hosts["probe"].store
+        # The probe writes its ID once registered; the write lands a moment later.
+        yield wait_for(lambda: store_get_json(store, "framework_id").addCallback(lambda stored: stored == first), 30,
+                       what="the framework ID in the store")
         yield service.stopService()
         service, probe = yield run_master()
-        self.addCleanup(service.stopService)
         self.assertEqual(probe.framework_id, first)
         self.assertEqual(list(service.master.frameworks), [first])

@@ -29,6 +29,7 @@ ACLS = {
     "run_tasks": [{"principals": {"values": ["ops"]}, "users": {"values": ["nobody"]}},
                   {"principals": {"values": ["dev"]}, "users": {"type": "ANY"}}],
     "teardown_frameworks": [{"principals": {"values": ["ops"]}, "framework_principals": {"type": "ANY"}}],
+    "register_agents": [{"principals": {"values": ["agent"]}, "agents": {"type": "ANY"}}],
 }
 
 

@@ -6,6 +6,7 @@ import itertools
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss
 from twisted.internet import defer, reactor, threads
 from twisted.trial import unittest
 
@@ -200,19 +201,77 @@ class ZooKeeperStoreTests(ZooKeeperStoreTestCase):
         self.assertEqual(len((yield again.children("runs"))), count)
 
     @defer.inlineCallbacks
-    def test_unknown_outcome_reads_again(self) -> Any:
-        """A write ZooKeeper could not be asked about fails with StoreError and makes the store read again."""
+    def test_a_write_lost_after_it_committed_succeeds_once(self) -> Any:
+        """The connection breaks after ZooKeeper committed a transaction (its answer is lost): the store
+        reads the subtree again, finds the write there and reports success, without writing it twice."""
         store = yield self.fenced_store()
         yield store.put("a", b"1")
-        yield self.writer.stop()
+        faults = LosingAnswers(self.writer, commit_first=True)
+        store.zk = faults
+        yield store.commit([Put("b", b"2"), Delete("a")])
+        self.assertEqual(faults.lost, 1)
+        self.assertEqual(faults.sent, 1, "a committed write is not sent again")
+        self.assertEqual((yield self.znodes()), {"b": b"2"})
+        self.assertEqual((yield store.get("b")), b"2")
+
+    @defer.inlineCallbacks
+    def test_a_write_lost_before_it_committed_is_sent_again(self) -> Any:
+        """The connection breaks before ZooKeeper saw the transaction: the store finds the subtree as it
+        was and sends it again, so the commit succeeds; commits queued behind it follow in order."""
+        store = yield self.fenced_store()
+        faults = LosingAnswers(self.writer, commit_first=False)
+        store.zk = faults
+        first = store.put("a", b"1")
+        behind = store.put("a", b"2")
+        yield defer.gatherResults([first, behind])
+        # One answer lost; then one transaction carries the first commit again with the one behind it.
+        self.assertEqual((faults.lost, faults.sent), (1, 1))
+        self.assertEqual((yield self.znodes()), {"a": b"2"})
+
+    @defer.inlineCallbacks
+    def test_a_write_in_doubt_while_zookeeper_stays_away_fails_after_the_session_timeout(self) -> Any:
+        """If the subtree cannot be read again within the session timeout, the commit in doubt fails
+        with StoreError (a writer whose session is gone must not go on as if it wrote)."""
+        store = yield self.fenced_store()
+        yield store.put("a", b"1")
+        faults = LosingAnswers(self.writer, commit_first=False, unreadable=True)
+        faults.session_timeout = 1.0
+        store.zk = faults
         error = yield self.assertFailure(store.put("b", b"2"), StoreError)
-        self.assertIn("unknown", str(error))
-        other = yield self.client()
-        store.zk = other  # a new session for the same store (its fence node went with the old one)
-        store.fence = None
-        self.assertEqual((yield store.get("a")), b"1")
-        yield store.put("b", b"2")
-        self.assertEqual((yield self.znodes()), {"a": b"1", "b": b"2"})
+        self.assertIn("cannot read the store", str(error))
+        self.assertEqual((yield self.znodes()), {"a": b"1"})
+
+
+class LosingAnswers:
+    """A ZooKeeper client whose next transaction's answer is lost, as when the connection breaks: the
+    transaction is sent first (``commit_first``) or not at all; ``unreadable`` makes reads fail too."""
+
+    def __init__(self, zk: ZooKeeper, commit_first: bool, unreadable: bool = False):
+        self.zk = zk
+        self.reactor = zk.reactor
+        self.session_timeout = zk.session_timeout
+        self.commit_first = commit_first
+        self.unreadable = unreadable
+        self.lost = 0
+        self.sent = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.zk, name)
+
+    def read_tree(self, path: str) -> defer.Deferred:
+        if self.unreadable:
+            return defer.fail(ConnectionLoss())
+        return self.zk.read_tree(path)
+
+    def results(self, transaction: Any) -> defer.Deferred:
+        if self.lost:
+            self.sent += 1
+            return self.zk.results(transaction)
+        self.lost += 1
+        if not self.commit_first:
+            return defer.fail(ConnectionLoss())
+        self.sent += 1
+        return self.zk.results(transaction).addCallback(lambda _: defer.fail(ConnectionLoss()))
 
 
 def expire(zk: ZooKeeper) -> None:

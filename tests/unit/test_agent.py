@@ -1,4 +1,8 @@
-"""The agent's core in an in-process cluster: executors, queued tasks, kills, environment, held updates."""
+"""The agent's core in an in-process cluster: executors, queued tasks, kills, environment, held updates.
+
+Classes whose behaviour crosses the wire run twice: on the cluster of direct links, and again (the
+``PB...`` subclasses at the end) over the real Perspective Broker adapters (``tests/helpers/pbcluster.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from mesostw.model import task as T
 from mesostw.model.task import TaskStatus, new_uuid
 from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
+from tests.helpers.pbcluster import PBCluster
 
 WORK_DIR = "/nonexistent-sandbox-root"
 
@@ -23,8 +28,11 @@ def executor_task(task_id: str, executor_id: str, resources: str = "cpus:0.1;mem
 
 
 class AgentTestCase(ClockTestCase):
+    #: the cluster the tests run on: direct links, or the PB adapters (tests/helpers/pbcluster.py)
+    cluster_class: type[Cluster] = Cluster
+
     def make_cluster(self, **kwargs: Any) -> Cluster:
-        cluster = Cluster(agents=1, **kwargs)
+        cluster = self.cluster_class(agents=1, **kwargs)
         self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         return cluster
@@ -295,3 +303,22 @@ class StatusStampTests(AgentTestCase):
         cluster.settle()
         [update] = [u for u in scheduler.updates if u.message == "sent without a timestamp"]
         self.assertEqual(update.timestamp, cluster.clock.seconds())
+
+
+# -- the same behaviours over the real PB adapters ---------------------------------------------------------------------
+
+
+class PBExecutorLaunchTests(ExecutorLaunchTests):
+    cluster_class = PBCluster
+
+
+class PBKillAndExitTests(KillAndExitTests):
+    cluster_class = PBCluster
+
+
+class PBMasterLossTests(MasterLossTests):
+    cluster_class = PBCluster
+
+
+class PBStatusStampTests(StatusStampTests):
+    cluster_class = PBCluster

@@ -221,6 +221,24 @@ class ExecutionTests(ClockTestCase):
         self.assertEqual(driver.master, "10.1.2.3:5050")
         self.assertEqual(execution.scheduler.environment, {"A": "1", "B": "2"})
 
+    def test_zookeeper_master_is_followed_not_resolved(self) -> None:
+        """Given zk://, execute hands the URL itself to the driver (which follows every leader elected
+        there) instead of the leader's address looked up once; a malformed URL is a usage error."""
+        from mesostw import detector
+
+        self.patch(detector, "find_leader", lambda url: self.fail("execute must not resolve the leader once"))
+        seen: list[str] = []
+        self.patch(execute, "run", lambda args, out, err: seen.append(args.master) or 0)
+        url = "zk://127.0.0.1:2181,127.0.0.2:2181/mesos"
+        self.assertEqual(main.run(["execute", "--name", "t", "--command", "true", "--master", url],
+                                 io.StringIO(), io.StringIO()), 0)
+        self.assertEqual(seen, [url])
+        execution, _, _ = self.execution("--master", url)
+        self.assertEqual(execution.driver.master, url)
+        with self.assertRaises(UsageError) as raised:
+            self.execution("--master", "zk://127.0.0.1:99999/mesos")
+        self.assertIn("invalid ZooKeeper server", str(raised.exception))
+
     def test_terminal_update_ends_the_run(self) -> None:
         """run() fires with the task's exit code and cancels the timeout."""
         execution, clock, _ = self.execution("--timeout", "30")

@@ -59,6 +59,27 @@ class ExecutorAPITestCase(HTTPTestCase):
         self.framework_id = self.scheduler.framework_id
         self.executor = self.agent.frameworks[self.framework_id].executors["t1"]
 
+    def open(self, method: str, body: Any = b"", path: str = PATH, headers: dict[str, str] | None = None,
+             content_type: str | None = JSON) -> Exchange:
+        """As the executor it names would send it: with that executor's secret (unless the test gives
+        an Authorization header of its own)."""
+        headers = dict(headers or {})
+        if isinstance(body, dict) and "Authorization" not in headers:
+            secret = self.secret_of(body)
+            if secret is not None:
+                headers["Authorization"] = f"Bearer {secret}"
+        return super().open(method, body, path, headers, content_type)
+
+    def secret_of(self, call: dict[str, Any]) -> str | None:
+        """The secret the agent gave the executor ``call`` names (None when it knows no such executor)."""
+        framework_id = (call.get("framework_id") or {}).get("value")
+        executor_id = (call.get("executor_id") or {}).get("value")
+        framework = self.agent.frameworks.get(framework_id)
+        executor = framework.executors.get(executor_id) if framework is not None else None
+        if executor is None:
+            return None
+        return self.agent.executor_secrets.secret(framework_id, executor_id, executor.container_id)
+
     def envelope(self, kind: str, body: dict[str, Any] | None = None, executor_id: str = "t1",
                  framework_id: str | None = None) -> dict[str, Any]:
         call: dict[str, Any] = {"type": kind, "framework_id": {"value": framework_id or self.framework_id},

@@ -50,7 +50,8 @@ from mesostw.model.resources import Resources
 from mesostw.model.task import Offer, Task, TaskInfo, TaskStatus
 from mesostw.model.validation import MAX_DEPTH, Reader, ValidationError
 from mesostw.wire.listen import LeanRequest, QuietSite
-from mesostw.wire.pb import MAX_BATCH, MAX_ERRORS, MAX_INCOMING, decode, split
+from mesostw.wire.pb import MAX_BATCH, MAX_ERRORS, MAX_INCOMING, MAX_PAYLOAD, decode, split
+from mesostw.wire.pb import pieces as wire_pieces
 from mesostw.wire.switch import PREAMBLE, SNIFF_TIMEOUT, PortSwitchFactory
 from tests.helpers import strategies as S
 from tests.helpers.clocktest import ClockTestCase
@@ -812,7 +813,8 @@ class MemoryBoundTests(ClusterChecks):
         return Reply(channel.transport.written.getvalue())
 
     def test_pb_payload_over_limit(self) -> None:
-        """A PB payload over MAX_INCOMING is refused whole, on every entry point, before it is decoded."""
+        """A PB payload over MAX_INCOMING is refused whole, on every entry point, before it is decoded, whether
+        it comes as one string or in pieces."""
         oversize = MAX_INCOMING + 1
         connection, _ = self.connection()
         subscriber, _ = self.connection()
@@ -832,13 +834,27 @@ class MemoryBoundTests(ClusterChecks):
             payload = padded(payload["list"] if "list" in payload else payload, oversize) \
                 if "list" not in payload else b"[" + padded(payload["list"][0], oversize - 2) + b"]"
             self.assertGreater(len(payload), MAX_INCOMING)
-            with self.assertRaises(pb.Error) as caught:
-                method(payload)
-            self.assertIn("larger than", str(caught.exception))
+            for form in (payload, wire_pieces(payload)):
+                with self.assertRaises(pb.Error) as caught:
+                    method(form)
+                self.assertIn("larger than", str(caught.exception))
         self.cluster.settle()
         self.assertEqual((len(self.cluster.master.agents), len(self.cluster.master.frameworks)), before)
         self.assertIsNotNone(agent.master)
         self.assertServes()
+
+    def test_pieces(self) -> None:
+        """A payload larger than one Banana string goes in pieces no longer than MAX_PAYLOAD, which decode joins;
+        a list that is not of byte strings is refused like any payload that is not JSON bytes."""
+        message = {"data": "x" * (3 * MAX_PAYLOAD)}
+        sent = wire_pieces(S.encode(message))
+        self.assertIsInstance(sent, list)
+        self.assertEqual([len(piece) <= MAX_PAYLOAD for piece in sent], [True] * 4)
+        self.assertEqual(decode(sent), message)
+        self.assertEqual(wire_pieces(b"[]"), b"[]")
+        for junk in ([], [b"[", "]"], [b"[", None], [[b"[]"]]):
+            with self.assertRaises(ValidationError):
+                decode(junk)
 
     def test_http_body_over_limit(self) -> None:
         """A scheduler Call body over MAX_CALL_BYTES is answered 413 and never decoded."""

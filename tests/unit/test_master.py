@@ -1,37 +1,42 @@
-"""The master's core in an in-process cluster: registration, offers, launches, updates, loss and failover."""
+"""The master's core in an in-process cluster: registration, offers, launches, updates, loss and failover.
+
+Most classes state behaviour that crosses the wire; each of those runs twice, on the cluster of direct
+links and again (the ``PB...`` subclasses at the end) on the same cluster over the real Perspective
+Broker adapters (``tests/helpers/pbcluster.py``). The others hold the master's core alone.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 from typing import Any
 
 from mesostw.master.master import RegistrationRefused
 from mesostw.model import task as T
-from mesostw.model.info import AgentInfo, FrameworkInfo
+from mesostw.model.info import AgentInfo
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Offer
-from mesostw.scheduler.local import LocalSchedulerDriver
 from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
+from tests.helpers.pbcluster import PBCluster
 
 AGENT = "cpus:2;mem:1024;disk:1024;ports:[31000-32000]"
 SMALL = "cpus:0.5;mem:128"
+SECRETS = {"ops": "ops-secret", "dev": "dev-secret"}
+#: Only ops may register frameworks; anyone may run tasks.
+ACLS = json.dumps({"permissive": False,
+                   "register_frameworks": [{"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}}],
+                   "run_tasks": [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}],
+                   "register_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}]})
 
 
 class Scheduler(RecordingScheduler):
-    """Keeps its offers (no automatic decline) and remembers (re-)registrations."""
+    """Keeps its offers (no automatic decline)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.decline_unused = False
-        self.registrations: list[tuple[str, Any]] = []
-        self.reregistrations: list[Any] = []
-
-    def registered(self, driver, frameworkId, masterInfo):
-        super().registered(driver, frameworkId, masterInfo)
-        self.registrations.append((frameworkId, masterInfo))
-
-    def reregistered(self, driver, masterInfo):
-        self.reregistrations.append(masterInfo)
 
     def offers_on(self, agent_id: str) -> list[Offer]:
         return [o for o in self.offers if o.agent_id == agent_id]
@@ -48,40 +53,48 @@ def cpus(resources: Resources) -> float:
 
 
 class MasterTestCase(ClockTestCase):
+    #: the cluster the tests run on: direct links, or the PB adapters (tests/helpers/pbcluster.py)
+    cluster_class: type[Cluster] = Cluster
+
     def make_cluster(self, **kwargs: Any) -> Cluster:
-        cluster = Cluster(**kwargs)
+        cluster = self.cluster_class(**kwargs)
         self.useClock(cluster.clock)
         self.addCleanup(cluster.stop)
         return cluster
 
-    def framework(self, cluster: Cluster, **info: Any) -> tuple[Scheduler, LocalSchedulerDriver]:
+    def framework(self, cluster: Cluster, **info: Any) -> tuple[Scheduler, Any]:
         scheduler, driver = cluster.framework(scheduler=Scheduler(), **info)
         return scheduler, driver  # type: ignore[return-value]
 
     def driver(self, cluster: Cluster, scheduler: Any, implicit_acknowledgements: bool = True,
-               **info: Any) -> LocalSchedulerDriver:
-        """A driver built by hand (for failover, or explicit acknowledgements)."""
-        info.setdefault("user", "nobody")
-        info.setdefault("name", "test")
-        driver = LocalSchedulerDriver(scheduler, FrameworkInfo(**info), cluster.master,
-                                      implicit_acknowledgements=implicit_acknowledgements)
-        driver.start()
-        cluster.settle()
+               **info: Any) -> Any:
+        """A driver for a given scheduler (for failover, or explicit acknowledgements)."""
+        _, driver = cluster.framework(scheduler=scheduler, implicit_acknowledgements=implicit_acknowledgements,
+                                      **info)
         return driver
 
-    def launch(self, cluster: Cluster, driver: LocalSchedulerDriver, offer: Offer, *tasks: dict[str, Any],
+    def launch(self, cluster: Cluster, driver: Any, offer: Offer, *tasks: dict[str, Any],
                refuse_seconds: float | None = None) -> None:
         filters = None if refuse_seconds is None else {"refuse_seconds": refuse_seconds}
         driver.launchTasks([offer.id], list(tasks), filters)
         cluster.settle()
 
     def start_task(self, cluster: Cluster, task_id: str = "t1", command: str = "sleep 100",
-                   **info: Any) -> tuple[Scheduler, LocalSchedulerDriver, Offer]:
+                   **info: Any) -> tuple[Scheduler, Any, Offer]:
         """A framework with one running task on the first agent."""
         scheduler, driver = self.framework(cluster, **info)
         offer = scheduler.offers_on(cluster.agents[0].id)[0]
         self.launch(cluster, driver, offer, task_on(offer, task_id, command))
         return scheduler, driver, offer
+
+    def credentials(self) -> str:
+        """A master's --credentials file holding :data:`SECRETS`."""
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "credentials")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"credentials": [{"principal": p, "secret": s} for p, s in SECRETS.items()]}, f)
+        return path
 
     def open_offers(self, cluster: Cluster) -> list[Offer]:
         return list(cluster.master.offers)
@@ -102,14 +115,6 @@ class RegistrationTests(MasterTestCase):
             self.assertEqual(cluster.master.agents[agent.id].info.resources, Resources.parse(AGENT))
             self.assertEqual(cluster.allocator.agent_total(agent.id), Resources.parse(AGENT))
         self.assertEqual(cluster.master.metrics["slave_registrations"], 2)
-
-    def test_agent_without_cpus_refused(self) -> None:
-        """An agent that does not offer cpus and mem is refused registration."""
-        cluster = self.make_cluster(agents=0)
-        info = AgentInfo(hostname="127.0.0.1", resources=Resources.parse("disk:1024"))
-        d = cluster.master.registerAgent(None, info)
-        self.assertIn("cpus", str(self.failureResultOf(d, RegistrationRefused).value))
-        self.assertEqual(cluster.master.agents, {})
 
     def test_frameworks_subscribe(self) -> None:
         """Frameworks get <master id>-<4 digits> IDs, a SUBSCRIBED with the master's info, and offers."""
@@ -305,6 +310,21 @@ class OfferTests(MasterTestCase):
         cluster.advance(20)
         self.assertEqual(scheduler.rescinded, [])
         self.assertEqual(scheduler.states("t1"), [T.RUNNING])
+
+class AgentAdmissionTests(MasterTestCase):
+    """The master's core alone (refusals over PB: ``test_pbcluster.py``)."""
+
+    def test_agent_without_cpus_refused(self) -> None:
+        """An agent that does not offer cpus and mem is refused registration."""
+        cluster = self.make_cluster(agents=0)
+        info = AgentInfo(hostname="127.0.0.1", resources=Resources.parse("disk:1024"))
+        d = cluster.master.registerAgent(None, info)
+        self.assertIn("cpus", str(self.failureResultOf(d, RegistrationRefused).value))
+        self.assertEqual(cluster.master.agents, {})
+
+
+class FairShareTests(MasterTestCase):
+    """Allocation policy: the same whatever carries the offers."""
 
     def test_weighted_drf_between_roles(self) -> None:
         """With role a weighted 2 and role b 1, six equal agents are offered four to a and two to b."""
@@ -846,7 +866,7 @@ class FrameworkLifecycleTests(MasterTestCase):
         cluster = self.make_cluster()
         scheduler, driver, offer = self.start_task(cluster, failover_timeout=60)
         framework_id = scheduler.framework_id
-        driver.disconnect()
+        cluster.cut_framework(driver)
         cluster.settle()
         framework = cluster.master.frameworks[framework_id]
         self.assertFalse(framework.active)
@@ -875,7 +895,7 @@ class FrameworkLifecycleTests(MasterTestCase):
         cluster = self.make_cluster()
         scheduler, driver, offer = self.start_task(cluster, failover_timeout=60)
         framework_id = scheduler.framework_id
-        driver.disconnect()
+        cluster.cut_framework(driver)
         cluster.settle()
         (fake,) = cluster.containerizers[0].by_executor("t1")
         fake.update("t1", T.FINISHED, "done")
@@ -888,13 +908,35 @@ class FrameworkLifecycleTests(MasterTestCase):
         self.assertEqual(successor.states("t1"), [T.FINISHED])
         self.assertEqual(cluster.master.frameworks[framework_id].tasks, {})
 
+    def test_driver_reconnects_with_its_framework_id(self) -> None:
+        """A driver whose connection broke hears disconnected, then subscribes again with its framework ID: it
+        is re-registered (not registered anew) with its tasks, and offers resume."""
+        cluster = self.make_cluster()
+        scheduler, driver, offer = self.start_task(cluster, failover_timeout=60)
+        framework = cluster.master.frameworks[scheduler.framework_id]
+        cluster.cut_framework(driver)
+        cluster.settle()
+        self.assertEqual(scheduler.disconnections, 1)
+        self.assertFalse(framework.active)
+        cluster.advance(30)
+        offers = len(scheduler.offers)
+        cluster.reconnect_framework(driver)
+        self.assertEqual((len(scheduler.registrations), len(scheduler.reregistrations)), (1, 1))
+        self.assertEqual(scheduler.reregistrations[0].id, "M")
+        self.assertTrue(framework.active)
+        self.assertEqual(framework.tasks["t1"].state, T.RUNNING)
+        self.assertEqual(len(scheduler.offers), offers + 2)
+        driver.killTask("t1")
+        cluster.settle()
+        self.assertEqual(scheduler.states("t1"), [T.RUNNING, T.KILLED])
+
     def test_failover_timeout_removes_framework(self) -> None:
         """Without re-subscription within failover_timeout the framework is removed and its tasks killed."""
         cluster = self.make_cluster()
         scheduler, driver, offer = self.start_task(cluster, failover_timeout=60)
         framework_id = scheduler.framework_id
         (fake,) = cluster.containerizers[0].by_executor("t1")
-        driver.disconnect()
+        cluster.cut_framework(driver)
         cluster.advance(59)
         self.assertFalse(fake.exited.called)
         cluster.advance(1)
@@ -916,7 +958,7 @@ class FrameworkLifecycleTests(MasterTestCase):
         """With the default failover_timeout of 0 a disconnected framework is removed at once."""
         cluster = self.make_cluster()
         scheduler, driver, offer = self.start_task(cluster)
-        driver.disconnect()
+        cluster.cut_framework(driver)
         cluster.settle()
         self.assertNotIn(scheduler.framework_id, cluster.master.frameworks)
         self.assertEqual(cluster.agents[0].frameworks, {})
@@ -965,12 +1007,11 @@ class FrameworkLifecycleTests(MasterTestCase):
         """A new scheduler subscribing with a connected framework's ID takes it over, tasks and events."""
         cluster = self.make_cluster()
         scheduler, driver, offer = self.start_task(cluster, failover_timeout=60)
-        old_link = driver.link
         successor = Scheduler()
         successor_driver = self.driver(cluster, successor, id=scheduler.framework_id, failover_timeout=60)
         self.assertEqual(successor.registrations[0][0], scheduler.framework_id)
         self.assertIn("t1", cluster.master.frameworks[scheduler.framework_id].tasks)
-        self.assertTrue(old_link.closed)
+        self.assertEqual(driver.status, "DRIVER_ABORTED")
         before = len(scheduler.updates)
         successor_driver.killTask("t1")
         cluster.settle()
@@ -984,3 +1025,148 @@ class FrameworkLifecycleTests(MasterTestCase):
         self.driver(cluster, Scheduler(), id=scheduler.framework_id, failover_timeout=60)
         self.assertEqual(scheduler.errors, ["Framework failed over"])
 
+
+class MessageTests(MasterTestCase):
+    def test_framework_and_executor_messages(self) -> None:
+        """A framework message reaches the executor, and an executor message the scheduler with the executor's
+        and the agent's IDs, byte for byte."""
+        cluster = self.make_cluster()
+        scheduler, driver, offer = self.start_task(cluster)
+        (fake,) = cluster.containerizers[0].by_executor("t1")
+        driver.sendFrameworkMessage("t1", offer.agent_id, b"\x00\xffto the executor")
+        cluster.settle()
+        self.assertEqual(fake.messages(), [b"\x00\xffto the executor"])
+        fake.message(b"\xfe\x00to the scheduler")
+        cluster.settle()
+        self.assertEqual(scheduler.messages, [("t1", offer.agent_id, b"\xfe\x00to the scheduler")])
+        self.assertEqual(cluster.agents[0].metrics["valid_framework_messages"], 2)
+
+    def test_message_for_unknown_executor_dropped(self) -> None:
+        """A framework message for an executor the agent does not run is dropped there; nothing else changes."""
+        cluster = self.make_cluster()
+        scheduler, driver, offer = self.start_task(cluster)
+        driver.sendFrameworkMessage("nobody", offer.agent_id, b"hello?")
+        cluster.settle()
+        self.assertEqual(cluster.agents[0].metrics["invalid_framework_messages"], 1)
+        self.assertEqual(scheduler.errors, [])
+        self.assertEqual(scheduler.states("t1"), [T.RUNNING])
+
+
+class LargeMessageTests(MasterTestCase):
+    """Messages larger than one Perspective Broker string (640 KiB) arrive whole, as Mesos's do."""
+
+    def data_task(self, offer: Offer, task_id: str, size: int) -> dict[str, Any]:
+        task = task_on(offer, task_id, resources="cpus:0.1;mem:32")
+        task["data"] = base64.b64encode(os.urandom(size)).decode()
+        return task
+
+    def test_large_launch(self) -> None:
+        """A task whose data alone is 700 KiB launches and runs, its data intact on the agent."""
+        cluster = self.make_cluster(agents=1)
+        scheduler, driver = self.framework(cluster)
+        offer = scheduler.offers[0]
+        task = self.data_task(offer, "big", 700 * 1024)
+        self.launch(cluster, driver, offer, task)
+        self.assertEqual(scheduler.states("big"), [T.RUNNING])
+        (fake,) = cluster.containerizers[0].by_executor("big")
+        self.assertEqual(fake.running["big"].data, base64.b64decode(task["data"]))
+
+    def test_large_reregistration(self) -> None:
+        """An agent whose tasks add up to over a MiB re-registers with every one of them."""
+        cluster = self.make_cluster(agents=1)
+        scheduler, driver = self.framework(cluster, checkpoint=True)
+        for index in range(8):
+            offer = scheduler.offers[-1]
+            self.launch(cluster, driver, offer, self.data_task(offer, f"t{index}", 128 * 1024), refuse_seconds=0)
+        agent = cluster.agents[0]
+        agent_id = agent.id
+        cluster.cut(agent)
+        cluster.settle()
+        cluster.connect(agent)
+        cluster.settle()
+        self.assertEqual((agent.id, agent.state), (agent_id, "RUNNING"))
+        self.assertEqual(cluster.master.metrics["slave_reregistrations"], 1)
+        tasks = cluster.master.frameworks[scheduler.framework_id].tasks
+        self.assertEqual(sorted(tasks), [f"t{index}" for index in range(8)])
+        self.assertEqual({task.state for task in tasks.values()}, {T.RUNNING})
+
+    def test_large_messages(self) -> None:
+        """Framework and executor messages of a MiB each arrive byte for byte."""
+        cluster = self.make_cluster(agents=1)
+        scheduler, driver, offer = self.start_task(cluster)
+        (fake,) = cluster.containerizers[0].by_executor("t1")
+        down, up = os.urandom(1024 * 1024), os.urandom(1024 * 1024)
+        driver.sendFrameworkMessage("t1", offer.agent_id, down)
+        fake.message(up)
+        cluster.settle()
+        self.assertEqual(fake.messages(), [down])
+        self.assertEqual(scheduler.messages, [("t1", offer.agent_id, up)])
+
+
+class AuthorizationTests(MasterTestCase):
+    def test_acls_judge_the_authenticated_principal(self) -> None:
+        """The register_frameworks ACLs judge the principal a framework proved (with CRAM-MD5 over PB; in
+        process, the one its host vouches for): ops registers and runs tasks; dev, whose credential is good,
+        is refused with the reason and its driver aborts; so is an anonymous framework."""
+        cluster = self.make_cluster(agents=1, credentials=self.credentials(), acls=ACLS)
+        ops = Scheduler()
+        ops.pending = [command_task("t1", "true")]
+        cluster.framework("ops", scheduler=ops, principal="ops")
+        self.assertEqual(ops.states("t1"), [T.RUNNING, T.FINISHED])
+        self.assertEqual(cluster.master.frameworks[ops.framework_id].info.principal, "ops")
+        for principal in ("dev", None):
+            refused = Scheduler()
+            _, driver = cluster.framework("other", scheduler=refused, principal=principal)
+            self.assertIsNone(refused.framework_id)
+            (error,) = refused.errors
+            self.assertIn("Not authorized to register", error)
+            self.assertEqual(driver.status, "DRIVER_ABORTED")
+        self.assertEqual(list(cluster.master.frameworks), [ops.framework_id])
+
+
+# -- the same behaviours over the real PB adapters ---------------------------------------------------------------------
+# Agents, scheduler drivers and the master talk through their production PB adapters over an in-memory network.
+
+
+class PBRegistrationTests(RegistrationTests):
+    cluster_class = PBCluster
+
+
+class PBOfferTests(OfferTests):
+    cluster_class = PBCluster
+
+
+class PBRoleTests(RoleTests):
+    cluster_class = PBCluster
+
+
+class PBAcceptTests(AcceptTests):
+    cluster_class = PBCluster
+
+
+class PBStatusUpdateTests(StatusUpdateTests):
+    cluster_class = PBCluster
+
+
+class PBReconciliationTests(ReconciliationTests):
+    cluster_class = PBCluster
+
+
+class PBAgentLossTests(AgentLossTests):
+    cluster_class = PBCluster
+
+
+class PBFrameworkLifecycleTests(FrameworkLifecycleTests):
+    cluster_class = PBCluster
+
+
+class PBMessageTests(MessageTests):
+    cluster_class = PBCluster
+
+
+class PBLargeMessageTests(LargeMessageTests):
+    cluster_class = PBCluster
+
+
+class PBAuthorizationTests(AuthorizationTests):
+    cluster_class = PBCluster

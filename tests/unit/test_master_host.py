@@ -150,6 +150,15 @@ class MasterHostTests(unittest.TestCase):
         self.assertEqual(reply.headers["location"], "http://m2:4499/tasks?command=true")
         self.assertEqual(service.frameworks.hosts["probe"].leader(), "m2:4499")
 
+    def test_abdication_is_refused_with_the_reason(self) -> None:
+        """A hosted framework leads with its master: abdicating alone is refused, saying what to do."""
+        from mesostw.interfaces import AbdicationRefused
+
+        service = self.build()
+        with self.assertRaises(AbdicationRefused) as refused:
+            service.frameworks.hosts["probe"].abdicate()
+        self.assertIn("stop this master", str(refused.exception))
+
     def test_two_frameworks_get_their_own_port_principal_and_scope_of_one_store(self) -> None:
         """Two hosted frameworks run side by side: each its port, principal and store scope."""
         from mesostw.scheduler.hosted_flags import frameworks_flag, hosted_flags

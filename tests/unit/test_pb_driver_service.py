@@ -91,27 +91,30 @@ class UnsentLaunchTests(unittest.TestCase):
         self.reactor.advance(0)
         self.assertEqual(len(self.scheduler.updates), 2, "only launches are reported")
 
-    def test_a_launch_too_large_for_the_wire_is_reported_lost_and_the_rest_still_goes(self) -> None:
-        """A call the transport refuses at once (over banana's size limit) is reported lost; the calls
-        batched with it in other payloads are sent."""
+    def test_a_call_the_transport_refuses_at_once_is_reported_lost_and_the_rest_still_goes(self) -> None:
+        """A payload the transport refuses before sending anything (Banana cannot encode it) is reported
+        lost, task by task; the calls batched in other payloads are sent. Large payloads go in pieces."""
         from twisted.spread.banana import BananaError
 
         from mesostw.wire.pb import MAX_PAYLOAD, Batcher, decode
 
         sent: list[list[dict]] = []
 
-        def send(payload: bytes) -> None:
-            if len(payload) > MAX_PAYLOAD:
-                raise BananaError(f"byte string is too long to send ({len(payload)})")
+        def send(payload: bytes | list[bytes]) -> None:
+            whole = b"".join(payload) if isinstance(payload, list) else payload
+            if b'"O1"' in whole:
+                raise BananaError("cannot encode")
             sent.append(decode(payload))
 
         self.driver._batch = Batcher(self.reactor, send, self.driver._unsent)
-        self.driver.launchTasks(["O1"], [launch(f"big{n}", "x" * 2000) for n in range(400)])
-        self.driver.launchTasks(["O2"], [launch("small")])
+        self.driver.launchTasks(["O1"], [launch(f"lost{n}", "x" * 2000) for n in range(400)])
+        self.driver.launchTasks(["O2"], [launch(f"big{n}", "x" * 2000) for n in range(400)])
         self.driver.reviveOffers()
         self.reactor.advance(0)
-        self.assertEqual([[c["type"] for c in calls] for calls in sent], [["ACCEPT", "REVIVE"]])
-        self.assertEqual(sent[0][0]["accept"]["offer_ids"], [{"value": "O2"}])
+        calls = [call for payload in sent for call in payload]
+        self.assertEqual([c["type"] for c in calls], ["ACCEPT", "REVIVE"])
+        self.assertEqual(calls[0]["accept"]["offer_ids"], [{"value": "O2"}])
+        self.assertGreater(len(str(calls[0])), MAX_PAYLOAD, "a payload over the limit went in pieces")
         self.reactor.advance(0)
-        self.assertEqual(sorted(s.task_id for s in self.scheduler.updates), sorted(f"big{n}" for n in range(400)))
-        self.assertTrue(all(s.state == "TASK_LOST" and "too long" in (s.message or "") for s in self.scheduler.updates))
+        self.assertEqual(sorted(s.task_id for s in self.scheduler.updates), sorted(f"lost{n}" for n in range(400)))
+        self.assertTrue(all(s.state == "TASK_LOST" and s.message == "cannot encode" for s in self.scheduler.updates))

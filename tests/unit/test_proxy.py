@@ -80,11 +80,11 @@ class ReverseProxyTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_the_request_arrives_whole_and_the_answer_comes_back(self) -> Any:
-        """Method, path, query, body and headers reach the leader; its status, headers and body
-        come back; the leader sees that the request was forwarded and for whom."""
+        """Method, path, query, body and headers (credentials included) reach the leader; its status,
+        headers and body come back; the leader sees that the request was forwarded and for whom."""
         response = yield self.request("PUT", "/v2/echo/app%201?force=true", b'{"cmd": "sleep 1"}',
                                       {"Content-Type": "application/json", "X-Custom": "kept",
-                                       "Connection": "close"})
+                                       "Authorization": "Basic b3BzOnMzY3JldA==", "Connection": "close"})
         body = json.loads((yield client.readBody(response)))
         self.assertEqual(response.code, 201)
         self.assertEqual(response.headers.getRawHeaders(b"x-leader"), [b"yes"])
@@ -92,6 +92,7 @@ class ReverseProxyTests(unittest.TestCase):
                          ("PUT", "/v2/echo/app%201?force=true", "app 1", '{"cmd": "sleep 1"}'))
         headers = body["headers"]
         self.assertEqual((headers["x-custom"], headers["content-type"]), ("kept", "application/json"))
+        self.assertEqual(headers["authorization"], "Basic b3BzOnMzY3JldA==")
         self.assertEqual(headers["x-mesostw-forwarded-by"], "probe@follower")
         self.assertEqual(headers["x-forwarded-for"], "127.0.0.1")
         self.assertEqual(headers["host"], f"127.0.0.1:{self.leader_port}")

@@ -31,7 +31,8 @@ from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 INFO = FrameworkInfo(user="nobody", name="fw")
 ACLS = json.dumps({"permissive": False,
                    "register_frameworks": [{"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}}],
-                   "run_tasks": [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}]})
+                   "run_tasks": [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}],
+                   "register_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}]})
 
 
 @implementer(IMasterEndpoint)
@@ -133,23 +134,6 @@ class LocalDriverTests(unittest.TestCase):
         driver.stop(failover=True)
         self.assertEqual(endpoint.asked[2], ("disconnected", "F1", link))
 
-    def test_acls_judge_the_hosts_principal(self) -> None:
-        """register_frameworks ACLs apply to in-process frameworks: allowed for the principal they name,
-        refused for another and for an anonymous one."""
-        cluster = Cluster(agents=1, acls=ACLS)
-        self.addCleanup(cluster.stop)
-        ops = RecordingScheduler()
-        ops.pending = [command_task("t1", "true")]
-        cluster.framework("ops", scheduler=ops, principal="ops")
-        self.assertEqual(ops.states("t1"), [T.RUNNING, T.FINISHED])
-        self.assertEqual(cluster.master.frameworks[ops.framework_id].info.principal, "ops")
-        for principal in ("dev", None):
-            refused = RecordingScheduler()
-            _, driver = cluster.framework("other", scheduler=refused, principal=principal)
-            self.assertIsNone(refused.framework_id)
-            self.assertIn("Not authorized to register", refused.errors[0])
-            self.assertEqual(driver.status, "DRIVER_ABORTED")
-
     def test_not_leading_master(self) -> None:
         """A master that does not lead refuses an in-process framework too."""
         cluster = Cluster(agents=0)
@@ -182,17 +166,37 @@ class ExecutorStreamTests(unittest.TestCase):
     def events(self) -> list[str]:
         return [json.loads(record)["type"] for record in recordio.Decoder().feed(self.transport.value())]
 
+    def subscribe(self, token: str | None = None) -> None:
+        """SUBSCRIBE as executor t1, with its secret unless told another ``token``."""
+        agent = self.cluster.agents[0]
+        executor = agent.frameworks[self.framework_id].executors["t1"]
+        secret = agent.executor_secrets.secret(self.framework_id, "t1", executor.container_id)
+        self.send({**xapi.subscribe_call(self.framework_id, "t1", [], []), "token": token or secret})
+
     def update(self, task_id: str, executor_id: str = "t1") -> None:
         status = TaskStatus(task_id, T.RUNNING, source=T.SOURCE_EXECUTOR, uuid=new_uuid(), timestamp=1.0)
         self.send(xapi.update_call(self.framework_id, executor_id, status))
 
     def test_subscribe_then_updates(self) -> None:
         """SUBSCRIBE binds the stream and launches the task; its UPDATE reaches the scheduler."""
-        self.send(xapi.subscribe_call(self.framework_id, "t1", [], []))
+        self.subscribe()
         self.assertEqual(self.events(), ["SUBSCRIBED", "LAUNCH"])
         self.update("t1")
         self.assertEqual(self.scheduler.states("t1"), [T.RUNNING])
         self.assertEqual(self.events()[-1], "ACKNOWLEDGED")
+
+    def test_subscribe_needs_the_executor_secret(self) -> None:
+        """A SUBSCRIBE without the executor's secret, or with a wrong one, is answered ERROR and closed;
+        the executor stays unsubscribed and its task queued."""
+        for call in (xapi.subscribe_call(self.framework_id, "t1", [], []),
+                     {**xapi.subscribe_call(self.framework_id, "t1", [], []), "token": "wrong"}):
+            self.setUp()
+            self.send(call)
+            self.assertEqual(self.events(), ["ERROR"])
+            self.assertTrue(self.transport.disconnecting)
+            executor = self.cluster.agents[0].frameworks[self.framework_id].executors["t1"]
+            self.assertIsNone(executor.link)
+            self.assertEqual(list(executor.queued), ["t1"])
 
     def test_first_call_must_subscribe(self) -> None:
         """An UPDATE before SUBSCRIBE closes the stream with an ERROR."""
@@ -202,7 +206,7 @@ class ExecutorStreamTests(unittest.TestCase):
 
     def test_unknown_task_is_dropped(self) -> None:
         """An UPDATE for a task the executor does not run is dropped; the stream stays open."""
-        self.send(xapi.subscribe_call(self.framework_id, "t1", [], []))
+        self.subscribe()
         self.update("nope")
         self.assertFalse(self.transport.disconnecting)
         self.update("t1")
@@ -210,7 +214,7 @@ class ExecutorStreamTests(unittest.TestCase):
 
     def test_calls_for_another_executor_close_the_stream(self) -> None:
         """A bound stream refuses calls naming another executor and closes."""
-        self.send(xapi.subscribe_call(self.framework_id, "t1", [], []))
+        self.subscribe()
         self.update("t1", executor_id="other")
         self.assertEqual(self.events()[-1], "ERROR")
         self.assertTrue(self.transport.disconnecting)

@@ -114,9 +114,14 @@ class StandaloneHostTests(unittest.TestCase):
 
     def build(self, *argv: str, election: Any = None, zk: Any = None, store: Any = None) -> StandaloneFramework:
         plugin, config, framework_config = host_config(*argv)
+        self.ended = 0
+
+        def end() -> None:
+            self.ended += 1
+
         framework = StandaloneFramework(plugin, config, framework_config, reactor=self.reactor, zk=zk,
                                         election=election, store=store or MemoryStateStore(),
-                                        on_abort=lambda name, reason: self.aborts.append((name, reason)))
+                                        on_abort=lambda name, reason: self.aborts.append((name, reason)), end=end)
         self.addCleanup(lambda: framework.stopService() if framework.running else None)
         return framework
 
@@ -250,6 +255,30 @@ class StandaloneHostTests(unittest.TestCase):
         self.assertEqual(steps, ["zk start", "store closed, withdrawn=False", "zk stop"])
         self.assertFalse(framework.listener.running)
         self.assertEqual(self.aborts, [])
+
+
+    def test_abdicating_ends_the_process_cleanly_after_answering(self) -> None:
+        """abdicate() on the leader of a --zk election ends the process on the next reactor turn (the
+        caller answers first); without --zk, or on a standby, it is refused with the reason."""
+        from mesostw.interfaces import AbdicationRefused
+
+        election = FakeElection()
+        framework = self.build("--zk=zk://127.0.0.1:2181/probe", election=election, zk=FakeZooKeeper([]))
+        framework.startService()
+        with self.assertRaises(AbdicationRefused) as standby:
+            framework.host.abdicate()
+        self.assertEqual(str(standby.exception), "This probe instance does not lead")
+        election.win()
+        framework.host.abdicate()
+        self.assertEqual(self.ended, 0)
+        self.reactor.advance(0)
+        self.assertEqual((self.ended, self.aborts), (1, []))
+
+        alone = self.build()
+        alone.startService()
+        with self.assertRaises(AbdicationRefused) as unopposed:
+            alone.host.abdicate()
+        self.assertIn("runs without --zk", str(unopposed.exception))
 
 
 class GroupZooKeeper:

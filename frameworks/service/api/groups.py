@@ -1,4 +1,5 @@
-"""``/v2/groups``: the group tree, nested creation, updates (apps, dependencies, ``scaleBy``), deletion.
+"""``/v2/groups``: the group tree, nested creation, updates (apps, dependencies, ``scaleBy``), deletion,
+versions (every change keeps the root group as it left it) and rollback to one of them.
 
 Apps and groups in a group body have ids relative to the group. A PUT that gives
 ``apps`` (or ``groups``) replaces that level: apps it no longer lists are stopped.
@@ -191,8 +192,9 @@ def install(router: Any, ctx: ApiContext) -> None:
                     targets[app.id] = app.with_spec(spec, version)
                 return controller.change(targets, force, version)
             if "version" in data and set(data) <= {"version", "id"}:
-                raise invalid([{"path": "/version", "errors": [
-                    "group versions are not kept: roll back each app with PUT /v2/apps/{id} {\"version\": ...}"]}])
+                if not exists(group_id) and not ctx.state.group_versions_of(group_id):
+                    raise not_found(f"Group '{group_id}' does not exist")
+                return controller.rollback_group(group_id, data["version"], force)
             problems = Problems()
             targets = {}
             metas: list[dict[str, Any]] = []
@@ -224,10 +226,9 @@ def install(router: Any, ctx: ApiContext) -> None:
     @api
     def versions(request: server.Request, id: str = "/") -> Any:
         group_id = path_id(id, "Group")
-        if not exists(group_id):
+        if not exists(group_id) and not ctx.state.group_versions_of(group_id):
             raise not_found(f"Group '{group_id}' does not exist")
-        meta = ctx.state.groups.get(group_id, {})
-        return answer([meta.get("version", ctx.state.root_version)])
+        return answer(ctx.state.group_versions_of(group_id))
 
     router.route("/v2/groups", get_root)
     router.route("/v2/groups", create_root, methods=("POST",))

@@ -17,6 +17,7 @@ from frameworks.service.api.common import answer, endpoint
 from frameworks.service.errors import ApiError
 from mesostw import __version__
 from mesostw.http.router import Response
+from mesostw.interfaces import AbdicationRefused
 
 #: The Marathon release whose API shape this follows (clients compare it to 0.11.0 and later).
 MARATHON_VERSION = "1.6.0"
@@ -134,10 +135,11 @@ def install(router: Any, ctx: ApiContext) -> None:
 
     @api
     def delete_leader(request: server.Request) -> Any:
-        abdicate = getattr(ctx.host, "abdicate", None)
-        if abdicate is None:
-            raise ApiError(503, "This host cannot hand over leadership; restart the process to abdicate")
-        ctx.host.reactor.callLater(0, abdicate)
+        # The host stops this instance a moment later (after this answer), and another one leads.
+        try:
+            ctx.host.abdicate()
+        except AbdicationRefused as exc:
+            raise ApiError(400, str(exc)) from None
         return answer({"message": "Leadership abdicated"})
 
     def ping(request: server.Request) -> Response:

@@ -308,6 +308,58 @@ class GroupsApiTests(ApiBase):
         self.assertEqual(self.h.state.apps, {})
 
 
+    def test_group_versions_and_rollback(self) -> None:
+        """Every change keeps a root group version; a group lists those it existed in, newest first;
+        PUT {"version"} brings the group back as it was (apps removed since return, with their
+        instances), as one deployment; an unknown version is a 404."""
+        self.h.call("POST", "/v2/groups", {"id": "/g", "apps": [app("a", 1), app("b", 2)]})
+        self.settled()
+        self.h.call("PUT", "/v2/groups/g", {"scaleBy": 2})
+        self.settled()
+        self.h.call("PUT", "/v2/groups/g", {"apps": [app("a", 1)]})
+        self.settled()
+        self.h.call("POST", "/v2/apps", app("/other/x"))
+        self.settled()
+        versions = self.h.get("/v2/groups/g/versions")
+        self.assertEqual(len(versions), 4)
+        self.assertEqual(versions, sorted(versions, reverse=True))
+        self.assertEqual(len(self.h.get("/v2/groups/other/versions")), 1)
+        self.assertEqual(self.h.get("/v2/groups/versions")[0], self.h.get("/v2/groups")["version"])
+
+        first = versions[-1]
+        reply = self.h.call("PUT", "/v2/groups/g", {"version": first})
+        self.assertEqual(reply.code, 200, reply.body)
+        self.assertIn("deploymentId", reply.json())
+        self.settled()
+        self.assertEqual({a: self.h.state.apps[a].instances for a in ("/g/a", "/g/b")}, {"/g/a": 1, "/g/b": 2})
+        self.h.until(lambda: len(self.h.running("/g/b")) == 2)
+        self.assertIn("/other/x", self.h.state.apps)
+        self.assertEqual(self.h.call("PUT", "/v2/groups/g", {"version": "2001-01-01T00:00:00.000Z"}).code, 404)
+
+    def test_group_versions_are_pruned_and_survive_a_restart(self) -> None:
+        """At most zk_max_versions group versions are kept; the versions of a deleted app go with the
+        last group version naming it; a new leader knows the same group versions."""
+        self.h.stop()
+        self.h = ServiceHarness(zk_max_versions=3).start()
+        self.addCleanup(self.h.stop)
+        self.h.create(app("gone"))
+        self.settled()
+        self.h.call("DELETE", "/v2/apps/gone")
+        self.settled()
+        versions_of_gone = self.successResultOf(self.h.store.children("frameworks/service/versions/gone"))
+        self.assertEqual(len(versions_of_gone), 1)
+        for index in range(3):
+            self.h.create(app(f"app{index}"))
+            self.settled()
+        kept = self.h.get("/v2/groups/versions")
+        self.assertEqual(len(kept), 3)
+        self.assertEqual(self.successResultOf(self.h.store.children("frameworks/service/versions/gone")), [])
+        again = ServiceHarness(cluster=self.h.cluster, store=self.h.store).start()
+        self.h.stop()
+        self.addCleanup(again.stop)
+        self.assertEqual(again.get("/v2/groups/versions"), kept)
+
+
 class MiscApiTests(ApiBase):
     def test_info(self) -> None:
         """/v2/info has the three config objects and only whitelisted keys."""
@@ -333,7 +385,17 @@ class MiscApiTests(ApiBase):
         text = self.h.call("GET", "/metrics/prometheus").body.decode()
         self.assertIn("marathon_apps 1.0", text)
         self.assertEqual(self.h.get("/v2/eventSubscriptions"), {"callbackUrls": []})
-        self.assertEqual(self.h.call("DELETE", "/v2/leader").code, 503)
+
+    def test_abdication_goes_to_the_host(self) -> None:
+        """DELETE /v2/leader asks the host to abdicate and answers Marathon's message; where the host
+        refuses, 400 with its reason."""
+        reply = self.h.call("DELETE", "/v2/leader")
+        self.assertEqual((reply.code, reply.json()), (200, {"message": "Leadership abdicated"}))
+        self.assertEqual(self.h.host.abdications, 1)
+        self.h.host.refuse_abdication = "no other instance"
+        reply = self.h.call("DELETE", "/v2/leader")
+        self.assertEqual((reply.code, reply.json()), (400, {"message": "no other instance"}))
+        self.assertEqual(self.h.host.abdications, 1)
 
     def test_not_ready_before_leading(self) -> None:
         """Before the framework has recovered, the API answers 503."""

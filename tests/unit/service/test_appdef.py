@@ -115,7 +115,8 @@ class NormalizeTests(unittest.TestCase):
         self.assertIn("/", found, "neither cmd nor args")
 
     def test_health_and_readiness_checks(self) -> None:
-        """Checks get their defaults; a port index beyond the ports and a missing command are refused."""
+        """Checks get their defaults; a port index beyond the ports, a missing command and a second
+        check run by the agent (Mesos runs one per task) are refused."""
         spec = spec_of({"id": "w", "cmd": "x", "portDefinitions": [{"port": 0, "name": "http-api"}],
                         "healthChecks": [{"path": "health"}, {"protocol": "COMMAND", "command": "true"}],
                         "readinessChecks": [{}]})
@@ -129,6 +130,10 @@ class NormalizeTests(unittest.TestCase):
         self.assertIn("/healthChecks(0)/portIndex", found)
         self.assertIn("/healthChecks(1)/command", found)
         self.assertIn("/readinessChecks(0)/portName", found)
+        two = problems_of({"id": "w", "cmd": "x", "healthChecks": [{"protocol": "COMMAND", "command": "true"},
+                                                                   {"protocol": "MESOS_TCP"}, {"protocol": "TCP"}]})
+        self.assertEqual(two["/healthChecks"], ["AppDefinition can contain at most one Mesos health check "
+                                                "(COMMAND or MESOS_*)"])
 
     def test_ports_forms(self) -> None:
         """Deprecated ports become portDefinitions; conflicting or duplicate ports are refused."""

@@ -251,14 +251,54 @@ class HealthTests(Base):
         self.assertEqual((info["tasksHealthy"], info["tasksUnhealthy"]), (0, 2))
         self.assertIn("failing health checks", self.h.get("/v2/deployments?embed=status")[0]["status"]["/web"])
 
-    def test_command_checks_get_the_task_environment(self) -> None:
-        """A COMMAND check runs with the task's $PORT0 and $HOST."""
+    def test_agent_side_checks_go_in_the_task_and_their_results_count(self) -> None:
+        """A COMMAND check goes to the agent as the task's health_check, in Mesos's shape with the app's
+        timing, and is not probed from here; the health its executor reports makes the instance healthy
+        (ending the deployment), then unhealthy without a kill from here (a reconciliation repeating
+        the last health is no new failure); the executor's TASK_KILLED is a failure, and the instance
+        is replaced."""
         self.h.create(app("web", 1, healthChecks=[{"protocol": "COMMAND", "command": {"value": "check $PORT0"},
-                                                   "intervalSeconds": 1}]))
-        self.h.until(lambda: self.h.get("/v2/apps/web")["app"]["tasksHealthy"] == 1)
-        kind, command, env = next(c for c in self.h.prober.calls if c[0] == "command")
-        self.assertEqual(command, "check $PORT0")
-        self.assertEqual(env["PORT0"], str(self.h.running("/web")[0].ports[0]))
+                                                   "intervalSeconds": 2, "delaySeconds": 0, "gracePeriodSeconds": 5,
+                                                   "maxConsecutiveFailures": 2}]))
+        self.h.until(lambda: len(self.h.running("/web")) == 1)
+        (instance,) = self.h.running("/web")
+        executor = self.h.executor_of(instance.task_id)
+        self.assertEqual(executor.running[instance.task_id].extra["health_check"], {
+            "type": "COMMAND", "command": {"shell": True, "value": "check $PORT0"}, "delay_seconds": 0.0,
+            "interval_seconds": 2.0, "timeout_seconds": 20.0, "consecutive_failures": 2, "grace_period_seconds": 5.0})
+        self.h.advance(10)
+        self.assertEqual(self.h.prober.calls, [])
+        self.assertEqual(len(self.h.deployments()), 1)
+
+        self.h.report_health(instance.task_id, True)
+        self.assertEqual(self.h.get("/v2/apps/web")["app"]["tasksHealthy"], 1)
+        self.h.until(lambda: not self.h.deployments())
+        for _ in range(2):
+            self.h.report_health(instance.task_id, False, "COMMAND health check exited with status 1")
+        (task,) = self.h.get("/v2/apps/web")["app"]["tasks"]
+        result = task["healthCheckResults"][0]
+        self.assertEqual((result["alive"], result["consecutiveFailures"], result["lastFailureCause"]),
+                         (False, 2, "COMMAND health check exited with status 1"))
+        self.assertFalse(instance.killing)
+        self.h.framework.runtime.reconcile()  # the master repeats the last health: not a new failure
+        self.h.settle()
+        self.assertEqual(instance.health[0].consecutive_failures, 2)
+
+        executor.update(instance.task_id, "TASK_KILLED", "Task killed after 2 consecutive failed health checks",
+                        healthy=False, reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
+        self.h.until(lambda: [i.task_id for i in self.h.running("/web")] not in ([], [instance.task_id]))
+        failure = self.h.get("/v2/apps/web?embed=app.lastTaskFailure")["app"]["lastTaskFailure"]
+        self.assertEqual((failure["taskId"], failure["state"]), (instance.task_id, "TASK_KILLED"))
+
+    def test_mesos_http_checks_name_the_host_port(self) -> None:
+        """A MESOS_HTTP check on portIndex 0 becomes an HTTP health_check on the task's first host port."""
+        self.h.create(app("web", 1, portDefinitions=[{"port": 0}, {"port": 0}],
+                          healthChecks=[{"protocol": "MESOS_HTTP", "portIndex": 1, "path": "/health"}]))
+        self.h.until(lambda: len(self.h.running("/web")) == 1)
+        (instance,) = self.h.running("/web")
+        check = self.h.executor_of(instance.task_id).running[instance.task_id].extra["health_check"]
+        self.assertEqual((check["type"], check["http"], check["delay_seconds"]),
+                         ("HTTP", {"scheme": "http", "port": instance.ports[1], "path": "/health"}, 15.0))
 
     def test_readiness_gates_the_deployment(self) -> None:
         """A deployment waits for the readiness check, not only for running tasks."""
@@ -373,6 +413,22 @@ class RecoveryTests(Base):
         framework = next(iter(again.cluster.master.frameworks.values()))
         self.assertNotIn(victim, framework.tasks)
 
+    def test_the_last_task_failure_survives_a_failover_and_goes_with_its_app(self) -> None:
+        """lastTaskFailure is stored: a new leader shows it; deleting the app deletes it too."""
+        self.h.create(app("crash", 1, cmd="exit 3"))
+        self.h.until(lambda: "/crash" in self.h.state.failures)
+        failure = self.h.get("/v2/apps/crash?embed=app.lastTaskFailure")["app"]["lastTaskFailure"]
+        self.assertEqual((failure["state"], failure["message"]), ("TASK_FAILED", "Command exited with status 3"))
+        self.h.call("PUT", "/v2/apps/crash?force=true", {"instances": 0})
+        self.h.until(lambda: not self.h.deployments() and not self.h.instances("/crash"))
+        failure = self.h.get("/v2/apps/crash?embed=app.lastTaskFailure")["app"]["lastTaskFailure"]
+        again = self.restart_framework()
+        shown = again.get("/v2/apps/crash?embed=app.lastTaskFailure")["app"]["lastTaskFailure"]
+        self.assertEqual(shown["taskId"], failure["taskId"])
+        again.call("DELETE", "/v2/apps/crash?force=true")
+        again.until(lambda: not again.deployments())
+        self.assertIsNone(self.successResultOf(again.store.get("frameworks/service/failures/crash")))
+
     def test_unknown_tasks_are_killed(self) -> None:
         """A task the master holds for the framework but the store does not know is killed."""
         self.h.create(app("web", 2))
@@ -397,6 +453,26 @@ class UnreachableTests(Base):
         self.h.cluster.cut(lost)
         self.h.until(lambda: sorted(i.host for i in self.h.running("/web")) == ["agent-b", "agent-c"],
                      limit=300, step=5)
+
+
+    def test_unreachable_instances_are_replaced_then_expunged(self) -> None:
+        """An unreachable instance is replaced after inactiveAfterSeconds and forgotten (in memory and
+        in the store) after expungeAfterSeconds."""
+        self.h.create(app("web", 2, constraints=[["hostname", "UNIQUE"]],
+                          unreachableStrategy={"inactiveAfterSeconds": 10, "expungeAfterSeconds": 30}))
+        self.h.until(lambda: len(self.h.running("/web")) == 2)
+        add_agent(self.h.cluster, "agent-c", port=5070)
+        (stranded,) = [i for i in self.h.running("/web") if i.host == "agent-a"]
+        self.h.cluster.cut(next(a for a in self.h.cluster.agents if a.info.hostname == "agent-a"))
+        self.h.until(lambda: stranded.unreachable_since is not None, limit=300, step=5)
+        states = {t["id"]: t["state"] for t in self.h.get("/v2/apps/web/tasks")["tasks"]}
+        self.assertEqual(states[stranded.task_id], "TASK_UNREACHABLE")
+        self.h.until(lambda: sorted(i.host for i in self.h.running("/web")) == ["agent-b", "agent-c"], limit=30)
+        self.assertIs(self.h.state.instances.get(stranded.task_id), stranded)
+        self.h.until(lambda: self.h.state.instances.get(stranded.task_id) is None, limit=60)
+        key = f"frameworks/service/instances/{stranded.task_id}"
+        self.assertIsNone(self.successResultOf(self.h.store.get(key)))
+        self.assertEqual(len(self.h.running("/web")), 2)
 
 
 class DependencyTests(Base):
