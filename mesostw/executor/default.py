@@ -6,6 +6,8 @@ directory and ``MESOS_SANDBOX``; its ``stdout`` and ``stderr`` are there), as Me
 sandboxes of a task group's nested containers. Every task is reported (TASK_STARTING, TASK_RUNNING,
 then how it ended), and a group is all or nothing, as Mesos's default executor's restart policy: when
 one task of a group fails, or is killed (a KILL kills that task), the group's other tasks are killed.
+Tasks share files through ``SANDBOX_PATH`` volumes of type ``PARENT`` (a directory of the executor's
+sandbox, shown in each task's sandbox), as with Mesos.
 The executor ends once all its tasks have ended and their updates are acknowledged.
 
 Like the command executor (:mod:`mesostw.executor.command`), whose connection to the agent,
@@ -58,6 +60,45 @@ class TaskRun:
 def sandbox_of(root: str, task_id: str) -> str:
     """A task's own sandbox under the executor's (task IDs may not hold '/', so it stays below ``root``)."""
     return os.path.join(root, "tasks", task_id)
+
+
+def within(root: str, relative: str) -> str | None:
+    """``relative`` joined below ``root``, or None when it is absolute or climbs out of it."""
+    if not relative or os.path.isabs(relative):
+        return None
+    root = os.path.normpath(root)
+    path = os.path.normpath(os.path.join(root, relative))
+    return path if path.startswith(os.path.join(root, "")) else None
+
+
+def share_volumes(info: dict[str, Any], task_sandbox: str, executor_sandbox: str) -> str | None:
+    """Give the task its ``SANDBOX_PATH`` volumes: a ``PARENT`` one is a directory of the executor's sandbox
+    that every task of the group naming it shares (how Mesos's task groups share files), a ``SELF`` one a
+    directory of the task's own; each appears at its relative ``container_path`` in the task's sandbox (a
+    symbolic link: the tasks share the host's mount namespace). Why one cannot be given, or None."""
+    for volume in (info.get("container") or {}).get("volumes", []):
+        source = volume.get("source") or {}
+        if source.get("type") != "SANDBOX_PATH":
+            continue
+        sandbox_path = source.get("sandbox_path") or {}
+        kind = sandbox_path.get("type", "SELF")
+        root = executor_sandbox if kind == "PARENT" else task_sandbox
+        if kind not in ("PARENT", "SELF"):
+            return f"Unknown sandbox path type {kind!r}"
+        target = within(root, str(sandbox_path.get("path", "")))
+        link = within(task_sandbox, str(volume.get("container_path", "")))
+        if target is None or link is None:
+            return (f"A SANDBOX_PATH volume needs relative paths inside the sandboxes: path "
+                    f"{sandbox_path.get('path')!r}, container_path {volume.get('container_path')!r}")
+        try:
+            os.makedirs(target, exist_ok=True)
+            if target != link:
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                if not os.path.islink(link):
+                    os.symlink(target, link)
+        except OSError as exc:
+            return f"Failed to set up volume {volume.get('container_path')!r}: {exc.strerror}"
+    return None
 
 
 def command_argv(command: dict[str, Any], path: str | None) -> list[str]:
@@ -176,6 +217,11 @@ class DefaultExecutor(CommandExecutor):
             err = os.open(os.path.join(directory, "stderr"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as exc:
             return f"Failed to set up the task's sandbox: {exc.strerror}: {directory}"
+        problem = share_volumes(run.info, directory, self.sandbox)
+        if problem is not None:
+            os.close(out)
+            os.close(err)
+            return problem
         if "health_check" in run.info:
             log(f"task {run.id}: health checks of task group tasks are not run")
         ready_r, ready_w = os.pipe()

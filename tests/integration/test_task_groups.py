@@ -92,6 +92,29 @@ class TaskGroupTests(GroupCase):
         self.assertEqual((first.state, second.state), (T.KILLED, T.KILLED))
         yield wait_for(lambda: not processes_with("sleep 474"), 10, what="the group's processes gone")
 
+    @defer.inlineCallbacks
+    def test_tasks_share_a_directory_of_the_executor_sandbox(self):
+        """A PARENT sandbox path volume is one directory of the executor's sandbox for every task naming it:
+        what one task writes there, the other finds at its own container_path; a finished task leaves the
+        group running."""
+        def shared(task, container_path):
+            task["container"] = {"type": "MESOS", "volumes": [{"container_path": container_path, "mode": "RW",
+                                 "source": {"type": "SANDBOX_PATH", "sandbox_path": {"type": "PARENT",
+                                                                                     "path": "shared"}}}]}
+            return task
+
+        self.launch_group(shared(command_task("producer", "echo made by $MESOS_TASK_ID > out/file"), "out"),
+                          shared(command_task("consumer", "exec sleep 4545"), "in"))
+        finished = yield self.final_of("producer")
+        self.assertEqual(finished.state, T.FINISHED)
+        [sandbox] = [root for root, _, _ in os.walk(self.cluster.base)
+                     if root.endswith(os.path.join("tasks", "consumer"))]
+        with open(os.path.join(sandbox, "in", "file")) as f:
+            self.assertEqual(f.read(), "made by producer\n")
+        self.assertEqual(self.groups.states("consumer"), [T.STARTING, T.RUNNING])
+        self.driver.killTask("consumer")
+        self.assertEqual((yield self.final_of("consumer")).state, T.KILLED)
+
 
 class CgroupsTaskGroupTests(GroupCase, CgroupsCase):
     @defer.inlineCallbacks

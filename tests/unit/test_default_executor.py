@@ -147,6 +147,38 @@ class DefaultExecutorTests(unittest.TestCase):
         with open(os.path.join(sandbox_of(self.sandbox, "t2"), "stdout")) as f:
             self.assertEqual(f.read(), "-t2\n")  # t1's environment is t1's own
 
+    def test_parent_sandbox_path_volumes_are_shared(self) -> None:
+        """Tasks naming the same PARENT sandbox path share a directory of the executor's sandbox, shown at
+        their container_path; a SELF one is a directory of the task's own sandbox."""
+        def shared(container_path: str, kind: str = "PARENT", path: str = "scratch") -> dict[str, Any]:
+            return {"container_path": container_path, "mode": "RW", "source": {
+                "type": "SANDBOX_PATH", "sandbox_path": {"type": kind, "path": path}}}
+
+        self.launch(task("writer", "echo hello > data/msg", container={"type": "MESOS", "volumes": [shared("data")]}),
+                    task("reader", "exec sleep 60", container={"type": "MESOS", "volumes": [
+                        shared("in/put"), shared("own", "SELF", "cache")]}))
+        self.until(lambda: self.ended("writer"))
+        self.assertEqual(self.agent.states("writer")[-1], "TASK_FINISHED")
+        self.assertEqual(self.agent.states("reader"), ["TASK_STARTING", "TASK_RUNNING"])
+        reader = sandbox_of(self.sandbox, "reader")
+        with open(os.path.join(reader, "in", "put", "msg")) as f:
+            self.assertEqual(f.read(), "hello\n")
+        self.assertEqual(os.path.realpath(os.path.join(reader, "in", "put")),
+                         os.path.realpath(os.path.join(self.sandbox, "scratch")))
+        self.assertEqual(os.path.realpath(os.path.join(reader, "own")), os.path.realpath(os.path.join(reader, "cache")))
+
+    def test_volumes_outside_the_sandboxes_fail_the_group(self) -> None:
+        """A SANDBOX_PATH volume whose path climbs out of the sandbox fails its task, and its group with it."""
+        escape = {"container_path": "up", "source": {"type": "SANDBOX_PATH",
+                                                      "sandbox_path": {"type": "PARENT", "path": "../../etc"}}}
+        self.agent.send({"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": [
+            task("ok", "exec sleep 60"), task("bad", "true", container={"type": "MESOS", "volumes": [escape]})]}}})
+        self.until(lambda: self.ended("ok", "bad"))
+        self.assertEqual(self.agent.states("bad"), ["TASK_FAILED"])
+        self.assertIn("relative paths inside the sandboxes", self.agent.updates("bad")[0]["message"])
+        self.assertEqual(self.agent.states("ok")[-1], "TASK_KILLED")
+        self.assertFalse(os.path.lexists(os.path.join(sandbox_of(self.sandbox, "bad"), "up")))
+
     def test_a_task_that_cannot_start_fails_the_group(self) -> None:
         """A task whose program does not exist is TASK_FAILED, and the group's tasks started are killed."""
         missing = {"shell": False, "value": "/nonexistent/program", "arguments": ["/nonexistent/program"]}
