@@ -1,13 +1,17 @@
 """Quota, maintenance and draining on real daemons, through the ``mesostw`` CLI and the operator API: a drain
 that ends with the agent gone and its task reported, a drained agent that stays drained across a master
-restart, machines taken down and brought up with inverse offers to a PB framework, and quota honoured
-between frameworks of different roles."""
+restart, machines taken down and brought up with inverse offers to a PB framework, a pymesos framework
+(the HTTP scheduler API) that runs a task group and declines an inverse offer, and quota honoured between
+frameworks of different roles."""
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
+from pymesos import MesosSchedulerDriver as PyMesosDriver
+from pymesos import Scheduler as PyMesosScheduler
 from twisted.internet import defer
 
 from mesostw.model import task as T
@@ -16,6 +20,7 @@ from tests.helpers.processes import ProcessCluster, http, wait_for
 from tests.integration.test_containers import processes_with
 from tests.integration.test_core_cluster import LaunchingScheduler
 from tests.integration.test_operator_api import OperatorAPITestCase
+from tests.integration.test_pymesos import resources
 
 
 class DrainTests(OperatorAPITestCase):
@@ -128,6 +133,85 @@ class MaintenanceTests(OperatorAPITestCase):
         yield self.cluster.wait_agents(2, 60)
         schedule = yield self.mesostw("maintenance", "--json")
         self.assertEqual(json.loads(schedule.stdout), {"windows": []})
+
+
+class GroupAndInverseOffers(PyMesosScheduler):
+    """Launches one task group on the first offer, declines every inverse offer; records what it hears
+    (pymesos calls from its own thread)."""
+
+    def __init__(self, tasks: list[dict]):
+        self.lock = threading.Lock()
+        self.group = tasks
+        self.updates: list[dict] = []
+        self.inverse_offers: list[dict] = []
+        self.agent_id: str | None = None
+
+    def resourceOffers(self, driver, offers):
+        with self.lock:
+            for offer in offers:
+                if not self.group:
+                    driver.declineOffer(offer["id"], filters={"refuse_seconds": 1})
+                    continue
+                tasks, self.group = self.group, []
+                self.agent_id = offer["agent_id"]["value"]
+                for task in tasks:
+                    task["agent_id"] = offer["agent_id"]
+                executor = {"executor_id": {"value": "pod"}, "type": "DEFAULT", "resources": resources(0.1, 32)}
+                driver.acceptOffers([offer["id"]], [{"type": "LAUNCH_GROUP", "launch_group": {
+                    "executor": executor, "task_group": {"tasks": tasks}}}])
+
+    def inverseOffers(self, driver, offers):
+        with self.lock:
+            self.inverse_offers.extend(offers)
+        for offer in offers:
+            driver.declineInverseOffer([offer["id"]], filters={"refuse_seconds": 3600})
+
+    def statusUpdate(self, driver, update):
+        with self.lock:
+            self.updates.append(update)
+
+    def states(self, task_id: str) -> list[str]:
+        with self.lock:
+            return [u["state"] for u in self.updates if u["task_id"]["value"] == task_id]
+
+
+class HTTPSchedulerTests(OperatorAPITestCase):
+    """pymesos, over the v1 scheduler API."""
+
+    @defer.inlineCallbacks
+    def test_task_group_and_declined_inverse_offer(self):
+        """pymesos launches a task group (LAUNCH_GROUP) whose tasks both run in the default executor; once the
+        agent's machine is scheduled for maintenance, pymesos's inverseOffers hears of it and its decline
+        shows in the maintenance status."""
+        tasks = [{"name": name, "task_id": {"value": name}, "resources": resources(),
+                  "command": {"value": "exec sleep 4343"}} for name in ("pod-a", "pod-b")]
+        scheduler = GroupAndInverseOffers(tasks)
+        driver = PyMesosDriver(scheduler, {"user": "root", "name": "pymesos-pod", "hostname": "127.0.0.1"},
+                               self.cluster.master_address)
+        driver.start()
+
+        def stop():
+            driver.stop()
+            driver.join()
+
+        self.addCleanup(stop)
+        yield wait_for(lambda: all("TASK_RUNNING" in scheduler.states(t) for t in ("pod-a", "pod-b")), 60,
+                       what="the group running")
+        _, answer = yield self.call({"type": "GET_AGENTS"})
+        [agent] = answer["get_agents"]["agents"]
+        self.assertEqual(agent["agent_info"]["id"]["value"], scheduler.agent_id)
+        host = agent["agent_info"]["hostname"]
+        done = yield self.mesostw("maintenance", "schedule", "set", "--machines", host, "--start", "+1h",
+                                  "--duration", "1h")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        yield wait_for(lambda: scheduler.inverse_offers, 30, what="an inverse offer through pymesos")
+        self.assertEqual(scheduler.inverse_offers[0]["agent_id"]["value"], scheduler.agent_id)
+        status = yield wait_for(lambda: self.call({"type": "GET_MAINTENANCE_STATUS"}).addCallback(
+            lambda r: r[1]["get_maintenance_status"]["status"] if "DECLINE" in json.dumps(r[1]) else None), 30,
+            what="the decline in the status")
+        [machine] = status["draining_machines"]
+        self.assertEqual([s["status"] for s in machine["statuses"]], ["DECLINE"])
+        self.assertEqual(len(processes_with("sleep 4343")), 2)
 
 
 class QuotaTests(OperatorAPITestCase):
