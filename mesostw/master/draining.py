@@ -23,8 +23,9 @@ from mesostw.master.agents import AgentManager, UnknownAgent
 from mesostw.master.offers import OfferBook
 from mesostw.master.registry import Mutation, SetAgentState
 from mesostw.master.tasks import TaskTracker
+from mesostw.model import task as T
 from mesostw.model.maintenance import DRAINED, DRAINING, DrainInfo
-from mesostw.model.task import Offer
+from mesostw.model.task import Offer, TaskStatus
 from mesostw.model.validation import ValidationError
 
 log = Logger()
@@ -173,6 +174,17 @@ class AgentStates:
         if drain is not None and drain.state == DRAINING:
             self._kill_tasks(agent_id)
             self.check(agent_id)
+
+    def reported(self, agent_id: str, status: TaskStatus, partition_aware: bool) -> TaskStatus:
+        """A task's update from an agent as its framework hears it: while the agent drains, a kill is
+        REASON_AGENT_DRAINING, and TASK_GONE_BY_OPERATOR for a partition-aware framework when the drain
+        marks the agent gone (as Mesos's agent reports them; a TASK_KILLING keeps its state, so that the
+        task has one terminal update)."""
+        drain = self.draining.get(agent_id)
+        if drain is None or drain.state != DRAINING or status.state not in (T.KILLING, T.KILLED):
+            return status
+        state = T.GONE_BY_OPERATOR if drain.mark_gone and partition_aware and status.state == T.KILLED else status.state
+        return attrs.evolve(status, state=state, reason=T.REASON_AGENT_DRAINING)
 
     def check(self, agent_id: str) -> None:
         """A draining agent without tasks (their terminal updates acknowledged) is DRAINED, or marked gone."""

@@ -308,6 +308,7 @@ class Master:
             if framework is None or status.uuid is None:
                 self.metrics["invalid_status_updates"] += 1
                 continue
+            status = self.agent_states.reported(agent_id, status, framework.info.partition_aware)
             task = framework.tasks.get(status.task_id)  # the TaskTracker's index, read through the record
             if task is not None and task.agent_id == agent_id and task.status_update_uuid != status.uuid:
                 if self.tasks.update(task, status):

@@ -50,6 +50,8 @@ class DrainTests(OperatorAPITestCase):
         done = yield self.mesostw("drain", agent_id, "--grace", "5s", "--mark-gone")
         self.assertEqual(done.returncode, 0, done.stderr)
         yield wait_for(lambda: T.KILLED in scheduler.states("drained"), 30, what="TASK_KILLED")
+        killed = [u for u in scheduler.updates if u.task_id == "drained" and u.state == T.KILLED]
+        self.assertEqual(killed[-1].reason, T.REASON_AGENT_DRAINING)
         yield wait_for(lambda: self.agents_by_id().addCallback(lambda agents: agent_id not in agents), 30,
                        what="the drained agent gone")
         yield wait_for(lambda: agent_id in scheduler.lost_agents, 30, what="the framework told the agent is lost")

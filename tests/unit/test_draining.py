@@ -26,6 +26,7 @@ class DrainCase(ClockTestCase):
     """Two agents; a framework runs t1 (kill grace 20 s) and t2 (no kill policy) on the first."""
 
     cluster_class: Any = Cluster
+    capabilities: frozenset[str] = frozenset()
 
     def master_flags(self) -> dict[str, Any]:
         return {}
@@ -41,7 +42,8 @@ class DrainCase(ClockTestCase):
         self.agent, self.other = cluster.agents
         self.scheduler = RecordingScheduler()
         self.scheduler.decline_unused = False
-        _, self.driver = cluster.framework("drained", scheduler=self.scheduler, checkpoint=True)
+        _, self.driver = cluster.framework("drained", scheduler=self.scheduler, checkpoint=True,
+                                           capabilities=self.capabilities)
         offer = next(o for o in self.master.offers.of_framework(self.scheduler.framework_id)
                      if o.agent_id == self.agent.id)
         t1 = {**command_task("t1", "sleep 100"), "agent_id": {"value": self.agent.id},
@@ -86,6 +88,7 @@ class DrainTests(DrainCase):
         self.assertEqual(self.offered_on(self.agent.id), [])
         self.assertEqual(self.scheduler.states("t1"), [T.RUNNING, T.KILLED])
         self.assertEqual(self.scheduler.states("t2"), [T.RUNNING, T.KILLED])
+        self.assertEqual({u.reason for u in self.scheduler.updates if u.state == T.KILLED}, {T.REASON_AGENT_DRAINING})
         model = self.agent_v1(self.agent.id)
         assert model is not None
         self.assertEqual((model["deactivated"], model["active"]), (True, False))
@@ -118,6 +121,13 @@ class DrainTests(DrainCase):
         state = self.successResultOf(Registry(self.store).recover())
         self.assertIn(self.agent.id, state.gone)
         self.assertNotIn(self.agent.id, state.agent_states)
+
+    def test_kills_after_the_drain_are_the_frameworks_own(self) -> None:
+        """A task killed on a drained (no longer draining) agent is reported as the agent reports it."""
+        self.assertEqual(self.drain(self.agent.id).code, 200)
+        update = T.TaskStatus("t3", T.KILLED, reason=T.REASON_TASK_KILLED_DURING_LAUNCH)
+        self.assertIs(self.master.agent_states.reported(self.agent.id, update, True), update)
+        self.assertIs(self.master.agent_states.reported(self.other.id, update, True), update)
 
     def test_drain_waits_for_acknowledgements(self) -> None:
         """With explicit acknowledgements the agent stays DRAINING until the terminal updates are acknowledged."""
@@ -159,6 +169,28 @@ class DrainTests(DrainCase):
         self.assertNotIn("drain_info", model)
         self.assertTrue(self.offered_on(self.agent.id))
 
+
+
+class PartitionAwareDrainTests(DrainCase):
+    """The framework is partition-aware."""
+
+    capabilities = frozenset({"PARTITION_AWARE"})
+
+    def test_a_drain_that_marks_the_agent_gone_reports_tasks_gone(self) -> None:
+        """With mark_gone a partition-aware framework hears TASK_GONE_BY_OPERATOR (REASON_AGENT_DRAINING) for
+        each task the drain kills, as Mesos's agents report them; the agent is then gone."""
+        self.assertEqual(self.drain(self.agent.id, mark_gone=True).code, 200)
+        for task_id in ("t1", "t2"):
+            self.assertEqual(self.scheduler.states(task_id), [T.RUNNING, T.GONE_BY_OPERATOR])
+        self.assertEqual({u.reason for u in self.scheduler.updates if u.state == T.GONE_BY_OPERATOR},
+                         {T.REASON_AGENT_DRAINING})
+        self.assertIn(self.agent.id, self.master.agent_manager.gone)
+
+    def test_a_drain_that_keeps_the_agent_reports_tasks_killed(self) -> None:
+        """Without mark_gone the same framework hears TASK_KILLED (REASON_AGENT_DRAINING)."""
+        self.assertEqual(self.drain(self.agent.id).code, 200)
+        self.assertEqual(self.scheduler.states("t1"), [T.RUNNING, T.KILLED])
+        self.assertEqual(self.scheduler.updates[-1].reason, T.REASON_AGENT_DRAINING)
 
 class DeactivationTests(DrainCase):
     def test_deactivate_and_reactivate(self) -> None:
