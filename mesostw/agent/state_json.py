@@ -6,7 +6,8 @@ from typing import Any
 
 from mesostw.agent.agent import Agent
 from mesostw.agent.state import ExecutorState, FrameworkState
-from mesostw.model.resources import EMPTY, Resources, attributes_model
+from mesostw.model.attributes import attributes_model
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import TaskInfo
 from mesostw.model.v0 import task_model
 from mesostw.version import build_info

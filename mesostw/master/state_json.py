@@ -12,7 +12,8 @@ from mesostw import __version__
 from mesostw.master.master import Master
 from mesostw.master.records import AgentRecord, FrameworkRecord
 from mesostw.master.v1_json import MASTER_CAPABILITIES
-from mesostw.model.resources import EMPTY, Resources, attributes_model
+from mesostw.model.attributes import attributes_model
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import TASK_STATES, UNREACHABLE, Offer, Task
 from mesostw.model.v0 import task_model
 from mesostw.version import build_info

@@ -7,8 +7,9 @@ from typing import Any
 
 import attrs
 
+from mesostw.model.attributes import attributes_from_json, attributes_to_json
 from mesostw.model.info import CommandInfo, ExecutorInfo, wrap
-from mesostw.model.resources import EMPTY, Resources, attributes_to_json
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.validation import Reader, b64, read
 
 STAGING = "TASK_STAGING"
@@ -195,8 +196,6 @@ class Offer:
     @classmethod
     def read(cls, r: Reader) -> Offer:
         allocation = r.obj("allocation_info")
-        from mesostw.model.resources import attributes_from_json
-
         url = r.obj("url")
         address = url.obj("address") if url else None
         return cls(

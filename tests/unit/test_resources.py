@@ -8,17 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
+from mesostw.model.attributes import attributes_from_json, attributes_model, attributes_to_json, parse_attributes
 from mesostw.model.resources import (
     EMPTY,
     UNRESERVED,
     Resources,
-    attributes_from_json,
-    attributes_model,
-    attributes_to_json,
     format_scalar,
     named_in,
     normalize_ranges,
-    parse_attributes,
     subtract_ranges,
 )
 from mesostw.model.validation import Reader, ValidationError
