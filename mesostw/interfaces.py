@@ -126,6 +126,10 @@ class IAgentLink(Interface):
     def removed(reason):
         """Tell the agent it was marked unreachable; it should re-register."""
 
+    def checkpointResources(resources):
+        """Give the agent its checkpointed resources (dynamic reservations and persistent volumes, a
+        Resources) as the master has them: the agent checkpoints them and takes them as its own."""
+
 
 class IMasterLink(Interface):
     """An agent's handle on the leading master."""

@@ -80,8 +80,8 @@ def framework_model(framework: FrameworkState) -> dict[str, Any]:
 
 
 def state(agent: Agent, flags: dict[str, str]) -> dict[str, Any]:
-    resources = agent.info.resources
-    reserved_roles = sorted(resources.roles() - {"*"})
+    resources = agent.total
+    reserved = resources.reservations()
     allocated = EMPTY
     for executor in agent.executors():
         allocated = allocated + executor_allocated(executor)
@@ -93,11 +93,10 @@ def state(agent: Agent, flags: dict[str, str]) -> dict[str, Any]:
         "hostname": agent.info.hostname,
         "port": agent.info.port,
         "resources": resources.model(),
-        "reserved_resources": {role: resources.reserved(role).model() for role in reserved_roles},
-        "reserved_resources_full": {role: resources.reserved(role).to_json() for role in reserved_roles},
+        "reserved_resources": {role: reserved[role].model() for role in sorted(reserved)},
+        "reserved_resources_full": {role: reserved[role].to_json() for role in sorted(reserved)},
         "unreserved_resources": resources.unreserved().model(),
-        "reserved_resources_allocated": {role: allocated.reserved(role).model()
-                                         for role in sorted(allocated.roles() - {"*"})},
+        "reserved_resources_allocated": {role: r.model() for role, r in sorted(allocated.reservations().items())},
         "attributes": attributes_model(agent.info.attributes),
         "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE"],
         "flags": flags,

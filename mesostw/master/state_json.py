@@ -25,10 +25,8 @@ def offer_model(offer: Offer) -> dict[str, Any]:
 
 
 def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
-    total = agent.info.resources
-    reserved: dict[str, Any] = {}
-    for role in total.roles() - {"*"}:
-        reserved[role] = total.reserved(role).model()
+    total = agent.total
+    reserved = {role: resources.model() for role, resources in sorted(total.reservations().items())}
     out = {
         "id": agent.id,
         "pid": agent.pid,
@@ -47,6 +45,20 @@ def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
     }
     if agent.reregistered_time is not None:
         out["reregistered_time"] = agent.reregistered_time
+    return out
+
+
+def agent_model_full(master: Master, agent: AgentRecord) -> dict[str, Any]:
+    """An agent as ``/master/slaves`` shows it: :func:`agent_model` plus every resource in full (reservation
+    stacks, principals, labels, persistent volumes), which ``/master/unreserve`` and
+    ``/master/destroy-volumes`` take back as they are."""
+    out = agent_model(master, agent)
+    total = agent.total
+    out["reserved_resources_full"] = {role: resources.to_json()
+                                      for role, resources in sorted(total.reservations().items())}
+    out["unreserved_resources_full"] = total.unreserved().to_json()
+    out["used_resources_full"] = agent.used().to_json()
+    out["offered_resources_full"] = master.offers.offered_on(agent.id).to_json()
     return out
 
 

@@ -233,6 +233,15 @@ def static_of(key: Key) -> Key:
     return make_key(key[0], reservations, disk.stripped() if disk is not None else None)
 
 
+def container_path_problem(path: str) -> str | None:
+    """Why a volume cannot appear at ``path`` in a sandbox (absolute, empty, or climbing out), or None."""
+    if not path or path.startswith("/"):
+        return f"container_path {path!r} must be a relative path in the sandbox"
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        return f"container_path {path!r} must not hold empty, '.' or '..' components"
+    return None
+
+
 # -- JSON ---------------------------------------------------------------------------------------
 
 def labels_json(labels: Labels) -> dict[str, Any]:
