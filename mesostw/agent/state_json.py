@@ -98,7 +98,7 @@ def state(agent: Agent, flags: dict[str, str]) -> dict[str, Any]:
         "unreserved_resources": resources.unreserved().model(),
         "reserved_resources_allocated": {role: r.model() for role, r in sorted(allocated.reservations().items())},
         "attributes": attributes_model(agent.info.attributes),
-        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE"],
+        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
         "flags": flags,
         "frameworks": [framework_model(f) for f in agent.frameworks.values()],
         "completed_frameworks": [framework_model(f) for f in agent.completed_frameworks],

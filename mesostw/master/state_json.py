@@ -41,7 +41,7 @@ def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
         "attributes": attributes_model(agent.info.attributes),
         "active": agent.active,
         "version": agent.version or __version__,
-        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE"],
+        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
     }
     if agent.reregistered_time is not None:
         out["reregistered_time"] = agent.reregistered_time

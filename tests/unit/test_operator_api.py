@@ -128,7 +128,8 @@ class ShapeTests(APITestCase):
         offered = [a for a in agents if "offered_resources" in a]
         self.assertTrue(offered)
         self.assertEqual({r["allocation_info"]["role"] for a in offered for r in a["offered_resources"]}, {"ops"})
-        self.assertEqual(agent["capabilities"], [{"type": "MULTI_ROLE"}, {"type": "HIERARCHICAL_ROLE"}])
+        self.assertEqual(agent["capabilities"], [{"type": "MULTI_ROLE"}, {"type": "HIERARCHICAL_ROLE"},
+                                                 {"type": "RESERVATION_REFINEMENT"}])
 
     def test_frameworks(self) -> None:
         """A framework shows its FrameworkInfo, its offers and what it holds."""
