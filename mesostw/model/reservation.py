@@ -152,7 +152,7 @@ class Meta:
 
     def __lt__(self, other: Meta) -> bool:
         """An arbitrary but stable order, so that keys sort (for display and JSON)."""
-        return (self.reservations, self.disk or DiskInfo()) < (other.reservations, other.disk or DiskInfo())
+        return repr(self) < repr(other)
 
     def __repr__(self) -> str:
         return f"Meta({self.reservations!r}, {self.disk!r})"

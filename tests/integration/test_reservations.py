@@ -1,0 +1,313 @@
+"""Dynamic reservations and persistent volumes on real daemons.
+
+A framework reserves resources and creates a volume in one ACCEPT, a task writes into the volume, and
+the volume comes back in later offers with its data: after the task, after the agent is killed with
+SIGKILL and restarted, and after the master restarts on its --work_dir. Operators reserve and unreserve
+through ``/master/reserve`` and RESERVE_RESOURCES, as the ACLs allow, and ``mesostw`` does the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+from urllib.parse import urlencode
+
+from twisted.internet import defer, reactor, threads
+from twisted.trial import unittest
+
+from mesostw.model import task as T
+from mesostw.model.info import FrameworkInfo
+from mesostw.model.reservation import disk_of, is_volume
+from mesostw.model.resources import Resources
+from mesostw.scheduler.pb import MesosSchedulerDriver
+from tests.helpers.cluster import RecordingScheduler
+from tests.helpers.processes import ProcessCluster, environment, http, wait_for
+
+ROLE = "eng"
+MESOSTW = os.path.join(os.path.dirname(sys.executable), "mesostw")
+PRINCIPAL = "ops"
+
+
+def reserved(text: str, role: str = ROLE, principal: str = PRINCIPAL) -> list[dict[str, Any]]:
+    """``text`` (unreserved resources) with a dynamic reservation for ``role`` by ``principal``."""
+    return [{**r, "role": role, "reservation": {"principal": principal}} for r in Resources.parse(text).to_json()]
+
+
+def volume(persistence_id: str, size: float, path: str = "data") -> list[dict[str, Any]]:
+    return [{**reserved(f"disk:{size:g}")[0],
+             "disk": {"persistence": {"id": persistence_id, "principal": PRINCIPAL},
+                      "volume": {"container_path": path, "mode": "RW"}}}]
+
+
+class VolumeScheduler(RecordingScheduler):
+    """Runs ``script`` tasks one after the other on the volume ``vol1``: the first offer is reserved and
+    the volume created in the same ACCEPT as the first task's launch; later tasks go on offers that hold
+    the volume. ``ready`` says when the next task may go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[tuple[str, str]] = []
+        self.created = False
+        self.launched: list[str] = []
+        self.ready = True
+
+    def task(self, task_id: str, script: str, agent_id: str, resources: Resources) -> dict[str, Any]:
+        return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": agent_id},
+                "resources": resources.to_json(), "command": {"value": script}}
+
+    def resourceOffers(self, driver: Any, offers: list[Any]) -> None:
+        self.offers.extend(offers)
+        for offer in offers:
+            if not self.scripts or not self.ready:
+                driver.declineOffer(offer.id, {"refuse_seconds": 0.2})
+                continue
+            task_id, script = self.scripts[0]
+            cpus_mem = Resources.from_json(reserved("cpus:0.2;mem:32"))
+            vol = Resources.from_json(volume("vol1", 16))
+            if not self.created:
+                operations: list[Any] = [
+                    {"type": "RESERVE", "reserve": {"resources": reserved("cpus:0.2;mem:32;disk:16")}},
+                    {"type": "CREATE", "create": {"volumes": volume("vol1", 16)}}]
+            elif offer.resources.contains(vol) and offer.resources.contains(cpus_mem):
+                operations = []
+            else:
+                driver.declineOffer(offer.id, {"refuse_seconds": 0.2})
+                continue
+            operations.append({"type": "LAUNCH", "launch": {
+                "task_infos": [self.task(task_id, script, offer.agent_id, cpus_mem + vol)]}})
+            driver.acceptOffers([offer.id], operations, {"refuse_seconds": 0.2})
+            self.created = True
+            self.scripts.pop(0)
+            self.launched.append(task_id)
+            self.ready = False
+
+
+def volumes_in(resources: Resources) -> set[str]:
+    return {disk_of(k).persistence_id for k in resources.keys() if is_volume(k)}  # type: ignore[union-attr]
+
+
+class FrameworkVolumeTests(unittest.TestCase):
+    timeout = 240
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.cluster = ProcessCluster(self, agents=1, resources="cpus:2;mem:1024;disk:1024",
+                                      master_args=["--allocation_interval=0.2secs"])
+        self.cluster.master.args.append(f"--work_dir={os.path.join(self.cluster.base, 'master')}")
+        yield self.cluster.start()
+        self.agent = self.cluster.agents[0]
+
+    def framework(self, scheduler: Any) -> MesosSchedulerDriver:
+        info = FrameworkInfo(user="root", name="volumes", role=ROLE, principal=PRINCIPAL, checkpoint=True,
+                             failover_timeout=600.0)
+        driver = MesosSchedulerDriver(scheduler, info, self.cluster.master_address, reactor=reactor, backoff=0.2)
+        self.addCleanup(lambda: driver.abort() and driver.stopped())
+        driver.start()
+        return driver
+
+    @defer.inlineCallbacks
+    def run_task(self, scheduler: VolumeScheduler, task_id: str, script: str) -> Any:
+        scheduler.scripts.append((task_id, script))
+        scheduler.ready = True
+        yield wait_for(lambda: any(s in (T.FINISHED, T.FAILED, T.ERROR, T.LOST) for s in scheduler.states(task_id)),
+                       60, what=f"task {task_id} to end")
+        self.assertEqual(scheduler.states(task_id)[-1], T.FINISHED,
+                         [(u.state, u.message) for u in scheduler.updates if u.task_id == task_id])
+
+    def offered_volumes(self, scheduler: VolumeScheduler, since: int) -> set[str]:
+        return set().union(*(volumes_in(o.resources) for o in scheduler.offers[since:]))
+
+    def slaves(self) -> defer.Deferred:
+        return threads.deferToThread(lambda: json.loads(_get(self.cluster.url("/master/slaves"))))
+
+    @defer.inlineCallbacks
+    def test_volume_outlives_tasks_agent_restart_and_master_restart(self) -> Any:
+        """A framework reserves and creates vol1 with its first task, which writes a file there; the file is
+        read by a second task on a later offer of the volume, by a third after the agent was killed -9 and
+        restarted, and by a fourth after the master restarted on its --work_dir; the reservation shows in
+        /master/slaves all along, and the volume lives under the agent's work_dir/volumes/roles/eng."""
+        scheduler = VolumeScheduler()
+        self.framework(scheduler)
+        yield self.run_task(scheduler, "writer", "echo persisted > data/file && test -w data")
+        path = os.path.join(self.cluster.base, "agent0", "volumes", "roles", ROLE, "vol1", "file")
+        self.assertTrue(os.path.exists(path))
+        seen = len(scheduler.offers)
+        yield wait_for(lambda: "vol1" in self.offered_volumes(scheduler, seen), 30, what="vol1 offered again")
+        yield self.run_task(scheduler, "reader", "grep -q persisted data/file")
+
+        [agent] = (yield self.slaves())["slaves"]
+        full = agent["reserved_resources_full"][ROLE]
+        self.assertEqual({r["name"] for r in full}, {"cpus", "mem", "disk"})
+        self.assertIn({"persistence": {"id": "vol1", "principal": PRINCIPAL},
+                       "volume": {"container_path": "data", "mode": "RW"}}, [r.get("disk") for r in full])
+
+        self.agent.kill(signal.SIGKILL)
+        self.agent.process.wait()
+        self.agent.start()
+        seen = len(scheduler.offers)
+        yield wait_for(lambda: "vol1" in self.offered_volumes(scheduler, seen), 60, what="vol1 after the agent restart")
+        yield self.run_task(scheduler, "after-agent-restart", "grep -q persisted data/file")
+
+        self.cluster.master.stop()
+        self.cluster.master.start()
+        seen = len(scheduler.offers)
+        yield wait_for(lambda: "vol1" in self.offered_volumes(scheduler, seen), 90,
+                       what="vol1 after the master restart")
+        yield self.run_task(scheduler, "after-master-restart", "grep -q persisted data/file")
+        [agent] = (yield self.slaves())["slaves"]
+        self.assertEqual(agent["reserved_resources"][ROLE]["disk"], 16.0)
+        self.assertNotIn("Traceback", self.cluster.master.log())
+        self.assertNotIn("Traceback", self.agent.log())
+
+
+def _get(url: str) -> bytes:
+    from urllib.request import urlopen
+
+    with urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+ACLS = {
+    "reserve_resources": [{"principals": {"values": [PRINCIPAL]}, "roles": {"values": [ROLE]}},
+                          {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
+    "unreserve_resources": [{"principals": {"values": [PRINCIPAL]}, "reserver_principals": {"values": [PRINCIPAL]}},
+                            {"principals": {"type": "ANY"}, "reserver_principals": {"type": "NONE"}}],
+}
+
+
+class OperatorReservationTests(unittest.TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        base_credentials = {"credentials": [{"principal": PRINCIPAL, "secret": "s3cret"},
+                                            {"principal": "intern", "secret": "letmein"}]}
+        self.cluster = ProcessCluster(self, agents=1, resources="cpus:2;mem:1024;disk:1024")
+        credentials = os.path.join(self.cluster.base, "credentials.json")
+        with open(credentials, "w") as f:
+            json.dump(base_credentials, f)
+        self.cluster.master.args += [f"--credentials={credentials}", "--authenticate_http_readwrite",
+                                     f"--acls={json.dumps(ACLS)}"]
+        yield self.cluster.start()
+        state = yield self.cluster.state()
+        self.agent_id = state["slaves"][0]["id"]
+
+    def auth(self, principal: str, secret: str) -> dict[str, str]:
+        import base64
+
+        return {"Authorization": "Basic " + base64.b64encode(f"{principal}:{secret}".encode()).decode()}
+
+    def form(self, path: str, headers: dict[str, str], **fields: Any) -> defer.Deferred:
+        body = urlencode({k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}).encode()
+        return http("POST", self.cluster.url(path), body,
+                    {**headers, "Content-Type": "application/x-www-form-urlencoded"})
+
+    def v1(self, call: dict[str, Any], headers: dict[str, str]) -> defer.Deferred:
+        return http("POST", self.cluster.url("/api/v1"), json.dumps(call).encode(),
+                    {**headers, "Content-Type": "application/json"})
+
+    @defer.inlineCallbacks
+    def reserved_of(self) -> Any:
+        headers = self.auth(PRINCIPAL, "s3cret")
+        code, body, _ = yield http("GET", self.cluster.url("/master/slaves"), None, headers)
+        self.assertEqual(code, 200, body)
+        return json.loads(body)["slaves"][0]["reserved_resources"]
+
+    @defer.inlineCallbacks
+    def test_reserve_and_unreserve_through_both_endpoints(self) -> Any:
+        """/master/reserve and RESERVE_RESOURCES answer 202 to the principal the ACLs allow and 403 to
+        another, 401 without credentials, 409 for more than is free and 400 for an unknown agent; the
+        reservation shows in /master/slaves until /master/unreserve and UNRESERVE_RESOURCES undo it."""
+        ops, intern = self.auth(PRINCIPAL, "s3cret"), self.auth("intern", "letmein")
+        code, body, _ = yield self.form("/master/reserve", ops, slaveId=self.agent_id, resources=reserved("cpus:1"))
+        self.assertEqual(code, 202, body)
+        call = {"type": "RESERVE_RESOURCES", "reserve_resources": {"agent_id": {"value": self.agent_id},
+                                                                   "resources": reserved("mem:256")}}
+        code, body, _ = yield self.v1(call, ops)
+        self.assertEqual(code, 202, body)
+        self.assertEqual({k: v for k, v in (yield self.reserved_of())[ROLE].items() if v},
+                         {"cpus": 1.0, "mem": 256.0})
+
+        code, body, _ = yield self.form("/master/reserve", intern, slaveId=self.agent_id,
+                                        resources=reserved("cpus:0.5", principal="intern"))
+        self.assertEqual(code, 403, body)
+        code, body, _ = yield self.form("/master/reserve", {}, slaveId=self.agent_id, resources=reserved("cpus:0.5"))
+        self.assertEqual(code, 401, body)
+        code, body, _ = yield self.form("/master/reserve", ops, slaveId=self.agent_id, resources=reserved("cpus:5"))
+        self.assertEqual(code, 409, body)
+        code, body, _ = yield self.form("/master/reserve", ops, slaveId="nope", resources=reserved("cpus:1"))
+        self.assertEqual(code, 400, body)
+        code, body, _ = yield self.form("/master/unreserve", intern, slaveId=self.agent_id,
+                                        resources=reserved("cpus:1"))
+        self.assertEqual(code, 403, body)
+
+        code, body, _ = yield self.form("/master/unreserve", ops, slaveId=self.agent_id, resources=reserved("cpus:1"))
+        self.assertEqual(code, 202, body)
+        call = {"type": "UNRESERVE_RESOURCES", "unreserve_resources": {"agent_id": {"value": self.agent_id},
+                                                                       "resources": reserved("mem:256")}}
+        code, body, _ = yield self.v1(call, ops)
+        self.assertEqual(code, 202, body)
+        self.assertEqual((yield self.reserved_of()), {})
+
+
+class CommandLineTests(unittest.TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.cluster = yield ProcessCluster(self, agents=1, resources="cpus:2;mem:1024;disk:1024").start()
+        state = yield self.cluster.state()
+        self.agent_id = state["slaves"][0]["id"]
+
+    def mesostw(self, *args: str) -> defer.Deferred:
+        """Run the ``mesostw`` console script; fires with (exit status, stdout, stderr)."""
+        def run() -> tuple[int, str, str]:
+            done = subprocess.run([MESOSTW, *args, f"--master={self.cluster.master_address}"],
+                                  capture_output=True, text=True, env=environment(), timeout=60)
+            return done.returncode, done.stdout, done.stderr
+
+        return threads.deferToThread(run)
+
+    @defer.inlineCallbacks
+    def test_reserve_create_list_destroy_unreserve(self) -> Any:
+        """mesostw reserve, volumes create, volumes list (table and --json), volumes destroy and
+        unreserve --all work against a real master; a volume on disk that is not reserved is refused
+        with a clear message and a non-zero exit."""
+        code, out, err = yield self.mesostw("reserve", self.agent_id, "cpus:0.5;disk:128", "--role", ROLE,
+                                            "--principal", PRINCIPAL, "--label", "team=web")
+        self.assertEqual(code, 0, err)
+        self.assertIn("Reserved on agent", out, (out, err))
+        code, out, err = yield self.mesostw("volumes", "create", self.agent_id, "db", "--size", "100",
+                                            "--role", "other", "--path", "data")
+        self.assertEqual(code, 1)
+        self.assertIn("no disk reserved for role other", err)
+        code, out, err = yield self.mesostw("volumes", "create", self.agent_id, "db", "--size", "100",
+                                            "--role", ROLE, "--path", "data", "--principal", PRINCIPAL)
+        self.assertEqual(code, 0, err)
+        code, out, err = yield self.mesostw("volumes", "list")
+        self.assertEqual(code, 0, err)
+        self.assertIn("db", out)
+        self.assertIn("100 MB", out)
+        self.assertIn("free", out)
+        code, out, err = yield self.mesostw("volumes", "list", "--json")
+        [row] = json.loads(out)
+        self.assertEqual((row["id"], row["role"], row["size_mb"], row["container_path"]), ("db", ROLE, 100.0, "data"))
+        path = os.path.join(self.cluster.base, "agent0", "volumes", "roles", ROLE, "db")
+        yield wait_for(lambda: os.path.isdir(path), 10, what="the volume's directory")
+        code, out, err = yield self.mesostw("unreserve", self.agent_id, "--all", "--role", ROLE)
+        self.assertEqual(code, 0, err)
+        code, out, err = yield self.mesostw("volumes", "destroy", self.agent_id, "db")
+        self.assertEqual(code, 0, err)
+        yield wait_for(lambda: not os.path.exists(path), 10, what="the volume's directory removed")
+        code, out, err = yield self.mesostw("unreserve", self.agent_id, "--all", "--role", ROLE)
+        self.assertEqual(code, 0, err)
+        state = yield self.cluster.state()
+        self.assertEqual(state["slaves"][0]["reserved_resources"], {})
+        code, out, err = yield self.mesostw("volumes", "destroy", self.agent_id, "db")
+        self.assertEqual(code, 1)
+        self.assertIn("no persistent volume db", err)
+
