@@ -25,7 +25,7 @@ from mesostw.model.reservation import disk_of, is_volume
 from mesostw.model.resources import Resources
 from mesostw.scheduler.pb import MesosSchedulerDriver
 from tests.helpers.cluster import RecordingScheduler
-from tests.helpers.processes import ProcessCluster, environment, http, wait_for
+from tests.helpers.processes import ProcessCluster, environment, get_json, http, wait_for
 
 ROLE = "eng"
 MESOSTW = os.path.join(os.path.dirname(sys.executable), "mesostw")
@@ -311,3 +311,43 @@ class CommandLineTests(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("no persistent volume db", err)
 
+
+
+class AgentResourcesTests(unittest.TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.cluster = yield ProcessCluster(self, agents=1, resources="cpus:2;mem:1024;disk:1024").start()
+        self.agent = self.cluster.agents[0]
+        self.agent_id = (yield self.cluster.state())["slaves"][0]["id"]
+
+    @defer.inlineCallbacks
+    def test_restart_with_resources_that_cannot_hold_the_reservations(self) -> Any:
+        """An agent restarted with --resources too small for its checkpointed reservations refuses to start,
+        saying why; restarted with the old ones it comes back with its reservation."""
+        body = urlencode({"slaveId": self.agent_id, "resources": json.dumps(reserved("cpus:1.5"))}).encode()
+        code, answer, _ = yield http("POST", self.cluster.url("/master/reserve"), body,
+                                     {"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(code, 202, answer)
+        port = next(a.split("=", 1)[1] for a in self.agent.args if a.startswith("--port="))
+        yield wait_for(lambda: get_json(f"http://127.0.0.1:{port}/state").addCallback(
+            lambda s: s["reserved_resources"].get(ROLE, {}).get("cpus") == 1.5), 10, what="the agent to hold it")
+        self.agent.kill(signal.SIGKILL)
+        self.agent.process.wait()
+        given = self.agent.args
+        self.agent.args = [a if not a.startswith("--resources=") else "--resources=cpus:1;mem:1024;disk:1024"
+                           for a in given]
+        self.agent.start()
+        yield wait_for(lambda: not self.agent.alive(), 30, what="the agent to refuse to start")
+        self.assertEqual(self.agent.process.returncode, 1)
+        self.assertIn("incompatible with the agent's resources", self.agent.log())
+        self.agent.args = given
+        self.agent.start()
+
+        def back() -> defer.Deferred:
+            return self.cluster.state().addCallback(
+                lambda s: [(a["id"], a["active"], a["reserved_resources"].get(ROLE, {}).get("cpus"))
+                           for a in s["slaves"]] == [(self.agent_id, True, 1.5)])
+
+        yield wait_for(back, 60, what="the agent back with its reservation")
