@@ -8,6 +8,7 @@ through ``/master/reserve`` and RESERVE_RESOURCES, as the ACLs allow, and ``meso
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -102,7 +103,11 @@ class FrameworkVolumeTests(unittest.TestCase):
         self.agent = self.cluster.agents[0]
 
     def framework(self, scheduler: Any) -> MesosSchedulerDriver:
-        info = FrameworkInfo(user="root", name="volumes", role=ROLE, principal=PRINCIPAL, checkpoint=True,
+        # As root the agent runs tasks as the framework's user: run them as nobody, who must be given the
+        # volume to write it, and who must be able to reach the agent's work_dir (mkdtemp makes it 0700).
+        user = "nobody" if os.getuid() == 0 else getpass.getuser()
+        os.chmod(self.cluster.base, 0o755)
+        info = FrameworkInfo(user=user, name="volumes", role=ROLE, principal=PRINCIPAL, checkpoint=True,
                              failover_timeout=600.0)
         driver = MesosSchedulerDriver(scheduler, info, self.cluster.master_address, reactor=reactor, backoff=0.2)
         self.addCleanup(lambda: driver.abort() and driver.stopped())
@@ -126,10 +131,11 @@ class FrameworkVolumeTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_volume_outlives_tasks_agent_restart_and_master_restart(self) -> Any:
-        """A framework reserves and creates vol1 with its first task, which writes a file there; the file is
-        read by a second task on a later offer of the volume, by a third after the agent was killed -9 and
-        restarted, and by a fourth after the master restarted on its --work_dir; the reservation shows in
-        /master/slaves all along, and the volume lives under the agent's work_dir/volumes/roles/eng."""
+        """A framework reserves and creates vol1 with its first task, which writes a file there (as nobody,
+        when the agent runs as root); the file is read by a second task on a later offer of the volume, by a
+        third after the agent was killed -9 and restarted, and by a fourth after the master restarted on its
+        --work_dir; the reservation shows in /master/slaves all along, and the volume lives under the
+        agent's work_dir/volumes/roles/eng."""
         scheduler = VolumeScheduler()
         self.framework(scheduler)
         yield self.run_task(scheduler, "writer", "echo persisted > data/file && test -w data")
