@@ -84,6 +84,8 @@ class Agent:
         #: dynamic reservations and persistent volumes, as the master last gave them (and the checkpoint
         #: keeps them); ``info.resources`` are the ``--resources``, :attr:`total` both together
         self.checkpointed: Resources = EMPTY
+        #: the latest resources given to the checkpoint and not yet on disk (None: none pending)
+        self._checkpointing: Resources | None = None
         self._total: Resources | None = None
         self._total_of: Resources | None = None
         #: the persistent volumes under the work_dir (None: volumes are not made, e.g. in tests)
@@ -103,8 +105,10 @@ class Agent:
 
     def checkpointResources(self, resources: Resources) -> None:
         """The master's view of this agent's checkpointed resources (after RESERVE, UNRESERVE, CREATE or
-        DESTROY, or when it re-registers): checkpoint them, make or remove volumes, take them as ours."""
-        if resources == self.checkpointed:
+        DESTROY, or when it re-registers): checkpoint them, then make or remove volumes and take them as
+        ours. As Mesos: the agent shows and announces them only once they are on disk, so an agent killed
+        at any moment recovers what it has shown."""
+        if resources == (self._checkpointing if self._checkpointing is not None else self.checkpointed):
             return
         try:
             apply_checkpointed(self.info.resources, resources)
@@ -112,14 +116,20 @@ class Agent:
             log.error("Ignoring the checkpointed resources the master sent: {e}", e=exc)
             return
         log.info("Checkpointing resources {r}", r=resources)
-        old, self.checkpointed, self._total = self.checkpointed, resources, None
+        self._checkpointing = resources
         self.checkpointer.resources(resources)
+        self.checkpointer.durable(self._resourcesCheckpointed, resources)
+
+    def _resourcesCheckpointed(self, resources: Resources) -> None:
+        if self._checkpointing is resources:
+            self._checkpointing = None
+        old, self.checkpointed, self._total = self.checkpointed, resources, None
         if self.volumes is not None:
             in_use = set()
             for executor in self.executors():
                 if executor.state != TERMINATED:
                     in_use |= self.volumes.used_by(self.container_resources(executor))
-            self.checkpointer.durable(self.volumes.sync, old, resources, in_use)
+            self.volumes.sync(old, resources, in_use)
 
     @property
     def endpoint(self) -> str:

@@ -13,7 +13,7 @@ from mesostw.agent.volumes import VolumeError, Volumes, volume_path
 from mesostw.model.info import CommandInfo, ExecutorInfo, FrameworkInfo
 from mesostw.model.resources import EMPTY, Resources
 from tests.helpers.clocktest import ClockTestCase
-from tests.unit.test_agent_recovery import RecoveryTestCase
+from tests.unit.test_agent_recovery import RecoveryTestCase, _SlowStore
 from tests.unit.test_containerizer import FakeContainment, FakeFetcher, FakeLauncher, RecordingIsolator
 from tests.unit.test_reservations import reserved, volume
 
@@ -124,6 +124,23 @@ class AgentCheckpointedResourcesTests(RecoveryTestCase):
         self.cluster.settle()
         self.assertEqual(self.agent.checkpointed, given)
         self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    def test_taken_only_once_on_disk(self) -> None:
+        """The agent shows given resources in its total, and makes their volumes, only once the checkpoint
+        holding them is durable: an agent killed before then has shown nothing it would not recover."""
+        store = _SlowStore()
+        self.agent.checkpointer = Checkpointer(store)
+        given = reserved("cpus:1;disk:64") + volume("v", 64)
+        self.agent.checkpointResources(given)
+        self.agent.checkpointResources(given)
+        path = self.agent.volumes.path(next(iter(volume("v", 64).keys())))
+        self.assertEqual(self.agent.checkpointed, EMPTY)
+        self.assertEqual(self.agent.total.checkpointed(), EMPTY)
+        self.assertFalse(os.path.exists(path))
+        store.release(1)
+        self.assertEqual(store.waiting, [])
+        self.assertEqual(self.agent.total.checkpointed(), given)
+        self.assertTrue(os.path.isdir(path))
 
     def test_recovered_and_announced_after_a_restart(self) -> None:
         """A restarted agent recovers its checkpointed resources and announces them in its total when it
