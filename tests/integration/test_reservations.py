@@ -4,6 +4,7 @@ A framework reserves resources and creates a volume in one ACCEPT, a task writes
 the volume comes back in later offers with its data: after the task, after the agent is killed with
 SIGKILL and restarted, and after the master restarts on its --work_dir. Operators reserve and unreserve
 through ``/master/reserve`` and RESERVE_RESOURCES, as the ACLs allow, and ``mesostw`` does the same.
+Reservations and volumes made on the leader of three masters in ZooKeeper are the next leader's.
 """
 
 from __future__ import annotations
@@ -357,3 +358,63 @@ class AgentResourcesTests(unittest.TestCase):
                            for a in s["slaves"]] == [(self.agent_id, True, 1.5)])
 
         yield wait_for(back, 60, what="the agent back with its reservation")
+
+
+class FailoverTests(unittest.TestCase):
+    timeout = 180
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        from tests.integration.test_high_availability import HACluster
+
+        self.cluster = HACluster(self)
+        yield self.cluster.zk.start()
+
+    def post(self, port: int, path: str, agent_id: str, **fields: Any) -> defer.Deferred:
+        body = urlencode({"slaveId": agent_id, **{k: json.dumps(v) for k, v in fields.items()}}).encode()
+        return http("POST", f"http://127.0.0.1:{port}{path}", body,
+                    {"Content-Type": "application/x-www-form-urlencoded"})
+
+    def reserved_on(self, port: int) -> defer.Deferred:
+        """The only agent's reserved_resources_full for ROLE on the master at ``port`` (None: no agent)."""
+        def full(slaves: dict[str, Any]) -> Any:
+            return slaves["slaves"][0]["reserved_resources_full"].get(ROLE, []) if slaves["slaves"] else None
+
+        return get_json(f"http://127.0.0.1:{port}/master/slaves").addCallback(full)
+
+    @defer.inlineCallbacks
+    def test_reservations_and_volumes_survive_the_leaders_death(self) -> Any:
+        """An operator reserves and creates a volume on the leading master of three in ZooKeeper; once the
+        leader is killed -9, the new leader shows the reservation and the volume, and undoes them: the
+        agent removes the volume's directory."""
+        cluster = self.cluster
+        for _ in range(3):
+            cluster.start_master()
+        leader = yield cluster.wait_leader()
+        agent = cluster.start_agent(0)
+        yield wait_for(lambda: cluster.state(leader).addCallback(lambda s: s["activated_slaves"] == 1), 30,
+                       what="the agent on the leader")
+        agent_id = (yield cluster.state(leader))["slaves"][0]["id"]
+        code, body, _ = yield self.post(leader, "/master/reserve", agent_id, resources=reserved("cpus:1;disk:64"))
+        self.assertEqual(code, 202, body)
+        code, body, _ = yield self.post(leader, "/master/create-volumes", agent_id, volumes=volume("vol1", 64))
+        self.assertEqual(code, 202, body)
+        path = os.path.join(cluster.base, "agent0", "volumes", "roles", ROLE, "vol1")
+        yield wait_for(lambda: os.path.isdir(path), 30, what="the volume on the agent")
+        before = yield self.reserved_on(leader)
+
+        cluster.masters[leader].kill(signal.SIGKILL)
+        new_leader = yield cluster.wait_leader(exclude={leader}, timeout=30)
+        yield wait_for(lambda: self.reserved_on(new_leader).addCallback(lambda full: full == before), 30,
+                       what="the reservation and the volume on the new leader")
+        self.assertIn({"persistence": {"id": "vol1", "principal": PRINCIPAL},
+                       "volume": {"container_path": "data", "mode": "RW"}}, [r.get("disk") for r in before])
+
+        code, body, _ = yield self.post(new_leader, "/master/destroy-volumes", agent_id, volumes=volume("vol1", 64))
+        self.assertEqual(code, 202, body)
+        code, body, _ = yield self.post(new_leader, "/master/unreserve", agent_id,
+                                        resources=reserved("cpus:1;disk:64"))
+        self.assertEqual(code, 202, body)
+        yield wait_for(lambda: not os.path.exists(path), 30, what="the volume removed by the agent")
+        self.assertEqual((yield self.reserved_on(new_leader)), [])
+        self.assertNotIn("Traceback", agent.log())
