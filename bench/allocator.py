@@ -20,7 +20,8 @@ which the script checks. Figures are printed, never asserted.
 With ``--quota-roles Q`` the first Q roles get a quota (a guarantee of
 ``--guarantee`` of their fair share and a limit of ``--limit`` times it, in cpus
 and mem); the same rounds then run on our allocator with and without those
-quotas (no naive baseline), and the last line reads
+quotas (no naive baseline; with ``--reserved`` too, the reservations counting
+towards the quotas), and the last line reads
 ``allocation_ms=<without> quota_ms=<with> quota_ratio=<with/without>``.
 
     python bench/allocator.py --agents 10000 --frameworks 500 --roles 50 --quota-roles 10
@@ -43,9 +44,12 @@ from mesostw.allocator.filters import RefusedResources  # noqa: E402
 from mesostw.allocator.hierarchical import HierarchicalAllocator, allocatable  # noqa: E402
 from mesostw.allocator.quota import Quota  # noqa: E402
 from mesostw.model.info import Filters  # noqa: E402
+from mesostw.model.reservation import DYNAMIC, Reservation, pushed  # noqa: E402
 from mesostw.model.resources import EMPTY, Resources  # noqa: E402
 
 AGENT = "cpus:2;mem:1024;disk:4096;ports:[31000-32000]"
+#: the part of each agent that --reserved reserves dynamically
+RESERVED = "cpus:1;mem:512;disk:2048"
 
 Offer = tuple[str, str, Resources]
 
@@ -157,13 +161,20 @@ class NaiveAllocator:
         return offers
 
 
-def build(allocator: HierarchicalAllocator | NaiveAllocator, agents: int, frameworks: int, roles: int) -> None:
-    """Register the frameworks (round-robin over roles) and the agents."""
+def build(allocator: HierarchicalAllocator | NaiveAllocator, agents: int, frameworks: int, roles: int,
+          reserved: bool = False) -> None:
+    """Register the frameworks (round-robin over roles) and the agents (with half of each dynamically
+    reserved, round-robin over the roles, when ``reserved``)."""
     for i in range(frameworks):
         allocator.addFramework(f"framework-{i:05d}", f"role-{i % roles}")
-    total = Resources.parse(AGENT)
+    totals = [Resources.parse(AGENT)]
+    if reserved:
+        half = Resources.parse(RESERVED)
+        totals = [Resources.parse(AGENT) - half + Resources({
+            pushed(key, Reservation(DYNAMIC, f"role-{r}", "bench")): value for key, value in half.entries()})
+            for r in range(roles)]
     for i in range(agents):
-        allocator.addAgent(f"agent-{i:06d}", total)
+        allocator.addAgent(f"agent-{i:06d}", totals[i % len(totals)])
 
 
 def run(name: str, allocator: HierarchicalAllocator | NaiveAllocator, clock: Clock, rounds: int,
@@ -204,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="each quota's guarantee, as a fraction of its role's fair share of cpus and mem")
     parser.add_argument("--limit", type=float, default=1.5,
                         help="each quota's limit, as a multiple of its role's fair share of cpus and mem")
+    parser.add_argument("--reserved", action="store_true",
+                        help=f"reserve {RESERVED} of each agent dynamically for one of the roles (round-robin)")
     parser.add_argument("--naive-rounds", type=int, default=None,
                         help="rounds for the naive baseline, 0 to skip it (default: as many as --rounds)")
     args = parser.parse_args(argv)
@@ -214,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     naive_rounds = args.rounds if args.naive_rounds is None else args.naive_rounds
     refuse = Filters(refuse_seconds=args.refuse_seconds)
     print(f"{args.agents} agents x {args.frameworks} frameworks in {args.roles} role(s), "
-          f"refuse_seconds={args.refuse_seconds:g}, {args.rounds} rounds", flush=True)
+          f"refuse_seconds={args.refuse_seconds:g}, {args.rounds} rounds"
+          + (f", {RESERVED} of each agent reserved" if args.reserved else ""), flush=True)
     if args.quota_roles:
         compare_quota(args, refuse)
         return
@@ -222,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     clock = Clock()
     ours = HierarchicalAllocator(clock, randomize=False)
     start = time.perf_counter()
-    build(ours, args.agents, args.frameworks, args.roles)
+    build(ours, args.agents, args.frameworks, args.roles, args.reserved)
     print(f"[hierarchical] added agents and frameworks in {(time.perf_counter() - start) * 1000:.0f} ms")
     timings, made = run("hierarchical", ours, clock, args.rounds, refuse)
     allocation_ms = sum(timings) / len(timings)
@@ -232,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     naive_clock = Clock()
     naive = NaiveAllocator(naive_clock)
-    build(naive, args.agents, args.frameworks, args.roles)
+    build(naive, args.agents, args.frameworks, args.roles, args.reserved)
     naive_timings, naive_made = run("naive", naive, naive_clock, naive_rounds, refuse)
     naive_ms = sum(naive_timings) / len(naive_timings)
     same = all(a == b for a, b in zip(made, naive_made, strict=False))
@@ -246,7 +260,7 @@ def compare_quota(args: argparse.Namespace, refuse: Filters) -> None:
     for label in ("no-quota", "quota"):
         clock = Clock()
         allocator = HierarchicalAllocator(clock, randomize=False)
-        build(allocator, args.agents, args.frameworks, args.roles)
+        build(allocator, args.agents, args.frameworks, args.roles, args.reserved)
         if label == "quota":
             total = Resources.parse(AGENT).scalars()
             fair = {name: total[name] * args.agents / args.roles for name in ("cpus", "mem")}

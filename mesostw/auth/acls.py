@@ -22,10 +22,13 @@ framework's user, or the task's or executor's own), ``view_roles``, ``update_wei
 ``drain_agents``, ``deactivate_agents`` and ``reactivate_agents`` (``agents``), the maintenance actions
 ``update_maintenance_schedules``, ``get_maintenance_schedules``, ``start_maintenances``,
 ``stop_maintenances`` and ``get_maintenance_statuses`` (``machines``), and ``get_endpoints``
-(``paths``). As in Mesos, the objects of ``view_flags``, ``set_log_level``, ``access_mesos_logs``, the
-agent actions and the maintenance actions are implicit: a request names none
-(it is ``ANY``), so their rules decide by their principals, with ``{"type": "ANY"}`` or ``{"type": "NONE"}``
-as objects.
+(``paths``). Offer operations, whether a framework (its principal) or an operator asks, need
+``reserve_resources`` (``roles``: the role reserved for), ``unreserve_resources``
+(``reserver_principals``: the principal that made the reservation), ``create_volumes`` (``roles``) and
+``destroy_volumes`` (``creator_principals``: the principal that created the volume). As in Mesos, the
+objects of ``view_flags``, ``set_log_level``, ``access_mesos_logs``, the agent actions and the
+maintenance actions are implicit: a request names none (it is ``ANY``), so their rules decide by their
+principals, with ``{"type": "ANY"}`` or ``{"type": "NONE"}`` as objects.
 
 ``shutdown_frameworks``, the name of ``teardown_frameworks`` before Mesos 0.27, is accepted too. When both
 appear, the two lists are evaluated as one: every ``shutdown_frameworks`` rule, then every
@@ -82,13 +85,15 @@ OPERATOR_ACTIONS = {"view_frameworks": "users", "view_tasks": "users", "view_exe
                     "update_maintenance_schedules": "machines", "get_maintenance_schedules": "machines",
                     "start_maintenances": "machines", "stop_maintenances": "machines",
                     "get_maintenance_statuses": "machines", "drain_agents": "agents",
-                    "deactivate_agents": "agents", "reactivate_agents": "agents"}
+                    "deactivate_agents": "agents", "reactivate_agents": "agents",
+                    "reserve_resources": "roles", "unreserve_resources": "reserver_principals",
+                    "create_volumes": "roles", "destroy_volumes": "creator_principals"}
 ACTIONS.update(OPERATOR_ACTIONS)
 #: Old names of enforced actions.
 ALIASES = {"shutdown_frameworks": "teardown_frameworks"}
 #: The other ACLs Mesos knows (``mesos:include/mesos/authorizer/acls.proto``): accepted, never enforced.
 IGNORED_ACTIONS = frozenset({
-    "reserve_resources", "unreserve_resources", "create_volumes", "destroy_volumes", "resize_volumes",
+    "resize_volumes",
     "set_quotas", "remove_quotas",
     "launch_nested_containers_as_user", "launch_nested_containers_under_parent_with_user",
     "launch_nested_container_sessions_as_user", "launch_nested_container_sessions_under_parent_with_user",

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from mesostw.cli import apps, execute, http, maintenance, operator_api, quota, sandbox, state, tasks
+from mesostw.cli import apps, execute, http, maintenance, operator_api, quota, reservations, sandbox, state, tasks
 from mesostw.cli.errors import CLIError, UsageError
 from mesostw.zk.url import is_zk
 
-COMMANDS = (execute, state, tasks, sandbox, operator_api, quota, maintenance, apps)
+COMMANDS = (execute, state, tasks, sandbox, operator_api, reservations, quota, maintenance, apps)
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,7 +50,8 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
         actions = [getattr(args, key) for key in ("apps_command", "agents_command", "quota_command",
-                                                  "maintenance_command") if getattr(args, key, None)]
+                                                  "maintenance_command", "volumes_command")
+                   if getattr(args, key, None)]
         command = " ".join(["mesostw", args.subcommand, *actions])
         if extras:
             raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see '{command} --help')")

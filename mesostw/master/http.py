@@ -15,6 +15,7 @@ from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.operator_http import OperatorEndpoints
 from mesostw.master.operator_maintenance import MaintenanceEndpoints
 from mesostw.master.operator_quota import QuotaEndpoints
+from mesostw.master.operator_reservations import ReservationEndpoints
 from mesostw.model.info import MasterInfo
 from mesostw.ui import PUBLIC_ROUTES
 
@@ -109,6 +110,7 @@ class MasterEndpoints:
         self.operator.install(router)
         QuotaEndpoints(self.master).install(router)
         MaintenanceEndpoints(self.master).install(router)
+        ReservationEndpoints(self.master).install(router)
         self.api.install(router)
         for path in ("/master/redirect", "/redirect"):
             router.route(path, self.routing.redirect)

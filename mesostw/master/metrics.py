@@ -26,7 +26,7 @@ def snapshot(master: Master, elected: bool = True) -> dict[str, Any]:
     total = EMPTY
     used = EMPTY
     for agent in master.agents.values():
-        total = total + agent.info.resources
+        total = total + agent.total
         used = used + agent.used() + master.offers.offered_on(agent.id)
     out: dict[str, Any] = {
         "master/elected": 1.0 if elected else 0.0,

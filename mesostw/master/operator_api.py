@@ -10,6 +10,7 @@ One :class:`~mesostw.operator.calls.CallTable`, filled by one module per family 
 - :mod:`mesostw.master.operator_quota`: GET_QUOTA, UPDATE_QUOTA (and the deprecated SET/REMOVE_QUOTA);
 - :mod:`mesostw.master.operator_maintenance`: the maintenance schedule and status, START/STOP_MAINTENANCE;
 - :mod:`mesostw.master.operator_drain`: DRAIN_AGENT, DEACTIVATE_AGENT, REACTIVATE_AGENT;
+- :mod:`mesostw.master.operator_reservations`: reservations and persistent volumes;
 - :mod:`mesostw.master.event_stream`: SUBSCRIBE.
 
 A new family (reservations, quota, maintenance, ...) is one more module with a ``register(table,
@@ -29,6 +30,7 @@ from mesostw.master import (
     operator_maintenance,
     operator_quota,
     operator_reads,
+    operator_reservations,
     operator_writes,
 )
 from mesostw.master.event_stream import HEARTBEAT_INTERVAL, EventStreams
@@ -60,6 +62,7 @@ class MasterOperatorAPI:
         operator_quota.register(self.table, master)
         operator_maintenance.register(self.table, master)
         operator_drain.register(self.table, master)
+        operator_reservations.register(self.table, master)
         self.streams = EventStreams(master, clock, heartbeat)
         self.streams.register(self.table)
         self.http = OperatorAPI(self.table, lambda: master.security, verbosity=verbosity)

@@ -146,7 +146,7 @@ class QuotaManager:
         tasks and executors use (scalars)."""
         total = EMPTY
         for agent in self._agents():
-            reserved = agent.info.resources.reserved()
+            reserved = agent.total.reserved()
             for reserved_role in reserved.roles():
                 if is_within(reserved_role, role):
                     total = total + reserved.reserved(reserved_role)
@@ -165,7 +165,7 @@ class QuotaManager:
 
     def capacity(self) -> dict[str, float]:
         """The scalars of every registered agent."""
-        return _sum(agent.info.resources.scalars() for agent in self._agents())
+        return _sum(agent.total.scalars() for agent in self._agents())
 
     # -- changes --------------------------------------------------------------------------
 

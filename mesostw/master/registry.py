@@ -10,9 +10,12 @@ files under ``--work_dir``, or ZooKeeper with ``--zk``, where its layout under
 (time), ``owners/<id>`` (the principal that registered the agent), ``frameworks/<id>``
 (FrameworkInfo JSON), ``removed/<id>`` (time), ``weights`` (JSON), ``gone/<id>`` (time) for
 agents an operator marked gone, ``quotas/<role>`` (QuotaConfig JSON), ``maintenance/schedule`` (the
-maintenance Schedule JSON), ``maintenance/down/<machine>`` (MachineID JSON of machines that are down) and
-``agent_states/<id>`` (``{"deactivated", "drain_info"}`` of agents an operator deactivated or drains).
-One value per item keeps each write small, whatever the cluster's size.
+maintenance Schedule JSON), ``maintenance/down/<machine>`` (MachineID JSON of machines that are down),
+``agent_states/<id>`` (``{"deactivated", "drain_info"}`` of agents an operator deactivated or drains) and
+``resources/<id>`` (a JSON array of Resources): an agent's checkpointed resources, its dynamic
+reservations and persistent volumes, as operations last left them (none for an agent no operation
+changed: its own checkpoint then tells). One value per item keeps each write small, whatever the
+cluster's size.
 """
 
 from __future__ import annotations
@@ -42,11 +45,11 @@ MAX_REMOVED_FRAMEWORKS = 1000
 #: Mutations committed together at most (a ZooKeeper transaction must stay far below its 1 MB limit).
 MAX_BATCH = 64
 
-SECTIONS = ("agents", "unreachable", "frameworks", "removed", "owners")
+SECTIONS = ("agents", "unreachable", "frameworks", "removed", "owners", "resources")
 
 __all__ = ["IRegistry", "Registry", "InMemoryRegistry", "RegistryError", "RegistryState", "Mutation",
            "AdmitAgent", "MarkUnreachable", "RemoveAgent", "AddFramework", "RemoveFramework", "SetWeights",
-           "MarkGone", "SetQuotas", "UpdateMaintenance", "SetAgentState"]
+           "MarkGone", "SetQuotas", "UpdateMaintenance", "SetAgentState", "CheckpointResources"]
 
 
 class RegistryError(StoreError):
@@ -72,12 +75,15 @@ class RegistryState:
     down_machines: dict[str, dict[str, Any]] = attrs.field(factory=dict, kw_only=True)
     #: agent ID -> {"deactivated": bool, "drain_info": DrainInfo JSON} of agents deactivated or drained
     agent_states: dict[str, dict[str, Any]] = attrs.field(factory=dict, kw_only=True)
+    #: agent ID -> its checkpointed resources (v1 Resource JSON) since an operation changed them
+    resources: dict[str, list[Any]] = attrs.field(factory=dict, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
         return {"agents": self.agents, "unreachable": self.unreachable, "frameworks": self.frameworks,
                 "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights, "owners": self.owners,
                 "gone": self.gone, "quotas": self.quotas, "schedule": self.schedule,
-                "down_machines": self.down_machines, "agent_states": self.agent_states}
+                "down_machines": self.down_machines, "agent_states": self.agent_states,
+                "resources": self.resources}
 
     def copy(self) -> RegistryState:
         """A copy that mutations of this one do not change (they replace values, never edit them)."""
@@ -85,7 +91,7 @@ class RegistryState:
                             frameworks=dict(self.frameworks), removed_frameworks=OrderedDict(self.removed_frameworks),
                             weights=dict(self.weights), owners=dict(self.owners), gone=dict(self.gone),
                             quotas=dict(self.quotas), down_machines=dict(self.down_machines),
-                            agent_states=dict(self.agent_states))
+                            agent_states=dict(self.agent_states), resources=dict(self.resources))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RegistryState:
@@ -96,7 +102,8 @@ class RegistryState:
                    dict(data.get("weights", {})), dict(data.get("owners", {})), gone=dict(data.get("gone", {})),
                    quotas=dict(data.get("quotas", {})), schedule=dict(data.get("schedule", {})),
                    down_machines=dict(data.get("down_machines", {})),
-                   agent_states=dict(data.get("agent_states", {})))
+                   agent_states=dict(data.get("agent_states", {})),
+                   resources=dict(data.get("resources", {})))
 
 
 # -- mutations ---------------------------------------------------------------------------
@@ -135,6 +142,7 @@ class RemoveAgent:
         state.agents.pop(self.agent_id, None)
         state.unreachable.pop(self.agent_id, None)
         state.owners.pop(self.agent_id, None)
+        state.resources.pop(self.agent_id, None)
 
 
 @attrs.frozen
@@ -148,7 +156,20 @@ class MarkGone:
         state.agents.pop(self.agent_id, None)
         state.unreachable.pop(self.agent_id, None)
         state.owners.pop(self.agent_id, None)
+        state.resources.pop(self.agent_id, None)
         state.gone[self.agent_id] = self.time
+
+
+@attrs.frozen
+class CheckpointResources:
+    """An operation (RESERVE, UNRESERVE, CREATE, DESTROY) left an agent with these checkpointed
+    resources (v1 Resource JSON); they outlive its unreachability, not its removal."""
+
+    agent_id: str
+    resources: list[Any]
+
+    def __call__(self, state: RegistryState) -> None:
+        state.resources[self.agent_id] = self.resources
 
 
 @attrs.frozen
@@ -235,7 +256,7 @@ class SetAgentState:
 
 
 Mutation = (AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights | MarkGone
-            | SetQuotas | UpdateMaintenance | SetAgentState)
+            | SetQuotas | UpdateMaintenance | SetAgentState | CheckpointResources)
 
 
 # -- the registry over a store -----------------------------------------------------------------
@@ -267,7 +288,7 @@ def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
                 Put(f"unreachable/{key(mutation.agent_id)}", dump(mutation.time))]
     if isinstance(mutation, RemoveAgent):
         return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
-                Delete(f"owners/{key(mutation.agent_id)}")]
+                Delete(f"owners/{key(mutation.agent_id)}"), Delete(f"resources/{key(mutation.agent_id)}")]
     if isinstance(mutation, AddFramework):
         return [Put(f"frameworks/{key(mutation.framework_id)}", dump(mutation.info))]
     if isinstance(mutation, RemoveFramework):
@@ -283,6 +304,7 @@ def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
         return [Put("weights", dump({**state.weights, **mutation.weights}))]
     if isinstance(mutation, MarkGone):
         return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
+                Delete(f"resources/{key(mutation.agent_id)}"),
                 Put(f"gone/{key(mutation.agent_id)}", dump(mutation.time))]
     if isinstance(mutation, SetQuotas):
         return [Delete(f"quotas/{key(role)}") if config is None else Put(f"quotas/{key(role)}", dump(config))
@@ -296,6 +318,8 @@ def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
     if isinstance(mutation, SetAgentState):
         path = f"agent_states/{key(mutation.agent_id)}"
         return [Delete(path) if mutation.state is None else Put(path, dump(mutation.state))]
+    if isinstance(mutation, CheckpointResources):
+        return [Put(f"resources/{key(mutation.agent_id)}", dump(mutation.resources))]
     raise TypeError(f"not a registry mutation: {mutation!r}")
 
 
@@ -356,6 +380,8 @@ class Registry:
                         value = float(value)
                     elif section == "owners" and not isinstance(value, str):
                         raise ValueError("an owner must be a principal")
+                    elif section == "resources" and not isinstance(value, list):
+                        raise ValueError("checkpointed resources must be a JSON array")
                 except (ValueError, TypeError) as exc:
                     raise RegistryError(f"cannot read the registry: {section}/{name} holds {raw[:80]!r} "
                                         f"({exc})") from None
@@ -363,6 +389,7 @@ class Registry:
         state.agents, state.unreachable = sections["agents"], sections["unreachable"]
         state.frameworks = sections["frameworks"]
         state.owners = sections["owners"]
+        state.resources = sections["resources"]
         # Oldest first, as they were removed: that is the order in which the bound forgets them.
         state.removed_frameworks = OrderedDict(sorted(sections["removed"].items(), key=lambda kv: (kv[1], kv[0])))
         for name in (yield self.store.children("gone")):
@@ -519,6 +546,8 @@ def _mutations_of(state: RegistryState) -> list[Mutation]:
     if state.schedule or state.down_machines:
         mutations.append(UpdateMaintenance(dict(state.schedule), dict(state.down_machines)))
     mutations += [SetAgentState(agent_id, entry) for agent_id, entry in state.agent_states.items()]
+    mutations += [CheckpointResources(agent_id, resources) for agent_id, resources in state.resources.items()
+                  if isinstance(resources, list)]
     return mutations
 
 

@@ -1,4 +1,5 @@
-"""Quota in the hierarchical allocator: guarantees first, limits never exceeded, hierarchical roles."""
+"""Quota in the hierarchical allocator: guarantees first, limits never exceeded, hierarchical roles, and
+reservations (static, dynamic, refined) counting towards their roles' quotas."""
 
 from __future__ import annotations
 
@@ -18,7 +19,17 @@ from twisted.trial import unittest
 from mesostw.allocator.hierarchical import HierarchicalAllocator, allocatable
 from mesostw.allocator.quota import Quota, QuotaTracker, ancestors, is_within
 from mesostw.model.info import Filters
-from mesostw.model.resources import EMPTY, Resources
+from mesostw.model.reservation import (
+    DYNAMIC,
+    Reservation,
+    is_allocatable_to,
+    is_dynamic,
+    is_refined,
+    is_strict_subrole,
+    popped,
+    pushed,
+)
+from mesostw.model.resources import EMPTY, Resources, to_millis
 from tests.helpers.clocktest import ClockTestCase
 
 AGENT = "cpus:2;mem:1024;disk:4096;ports:[31000-32000]"
@@ -282,6 +293,8 @@ class QuotaMachine(RuleBasedStateMachine):
         self.agents: dict[str, Resources] = {}
         self.inactive_agents: set[str] = set()
         self.frameworks: dict[str, str] = {}
+        #: frameworks without the RESERVATION_REFINEMENT capability
+        self.unrefined: set[str] = set()
         self.inactive: set[str] = set()
         self.held: dict[tuple[str, str], Resources] = {}
         self.quotas: dict[str, Quota] = {}
@@ -298,7 +311,7 @@ class QuotaMachine(RuleBasedStateMachine):
         for shape in shapes:
             self.add_agent(shape)
         for role in roles:
-            self.add_framework(role, True)
+            self.add_framework(role, True, True)
         self.set_quotas(plan)
 
     # -- the model ------------------------------------------------------------------------
@@ -382,12 +395,14 @@ class QuotaMachine(RuleBasedStateMachine):
             self.allocator.deactivateAgent(agent_id)
             self.inactive_agents.add(agent_id)
 
-    @rule(role=st.sampled_from(ROLES), active=st.booleans())
-    def add_framework(self, role: str, active: bool) -> None:
-        """Add a framework in one of the roles."""
+    @rule(role=st.sampled_from(ROLES), active=st.booleans(), refinement=st.booleans())
+    def add_framework(self, role: str, active: bool, refinement: bool) -> None:
+        """Add a framework in one of the roles, able to read refined reservations or not."""
         framework_id = self._new_id("f")
-        self.allocator.addFramework(framework_id, role, active=active)
+        self.allocator.addFramework(framework_id, role, active=active, refinement=refinement)
         self.frameworks[framework_id] = role
+        if not refinement:
+            self.unrefined.add(framework_id)
         if not active:
             self.inactive.add(framework_id)
 
@@ -411,6 +426,7 @@ class QuotaMachine(RuleBasedStateMachine):
         self.allocator.removeFramework(framework_id)
         del self.frameworks[framework_id]
         self.inactive.discard(framework_id)
+        self.unrefined.discard(framework_id)
         self.held = {k: v for k, v in self.held.items() if k[0] != framework_id}
 
     @rule(plan=quota_plans())
@@ -434,6 +450,11 @@ class QuotaMachine(RuleBasedStateMachine):
             assert agent_id not in self.inactive_agents and framework_id not in self.inactive
             assert free[agent_id].contains(resources), (resources, free[agent_id])
             assert allocatable(resources), resources
+            for key in resources.keys():
+                assert is_allocatable_to(key[1], self.frameworks[framework_id]), (
+                    f"{resources} offered to a framework of {self.frameworks[framework_id]}")
+                assert framework_id not in self.unrefined or not is_refined(key), (
+                    f"refined {resources} offered to a framework without RESERVATION_REFINEMENT")
             free[agent_id] = free[agent_id] - resources
             key = (framework_id, agent_id)
             self.held[key] = self.held.get(key, EMPTY) + resources
@@ -482,6 +503,70 @@ class QuotaMachine(RuleBasedStateMachine):
             if self.consumed(watcher).get(name, 0) + beside >= quota.limits[name]:
                 return True
         return False
+
+    def free_on(self, agent_id: str) -> Resources:
+        free = self.agents[agent_id]
+        for (_, held_on), resources in self.held.items():
+            if held_on == agent_id:
+                free = free - resources
+        return free
+
+    @precondition(lambda self: self.agents)
+    @rule(data=st.data(), role=st.sampled_from(ROLES), cpus=st.booleans())
+    def operator_reserve(self, data: st.DataObject, role: str, cpus: bool) -> None:
+        """An operator reserves free resources of an agent for a role: unreserved ones, or ones reserved
+        for a role above it (a refinement); the reservation counts towards the role's quota at once."""
+        agent_id = data.draw(st.sampled_from(sorted(self.agents)))
+        name = "cpus" if cpus else "mem"
+        free = dict(self.free_on(agent_id).entries())
+        sources = sorted((key for key in free if key[0] == name and (key[1] == "*" or is_strict_subrole(role, key[1]))),
+                         key=repr)
+        if not sources:
+            return
+        key = data.draw(st.sampled_from(sources))
+        amount = min(free[key], to_millis(1 if cpus else 128))
+        consumed = Resources({key: amount})
+        converted = Resources({pushed(key, Reservation(DYNAMIC, role, "ops")): amount})
+        assert self.allocator.updateAvailable(agent_id, consumed, converted)
+        self.agents[agent_id] = self.agents[agent_id] - consumed + converted
+
+    @precondition(lambda self: self.agents)
+    @rule(data=st.data())
+    def operator_unreserve(self, data: st.DataObject) -> None:
+        """An operator undoes a free dynamic reservation (its top one: a refinement goes back to the role
+        above)."""
+        agent_id = data.draw(st.sampled_from(sorted(self.agents)))
+        free = dict(self.free_on(agent_id).entries())
+        dynamic = sorted((key for key in free if is_dynamic(key)), key=repr)
+        if not dynamic:
+            return
+        key = data.draw(st.sampled_from(dynamic))
+        consumed, converted = Resources({key: free[key]}), Resources({popped(key): free[key]})
+        assert self.allocator.updateAvailable(agent_id, consumed, converted)
+        self.agents[agent_id] = self.agents[agent_id] - consumed + converted
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data(), unreserve=st.booleans())
+    def framework_operation(self, data: st.DataObject, unreserve: bool) -> None:
+        """A framework RESERVEs for its role part of what it was offered (unreserved, or reserved for a role
+        above its own), or UNRESERVEs a dynamic reservation for its role it was offered."""
+        framework_id, agent_id = held_key = data.draw(st.sampled_from(sorted(self.held)))
+        role = self.frameworks[framework_id]
+        held = dict(self.held[held_key].entries())
+        if unreserve:
+            keys = [k for k in held if is_dynamic(k) and k[1] == role]
+        else:
+            keys = [k for k in held if k[0] in ("cpus", "mem") and isinstance(held[k], int)
+                    and (k[1] == "*" or is_strict_subrole(role, k[1]))]
+        if not keys:
+            return
+        key = data.draw(st.sampled_from(sorted(keys, key=repr)))
+        amount = held[key] if unreserve else min(held[key], to_millis(1 if key[0] == "cpus" else 128))
+        consumed = Resources({key: amount})
+        converted = Resources({popped(key) if unreserve else pushed(key, Reservation(DYNAMIC, role, "fw")): amount})
+        self.allocator.updateAllocation(framework_id, agent_id, consumed, converted)
+        self.held[held_key] = self.held[held_key] - consumed + converted
+        self.agents[agent_id] = self.agents[agent_id] - consumed + converted
 
     @precondition(lambda self: self.held)
     @rule(data=st.data())
