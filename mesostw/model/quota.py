@@ -25,21 +25,11 @@ NOT_SCALAR = frozenset({"ports"})
 
 
 def validate_quota_role(role: str) -> str | None:
-    """Why ``role`` cannot have a quota, or None: a valid role name, hierarchical ones included
-    (``eng/web``: every component a valid role)."""
+    """Why ``role`` cannot have a quota, or None: any valid role name, hierarchical ones (``eng/web``) and
+    ``*`` included."""
     if not role:
         return "role must not be empty"
-    if role == UNRESERVED:
-        return None
-    if role.startswith("/") or role.endswith("/"):
-        return f"invalid role {role!r}: must not start or end with '/'"
-    for component in role.split("/"):
-        if component == UNRESERVED:
-            return f"invalid role {role!r}: '*' cannot be a component of a hierarchical role"
-        problem = validate_role(component)
-        if problem:
-            return problem
-    return None
+    return validate_role(role)
 
 
 def _amounts(reader: Reader | None, key: str) -> dict[str, float]:
