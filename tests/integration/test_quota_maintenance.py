@@ -1,8 +1,8 @@
 """Quota, maintenance and draining on real daemons, through the ``mesostw`` CLI and the operator API: a drain
 that ends with the agent gone and its task reported, a drained agent that stays drained across a master
 restart, machines taken down and brought up with inverse offers to a PB framework, a pymesos framework
-(the HTTP scheduler API) that runs a task group and declines an inverse offer, and quota honoured between
-frameworks of different roles."""
+(the HTTP scheduler API) that runs a task group and declines an inverse offer, quota honoured between
+frameworks of different roles, and a reservation that counts towards its role's limit."""
 
 from __future__ import annotations
 
@@ -267,3 +267,37 @@ class QuotaTests(OperatorAPITestCase):
         self.assertIn("more than its limit", refused.stderr)
         code, _, _ = yield http("GET", self.cluster.url("/quota"))
         self.assertEqual(code, 200)
+
+    @defer.inlineCallbacks
+    def test_a_reservation_counts_towards_the_limit(self):
+        """eng limited to 3 cpus, 2 of them reserved for it on one agent with `mesostw reserve`: `mesostw quota`
+        shows the reservation consumed before any framework, and eng's framework then holds the 2 reserved
+        cpus and only 1 unreserved one, over both agents."""
+        done = yield self.mesostw("quota", "set", "eng", "--limit", "cpus=3")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        _, answer = yield self.call({"type": "GET_AGENTS"})
+        agent_id = answer["get_agents"]["agents"][0]["agent_info"]["id"]["value"]
+        done = yield self.mesostw("reserve", agent_id, "cpus:2", "--role", "eng")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        listed = yield self.mesostw("quota")
+        self.assertEqual(listed.stdout.splitlines()[1].split(), ["eng", "-", "cpus=3", "cpus=2"])
+        scheduler = RecordingScheduler()
+        scheduler.decline_unused = False
+        self.framework(scheduler, role="eng")
+
+        def reserved_and_unreserved(framework):
+            amounts = [0.0, 0.0]
+            for resource in framework.get("offered_resources", []):
+                if resource["name"] == "cpus":
+                    amounts[0 if resource.get("reservations") else 1] += resource["scalar"]["value"]
+            return amounts
+
+        @defer.inlineCallbacks
+        def held():
+            _, frameworks = yield self.call({"type": "GET_FRAMEWORKS"})
+            [framework] = frameworks["get_frameworks"]["frameworks"]
+            return reserved_and_unreserved(framework)
+
+        amounts = yield wait_for(lambda: held().addCallback(lambda a: a if a[0] == 2 else None), 30,
+                                 what="the reserved cpus offered")
+        self.assertEqual(amounts, [2.0, 1.0])
