@@ -1,11 +1,14 @@
 """Task groups on a real agent: the default executor forked by the launcher runs the group's tasks, each
-in its own sandbox; one failing takes the others with it; under cgroups the whole group is one container."""
+in its own sandbox; one failing takes the others with it; tasks share a directory of the executor's sandbox,
+and through it the executor's persistent volume; under cgroups the whole group is one container."""
 
 from __future__ import annotations
 
+import getpass
 import os
 
 from twisted.internet import defer, reactor
+from twisted.trial import unittest
 
 from mesostw.agent import cgroups as cg
 from mesostw.model import task as T
@@ -15,6 +18,7 @@ from mesostw.scheduler.pb import MesosSchedulerDriver
 from tests.helpers.cluster import RecordingScheduler, command_task
 from tests.helpers.processes import ProcessCluster, wait_for
 from tests.integration.test_containers import CgroupsCase, ContainerCase, processes_with
+from tests.integration.test_reservations import PRINCIPAL, ROLE, reserved, volume
 
 EXECUTOR = "cpus:0.1;mem:32;disk:10"
 
@@ -134,3 +138,62 @@ class CgroupsTaskGroupTests(GroupCase, CgroupsCase):
         self.assertTrue(set(processes_with("sleep 484")) <= pids, (processes_with("sleep 484"), pids))
         self.driver.killTask("web")
         yield self.final_of("sidecar")
+
+
+class VolumeGroupScheduler(RecordingScheduler):
+    """On its first offer reserves resources for eng, creates the volume vol1 and launches a task group whose
+    executor holds the volume, in one ACCEPT; declines the rest."""
+
+    def __init__(self, tasks: list[dict]) -> None:
+        super().__init__()
+        self.tasks = tasks
+
+    def resourceOffers(self, driver, offers):
+        self.offers.extend(offers)
+        for offer in offers:
+            if not self.tasks:
+                driver.declineOffer(offer.id, {"refuse_seconds": 0.5})
+                continue
+            tasks, self.tasks = self.tasks, []
+            for task in tasks:
+                task["agent_id"] = {"value": offer.agent_id}
+            executor = {"executor_id": {"value": "pod"}, "type": "DEFAULT",
+                        "resources": reserved("cpus:0.1;mem:32") + volume("vol1", 16)}
+            driver.acceptOffers([offer.id], [
+                {"type": "RESERVE", "reserve": {"resources": reserved("cpus:0.1;mem:32;disk:16")}},
+                {"type": "CREATE", "create": {"volumes": volume("vol1", 16)}},
+                {"type": "LAUNCH_GROUP", "launch_group": {"executor": executor, "task_group": {"tasks": tasks}}}])
+
+
+class TaskGroupVolumeTests(unittest.TestCase):
+    timeout = 180
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.cluster = yield ProcessCluster(self, agents=1, resources="cpus:2;mem:1024;disk:1024",
+                                            master_args=["--allocation_interval=0.2secs"]).start()
+
+    @defer.inlineCallbacks
+    def test_the_group_shares_the_executors_persistent_volume(self):
+        """A task group whose executor holds a persistent volume (reserved and created in the same ACCEPT):
+        its task reaches the volume through a PARENT sandbox path volume and writes there; the data is in
+        the volume under the agent's work_dir once the task is over."""
+        task = command_task("writer", "echo from the group > shared/file")
+        task["container"] = {"type": "MESOS", "volumes": [{"container_path": "shared", "mode": "RW", "source": {
+            "type": "SANDBOX_PATH", "sandbox_path": {"type": "PARENT", "path": "data"}}}]}
+        scheduler = VolumeGroupScheduler([task])
+        # As root the agent runs the group as the framework's user: nobody, who must reach the work_dir.
+        user = "nobody" if os.getuid() == 0 else getpass.getuser()
+        os.chmod(self.cluster.base, 0o755)
+        driver = MesosSchedulerDriver(scheduler, FrameworkInfo(user=user, name="pod", role=ROLE, principal=PRINCIPAL),
+                                      self.cluster.master_address, reactor=reactor, backoff=0.2)
+        self.addCleanup(lambda: driver.abort() and driver.stopped())
+        driver.start()
+        yield wait_for(lambda: T.FINISHED in scheduler.states("writer") or T.FAILED in scheduler.states("writer")
+                       or T.ERROR in scheduler.states("writer"), 60, what="the writer to end")
+        self.assertEqual(scheduler.states("writer")[-1], T.FINISHED,
+                         [(u.state, u.message) for u in scheduler.updates if u.task_id == "writer"])
+        [written] = [os.path.join(root, "file") for root, _, files in os.walk(self.cluster.base)
+                     if "file" in files and os.path.join("volumes", "roles", ROLE, "vol1") in root]
+        with open(written) as f:
+            self.assertEqual(f.read(), "from the group\n")
