@@ -16,6 +16,15 @@ this machine. Both run with a fixed agent order and make identical offers,
 which the script checks. Figures are printed, never asserted.
 
     python bench/allocator.py --agents 10000 --frameworks 500 --rounds 5
+
+With ``--quota-roles Q`` the first Q roles get a quota (a guarantee of
+``--guarantee`` of their fair share and a limit of ``--limit`` times it, in cpus
+and mem); the same rounds then run on our allocator with and without those
+quotas (no naive baseline; with ``--reserved`` too, the reservations counting
+towards the quotas), and the last line reads
+``allocation_ms=<without> quota_ms=<with> quota_ratio=<with/without>``.
+
+    python bench/allocator.py --agents 10000 --frameworks 500 --roles 50 --quota-roles 10
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from twisted.internet.task import Clock  # noqa: E402
 
 from mesostw.allocator.filters import RefusedResources  # noqa: E402
 from mesostw.allocator.hierarchical import HierarchicalAllocator, allocatable  # noqa: E402
+from mesostw.allocator.quota import Quota  # noqa: E402
 from mesostw.model.info import Filters  # noqa: E402
 from mesostw.model.reservation import DYNAMIC, Reservation, pushed  # noqa: E402
 from mesostw.model.resources import EMPTY, Resources  # noqa: E402
@@ -199,6 +209,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="allocation rounds; the fake clock moves 1 s per round")
     parser.add_argument("--refuse-seconds", type=float, default=5.0,
                         help="refusal filter every decline carries (0 declines with no filter)")
+    parser.add_argument("--quota-roles", type=int, default=0,
+                        help="roles given a quota (compares our allocator with and without them)")
+    parser.add_argument("--guarantee", type=float, default=0.5,
+                        help="each quota's guarantee, as a fraction of its role's fair share of cpus and mem")
+    parser.add_argument("--limit", type=float, default=1.5,
+                        help="each quota's limit, as a multiple of its role's fair share of cpus and mem")
     parser.add_argument("--reserved", action="store_true",
                         help=f"reserve {RESERVED} of each agent dynamically for one of the roles (round-robin)")
     parser.add_argument("--naive-rounds", type=int, default=None,
@@ -206,11 +222,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if min(args.agents, args.frameworks, args.roles, args.rounds) < 1:
         parser.error("--agents, --frameworks, --roles and --rounds must be at least 1")
+    if args.quota_roles > args.roles:
+        parser.error("--quota-roles cannot exceed --roles")
     naive_rounds = args.rounds if args.naive_rounds is None else args.naive_rounds
     refuse = Filters(refuse_seconds=args.refuse_seconds)
     print(f"{args.agents} agents x {args.frameworks} frameworks in {args.roles} role(s), "
           f"refuse_seconds={args.refuse_seconds:g}, {args.rounds} rounds"
           + (f", {RESERVED} of each agent reserved" if args.reserved else ""), flush=True)
+    if args.quota_roles:
+        compare_quota(args, refuse)
+        return
 
     clock = Clock()
     ours = HierarchicalAllocator(clock, randomize=False)
@@ -231,6 +252,28 @@ def main(argv: list[str] | None = None) -> None:
     same = all(a == b for a, b in zip(made, naive_made, strict=False))
     print(f"offers identical in the {min(len(made), len(naive_made))} rounds both ran: {'yes' if same else 'NO'}")
     print(f"allocation_ms={allocation_ms:.1f} naive_ms={naive_ms:.1f} ratio={naive_ms / allocation_ms:.1f}")
+
+
+def compare_quota(args: argparse.Namespace, refuse: Filters) -> None:
+    """The same rounds on our allocator without and with quotas on the first ``--quota-roles`` roles."""
+    timings = {}
+    for label in ("no-quota", "quota"):
+        clock = Clock()
+        allocator = HierarchicalAllocator(clock, randomize=False)
+        build(allocator, args.agents, args.frameworks, args.roles, args.reserved)
+        if label == "quota":
+            total = Resources.parse(AGENT).scalars()
+            fair = {name: total[name] * args.agents / args.roles for name in ("cpus", "mem")}
+            quota = Quota.of(guarantees={n: v * args.guarantee for n, v in fair.items()},
+                             limits={n: v * args.limit for n, v in fair.items()})
+            for i in range(args.quota_roles):
+                allocator.updateQuota(f"role-{i}", quota)
+            print(f"[quota] {args.quota_roles} roles with guarantees {quota.guarantee_scalars()} "
+                  f"and limits {quota.limit_scalars()}", flush=True)
+        times, _ = run(label, allocator, clock, args.rounds, refuse)
+        timings[label] = sum(times) / len(times)
+    print(f"allocation_ms={timings['no-quota']:.1f} quota_ms={timings['quota']:.1f} "
+          f"quota_ratio={timings['quota'] / timings['no-quota']:.2f}")
 
 
 if __name__ == "__main__":

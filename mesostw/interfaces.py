@@ -59,6 +59,9 @@ class IAllocator(Interface):
     def updateWeights(weights):
         """Set role weights (a mapping of role to weight)."""
 
+    def updateQuota(role, quota):
+        """Set a role's quota (a :class:`mesostw.allocator.quota.Quota`; an empty one removes it)."""
+
     def allocate(agent_ids=None):
         """Allocate free resources of the given agents (all when None); return (framework, agent, resources)."""
 
@@ -257,6 +260,10 @@ class IScheduler(Interface):
     def offerRescinded(driver, offerId):
         """An offer is no longer valid."""
 
+    # Optional, as in pymesos: ``inverseOffers(driver, inverseOffers)`` (a list of
+    # mesostw.model.maintenance.InverseOffer) and ``inverseOfferRescinded(driver, inverseOfferId)``; a
+    # scheduler without them never hears of inverse offers.
+
     def statusUpdate(driver, status):
         """A TaskStatus for one of the framework's tasks."""
 
@@ -293,6 +300,12 @@ class ISchedulerDriver(Interface):
 
     def declineOffer(offerId, filters=None):
         """Decline an offer, refusing its resources for ``filters.refuse_seconds``."""
+
+    def acceptInverseOffers(inverseOfferIds, filters=None):
+        """Accept inverse offers: the framework will free what they ask for before the unavailability."""
+
+    def declineInverseOffer(inverseOfferIds, filters=None):
+        """Decline inverse offers: the framework cannot free what they ask for in time."""
 
     def reviveOffers():
         """Clear filters and ask for offers again."""

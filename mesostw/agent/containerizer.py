@@ -25,13 +25,16 @@ from mesostw.agent.containers import ContainerRecord, Limitation, Termination, s
 from mesostw.agent.isolation import PosixContainment, PosixIsolator
 from mesostw.agent.launcher import Launcher
 from mesostw.agent.paths import create_sandbox
-from mesostw.agent.state import COMMAND_EXECUTOR
+from mesostw.agent.state import COMMAND_EXECUTOR, DEFAULT_EXECUTOR
 from mesostw.agent.volumes import VolumeError, Volumes
 from mesostw.interfaces import IContainerizer
 from mesostw.model.info import ExecutorInfo, FrameworkInfo
 from mesostw.model.resources import Resources
 
 log = Logger()
+
+#: The executors the launcher runs itself (its modes), by the command value that names them.
+BUILTIN = {COMMAND_EXECUTOR: "command-executor", DEFAULT_EXECUTOR: "default-executor"}
 
 #: How often running containers are checked for limitations (OOM kills, disk quotas).
 WATCH_INTERVAL = 1.0
@@ -157,12 +160,12 @@ class Containerizer:
             d = self.fetcher.fetch(command.uris, directory, user)
         else:
             d = defer.succeed(None)
-        d.addCallback(lambda _: self._start(container, command.value == COMMAND_EXECUTOR, command.argv(),
+        d.addCallback(lambda _: self._start(container, BUILTIN.get(command.value or ""), command.argv(),
                                             environment, user))
         d.addErrback(self._launch_failed, container)
         return d
 
-    def _start(self, container: Container, builtin: bool, argv: list[str], environment: dict[str, str],
+    def _start(self, container: Container, builtin: str | None, argv: list[str], environment: dict[str, str],
                user: str | None) -> defer.Deferred:
         settings: dict[str, Any] = {}
         for isolator in self.isolators:
@@ -170,7 +173,7 @@ class Containerizer:
         # The launcher's child creates these when it opens them.
         stdout = os.path.join(container.directory, "stdout")
         stderr = os.path.join(container.directory, "stderr")
-        mode = "command-executor" if builtin else "exec"
+        mode = builtin or "exec"
         d = self.launcher.launch(mode, [] if builtin else argv, environment, container.directory, stdout, stderr,
                                  user, cgroups=settings.get("cgroups"))
         d.addCallback(self._started, container)

@@ -16,6 +16,15 @@ operator's, in what is free (:meth:`HierarchicalAllocator.updateAvailable`).
 Invariant (checked by property tests): for every agent, the resources
 allocated to frameworks (offered or in use) never exceed its total, and free
 resources are offered to at most one framework at a time.
+
+Quota (:mod:`mesostw.allocator.quota`) is its own concern, which the allocator
+consults only once some role has one: allocation then runs in two stages, as in
+Mesos 1.9+. First, roles below their guarantees are offered resources towards
+them; then everyone by DRF, never beyond a role's limits (or its ancestors'),
+and holding back the unreserved resources the unmet guarantees still need. A
+role's reservations (static, dynamic, refined to it) count towards its quota
+whether allocated or not, so offer operations keep the quota's accounting in
+step with the agents' totals.
 """
 
 from __future__ import annotations
@@ -26,10 +35,11 @@ from typing import Iterable, Protocol
 from zope.interface import implementer
 
 from mesostw.allocator.filters import RefusedResources
+from mesostw.allocator.quota import Quota, QuotaTracker, shrink, unreserved_quantities
 from mesostw.allocator.sorter import DRFSorter
 from mesostw.interfaces import IAllocator
 from mesostw.model.info import Filters
-from mesostw.model.resources import EMPTY, Resources, to_millis
+from mesostw.model.resources import EMPTY, Resources, from_millis, to_millis
 
 #: Mesos offers nothing smaller than this (``MIN_CPUS``/``MIN_MEM``).
 MIN_CPUS = to_millis(0.01)
@@ -94,6 +104,8 @@ class HierarchicalAllocator:
         self._roles = DRFSorter()
         self._by_role: dict[str, DRFSorter] = {}
         self._total = EMPTY
+        #: the roles' quotas and what the roles with one consume
+        self._quota = QuotaTracker()
         self.allocation_runs = 0
 
     # -- frameworks -------------------------------------------------------
@@ -127,6 +139,7 @@ class HierarchicalAllocator:
             if agent is not None:
                 agent.allocated = agent.allocated - resources
             self._roles.unallocated(framework.role, resources.scalars())
+            self._quota.uncharge(framework.role, resources)
         sorter = self._by_role[framework.role]
         sorter.remove(framework_id)
         if not len(sorter):
@@ -169,6 +182,7 @@ class HierarchicalAllocator:
         agent = _Agent(agent_id, total)
         self._agents[agent_id] = agent
         self._set_total(self._total + total)
+        self._quota.add_total(total)
         for framework_id, resources in (used or {}).items():
             framework = self._frameworks.get(framework_id)
             if framework is None:
@@ -187,8 +201,10 @@ class HierarchicalAllocator:
                 scalars = resources.scalars()
                 self._by_role[framework.role].unallocated(framework.id, scalars)
                 self._roles.unallocated(framework.role, scalars)
+                self._quota.uncharge(framework.role, resources)
             framework.refused.forget_agent(agent_id)
         self._set_total(self._total - agent.total)
+        self._quota.remove_total(agent.total)
 
     def activateAgent(self, agent_id: str) -> None:
         self._agents[agent_id].active = True
@@ -224,6 +240,7 @@ class HierarchicalAllocator:
         scalars = resources.scalars()
         self._by_role[framework.role].unallocated(framework_id, scalars)
         self._roles.unallocated(framework.role, scalars)
+        self._quota.uncharge(framework.role, resources)
         if filters is not None and filters.refuse_seconds > 0:
             framework.refused.add(agent_id, resources, self._clock.seconds() + filters.refuse_seconds)
         agent.allocated = agent.allocated - _clip(resources, agent.allocated)
@@ -239,10 +256,16 @@ class HierarchicalAllocator:
         agent.allocated = agent.allocated - _clip(consumed, agent.allocated) + converted
         agent.refined = agent.total.has_refined()
         self._total = self._total - consumed + converted
+        # Quota: a RESERVE moves what the role consumes from its allocation to its reservations (an
+        # UNRESERVE back); CREATE and DESTROY change neither.
+        self._quota.remove_total(consumed)
+        self._quota.add_total(converted)
         framework = self._frameworks.get(framework_id)
         if framework is not None:
             held = framework.allocated.get(agent_id, EMPTY)
             framework.allocated[agent_id] = held - _clip(consumed, held) + converted
+            self._quota.uncharge(framework.role, _clip(consumed, held))
+            self._quota.charge(framework.role, converted)
 
     def updateAvailable(self, agent_id: str, consumed: Resources, converted: Resources) -> bool:
         """An operator's operation turns ``consumed`` free resources of an agent into ``converted``;
@@ -253,6 +276,9 @@ class HierarchicalAllocator:
         agent.total = agent.total - consumed + converted
         agent.refined = agent.total.has_refined()
         self._total = self._total - consumed + converted
+        # Quota: an operator's reservation counts towards its role's quota at once, allocated or not.
+        self._quota.remove_total(consumed)
+        self._quota.add_total(converted)
         return True
 
     def updateWeights(self, weights: dict[str, float]) -> None:
@@ -261,11 +287,19 @@ class HierarchicalAllocator:
             if role in self._roles:
                 self._roles.set_weight(role, weight)
 
+    def updateQuota(self, role: str, quota: Quota) -> None:
+        """Give ``role`` a quota (guarantees and limits); an empty one removes it."""
+        allocations = [(framework.role, resources) for framework in self._frameworks.values()
+                       for resources in framework.allocated.values()]
+        self._quota.set(role, quota, allocations)
+
     def _charge(self, framework: _Framework, agent_id: str, resources: Resources) -> None:
         framework.allocated[agent_id] = framework.allocated.get(agent_id, EMPTY) + resources
         scalars = resources.scalars()
         self._by_role[framework.role].allocated(framework.id, scalars)
         self._roles.allocated(framework.role, scalars)
+        if self._quota.active:
+            self._quota.charge(framework.role, resources)
 
     # -- allocation ---------------------------------------------------------
 
@@ -279,6 +313,8 @@ class HierarchicalAllocator:
         if self._randomize:
             random.shuffle(candidates)
         now = self._clock.seconds()
+        if self._quota.active:
+            return self._allocate_with_quota(candidates, now)
         offers = []
         for agent in candidates:
             if not agent.active:
@@ -301,6 +337,109 @@ class HierarchicalAllocator:
                 if not allocatable(available):
                     break
         return offers
+
+    def _allocate_with_quota(self, candidates: list[_Agent], now: float) -> list[tuple[str, str, Resources]]:
+        """Mesos's two stages: guarantees first, then DRF within limits and guarantees' headroom."""
+        offers: list[tuple[str, str, Resources]] = []
+        quota = self._quota
+        guaranteed = [role for role, q in quota.quotas().items() if q.guarantees and role in self._by_role]
+        for agent in candidates:
+            if not guaranteed:
+                break
+            if agent.active:
+                guaranteed = self._guarantees_stage(agent, guaranteed, now, offers)
+        if self._randomize:
+            random.shuffle(candidates)  # spread what the first stage took from the front of the list
+        for agent in candidates:
+            if agent.active:
+                self._limits_stage(agent, now, offers)
+        return offers
+
+    def _guarantees_stage(self, agent: _Agent, roles: list[str], now: float,
+                          offers: list[tuple[str, str, Resources]]) -> list[str]:
+        """Offer ``agent``'s resources to the roles below their guarantees (up to them, and beyond within
+        limits and headroom, so that offers stay usable); returns the roles still below them."""
+        quota = self._quota
+        below = [role for role in roles if quota.unsatisfied(role)]
+        for role in sorted(below, key=lambda r: (self._roles.share(r), r)):
+            available = agent.total - agent.allocated
+            if not allocatable(available):
+                break
+            unsatisfied = quota.unsatisfied(role)
+            if not unsatisfied:
+                continue
+            candidate = available.allocatable_to(role)
+            offered = unreserved_quantities(candidate)
+            caps = quota.caps(role)
+            toward = {}
+            for name, amount in offered.items():
+                share = min(amount, unsatisfied.get(name, 0))
+                if caps is not None and name in caps:
+                    share = min(share, caps[name])
+                if share > 0:
+                    toward[name] = share
+            if not toward:
+                continue  # nothing here helps this role towards its guarantees
+            surplus = quota.surplus()
+            allowed = {}
+            for name, amount in offered.items():
+                extra = amount - toward.get(name, 0)
+                if caps is not None and name in caps:
+                    extra = min(extra, max(caps[name] - toward.get(name, 0), 0))
+                if surplus is not None and name in surplus:
+                    extra = min(extra, surplus[name])
+                allowed[name] = toward.get(name, 0) + extra
+            candidate = shrink(candidate, offered, allowed)
+            if allocatable(candidate):
+                self._offer_to_role(role, agent, candidate, now, offers)
+        return [role for role in below if quota.unsatisfied(role)]
+
+    def _limits_stage(self, agent: _Agent, now: float, offers: list[tuple[str, str, Resources]]) -> None:
+        """Offer ``agent``'s resources by DRF, each role within its limits (and its ancestors'), and
+        leaving unallocated the unreserved resources that unmet guarantees need."""
+        quota = self._quota
+        available = agent.total - agent.allocated
+        surplus = quota.surplus()
+        if not allocatable(available):
+            return
+        if surplus is not None and not available.reserved() and not allocatable(_cut(available, surplus)):
+            return  # everything free here is held back for guarantees
+        for role in list(self._roles.sorted()):
+            candidate = available.allocatable_to(role)
+            caps = quota.caps(role)
+            if caps is not None or surplus is not None:
+                offered = unreserved_quantities(candidate)
+                allowed = {}
+                for name, amount in offered.items():
+                    left = amount
+                    if caps is not None and name in caps:
+                        left = min(left, caps[name])
+                    if surplus is not None and name in surplus:
+                        left = min(left, surplus[name])
+                    if left < amount:
+                        allowed[name] = left
+                if allowed:
+                    candidate = shrink(candidate, offered, allowed)
+            if not allocatable(candidate):
+                continue
+            if self._offer_to_role(role, agent, candidate, now, offers):
+                available = agent.total - agent.allocated
+                if not allocatable(available):
+                    break
+                surplus = quota.surplus()
+
+    def _offer_to_role(self, role: str, agent: _Agent, candidate: Resources, now: float,
+                       offers: list[tuple[str, str, Resources]]) -> bool:
+        """Offer ``candidate`` to the first framework of ``role`` that does not refuse it (without refined
+        reservations to one that cannot read them)."""
+        picked = self._pick(role, agent, candidate, now)
+        if picked is None:
+            return False
+        framework_id, candidate = picked
+        offers.append((framework_id, agent.id, candidate))
+        agent.allocated = agent.allocated + candidate
+        self._charge(self._frameworks[framework_id], agent.id, candidate)
+        return True
 
     def _pick(self, role: str, agent: _Agent, candidate: Resources, now: float) -> tuple[str, Resources] | None:
         """The first framework of ``role`` in DRF order that takes ``candidate`` (without refined
@@ -339,6 +478,15 @@ class HierarchicalAllocator:
     def framework_allocated(self, framework_id: str) -> dict[str, Resources]:
         return dict(self._frameworks[framework_id].allocated)
 
+    def quota(self, role: str) -> Quota:
+        """The quota of ``role`` (empty when it has none)."""
+        return self._quota.get(role)
+
+    def quota_consumed(self, role: str) -> dict[str, float]:
+        """What a role with quota consumes: its reservations and the unreserved resources allocated
+        (offered or in use) to it and to the roles below it."""
+        return {name: from_millis(v) for name, v in sorted(self._quota.consumed(role).items())}
+
     def role_share(self, role: str) -> float:
         return self._roles.share(role) if role in self._roles else 0.0
 
@@ -351,3 +499,9 @@ def _clip(resources: Resources, limit: Resources) -> Resources:
     if limit.contains(resources):
         return resources
     return resources - (resources - limit)
+
+
+def _cut(resources: Resources, allowed: dict[str, int]) -> Resources:
+    """The unreserved part of ``resources`` with its scalars cut down to ``allowed`` (thousandths)."""
+    unreserved = resources.unreserved()
+    return shrink(unreserved, unreserved_quantities(unreserved), allowed)

@@ -96,6 +96,10 @@ class AgentManager:
         record = self._records.get(agent_id)
         return record.reachable_link() if record is not None else None
 
+    def marking_gone(self, agent_id: str) -> bool:
+        """Whether the agent is being marked gone (the registry has yet to hold it)."""
+        return agent_id in self._marking_gone
+
     @property
     def awaiting_reregistration(self) -> bool:
         """Whether agents from the registry may still re-register (after a master failover)."""
@@ -390,8 +394,33 @@ class AgentManager:
         self._metrics["slave_removals/reason_gone"] += 1
         if self.recovered.pop(agent_id, None) is not None:
             return  # no task of it is known until it comes back, and it never will
-        record = self._records.pop(agent_id, None)
         self.unreachable.pop(agent_id, None)
+        self._remove_by_operator(agent_id, now, GONE_MESSAGE)
+
+    def removeDown(self, agent_id: str, message: str) -> defer.Deferred:
+        """An operator took the agent's machine down (START_MAINTENANCE): once the registry no longer holds
+        the agent, its tasks end as for an agent marked gone, it is told to shut its frameworks down, and it
+        may register again once its machine is up."""
+        if agent_id not in self._records:
+            return defer.succeed(None)
+        d = self._persist(RemoveAgent(agent_id))
+        d.addCallback(lambda _: self._down(agent_id, message))
+        return d
+
+    def _down(self, agent_id: str, message: str) -> None:
+        if agent_id not in self._records:
+            return
+        log.info("Removing agent {id}: {why}", id=agent_id, why=message)
+        self.admitted.discard(agent_id)
+        self.owners.pop(agent_id, None)
+        self._metrics["slave_removals"] += 1
+        self._metrics["slave_removals/reason_unregistered"] += 1
+        self._remove_by_operator(agent_id, self._clock.seconds(), message)
+
+    def _remove_by_operator(self, agent_id: str, now: float, message: str) -> None:
+        """Forget an agent an operator removed: rescind its offers, end its tasks (:meth:`_lose_gone`), tell
+        frameworks it is lost, and tell it, if connected, to shut its frameworks down."""
+        record = self._records.pop(agent_id, None)
         if record is not None:
             self.health.unwatch(agent_id)
             self._rescinded(self._offers.forget_agent(agent_id))
@@ -401,7 +430,7 @@ class AgentManager:
         frameworks = sorted({t.framework_id for t in tasks} | {f for f, _ in (record.executors if record else ())})
         for task in tasks:
             if not task.terminal:
-                self._lose_gone(task, now)
+                self._lose_gone(task, now, message)
             self._tasks.remove(task)
         self._tasks.release_agent(agent_id)
         if record is not None:
@@ -411,16 +440,16 @@ class AgentManager:
         if link is not None:
             for framework_id in frameworks:
                 link.shutdownFramework(framework_id)
-            link.removed(GONE_MESSAGE)
+            link.removed(message)
 
-    def _lose_gone(self, task: Task, now: float) -> None:
+    def _lose_gone(self, task: Task, now: float, message: str = GONE_MESSAGE) -> None:
         """Mesos's ``markGone``: TASK_GONE_BY_OPERATOR for partition-aware frameworks, else TASK_LOST."""
         framework = self._frameworks.get(task.framework_id)
         if framework is not None and framework.info.partition_aware:
             state, reason = T.GONE_BY_OPERATOR, T.REASON_AGENT_REMOVED_BY_OPERATOR
         else:
             state, reason = T.LOST, T.REASON_AGENT_REMOVED
-        status = self._tasks.lose(task, state, GONE_MESSAGE, reason, now)
+        status = self._tasks.lose(task, state, message, reason, now)
         if framework is not None:
             framework.send(api.update_event(status))
 

@@ -9,6 +9,7 @@ import attrs
 
 from mesostw.model.attributes import attributes_from_json, attributes_to_json
 from mesostw.model.info import CommandInfo, ExecutorInfo, wrap
+from mesostw.model.maintenance import Unavailability
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.validation import Reader, b64, read
 
@@ -48,7 +49,9 @@ REASON_AGENT_REMOVED = "REASON_AGENT_REMOVED"
 REASON_AGENT_REMOVED_BY_OPERATOR = "REASON_AGENT_REMOVED_BY_OPERATOR"
 REASON_AGENT_UNKNOWN = "REASON_AGENT_UNKNOWN"
 REASON_AGENT_RESTARTED = "REASON_AGENT_RESTARTED"
+REASON_AGENT_DRAINING = "REASON_AGENT_DRAINING"
 REASON_TASK_INVALID = "REASON_TASK_INVALID"
+REASON_TASK_GROUP_INVALID = "REASON_TASK_GROUP_INVALID"
 REASON_TASK_UNAUTHORIZED = "REASON_TASK_UNAUTHORIZED"
 REASON_TASK_UNKNOWN = "REASON_TASK_UNKNOWN"
 REASON_TASK_KILLED_DURING_LAUNCH = "REASON_TASK_KILLED_DURING_LAUNCH"
@@ -148,7 +151,9 @@ class TaskInfo:
     @classmethod
     def read(cls, r: Reader) -> TaskInfo:
         command, executor = r.obj("command"), r.obj("executor")
-        if (command is None) == (executor is None):
+        if command is None and executor is None:
+            # A task of a LAUNCH has one of them (Operation.read checks); one of a task group has its
+            # command and, once the master gave it the group's, the executor too.
             r.error("needs exactly one of command and executor")
         policy = r.obj("kill_policy")
         grace = policy.obj("grace_period") if policy else None
@@ -193,6 +198,8 @@ class Offer:
     attributes: dict[str, Any] = attrs.field(factory=dict)
     executor_ids: tuple[str, ...] = ()
     agent_port: int = 5051
+    #: when the agent's machine is scheduled for maintenance
+    unavailability: Unavailability | None = None
 
     @classmethod
     def read(cls, r: Reader) -> Offer:
@@ -209,6 +216,7 @@ class Offer:
             attributes=attributes_from_json(r, "attributes"),
             executor_ids=tuple(r.ids("executor_ids")),
             agent_port=address.int("port", 5051) if address else 5051,
+            unavailability=_unavailability(r),
         )
 
     @classmethod
@@ -227,7 +235,13 @@ class Offer:
             "attributes": attributes_to_json(self.attributes),
             "executor_ids": [wrap(e) for e in self.executor_ids],
             "allocation_info": {"role": self.role},
+            **({"unavailability": self.unavailability.to_json()} if self.unavailability is not None else {}),
         }
+
+
+def _unavailability(r: Reader) -> Unavailability | None:
+    holder = r.obj("unavailability")
+    return Unavailability.read(holder) if holder is not None else None
 
 
 LAUNCH = "LAUNCH"
@@ -264,6 +278,9 @@ class Operation:
         if kind == LAUNCH:
             launch = r.obj("launch", required=True)
             tasks, invalid = _read_tasks(launch, "task_infos") if launch else ([], [])
+            both = [t for t in tasks if t.command is not None and t.executor is not None]
+            invalid += [(t.task_id, f"task {t.task_id} needs exactly one of command and executor") for t in both]
+            tasks = [t for t in tasks if t not in both]
             return cls(kind, tuple(tasks), invalid=tuple(invalid))
         if kind == LAUNCH_GROUP:
             group = r.obj("launch_group", required=True)

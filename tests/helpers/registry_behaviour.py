@@ -23,7 +23,10 @@ from mesostw.master.registry import (
     RegistryState,
     RemoveAgent,
     RemoveFramework,
+    SetAgentState,
+    SetQuotas,
     SetWeights,
+    UpdateMaintenance,
 )
 
 
@@ -61,6 +64,15 @@ EVERY_MUTATION: list[Any] = [
     RemoveFramework("F0", 19.0), RemoveFramework("F2", 20.0), RemoveFramework("F2", 21.0),
     SetWeights({"ops": 2.0}), SetWeights({"dev": 0.5, "ops": 3.0}),
     AdmitAgent("odd/id", agent("odd")), AdmitAgent("..", agent("dots")), AddFramework("", framework("empty")),
+    SetQuotas({"eng": {"role": "eng", "limits": {"cpus": {"value": 4.0}}},
+               "eng/web": {"role": "eng/web", "guarantees": {"mem": {"value": 64.0}}}}),
+    SetQuotas({"eng": None, "ops": {"role": "ops", "guarantees": {"cpus": {"value": 1.0}}}}),
+    UpdateMaintenance({"windows": [{"machine_ids": [{"hostname": "h1"}, {"ip": "10.0.0.2"}],
+                                    "unavailability": {"start": {"nanoseconds": 5}}}]}),
+    UpdateMaintenance(down={"h1|": {"hostname": "h1"}, "|10.0.0.2": {"ip": "10.0.0.2"}}),
+    UpdateMaintenance({"windows": []}, {"h1|": None}),
+    SetAgentState("S1", {"deactivated": True}), SetAgentState("S3", {"deactivated": True, "drain_info": {}}),
+    SetAgentState("S1", None),
 ]
 
 

@@ -74,7 +74,8 @@ class ShapeTests(APITestCase):
         self.assertEqual(self.answer("GET_VERSION")["version_info"]["build_user"], "mesostw")
         master = self.answer("GET_MASTER")
         self.assertEqual(master["master_info"]["id"], "M")
-        self.assertEqual(master["master_info"]["capabilities"], [{"type": "AGENT_UPDATE"}])
+        self.assertEqual(master["master_info"]["capabilities"], [{"type": "AGENT_UPDATE"}, {"type": "AGENT_DRAINING"},
+                                                                {"type": "QUOTA_V2"}])
         self.assertEqual((master["start_time"], master["elected_time"]), (0.0, 0.0))
 
     def test_flags(self) -> None:
