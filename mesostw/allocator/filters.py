@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from mesostw.model.resources import Resources
 
 
@@ -25,13 +27,27 @@ class RefusedResources:
         entries = self._by_agent.get(agent_id)
         if not entries:
             return False
-        alive = [(until, refused) for until, refused in entries if until > now]
-        if len(alive) != len(entries):
+        hidden = expired = False
+        for until, refused in entries:
+            if until <= now:
+                expired = True
+            elif not hidden and (refused is resources or refused.contains(resources)):
+                hidden = True
+        if expired:
+            alive = [(until, refused) for until, refused in entries if until > now]
             if alive:
                 self._by_agent[agent_id] = alive
             else:
                 del self._by_agent[agent_id]
-        return any(refused.contains(resources) for _, refused in alive)
+        return hidden
+
+    def holds(self, agent_id: str) -> bool:
+        """Whether some refusal (maybe expired, not yet dropped) concerns ``agent_id``."""
+        return agent_id in self._by_agent
+
+    def agents(self) -> Iterable[str]:
+        """The agents some refusal (maybe expired, not yet dropped) concerns."""
+        return list(self._by_agent)
 
     def clear(self) -> None:
         self._by_agent.clear()
