@@ -338,18 +338,24 @@ class HierarchicalAllocator:
             # next read of the order, for the next agent.
             for key in self._roles.ordered():
                 role = key[2]
-                candidate = agent.available
-                if agent.reserved:
-                    candidate = candidate.allocatable_to(role)
-                    if not allocatable(candidate):
-                        continue
-                picked = self._pick(role, agent, candidate, now)
-                if picked is None:
-                    continue
-                framework_id, candidate = picked
-                offers.append((framework_id, agent.id, candidate))
-                agent.take(candidate)
-                self._charge(self._frameworks[framework_id], agent.id, candidate)
+                while True:
+                    candidate = agent.available
+                    if agent.reserved:
+                        candidate = candidate.allocatable_to(role)
+                        if not allocatable(candidate):
+                            break
+                    picked = self._pick(role, agent, candidate, now)
+                    if picked is None:
+                        break
+                    framework_id, offered = picked
+                    offers.append((framework_id, agent.id, offered))
+                    agent.take(offered)
+                    self._charge(self._frameworks[framework_id], agent.id, offered)
+                    if offered is candidate or not agent.offerable:
+                        break
+                    # A framework that cannot read refined reservations took the rest: those go to the
+                    # next framework of the role that can (as in Mesos, every framework of a role gets
+                    # what it may have of what is left).
                 if not agent.offerable:
                     break
         return offers
