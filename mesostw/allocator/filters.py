@@ -24,9 +24,15 @@ class RefusedResources:
         self._by_agent.setdefault(agent_id, []).append((until, resources))
 
     def filtered(self, agent_id: str, resources: Resources, now: float) -> bool:
+        """Whether a refusal on ``agent_id`` alive at ``now`` hides ``resources``."""
+        return bool(self.hides(agent_id, resources, now))
+
+    def hides(self, agent_id: str, resources: Resources, now: float) -> bool | None:
+        """:meth:`filtered`, telling apart the two ways of not hiding: None when no refusal concerns
+        ``agent_id`` any more (expired ones are dropped here), False when some still does."""
         entries = self._by_agent.get(agent_id)
         if not entries:
-            return False
+            return None
         hidden = expired = False
         for until, refused in entries:
             if until <= now:
@@ -39,6 +45,7 @@ class RefusedResources:
                 self._by_agent[agent_id] = alive
             else:
                 del self._by_agent[agent_id]
+                return None
         return hidden
 
     def holds(self, agent_id: str) -> bool:

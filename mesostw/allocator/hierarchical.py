@@ -371,19 +371,14 @@ class HierarchicalAllocator:
                 offered = candidate.without_refined()
                 if not allocatable(offered):
                     continue
-            if framework_id in refusers and self._refuses(self._frameworks[framework_id], agent, offered, now):
-                continue
+            if framework_id in refusers:
+                hidden = self._frameworks[framework_id].refused.hides(agent.id, offered, now)
+                if hidden:
+                    continue
+                if hidden is None:  # all its refusals here expired
+                    refusers.discard(framework_id)
             return framework_id, offered
         return None
-
-    def _refuses(self, framework: _Framework, agent: _Agent, resources: Resources, now: float) -> bool:
-        """Whether a live refusal of ``framework`` on ``agent`` covers ``resources`` (and forget the
-        framework among the agent's refusers once all its refusals there have expired)."""
-        if framework.refused.filtered(agent.id, resources, now):
-            return True
-        if not framework.refused.holds(agent.id):
-            agent.refusers.discard(framework.id)
-        return False
 
     # -- inspection ---------------------------------------------------------
 

@@ -47,6 +47,9 @@ class DRFSorter:
         self._stale = False
         #: active clients changed since the order was last read, to re-position on the next read
         self._dirty: dict[str, _Client] = {}
+        #: whether the only client in the order changed since it was placed: alone, it stays first, and
+        #: its key is worked out once there is another one to compare it with (one role: every offer)
+        self._lone_changed = False
 
     # -- membership --------------------------------------------------------
 
@@ -100,7 +103,7 @@ class DRFSorter:
             allocated[resource] = allocated.get(resource, 0.0) + amount
         client.count += 1
         if client.active:  # an inactive one is re-positioned when it is activated
-            self._dirty[name] = client
+            self._mark(client)
 
     def unallocated(self, name: str, scalars: Mapping[str, float]) -> None:
         client = self._clients.get(name)
@@ -113,7 +116,7 @@ class DRFSorter:
             else:
                 client.allocated.pop(resource, None)
         if client.active:
-            self._dirty[name] = client
+            self._mark(client)
 
     def share(self, name: str) -> float:
         return self._share(self._clients[name])
@@ -160,14 +163,22 @@ class DRFSorter:
                 order = self._order
                 del order[bisect_left(order, key)]
 
+    def _mark(self, client: _Client) -> None:
+        order = self._order
+        if len(order) == 1 and order[0] is client.key and not self._dirty and not self._stale:
+            self._lone_changed = True
+        else:
+            self._dirty[client.name] = client
+
     def _settle(self) -> None:
         """Re-position the clients changed since the last read."""
         order = self._order
         dirty = self._dirty
-        if len(order) == 1 and len(dirty) == 1 and order[0] is next(iter(dirty.values())).key:
-            # The only client changed: alone, it stays first. Its key is worked out once there is
-            # another one to compare it with (it stays marked).
-            return
+        if self._lone_changed:
+            self._lone_changed = False
+            lone = self._clients.get(order[0][2]) if order else None
+            if lone is not None and lone.key is order[0]:
+                dirty[lone.name] = lone
         total = self._total
         for client in dirty.values():
             key = client.key
@@ -190,6 +201,7 @@ class DRFSorter:
 
     def _rebuild(self) -> None:
         self._stale = False
+        self._lone_changed = False
         self._dirty.clear()
         keys = []
         for client in self._clients.values():
