@@ -66,8 +66,9 @@ class _Agent:
     def __init__(self, agent_id: str, total: Resources):
         self.id = agent_id
         self.active = True
-        #: the frameworks that have refusals (maybe expired) on it; no other framework refuses anything here
-        self.refusers: set[str] = set()
+        #: framework ID -> its refusals, for the frameworks that have refusals (maybe expired) on it; no
+        #: other framework refuses anything here
+        self.refusers: dict[str, RefusedResources] = {}
         self._allocated = EMPTY
         self.total = total
 
@@ -203,7 +204,7 @@ class HierarchicalAllocator:
         for agent_id in framework.refused.agents():
             agent = self._agents.get(agent_id)
             if agent is not None:
-                agent.refusers.discard(framework.id)
+                agent.refusers.pop(framework.id, None)
         framework.refused.clear()
 
     def _sync_active(self, framework: _Framework) -> None:
@@ -278,7 +279,7 @@ class HierarchicalAllocator:
         self._roles.unallocated(framework.role, scalars)
         if filters is not None and filters.refuse_seconds > 0:
             framework.refused.add(agent_id, resources, self._clock.seconds() + filters.refuse_seconds)
-            agent.refusers.add(framework_id)
+            agent.refusers[framework_id] = framework.refused
         agent.allocated = agent.allocated - _clip(resources, agent.allocated)
 
     def updateAllocation(self, framework_id: str, agent_id: str, consumed: Resources,
@@ -371,12 +372,13 @@ class HierarchicalAllocator:
                 offered = candidate.without_refined()
                 if not allocatable(offered):
                     continue
-            if framework_id in refusers:
-                hidden = self._frameworks[framework_id].refused.hides(agent.id, offered, now)
+            refused = refusers.get(framework_id)
+            if refused is not None:
+                hidden = refused.hides(agent.id, offered, now)
                 if hidden:
                     continue
                 if hidden is None:  # all its refusals here expired
-                    refusers.discard(framework_id)
+                    del refusers[framework_id]
             return framework_id, offered
         return None
 

@@ -103,7 +103,12 @@ class DRFSorter:
             allocated[resource] = allocated.get(resource, 0.0) + amount
         client.count += 1
         if client.active:  # an inactive one is re-positioned when it is activated
-            self._mark(client)
+            # _mark, inline: this runs twice for every offer
+            order = self._order
+            if len(order) == 1 and order[0] is client.key and not self._dirty and not self._stale:
+                self._lone_changed = True
+            else:
+                self._dirty[name] = client
 
     def unallocated(self, name: str, scalars: Mapping[str, float]) -> None:
         client = self._clients.get(name)

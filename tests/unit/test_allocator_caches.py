@@ -216,7 +216,7 @@ class CachingAllocatorMachine(AllocatorMachine):
             assert agent.offerable == allocatable(available), agent_id
             assert agent.reserved == any(role != "*" for role in agent.total.roles()), agent_id
             assert agent.refined == agent.total.has_refined(), agent_id
-            refusers = {f.id for f in allocator._frameworks.values() if f.refused.holds(agent_id)}
+            refusers = {f.id: f.refused for f in allocator._frameworks.values() if f.refused.holds(agent_id)}
             assert agent.refusers == refusers, (agent_id, agent.refusers, refusers)
 
     @invariant()
