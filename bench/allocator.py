@@ -13,7 +13,10 @@ share formula, tie-breaks, resource arithmetic and refusal filters as
 ``DRFSorter``/``HierarchicalAllocator``, but plain ``sorted()`` per agent instead
 of an incrementally kept order), so the last line's ratio compares the two on
 this machine. Both run with a fixed agent order and make identical offers,
-which the script checks. Figures are printed, never asserted.
+which the script checks. Then what one event costs the master's allocator is
+timed: an agent joins, or an offer comes back, and ``allocate([agent])`` runs
+for that agent alone (as the master does on such events). Figures are printed,
+never asserted.
 
     python bench/allocator.py --agents 10000 --frameworks 500 --rounds 5
 
@@ -196,6 +199,25 @@ def run(name: str, allocator: HierarchicalAllocator | NaiveAllocator, clock: Clo
     return timings, made
 
 
+def events(allocator: HierarchicalAllocator, count: int = 200) -> tuple[float, float]:
+    """Mean ms of (addAgent + allocate([it])) and of (recoverResources of a whole offer + allocate([its
+    agent])), ``count`` of each, on an allocator whose every agent is offered to someone."""
+    held = {agent_id: (framework_id, resources) for framework_id, agent_id, resources in allocator.allocate()}
+    shape = Resources.parse(AGENT)
+    joined = returned = 0.0
+    for i, agent_id in zip(range(count), sorted(held), strict=False):
+        start = time.perf_counter()
+        allocator.addAgent(f"joined-{i:06d}", shape)
+        allocator.allocate([f"joined-{i:06d}"])
+        joined += time.perf_counter() - start
+        framework_id, resources = held[agent_id]
+        start = time.perf_counter()
+        allocator.recoverResources(framework_id, agent_id, resources)
+        allocator.allocate([agent_id])
+        returned += time.perf_counter() - start
+    return joined * 1000 / count, returned * 1000 / count
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -240,6 +262,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"[hierarchical] added agents and frameworks in {(time.perf_counter() - start) * 1000:.0f} ms")
     timings, made = run("hierarchical", ours, clock, args.rounds, refuse)
     allocation_ms = sum(timings) / len(timings)
+    joined_ms, returned_ms = events(ours)
+    print(f"[hierarchical] one event, then allocate() for its agent alone: a new agent {joined_ms:.2f} ms, "
+          f"a returned offer {returned_ms:.2f} ms", flush=True)
 
     if naive_rounds <= 0:
         print(f"allocation_ms={allocation_ms:.1f} naive_ms=nan ratio=nan")

@@ -282,16 +282,19 @@ class Master:
 
     def removeFramework(self, framework_id: str) -> None:
         """Tear a framework down: forget it, shut it down on every agent and kill its tasks."""
+        offered = {offer.agent_id for offer in self.offers.of_framework(framework_id)}
         framework = self.framework_manager.remove(framework_id)
         if framework is None:
             return
-        for agent_id in self.tasks.agents_of(framework_id):
+        running = self.tasks.agents_of(framework_id)
+        for agent_id in running:
             link = self.agent_manager.reachable_link(agent_id)
             if link is not None:
                 link.shutdownFramework(framework_id)
         self.tasks.remove_framework(framework_id, self.clock.seconds())
         self.events.frameworkRemoved(framework.info)  # after its tasks' updates, as Mesos
-        self.requestAllocation()
+        # Only the agents where it held resources have anything new to offer.
+        self.requestAllocation(offered.union(running))
 
     def teardown(self, framework_id: str, principal: str | None) -> TeardownOutcome:
         """An operator (``principal``, None when anonymous) asks to tear a framework down; the

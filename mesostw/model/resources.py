@@ -118,12 +118,16 @@ class Resources:
     """An immutable bag of resources (see the module's docstring for its keys)."""
 
     # _volumes: whether a key may be a persistent volume (never false when one is), so that the
-    # whole-volume rule of :meth:`contains` costs nothing for everything else
-    __slots__ = ("_items", "_volumes")
+    # whole-volume rule of :meth:`contains` costs nothing for everything else.
+    # _sums, _shares: the scalar totals (thousandths, and as floats), computed on first use and kept,
+    # since the value never changes: the allocator reads them for every offer it makes.
+    __slots__ = ("_items", "_volumes", "_sums", "_shares")
 
     def __init__(self, items: Mapping[Key, Value] | None = None):
         self._items: dict[Key, Value] = dict(items) if items else {}
         self._volumes = any(len(k) == 3 and k[2].volume for k in self._items)
+        self._sums: dict[str, int] | None = None
+        self._shares: dict[str, float] | None = None
 
     @classmethod
     def _of(cls, items: dict[Key, Value], volumes: bool) -> Resources:
@@ -131,6 +135,8 @@ class Resources:
         made = object.__new__(cls)
         made._items = items
         made._volumes = volumes
+        made._sums = None
+        made._shares = None
         return made
 
     # -- construction ----------------------------------------------------
@@ -261,12 +267,27 @@ class Resources:
 
     def scalars(self) -> dict[str, float]:
         """Totals of every scalar over all roles: what DRF measures shares with."""
-        totals: dict[str, int] = {}
-        for key, value in self._items.items():
-            if isinstance(value, int):
-                name = key[0]
-                totals[name] = totals.get(name, 0) + value
-        return {name: from_millis(v) for name, v in totals.items()}
+        return dict(self.scalars_view())
+
+    def scalars_view(self) -> Mapping[str, float]:
+        """:meth:`scalars` without the copy, computed once per value: read it, never change it."""
+        shares = self._shares
+        if shares is None:
+            shares = self._shares = {name: from_millis(v) for name, v in self.scalar_sums().items()}
+        return shares
+
+    def scalar_sums(self) -> Mapping[str, int]:
+        """Totals of every scalar over all roles in thousandths, computed once per value: read it, never
+        change it."""
+        sums = self._sums
+        if sums is None:
+            sums = {}
+            for key, value in self._items.items():
+                if isinstance(value, int):
+                    name = key[0]
+                    sums[name] = sums.get(name, 0) + value
+            self._sums = sums
+        return sums
 
     def ranges(self, name: str) -> tuple[tuple[int, int], ...]:
         out: list[tuple[int, int]] = []
