@@ -200,6 +200,20 @@ class PrincipalTests(SiteTestCase):
         self.assertEqual(self.request("GET", "/required", basic("ops")).code, 200)
         self.assertEqual(self.throttle.delay("127.0.0.9"), 0.0)
 
+    def test_own_logins_do_not_wipe_out_guesses(self) -> None:
+        """A tenant guessing another principal's password gains nothing by logging in as itself between guesses:
+        its next guess still waits its turn, longer after each failure."""
+        self.assertEqual(self.request("GET", "/required", basic("ops", "guess")).code, 401)
+        for turn in (1.0, 2.0):
+            login = self.request("GET", "/required", basic("mallory"), settle=lambda: None)
+            self.clock.advance(turn)
+            self.assertEqual(self.seen[-1], "mallory")
+            self.assertEqual(login.code, 0)  # answered only after its turn (the connection is gone by then)
+            self.assertEqual(self.throttle.delay("127.0.0.9"), turn)
+            self.assertEqual(self.request("GET", "/required", basic("ops", "guess"), settle=lambda: None).code, 0)
+            self.clock.advance(turn)
+        self.assertEqual(self.throttle.delay("127.0.0.9"), 4.0)
+
     def test_checked_before_the_body(self) -> None:
         """A principal already checked (before the body was read) is taken as it is, not checked again; an
         anonymous one is checked where credentials are required."""
@@ -350,12 +364,35 @@ class AgentEndpointTests(SiteTestCase):
         self.assertEqual(self.read(os.path.join(stray, "stdout"), "ops"), 200)
 
     def test_executor_user(self) -> None:
-        """An executor's user is its own, else its command's, else its framework's."""
-        self.launch("t1")
-        self.launch("t2", user="daemon")
+        """An executor's user is its own, else (recovered from a checkpoint that kept none) its command's, else
+        its framework's; and so is its sandbox's."""
+        nobody = self.launch("t1")
+        daemon = self.launch("t2", user="daemon")
         (first,), (second,) = (self.agent.frameworks[s.framework_id].executors.values()
                                for s in self.schedulers.values())
         self.assertEqual((executor_user(self.agent, first), executor_user(self.agent, second)), ("nobody", "daemon"))
+        first.user = second.user = None
+        self.assertEqual((executor_user(self.agent, first), executor_user(self.agent, second)), ("nobody", "daemon"))
+        self.assertEqual([self.read(nobody, "dev"), self.read(daemon, "dev")], [200, 403])
+
+    def test_sandboxes_of_users_without_a_name(self) -> None:
+        """A sandbox owned by a uid that has no name is that uid's, by number."""
+        stray = os.path.join(self.sandboxes, "A", "frameworks", "F", "executors", "E", "runs", "C")
+        os.makedirs(stray)
+        try:
+            os.chown(stray, 54321, -1)
+        except PermissionError:
+            raise unittest.SkipTest("needs root to give a directory away") from None
+        self.assertEqual(self.access.sandbox_user(os.path.join(stray, "stdout")), "54321")
+
+    def test_authentication_before_the_body(self) -> None:
+        """A request without credentials announcing a 100 GB body is refused (401) before any of it is read."""
+        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.9", 40000))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(b"GET /slave(1)/state HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\n")
+        self.assertEqual(Answer(transport.value()).code, 401)
+        channel.connectionLost(Failure(ConnectionDone()))
 
 
 class PolicyTests(unittest.TestCase):

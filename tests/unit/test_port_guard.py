@@ -23,7 +23,7 @@ from twisted.web import server
 from mesostw.auth.crammd5 import CredentialsChecker, FailureThrottle
 from mesostw.auth.http import http_principal
 from mesostw.auth.policy import Security
-from mesostw.http.router import Router, read_body
+from mesostw.http.router import HTTPError, Router, read_body
 from mesostw.wire import guard
 from mesostw.wire.guard import REFUSAL_LINGER, RESERVED_DESCRIPTORS, ConnectionLimits, HTTPLimits
 from mesostw.wire.listen import QuietSite
@@ -156,6 +156,25 @@ class DeadlineTests(GuardTestCase):
         self.clock.advance(LIMITS.body_timeout + 1)
         self.assertFalse(transport.aborted)
 
+    def test_a_one_byte_body_must_arrive_too(self) -> None:
+        """A request announcing a body of one byte that never comes is cut off at the body timeout."""
+        channel, transport = self.connect()
+        channel.dataReceived(self.head("POST", "/upload", {"Content-Length": "1"}))
+        self.clock.advance(LIMITS.body_timeout + 0.1)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(self.handled, [])
+
+    def test_deadlines_of_a_second_or_less(self) -> None:
+        """Deadlines shorter than a second hold as well."""
+        self.site = QuietSite(self.site.resource, HTTPLimits(header_timeout=0.5, body_timeout=1.0), reactor=self.clock)
+        _, silent = self.connect()
+        channel, body = self.connect()
+        channel.dataReceived(self.head("POST", "/upload", {"Content-Length": "5"}))
+        self.clock.advance(0.6)
+        self.assertEqual((silent.aborted, body.aborted), (True, False))
+        self.clock.advance(0.5)
+        self.assertTrue(body.aborted)
+
     def test_a_request_without_a_body_has_no_body_deadline(self) -> None:
         """A request that announces no body is answered at once; no body deadline is left to cut the connection."""
         channel, transport = self.connect()
@@ -183,6 +202,29 @@ class BodyLimitTests(GuardTestCase):
         self.assertFalse(transport.aborted)
         self.clock.advance(0.2)
         self.assertTrue(transport.aborted)
+
+    def test_the_query_string_does_not_hide_the_endpoint(self) -> None:
+        """However many question marks the target holds, its endpoint is the path before the first: its body
+        limit and its authentication apply before the body is read."""
+        for target, code in (("/upload?a?b", 413), ("/secret??x=1", 401), ("/secret?a?b", 401)):
+            channel, transport = self.connect()
+            channel.dataReceived(self.head("POST", target, {"Content-Length": "1000"}))
+            self.assertEqual(self.answers(transport)[0][0], code, target)
+        self.assertEqual(self.handled, [])
+
+    def test_a_refusing_admission_check(self) -> None:
+        """A site whose admission check raises an HTTPError refuses the request with it, unread."""
+        class Refusing(Router):
+            def admission(self, request: server.Request, length: int | None) -> Any:
+                raise HTTPError(403, "not here")
+
+        router = Refusing()
+        router.route("/upload", self.upload, methods=("POST",))
+        self.site = QuietSite(router, LIMITS, reactor=self.clock)
+        channel, transport = self.connect()
+        channel.dataReceived(self.head("POST", "/upload", {"Content-Length": "5"}) + b"hello")
+        self.assertEqual(self.answers(transport)[0][0], 403)
+        self.assertEqual(self.handled, [])
 
     def test_a_body_within_the_limit_is_taken(self) -> None:
         """A body as large as the endpoint takes, and no larger, is read and handled."""
@@ -265,7 +307,26 @@ class AuthenticationBeforeBodyTests(GuardTestCase):
         self.assertEqual(self.answers(wrong_transport), [])
         self.clock.advance(1.0)
         self.assertEqual(self.answers(wrong_transport)[0][0], 401)
+        self.assertEqual(wrong_transport.producerState, "producing")  # reads and drops the rest while it lingers
         self.assertEqual(self.handled, [("/secret", b"hello")])
+
+    def test_a_throttled_attempt_then_its_body(self) -> None:
+        """A throttled attempt whose body comes only after its turn is handled with the whole body; one whose
+        body is too large is answered 413 when its turn comes."""
+        channel, transport = self.connect()
+        channel.dataReceived(self.head("POST", "/secret", {"Content-Length": "1", **basic("ops", "guess")}) + b"x")
+        late, late_transport = self.connect()
+        late.dataReceived(self.head("POST", "/secret", {"Content-Length": "5", **basic("ops")}))
+        large, large_transport = self.connect()
+        large.dataReceived(self.head("POST", "/secret", {"Content-Length": "1000", **basic("ops")}))
+        self.clock.advance(1.0)
+        self.assertEqual(self.handled, [])
+        late.dataReceived(b"hel")
+        late.dataReceived(b"lo")
+        self.assertEqual(self.handled, [("/secret", b"hello")])
+        self.clock.advance(1.0)
+        self.assertEqual(self.answers(large_transport)[0][0], 413)
+        self.assertEqual(len(self.handled), 1)
 
     def test_a_connection_gone_while_waiting_its_turn_is_not_answered(self) -> None:
         """A throttled attempt whose connection is aborted while it waits is not answered and not handled."""
@@ -355,11 +416,13 @@ class FileLimitTests(unittest.TestCase):
         calls: list[tuple[int, int]] = []
 
         def setrlimit(which: int, value: tuple[int, int]) -> None:
+            assert which == guard.resource.RLIMIT_NOFILE
             if refuse:
                 raise ValueError("not permitted")
             calls.append(value)
 
-        self.patch(guard.resource, "getrlimit", lambda which: (soft, hard))
+        self.patch(guard.resource, "getrlimit",
+                   lambda which: (soft, hard) if which == guard.resource.RLIMIT_NOFILE else (0, 0))
         self.patch(guard.resource, "setrlimit", setrlimit)
         return calls
 
@@ -378,8 +441,9 @@ class FileLimitTests(unittest.TestCase):
 
     def test_never_lowered(self) -> None:
         """A soft limit already at or above what would be asked for (or unlimited) is left as it is."""
-        self.assertEqual(self.limits(4096, 4096), [])
+        calls = self.limits(4096, 4096)
         self.assertEqual(guard.raise_file_limit(), 4096)
+        self.assertEqual(calls, [])
         calls = self.limits(guard.resource.RLIM_INFINITY, guard.resource.RLIM_INFINITY)
         self.assertEqual(guard.raise_file_limit(), guard.MAX_FILE_LIMIT)
         self.assertEqual(calls, [])
