@@ -349,6 +349,7 @@ def _check_agent(info: AgentInfo) -> str | None:
     return None
 
 
+# pragma: no mutate block (reconciliation, not a security check)
 def without_uuid(status: TaskStatus, agent_id: str) -> TaskStatus:
     """A status as the master replays it: unreliable (no UUID), as a reconciliation answer."""
     return attrs.evolve(status, uuid=None, agent_id=agent_id, reason=T.REASON_RECONCILIATION)

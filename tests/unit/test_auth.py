@@ -3,6 +3,7 @@ CRAM-MD5 exchange on twisted.cred, HTTP-Basic-style checks and the failure throt
 
 from __future__ import annotations
 
+import json
 import os
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -110,6 +111,23 @@ class LoadCredentialsTests(CredentialsFileTestsMixin, unittest.TestCase):
                          "credentials[4]: the principal must be a string",
                          "credentials[4]: the secret must be a string", "credentials[5]: has an empty secret"):
             self.assertIn(expected, error)
+
+    def test_principals_with_control_characters(self) -> None:
+        """Principals holding control characters (DEL included) are refused, in both formats; secrets may hold
+        any character but whitespace."""
+        for principal in ("a\u0001b", "a\u007fb", "a\u001fb"):
+            path = self.write(json.dumps({"credentials": [{"principal": principal, "secret": "s"}]}))
+            self.assertIn("the principal must not contain", str(self.assertRaises(ValueError, load_credentials, path)))
+        for principal in ("a\u0001b", "a\u007fb"):
+            path = self.write(f"{principal} secret\n")
+            self.assertIn("line 1: the principal must not contain",
+                          str(self.assertRaises(ValueError, load_credentials, path)))
+        self.assertEqual(load_credentials(self.write("ops s\u0001~#\n")), {"ops": "s\u0001~#"})
+
+    def test_json_after_blank_lines(self) -> None:
+        """A JSON file may begin with blank lines and spaces."""
+        path = self.write('\n\n  {"credentials": [{"principal": "ops", "secret": "s"}]}\n')
+        self.assertEqual(load_credentials(path), {"ops": "s"})
 
     def test_duplicate_principal(self) -> None:
         """A principal given twice is an error naming both lines."""

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 
+import attrs
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import task
@@ -150,6 +151,69 @@ class MasterWiringTests(unittest.TestCase):
                                        RegistrationRefused)
         self.assertIn("was registered by principal agent", failure.getErrorMessage())
 
+    def successor(self, cluster: Cluster, acls: dict = ACLS, **flags) -> Cluster:
+        """A master taking over from ``cluster``'s, with what its registry holds."""
+        successor = Cluster(agents=0, acls=json.dumps(acls), **flags)
+        self.addCleanup(successor.stop)
+        successor.master.recover(cluster.master.registry.state)
+        return successor
+
+    def test_agent_ids_are_claimed_by_their_first_proved_principal(self):
+        """An agent ID admitted without a principal, or unknown to the master (its registry lost), becomes the
+        principal's that re-registers it first; from then on, here and on the next leading master, another
+        principal's re-registration is refused."""
+        cluster = self.cluster(agents=0)
+        manager = cluster.master.agent_manager
+        info = AgentInfo(hostname="h", port=1, resources=Resources.parse("cpus:1;mem:64"))
+        anonymous, _ = self.successResultOf(manager.registerAgent(_Link(), info, principal=None))
+        self.assertIsNone(manager.owners[anonymous])
+        for agent_id in (anonymous, "lost-S9"):
+            again = attrs.evolve(info, id=agent_id)
+            self.successResultOf(manager.reregisterAgent(_Link(), again, [], [], [], principal="agent"))
+            self.assertEqual(cluster.master.registry.state.owners[agent_id], "agent")
+            for master in (cluster.master, self.successor(cluster, OPEN_AGENTS).master):
+                failure = self.failureResultOf(master.reregisterAgent(_Link(), again, [], [], [], principal="agent2"),
+                                               RegistrationRefused)
+                self.assertIn("was registered by principal agent", failure.getErrorMessage())
+                self.successResultOf(master.reregisterAgent(_Link(), again, [], [], [], principal="agent"))
+
+    def test_agents_offer_cpus_and_mem(self):
+        """An agent offering no cpus, or no mem, or without a hostname, is refused before any decision."""
+        manager = self.cluster(agents=0).master.agent_manager
+        for resources, hostname in (("cpus:1", "h"), ("mem:64", "h"), ("cpus:1;mem:64", "")):
+            info = AgentInfo(hostname=hostname, port=1, resources=Resources.parse(resources))
+            self.failureResultOf(manager.registerAgent(_Link(), info, principal="agent"), RegistrationRefused)
+        self.assertEqual(manager.owners, {})
+
+    def test_framework_ids_stay_their_principals(self):
+        """A framework's owner may subscribe again (failing over) as often as it likes; another principal is
+        refused every time after, on this master and on the next leading one."""
+        cluster = self.cluster(authenticate_frameworks=True, credentials=None)
+        dev = self.framework(cluster, "dev")
+        self.assertEqual(dev.errors, [])
+        for _ in range(2):
+            again = self.framework(cluster, "dev", id=dev.framework_id)
+            self.assertEqual((again.errors, again.framework_id), ([], dev.framework_id))
+        successor = self.successor(cluster, OPEN_AGENTS, authenticate_frameworks=True, credentials=None)
+        for master_cluster in (cluster, successor):
+            thief = self.framework(master_cluster, "ops", id=dev.framework_id)
+            self.assertIn("belongs to principal dev", thief.errors[0])
+        self.assertEqual(self.framework(successor, "dev", id=dev.framework_id).errors, [])
+
+    def test_an_unowned_framework_is_claimed_for_good(self):
+        """A framework that subscribed before frameworks had to authenticate belongs to the first principal
+        that subscribes as it once they must; the claim is in the registry, so the next leading master
+        refuses everyone else too."""
+        anyone = {**OPEN_AGENTS, "register_frameworks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}]}
+        before = self.cluster(acls=anyone)
+        anonymous = self.framework(before, None)
+        self.assertEqual(anonymous.errors, [])
+        now = self.successor(before, OPEN_AGENTS, authenticate_frameworks=True, credentials=None)
+        self.assertEqual(self.framework(now, "dev", id=anonymous.framework_id).errors, [])
+        self.assertIn("belongs to principal dev", self.framework(now, "ops", id=anonymous.framework_id).errors[0])
+        later = self.successor(now, OPEN_AGENTS, authenticate_frameworks=True, credentials=None)
+        self.assertIn("belongs to principal dev", self.framework(later, "ops", id=anonymous.framework_id).errors[0])
+
     def test_frameworks_and_acls(self):
         """Subscriptions: a mismatched principal, an unauthorized role, an anonymous claim to a principal and a
         takeover of another principal's framework are refused; run_tasks judges the proved principal."""
@@ -270,6 +334,11 @@ class ExecutorSecretTests(unittest.TestCase):
             ExecutorSecrets.from_file(path)
         created = ExecutorSecrets.from_file(path, create=True)
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(path)).st_mode & 0o777, 0o700)
+        existing = os.path.join(directory, "meta", "other-key")
+        self.assertNotEqual(ExecutorSecrets.from_file(existing, create=True).secret("F", "E", "C"),
+                            created.secret("F", "E", "C"))
+        self.assertNotIn(repr(b"k" * 32), repr(secrets))
         self.assertEqual(ExecutorSecrets.from_file(path).secret("F", "E", "C"), created.secret("F", "E", "C"))
         self.assertEqual(bearer("Bearer abc"), "abc")
         self.assertEqual(bearer("bearer  abc "), "abc")
