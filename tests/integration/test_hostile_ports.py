@@ -195,6 +195,30 @@ class PortTests(unittest.TestCase):
         self.assertGreater(time.monotonic() - started, 1.0)
         self.assertEqual((yield defer.gatherResults(wrong)), ["refused"] * 7)
 
+    @defer.inlineCallbacks
+    def test_own_logins_between_guesses_do_not_reset_the_throttle(self):
+        """mallory guesses alice's password and logs in as herself between guesses, five times over: her own
+        successes wipe out none of her failures, so each guess waits longer than the last (over 2.5 s in
+        all here, where resetting would let them through in about one)."""
+        def exchange(principal: str, secret: str) -> int:
+            connection = http.client.HTTPConnection(*self.address, timeout=30, source_address=("127.0.0.7", 0))
+            token = base64.b64encode(f"{principal}:{secret}".encode()).decode()
+            connection.request("GET", "/master/state", headers={"Authorization": f"Basic {token}"})
+            status = connection.getresponse().status
+            connection.close()
+            return status
+
+        def attack() -> tuple[list[int], float]:
+            statuses = [exchange("alice", "guess-0")]
+            started = time.monotonic()
+            for i in range(1, 6):
+                statuses += [exchange("mallory", SECRETS["mallory"]), exchange("alice", f"guess-{i}")]
+            return statuses, time.monotonic() - started
+
+        statuses, took = yield threads.deferToThread(attack)
+        self.assertEqual(statuses, [401] + [200, 401] * 5)
+        self.assertGreater(took, 2.5)
+
 
 def silent_after(address: tuple[str, int], source: str, preamble: bytes, count: int, limit: float = 10.0
                  ) -> list[float]:
