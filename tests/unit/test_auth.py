@@ -540,6 +540,32 @@ class FailureThrottleTests(ClockTestCase):
                 throttle.evaluating("10.0.0.1")
                 throttle.failed("10.0.0.1", "ops")
 
+    def test_turns_stay_bounded_under_a_flood(self) -> None:
+        """A flood of addresses failing keeps the throttle's lines bounded as well as its failures: the lines of
+        addresses forgotten to make room go with them."""
+        throttle = FailureThrottle(self.clock, max_entries=100)
+        throttle.failed("early", "ops")
+        for i in range(1000):
+            throttle.failed(f"peer-{i}", "ops")
+            self.clock.advance(0.01)
+            self.assertLessEqual(len(throttle._turns), 101)
+
+    def test_exactly_max_waiting_once_a_line_was_forgotten(self) -> None:
+        """An address whose line was forgotten while its failures are remembered may again have exactly
+        ``max_waiting`` attempts waiting."""
+        throttle = FailureThrottle(self.clock, base=1.0, max_waiting=2)
+        throttle.failed("k", "ops")
+        throttle.failed("s", "ops")
+        self.assertEqual(throttle.admit("s"), 1.0)
+        throttle.succeeded("s", "ops")  # its line stays while an attempt waits in it
+        self.clock.advance(1.0)
+        throttle.evaluating("s")
+        self.clock.advance(5.0)
+        throttle.admit("other")  # forgets the lines nobody waits in, k's among them
+        self.assertEqual(set(throttle._turns), set())
+        self.assertEqual(throttle.admit("k"), 0.0)
+        self.assertEqual([throttle.admit("k") is not None for _ in range(3)], [True, True, False])
+
     def test_keys_independent(self) -> None:
         """One peer's failures do not slow another."""
         self.fail_times("10.0.0.1", 5)
@@ -632,6 +658,12 @@ class PBAuthenticationTests(unittest.TestCase):
         self.assertEqual(self.failures, ["10.0.0.1", "10.0.0.1", "10.0.0.1"])
         self.assertEqual(self.throttle.delay("10.0.0.1"), 1.0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        # The line has emptied: two attempts may wait in it again, not one more.
+        waiting = [self.attempt(Credential("ops", SECRETS["ops"]))[1] for _ in range(3)]
+        self.assertEqual([d.called for d in waiting], [False, False, True])
+        self.clock.advance(10)
+        self.assertEqual([self.successResultOf(d) for d in waiting[:2]], ["ops", "ops"])
+        self.failureResultOf(waiting[2], AuthenticationError)
 
     def test_guesses_count_against_the_principal_they_name(self) -> None:
         """Over PB too, a tenant proving its own secret wipes out none of its guesses at another's."""

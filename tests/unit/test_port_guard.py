@@ -27,6 +27,7 @@ from mesostw.http.router import HTTPError, Router, read_body
 from mesostw.wire import guard
 from mesostw.wire.guard import REFUSAL_LINGER, RESERVED_DESCRIPTORS, ConnectionLimits, HTTPLimits
 from mesostw.wire.listen import QuietSite
+from mesostw.wire.switch import PREAMBLE, PortSwitchFactory, bound
 from tests.integration.hostile import basic
 
 LIMITS = HTTPLimits(header_timeout=3.0, body_timeout=5.0)
@@ -452,3 +453,55 @@ class FileLimitTests(unittest.TestCase):
         """When the system refuses, the soft limit in force is reported, and the daemon goes on."""
         self.limits(256, 4096, refuse=True)
         self.assertEqual(guard.raise_file_limit(), 256)
+
+
+class SwitchDeadlineTests(unittest.TestCase):
+    """The port switch's deadlines (:mod:`mesostw.wire.switch`): first bytes, then a private protocol's setup."""
+
+    def connect(self, first: bytes) -> tuple[Any, Protocol, StringTransport]:
+        self.clock = getattr(self, "clock", None) or task.Clock()
+        built: list[Protocol] = []
+
+        class Recording(Factory):
+            def buildProtocol(self, addr: Any) -> Protocol:
+                built.append(Protocol())
+                return built[-1]
+
+        factory = PortSwitchFactory(Recording(), Recording(), sniff_timeout=3, setup_timeout=20, clock=self.clock)
+        switch = factory.buildProtocol(IPv4Address("TCP", "127.0.0.9", 1))
+        transport = StringTransport()
+        switch.makeConnection(transport)
+        if first:
+            switch.dataReceived(first)
+        return switch, (built[0] if built else None), transport
+
+    def test_http_keeps_its_own_deadlines(self) -> None:
+        """A connection that turned out to speak HTTP gets no setup deadline: the guard's deadlines apply to it."""
+        _, _, transport = self.connect(b"GET / HTTP/1.1\r\n")
+        self.clock.advance(200)
+        self.assertFalse(transport.disconnected)
+
+    def test_preamble_then_silence(self) -> None:
+        """After the PB preamble, the connection has the setup timeout to bind; once bound, no deadline."""
+        _, inner, transport = self.connect(PREAMBLE)
+        self.clock.advance(19)
+        self.assertFalse(transport.disconnected)
+        self.clock.advance(2)
+        self.assertTrue(transport.disconnected)
+        _, inner, transport = self.connect(PREAMBLE)
+        self.clock.advance(19)
+        bound(inner)
+        self.clock.advance(200)
+        self.assertFalse(transport.disconnected)
+
+    def test_silence(self) -> None:
+        """Nothing at all: dropped at the sniff timeout."""
+        _, _, transport = self.connect(b"")
+        self.clock.advance(2.9)
+        self.assertFalse(transport.disconnected)
+        self.clock.advance(0.2)
+        self.assertTrue(transport.disconnected)
+
+    def test_bound_elsewhere_is_harmless(self) -> None:
+        """Telling a protocol no switch started that it is bound does nothing."""
+        bound(Protocol())
