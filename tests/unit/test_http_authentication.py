@@ -32,6 +32,7 @@ from mesostw.auth.http import basic_credentials, http_principal, peer_of
 from mesostw.auth.policy import Security, throttle_for
 from mesostw.http.router import HTTPError, Router
 from mesostw.master.http import MasterEndpoints
+from mesostw.master.scheduler_http import SchedulerAPI
 from mesostw.model import task as T
 from mesostw.wire.listen import QuietSite
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
@@ -267,6 +268,60 @@ class MasterEndpointTests(SiteTestCase):
         self.assertEqual(self.request("POST", target, basic("ops")).code, 200)
         cluster.settle()
         self.assertNotIn(scheduler.framework_id, cluster.master.frameworks)
+
+
+class SchedulerAPITests(SiteTestCase):
+    """The v1 scheduler API with --authenticate_frameworks (or --authenticate_http_frameworks alone)."""
+
+    def cluster(self, **flags: Any) -> Cluster:
+        cluster = Cluster(agents=1, credentials=self.credentials_file(), acls=json.dumps(ACLS), **flags)
+        self.addCleanup(cluster.stop)
+        self.clock = cluster.clock
+        router = Router()
+        SchedulerAPI(cluster.master, cluster.clock).install(router)
+        self.serve(router)
+        return cluster
+
+    def subscribe(self, headers: dict[str, str], **info: Any) -> Answer:
+        body = json.dumps({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "nobody", "name": "f",
+                                                                                  **info}}}).encode()
+        return self.request("POST", "/api/v1/scheduler", {"Content-Type": "application/json", **headers}, body)
+
+    def test_subscribing_needs_credentials(self) -> None:
+        """Without credentials a subscription gets 401 (the scheduler realm), under either flag; with them the
+        framework is its principal's."""
+        for flag in ("authenticate_frameworks", "authenticate_http_frameworks"):
+            cluster = self.cluster(**{flag: True})
+            answer = self.subscribe({})
+            self.assertEqual((answer.code, answer.headers["www-authenticate"]),
+                             (401, 'Basic realm="mesos-master-scheduler"'))
+            self.assertEqual(cluster.master.frameworks, {})
+            answer = self.subscribe(basic("dev"))
+            self.assertIn(b"SUBSCRIBED", answer.body)
+            (record,) = cluster.master.frameworks.values()
+            self.assertEqual((record.principal, record.info.principal), ("dev", "dev"))
+
+    def test_no_claims_no_takeover(self) -> None:
+        """A subscription declaring another principal than it proved, or naming another principal's framework,
+        is refused with an ERROR event; the owner keeps its framework."""
+        cluster = self.cluster(authenticate_frameworks=True)
+        self.assertIn(b"SUBSCRIBED", self.subscribe(basic("dev"), failover_timeout=3600).body)
+        (framework_id,) = cluster.master.frameworks
+        claims = ((basic("dev"), {"principal": "ops"}), (basic("mallory"), {"id": {"value": framework_id}}))
+        for headers, info in claims:
+            answer = self.subscribe(headers, **info)
+            self.assertIn(b"ERROR", answer.body)
+            self.assertNotIn(b"SUBSCRIBED", answer.body)
+        self.assertEqual(list(cluster.master.frameworks), [framework_id])
+        self.assertEqual(cluster.master.frameworks[framework_id].principal, "dev")
+
+    def test_anonymous_where_nothing_is_required(self) -> None:
+        """Without the flags an anonymous subscription is taken as anonymous, never as the principal it claims."""
+        cluster = self.cluster()
+        answer = self.subscribe({}, principal="ops", failover_timeout=3600)
+        self.assertIn(b"SUBSCRIBED", answer.body)
+        (record,) = cluster.master.frameworks.values()
+        self.assertIsNone(record.principal)
 
 
 class AgentEndpointTests(SiteTestCase):
