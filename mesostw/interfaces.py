@@ -362,12 +362,15 @@ class IFrameworkHost(Interface):
     router = Attribute("The mesostw.http.router.Router served on the framework's own HTTP port.")
     api_url = Attribute("This instance's API as 'http://host:port' (for webui_url and /v2/info), once listening.")
 
-    def driver(scheduler, framework_info):
+    def driver(scheduler, framework_info, implicit_acknowledgements=True):
         """A new ISchedulerDriver, also an IService, for ``scheduler`` against the leading master.
 
         ``framework_info`` is completed by the host (principal, webui_url). The framework makes the
         driver a child of its service once it leads; starting the service subscribes, stopping it
-        fails over (the master keeps the framework for its failover timeout)."""
+        fails over (the master keeps the framework for its failover timeout). With
+        ``implicit_acknowledgements=False`` the driver acknowledges no status update by itself: the
+        framework calls ``acknowledgeStatusUpdate`` once it has taken the update in (for instance
+        once its outcome is durable), and the master keeps resending it until then."""
 
     def whenLeading():
         """A Deferred firing once this instance leads (at once when there is no election).

@@ -19,6 +19,8 @@ from mesostw.flags import Config, Flag, FlagOptions
 from mesostw.master.flags import MASTER_FLAGS, MasterOptions
 from mesostw.master.service import MasterService
 from mesostw.scheduler.hosted_flags import hosting_options
+from mesostw.scheduler.plugins import FrameworkFlagsError
+from mesostw.scheduler.standalone_tap import refuse
 from mesostw.shutdown import daemon_root
 
 #: Flags of a lone master that make no sense here: ZooKeeper, and where the registry lives.
@@ -66,7 +68,11 @@ def makeService(options: Any) -> service.MultiService:
                                      **{f.name: getattr(config, f.name) for f in (*MASTER_FLAGS, *hosting)
                                         if f.name not in _NOT_LOCAL})
     agents = [AgentService(agent_config(config, index), name=f"agent-{index}") for index in range(config.num_slaves)]
-    return daemon_root(MasterService(master_config, plugins=getattr(options, "plugins", None)), *agents)
+    try:
+        master = MasterService(master_config, plugins=getattr(options, "plugins", None))
+    except FrameworkFlagsError as exc:
+        raise refuse("mesos-local", exc) from None
+    return daemon_root(master, *agents)
 
 
 __all__ = ["Options", "makeService", "FlagOptions"]

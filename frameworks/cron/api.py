@@ -217,7 +217,7 @@ class CronAPI:
         return self._write(effects, Response(text.encode(), 200, dict(TEXT)))
 
     @chronos
-    def progress(self, request: server.Request, name: str, task: str) -> Response:
+    def progress(self, request: server.Request, name: str, task: str) -> Any:
         if parse_task_id(task) is None:
             raise JobInvalid([f"Invalid task id format {task}"])
         body = self._body(request)
@@ -225,9 +225,8 @@ class CronAPI:
         if count is not None:
             if not isinstance(count, int) or isinstance(count, bool):
                 raise JobInvalid(["numAdditionalElementsProcessed must be a whole number"])
-            self.planner.progress(name, task, count)
-        else:
-            self.planner.record(name)
+            return self._write(self.planner.progress(name, task, count, self.cron.now()))
+        self.planner.record(name)
         return no_content()
 
 

@@ -51,9 +51,18 @@ class Suppress:
 
 @attrs.frozen
 class Reconcile:
-    """Ask the master about these task IDs (all of the framework's tasks when empty)."""
+    """Ask the master about these task IDs (all of the framework's tasks when empty). ``agent_ids`` says,
+    task by task, the agent each was launched on where that is known (None where not): with it the
+    master answers for a task at once unless that very agent has yet to re-register after a failover,
+    while a task without one waits for every recovering agent."""
 
     task_ids: tuple[str, ...] = ()
+    agent_ids: tuple[str | None, ...] = ()
+
+    def tasks(self) -> list[tuple[str, str | None]]:
+        """(task ID, agent ID or None) of each task asked about."""
+        agents = self.agent_ids or (None,) * len(self.task_ids)
+        return list(zip(self.task_ids, agents, strict=True))
 
 
 @attrs.frozen

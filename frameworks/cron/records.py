@@ -52,6 +52,8 @@ class JobRecord:
     defined_at: int = 0
     generation: int = 0
     cache: bytes | None = None
+    #: (the job it was measured for, bytes of one of its TaskInfos as JSON), to keep launch calls small
+    task_size: tuple[Job, int] | None = None
 
     @property
     def name(self) -> str:

@@ -44,6 +44,7 @@ class Run:
     launch: int = 0
     failures: int = 0
     not_before: int = 0
+    elements: int = 0  # what the current launch reported processing (dataProcessingJobType)
     state: str = PENDING
     recorded: bool = False
     agent_id: str | None = None
@@ -80,6 +81,8 @@ class Run:
             out["arguments"] = self.arguments
         if self.not_before:
             out["notBefore"] = self.not_before
+        if self.elements:
+            out["elements"] = self.elements
         return out
 
     @classmethod
@@ -87,7 +90,7 @@ class Run:
         arguments = data.get("arguments")
         return cls(str(data["job"]), int(data["due"]), str(data.get("trigger", SCHEDULE)),
                    arguments if isinstance(arguments, str) else None, int(data.get("launch", 0)),
-                   int(data.get("failures", 0)), int(data.get("notBefore", 0)))
+                   int(data.get("failures", 0)), int(data.get("notBefore", 0)), elements=int(data.get("elements", 0)))
 
 
 def parse_task_id(task_id: str) -> tuple[int, int, str] | None:

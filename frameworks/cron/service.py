@@ -28,6 +28,7 @@ from frameworks.cron.planner import Planner, Settings
 from frameworks.cron.records import FRAMEWORK_ID, JOBS, RUNS
 from frameworks.cron.writer import StoreWriter
 from mesostw.interfaces import IScheduler
+from mesostw.model import task as T
 from mesostw.model.info import Filters, FrameworkInfo, MasterInfo
 from mesostw.model.task import Offer, TaskStatus
 from mesostw.store import Put
@@ -52,6 +53,22 @@ def settings_from(config: Any) -> Settings:
         reconciliation_interval_ms=int(config.reconciliation_interval) * 1000,
         cluster_name=config.cluster_name,
     )
+
+
+@defer.inlineCallbacks
+def read_state(store: Any) -> Any:
+    """Fires with ``(framework ID or None, {job name: record JSON}, {run key: run JSON})`` from ``store``."""
+    raw_id = yield store.get(FRAMEWORK_ID)
+    jobs, runs = {}, {}
+    for name in (yield store.children(JOBS)):
+        raw = yield store.get(f"{JOBS}/{name}")
+        if raw is not None:
+            jobs[name] = json.loads(raw)
+    for key in (yield store.children(RUNS)):
+        raw = yield store.get(f"{RUNS}/{key}")
+        if raw is not None:
+            runs[key] = json.loads(raw)
+    return (raw_id.decode() if raw_id else None), jobs, runs
 
 
 class CronService(service.MultiService):
@@ -93,20 +110,10 @@ class CronService(service.MultiService):
     def _lead(self) -> Any:
         if not self.running:
             return
-        store = self.host.store
-        raw_id = yield store.get(FRAMEWORK_ID)
-        jobs, runs = {}, {}
-        for name in (yield store.children(JOBS)):
-            raw = yield store.get(f"{JOBS}/{name}")
-            if raw is not None:
-                jobs[name] = json.loads(raw)
-        for key in (yield store.children(RUNS)):
-            raw = yield store.get(f"{RUNS}/{key}")
-            if raw is not None:
-                runs[key] = json.loads(raw)
+        framework_id, jobs, runs = yield read_state(self.host.store)
         if not self.running:
             return
-        self.framework_id = raw_id.decode() if raw_id else None
+        self.framework_id = framework_id
         self.perform(self.planner.recover(jobs, runs, self.now()))
         for problem in self.planner.problems:
             log.error("Recovery: {problem}", problem=problem)
@@ -116,9 +123,7 @@ class CronService(service.MultiService):
         info = FrameworkInfo(user=config.user, name=config.mesos_framework_name, id=self.framework_id,
                              failover_timeout=float(config.failover_timeout), checkpoint=config.mesos_checkpoint,
                              role=config.mesos_role)
-        self.driver = self.host.driver(self.scheduler, info)
-        if hasattr(self.driver, "implicit_acknowledgements"):
-            self.driver.implicit_acknowledgements = False
+        self.driver = self.host.driver(self.scheduler, info, implicit_acknowledgements=False)
         self.ready = True
         self.driver.setServiceParent(self)
         self._wake()
@@ -221,7 +226,8 @@ class CronService(service.MultiService):
         elif isinstance(action, fx.Suppress):
             driver.suppressOffers()
         elif isinstance(action, fx.Reconcile):
-            driver.reconcileTasks(list(action.task_ids))
+            driver.reconcileTasks([TaskStatus(task_id, T.STAGING, agent_id=agent_id) if agent_id else task_id
+                                   for task_id, agent_id in action.tasks()])
 
     # -- the driver's events -------------------------------------------------------------------------
 

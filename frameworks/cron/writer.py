@@ -1,8 +1,10 @@
-"""Writes the planner's store operations in order, one atomic commit per reactor turn.
+"""Writes the planner's store operations in order, in one atomic commit per reactor turn.
 
-Everything written during one turn (a burst of status updates, a thousand slots coming due) goes out as
-one commit, so the store's latency is paid once per turn rather than once per event. Commits are
-serialised, so a later write never overtakes an earlier one. A commit that fails for want of the store
+Everything written during one turn (a burst of status updates, a thousand slots coming due) goes out in
+one commit, up to :data:`MAX_COMMIT_BYTES`, so the store's latency is paid once per turn rather than once
+per event. An event is all-or-nothing unless it alone is over that size; it is then written job by job
+(see :func:`split`), each job's record with its runs. Commits are serialised, so a later write never
+overtakes an earlier one. A commit that fails for want of the store
 (ZooKeeper away) is retried with backoff; one refused because another instance now leads
 (:class:`~mesostw.store.StoreFenced`) ends this instance's writing for good.
 """
@@ -20,9 +22,44 @@ from mesostw.store import Delete, Operation, Put, StoreFenced
 
 log = Logger()
 
-#: A commit carries at most this many bytes of values (ZooKeeper's transactions stop at 1 MB); one
-#: event's operations are never split across commits, so an event is always all-or-nothing.
+#: A commit carries at most about this many bytes (paths, values and a per-operation allowance), half
+#: of ZooKeeper's 1 MB request limit, which leaves room for the store's own prefix and for a master's
+#: registry writes that its store may send in the same transaction.
 MAX_COMMIT_BYTES = 512 * 1024
+#: What an operation costs in a request besides its path and value (ZooKeeper: header, version, ACL).
+OPERATION_BYTES = 64
+
+
+def weight(ops: list[Operation]) -> int:
+    """About how many bytes ``ops`` take in a store request."""
+    return sum(len(op.path) + OPERATION_BYTES + (len(op.value) if isinstance(op, Put) else 0) for op in ops)
+
+
+def unit(path: str) -> str:
+    """What must be written together with ``path``: a job's record and its runs (``jobs/<name>``,
+    ``runs/<name>:<due>``) form one unit; any other path is its own."""
+    top, _, rest = path.partition("/")
+    if top in ("jobs", "runs") and rest:
+        return rest.partition(":")[0]
+    return path
+
+
+def split(ops: list[Operation], limit: int) -> list[list[Operation]]:
+    """``ops`` in parts of at most ``limit`` bytes, never parting one job's operations (a job larger than
+    ``limit`` is a part of its own), each part keeping the order of its operations."""
+    units: dict[str, list[Operation]] = {}
+    for op in ops:
+        units.setdefault(unit(op.path), []).append(op)
+    parts: list[list[Operation]] = [[]]
+    size = 0
+    for group in units.values():
+        cost = weight(group)
+        if parts[-1] and size + cost > limit:
+            parts.append([])
+            size = 0
+        parts[-1].extend(group)
+        size += cost
+    return parts
 
 
 class StoreWriter:
@@ -41,10 +78,22 @@ class StoreWriter:
             return defer.fail(StoreFenced("this instance no longer writes to the store"))
         if not ops and not self._pending and not self._busy:
             return defer.succeed(None)
-        d: defer.Deferred = defer.Deferred()
-        self._pending.append((list(ops), d))
+        ops = list(ops)
+        if weight(ops) <= MAX_COMMIT_BYTES:
+            d: defer.Deferred = defer.Deferred()
+            self._pending.append((ops, d))
+            self._schedule(0)
+            return d
+        # One event over the limit (a thousand slots coming due at once): its jobs are written in several
+        # commits, each job's record with its runs; the event is durable once the last commit is.
+        parts: list[defer.Deferred] = []
+        for part in split(ops, MAX_COMMIT_BYTES):
+            parts.append(defer.Deferred())
+            self._pending.append((part, parts[-1]))
         self._schedule(0)
-        return d
+        whole = defer.gatherResults(parts, consumeErrors=True)
+        whole.addErrback(lambda failure: failure.value.subFailure)
+        return whole.addCallback(lambda _: None)
 
     @property
     def idle(self) -> bool:
@@ -62,11 +111,11 @@ class StoreWriter:
         size = 0
         while self._pending:
             ops, d = self._pending[0]
-            weight = sum(len(op.value) for op in ops if isinstance(op, Put))
-            if batch and size + weight > MAX_COMMIT_BYTES:
+            cost = weight(ops)
+            if batch and size + cost > MAX_COMMIT_BYTES:
                 break
             batch.append(self._pending.pop(0))
-            size += weight
+            size += cost
         self._commit(batch)
 
     def _commit(self, batch: list[tuple[list[Operation], defer.Deferred]]) -> None:

@@ -164,6 +164,44 @@ class SandboxFiles:
             os.close(fd)
             raise
 
+    # -- for the operator API's LIST_FILES and READ_FILE (mesostw.agent.operator_api) ---------------
+
+    def owns(self, path: str) -> bool:
+        """Every path is this source's to judge: one outside the sandboxes is refused by :meth:`resolve`."""
+        return True
+
+    def stat_entries(self, path: str, request: Any) -> list[tuple[str, os.stat_result]]:
+        """(client path, metadata) of a directory's entries sorted by path, or of one file; the same
+        confinement, access check and errors as ``/files/browse``."""
+        fd, st, real = self._open(path, request)
+        base = path.rstrip("/") or "/"
+        try:
+            if not stat.S_ISDIR(st.st_mode):
+                return [(base, st)]
+            listing = []
+            for name in os.listdir(fd):
+                try:
+                    listing.append((posixpath.join(base, name), self._entry_stat(fd, real, name)))
+                except OSError:
+                    continue  # removed while we listed
+        finally:
+            os.close(fd)
+        return sorted(listing, key=lambda entry: entry[0])
+
+    def read_range(self, path: str, offset: int, length: int | None, request: Any) -> tuple[int, bytes]:
+        """(file size, up to 64 KiB from ``offset``) of a sandbox file; the confinement and access check
+        of ``/files/read``."""
+        fd, st, _ = self._open(path, request)
+        try:
+            _require_regular(st, "read")
+            size = st.st_size
+            if offset >= size:
+                return size, b""
+            wanted = size - offset if length is None else length
+            return size, os.pread(fd, min(wanted, MAX_READ), offset)
+        finally:
+            os.close(fd)
+
     def _entry_stat(self, dir_fd: int, real_dir: str, name: str) -> os.stat_result:
         """An entry's metadata; a symlink is followed only when its target is inside the root."""
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)

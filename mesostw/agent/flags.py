@@ -127,6 +127,8 @@ AGENT_FLAGS = tuple(
          render=format_bytes),
     Flag("frameworks_home", None, "Directory that relative URI paths are taken under"),
     Flag.duration("fetcher_timeout", 60.0, "Time one download may take (connect and every read)"),
+    Flag("external_log_file", None, "The agent's log file as written by whoever runs it (e.g. twistd --logfile): "
+         "served as /slave/log by the operator API's LIST_FILES and READ_FILE; mesostw never writes it"),
 )
 
 

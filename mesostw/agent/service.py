@@ -25,6 +25,7 @@ from mesostw.agent.files import SandboxFiles
 from mesostw.agent.http import AgentEndpoints
 from mesostw.agent.launcher import Launcher
 from mesostw.agent.master_client import MasterClient
+from mesostw.agent.operator_api import AgentOperatorAPI
 from mesostw.agent.pb import AgentRoot
 from mesostw.agent.probe import missing_essentials, probe
 from mesostw.auth.policy import Security
@@ -33,6 +34,7 @@ from mesostw.http.router import Router
 from mesostw.model.info import AgentInfo
 from mesostw.store import StoreError
 from mesostw.store.files import FileStateStore
+from mesostw.verbosity import VERBOSITY
 from mesostw.wire.guard import HTTPLimits
 from mesostw.wire.listen import Listener
 
@@ -110,7 +112,10 @@ class AgentService(service.MultiService):
         self.access.install(self.router)
         AgentEndpoints(self.agent, config.rendered()).install(self.router)
         ExecutorAPI(self.agent, getattr(config, "authenticate_http_executors", True)).install(self.router)
-        SandboxFiles(sandboxes, self.access.check_sandbox).install(self.router)
+        sandbox_files = SandboxFiles(sandboxes, self.access.check_sandbox)
+        sandbox_files.install(self.router)
+        AgentOperatorAPI(self.agent, config.rendered(), sandbox_files, security=self.access.security,
+                         log_file=getattr(config, "external_log_file", None)).install(self.router)
         self.tls = tls_from(config)
         if self.tls.enabled:
             self.agent.tls_environment = self.tls.environment()
@@ -192,6 +197,7 @@ class AgentService(service.MultiService):
         self.agent.stop()
         self.containerizer.stop()
         self.fetcher.stop()
+        VERBOSITY.revert()  # no revert timer outlives the daemon
         d = defer.maybeDeferred(super().stopService)
         # Release the checkpoint's store (its lock) once everything above it stopped.
         d.addBoth(lambda result: self.store.close().addBoth(lambda _: result))

@@ -1,6 +1,6 @@
 """Mesos ACLs: the ``--acls`` flag parsed into :class:`ACLs`, and their evaluation (see the spec, section 4.2).
 
-Pure and synchronous. Five actions are enforced, each with its subjects (``principals``) and objects:
+Pure and synchronous. These actions are enforced, each with its subjects (``principals``) and objects:
 
 ============================  ===========================  =========================================
 action                        subject                      object
@@ -13,6 +13,15 @@ action                        subject                      object
 ``access_sandboxes``          the HTTP caller's principal  the user an executor runs as (an agent's
                                                            ``/files``; ANY above the sandboxes)
 ============================  ===========================  =========================================
+
+and the operator API's (:data:`OPERATOR_ACTIONS`), whose subject is the HTTP caller's principal:
+``view_frameworks``, ``view_tasks``, ``view_executors`` and ``view_containers`` (``users``: the
+framework's user, or the task's or executor's own), ``view_roles`` and ``update_weights`` (``roles``), ``view_flags``
+(``flags``), ``set_log_level`` (``level``), ``access_mesos_logs`` (``logs``), ``mark_agents_gone``
+(``agents``) and ``get_endpoints`` (``paths``). As in Mesos, the objects of ``view_flags``,
+``set_log_level``, ``access_mesos_logs`` and ``mark_agents_gone`` are implicit: a request names none
+(it is ``ANY``), so their rules decide by their principals, with ``{"type": "ANY"}`` or ``{"type": "NONE"}``
+as objects.
 
 ``shutdown_frameworks``, the name of ``teardown_frameworks`` before Mesos 0.27, is accepted too. When both
 appear, the two lists are evaluated as one: every ``shutdown_frameworks`` rule, then every
@@ -44,6 +53,7 @@ __all__ = [
     "ANY",
     "IGNORED_ACTIONS",
     "NONE",
+    "OPERATOR_ACTIONS",
     "SOME",
     "Authorizer",
     "Entity",
@@ -59,21 +69,25 @@ TYPES = (SOME, ANY, NONE)
 #: The enforced actions and the key naming each one's objects.
 ACTIONS = {"register_frameworks": "roles", "run_tasks": "users", "teardown_frameworks": "framework_principals",
            "register_agents": "agents", "access_sandboxes": "users"}
+#: The operator API's actions and the key naming each one's objects (``mesos:include/mesos/authorizer/acls.proto``).
+OPERATOR_ACTIONS = {"view_frameworks": "users", "view_tasks": "users", "view_executors": "users",
+                    "view_roles": "roles", "view_flags": "flags", "update_weights": "roles",
+                    "set_log_level": "level", "access_mesos_logs": "logs", "mark_agents_gone": "agents",
+                    "get_endpoints": "paths", "view_containers": "users"}
+ACTIONS.update(OPERATOR_ACTIONS)
 #: Old names of enforced actions.
 ALIASES = {"shutdown_frameworks": "teardown_frameworks"}
 #: The other ACLs Mesos knows (``mesos:include/mesos/authorizer/acls.proto``): accepted, never enforced.
 IGNORED_ACTIONS = frozenset({
     "reserve_resources", "unreserve_resources", "create_volumes", "destroy_volumes", "resize_volumes",
-    "update_weights", "get_endpoints", "get_quotas", "update_quotas", "set_quotas", "remove_quotas",
-    "view_frameworks", "view_tasks", "view_executors", "view_roles", "view_flags", "view_containers",
-    "access_mesos_logs", "set_log_level",
+    "get_quotas", "update_quotas", "set_quotas", "remove_quotas",
     "launch_nested_containers_as_user", "launch_nested_containers_under_parent_with_user",
     "launch_nested_container_sessions_as_user", "launch_nested_container_sessions_under_parent_with_user",
     "attach_containers_input", "attach_containers_output", "kill_nested_containers",
     "wait_nested_containers", "remove_nested_containers",
     "launch_standalone_containers", "kill_standalone_containers", "wait_standalone_containers",
     "remove_standalone_containers", "view_standalone_containers",
-    "drain_agents", "deactivate_agents", "reactivate_agents", "mark_agents_gone",
+    "drain_agents", "deactivate_agents", "reactivate_agents",
     "update_maintenance_schedules", "get_maintenance_schedules", "start_maintenances", "stop_maintenances",
     "get_maintenance_statuses",
     "view_resource_providers", "modify_resource_provider_configs", "mark_resource_providers_gone",
@@ -131,10 +145,14 @@ class ACLs:
     access_sandboxes: tuple[ACL, ...] = ()
     #: What was accepted but not enforced, for the caller to log.
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
+    #: (action, rules) of the operator API's actions (:data:`OPERATOR_ACTIONS`) that have rules
+    operator: tuple[tuple[str, tuple[ACL, ...]], ...] = ()
 
     def rules(self, action: str) -> tuple[ACL, ...]:
         """The rules of ``action``, one of :data:`ACTIONS`."""
-        rules: tuple[ACL, ...] = getattr(self, _check_action(action))
+        if _check_action(action) in OPERATOR_ACTIONS:
+            return next((rules for name, rules in self.operator if name == action), ())
+        rules: tuple[ACL, ...] = getattr(self, action)
         return rules
 
     def authorize(self, action: str, subject: str | None, object: str | None) -> bool:
@@ -251,6 +269,7 @@ def acls_from_json(data: Any, source: str = "--acls", errors: list[str] | None =
         register_agents=tuple(rules["register_agents"]),
         access_sandboxes=tuple(rules["access_sandboxes"]),
         warnings=tuple(warnings),
+        operator=tuple((action, tuple(rules[action])) for action in OPERATOR_ACTIONS if rules[action]),
     )
 
 

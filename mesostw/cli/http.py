@@ -106,6 +106,35 @@ def exchange(method: str, url: str, body: bytes | None = None, headers: Mapping[
     return _open(request.Request(url, data=body, method=method, headers=dict(headers or {})), timeout)
 
 
+def post_json(url: str, body: Any, timeout: float = TIMEOUT) -> Any:
+    """POST ``body`` as JSON (an operator API Call) and decode the JSON answer (None for an empty one)."""
+    _, answer = _request(_json_request(url, body), timeout)
+    return _decode(answer, url) if answer.strip() else None
+
+
+def open_stream(url: str, body: Any, timeout: float) -> Any:
+    """POST ``body`` as JSON and return the open response of a stream (its reads time out after
+    ``timeout`` seconds without data); errors as :func:`get_json`."""
+    req = _json_request(url, body)
+    where = _server(url)
+    opener = _https() if url.lower().startswith("https:") else _opener
+    try:
+        return opener.open(req, timeout=timeout)
+    except error.HTTPError as exc:
+        raise HTTPStatusError(exc.code, error_message(exc.code, _read(exc), url), url) from None
+    except error.URLError as exc:
+        raise CLIError(f"cannot reach {where}: {_reason(exc.reason)}") from None
+    except TimeoutError:
+        raise CLIError(f"{where} did not answer within {timeout:g} seconds") from None
+    except (http.client.HTTPException, OSError) as exc:
+        raise CLIError(f"lost the connection to {where}: {_reason(exc)}") from None
+
+
+def _json_request(url: str, body: Any) -> request.Request:
+    return request.Request(url, data=json.dumps(body).encode("utf-8"), method="POST",
+                           headers={"Content-Type": "application/json", "Accept": "application/json"})
+
+
 def _request(req: request.Request, timeout: float) -> tuple[int, bytes]:
     status, body, _ = _open(req, timeout)
     if status >= 400:

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from mesostw.cli import apps, execute, http, sandbox, state, tasks
+from mesostw.cli import apps, execute, http, operator_api, sandbox, state, tasks
 from mesostw.cli.errors import CLIError, UsageError
 from mesostw.zk.url import is_zk
 
-COMMANDS = (execute, state, tasks, sandbox, apps)
+COMMANDS = (execute, state, tasks, sandbox, operator_api, apps)
 
 
 class Parser(argparse.ArgumentParser):

@@ -14,11 +14,12 @@ from twisted.logger import Logger
 from mesostw.auth.policy import Security
 from mesostw.interfaces import IAgentLink, IAllocator
 from mesostw.master.admission import agent_refusal
+from mesostw.master.events import MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused
 from mesostw.master.health import AgentHealth
 from mesostw.master.offers import OfferBook
 from mesostw.master.records import AgentRecord
-from mesostw.master.registry import AdmitAgent, MarkUnreachable, Mutation, RemoveAgent
+from mesostw.master.registry import AdmitAgent, MarkGone, MarkUnreachable, Mutation, RemoveAgent
 from mesostw.master.tasks import TaskTracker
 from mesostw.model import scheduler_api as api
 from mesostw.model import task as T
@@ -27,22 +28,36 @@ from mesostw.model.task import Offer, Task, TaskStatus
 
 log = Logger()
 
+#: What a gone agent is told, and what its tasks' updates say.
+GONE_MESSAGE = "Agent has been marked gone"
+
+
+class UnknownAgent(Exception):
+    """No agent with this ID is registered, recovered or unreachable."""
+
+
+class AgentTransitioning(Exception):
+    """The agent is being marked gone already; try again (a retryable refusal, 503 in Mesos)."""
+
 
 class AgentManager:
     """Owns the agent records and what the registry says of agents: admitted, recovered, unreachable.
 
     ``persist(mutation)`` makes a change durable (a Deferred that fails once reported when the registry
     refuses). Tasks on agents are the :class:`TaskTracker`'s, offers the :class:`OfferBook`'s, and what
-    frameworks hear goes through the :class:`FrameworkManager`.
+    frameworks hear goes through the :class:`FrameworkManager`. Agents admitted and leaving are
+    reported to ``events`` (the operator API's AGENT_ADDED and AGENT_REMOVED).
     """
 
     # pragma: no mutate start (bookkeeping, not a security check: see [tool.mutmut] in pyproject.toml)
     def __init__(self, config: Any, clock: Any, allocator: IAllocator, tasks: TaskTracker, offers: OfferBook,
                  frameworks: FrameworkManager, persist: Callable[[Mutation], defer.Deferred],
                  master_info: Callable[[], MasterInfo], master_id: str, metrics: Counter[str],
-                 request_allocation: Callable[[Iterable[str]], None], security: Security | None = None):
+                 request_allocation: Callable[[Iterable[str]], None], security: Security | None = None,
+                 events: MasterEvents | None = None):
         self._config = config
         self._security = security or Security()
+        self._events = events if events is not None else MasterEvents(None)
         self._clock = clock
         self._allocator = allocator
         self._tasks = tasks
@@ -64,6 +79,9 @@ class AgentManager:
         self.unreachable: dict[str, float] = {}
         #: agent ID -> the principal that registered it (None: it did not authenticate); kept in the registry
         self.owners: dict[str, str | None] = {}
+        #: agent ID -> when an operator marked it gone; such an agent may never come back
+        self.gone: dict[str, float] = {}
+        self._marking_gone: set[str] = set()
         self.health = AgentHealth(clock, config.agent_ping_timeout, config.max_agent_ping_timeouts,
                                   self.agentUnreachable)
         self._next = 0
@@ -83,9 +101,11 @@ class AgentManager:
     # -- leadership ----------------------------------------------------------------------------
 
     def recover(self, agents: Mapping[str, AgentInfo], unreachable: Mapping[str, float],
-                owners: Mapping[str, str] | None = None) -> None:
-        """Agents the registry holds: admitted, they get --agent_reregister_timeout to come back."""
+                owners: Mapping[str, str] | None = None, *, gone: Mapping[str, float] | None = None) -> None:
+        """Agents the registry holds: admitted, they get --agent_reregister_timeout to come back; gone
+        ones never may."""
         self.owners.update(owners or {})
+        self.gone.update(gone or {})
         self.unreachable.update(unreachable)
         self.recovered.update(agents)
         self.admitted.update(agents)
@@ -160,6 +180,7 @@ class AgentManager:
         self._metrics["slave_registrations"] += 1
         log.info("Registered agent {id} at {host}:{port} with {res}", id=record.id, host=info.hostname,
                  port=info.port, res=info.resources)
+        self._events.agentAdded(record)
         self._request_allocation([record.id])
         return record.id, self._master_info()
 
@@ -176,6 +197,13 @@ class AgentManager:
         problem = _check_agent(info) or self._refusal(principal, agent_id, info)
         if problem:
             return defer.fail(RegistrationRefused(problem))
+        if agent_id in self.gone:
+            # As Mesos's ShutdownMessage: whatever it still runs is shut down, and it stays out.
+            for framework_id in sorted({t.framework_id for t in tasks} | {f.id for f in frameworks if f.id}):
+                link.shutdownFramework(framework_id)
+            log.warn("Refused agent {id} at {host}:{port}: it was marked gone", id=agent_id, host=info.hostname,
+                     port=info.port)
+            return defer.fail(RegistrationRefused(GONE_MESSAGE))
         claimed = principal is not None and self.owners.get(agent_id) is None
         if claimed:
             # An ID without an owner (from before owners were kept, or admitted anonymously) is
@@ -211,6 +239,7 @@ class AgentManager:
         else:
             known = []
             record = self._new_record(info, link, registered_time=now, reregistered_time=now, version=version)
+            self._events.agentAdded(record)  # back after a failover or from unreachable; before its tasks
         returning = self.unreachable.pop(agent_id, None) is not None
         reported = {(t.framework_id, t.task_id) for t in tasks}
         for task in known:
@@ -295,6 +324,7 @@ class AgentManager:
         self._tasks.release_agent(agent_id)
         self._allocator.removeAgent(agent_id)
         self._frameworks.broadcast(api.failure_event(agent_id=agent_id))
+        self._events.agentRemoved(agent_id)
         link = record.reachable_link()
         if link is not None:
             link.removed("Agent was marked unreachable after missing health checks")
@@ -317,6 +347,76 @@ class AgentManager:
         self._tasks.release_agent(agent_id)
         self._allocator.removeAgent(agent_id)
         self._frameworks.broadcast(api.failure_event(agent_id=agent_id))
+        self._events.agentRemoved(agent_id)
+
+    def markGone(self, agent_id: str) -> defer.Deferred:
+        """An operator asserts the agent is gone for good (MARK_AGENT_GONE). Once the registry holds it,
+        its tasks end (TASK_GONE_BY_OPERATOR for partition-aware frameworks, TASK_LOST for others), a
+        connected agent is told to shut its frameworks down, and it may never register again.
+
+        Fires once done (at once for an agent gone already); fails with :class:`UnknownAgent` for an
+        agent neither registered, recovered nor unreachable, :class:`AgentTransitioning` while it is
+        being marked gone, or RegistrationRefused when the registry refuses.
+        """
+        if agent_id in self.gone:
+            log.warn("Not marking agent {id} gone: it is gone already", id=agent_id)
+            return defer.succeed(None)
+        if agent_id in self._marking_gone:
+            return defer.fail(AgentTransitioning(f"Agent '{agent_id}' is already being transitioned to gone"))
+        if agent_id not in self._records and agent_id not in self.recovered and agent_id not in self.unreachable:
+            return defer.fail(UnknownAgent(f"Agent '{agent_id}' not found"))
+        log.info("Marking agent {id} gone", id=agent_id)
+        self._marking_gone.add(agent_id)
+        now = self._clock.seconds()
+        d = self._persist(MarkGone(agent_id, now))
+
+        def done(result: Any) -> Any:
+            self._marking_gone.discard(agent_id)
+            return result
+
+        d.addBoth(done)
+        d.addCallback(lambda _: self._gone(agent_id, now))
+        return d
+
+    def _gone(self, agent_id: str, now: float) -> None:
+        self.gone[agent_id] = now
+        self.admitted.discard(agent_id)
+        self._metrics["slave_removals/reason_gone"] += 1
+        if self.recovered.pop(agent_id, None) is not None:
+            return  # no task of it is known until it comes back, and it never will
+        record = self._records.pop(agent_id, None)
+        self.unreachable.pop(agent_id, None)
+        if record is not None:
+            self.health.unwatch(agent_id)
+            self._rescinded(self._offers.forget_agent(agent_id))
+        link = record.reachable_link() if record is not None else None
+        # Unreachable tasks of an unreachable agent are still indexed (partition-aware frameworks').
+        tasks = self._tasks.on_agent(agent_id)
+        frameworks = sorted({t.framework_id for t in tasks} | {f for f, _ in (record.executors if record else ())})
+        for task in tasks:
+            if not task.terminal:
+                self._lose_gone(task, now)
+            self._tasks.remove(task)
+        self._tasks.release_agent(agent_id)
+        if record is not None:
+            self._allocator.removeAgent(agent_id)
+            self._frameworks.broadcast(api.failure_event(agent_id=agent_id))
+            self._events.agentRemoved(agent_id)
+        if link is not None:
+            for framework_id in frameworks:
+                link.shutdownFramework(framework_id)
+            link.removed(GONE_MESSAGE)
+
+    def _lose_gone(self, task: Task, now: float) -> None:
+        """Mesos's ``markGone``: TASK_GONE_BY_OPERATOR for partition-aware frameworks, else TASK_LOST."""
+        framework = self._frameworks.get(task.framework_id)
+        if framework is not None and framework.info.partition_aware:
+            state, reason = T.GONE_BY_OPERATOR, T.REASON_AGENT_REMOVED_BY_OPERATOR
+        else:
+            state, reason = T.LOST, T.REASON_AGENT_REMOVED
+        status = self._tasks.lose(task, state, GONE_MESSAGE, reason, now)
+        if framework is not None:
+            framework.send(api.update_event(status))
 
     def _lose(self, task: Task, message: str, reason: str, agent_removed: bool) -> None:
         """Report a task lost to its framework (unreliably: it has no UUID) and free it."""

@@ -204,6 +204,8 @@ class SchedulerCalls:
                 continue
             if agent_id is not None and agent_id in agents.unreachable and framework.info.partition_aware:
                 state = T.UNREACHABLE
+            elif agent_id is not None and agent_id in agents.gone and framework.info.partition_aware:
+                state = T.GONE_BY_OPERATOR
             elif framework.info.partition_aware:
                 state = T.UNKNOWN
             else:

@@ -88,6 +88,10 @@ MASTER_FLAGS = COMMON_FLAGS + (
          parse=lambda v: _choice(v, ("crammd5",))),
     Flag.int("max_completed_frameworks", 50, "Completed frameworks kept for /master/state"),
     Flag.int("max_completed_tasks_per_framework", 1000, "Completed tasks kept per framework"),
+    Flag.int("max_operator_event_stream_subscribers", 1000,
+             "Most subscribers of the operator API's event stream (SUBSCRIBE) at once; beyond, the oldest is closed"),
+    Flag("external_log_file", None, "The master's log file as written by whoever runs it (e.g. twistd --logfile): "
+         "served as /master/log by the operator API's LIST_FILES and READ_FILE; mesostw never writes it"),
 )
 
 
@@ -100,6 +104,8 @@ class MasterOptions(FlagOptions):
             errors.append("--agent_ping_timeout must be positive")
         if config.max_agent_ping_timeouts < 1:
             errors.append("--max_agent_ping_timeouts must be at least 1")
+        if config.max_operator_event_stream_subscribers < 1:
+            errors.append("--max_operator_event_stream_subscribers must be at least 1")
         check_security(config, errors)
         zk, quorum = getattr(config, "zk", None), getattr(config, "quorum", None)
         if zk and quorum is None:

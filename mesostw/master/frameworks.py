@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from mesostw.auth.policy import Security
 from mesostw.interfaces import IAllocator, IFrameworkLink
 from mesostw.master.admission import framework_refusal, takeover_refusal
+from mesostw.master.events import MasterEvents
 from mesostw.master.offers import OfferBook
 from mesostw.master.records import CompletedFrameworks, FrameworkRecord
 from mesostw.master.registry import AddFramework, Mutation, RemoveFramework
@@ -42,15 +43,19 @@ class FrameworkManager:
 
     A framework's tasks are the :class:`TaskTracker`'s and its offers the :class:`OfferBook`'s; this
     manager asks them. ``persist(mutation)`` makes a change durable (a Deferred); ``expired(framework_id)``
-    is called when a framework's failover timeout passes, to remove it (a teardown).
+    is called when a framework's failover timeout passes, to remove it (a teardown). Frameworks that
+    subscribe (or are recovered) and subscribe again are reported to ``events`` (FRAMEWORK_ADDED and
+    FRAMEWORK_UPDATED); their removal is the caller's to report, once their tasks are settled.
     """
 
     # pragma: no mutate start (bookkeeping, not a security check: see [tool.mutmut] in pyproject.toml)
     def __init__(self, config: Any, clock: Any, allocator: IAllocator, security: Security, tasks: TaskTracker,
                  offers: OfferBook, persist: Callable[[Mutation], defer.Deferred],
                  master_info: Callable[[], MasterInfo], master_id: str, metrics: Counter[str],
-                 request_allocation: Callable[[], None], expired: Callable[[str], Any]):
+                 request_allocation: Callable[[], None], expired: Callable[[str], Any],
+                 events: MasterEvents | None = None):
         self._config = config
+        self._events = events if events is not None else MasterEvents(None)
         self._clock = clock
         self._allocator = allocator
         self._security = security
@@ -109,6 +114,7 @@ class FrameworkManager:
                 self._metrics["frameworks_denied"] += 1
                 log.warn("Refused a subscription as framework {id}: {why}", id=framework.id, why=refusal)
                 raise RegistrationRefused(refusal)
+        added = framework is None
         if framework is None:
             info = attrs.evolve(info, id=info.id or self._new_id())
             framework = self._new_record(info, link, principal=principal)
@@ -135,7 +141,7 @@ class FrameworkManager:
             persisted = self._persist(AddFramework(framework.id, info.to_json())) if changed else defer.succeed(None)
         # SUBSCRIBED only once the registry holds the framework (its ID must survive a failover), and
         # offers only after SUBSCRIBED: before it, the framework cannot answer them.
-        persisted.addCallbacks(lambda _: self._subscribed(framework, link), lambda _: link.close())
+        persisted.addCallbacks(lambda _: self._subscribed(framework, link, added), lambda _: link.close())
         return framework.id
 
     # pragma: no mutate start (bookkeeping, not a security check: see [tool.mutmut] in pyproject.toml)
@@ -144,12 +150,16 @@ class FrameworkManager:
         self._next += 1
         return framework_id
 
-    def _subscribed(self, framework: FrameworkRecord, link: IFrameworkLink) -> None:
+    def _subscribed(self, framework: FrameworkRecord, link: IFrameworkLink, added: bool) -> None:
         if framework.link is not link or self._records.get(framework.id) is not framework:
             return
         link.send(api.subscribed_event(framework.id, self._master_info()))
         framework.active = True
         framework.suppressed = False
+        if added:
+            self._events.frameworkAdded(framework)
+        else:
+            self._events.frameworkUpdated(framework)
         self._allocator.activateFramework(framework.id)
         self._allocator.reviveOffers(framework.id)
         self._request_allocation()
@@ -254,6 +264,7 @@ class FrameworkManager:
             # Where frameworks must authenticate, the principal recorded is the one each proved.
             owner = info.principal if self._security.frameworks_must_authenticate else None
             framework = self._new_record(info, None, active=False, recovered=True, principal=owner)
+            self._events.frameworkAdded(framework)
         if framework.link is None and framework.failover_timer is None:
             framework.failover_timer = self._clock.callLater(failover_timeout, self._failover_expired, framework.id)
 

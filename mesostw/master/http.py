@@ -11,8 +11,10 @@ from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
 from mesostw.master.master import KillOutcome, Master, TeardownOutcome
+from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.operator_http import OperatorEndpoints
 from mesostw.model.info import MasterInfo
+from mesostw.ui import PUBLIC_ROUTES
 
 
 class LeaderRouting:
@@ -88,6 +90,7 @@ class MasterEndpoints:
         self.flags = flags
         self.routing = routing if routing is not None else LeaderRouting(master)
         self.operator = OperatorEndpoints(master)
+        self.api = MasterOperatorAPI(master, flags, log_file=flags.get("external_log_file") or None)
         self.prometheus = PrometheusEndpoint(lambda: metrics.snapshot(self.master, self.master.leading))
 
     def install(self, router: Router) -> None:
@@ -102,6 +105,7 @@ class MasterEndpoints:
         router.route("/metrics/snapshot", self.snapshot)
         self.prometheus.install(router)
         self.operator.install(router)
+        self.api.install(router)
         for path in ("/master/redirect", "/redirect"):
             router.route(path, self.routing.redirect)
         router.route("/master/teardown", self.teardown, methods=("POST",))
@@ -110,8 +114,8 @@ class MasterEndpoints:
         # Before the body too: a request that fails authentication is refused without reading it.
         router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION, before_body=True)
 
-    #: Answered without HTTP authentication.
-    UNAUTHENTICATED = frozenset({"/master/health", "/health", "/master/redirect", "/redirect"})
+    #: Answered without HTTP authentication (the web UI's page and scripts hold no data).
+    UNAUTHENTICATED = frozenset({"/master/health", "/health", "/master/redirect", "/redirect"}) | PUBLIC_ROUTES
     #: Endpoints that authenticate by their own rules (the scheduler API's --authenticate_http_frameworks).
     OWN_AUTHENTICATION = frozenset({"/api/v1/scheduler", "/master/api/v1/scheduler"})
     #: Endpoints that answer a non-leader by their own rules (the scheduler API authenticates first).

@@ -8,7 +8,9 @@ by an injected clock; its effects are calls on links, on the allocator and on th
 - :class:`~mesostw.master.offers.OfferBook`: outstanding offers;
 - :class:`~mesostw.master.agents.AgentManager`: agents registering, returning, disconnecting, lost;
 - :class:`~mesostw.master.frameworks.FrameworkManager`: frameworks subscribing, failing over, removed;
-- :class:`~mesostw.master.calls.SchedulerCalls`: the answers to v1 scheduler Calls.
+- :class:`~mesostw.master.calls.SchedulerCalls`: the answers to v1 scheduler Calls;
+- :class:`~mesostw.master.events.MasterEvents`: what the components report to the operator API's
+  event subscribers.
 
 The facade keeps what spans components (status updates, acknowledgements, allocation, teardown,
 kills, weights) and the methods the adapters call. It also provides
@@ -33,6 +35,7 @@ from mesostw.auth.policy import Security
 from mesostw.interfaces import IAgentLink, IAllocator, IFrameworkLink, IMasterEndpoint
 from mesostw.master.agents import AgentManager, without_uuid
 from mesostw.master.calls import SchedulerCalls
+from mesostw.master.events import MAX_SUBSCRIBERS, MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused, TeardownOutcome
 from mesostw.master.offers import OfferBook
 from mesostw.master.records import AgentRecord, CompletedFrameworks, FrameworkRecord
@@ -76,14 +79,17 @@ class Master:
         self.security = security or Security()
         #: called when the registry refuses a write: leadership may be lost (the service aborts)
         self.on_registry_failure: Callable[[Failure], None] = lambda failure: None
-        self.tasks = TaskTracker(allocator, self.metrics, config.max_completed_tasks_per_framework)
+        #: the operator API's event subscribers, to which the components report
+        self.events = MasterEvents(self, getattr(config, "max_operator_event_stream_subscribers", MAX_SUBSCRIBERS))
+        self.tasks = TaskTracker(allocator, self.metrics, config.max_completed_tasks_per_framework,
+                                 events=self.events)
         self.offers = OfferBook(clock, self.id, config.offer_timeout, allocator, self._offer_expired)
         self.framework_manager = FrameworkManager(
             config, clock, allocator, self.security, self.tasks, self.offers, self.persist, self._master_info,
-            self.id, self.metrics, self.requestAllocation, self.removeFramework)
+            self.id, self.metrics, self.requestAllocation, self.removeFramework, events=self.events)
         self.agent_manager = AgentManager(
             config, clock, allocator, self.tasks, self.offers, self.framework_manager, self.persist,
-            self._master_info, self.id, self.metrics, self.requestAllocation, self.security)
+            self._master_info, self.id, self.metrics, self.requestAllocation, self.security, events=self.events)
         self.calls = SchedulerCalls(self)
         self._allocation_pending: Any = None
         self._allocation_candidates: set[str] | None = set()
@@ -144,7 +150,7 @@ class Master:
             # A master failover is no reason to drop a framework (Mesos never times out the frameworks a
             # new leader learns of): like its agents, it has at least --agent_reregister_timeout to return.
             self.framework_manager.recover(info, max(info.failover_timeout, self.config.agent_reregister_timeout))
-        self.agent_manager.recover(agents, state.unreachable, state.owners)
+        self.agent_manager.recover(agents, state.unreachable, state.owners, gone=state.gone)
         self.leading = True
         log.info("Recovered {a} agents and {f} frameworks from the registry; agents have {t}s to re-register",
                  a=len(agents), f=len(state.frameworks), t=self.config.agent_reregister_timeout)
@@ -195,6 +201,10 @@ class Master:
     def unregisterAgent(self, agent_id: str) -> None:
         self.agent_manager.unregisterAgent(agent_id)
 
+    def markAgentGone(self, agent_id: str) -> defer.Deferred:
+        """An operator says an agent is gone for good (see :meth:`AgentManager.markGone`)."""
+        return self.agent_manager.markGone(agent_id)
+
     # -- frameworks -----------------------------------------------------------------
 
     def subscribe(self, link: IFrameworkLink, framework_info: FrameworkInfo, principal: str | None = None,
@@ -213,13 +223,15 @@ class Master:
 
     def removeFramework(self, framework_id: str) -> None:
         """Tear a framework down: forget it, shut it down on every agent and kill its tasks."""
-        if self.framework_manager.remove(framework_id) is None:
+        framework = self.framework_manager.remove(framework_id)
+        if framework is None:
             return
         for agent_id in self.tasks.agents_of(framework_id):
             link = self.agent_manager.reachable_link(agent_id)
             if link is not None:
                 link.shutdownFramework(framework_id)
         self.tasks.remove_framework(framework_id, self.clock.seconds())
+        self.events.frameworkRemoved(framework.info)  # after its tasks' updates, as Mesos
         self.requestAllocation()
 
     def teardown(self, framework_id: str, principal: str | None) -> TeardownOutcome:
@@ -359,7 +371,8 @@ class Master:
         self.requestAllocation([offer.agent_id])
 
     def stop(self) -> None:
-        """Cancel every timer the master holds (for clean shutdown and tests)."""
+        """Cancel every timer the master holds and end the event subscriptions (for clean shutdown and tests)."""
+        self.events.close_all("the master is stopping")
         self.offers.stop()
         self.agent_manager.stop()
         self.framework_manager.stop()

@@ -32,6 +32,7 @@ def snapshot(master: Master, elected: bool = True) -> dict[str, Any]:
         "master/elected": 1.0 if elected else 0.0,
         "master/uptime_secs": master.clock.seconds() - master.start_time,
         "master/outstanding_offers": float(len(master.offers)),
+        "master/operator_event_stream_subscribers": float(len(master.events)),
     }
     for name in ("cpus", "mem", "disk", "gpus"):
         whole = total.scalar(name)

@@ -19,6 +19,7 @@ from mesostw.master.master import Master
 from mesostw.master.records import FrameworkRecord
 from mesostw.model.resources import validate_role
 from mesostw.model.task import Task
+from mesostw.operator.approvers import Approvers
 
 #: Mesos's ``TASK_LIMIT``: ``/master/tasks`` answers this many tasks unless told otherwise.
 TASK_LIMIT = 100
@@ -95,53 +96,69 @@ class OperatorEndpoints:
         return state_json.roles(self.master)
 
     def get_weights(self, request: server.Request) -> list[dict[str, Any]]:
+        """The weights of the roles the caller may view (``view_roles``)."""
+        approvers = Approvers(self.master.security, getattr(request, "principal", None))
         weights = self.master.config.weights or {}
-        return [{"role": role, "weight": float(weight)} for role, weight in sorted(weights.items())]
+        return [{"role": role, "weight": float(weight)} for role, weight in sorted(weights.items())
+                if approvers.view_role(role)]
 
     def put_weights(self, request: server.Request) -> defer.Deferred:
         """PUT a JSON array of ``{"role", "weight"}``: validate all, then the master persists and applies them."""
-        updates = self._parse_weights(read_body(request, MAX_WEIGHTS_BODY))
-
-        def failed(failure: Any) -> Any:
-            failure.trap(Exception)
-            raise HTTPError(503, f"Failed to update weights: {failure.getErrorMessage()}")
-
-        return self.master.updateWeights(updates).addCallbacks(lambda _: Response(b"", 200), failed)
-
-    def _parse_weights(self, body: bytes) -> dict[str, float]:
+        body = read_body(request, MAX_WEIGHTS_BODY)
         try:
             data = json.loads(body.decode("utf-8"))
         except (ValueError, RecursionError) as e:
             raise HTTPError(400, f"Failed to parse the request body as JSON: {e}") from None
-        if not isinstance(data, list):
-            raise HTTPError(400, "Expecting a JSON array of {\"role\": ..., \"weight\": ...} objects")
-        whitelist = self.master.config.roles
-        updates: dict[str, float] = {}
-        errors: list[str] = []
-        for index, item in enumerate(data):
-            role = item.get("role") if isinstance(item, dict) else None
-            weight = item.get("weight") if isinstance(item, dict) else None
-            if not isinstance(role, str):
-                errors.append(f"[{index}]: 'role' must be a string")
-                continue
-            problem = validate_role(role)
-            if problem:
-                errors.append(f"[{index}]: {problem}")
-            elif whitelist and role not in whitelist:
-                errors.append(f"[{index}]: role {role!r} is not present in the master's --roles")
-            elif role in updates:
-                errors.append(f"[{index}]: role {role!r} appears more than once")
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _finite(weight) \
-                    or weight <= 0:
-                errors.append(f"[{index}]: weight of role {role!r} must be a positive number, not {weight!r}")
-                continue
-            updates[role] = float(weight)
-        if errors:
-            raise HTTPError(400, "Invalid weights: " + "; ".join(errors))
-        return updates
+        return update_weights(self.master, data, getattr(request, "principal", None))
 
     def _all_frameworks(self) -> list[FrameworkRecord]:
         return [*self.master.frameworks.values(), *self.master.completed]
+
+
+def update_weights(master: Master, data: Any, principal: str | None) -> defer.Deferred:
+    """Validate a list of ``{"role", "weight"}`` (``/weights`` and UPDATE_WEIGHTS), check the
+    ``update_weights`` ACL for every role, then have the master persist and apply them all; fires with
+    an empty 200 Response."""
+    updates = parse_weights(data, master.config.roles)
+    denied = [role for role in sorted(updates) if not master.security.authorize("update_weights", principal, role)]
+    if denied:
+        raise HTTPError(403, f"Principal {principal or '(none)'} may not update the weights of roles "
+                             f"{', '.join(denied)}")
+
+    def failed(failure: Any) -> Any:
+        failure.trap(Exception)
+        raise HTTPError(503, f"Failed to update weights: {failure.getErrorMessage()}")
+
+    return master.updateWeights(updates).addCallbacks(lambda _: Response(b"", 200), failed)
+
+
+def parse_weights(data: Any, whitelist: tuple[str, ...] | None) -> dict[str, float]:
+    """Role -> weight of a JSON array of ``{"role", "weight"}``; HTTPError 400 naming every problem."""
+    if not isinstance(data, list):
+        raise HTTPError(400, "Expecting a JSON array of {\"role\": ..., \"weight\": ...} objects")
+    updates: dict[str, float] = {}
+    errors: list[str] = []
+    for index, item in enumerate(data):
+        role = item.get("role") if isinstance(item, dict) else None
+        weight = item.get("weight") if isinstance(item, dict) else None
+        if not isinstance(role, str):
+            errors.append(f"[{index}]: 'role' must be a string")
+            continue
+        problem = validate_role(role)
+        if problem:
+            errors.append(f"[{index}]: {problem}")
+        elif whitelist and role not in whitelist:
+            errors.append(f"[{index}]: role {role!r} is not present in the master's --roles")
+        elif role in updates:
+            errors.append(f"[{index}]: role {role!r} appears more than once")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _finite(weight) \
+                or weight <= 0:
+            errors.append(f"[{index}]: weight of role {role!r} must be a positive number, not {weight!r}")
+            continue
+        updates[role] = float(weight)
+    if errors:
+        raise HTTPError(400, "Invalid weights: " + "; ".join(errors))
+    return updates
 
 
 def _latest(task: Task) -> float:

@@ -144,5 +144,9 @@ class CompletedFrameworks:
     def __contains__(self, framework_id: object) -> bool:
         return framework_id in self.ids
 
+    def get(self, framework_id: str) -> FrameworkRecord | None:
+        """The record of a removed framework still kept, or None."""
+        return self._records.get(framework_id)
+
     def __iter__(self) -> Iterator[FrameworkRecord]:
         return iter(self._records.values())

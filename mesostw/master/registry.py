@@ -8,8 +8,8 @@ acknowledges nothing before that. The registry is a set of mutations over an
 files under ``--work_dir``, or ZooKeeper with ``--zk``, where its layout under
 ``<zk path>/registry`` is ``agents/<id>`` (AgentInfo JSON), ``unreachable/<id>``
 (time), ``owners/<id>`` (the principal that registered the agent), ``frameworks/<id>``
-(FrameworkInfo JSON), ``removed/<id>`` (time) and ``weights`` (JSON). One value per item
-keeps each write small, whatever the cluster's size.
+(FrameworkInfo JSON), ``removed/<id>`` (time), ``weights`` (JSON), and ``gone/<id>`` (time) for
+agents an operator marked gone. One value per item keeps each write small, whatever the cluster's size.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ MAX_BATCH = 64
 SECTIONS = ("agents", "unreachable", "frameworks", "removed", "owners")
 
 __all__ = ["IRegistry", "Registry", "InMemoryRegistry", "RegistryError", "RegistryState", "Mutation",
-           "AdmitAgent", "MarkUnreachable", "RemoveAgent", "AddFramework", "RemoveFramework", "SetWeights"]
+           "AdmitAgent", "MarkUnreachable", "RemoveAgent", "AddFramework", "RemoveFramework", "SetWeights",
+           "MarkGone"]
 
 
 class RegistryError(StoreError):
@@ -58,15 +59,19 @@ class RegistryState:
     weights: dict[str, float] = attrs.field(factory=dict)
     #: agent ID -> the principal that registered it (agents admitted without one have none here)
     owners: dict[str, str] = attrs.field(factory=dict)
+    #: agent ID -> when an operator marked it gone (it may never come back)
+    gone: dict[str, float] = attrs.field(factory=dict, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
         return {"agents": self.agents, "unreachable": self.unreachable, "frameworks": self.frameworks,
-                "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights, "owners": self.owners}
+                "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights, "owners": self.owners,
+                "gone": self.gone}
 
     def copy(self) -> RegistryState:
         """A copy that mutations of this one do not change (they replace values, never edit them)."""
-        return RegistryState(dict(self.agents), dict(self.unreachable), dict(self.frameworks),
-                             OrderedDict(self.removed_frameworks), dict(self.weights), dict(self.owners))
+        return attrs.evolve(self, agents=dict(self.agents), unreachable=dict(self.unreachable),
+                            frameworks=dict(self.frameworks), removed_frameworks=OrderedDict(self.removed_frameworks),
+                            weights=dict(self.weights), owners=dict(self.owners), gone=dict(self.gone))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RegistryState:
@@ -74,7 +79,7 @@ class RegistryState:
             raise ValueError(f"a registry must be a JSON object, not {type(data).__name__}")
         return cls(dict(data.get("agents", {})), dict(data.get("unreachable", {})),
                    dict(data.get("frameworks", {})), OrderedDict(data.get("removed_frameworks", {})),
-                   dict(data.get("weights", {})), dict(data.get("owners", {})))
+                   dict(data.get("weights", {})), dict(data.get("owners", {})), gone=dict(data.get("gone", {})))
 
 
 # -- mutations ---------------------------------------------------------------------------
@@ -116,6 +121,20 @@ class RemoveAgent:
 
 
 @attrs.frozen
+class MarkGone:
+    """An operator marked an agent gone: it is no longer admitted nor unreachable, and never comes back."""
+
+    agent_id: str
+    time: float
+
+    def __call__(self, state: RegistryState) -> None:
+        state.agents.pop(self.agent_id, None)
+        state.unreachable.pop(self.agent_id, None)
+        state.owners.pop(self.agent_id, None)
+        state.gone[self.agent_id] = self.time
+
+
+@attrs.frozen
 class AddFramework:
     """A framework registered (or changed its FrameworkInfo)."""
 
@@ -146,7 +165,7 @@ class SetWeights:
         state.weights.update(self.weights)
 
 
-Mutation = AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights
+Mutation = AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights | MarkGone
 
 
 # -- the registry over a store -----------------------------------------------------------------
@@ -192,6 +211,9 @@ def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
         return ops
     if isinstance(mutation, SetWeights):
         return [Put("weights", dump({**state.weights, **mutation.weights}))]
+    if isinstance(mutation, MarkGone):
+        return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
+                Put(f"gone/{key(mutation.agent_id)}", dump(mutation.time))]
     raise TypeError(f"not a registry mutation: {mutation!r}")
 
 
@@ -261,6 +283,14 @@ class Registry:
         state.owners = sections["owners"]
         # Oldest first, as they were removed: that is the order in which the bound forgets them.
         state.removed_frameworks = OrderedDict(sorted(sections["removed"].items(), key=lambda kv: (kv[1], kv[0])))
+        for name in (yield self.store.children("gone")):
+            raw = yield self.store.get(f"gone/{name}")
+            if raw is None:
+                continue
+            try:
+                state.gone[identifier(name)] = float(json.loads(raw or b"null"))
+            except (ValueError, TypeError) as exc:
+                raise RegistryError(f"cannot read the registry: gone/{name} holds {raw[:80]!r} ({exc})") from None
         weights = yield self.store.get("weights")
         try:
             state.weights = json.loads(weights) if weights else {}
@@ -278,7 +308,7 @@ class Registry:
                     raise ValueError("agents and frameworks must be JSON objects")
         except (OSError, ValueError, TypeError) as exc:
             raise RegistryError(f"cannot import the registry {path}: {exc}") from None
-        ops: list[Operation] = [Delete(section) for section in (*SECTIONS, "weights")]
+        ops: list[Operation] = [Delete(section) for section in (*SECTIONS, "gone", "weights")]
         empty = RegistryState()
         for mutation in _mutations_of(state):
             ops += operations(empty, mutation)
@@ -381,6 +411,7 @@ def _mutations_of(state: RegistryState) -> list[Mutation]:
                   sorted(state.removed_frameworks.items(), key=lambda kv: (kv[1], kv[0]))]
     if state.weights:
         mutations.append(SetWeights({role: float(weight) for role, weight in state.weights.items()}))
+    mutations += [MarkGone(agent_id, float(time)) for agent_id, time in state.gone.items()]
     return mutations
 
 

@@ -22,6 +22,8 @@ from mesostw.master.registry import InMemoryRegistry, IRegistry, Registry
 from mesostw.master.scheduler_http import SchedulerAPI
 from mesostw.scheduler.master_host import HostedFrameworks
 from mesostw.store.factory import open_store
+from mesostw.ui.master import MasterUI
+from mesostw.verbosity import VERBOSITY
 from mesostw.wire.guard import HTTPLimits
 from mesostw.wire.listen import Listener
 
@@ -80,6 +82,9 @@ class MasterService(service.MultiService):
                 plugins = framework_plugins()[0]
             self.frameworks = HostedFrameworks(self, plugins, config)
             self.frameworks.setServiceParent(self)
+        #: the web UI at / (with the hosted frameworks' APIs under /<name> and agents' sandboxes)
+        self.ui = MasterUI(self)
+        self.ui.install(self.router)
 
     def _registry(self) -> IRegistry:
         """The registry in ZooKeeper (``<zk path>/registry``, fenced on this master's election node),
@@ -132,6 +137,7 @@ class MasterService(service.MultiService):
         # Hosted frameworks go first, while the master still runs: their drivers fail over cleanly.
         d = self.frameworks.stopFrameworks() if self.frameworks is not None else defer.succeed(None)
         d.addCallback(lambda _: self.master.stop())
+        d.addCallback(lambda _: VERBOSITY.revert())  # no revert timer outlives the daemon
         d.addCallback(lambda _: super(MasterService, self).stopService())
         # Release the registry's store (a file store's lock) once everything above it stopped.
         d.addBoth(lambda result: self.store.close().addBoth(lambda _: result))

@@ -11,15 +11,11 @@ from typing import Any
 from mesostw import __version__
 from mesostw.master.master import Master
 from mesostw.master.records import AgentRecord, FrameworkRecord
+from mesostw.master.v1_json import MASTER_CAPABILITIES
 from mesostw.model.resources import EMPTY, Resources, attributes_model
 from mesostw.model.task import TASK_STATES, UNREACHABLE, Offer, Task
 from mesostw.model.v0 import task_model
 from mesostw.version import build_info
-
-#: The MasterInfo capabilities this master has: an agent may re-register with changed resources and
-#: attributes, which replace the old ones (AGENT_UPDATE). Mesos 1.9+ masters also advertise
-#: AGENT_DRAINING (DRAIN_AGENT) and QUOTA_V2 (UPDATE_QUOTA), which mesostw does not implement.
-MASTER_CAPABILITIES = ("AGENT_UPDATE",)
 
 
 def offer_model(offer: Offer) -> dict[str, Any]:

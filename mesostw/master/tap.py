@@ -7,6 +7,8 @@ from twisted.application import service
 from mesostw.master.flags import MASTER_FLAGS, MasterOptions
 from mesostw.master.service import MasterService
 from mesostw.scheduler.hosted_flags import hosting_options
+from mesostw.scheduler.plugins import FrameworkFlagsError
+from mesostw.scheduler.standalone_tap import refuse
 from mesostw.shutdown import daemon_root
 
 __all__ = ["Options", "makeService"]
@@ -15,4 +17,7 @@ Options = hosting_options(MASTER_FLAGS, MasterOptions, default="none")
 
 
 def makeService(options: Any) -> service.MultiService:
-    return daemon_root(MasterService(options.config, plugins=options.plugins))
+    try:
+        return daemon_root(MasterService(options.config, plugins=options.plugins))
+    except FrameworkFlagsError as exc:
+        raise refuse("mesos-master", exc) from None

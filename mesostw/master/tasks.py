@@ -10,6 +10,7 @@ from types import MappingProxyType
 from twisted.logger import Logger
 
 from mesostw.interfaces import IAllocator
+from mesostw.master.events import MasterEvents
 from mesostw.master.records import MAX_COMPLETED_TASKS, holds_resources
 from mesostw.model import task as T
 from mesostw.model.info import ExecutorInfo
@@ -39,10 +40,15 @@ class TaskTracker:
 
     Resources go back to the allocator when a task turns terminal or unreachable; a framework's
     removal gives back everything at once through the allocator instead.
+
+    Tasks becoming known and changing state are reported to ``events`` (the operator API's
+    TASK_ADDED and TASK_UPDATED), from here only.
     """
 
-    def __init__(self, allocator: IAllocator, metrics: Counter[str], max_completed: int = MAX_COMPLETED_TASKS):
+    def __init__(self, allocator: IAllocator, metrics: Counter[str], max_completed: int = MAX_COMPLETED_TASKS,
+                 events: MasterEvents | None = None):
         self._allocator = allocator
+        self._events = events if events is not None else MasterEvents(None)
         self._metrics = metrics
         self._max_completed = max_completed
         #: framework ID -> task ID -> Task
@@ -140,6 +146,7 @@ class TaskTracker:
                     executor_id=executor.executor_id if executor is not None else None, user=user)
         self._add(task)
         self._metrics["tasks_staging"] += 1
+        self._events.taskAdded(task)
         log.info("Launching task {task} of framework {framework} on agent {agent} with resources {resources}",
                  task=info.task_id, framework=framework_id, agent=info.agent_id, resources=info.resources)
         return task
@@ -158,13 +165,17 @@ class TaskTracker:
             existing = None
         if existing is None:
             self._add(reported)
+            self._events.taskAdded(reported)
             return reported
+        previous = existing.state
         if latest is not None:
             existing.record(latest)
         existing.state = reported.state
         existing.status_update_state = reported.status_update_state
         existing.status_update_uuid = reported.status_update_uuid
         self._add(existing)
+        if existing.state != previous and existing.statuses:
+            self._events.taskUpdated(existing, existing.statuses[-1])
         return existing
 
     def _add(self, task: Task) -> None:
@@ -178,9 +189,12 @@ class TaskTracker:
         """A status update from the task's agent; True when the task turned terminal now (its resources
         went back to the allocator)."""
         was_terminal = task.terminal
+        previous = task.statuses[-1] if task.statuses else None
         task.record(status)
         task.status_update_state = status.state
         task.status_update_uuid = status.uuid
+        if previous is None or previous.state != status.state or previous.healthy != status.healthy:
+            self._events.taskUpdated(task, status)  # a new state (or health), as Mesos sends them
         if status.terminal and not was_terminal:
             self._ended(task, status)
             return True
@@ -197,6 +211,7 @@ class TaskTracker:
         was_terminal = task.terminal
         task.record(status)
         task.status_update_state = state
+        self._events.taskUpdated(task, status)
         if not was_terminal:
             self._ended(task, status)
         if state != T.UNREACHABLE:
@@ -249,6 +264,7 @@ class TaskTracker:
                                     reason=T.REASON_FRAMEWORK_REMOVED, agent_id=task.agent_id, timestamp=now)
                 task.record(status)
                 self._metrics["tasks_killed"] += 1
+                self._events.taskUpdated(task, status)
                 log.info("Task {task} of framework {framework} on agent {agent} is {state} ({reason}): {message}",
                          task=task.task_id, framework=framework_id, agent=task.agent_id, state=status.state,
                          reason=status.reason, message=status.message)

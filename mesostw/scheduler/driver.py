@@ -33,6 +33,31 @@ ABORTED = "DRIVER_ABORTED"
 STOPPED = "DRIVER_STOPPED"
 
 
+def launch_lost(calls: Iterable[dict[str, Any]], framework: FrameworkInfo, message: str,
+                now: float) -> list[TaskStatus]:
+    """What a scheduler hears of the tasks in ACCEPT calls that never reached the master, as from Mesos's
+    driver: TASK_LOST (TASK_DROPPED for a partition-aware framework), reason master disconnected."""
+    from mesostw.model import task as T
+
+    state = T.DROPPED if framework.partition_aware else T.LOST
+    statuses = []
+    for call in calls:
+        if call.get("type") != "ACCEPT":
+            continue
+        for operation in call.get("accept", {}).get("operations", []):
+            kind = operation.get("type")
+            if kind not in ("LAUNCH", "LAUNCH_GROUP"):
+                continue
+            body = operation.get("launch" if kind == "LAUNCH" else "launch_group", {})
+            infos = body.get("task_infos") or body.get("task_group", {}).get("tasks", [])
+            for info in infos:
+                agent = info.get("agent_id") or info.get("slave_id") or {}
+                statuses.append(TaskStatus(info["task_id"]["value"], state, message=message,
+                                           source=T.SOURCE_MASTER, reason=T.REASON_MASTER_DISCONNECTED,
+                                           agent_id=agent.get("value"), timestamp=now))
+    return statuses
+
+
 def _task_json(task: TaskInfo | dict[str, Any]) -> dict[str, Any]:
     return task.to_json() if isinstance(task, TaskInfo) else dict(task)
 

@@ -4,7 +4,9 @@
 ``--zk`` an instance is :class:`Unopposed`; with it, a :class:`GroupElection` contends the way Mesos
 masters do: each instance creates an ephemeral sequential ``<path>/member_NNNNNNNNNN`` node holding
 its API address, and the lowest sequence number leads. Leadership is never handed back: an instance
-that loses its session exits (the host's job), so there is no "lost" signal.
+that loses its session exits (the host's job). An instance whose node goes while its session lives
+on (removed by hand, or by a session that expired and was replaced) is told by :meth:`whenDeposed`,
+and its host exits too: its store writes are fenced off from then on.
 
 A GroupElection joins a generic contender (puts the node in) and a group detector (watches who
 leads), both from :mod:`mesostw.zk.election`.
@@ -36,6 +38,10 @@ class IElection(Interface):
     def whenElected():
         """A Deferred firing once this instance leads (at once if it already does)."""
 
+    def whenDeposed():
+        """A Deferred firing if this instance, having led, finds its election node gone; never fires
+        for an instance that never led, that withdrew, or that has no rivals."""
+
     def leader():
         """The leading instance's data (bytes) when another instance leads; None otherwise."""
 
@@ -44,12 +50,27 @@ class IElection(Interface):
 
 
 class _Elected:
-    """Deferreds waiting for the election to be won."""
+    """Deferreds waiting for the election to be won, or lost again."""
 
     leading = False
+    deposed = False
 
     def __init__(self) -> None:
         self._waiters: list[defer.Deferred] = []
+        self._deposed_waiters: list[defer.Deferred] = []
+
+    def whenDeposed(self) -> defer.Deferred:
+        if self.deposed:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._deposed_waiters.append(d)
+        return d
+
+    def _lost(self) -> None:
+        self.deposed = True
+        waiters, self._deposed_waiters = self._deposed_waiters, []
+        for d in waiters:
+            d.callback(None)
 
     def whenElected(self) -> defer.Deferred:
         if self.leading:
@@ -110,9 +131,14 @@ class GroupElection(_Elected):
         yield self.detector.start()
 
     def _changed(self, value: Any, node: str | None) -> None:
-        if node is not None and node == self.contender.node and not self.leading:
+        mine = self.contender.node
+        if node is not None and node == mine and not self.leading:
             log.info("Elected as the leading instance ({node})", node=node)
             self._won()
+        elif self.leading and mine is not None and node != mine and not self.deposed:
+            log.warn("This instance's election node {mine} is gone (the leader is {node})", mine=mine,
+                     node=node or "unknown")
+            self._lost()
 
     def leader(self) -> bytes | None:
         if self.leading or self.detector.leader_node == self.contender.node:

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from mesostw.flags import Config, Flag, FlagOptions, options_for, prefixed
-from mesostw.scheduler.plugins import framework_plugins
+from mesostw.flags import Config, Flag, FlagOptions, options_for, prefixed, unprefixed
+from mesostw.scheduler.plugins import check_framework, framework_plugins
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -54,7 +54,8 @@ def hosted_flags(plugins: Mapping[str, Any]) -> tuple[Flag, ...]:
 
 def check_frameworks(config: Config, plugins: Mapping[str, Any], skipped: Mapping[str, str],
                      errors: list[str]) -> None:
-    """``--frameworks`` names installed plugins, and their ports are ports that do not collide."""
+    """``--frameworks`` names installed plugins, their ports are ports that do not collide, and each
+    plugin's own check finds nothing wrong with its ``--<name>_*`` flags."""
     installed = ", ".join(plugins) or "none"
     ports: dict[int, str] = {config.port: "--port"} if getattr(config, "port", 0) else {}
     for name in config.frameworks:
@@ -72,6 +73,7 @@ def check_frameworks(config: Config, plugins: Mapping[str, Any], skipped: Mappin
             errors.append(f"{flag}={port} is already the port of {ports[port]}")
         elif port:
             ports[port] = flag
+        errors.extend(check_framework(plugins[name], unprefixed(config, plugins[name].flags, name), name))
 
 
 def hosting_options(flags: Sequence[Flag], base: type[FlagOptions], default: str = "none",

@@ -26,13 +26,15 @@ from mesostw.flags import Config, unprefixed
 from mesostw.http.router import HTTPError, Router
 from mesostw.interfaces import AbdicationRefused, IFrameworkHost, IScheduler
 from mesostw.model.info import FrameworkInfo
+from mesostw.scheduler.plugins import make_framework
 from mesostw.scheduler.stores import master_store
 from mesostw.wire.listen import Listener
 
 log = Logger()
 
 
-def _local_driver(master_service: Any, scheduler: IScheduler, info: FrameworkInfo, principal: str | None) -> Any:
+def _local_driver(master_service: Any, scheduler: IScheduler, info: FrameworkInfo, principal: str | None,
+                  implicit_acknowledgements: bool = True) -> Any:
     """The in-process scheduler driver of a hosted framework (the one place that builds it).
 
     The master sees the driver's link as authenticated as ``principal``, so that the
@@ -40,7 +42,8 @@ def _local_driver(master_service: Any, scheduler: IScheduler, info: FrameworkInf
     session refuses it while the master does not lead, as over PB and HTTP."""
     from mesostw.scheduler.local import LocalSchedulerDriver
 
-    return LocalSchedulerDriver(scheduler, info, master_service.master, principal=principal)
+    return LocalSchedulerDriver(scheduler, info, master_service.master, principal=principal,
+                                implicit_acknowledgements=implicit_acknowledgements)
 
 
 @implementer(IFrameworkHost)
@@ -70,10 +73,11 @@ class MasterHost:
     def api_url(self) -> str:
         return f"{self.scheme}://{self.master_service.config.hostname}:{self.listener.port}"
 
-    def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo) -> Any:
+    def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo,
+               implicit_acknowledgements: bool = True) -> Any:
         info = attrs.evolve(framework_info, principal=self.principal,
                             webui_url=framework_info.webui_url or self.api_url)
-        return _local_driver(self.master_service, scheduler, info, self.principal)
+        return _local_driver(self.master_service, scheduler, info, self.principal, implicit_acknowledgements)
 
     def whenLeading(self) -> defer.Deferred:
         return self.master_service.leadership.whenLeading()
@@ -121,7 +125,7 @@ class HostedFrameworks(service.MultiService):
                               getattr(config, f"{name}_principal") or None, store.scoped(f"hosted/{name}"))
             host.listener.setServiceParent(self)
             self.hosts[name] = host
-            self.frameworks[name] = plugin.makeService(host, unprefixed(config, plugin.flags, name))
+            self.frameworks[name] = make_framework(plugin, host, unprefixed(config, plugin.flags, name))
 
     def startService(self) -> None:
         super().startService()

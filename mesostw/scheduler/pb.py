@@ -21,7 +21,8 @@ from mesostw.auth.tls import tls_from
 from mesostw.detector import detector_for
 from mesostw.interfaces import IScheduler
 from mesostw.model.info import FrameworkInfo
-from mesostw.scheduler.driver import RUNNING, SchedulerDriverBase
+from mesostw.model.task import TaskStatus
+from mesostw.scheduler.driver import RUNNING, SchedulerDriverBase, launch_lost
 from mesostw.wire.connector import Connector
 from mesostw.wire.pb import Batcher, decode, encode, pieces
 from mesostw.wire.pb import refused as refused_by_peer
@@ -81,7 +82,7 @@ class MesosSchedulerDriver(SchedulerDriverBase, service.MultiService):
         return d
 
     def _connected(self, root: pb.RemoteReference) -> defer.Deferred:
-        batch = Batcher(self.reactor, lambda payload: self._deliver(root, payload))
+        batch = Batcher(self.reactor, lambda payload: self._deliver(root, payload), self._unsent)
         if self.credential is not None:
             d = authenticate(root, self.credential)
             d.addCallback(lambda _: root.callRemote("subscribe", self._remote, pieces(encode(self._subscribe_call()))))
@@ -126,6 +127,26 @@ class MesosSchedulerDriver(SchedulerDriverBase, service.MultiService):
         elif call.get("type") not in ("DECLINE", "ACCEPT"):
             # Offers do not survive a reconnection; other calls are worth delivering late.
             self._backlog.append(call)
+        else:
+            self._unsent([call], ConnectionError("Master disconnected"))
+
+    def _unsent(self, calls: list[dict[str, Any]], error: Exception) -> None:
+        """Calls that never left: as Mesos's driver does, the tasks they would have launched are reported
+        lost (on the next reactor turn, from the master as the source), so the scheduler knows at once
+        rather than at its next reconciliation."""
+        statuses = launch_lost(calls, self.framework, str(error) or type(error).__name__, self.reactor.seconds())
+        if statuses:
+            log.warn("{n} task(s) could not be sent to the master ({why}); reporting them lost", n=len(statuses),
+                     why=str(error) or type(error).__name__)
+            self.reactor.callLater(0, self._report, statuses)
+        elif not isinstance(error, (pb.DeadReferenceError, ConnectionError)):
+            log.error("Calls could not be sent to the master: {why}", why=error)
+
+    def _report(self, statuses: list[TaskStatus]) -> None:
+        for status in statuses:
+            if self.status != RUNNING:
+                return
+            self.scheduler.statusUpdate(self, status)
 
     def _finish(self) -> None:
         if self._batch is not None:

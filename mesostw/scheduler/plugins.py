@@ -2,7 +2,9 @@
 
 A framework ``<name>`` lives in a module (``frameworks/<name>/plugin.py`` for the bundled ones) exposing
 ``NAME``, ``DESCRIPTION``, ``DEFAULT_PORT``, ``FLAGS`` (a tuple of :class:`mesostw.flags.Flag`, without
-prefix) and ``makeService(host, config)``. A dropin in ``twisted/plugins/`` declares it with a
+prefix) and ``makeService(host, config)``, which raises ValueError for flag values it refuses; and,
+optionally, ``check(config)`` listing every such problem (naming flags unprefixed, ``--flag``), so that
+hosts refuse bad values as they parse their flags. A dropin in ``twisted/plugins/`` declares it with a
 :class:`FrameworkPlugin` (and, to run it on its own, a :class:`StandaloneMaker`)::
 
     cron = FrameworkPlugin("cron", "frameworks.cron.plugin", "Chronos-like job scheduler", 4400)
@@ -21,6 +23,7 @@ one is a flag error that gives the reason.
 from __future__ import annotations
 
 import importlib
+import re
 from types import ModuleType
 from typing import Any
 
@@ -43,6 +46,30 @@ RESERVED = frozenset({"master", "ip", "hostname", "http_port", "work_dir", "zk",
 
 class PluginUnavailable(ImportError):
     """A declared framework plugin's module cannot be imported or lacks what a plugin needs."""
+
+
+class FrameworkFlagsError(ValueError):
+    """A framework's ``makeService`` refused the values of its flags; hosts report it as a usage error."""
+
+
+def make_framework(plugin: Any, host: Any, config: Any) -> Any:
+    """``plugin``'s service on ``host``; FrameworkFlagsError when the plugin refuses ``config``."""
+    try:
+        return plugin.makeService(host, config)
+    except ValueError as exc:
+        raise FrameworkFlagsError(f"framework {plugin.name!r}: {exc}") from exc
+
+
+def check_framework(plugin: Any, config: Any, prefix: str = "") -> list[str]:
+    """The problems ``plugin``'s optional ``check`` finds in ``config``, its flags named as the host
+    offers them (``--<prefix>_<flag>`` in a master)."""
+    check = getattr(plugin, "check", None)
+    problems = list(check(config)) if check is not None else []
+    if prefix:
+        names = sorted((flag.name for flag in plugin.flags), key=len, reverse=True)
+        pattern = re.compile(r"--(" + "|".join(re.escape(name) for name in names) + r")\b")
+        problems = [pattern.sub(lambda m: f"--{prefix}_{m.group(1)}", problem) for problem in problems]
+    return problems
 
 
 @implementer(IPlugin, IFrameworkPlugin)
@@ -78,6 +105,11 @@ class FrameworkPlugin:
 
     def makeService(self, host: Any, config: Any) -> Any:
         return self.load().makeService(host, config)
+
+    def check(self, config: Any) -> list[str]:
+        """Every problem the module's optional ``check(config)`` finds (none without one)."""
+        check = getattr(self.load(), "check", None)
+        return list(check(config)) if check is not None else []
 
     def __repr__(self) -> str:
         return f"<FrameworkPlugin {self.name} from {self.module}>"

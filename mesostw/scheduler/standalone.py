@@ -35,7 +35,9 @@ from mesostw.http.router import HTTPError, Router
 from mesostw.interfaces import AbdicationRefused, IFrameworkHost, IScheduler
 from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.election import Unopposed, zookeeper_election
+from mesostw.scheduler.plugins import make_framework
 from mesostw.scheduler.stores import standalone_store
+from mesostw.ui import PUBLIC_ROUTES, WebUI
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -50,11 +52,12 @@ def abort(name: str, reason: str) -> None:
 
 
 def _pb_driver(scheduler: IScheduler, info: FrameworkInfo, master: str, credential: Credential | None,
-               reactor: Any) -> Any:
+               reactor: Any, implicit_acknowledgements: bool = True) -> Any:
     """The PB scheduler driver of a standalone framework (the one place that builds it)."""
     from mesostw.scheduler.pb import MesosSchedulerDriver
 
-    return MesosSchedulerDriver(scheduler, info, master, reactor=reactor, credential=credential)
+    return MesosSchedulerDriver(scheduler, info, master, reactor=reactor, credential=credential,
+                                implicit_acknowledgements=implicit_acknowledgements)
 
 
 @implementer(IFrameworkHost)
@@ -80,10 +83,11 @@ class StandaloneHost:
     def api_url(self) -> str:
         return f"{self.scheme}://{self._address()}"
 
-    def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo) -> Any:
+    def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo,
+               implicit_acknowledgements: bool = True) -> Any:
         info = attrs.evolve(framework_info, principal=self.principal,
                             webui_url=framework_info.webui_url or self.api_url)
-        return _pb_driver(scheduler, info, self.master, self.credential, self.reactor)
+        return _pb_driver(scheduler, info, self.master, self.credential, self.reactor, implicit_acknowledgements)
 
     def whenLeading(self) -> defer.Deferred:
         return self.election.whenElected()
@@ -141,13 +145,23 @@ class StandaloneFramework(service.MultiService):
         # The framework's routes sit behind an outer router, so that forwarding to the leader also
         # covers routes a framework adds only once it runs.
         self.site = Router()
-        self.site.filter(self._follow)
+        # The web UI at / shows this framework's own pages (its API at the same origin); any instance serves
+        # the page, whose API calls a standby forwards like any others.
+        self.site.filter(self._follow, exempt=PUBLIC_ROUTES)
         self.site.mount("", self.host.router)
+        self._protected = bool(getattr(framework_config, "http_credentials", ""))
+        WebUI(self.ui_config).install(self.site)
         self.listener = Listener(reactor, config.ip, config.http_port, self.site, tls=tls)
         self.listener.setServiceParent(self)
-        self.framework = plugin.makeService(self.host, framework_config)
+        self.framework = make_framework(plugin, self.host, framework_config)
         self._suspended: Any = None
         self._stopping = False
+
+    def ui_config(self) -> dict[str, Any]:
+        """What the web UI on this port shows: this framework's pages, its API at this origin."""
+        return {"daemon": self.framework_name, "cluster": False,
+                "frameworks": {self.framework_name: {"base": "", "api_url": self.host.api_url}},
+                "authentication": {"readonly": self._protected, "readwrite": self._protected}}
 
     def address(self) -> str:
         """This instance's API as ``host:port`` (the port is known once listening)."""
@@ -168,12 +182,19 @@ class StandaloneFramework(service.MultiService):
         d.addErrback(lambda failure: self.on_abort(self.framework_name, f"cannot join the election: "
                                                               f"{failure.getErrorMessage()}"))
         self.election.whenElected().addCallback(self._lead)
+        self.election.whenDeposed().addCallback(self._deposed)
 
     def _lead(self, _: Any) -> None:
         if not self.running or self._stopping:
             return
         log.info("Framework {name} leads; starting it", name=self.framework_name)
         self.framework.setServiceParent(self)
+
+    def _deposed(self, _: Any) -> None:
+        """Another instance may lead now and this one's store writes are fenced: end the process, as
+        when the session is lost, so that a supervisor restarts it as a contender."""
+        if not self._stopping:
+            self.on_abort(self.framework_name, "this instance's election node is gone: it no longer leads")
 
     def stopService(self) -> defer.Deferred:
         self._stopping = True

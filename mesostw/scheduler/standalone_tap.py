@@ -19,7 +19,7 @@ from twisted.python import usage
 from mesostw.auth import tls
 from mesostw.flags import Config, Flag, FlagOptions, read_value
 from mesostw.flags import options_for as build_options
-from mesostw.scheduler.plugins import PluginUnavailable
+from mesostw.scheduler.plugins import FrameworkFlagsError, PluginUnavailable, check_framework
 
 
 def _parse_zk(text: str) -> str:
@@ -62,6 +62,8 @@ def host_flags(plugin: Any) -> tuple[Flag, ...]:
 
 class StandaloneOptions(FlagOptions):
     plugin: Any = None
+    #: the plugin's own flags (the rest are the host's)
+    framework_flags: tuple[Flag, ...] = ()
     #: why the plugin cannot run, when it cannot
     unavailable: str | None = None
 
@@ -96,6 +98,7 @@ class StandaloneOptions(FlagOptions):
             config.hostname = config.ip
         if config.work_dir:
             config.work_dir = os.path.abspath(config.work_dir)
+        errors.extend(check_framework(self.plugin, framework_config(config, self.framework_flags)))
 
 
 def options_for(plugin: Any) -> type[FlagOptions]:
@@ -108,15 +111,27 @@ def options_for(plugin: Any) -> type[FlagOptions]:
                          framework_flags=framework_flags, env_prefix=f"MESOS_{plugin.name.upper()}_")
 
 
+def framework_config(config: Config, flags: Any) -> Config:
+    """The plugin's own Config out of the instance's."""
+    return Config(flags, {f.name: getattr(config, f.name) for f in flags})
+
+
+def refuse(tapname: str, error: FrameworkFlagsError) -> SystemExit:
+    """What ends ``twistd <tapname>`` when a framework refuses its flags: the message (on stderr) and
+    exit status 1, as a usage error, instead of a traceback."""
+    return SystemExit(f"twistd {tapname}: invalid flags: {error}")
+
+
 def makeService(options: Any) -> Any:
     from mesostw.scheduler.standalone import StandaloneFramework
 
     config = options.config
-    framework_config = Config(options.framework_flags, {f.name: getattr(config, f.name)
-                                                        for f in options.framework_flags})
     settings = tls.tls_from(config)
     if settings.enabled and any(getattr(config, f.name) for f in tls.FLAGS):
         # The PB driver takes its TLS settings from the environment, as every libprocess client does:
         # hand it those of the flags.
         os.environ.update(settings.environment())
-    return StandaloneFramework(options.plugin, config, framework_config)
+    try:
+        return StandaloneFramework(options.plugin, config, framework_config(config, options.framework_flags))
+    except FrameworkFlagsError as exc:
+        raise refuse(f"mesos-{options.plugin.name}", exc) from None

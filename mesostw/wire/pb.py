@@ -123,20 +123,31 @@ def encode_errors(errors: list[str]) -> bytes:
 def split(items: list[Any], limit: int = MAX_PAYLOAD) -> list[bytes]:
     """Encode ``items`` as one or more JSON lists, each under ``limit`` bytes (unless one item alone is
     larger) and :data:`MAX_BATCH` items."""
+    return [payload for _, payload in split_items(items, limit)]
+
+
+def split_items(items: list[Any], limit: int = MAX_PAYLOAD) -> list[tuple[list[Any], bytes]]:
+    """:func:`split`, with the items each payload holds."""
     payload = encode(items)
     if (len(payload) <= limit and len(items) <= MAX_BATCH) or len(items) <= 1:
-        return [payload]
+        return [(items, payload)]
     half = len(items) // 2
-    return split(items[:half], limit) + split(items[half:], limit)
+    return split_items(items[:half], limit) + split_items(items[half:], limit)
 
 
 class Batcher:
     """Collects items and sends them as a list on the next reactor turn, in order. ``send`` takes the
-    payload as a PB argument (see :func:`pieces`)."""
+    payload as a PB argument (see :func:`pieces`).
 
-    def __init__(self, clock: Any, send: Callable[[bytes | list[bytes]], defer.Deferred]):
+    ``unsent(items, error)`` hears of items that certainly did not leave: the send raised at once (the
+    connection is gone, or the message could not be encoded). Items whose send failed later may or may
+    not have arrived, and are not reported."""
+
+    def __init__(self, clock: Any, send: Callable[[bytes | list[bytes]], defer.Deferred],
+                 unsent: Callable[[list[Any], Exception], None] | None = None):
         self._clock = clock
         self._send = send
+        self._unsent = unsent
         self._items: list[Any] = []
         self._pending: Any = None
 
@@ -152,10 +163,19 @@ class Batcher:
         items, self._items = self._items, []
         if not items:
             return
-        for payload in split(items):
-            # A reference whose connection is gone raises DeadReferenceError at once rather than failing a Deferred.
-            d = defer.maybeDeferred(self._send, pieces(payload))
-            d.addErrback(_lost)
+        for part, payload in split_items(items):
+            # A reference whose connection is gone raises DeadReferenceError at once rather than failing a
+            # Deferred, and Banana refuses what it cannot encode before anything is written.
+            try:
+                d = self._send(pieces(payload))
+            except Exception as exc:  # noqa: BLE001 - reported below, and the next payloads still go
+                if self._unsent is not None:
+                    self._unsent(part, exc)
+                elif not isinstance(exc, pb.DeadReferenceError):
+                    log.failure("Batched call failed")
+                continue
+            if isinstance(d, defer.Deferred):
+                d.addErrback(_lost)
 
     def discard(self) -> None:
         if self._pending is not None and self._pending.active():

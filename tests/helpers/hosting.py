@@ -39,10 +39,12 @@ class ClusterHost:
         self.abdications = 0
         self.refuse_abdication: str | None = None
 
-    def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo) -> LocalSchedulerDriver:
+    def driver(self, scheduler: IScheduler, framework_info: FrameworkInfo,
+               implicit_acknowledgements: bool = True) -> LocalSchedulerDriver:
         info = attrs.evolve(framework_info, principal=self.principal or framework_info.principal,
                             webui_url=framework_info.webui_url or self.api_url)
-        driver = LocalSchedulerDriver(scheduler, info, self.cluster.master, principal=self.principal)
+        driver = LocalSchedulerDriver(scheduler, info, self.cluster.master, principal=self.principal,
+                                      implicit_acknowledgements=implicit_acknowledgements)
         self.drivers.append(driver)
         return driver
 

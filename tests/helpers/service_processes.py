@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import collections.abc
 import http.client
+import os
 from typing import Any
 
 from tests.helpers.processes import ProcessCluster
@@ -21,7 +22,10 @@ if not hasattr(collections, "Iterable"):
 from marathon import MarathonClient  # noqa: E402
 
 #: Agents' resources: with host ports for the apps' $PORT0.
-RESOURCES = "cpus:4;mem:4096;disk:4096;ports:[31000-31999]"
+#: Each test process takes its own window of task ports (below the ephemeral range), so that suites run
+#: side by side on one machine never hand two tasks the same port on the same address.
+_PORTS = 20000 + (os.getpid() % 12) * 1000
+RESOURCES = f"cpus:4;mem:4096;disk:4096;ports:[{_PORTS}-{_PORTS + 999}]"
 #: A small HTTP server a task runs on its agent's address and first host port.
 HTTP_SERVER = "exec python3 -m http.server --bind $HOST $PORT0"
 
@@ -46,8 +50,9 @@ def close(marathon: MarathonClient) -> None:
     marathon.sse_session.close()
 
 
-def serving(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether an HTTP server answers 200 at ``host:port`` right now (blocking)."""
+def serving(host: str, port: int, timeout: float = 5.0) -> bool:
+    """Whether an HTTP server answers 200 at ``host:port`` within ``timeout`` (blocking); generous, so
+    that a loaded machine's slow answer is not taken for an instance that is down."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request("GET", "/")

@@ -103,6 +103,20 @@ class StoreBehaviour:
         self.assertEqual((yield store.children("jobs")), ["a", "a-b", "a0"])
 
     @defer.inlineCallbacks
+    def test_names_with_punctuation(self) -> Any:
+        """Names may hold ':', '#', '@', '=', '%', '.', '-', '_' and spaces (run keys are ``job:due``)."""
+        store = yield self.make_store()
+        names = ["job-1:1714564800000", "a.b_c:d:e", "x#1", "u@h=v%20 w", "...a"]
+        yield store.commit([Put(f"runs/{name}", name.encode()) for name in names])
+        self.assertEqual((yield store.children("runs")), sorted(names))
+        for name in names:
+            self.assertEqual((yield store.get(f"runs/{name}")), name.encode())
+        yield store.delete("runs/a.b_c:d:e")
+        again = yield self.reopen()
+        self.assertEqual((yield again.children("runs")), sorted(set(names) - {"a.b_c:d:e"}))
+        self.assertEqual((yield again.get("runs/job-1:1714564800000")), b"job-1:1714564800000")
+
+    @defer.inlineCallbacks
     def test_parent_with_a_value(self) -> Any:
         """A path may hold a value and have children; deleting a child keeps the value."""
         store = yield self.make_store()

@@ -11,7 +11,7 @@ from twisted.internet import defer, reactor, threads
 from twisted.trial import unittest
 
 from mesostw.store import Delete, Put, StoreError, StoreFenced
-from mesostw.store.zookeeper import MAX_REQUEST_BYTES, ZooKeeperStateStore
+from mesostw.store.zookeeper import _OPERATION_BYTES, MAX_REQUEST_BYTES, ZooKeeperStateStore
 from mesostw.zk.client import ZooKeeper
 from mesostw.zk.url import parse_zk_url
 from tests.helpers.processes import wait_for
@@ -184,6 +184,21 @@ class ZooKeeperStoreTests(ZooKeeperStoreTestCase):
         # Many large commits made at once are split into transactions under the limit; all succeed.
         yield defer.gatherResults([store.put(f"part{i}", b"y" * 300_000) for i in range(8)])
         self.assertEqual(len((yield self.znodes())), 8)
+
+    @defer.inlineCallbacks
+    def test_a_transaction_of_many_small_operations_up_to_the_limit(self) -> Any:
+        """Thousands of small puts (a burst of run records) making a transaction just under the request
+        limit, as the store reckons it, are accepted by ZooKeeper in one transaction."""
+        store = yield self.fenced_store()
+        value = b"v" * 120
+        path = f"{self.root}/runs/job-00000:1714564800000"
+        count = (MAX_REQUEST_BYTES - 2_000) // (len(path) + len(value) + _OPERATION_BYTES)
+        ops = [Put(f"runs/job-{n:05d}:1714564800000", value) for n in range(count)]
+        yield store.commit(ops)
+        self.assertGreater(count, 4_000)
+        self.assertEqual(len((yield self.znodes(f"{self.root}/runs"))), count)
+        again = ZooKeeperStateStore((yield self.client()), self.root)
+        self.assertEqual(len((yield again.children("runs"))), count)
 
     @defer.inlineCallbacks
     def test_a_write_lost_after_it_committed_succeeds_once(self) -> Any:

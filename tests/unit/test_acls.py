@@ -214,7 +214,7 @@ class EvaluationTests(unittest.TestCase):
     def test_unknown_action(self) -> None:
         """Asking about another action is a programming error."""
         acls = ACLs()
-        error = self.assertRaises(ValueError, acls.authorize, "view_frameworks", "a", "b")
+        error = self.assertRaises(ValueError, acls.authorize, "reserve_resources", "a", "b")
         self.assertIn("run_tasks", str(error))
         self.assertRaises(ValueError, acls.authorize, "shutdown_frameworks", "a", "b")
 
@@ -360,12 +360,12 @@ class ParsingTests(unittest.TestCase):
 
     def test_other_mesos_acls_ignored(self) -> None:
         """Other Mesos ACL names are accepted, not enforced, and named in the warnings."""
-        acls = parse_acls('{"view_frameworks": [{"principals": {"type": "NONE"}, "users": {"type": "ANY"}}],'
-                          ' "reserve_resources": [], "get_endpoints": []}')
+        acls = parse_acls('{"kill_nested_containers": [{"principals": {"type": "NONE"}, "users": {"type": "ANY"}}],'
+                          ' "reserve_resources": [], "prune_images": []}')
         self.assertEqual(acls, ACLs())
         self.assertEqual(sorted(w.split(":")[0] for w in acls.warnings),
-                         ["get_endpoints", "reserve_resources", "view_frameworks"])
-        self.assertTrue({"view_frameworks", "reserve_resources", "set_quotas"} <= IGNORED_ACTIONS)
+                         ["kill_nested_containers", "prune_images", "reserve_resources"])
+        self.assertTrue({"kill_nested_containers", "reserve_resources", "set_quotas"} <= IGNORED_ACTIONS)
         self.assertFalse(IGNORED_ACTIONS & set(ACTIONS))
         self.assertTrue({"register_agents", "access_sandboxes"} <= set(ACTIONS))
 
@@ -385,7 +385,7 @@ class AuthorizerTests(unittest.TestCase):
         self.assertTrue(authorizer.authorize("run_tasks", None, "root"))
         self.assertTrue(authorizer.authorize("register_frameworks", "a", "*"))
         self.assertEqual(authorizer.decisions, {("run_tasks", "allowed"): 1, ("register_frameworks", "allowed"): 1})
-        self.assertRaises(ValueError, authorizer.authorize, "view_tasks", "a", "b")
+        self.assertRaises(ValueError, authorizer.authorize, "reserve_resources", "a", "b")
 
     def test_counts(self) -> None:
         """Decisions are counted per action and outcome."""

@@ -185,6 +185,32 @@ class MasterFlagsTests(unittest.TestCase):
             parse(self.Options, ["--frameworks=probe", "--probe_http_port=70000"])
         self.assertIn("is not a port number", str(caught.exception))
 
+    def test_a_plugins_own_check_is_a_flag_error_naming_the_prefixed_flags(self) -> None:
+        """What a plugin's check() finds is reported with the flags as the master offers them."""
+        Options = hosting_options(MASTER_FLAGS, MasterOptions, "none")
+        if "cron" not in P.framework_plugins()[0]:
+            raise unittest.SkipTest("the cron framework is not installed")
+        with self.assertRaises(usage.UsageError) as caught:
+            parse(Options, ["--frameworks=cron", "--cron_job_history_limit=0", "--cron_failure_retry=-1"])
+        self.assertIn("--cron_job_history_limit must be at least 1", str(caught.exception))
+        self.assertIn("--cron_failure_retry must not be negative", str(caught.exception))
+        self.assertEqual(parse(Options, ["--cron_job_history_limit=0"]).frameworks, (), "unselected: unchecked")
+
+    def test_a_framework_refusing_its_flags_ends_the_master_with_a_usage_message(self) -> None:
+        """A plugin without check() whose makeService raises ValueError ends twistd mesos-master with the
+        message (exit status 1), not a traceback."""
+        from mesostw.master import tap
+
+        options = self.Options()
+        options.environ = {}
+        options.parseOptions(["--frameworks=probe", "--probe_task_resources=cpus:x", "--probe_http_port=0"])
+        options.plugins = {"probe": probe_plugin()}
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(options)
+        message = str(caught.exception.code)
+        self.assertTrue(message.startswith("twistd mesos-master: invalid flags: framework 'probe': bad resource"),
+                        message)
+
     def test_names_are_parsed_in_order_once(self) -> None:
         """--frameworks keeps the given order, drops repeats and blanks."""
         self.assertEqual(parse_names(" probe, ,cron,probe"), ("probe", "cron"))
@@ -250,6 +276,24 @@ class StandaloneFlagsTests(unittest.TestCase):
         self.assertEqual(config.secret, "s3cret")
         self.assertNotIn("s3cret", str(config.rendered()))
 
+    def test_the_plugins_own_check_is_a_usage_error(self) -> None:
+        """twistd mesos-cron --job_history_limit=0 is refused as it parses, with the flag's own name."""
+        cron = next((p for p in P.framework_plugins()[0].values() if p.name == "cron"), None)
+        if cron is None:
+            raise unittest.SkipTest("the cron framework is not installed")
+        with self.assertRaises(usage.UsageError) as caught:
+            parse(standalone_tap.options_for(cron), ["--master=127.0.0.1:5050", "--job_history_limit=0"])
+        self.assertIn("  --job_history_limit must be at least 1", str(caught.exception))
+
+    def test_a_framework_refusing_its_flags_ends_the_process_with_a_usage_message(self) -> None:
+        """A plugin whose makeService raises ValueError ends twistd mesos-probe with the message."""
+        options = self.Options()
+        options.environ = {}
+        options.parseOptions(["--master=127.0.0.1:5050", "--task_resources=cpus:x"])
+        with self.assertRaises(SystemExit) as caught:
+            standalone_tap.makeService(options)
+        self.assertIn("twistd mesos-probe: invalid flags: framework 'probe': bad resource", str(caught.exception.code))
+
     def test_an_unavailable_framework_is_a_usage_error(self) -> None:
         """twistd mesos-cron without the cron package says so instead of a traceback."""
         maker = P.StandaloneMaker(P.FrameworkPlugin("gone", "fake_framework_gone.plugin", "Gone", 1), "mesos-gone")
@@ -257,6 +301,28 @@ class StandaloneFlagsTests(unittest.TestCase):
         with self.assertRaises(usage.UsageError) as caught:
             maker.options().parseOptions(["--master=127.0.0.1:5050"])
         self.assertIn("fake_framework_gone.plugin", str(caught.exception))
+
+
+class CheckTests(unittest.TestCase):
+    def tearDown(self) -> None:
+        for name in [n for n in sys.modules if n.startswith("fake_framework")]:
+            del sys.modules[name]
+
+    def test_check_names_flags_with_the_hosts_prefix(self) -> None:
+        """check_framework renames --flag to --<prefix>_flag, the longest name first; without check()
+        a plugin has nothing to say."""
+        flags = (Flag("limit", "1", "a"), Flag("limit_max", "2", "b"))
+        module = fake_module("fake_framework_checked", FLAGS=flags, makeService=lambda host, config: None,
+                             check=lambda config: ["--limit must be positive", "--limit_max is below --limit"])
+        plugin = P.FrameworkPlugin("fake", module, "Fake", 1)
+        config = flaglib.defaults(flags)
+        self.assertEqual(P.check_framework(plugin, config, "fake"),
+                         ["--fake_limit must be positive", "--fake_limit_max is below --fake_limit"])
+        self.assertEqual(P.check_framework(plugin, config),
+                         ["--limit must be positive", "--limit_max is below --limit"])
+        bare = P.FrameworkPlugin("bare", fake_module("fake_framework_bare", FLAGS=flags,
+                                                     makeService=lambda host, config: None), "Bare", 1)
+        self.assertEqual(P.check_framework(bare, config, "bare"), [])
 
 
 class PrefixTests(unittest.TestCase):

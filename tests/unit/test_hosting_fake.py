@@ -26,6 +26,13 @@ class ClusterHostTests(ClockTestCase):
         verifyObject(IStateStore, self.host.store)
         verifyObject(ISchedulerDriver, self.host.driver(RecordingScheduler(), FrameworkInfo(user="u", name="p")))
 
+    def test_a_framework_may_ask_for_explicit_acknowledgements(self) -> None:
+        """Updates are acknowledged by the driver unless the framework asks to acknowledge them itself."""
+        info = FrameworkInfo(user="u", name="p")
+        self.assertTrue(self.host.driver(RecordingScheduler(), info).implicit_acknowledgements)
+        driver = self.host.driver(RecordingScheduler(), info, implicit_acknowledgements=False)
+        self.assertFalse(driver.implicit_acknowledgements)
+
     def test_driver_as_a_child_service_subscribes_and_fails_over_on_stop(self) -> None:
         """Starting the parent subscribes the driver; stopping it leaves the framework to fail over."""
         scheduler = RecordingScheduler()

@@ -47,6 +47,9 @@ class Requests:
             "/master/teardown": self.client.request("POST", "/master/teardown", b"frameworkId=F"),
             "/api/v1/scheduler": self.client.request("POST", "/api/v1/scheduler", json.dumps(SUBSCRIBE).encode(),
                                                      {"Content-Type": "application/json"}),
+            # The operator API answers nothing on a master that does not lead, GET_HEALTH included (as Mesos).
+            **{path: self.client.request("POST", path, b'{"type": "GET_HEALTH"}', {"Content-Type": "application/json"})
+               for path in ("/api/v1", "/master/api/v1")},
         }
 
 

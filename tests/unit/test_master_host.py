@@ -66,6 +66,13 @@ class MasterHostTests(unittest.TestCase):
         verifyObject(ISchedulerDriver, host.driver(Scheduler(), FrameworkInfo(user="u", name="p")))
         self.assertEqual((host.name, host.principal, host.api_url), ("probe", "probe", "http://127.0.0.1:4499"))
 
+    def test_a_framework_may_ask_for_explicit_acknowledgements(self) -> None:
+        """The in-process driver acknowledges updates by itself unless the framework asks otherwise."""
+        host = self.build().frameworks.hosts["probe"]
+        info = FrameworkInfo(user="u", name="p")
+        self.assertTrue(host.driver(Scheduler(), info).implicit_acknowledgements)
+        self.assertFalse(host.driver(Scheduler(), info, implicit_acknowledgements=False).implicit_acknowledgements)
+
     def test_with_tls_the_framework_port_speaks_tls_too(self) -> None:
         """The master's TLS settings cover its framework ports, and the API URL says https."""
         from twisted.protocols.tls import TLSMemoryBIOFactory

@@ -58,6 +58,10 @@ class FakeElection:
         for d in self._waiters:
             d.callback(None)
 
+    def whenDeposed(self) -> defer.Deferred:
+        self.deposed: defer.Deferred = defer.Deferred()
+        return self.deposed
+
     def leader(self) -> bytes | None:
         return None if self.leading else self.other
 
@@ -129,6 +133,13 @@ class StandaloneHostTests(unittest.TestCase):
         verifyObject(ISchedulerDriver, framework.host.driver(D.Scheduler(), FrameworkInfo(user="u", name="probe")))
         for election in (Unopposed(), zookeeper_election(FakeZooKeeper([]), "/probe/leader"), FakeElection()):
             verifyObject(IElection, election)
+
+    def test_a_framework_may_ask_for_explicit_acknowledgements(self) -> None:
+        """The PB driver acknowledges updates by itself unless the framework asks otherwise."""
+        host = self.build().host
+        info = FrameworkInfo(user="u", name="probe")
+        self.assertTrue(host.driver(D.Scheduler(), info).implicit_acknowledgements)
+        self.assertFalse(host.driver(D.Scheduler(), info, implicit_acknowledgements=False).implicit_acknowledgements)
 
     def test_alone_it_leads_at_once_and_registers_through_pb(self) -> None:
         """Without --zk the instance leads as it starts; its PB driver dials the master with the
@@ -212,6 +223,16 @@ class StandaloneHostTests(unittest.TestCase):
                                                  "(4.0s)")])
         listener(LOST)
         self.assertEqual(self.aborts[-1], ("probe", "the ZooKeeper session expired"))
+
+    def test_a_deposed_leader_ends_the_process(self) -> None:
+        """Once the election says this instance's node is gone, the process ends (its store is fenced)."""
+        election = FakeElection()
+        framework = self.build(election=election, zk=FakeZooKeeper([]))
+        framework.startService()
+        election.win()
+        self.assertEqual(self.aborts, [])
+        election.deposed.callback(None)
+        self.assertEqual(self.aborts, [("probe", "this instance's election node is gone: it no longer leads")])
 
     def test_stopping_stops_the_framework_then_leaves_the_election(self) -> None:
         """A clean stop fails the framework over, closes the store, withdraws from the election, then
@@ -309,6 +330,25 @@ class GroupElectionTests(unittest.TestCase):
         self.assertIsNone(election.leader())
         self.successResultOf(election.withdraw())
         self.assertEqual(sorted(zk.nodes), ["/probe/leader/state"])
+        self.assertFalse(election.deposed, "withdrawing is no deposition")
+
+    def test_a_leader_whose_node_goes_is_deposed(self) -> None:
+        """A leading instance whose own node disappears (its session lives on) is told it is deposed;
+        one that never led is not."""
+        zk = GroupZooKeeper()
+        election = zookeeper_election(zk, "/probe/leader")
+        deposed = election.whenDeposed()
+        self.successResultOf(election.contend(b"127.0.0.1:2"))
+        zk.delete("/probe/leader/member_0000000001")
+        self.assertTrue(election.leading)
+        self.assertNoResult(deposed)
+        zk.nodes["/probe/leader/member_0000000003"] = b"127.0.0.1:3"  # a rival behind it
+        zk.changed()
+        self.assertNoResult(deposed)
+        zk.delete("/probe/leader/member_0000000002")
+        self.successResultOf(deposed)
+        self.assertTrue(election.deposed)
+        self.successResultOf(election.whenDeposed())
 
 
 class StandaloneStoreTests(unittest.TestCase):

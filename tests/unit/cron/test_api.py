@@ -124,6 +124,29 @@ class APITests(ClockTestCase):
                                     "schedule": "R/2024-05-01T12:02:00.000Z/PT1M", "parents": [],
                                     "disabled": False}])
 
+    def test_data_processing_progress(self) -> None:
+        """POST .../task/{id}/progress adds to a running task's count (204 once written); job/stat shows it
+        after the run; an unknown task, a bad count or a job that does not track data is a 400."""
+        self.send("POST", "/v1/scheduler/iso8601", job("etl", "R1//PT1H", command="sleep 1000",
+                                                       dataProcessingJobType=True))
+        self.cron.advance(2)
+        [task_id] = self.cron.launched("etl")
+        path = f"/v1/scheduler/job/etl/task/{task_id}/progress"
+        self.assertEqual(self.send("POST", path, {"numAdditionalElementsProcessed": 40}).code, 204)
+        self.assertEqual(self.send("POST", path, {"numAdditionalElementsProcessed": 2}).code, 204)
+        self.assertEqual(self.send("DELETE", "/v1/scheduler/task/kill/etl").code, 204)
+        self.cron.advance(2)
+        [entry] = self.client.get_json("/v1/scheduler/job/stat/etl")["taskStatHistory"]
+        self.assertEqual(entry["numElementsProcessed"], 42)
+        self.send("POST", "/v1/scheduler/iso8601", job("plain"))
+        refused = (("/v1/scheduler/job/etl/task/ct:1:0:etl:/progress", {"numAdditionalElementsProcessed": 1}),
+                   (path, {"numAdditionalElementsProcessed": "many"}),
+                   (f"/v1/scheduler/job/plain/task/{task_id}/progress", {"numAdditionalElementsProcessed": 1}))
+        for where, body in refused:
+            reply = self.send("POST", where, body)
+            self.assertEqual(reply.code, 400, where)
+            self.assertIn("message", json.loads(reply.body))
+
     def test_ping_leader_and_metrics(self) -> None:
         """/ping is pong; /leader names this instance; /metrics is JSON, or Prometheus text when asked."""
         self.assertEqual(self.client.get("/ping").body, b"pong")

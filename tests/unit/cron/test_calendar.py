@@ -284,6 +284,31 @@ class ParsingTests(unittest.TestCase):
             parse_schedule("R/2024-01-01T00:00:00Z/P1D", "Mars/Olympus_Mons", 0)
         self.assertIn("Unknown scheduleTimeZone", str(caught.exception))
 
+    @SETTINGS
+    @given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)),
+           st.sampled_from(["Z", "+00:00", "+05:30", "-08:00", ""]), st.sampled_from([0, 1, 2, 3, 6]),
+           st.booleans(), st.sampled_from(["", "America/New_York"]))
+    def test_the_fast_reading_of_starts_agrees_with_aniso8601(self, moment: datetime, offset: str, digits: int,
+                                                              seconds: bool, zone_name: str) -> None:
+        """A start in the usual extended form reads as aniso8601 reads it, with or without seconds,
+        fractions, offsets and a scheduleTimeZone."""
+        import aniso8601
+
+        from frameworks.cron import calendar as C
+
+        text = moment.strftime("%Y-%m-%dT%H:%M") + (moment.strftime(":%S") if seconds else "")
+        if seconds and digits:
+            text += "." + f"{moment.microsecond:06d}"[:digits]
+        text += offset
+        expected = aniso8601.parse_datetime(text)
+        tz = C.zone(zone_name)
+        if tz is not None:
+            expected = expected.replace(tzinfo=tz, fold=0)
+        elif expected.tzinfo is None:
+            expected = expected.replace(tzinfo=UTC)
+        self.assertEqual(C._parse_start(text, tz), expected)
+        self.assertEqual(to_ms(C._parse_start(text, tz)), to_ms(expected))
+
     def test_durations_and_instants(self) -> None:
         """epsilon is a fixed ISO duration; instants print as Joda does and read back."""
         self.assertEqual(parse_duration_ms("PT60S"), 60_000)

@@ -340,3 +340,23 @@ class JobLifecycleTests(unittest.TestCase):
         self.assertEqual([t.name for t in first], ["ChronosTask:high"])
         second = h.offer("cpus:1;mem:1024;disk:1024", agent="S2", host="host2")
         self.assertEqual(sorted(t.name for t in second), ["ChronosTask:low", "ChronosTask:pinned"])
+
+    def test_a_burst_is_launched_in_calls_the_wire_takes(self) -> None:
+        """A thousand runs due together: each offer's launch stays under LAUNCH_BYTES of task JSON, the rest
+        go on the next offers, and every run is launched exactly once."""
+        from frameworks.cron import book as P
+        from mesostw.store import dump
+
+        h = Harness()
+        for n in range(1000):
+            h.put(job(f"burst-{n:04d}", schedule=f"R1/{format_ms(SLOT)}/PT1M", cpus=0.01, mem=1, disk=0,
+                      environmentVariables=[{"name": "PAD", "value": "x" * 300}]))
+        h.advance_to(SLOT)
+        launched: list[str] = []
+        while len(launched) < 1000:
+            tasks = h.offer("cpus:100;mem:100000;disk:1000")
+            self.assertTrue(tasks, "every offer takes some of the burst")
+            self.assertLessEqual(sum(len(dump(t.to_json())) for t in tasks), P.LAUNCH_BYTES)
+            launched += [t.task_id for t in tasks]
+        self.assertEqual(len(set(launched)), 1000)
+        self.assertGreater(len(h.of(fx.Launch)), 2)

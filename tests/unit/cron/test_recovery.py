@@ -92,3 +92,53 @@ class RecoveryTests(unittest.TestCase):
         self.assertNotIn("runs/ghost:1", later.store)
         self.assertIn("jobs/broken", later.store)
         self.assertIn("j", later.planner.jobs)
+
+
+class DataProgressTests(unittest.TestCase):
+    def test_progress_is_written_with_the_run_and_survives_a_new_leader(self) -> None:
+        """Elements a data-processing task reports are written with its run, carried over by a new leader,
+        and kept in the history once the task ends; later reports add to that entry."""
+        h = Harness()
+        h.put(job("etl", schedule="R1//PT1H", dataProcessingJobType=True))
+        [task] = h.offer()
+        h.update(task.task_id, T.RUNNING)
+        h.apply(h.planner.progress("etl", task.task_id, 5, h.now))
+        [stored] = h.stored_runs("etl").values()
+        self.assertEqual(stored["elements"], 5)
+        later = h.recover()
+        answer(later, task.task_id, T.RUNNING)
+        later.apply(later.planner.progress("etl", task.task_id, 7, later.now))
+        later.update(task.task_id, T.FINISHED)
+        later.apply(later.planner.progress("etl", task.task_id, 3, later.now))
+        [entry] = later.stored_job("etl")["state"]["history"]
+        self.assertEqual((entry["status"], entry["elements"]), ("success", 15))
+
+    def test_progress_of_unknown_tasks_and_plain_jobs_is_refused(self) -> None:
+        """A task neither running nor in the history, a negative count, or a job that does not track data
+        is a JobInvalid (the API's 400)."""
+        from frameworks.cron.jobs import JobInvalid
+
+        h = Harness()
+        h.put(job("etl", schedule="R1//PT1H", dataProcessingJobType=True))
+        h.put(job("plain", schedule="R1//PT1H"))
+        [first, second] = h.offer()
+        etl = first if ":etl:" in first.task_id else second
+        for name, task_id, count in (("etl", "ct:1:0:etl:", 1), ("etl", etl.task_id, -1),
+                                     ("plain", etl.task_id.replace("etl", "plain"), 1)):
+            with self.assertRaises(JobInvalid):
+                h.planner.progress(name, task_id, count, h.now)
+
+
+class ReconcileTests(unittest.TestCase):
+    def test_reconciliation_names_the_agent_where_it_is_known(self) -> None:
+        """After a master failover the same leader asks about its tasks with their agents (so the master
+        need not wait for every agent); a new leader knows no agents and asks by task alone."""
+        h = Harness()
+        h.put(job("j", schedule="R1//PT1H", command="sleep 100"))
+        [task] = h.offer(agent="S7")
+        h.clear()
+        h.apply(h.planner.registered(h.now))
+        [explicit] = [r for r in h.of(fx.Reconcile) if r.task_ids]
+        self.assertEqual(explicit.tasks(), [(task.task_id, "S7")])
+        [explicit] = [r for r in h.recover().of(fx.Reconcile) if r.task_ids]
+        self.assertEqual(explicit.tasks(), [(task.task_id, None)])

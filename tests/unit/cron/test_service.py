@@ -119,6 +119,20 @@ class EndToEndTests(ClockTestCase):
         self.assertEqual(cron.launched("quick"), [task_id])
 
 
+class ReconcileCallTests(ClockTestCase):
+    def test_reconciliation_passes_agent_ids_to_the_driver(self) -> None:
+        """A Reconcile effect reaches the driver as task IDs, with the agent where the planner knows it."""
+        from frameworks.cron import effects as fx
+
+        cron = CronOnACluster(self)
+        calls: list[list[object]] = []
+        cron.service.driver.reconcileTasks = calls.append
+        cron.service._act(fx.Reconcile(("t1", "t2"), ("S1", None)))
+        [[first, second]] = calls
+        self.assertEqual((first.task_id, first.agent_id), ("t1", "S1"))  # type: ignore[attr-defined]
+        self.assertEqual(second, "t2")
+
+
 class ContractTests(ClockTestCase):
     def test_plugin_module_and_scheduler_keep_their_contracts(self) -> None:
         """plugin.py names the framework, its port and flags; the scheduler provides IScheduler; the

@@ -92,7 +92,7 @@ class WriterTests(ClockTestCase):
 
     def test_large_writes_are_split_between_events_not_within(self) -> None:
         """Past the commit size, the next event's writes go in the next commit."""
-        self.patch(W, "MAX_COMMIT_BYTES", 10)
+        self.patch(W, "MAX_COMMIT_BYTES", 200)  # two puts of 8 bytes (73 each with path and allowance) fit
         self.writer.write([Put("a", b"12345678"), Put("b", b"12345678")])
         self.writer.write([Put("c", b"1")])
         self.clock.advance(0)
@@ -100,6 +100,43 @@ class WriterTests(ClockTestCase):
         self.store.finish(0)
         self.clock.advance(0)
         self.assertEqual([op.path for op in self.store.calls[1][0]], ["c"])
+
+
+    def test_an_event_over_the_limit_is_written_job_by_job(self) -> None:
+        """An event larger than a commit goes in several commits, each holding whole jobs (a job's record
+        with its runs), in order; the event is durable once the last one is."""
+        self.patch(W, "MAX_COMMIT_BYTES", 700)
+        ops = []
+        for name in ("a", "b", "c", "d"):
+            ops += [Put(f"runs/{name}:1000", b"r" * 40), Put(f"jobs/{name}", b"j" * 60), Delete(f"runs/{name}:900")]
+        ops.append(Put("framework_id", b"F"))
+        done: list[Any] = []
+        self.writer.write(ops).addCallback(done.append)
+        self.clock.advance(0)
+        for index in range(3):
+            self.assertEqual(done, [])
+            self.store.finish(index)
+            self.clock.advance(0)
+        self.assertEqual(done, [None])
+        commits = [[op.path for op in call[0]] for call in self.store.calls]
+        self.assertEqual(commits, [["runs/a:1000", "jobs/a", "runs/a:900", "runs/b:1000", "jobs/b", "runs/b:900"],
+                                   ["runs/c:1000", "jobs/c", "runs/c:900", "runs/d:1000", "jobs/d", "runs/d:900"],
+                                   ["framework_id"]])
+        self.assertTrue(all(W.weight(call[0]) <= 700 for call in self.store.calls))
+
+    def test_a_split_event_fails_as_a_whole_when_fenced(self) -> None:
+        """When the store is taken over halfway through a split event, the event fails with StoreFenced."""
+        self.patch(W, "MAX_COMMIT_BYTES", 200)
+        ops = [Put(f"jobs/{name}", b"j" * 100) for name in ("a", "b", "c")]
+        failures: list[Any] = []
+        self.writer.write(ops).addErrback(failures.append)
+        self.clock.advance(0)
+        self.store.finish(0)
+        self.clock.advance(0)
+        self.store.calls[1][1].errback(StoreFenced("gone"))
+        [failure] = failures
+        self.assertTrue(failure.check(StoreFenced))
+        self.assertEqual(self.store.tree.as_dict(), {"jobs/a": b"j" * 100})
 
 
 class FencedServiceTests(ClockTestCase):
