@@ -356,6 +356,16 @@ class ContextTests(unittest.TestCase):
                                "LIBPROCESS_SSL_CA_FILE": os.path.abspath(relative), "LIBPROCESS_SSL_CIPHERS": "HIGH"})
         self.assertEqual(TLSConfig().environment(), {"LIBPROCESS_SSL_ENABLED": "false"})
 
+    def test_environment_passes_the_ca_directory(self) -> None:
+        """A master trusting a CA directory gives executors LIBPROCESS_SSL_CA_DIR (absolute): without it an
+        executor verifying the agent would trust the platform's CAs instead of the cluster's."""
+        relative = os.path.relpath(os.path.dirname(self.pki.ca_file))
+        env = TLSConfig(enabled=True, cert_file=self.pki.server_cert, key_file=self.pki.server_key,
+                        ca_dir=relative).environment()
+        self.assertEqual(env["LIBPROCESS_SSL_CA_DIR"], os.path.abspath(relative))
+        self.assertNotIn("LIBPROCESS_SSL_CA_FILE", env)
+        self.assertEqual(tls_from(None, env).ca_dir, os.path.abspath(relative))
+
     def test_environment_round_trips(self) -> None:
         """What environment() gives, tls_from reads back as the same settings."""
         tls = self.pki.server(require_cert=True, verify_depth=3)
