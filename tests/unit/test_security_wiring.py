@@ -118,11 +118,12 @@ class MasterWiringTests(unittest.TestCase):
         self.addCleanup(cluster.stop)
         return cluster
 
-    def framework(self, cluster: Cluster, proved: str | None, **info) -> RecordingScheduler:
+    def framework(self, cluster: Cluster, proved: str | None, scheduler: RecordingScheduler | None = None,
+                  **info) -> RecordingScheduler:
         """A framework on the cluster's master whose connection proved the principal ``proved``."""
         from mesostw.scheduler.local import LocalSchedulerDriver
 
-        scheduler = RecordingScheduler()
+        scheduler = scheduler or RecordingScheduler()
         LocalSchedulerDriver(scheduler, FrameworkInfo(user="nobody", name="f", **info), cluster.master,
                              principal=proved).start()
         cluster.settle()
@@ -243,6 +244,20 @@ class MasterWiringTests(unittest.TestCase):
         dev.pending = [task_info]
         cluster.framework("dev", scheduler=dev, principal="dev")
         self.assertEqual(dev.states("as-root"), [T.ERROR])
+        self.assertEqual(cluster.master.metrics["tasks_denied"], 1)
+
+    def test_run_tasks_ignores_a_claimed_principal(self):
+        """Where frameworks need not authenticate, one that proved nothing but declares principal ops in its
+        FrameworkInfo is judged anonymous by run_tasks: its task as root gets TASK_ERROR; ops's own runs."""
+        anyone = {**OPEN_AGENTS, "register_frameworks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}]}
+        cluster = self.cluster(acls=anyone)
+        for proved, expected in ((None, T.ERROR), ("ops", T.RUNNING)):
+            scheduler = RecordingScheduler()
+            task_info = command_task(f"as-root-{proved}", "sleep 100")
+            task_info["command"]["user"] = "root"
+            scheduler.pending = [task_info]
+            self.framework(cluster, proved, scheduler=scheduler, principal="ops")
+            self.assertEqual(scheduler.states(f"as-root-{proved}")[:1], [expected])
         self.assertEqual(cluster.master.metrics["tasks_denied"], 1)
 
     def test_kill_and_teardown_acl(self):
