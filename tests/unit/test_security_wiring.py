@@ -26,7 +26,7 @@ from mesostw.auth.policy import Security
 from mesostw.http.router import HTTPError
 from mesostw.master.admission import agent_refusal, framework_refusal, takeover_refusal
 from mesostw.master.frameworks import RegistrationRefused
-from mesostw.master.master import KillOutcome
+from mesostw.master.master import KillOutcome, TeardownOutcome
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, FrameworkInfo
 from mesostw.model.resources import Resources
@@ -274,6 +274,37 @@ class MasterWiringTests(unittest.TestCase):
         self.assertIs(master.operatorKill(dev.framework_id, "t", "ops"), KillOutcome.SENT)
         cluster.settle()
         self.assertEqual(dev.states("t")[-1], T.KILLED)
+
+    def test_teardown_acl_judges_the_framework_principal(self):
+        """teardown_frameworks rules name whose frameworks a principal may end: ops may tear down or kill in
+        dev's frameworks only, so ops's own framework is refused to ops on both paths."""
+        only_devs = {**OPEN_AGENTS, "teardown_frameworks": [
+            {"principals": {"values": ["ops"]}, "framework_principals": {"values": ["dev"]}}]}
+        cluster = self.cluster(acls=only_devs)
+        master = cluster.master
+        frameworks = {}
+        for principal in ("dev", "ops"):
+            scheduler = RecordingScheduler()
+            scheduler.pending = [command_task(f"t-{principal}", "sleep 100")]
+            cluster.framework(principal, scheduler=scheduler, principal=principal)
+            frameworks[principal] = scheduler.framework_id
+        self.assertIs(master.operatorKill(frameworks["ops"], "t-ops", "ops"), KillOutcome.NOT_AUTHORIZED)
+        self.assertIs(master.teardown(frameworks["ops"], "ops"), TeardownOutcome.NOT_AUTHORIZED)
+        self.assertIs(master.operatorKill(frameworks["dev"], "t-dev", "ops"), KillOutcome.SENT)
+        self.assertIs(master.teardown(frameworks["dev"], "ops"), TeardownOutcome.DONE)
+
+    def test_run_tasks_judges_the_executor_user(self):
+        """A task without a command of its own runs as its executor's command's user: run_tasks judges
+        that user, so dev (nobody only) may not launch an executor as root."""
+        cluster = self.cluster()
+        dev = RecordingScheduler()
+        task_info = command_task("exec-as-root", "true")
+        del task_info["command"]
+        task_info["executor"] = {"executor_id": {"value": "e1"}, "command": {"value": "sleep 100", "user": "root"}}
+        dev.pending = [task_info]
+        cluster.framework("dev", scheduler=dev, principal="dev")
+        self.assertEqual(dev.states("exec-as-root"), [T.ERROR])
+        self.assertEqual(cluster.master.metrics["tasks_denied"], 1)
 
     def test_recovered_frameworks_keep_their_owner_where_frameworks_authenticate(self):
         """After a failover, a framework recovered from the registry belongs to its principal when every
