@@ -597,6 +597,26 @@ class FailureThrottleTests(ClockTestCase):
         self.assertEqual(throttle.delay("peer-0"), 0.0)
         self.assertEqual(throttle.delay("early"), 30.0)
 
+    def test_default_bounds(self) -> None:
+        """A throttle made with the defaults (as the daemons' is) lets 64 attempts of a peer wait and refuses the
+        65th, and remembers 10,000 peers: the 10,001st to fail makes it forget the one that failed longest ago."""
+        self.throttle.failed("guesser")
+        waits = [self.throttle.admit("guesser") for _ in range(65)]
+        self.assertTrue(all(w is not None and w > 0 for w in waits[:64]))
+        self.assertIsNone(waits[64])
+        for i in range(9_999):
+            self.throttle.failed(i)
+        self.assertEqual((len(self.throttle), self.throttle.delay("guesser")), (10_000, 0.5))
+        self.throttle.failed("one more")
+        self.assertEqual((len(self.throttle), self.throttle.delay("guesser")), (10_000, 0.0))
+
+    def test_a_single_entry(self) -> None:
+        """max_entries=1 is a valid bound: the throttle remembers the last peer that failed."""
+        throttle = FailureThrottle(self.clock, max_entries=1)
+        throttle.failed("a")
+        throttle.failed("b")
+        self.assertEqual((throttle.delay("a"), throttle.delay("b")), (0.0, 0.5))
+
     def test_expired_entries_purged(self) -> None:
         """Expired entries are dropped from the table, not only ignored."""
         for i in range(50):
