@@ -17,6 +17,9 @@ COMMON_FLAGS = tls.FLAGS + (
     Flag.duration("http_header_timeout", 10.0, "Time a connection has to send its first bytes, and an HTTP request "
                   "its headers (from its first byte); a connection that takes longer is dropped"),
     Flag.duration("http_body_timeout", 60.0, "Time an HTTP request has to send its body once its headers are in"),
+    Flag.duration("connection_setup_timeout", 60.0, "Time a Perspective Broker or executor-stream connection has, "
+                  "from its first bytes, to authenticate, register or subscribe; one that has done none of these "
+                  "by then is dropped"),
     Flag.int("max_connections_per_peer", 1024, "Open connections one IP address may have to this daemon's port; "
              "more are closed at once (0: no cap)"),
     Flag.int("max_connections", 0, "Open connections this daemon's port takes in all (0: the open files limit, "
@@ -41,7 +44,8 @@ def check_common(config: Config, errors: list[str]) -> None:
         socket.inet_aton(config.ip)
     except OSError:
         errors.append(f"--ip={config.ip} is not an IPv4 address")
-    for name in ("http_header_timeout", "http_body_timeout", "authentication_failure_delay_max"):
+    for name in ("http_header_timeout", "http_body_timeout", "connection_setup_timeout",
+                 "authentication_failure_delay_max"):
         if getattr(config, name, 1.0) <= 0:
             errors.append(f"--{name} must be positive")
     for name in ("max_connections_per_peer", "max_connections", "authentication_failure_delay"):

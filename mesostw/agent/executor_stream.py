@@ -7,7 +7,8 @@ each framed as a RecordIO record: the same messages without HTTP's request
 and response machinery on either side, which is most of an agent's work per
 task. The first record is the SUBSCRIBE Call with one more field, ``token``: the
 executor's secret (``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``); a stream whose
-SUBSCRIBE lacks the right one is answered ERROR and closed, binding nothing.
+SUBSCRIBE lacks the right one is answered ERROR and closed, binding nothing; one that has not
+subscribed within ``--connection_setup_timeout`` of its preamble is dropped by the port.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mesostw.interfaces import IExecutorLink
 from mesostw.model import executor_api as xapi
 from mesostw.model.validation import ValidationError, decode_json
 from mesostw.wire.preambles import EXECUTOR as PREAMBLE
+from mesostw.wire.switch import bound
 
 __all__ = ["PREAMBLE", "ExecutorStream", "ExecutorStreamFactory", "StreamExecutorLink"]
 
@@ -73,8 +75,9 @@ class ExecutorStream(protocol.Protocol):
         if self.session.bound is None:
             if not isinstance(call, xapi.Subscribe):
                 raise ValidationError("the first call must be SUBSCRIBE")
-            self.session.subscribe(self.link, framework_id, executor_id, call,
-                                   token if isinstance(token, str) else None)
+            if self.session.subscribe(self.link, framework_id, executor_id, call,
+                                      token if isinstance(token, str) else None):
+                bound(self)  # the port's deadline to subscribe is met
             return
         try:
             self.session.call(framework_id, executor_id, call)

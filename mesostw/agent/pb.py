@@ -27,6 +27,7 @@ from mesostw.wire.pb import (
     pieces,
     reference,
 )
+from mesostw.wire.switch import bound
 
 log = Logger()
 
@@ -125,6 +126,7 @@ class ExecutorConnection(pb.Referenceable):
     def __init__(self, agent: Agent, broker: pb.Broker, clock: Any):
         self.session = ExecutorSession(agent)
         self.clock = clock
+        self.broker = broker
         broker.notifyOnDisconnect(self.session.disconnected)
 
     def remote_subscribe(self, executor: pb.RemoteReference, payload: bytes, secret: Any = None) -> None:
@@ -137,9 +139,12 @@ class ExecutorConnection(pb.Referenceable):
             raise RefusedError("the first call must be SUBSCRIBE")
         link = PBExecutorLink(reference(executor, "the executor"), self.clock)
         try:
-            self.session.subscribe(link, framework_id, executor_id, call, secret if isinstance(secret, str) else None)
+            known = self.session.subscribe(link, framework_id, executor_id, call,
+                                           secret if isinstance(secret, str) else None)
         except CallRefused as exc:
             raise RefusedError(str(exc)) from None
+        if known:
+            bound(self.broker)  # the port's deadline to subscribe is met
 
     def remote_calls(self, payload: bytes) -> bytes:
         if self.session.bound is None:

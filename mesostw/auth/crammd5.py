@@ -23,6 +23,7 @@ and no timers.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
@@ -120,6 +121,8 @@ class Authenticator:
         self._credentials = CramMD5Credentials(host.encode("utf-8"))
         self._state = "new"  # -> "started" -> "done"
         self.principal: str | None = None  # set once a step succeeded
+        #: the principal a well-formed response named, proved or not (for the failure throttle)
+        self.claimed: str | None = None
 
     def start(self, mechanism: str | bytes) -> bytes:
         """Begin the exchange with ``mechanism`` (only ``CRAM-MD5``); return the challenge to send.
@@ -157,6 +160,7 @@ class Authenticator:
             self._credentials.setResponse(response)
         except ValueError:  # not "<principal> <digest>"
             return defer.fail(UnauthorizedLogin())
+        self.claimed = _text(self._credentials.username)
 
         def authenticated(principal: str) -> str:
             self.principal = principal
@@ -180,14 +184,18 @@ class FailureThrottle:
     ``base`` seconds later, then the wait doubles with every failure up to ``cap``. Attempts that
     arrive meanwhile, however many in parallel, wait their turn in line (at most ``max_waiting``;
     beyond that they are refused), so the rate of guesses is held, not just the rate of answers: the
-    right secret sent amid wrong ones waits its turn too. A success forgets the key; so does
-    ``expiry`` seconds without a failure. At most ``max_entries`` keys are remembered: beyond that the
-    one that failed longest ago is forgotten, so memory stays bounded whatever a flood of peers does.
+    right secret sent amid wrong ones waits its turn too. A success forgets the key's failures when
+    they were all failures of the principal that succeeded (someone who mistyped their own secret),
+    never when any was another principal's: a tenant proving its own secret between guesses at
+    another's gains nothing. ``expiry`` seconds without a failure forget the key too. At most
+    ``max_entries`` keys are remembered: beyond that the one that failed longest ago is forgotten,
+    so memory stays bounded whatever a flood of peers does (a principal is remembered as a digest).
     Time comes from ``clock.seconds()``; the throttle schedules nothing itself. Use::
 
         wait = throttle.admit(peer)          # None: refuse now
         clock.callLater(wait, check)         # check(): throttle.evaluating(peer), then the secret;
-                                             # then throttle.failed(peer) or throttle.succeeded(peer)
+                                             # then throttle.failed(peer, principal)
+                                             # or throttle.succeeded(peer, principal)
     """
 
     def __init__(self, clock: IReactorTime, base: float = 0.5, cap: float = 30.0, expiry: float = 300.0,
@@ -202,7 +210,9 @@ class FailureThrottle:
         self.expiry = expiry
         self.max_entries = max_entries
         self.max_waiting = max_waiting
-        self._failures: OrderedDict[Hashable, tuple[int, float]] = OrderedDict()  # oldest failure first
+        #: key -> (failures, when the last was, whose: the digest of the principal all were of, or _SEVERAL);
+        #: the oldest failure first
+        self._failures: OrderedDict[Hashable, tuple[int, float, bytes]] = OrderedDict()
         #: key -> (when its next attempt may be checked, how many attempts wait for their turn)
         self._turns: dict[Hashable, tuple[float, int]] = {}
 
@@ -213,13 +223,14 @@ class FailureThrottle:
     def delay(self, key: Hashable) -> float:
         """Seconds to wait before answering the next failure of ``key``."""
         self._expire()
-        count = self._failures.get(key, (0, 0.0))[0]
-        return 0.0 if count == 0 else min(self.cap, self.base * 2.0 ** (count - 1))
+        entry = self._failures.get(key)
+        return 0.0 if entry is None else min(self.cap, self.base * 2.0 ** (entry[0] - 1))
 
     def admit(self, key: Hashable) -> float | None:
         """Seconds a new attempt of ``key`` must wait before it is checked (0.0: check it now), or
         None: refuse it, ``max_waiting`` attempts of ``key`` wait already. Each admitted attempt of a
-        key that failed takes the next turn, ``delay(key)`` after the one before."""
+        key that failed takes the next turn, ``delay(key)`` after the one before; one that must wait
+        is counted as waiting until :meth:`evaluating` (one checked now never is)."""
         self._expire()
         now = self._clock.seconds()
         free_at, waiting = self._turns.get(key, (now, 0))
@@ -228,7 +239,7 @@ class FailureThrottle:
         if waiting >= self.max_waiting:
             return None
         start = max(now, free_at)
-        self._turns[key] = (start + self.delay(key), waiting + 1)
+        self._turns[key] = (start + self.delay(key), waiting + 1 if start > now else waiting)
         return start - now
 
     def evaluating(self, key: Hashable) -> None:
@@ -237,20 +248,32 @@ class FailureThrottle:
         if turn is not None and turn[1] > 0:
             self._turns[key] = (turn[0], turn[1] - 1)
 
-    def failed(self, key: Hashable) -> None:
-        """Record a failed attempt by ``key``: its next attempt waits ``delay(key)`` from now at least."""
+    def failed(self, key: Hashable, principal: str | None = None) -> None:
+        """Record a failed attempt by ``key`` for ``principal`` (None: none could be read from it): its
+        next attempt waits ``delay(key)`` from now at least."""
         self._expire()
-        count = self._failures.pop(key, (0, 0.0))[0]
+        whose = _digest(principal)
+        entry = self._failures.pop(key, None)
+        if entry is not None:
+            count, _, before = entry
+            whose = whose if before == whose else _SEVERAL
+        else:
+            count = 0
         while len(self._failures) >= self.max_entries:
             self._failures.popitem(last=False)
         now = self._clock.seconds()
-        self._failures[key] = (min(count + 1, 64), now)
+        self._failures[key] = (min(count + 1, 64), now, whose)
         free_at, waiting = self._turns.get(key, (now, 0))
         self._turns[key] = (max(free_at, now + self.delay(key)), waiting)
 
-    def succeeded(self, key: Hashable) -> None:
-        """Forget the failures of ``key``: it proved a secret (attempts already in line keep their turns)."""
-        self._failures.pop(key, None)
+    def succeeded(self, key: Hashable, principal: str | None = None) -> None:
+        """``key`` proved ``principal``'s secret: forget its failures if they were all ``principal``'s
+        (attempts already in line keep their turns either way)."""
+        entry = self._failures.get(key)
+        if entry is not None:
+            if entry[2] != _digest(principal):
+                return  # failures for another principal: proving one's own secret wipes none of them out
+            del self._failures[key]
         turn = self._turns.get(key)
         if turn is not None and turn[1] == 0:
             del self._turns[key]
@@ -259,7 +282,7 @@ class FailureThrottle:
         now = self._clock.seconds()
         deadline = now - self.expiry
         while self._failures:
-            key, (_, when) = next(iter(self._failures.items()))
+            key, (_, when, _) = next(iter(self._failures.items()))
             if when > deadline:
                 break
             del self._failures[key]
@@ -268,6 +291,17 @@ class FailureThrottle:
             for key in [k for k, (free_at, waiting) in self._turns.items()
                         if waiting == 0 and (free_at <= now or k not in self._failures)]:
                 del self._turns[key]
+
+
+#: What the failures of a key are of once they were of more than one principal.
+_SEVERAL = b"several"
+
+
+def _digest(principal: str | None) -> bytes:
+    """What a key's failures remember of their principal: a fixed-size digest, whatever its length."""
+    if principal is None:
+        return b"none"
+    return hashlib.blake2b(principal.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _text(value: object) -> str | None:

@@ -77,14 +77,14 @@ def http_principal(security: Security, request: server.Request, realm: str, requ
 
     def accepted(principal: str) -> str:
         if throttle is not None:
-            throttle.succeeded(peer)
+            throttle.succeeded(peer, principal)
         request.principal = principal  # type: ignore[attr-defined]
         return principal
 
     def refused(failure: Any) -> None:
         failure.trap(UnauthorizedLogin)
         if throttle is not None:
-            throttle.failed(peer)
+            throttle.failed(peer, credentials.username.decode("utf-8", "replace"))
         log.warn("HTTP authentication failed for {path} from {peer}", path=request.path, peer=peer)
         raise HTTPError(401, "Invalid credentials", challenge)
 

@@ -61,7 +61,7 @@ class PBAuthentication:
 
         def succeeded(principal: str) -> str:
             if throttle is not None:
-                throttle.succeeded(peer)
+                throttle.succeeded(peer, principal)
             self.principal = principal
             log.info("Authenticated principal {p} from {peer}", p=principal, peer=peer)
             return principal
@@ -76,7 +76,7 @@ class PBAuthentication:
             log.warn("Authentication failed from {peer}: {why}", peer=peer,
                      why=failure.getErrorMessage() or "bad credentials")
             if throttle is not None:
-                throttle.failed(peer)
+                throttle.failed(peer, session.claimed)
             return failure
 
         # Parallel attempts of a peer that failed are checked one at a time, further and further apart.

@@ -21,6 +21,7 @@ from mesostw.scheduler.session import CallRefused
 if TYPE_CHECKING:
     from mesostw.master.master import Master
 
+# pragma: no mutate start (not a security check: see [tool.mutmut] in pyproject.toml)
 log = Logger()
 
 
@@ -127,6 +128,7 @@ class SchedulerCalls:
         self.master.allocator.recoverResources(framework_id, agent_id, resources, filters)
         self.master.requestAllocation([agent_id])
 
+    # pragma: no mutate end
     def _launch(self, framework: FrameworkRecord, agent: AgentRecord, task: TaskInfo, available: Resources,
                 launching: set[str]) -> Resources:
         master = self.master
@@ -143,6 +145,7 @@ class SchedulerCalls:
                          f"Not authorized to run tasks as user '{user}' "
                          f"(principal {framework.principal or '(none)'})")
             return available
+        # pragma: no mutate block (the launch itself: bookkeeping once the checks above passed)
         launching.add(task.task_id)
         needed = task.resources
         executor = task.executor
@@ -191,6 +194,7 @@ class SchedulerCalls:
         agent.link.runTasks(framework.info, group, executor)
         return available - needed
 
+    # pragma: no mutate block (the rest of the class: not a security check)
     def _refuse(self, framework: FrameworkRecord, task: TaskInfo, state: str, reason: str, message: str) -> None:
         self._refuse_id(framework, task.task_id, state, reason, message, task.agent_id or None)
 

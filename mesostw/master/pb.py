@@ -2,7 +2,9 @@
 
 Each connection gets its own root object (:class:`MasterConnection`); once an
 agent registers or a framework subscribes on it, the connection is bound to
-that agent or framework, and later messages on it act for that one only.
+that agent or framework, and later messages on it act for that one only. A
+connection that neither authenticates, nor registers, nor subscribes within
+``--connection_setup_timeout`` is dropped by the port (:func:`mesostw.wire.switch.bound`).
 Payloads are JSON bytes (see :mod:`mesostw.wire.pb`).
 """
 
@@ -34,6 +36,7 @@ from mesostw.wire.pb import (
     parse_messages,
     reference,
 )
+from mesostw.wire.switch import bound
 
 log = Logger()
 
@@ -151,7 +154,11 @@ class MasterConnection(pb.Referenceable):
                 raise RefusedError(f"authentication error: {failure.getErrorMessage()}")
             raise RefusedError("authentication failed")
 
-        return self.auth.step(response).addCallbacks(self.session.authenticated, failed)
+        return self.auth.step(response).addCallbacks(self._authenticated, failed)
+
+    def _authenticated(self, principal: str) -> str:
+        bound(self.broker)
+        return self.session.authenticated(principal)
 
     def _check_authenticated(self, required: bool, who: str) -> None:
         if required and self.auth.principal is None:
@@ -202,6 +209,7 @@ class MasterConnection(pb.Referenceable):
 
     def _agent_bound(self, result: tuple, link: PBAgentLink) -> tuple:
         self.agent_id, self.agent_link = result[0], link
+        bound(self.broker)
         return result
 
     def remote_messages(self, payload: bytes) -> None:
@@ -231,6 +239,7 @@ class MasterConnection(pb.Referenceable):
             raise self._not_leader() from None
         except SubscriptionRefused as exc:
             raise RefusedError(str(exc)) from None
+        bound(self.broker)
 
     def remote_calls(self, payload: bytes) -> bytes:
         """A batch of Calls from the subscribed framework; returns the errors, one per refused call."""

@@ -46,6 +46,8 @@ class HTTPLimits:
 
     header_timeout: float = 10.0
     body_timeout: float = 60.0
+    #: how long a PB or executor-stream connection has to bind (see :mod:`mesostw.wire.switch`)
+    setup_timeout: float = 60.0
     max_connections_per_peer: int = 1024
     #: 0: the soft descriptor limit less :data:`RESERVED_DESCRIPTORS`
     max_connections: int = 0
@@ -55,6 +57,7 @@ class HTTPLimits:
         defaults = cls()
         return cls(getattr(config, "http_header_timeout", defaults.header_timeout),
                    getattr(config, "http_body_timeout", defaults.body_timeout),
+                   getattr(config, "connection_setup_timeout", defaults.setup_timeout),
                    getattr(config, "max_connections_per_peer", defaults.max_connections_per_peer),
                    getattr(config, "max_connections", defaults.max_connections))
 

@@ -89,7 +89,8 @@ class Listener(service.Service):
         self.site.displayTracebacks = False
         self.pb_factory = pb.PBServerFactory(root) if root is not None else None
         #: The protocol switch, or the bare site for a port without PB (a framework's API).
-        self.switch: Any = (PortSwitchFactory(self.site, self.pb_factory, others, self.limits.header_timeout)
+        self.switch: Any = (PortSwitchFactory(self.site, self.pb_factory, others, self.limits.header_timeout,
+                                              self.limits.setup_timeout, reactor)
                             if self.pb_factory is not None else None)
         # Factories log "Starting factory"/"Stopping factory" unless told not to; a daemon's log has no use for it.
         for factory in (self.pb_factory, *(others or {}).values()):

@@ -1,5 +1,6 @@
 """Issue 12, items 4 and 5: what a client with no credentials, or with a stolen principal name, can do to
-a daemon's port: slow headers, floods of connections, huge bodies, parallel guessing.
+a daemon's port: slow headers, floods of connections, huge bodies, parallel guessing, and Perspective
+Broker or executor-stream connections that open with their preamble and then say nothing.
 
 Attackers use addresses of their own in 127.0.0.0/8 (the cluster's own clients use 127.0.0.1), so
 that what is capped or throttled per address is theirs. Deadlines and delays are set small by flags.
@@ -20,6 +21,7 @@ from twisted.trial import unittest
 
 from mesostw.auth.crammd5 import respond
 from mesostw.auth.credentials import Credential
+from mesostw.wire.preambles import EXECUTOR, PB
 from tests.helpers.processes import TWISTD, wait_for
 from tests.helpers.processes import http as http_request
 from tests.integration.hostile import SECRETS, HostileCluster, basic, pb_root
@@ -192,6 +194,107 @@ class PortTests(unittest.TestCase):
         self.assertEqual(principal, "alice")
         self.assertGreater(time.monotonic() - started, 1.0)
         self.assertEqual((yield defer.gatherResults(wrong)), ["refused"] * 7)
+
+    @defer.inlineCallbacks
+    def test_own_logins_between_guesses_do_not_reset_the_throttle(self):
+        """mallory guesses alice's password and logs in as herself between guesses, five times over: her own
+        successes wipe out none of her failures, so each guess waits longer than the last (over 2.5 s in
+        all here, where resetting would let them through in about one)."""
+        def exchange(principal: str, secret: str) -> int:
+            connection = http.client.HTTPConnection(*self.address, timeout=30, source_address=("127.0.0.7", 0))
+            token = base64.b64encode(f"{principal}:{secret}".encode()).decode()
+            connection.request("GET", "/master/state", headers={"Authorization": f"Basic {token}"})
+            status = connection.getresponse().status
+            connection.close()
+            return status
+
+        def attack() -> tuple[list[int], float]:
+            statuses = [exchange("alice", "guess-0")]
+            started = time.monotonic()
+            for i in range(1, 6):
+                statuses += [exchange("mallory", SECRETS["mallory"]), exchange("alice", f"guess-{i}")]
+            return statuses, time.monotonic() - started
+
+        statuses, took = yield threads.deferToThread(attack)
+        self.assertEqual(statuses, [401] + [200, 401] * 5)
+        self.assertGreater(took, 2.5)
+
+
+def silent_after(address: tuple[str, int], source: str, preamble: bytes, count: int, limit: float = 10.0
+                 ) -> list[float]:
+    """Open ``count`` connections from ``source`` that send ``preamble`` and then nothing; return how long
+    each stayed open (at most ``limit``), reading whatever the daemon sends meanwhile."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind((source, 0))
+        sock.settimeout(5)
+        sock.connect(address)
+        sock.sendall(preamble)
+        sock.setblocking(False)
+        sockets.append(sock)
+    start = time.monotonic()
+    lifetimes: dict[int, float] = {}
+    while len(lifetimes) < count and time.monotonic() - start < limit:
+        for index, sock in enumerate(sockets):
+            if index in lifetimes:
+                continue
+            try:
+                if sock.recv(65536) == b"":
+                    lifetimes[index] = time.monotonic() - start
+            except BlockingIOError:
+                pass
+            except OSError:
+                lifetimes[index] = time.monotonic() - start
+        time.sleep(0.05)
+    for sock in sockets:
+        sock.close()
+    return [lifetimes.get(i, limit) for i in range(count)]
+
+
+class SetupDeadlineTests(unittest.TestCase):
+    """A connection that opens with a private protocol's preamble has --connection_setup_timeout to
+    authenticate, register or subscribe (1 s here), on the master and on an agent alike."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        flags = ["--connection_setup_timeout=1secs"]
+        self.cluster = yield HostileCluster(self, master_args=flags, agent_args=flags).start()
+        host, port = self.cluster.master_address.split(":")
+        self.master = (host, int(port))
+
+    @defer.inlineCallbacks
+    def test_preamble_then_silence_is_dropped(self):
+        """Ten connections to the master that send the PB preamble and then nothing, and ten to the agent
+        that send the executor stream's or PB's preamble and then nothing, are all dropped within a few
+        seconds; the agent's own authenticated connection stays, and the cluster serves on."""
+        attacks = [threads.deferToThread(silent_after, self.master, "127.0.0.6", PB, 10),
+                   threads.deferToThread(silent_after, self.cluster.agent_address, "127.0.0.6", EXECUTOR, 5),
+                   threads.deferToThread(silent_after, self.cluster.agent_address, "127.0.0.6", PB, 5)]
+        for lifetimes in (yield defer.gatherResults(attacks)):
+            self.assertGreater(min(lifetimes), 0.5, lifetimes)
+            self.assertLess(max(lifetimes), 5.0, lifetimes)
+        state = yield self.cluster.state()
+        self.assertEqual(state["activated_slaves"], 1)
+        self.assertTrue(self.cluster.master.alive())
+        self.assertTrue(all(agent.alive() for agent in self.cluster.agents))
+
+    @defer.inlineCallbacks
+    def test_a_pb_client_that_never_authenticates_is_dropped(self):
+        """A PB client that completes PB's own handshake and asks for the mechanisms, but never authenticates,
+        is dropped once the deadline passes; one that authenticated, connected before it, is not."""
+        trusted = yield pb_root(self.cluster.master_address, "alice")
+        self.addCleanup(trusted.broker.transport.loseConnection)
+        idle = yield pb_root(self.cluster.master_address)
+        self.addCleanup(idle.broker.transport.loseConnection)
+        dropped = []
+        idle.notifyOnDisconnect(lambda _: dropped.append(True))
+        yield idle.callRemote("authenticationMechanisms")
+        yield wait_for(lambda: dropped, 10, what="the unauthenticated PB connection dropped")
+        mechanisms = yield trusted.callRemote("authenticationMechanisms")
+        self.assertEqual(mechanisms, ["CRAM-MD5"])
 
 
 class FileLimitTests(unittest.TestCase):

@@ -352,6 +352,12 @@ class ParsingTests(unittest.TestCase):
         self.assertIn("duplicate key 'run_tasks'", error)
         self.assertIn("unknown key 'x'", error)
 
+    def test_duplicate_keys_alone(self) -> None:
+        """A key given twice is refused even when nothing else is wrong: the first list of rules would vanish."""
+        self.assertRaises(ValueError, parse_acls, '{"permissive": false, "run_tasks": [], "run_tasks": []}')
+        self.assertRaises(ValueError, parse_acls,
+                          '{"run_tasks": [{"principals": {"type": "ANY", "type": "NONE"}, "users": {"type": "ANY"}}]}')
+
     def test_other_mesos_acls_ignored(self) -> None:
         """Other Mesos ACL names are accepted, not enforced, and named in the warnings."""
         acls = parse_acls('{"kill_nested_containers": [{"principals": {"type": "NONE"}, "users": {"type": "ANY"}}],'

@@ -3,12 +3,14 @@ CRAM-MD5 exchange on twisted.cred, HTTP-Basic-style checks and the failure throt
 
 from __future__ import annotations
 
+import json
 import os
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
+from twisted.internet import defer, task
 from twisted.trial import unittest
 from zope.interface import Interface, implementer
 from zope.interface.verify import verifyObject
@@ -23,6 +25,8 @@ from mesostw.auth.crammd5 import (
     respond,
 )
 from mesostw.auth.credentials import Credential, load_credential, load_credentials
+from mesostw.auth.pb import PBAuthentication
+from mesostw.auth.policy import Security
 from tests.helpers.clocktest import ClockTestCase
 
 SECRETS = {"sherman": "kitesurf", "ops": "hunter2-very-secret"}
@@ -107,6 +111,23 @@ class LoadCredentialsTests(CredentialsFileTestsMixin, unittest.TestCase):
                          "credentials[4]: the principal must be a string",
                          "credentials[4]: the secret must be a string", "credentials[5]: has an empty secret"):
             self.assertIn(expected, error)
+
+    def test_principals_with_control_characters(self) -> None:
+        """Principals holding control characters (DEL included) are refused, in both formats; secrets may hold
+        any character but whitespace."""
+        for principal in ("a\u0001b", "a\u007fb", "a\u001fb"):
+            path = self.write(json.dumps({"credentials": [{"principal": principal, "secret": "s"}]}))
+            self.assertIn("the principal must not contain", str(self.assertRaises(ValueError, load_credentials, path)))
+        for principal in ("a\u0001b", "a\u007fb"):
+            path = self.write(f"{principal} secret\n")
+            self.assertIn("line 1: the principal must not contain",
+                          str(self.assertRaises(ValueError, load_credentials, path)))
+        self.assertEqual(load_credentials(self.write("ops s\u0001~#\n")), {"ops": "s\u0001~#"})
+
+    def test_json_after_blank_lines(self) -> None:
+        """A JSON file may begin with blank lines and spaces."""
+        path = self.write('\n\n  {"credentials": [{"principal": "ops", "secret": "s"}]}\n')
+        self.assertEqual(load_credentials(path), {"ops": "s"})
 
     def test_duplicate_principal(self) -> None:
         """A principal given twice is an error naming both lines."""
@@ -380,6 +401,22 @@ class CramMD5Tests(unittest.TestCase):
         challenges = {Authenticator(self.checker).start("CRAM-MD5") for _ in range(50)}
         self.assertEqual(len(challenges), 50)
 
+    def test_mechanism_not_ascii(self) -> None:
+        """A mechanism name that is not ASCII is an unsupported mechanism, not a crash."""
+        authenticator = Authenticator(self.checker)
+        self.assertRaises(UnsupportedMechanism, authenticator.start, "CRAM-MD5\u00e9".encode())
+
+    def test_claimed_principal(self) -> None:
+        """The principal a well-formed response names is kept whether or not it proved its secret (the
+        throttle needs it); a malformed response names none."""
+        authenticator, response = self.exchange(Credential("sherman", "wrong"))
+        self.failureResultOf(authenticator.step(response), UnauthorizedLogin)
+        self.assertEqual((authenticator.claimed, authenticator.principal), ("sherman", None))
+        authenticator = Authenticator(self.checker)
+        authenticator.start("CRAM-MD5")
+        self.failureResultOf(authenticator.step(b"no-digest"), UnauthorizedLogin)
+        self.assertIsNone(authenticator.claimed)
+
     def test_unicode_principal(self) -> None:
         """Non-ASCII principals and secrets travel as UTF-8."""
         checker = CredentialsChecker({"jürgen": "pässword"})
@@ -422,6 +459,113 @@ class FailureThrottleTests(ClockTestCase):
         self.assertEqual(len(self.throttle), 0)
         self.throttle.succeeded("never-seen")
 
+    def test_own_success_keeps_guesses_at_others(self) -> None:
+        """A success forgets the failures of its key only when they were all failures of the principal that
+        succeeded (a mistyped secret); failures for another principal, for several, or for none that could
+        be read stay, however often the key proves its own secret."""
+        for failures, success, forgotten in ((["ops"], "ops", True), (["ops", "ops"], "ops", True),
+                                            (["sherman"], "ops", False), (["ops", "sherman"], "ops", False),
+                                            (["sherman", "ops"], "ops", False), ([None], "ops", False)):
+            throttle = FailureThrottle(self.clock)
+            for principal in failures:
+                throttle.failed("10.0.0.1", principal)
+            throttle.succeeded("10.0.0.1", success)
+            self.assertEqual(throttle.delay("10.0.0.1") == 0.0, forgotten, (failures, success))
+
+    def test_a_tenant_proving_its_own_secret_between_guesses_gains_nothing(self) -> None:
+        """A tenant that guesses another principal's secret and logs in as itself between guesses, for a
+        minute, gets no more guesses checked than one that only guesses (eight: 0.5 s doubling)."""
+        def guesses(own_logins: bool) -> int:
+            clock = task.Clock()
+            throttle = FailureThrottle(clock)
+            count = 0
+            while clock.seconds() < 60:
+                for principal, right in ((("mallory", True),) if own_logins else ()) + (("ops", False),):
+                    wait = throttle.admit("10.0.0.1")
+                    assert wait is not None
+                    clock.advance(wait)
+                    if wait:
+                        throttle.evaluating("10.0.0.1")
+                    if right:
+                        throttle.succeeded("10.0.0.1", principal)
+                    else:
+                        throttle.failed("10.0.0.1", principal)
+                        count += 1
+            return count
+
+        self.assertEqual(guesses(own_logins=False), 8)
+        self.assertLessEqual(guesses(own_logins=True), 8)
+
+    def test_slow_failures_never_lock_an_address_out(self) -> None:
+        """An address whose attempts each come after its wait is over is checked at once every time: however
+        many times it failed, it is never refused as having too many attempts waiting, and once its
+        failures expire, nothing of it is kept."""
+        throttle = FailureThrottle(self.clock, max_waiting=3)
+        throttle.failed("10.0.0.1", "ops")
+        for _ in range(10):
+            self.clock.advance(31)
+            self.assertEqual(throttle.admit("10.0.0.1"), 0.0)
+            throttle.failed("10.0.0.1", "ops")
+        waits = [throttle.admit("10.0.0.1") for _ in range(4)]
+        self.assertEqual([wait is not None for wait in waits], [True] * 3 + [False])
+        for _ in waits[:3]:
+            self.clock.advance(30)
+            throttle.evaluating("10.0.0.1")
+            throttle.failed("10.0.0.1", "ops")
+        self.clock.advance(400)
+        throttle.admit("other")
+        self.assertEqual((len(throttle), throttle._turns), (0, {}))
+        throttle.failed("10.0.0.1", "ops")
+        self.assertEqual([throttle.admit("10.0.0.1") is not None for _ in range(4)], [True] * 3 + [False])
+
+    def test_the_line_stays_after_a_success(self) -> None:
+        """Attempts waiting in line when a success forgets the key's failures keep their turns, and a new
+        attempt waits behind them rather than going first."""
+        throttle = FailureThrottle(self.clock, base=1.0)
+        throttle.failed("10.0.0.1", "ops")
+        self.assertEqual([throttle.admit("10.0.0.1"), throttle.admit("10.0.0.1")], [1.0, 2.0])
+        self.clock.advance(1.0)
+        throttle.evaluating("10.0.0.1")
+        throttle.succeeded("10.0.0.1", "ops")
+        self.assertEqual(throttle.admit("10.0.0.1"), 2.0)
+
+    def test_exactly_max_waiting_wait(self) -> None:
+        """However many attempts were checked before, at most ``max_waiting`` wait at once: the next is refused."""
+        throttle = FailureThrottle(self.clock, base=1.0, cap=1.0, max_waiting=3)
+        throttle.failed("10.0.0.1", "ops")
+        for _ in range(3):
+            self.assertEqual([throttle.admit("10.0.0.1") is not None for _ in range(4)], [True] * 3 + [False])
+            for _ in range(3):
+                self.clock.advance(1.0)
+                throttle.evaluating("10.0.0.1")
+                throttle.failed("10.0.0.1", "ops")
+
+    def test_turns_stay_bounded_under_a_flood(self) -> None:
+        """A flood of addresses failing keeps the throttle's lines bounded as well as its failures: the lines of
+        addresses forgotten to make room go with them."""
+        throttle = FailureThrottle(self.clock, max_entries=100)
+        throttle.failed("early", "ops")
+        for i in range(1000):
+            throttle.failed(f"peer-{i}", "ops")
+            self.clock.advance(0.01)
+            self.assertLessEqual(len(throttle._turns), 101)
+
+    def test_exactly_max_waiting_once_a_line_was_forgotten(self) -> None:
+        """An address whose line was forgotten while its failures are remembered may again have exactly
+        ``max_waiting`` attempts waiting."""
+        throttle = FailureThrottle(self.clock, base=1.0, max_waiting=2)
+        throttle.failed("k", "ops")
+        throttle.failed("s", "ops")
+        self.assertEqual(throttle.admit("s"), 1.0)
+        throttle.succeeded("s", "ops")  # its line stays while an attempt waits in it
+        self.clock.advance(1.0)
+        throttle.evaluating("s")
+        self.clock.advance(5.0)
+        throttle.admit("other")  # forgets the lines nobody waits in, k's among them
+        self.assertEqual(set(throttle._turns), set())
+        self.assertEqual(throttle.admit("k"), 0.0)
+        self.assertEqual([throttle.admit("k") is not None for _ in range(3)], [True, True, False])
+
     def test_keys_independent(self) -> None:
         """One peer's failures do not slow another."""
         self.fail_times("10.0.0.1", 5)
@@ -453,6 +597,26 @@ class FailureThrottleTests(ClockTestCase):
         self.assertEqual(throttle.delay("peer-0"), 0.0)
         self.assertEqual(throttle.delay("early"), 30.0)
 
+    def test_default_bounds(self) -> None:
+        """A throttle made with the defaults (as the daemons' is) lets 64 attempts of a peer wait and refuses the
+        65th, and remembers 10,000 peers: the 10,001st to fail makes it forget the one that failed longest ago."""
+        self.throttle.failed("guesser")
+        waits = [self.throttle.admit("guesser") for _ in range(65)]
+        self.assertTrue(all(w is not None and w > 0 for w in waits[:64]))
+        self.assertIsNone(waits[64])
+        for i in range(9_999):
+            self.throttle.failed(i)
+        self.assertEqual((len(self.throttle), self.throttle.delay("guesser")), (10_000, 0.5))
+        self.throttle.failed("one more")
+        self.assertEqual((len(self.throttle), self.throttle.delay("guesser")), (10_000, 0.0))
+
+    def test_a_single_entry(self) -> None:
+        """max_entries=1 is a valid bound: the throttle remembers the last peer that failed."""
+        throttle = FailureThrottle(self.clock, max_entries=1)
+        throttle.failed("a")
+        throttle.failed("b")
+        self.assertEqual((throttle.delay("a"), throttle.delay("b")), (0.0, 0.5))
+
     def test_expired_entries_purged(self) -> None:
         """Expired entries are dropped from the table, not only ignored."""
         for i in range(50):
@@ -470,3 +634,104 @@ class FailureThrottleTests(ClockTestCase):
             throttle.failed("k")
         self.assertEqual(delays, [0.0, 1.0, 2.0, 3.0])
         self.assertRaises(ValueError, FailureThrottle, self.clock, max_entries=0)
+
+
+class PBAuthenticationTests(unittest.TestCase):
+    """CRAM-MD5 over one PB connection, as attackers from one address meet it: guesses in parallel wait
+    their turns, the right secret too; an attempt whose connection goes gives its turn up."""
+
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        self.throttle = FailureThrottle(self.clock, base=1.0, cap=4.0, max_waiting=2)
+        self.security = Security(CredentialsChecker(SECRETS), throttle=self.throttle)
+        self.failures: list[str] = []
+
+    def connection(self, peer: str = "10.0.0.1", security: Security | None = None) -> PBAuthentication:
+        return PBAuthentication(security or self.security, self.clock, lambda: peer,
+                                lambda: self.failures.append(peer))
+
+    def attempt(self, credential: Credential, peer: str = "10.0.0.1") -> tuple[PBAuthentication, defer.Deferred]:
+        auth = self.connection(peer)
+        return auth, auth.step(respond(credential, auth.start("CRAM-MD5")))
+
+    def test_guesses_wait_their_turns(self) -> None:
+        """After a wrong secret, the address's next attempts are checked one at a time (the right secret
+        too); beyond ``max_waiting`` waiting, refused at once; other addresses are not slowed; the
+        principal is bound to its connection only once proved."""
+        first, d = self.attempt(Credential("ops", "guess"))
+        self.failureResultOf(d, UnauthorizedLogin)
+        right, d_right = self.attempt(Credential("ops", SECRETS["ops"]))
+        wrong, d_wrong = self.attempt(Credential("ops", "guess2"))
+        refused, d_refused = self.attempt(Credential("ops", SECRETS["ops"]))
+        self.assertEqual(self.failureResultOf(d_refused, AuthenticationError).getErrorMessage(),
+                         "too many authentication attempts from this address; retry later")
+        other, d_other = self.attempt(Credential("sherman", "kitesurf"), peer="10.0.0.2")
+        self.assertEqual(self.successResultOf(d_other), "sherman")
+        self.assertNoResult(d_right)
+        self.assertIsNone(right.principal)
+        self.clock.advance(1.0)
+        self.assertEqual((self.successResultOf(d_right), right.principal), ("ops", "ops"))
+        self.assertNoResult(d_wrong)
+        self.clock.advance(1.0)
+        self.failureResultOf(d_wrong, UnauthorizedLogin)
+        self.assertEqual((first.principal, wrong.principal), (None, None))
+        self.assertEqual(self.failures, ["10.0.0.1", "10.0.0.1", "10.0.0.1"])
+        self.assertEqual(self.throttle.delay("10.0.0.1"), 1.0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        # The line has emptied: two attempts may wait in it again, not one more.
+        waiting = [self.attempt(Credential("ops", SECRETS["ops"]))[1] for _ in range(3)]
+        self.assertEqual([d.called for d in waiting], [False, False, True])
+        self.clock.advance(10)
+        self.assertEqual([self.successResultOf(d) for d in waiting[:2]], ["ops", "ops"])
+        self.failureResultOf(waiting[2], AuthenticationError)
+
+    def test_guesses_count_against_the_principal_they_name(self) -> None:
+        """Over PB too, a tenant proving its own secret wipes out none of its guesses at another's."""
+        self.failureResultOf(self.attempt(Credential("sherman", "guess"))[1], UnauthorizedLogin)
+        _, d = self.attempt(Credential("ops", SECRETS["ops"]))
+        self.clock.advance(1.0)
+        self.assertEqual(self.successResultOf(d), "ops")
+        self.assertEqual(self.throttle.delay("10.0.0.1"), 1.0)
+        _, d = self.attempt(Credential("sherman", "kitesurf"))
+        self.assertNoResult(d)
+
+    def test_a_connection_gone_while_waiting_gives_its_turn_up(self) -> None:
+        """An attempt whose connection closes while it waits is never checked nor counted, leaves no timer,
+        and frees its place in line."""
+        self.failureResultOf(self.attempt(Credential("ops", "guess"))[1], UnauthorizedLogin)
+        gone, d_gone = self.attempt(Credential("ops", SECRETS["ops"]))
+        d_gone.addErrback(lambda f: f.trap(defer.CancelledError))
+        gone.disconnected()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIsNone(gone.principal)
+        self.assertEqual(self.failures, ["10.0.0.1"])
+        waiting = [self.attempt(Credential("ops", "guess"))[1] for _ in range(2)]
+        self.assertTrue(all(not d.called for d in waiting))
+        gone.disconnected()  # nothing waits on it any more: harmless
+        self.clock.advance(10)
+        for d in waiting:
+            self.failureResultOf(d, UnauthorizedLogin)
+
+    def test_out_of_order_and_malformed(self) -> None:
+        """A step before a start is an authentication error; a response that is not bytes fails as a wrong
+        one (counted); without --credentials there is nothing to start against."""
+        auth = self.connection()
+        self.failureResultOf(auth.step(b"ops 00"), AuthenticationError)
+        auth.start("CRAM-MD5")
+        self.failureResultOf(auth.step("ops 00"), UnauthorizedLogin)
+        self.assertEqual(self.failures, ["10.0.0.1"])
+        self.failureResultOf(auth.step(b"ops 00"), AuthenticationError)
+        bare = self.connection(security=Security())
+        self.assertRaises(AuthenticationError, bare.start, "CRAM-MD5")
+        self.assertEqual(bare.mechanisms(), ["CRAM-MD5"])
+
+    def test_without_a_throttle(self) -> None:
+        """A policy without a throttle checks every attempt at once."""
+        security = Security(CredentialsChecker(SECRETS))
+        for secret, outcome in (("guess", None), ("guess", None), (SECRETS["ops"], "ops")):
+            auth = self.connection(security=security)
+            d = auth.step(respond(Credential("ops", secret), auth.start("CRAM-MD5")))
+            if outcome is None:
+                self.failureResultOf(d, UnauthorizedLogin)
+            else:
+                self.assertEqual(self.successResultOf(d), outcome)

@@ -15,7 +15,8 @@ from mesostw.http.router import Router
 from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.registry import RegistryState
 from mesostw.model import task as T
-from mesostw.model.task import TaskStatus
+from mesostw.model.info import FrameworkInfo
+from mesostw.model.task import Task, TaskInfo, TaskStatus
 from mesostw.verbosity import Verbosity
 from tests.helpers.cluster import RecordingScheduler, command_task
 from tests.helpers.v1shapes import FILE_INFO, MASTER_RESPONSES, exact
@@ -349,6 +350,26 @@ class MarkAgentGoneTests(APITestCase):
         successor.recover(RegistryState.from_json(json.loads(json.dumps(state.to_json()))))
         refused = successor.reregisterAgent(None, agent.info, [], [], [])  # type: ignore[arg-type]
         self.assertEqual(self.failureResultOf(refused).getErrorMessage(), "Agent has been marked gone")
+
+    def test_what_a_gone_agent_still_runs_is_shut_down(self) -> None:
+        """A gone agent re-registering is told to shut down every framework it reports, those of its
+        tasks and those it only lists, before it is refused."""
+        agent = self.cluster.agents[0]
+        agent_id = agent.info.id
+        assert agent_id is not None
+        self.assertEqual(self.gone(agent_id).code, 200)
+        self.cluster.settle()
+        shut: list[str] = []
+
+        class Link:
+            def shutdownFramework(self, framework_id: str) -> None:
+                shut.append(framework_id)
+
+        task = Task(TaskInfo("t", "t1", agent_id), "F-task")
+        refused = self.master.reregisterAgent(Link(), agent.info, [task], [],  # type: ignore[arg-type]
+                                              [FrameworkInfo("u", "n", id="F-listed"), FrameworkInfo("u", "n")])
+        self.assertEqual(self.failureResultOf(refused).getErrorMessage(), "Agent has been marked gone")
+        self.assertEqual(shut, ["F-listed", "F-task"])
 
     def test_unknown_and_busy_agents(self) -> None:
         """An agent nobody knows is a 404; one being marked gone already is a 503 (retry later)."""

@@ -17,10 +17,14 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface.verify import verifyObject
 
+from mesostw.auth.client import authenticate
 from mesostw.auth.credentials import Credential
 from mesostw.model import task as T
 from mesostw.scheduler import driver as D
 from mesostw.wire import connector as connector_module
+from mesostw.wire.pb import ClientFactory
+from mesostw.wire.preambles import EXECUTOR, PB
+from mesostw.wire.switch import SETUP_TIMEOUT
 from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import RecordingScheduler, command_task
 from tests.helpers.pbcluster import MASTER_IP, PBCluster
@@ -260,6 +264,76 @@ class FrameworkConnectionTests(PBClusterTestCase):
         cluster.advance(4)
         self.assertEqual(scheduler.errors, [])
         self.assertIsNotNone(scheduler.framework_id)
+
+
+class Silent(Protocol):
+    """A client that sends its first bytes and then nothing; ``lost`` once the server dropped it."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first, self.lost = first, False
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.first)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost = True
+
+
+class SetupDeadlineTests(PBClusterTestCase):
+    """A connection that opened with a private protocol's preamble must authenticate, register or subscribe
+    within the port's setup timeout (--connection_setup_timeout); then it may idle as long as it likes."""
+
+    def silent(self, cluster: PBCluster, address: tuple[str, int], first: bytes) -> Silent:
+        client = Silent(first)
+        TCP4ClientEndpoint(cluster.network.host("127.0.9.9"), *address).connect(Factory.forProtocol(lambda: client))
+        return client
+
+    def pb_root(self, cluster: PBCluster, ip: str) -> Any:
+        factory = ClientFactory()
+        cluster.network.host(ip).connectTCP(MASTER_IP, 5050, factory)
+        d = factory.getRootObject()
+        cluster.settle()
+        return self.successResultOf(d)
+
+    def test_silence_after_a_preamble_is_dropped(self) -> None:
+        """Connections that send the PB preamble to the master, or the executor stream's or PB's preamble to an
+        agent, and then nothing, are dropped once the setup timeout passes (not before); one that sends
+        nothing at all is dropped at the sniff timeout. The agent, the framework and the executor, bound at
+        once, keep their connections however long they idle."""
+        cluster = self.make_cluster(agents=1)
+        scheduler, driver = self.start_task(cluster)
+        agent_address = (cluster.host_of(cluster.agents[0]).ip, 5051)
+        bound = list(cluster.network.connections)
+        clients = [self.silent(cluster, (MASTER_IP, 5050), PB), self.silent(cluster, agent_address, EXECUTOR),
+                   self.silent(cluster, agent_address, PB)]
+        mute = self.silent(cluster, (MASTER_IP, 5050), b"")
+        cluster.advance(SETUP_TIMEOUT - 1)
+        self.assertTrue(mute.lost)
+        self.assertEqual([c.lost for c in clients], [False] * 3)
+        cluster.advance(2)
+        self.assertEqual([c.lost for c in clients], [True] * 3)
+        cluster.advance(10 * SETUP_TIMEOUT, step=10)
+        self.assertFalse(any(connection.closed for connection in bound))
+        self.assertEqual((scheduler.disconnections, cluster.agents[0].state), (0, "RUNNING"))
+        (fake,) = cluster.containerizers[0].by_executor("t1")
+        self.assertTrue(fake.driver.subscribed)
+
+    def test_a_pb_client_must_authenticate_in_time(self) -> None:
+        """A PB client that asks for the mechanisms but never authenticates is dropped at the setup timeout;
+        one that authenticated is not."""
+        cluster = self.make_cluster(agents=0, credentials=self.credentials(), authenticate_frameworks=True)
+        idle, trusted = self.pb_root(cluster, "127.0.9.1"), self.pb_root(cluster, "127.0.9.2")
+        lost: list[str] = []
+        idle.notifyOnDisconnect(lambda _: lost.append("idle"))
+        trusted.notifyOnDisconnect(lambda _: lost.append("trusted"))
+        mechanisms = idle.callRemote("authenticationMechanisms")
+        principal = authenticate(trusted, Credential("ops", SECRETS["ops"]))
+        cluster.settle()
+        self.assertEqual((self.successResultOf(mechanisms), self.successResultOf(principal)), (["CRAM-MD5"], "ops"))
+        cluster.advance(SETUP_TIMEOUT + 1)
+        self.assertEqual(lost, ["idle"])
+        cluster.advance(10 * SETUP_TIMEOUT, step=10)
+        self.assertEqual(lost, ["idle"])
 
 
 class SilentPartitionTests(PBClusterTestCase):

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 
+import attrs
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import task
@@ -25,7 +26,7 @@ from mesostw.auth.policy import Security
 from mesostw.http.router import HTTPError
 from mesostw.master.admission import agent_refusal, framework_refusal, takeover_refusal
 from mesostw.master.frameworks import RegistrationRefused
-from mesostw.master.master import KillOutcome
+from mesostw.master.master import KillOutcome, TeardownOutcome
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, FrameworkInfo
 from mesostw.model.resources import Resources
@@ -117,11 +118,12 @@ class MasterWiringTests(unittest.TestCase):
         self.addCleanup(cluster.stop)
         return cluster
 
-    def framework(self, cluster: Cluster, proved: str | None, **info) -> RecordingScheduler:
+    def framework(self, cluster: Cluster, proved: str | None, scheduler: RecordingScheduler | None = None,
+                  **info) -> RecordingScheduler:
         """A framework on the cluster's master whose connection proved the principal ``proved``."""
         from mesostw.scheduler.local import LocalSchedulerDriver
 
-        scheduler = RecordingScheduler()
+        scheduler = scheduler or RecordingScheduler()
         LocalSchedulerDriver(scheduler, FrameworkInfo(user="nobody", name="f", **info), cluster.master,
                              principal=proved).start()
         cluster.settle()
@@ -149,6 +151,69 @@ class MasterWiringTests(unittest.TestCase):
         failure = self.failureResultOf(successor.master.reregisterAgent(_Link(), again, [], [], [], principal="agent2"),
                                        RegistrationRefused)
         self.assertIn("was registered by principal agent", failure.getErrorMessage())
+
+    def successor(self, cluster: Cluster, acls: dict = ACLS, **flags) -> Cluster:
+        """A master taking over from ``cluster``'s, with what its registry holds."""
+        successor = Cluster(agents=0, acls=json.dumps(acls), **flags)
+        self.addCleanup(successor.stop)
+        successor.master.recover(cluster.master.registry.state)
+        return successor
+
+    def test_agent_ids_are_claimed_by_their_first_proved_principal(self):
+        """An agent ID admitted without a principal, or unknown to the master (its registry lost), becomes the
+        principal's that re-registers it first; from then on, here and on the next leading master, another
+        principal's re-registration is refused."""
+        cluster = self.cluster(agents=0)
+        manager = cluster.master.agent_manager
+        info = AgentInfo(hostname="h", port=1, resources=Resources.parse("cpus:1;mem:64"))
+        anonymous, _ = self.successResultOf(manager.registerAgent(_Link(), info, principal=None))
+        self.assertIsNone(manager.owners[anonymous])
+        for agent_id in (anonymous, "lost-S9"):
+            again = attrs.evolve(info, id=agent_id)
+            self.successResultOf(manager.reregisterAgent(_Link(), again, [], [], [], principal="agent"))
+            self.assertEqual(cluster.master.registry.state.owners[agent_id], "agent")
+            for master in (cluster.master, self.successor(cluster, OPEN_AGENTS).master):
+                failure = self.failureResultOf(master.reregisterAgent(_Link(), again, [], [], [], principal="agent2"),
+                                               RegistrationRefused)
+                self.assertIn("was registered by principal agent", failure.getErrorMessage())
+                self.successResultOf(master.reregisterAgent(_Link(), again, [], [], [], principal="agent"))
+
+    def test_agents_offer_cpus_and_mem(self):
+        """An agent offering no cpus, or no mem, or without a hostname, is refused before any decision."""
+        manager = self.cluster(agents=0).master.agent_manager
+        for resources, hostname in (("cpus:1", "h"), ("mem:64", "h"), ("cpus:1;mem:64", "")):
+            info = AgentInfo(hostname=hostname, port=1, resources=Resources.parse(resources))
+            self.failureResultOf(manager.registerAgent(_Link(), info, principal="agent"), RegistrationRefused)
+        self.assertEqual(manager.owners, {})
+
+    def test_framework_ids_stay_their_principals(self):
+        """A framework's owner may subscribe again (failing over) as often as it likes; another principal is
+        refused every time after, on this master and on the next leading one."""
+        cluster = self.cluster(authenticate_frameworks=True, credentials=None)
+        dev = self.framework(cluster, "dev")
+        self.assertEqual(dev.errors, [])
+        for _ in range(2):
+            again = self.framework(cluster, "dev", id=dev.framework_id)
+            self.assertEqual((again.errors, again.framework_id), ([], dev.framework_id))
+        successor = self.successor(cluster, OPEN_AGENTS, authenticate_frameworks=True, credentials=None)
+        for master_cluster in (cluster, successor):
+            thief = self.framework(master_cluster, "ops", id=dev.framework_id)
+            self.assertIn("belongs to principal dev", thief.errors[0])
+        self.assertEqual(self.framework(successor, "dev", id=dev.framework_id).errors, [])
+
+    def test_an_unowned_framework_is_claimed_for_good(self):
+        """A framework that subscribed before frameworks had to authenticate belongs to the first principal
+        that subscribes as it once they must; the claim is in the registry, so the next leading master
+        refuses everyone else too."""
+        anyone = {**OPEN_AGENTS, "register_frameworks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}]}
+        before = self.cluster(acls=anyone)
+        anonymous = self.framework(before, None)
+        self.assertEqual(anonymous.errors, [])
+        now = self.successor(before, OPEN_AGENTS, authenticate_frameworks=True, credentials=None)
+        self.assertEqual(self.framework(now, "dev", id=anonymous.framework_id).errors, [])
+        self.assertIn("belongs to principal dev", self.framework(now, "ops", id=anonymous.framework_id).errors[0])
+        later = self.successor(now, OPEN_AGENTS, authenticate_frameworks=True, credentials=None)
+        self.assertIn("belongs to principal dev", self.framework(later, "ops", id=anonymous.framework_id).errors[0])
 
     def test_frameworks_and_acls(self):
         """Subscriptions: a mismatched principal, an unauthorized role, an anonymous claim to a principal and a
@@ -181,6 +246,20 @@ class MasterWiringTests(unittest.TestCase):
         self.assertEqual(dev.states("as-root"), [T.ERROR])
         self.assertEqual(cluster.master.metrics["tasks_denied"], 1)
 
+    def test_run_tasks_ignores_a_claimed_principal(self):
+        """Where frameworks need not authenticate, one that proved nothing but declares principal ops in its
+        FrameworkInfo is judged anonymous by run_tasks: its task as root gets TASK_ERROR; ops's own runs."""
+        anyone = {**OPEN_AGENTS, "register_frameworks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}]}
+        cluster = self.cluster(acls=anyone)
+        for proved, expected in ((None, T.ERROR), ("ops", T.RUNNING)):
+            scheduler = RecordingScheduler()
+            task_info = command_task(f"as-root-{proved}", "sleep 100")
+            task_info["command"]["user"] = "root"
+            scheduler.pending = [task_info]
+            self.framework(cluster, proved, scheduler=scheduler, principal="ops")
+            self.assertEqual(scheduler.states(f"as-root-{proved}")[:1], [expected])
+        self.assertEqual(cluster.master.metrics["tasks_denied"], 1)
+
     def test_kill_and_teardown_acl(self):
         """/master/kill's decision: dev may not kill a task of dev's framework (only ops tears down), ops may."""
         cluster = self.cluster()
@@ -195,6 +274,37 @@ class MasterWiringTests(unittest.TestCase):
         self.assertIs(master.operatorKill(dev.framework_id, "t", "ops"), KillOutcome.SENT)
         cluster.settle()
         self.assertEqual(dev.states("t")[-1], T.KILLED)
+
+    def test_teardown_acl_judges_the_framework_principal(self):
+        """teardown_frameworks rules name whose frameworks a principal may end: ops may tear down or kill in
+        dev's frameworks only, so ops's own framework is refused to ops on both paths."""
+        only_devs = {**OPEN_AGENTS, "teardown_frameworks": [
+            {"principals": {"values": ["ops"]}, "framework_principals": {"values": ["dev"]}}]}
+        cluster = self.cluster(acls=only_devs)
+        master = cluster.master
+        frameworks = {}
+        for principal in ("dev", "ops"):
+            scheduler = RecordingScheduler()
+            scheduler.pending = [command_task(f"t-{principal}", "sleep 100")]
+            cluster.framework(principal, scheduler=scheduler, principal=principal)
+            frameworks[principal] = scheduler.framework_id
+        self.assertIs(master.operatorKill(frameworks["ops"], "t-ops", "ops"), KillOutcome.NOT_AUTHORIZED)
+        self.assertIs(master.teardown(frameworks["ops"], "ops"), TeardownOutcome.NOT_AUTHORIZED)
+        self.assertIs(master.operatorKill(frameworks["dev"], "t-dev", "ops"), KillOutcome.SENT)
+        self.assertIs(master.teardown(frameworks["dev"], "ops"), TeardownOutcome.DONE)
+
+    def test_run_tasks_judges_the_executor_user(self):
+        """A task without a command of its own runs as its executor's command's user: run_tasks judges
+        that user, so dev (nobody only) may not launch an executor as root."""
+        cluster = self.cluster()
+        dev = RecordingScheduler()
+        task_info = command_task("exec-as-root", "true")
+        del task_info["command"]
+        task_info["executor"] = {"executor_id": {"value": "e1"}, "command": {"value": "sleep 100", "user": "root"}}
+        dev.pending = [task_info]
+        cluster.framework("dev", scheduler=dev, principal="dev")
+        self.assertEqual(dev.states("exec-as-root"), [T.ERROR])
+        self.assertEqual(cluster.master.metrics["tasks_denied"], 1)
 
     def test_recovered_frameworks_keep_their_owner_where_frameworks_authenticate(self):
         """After a failover, a framework recovered from the registry belongs to its principal when every
@@ -270,6 +380,11 @@ class ExecutorSecretTests(unittest.TestCase):
             ExecutorSecrets.from_file(path)
         created = ExecutorSecrets.from_file(path, create=True)
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(path)).st_mode & 0o777, 0o700)
+        existing = os.path.join(directory, "meta", "other-key")
+        self.assertNotEqual(ExecutorSecrets.from_file(existing, create=True).secret("F", "E", "C"),
+                            created.secret("F", "E", "C"))
+        self.assertNotIn(repr(b"k" * 32), repr(secrets))
         self.assertEqual(ExecutorSecrets.from_file(path).secret("F", "E", "C"), created.secret("F", "E", "C"))
         self.assertEqual(bearer("Bearer abc"), "abc")
         self.assertEqual(bearer("bearer  abc "), "abc")

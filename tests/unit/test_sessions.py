@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.internet import task
+from twisted.internet import protocol, task
+from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from mesostw.agent.executor_stream import ExecutorStream
+from mesostw.agent.executor_stream import PREAMBLE, ExecutorStream, ExecutorStreamFactory
 from mesostw.http import recordio
 from mesostw.interfaces import IFrameworkLink, IMasterEndpoint
 from mesostw.model import executor_api as xapi
@@ -26,6 +27,7 @@ from mesostw.model.info import FrameworkInfo, MasterInfo
 from mesostw.model.task import TaskStatus, new_uuid
 from mesostw.scheduler.local import LocalSchedulerDriver
 from mesostw.scheduler.session import CallRefused, NotLeading, SchedulerSession, SubscriptionRefused
+from mesostw.wire.switch import PortSwitchFactory
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 
 INFO = FrameworkInfo(user="nobody", name="fw")
@@ -218,3 +220,34 @@ class ExecutorStreamTests(unittest.TestCase):
         self.update("t1", executor_id="other")
         self.assertEqual(self.events()[-1], "ERROR")
         self.assertTrue(self.transport.disconnecting)
+
+    def test_subscribing_meets_the_ports_setup_deadline(self) -> None:
+        """Behind the port switch, a stream that subscribed with its secret outlives the port's deadline to
+        subscribe; one that sent the preamble and then nothing, or subscribed with a wrong secret, does not."""
+        def connect(*calls: dict[str, Any]) -> StringTransport:
+            port = PortSwitchFactory(protocol.Factory.forProtocol(protocol.Protocol),
+                                     protocol.Factory.forProtocol(protocol.Protocol),
+                                     {PREAMBLE: ExecutorStreamFactory(self.cluster.agents[0])}, setup_timeout=5)
+            switch = port.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+            switch.callLater = self.cluster.clock.callLater
+            transport = StringTransport()
+            switch.makeConnection(transport)
+            switch.dataReceived(PREAMBLE + b"".join(recordio.encode_json(call) for call in calls))
+            self.cluster.settle()
+            return transport
+
+        agent = self.cluster.agents[0]
+        executor = agent.frameworks[self.framework_id].executors["t1"]
+        subscribe = xapi.subscribe_call(self.framework_id, "t1", [], [])
+        silent = connect()
+        wrong = connect({**subscribe, "token": "wrong"})
+        subscribed = connect({**subscribe, "token": agent.executor_secrets.secret(self.framework_id, "t1",
+                                                                                  executor.container_id)})
+        self.cluster.advance(4)
+        self.assertFalse(silent.disconnecting)
+        self.assertTrue(wrong.disconnecting)
+        self.cluster.advance(2)
+        self.assertTrue(silent.disconnecting)
+        self.cluster.advance(60)
+        self.assertFalse(subscribed.disconnecting)
+        self.assertIsNotNone(executor.link)

@@ -13,6 +13,7 @@ import signal
 import ssl
 import sys
 import tempfile
+from typing import Any
 from unittest import mock
 
 import attrs
@@ -139,6 +140,38 @@ class FlagTests(unittest.TestCase):
     def test_config_without_tls_flags(self) -> None:
         """A config object without the TLS flags (another daemon's) leaves the environment alone."""
         self.assertEqual(tls_from(object(), self.pki.environ()), tls_from(None, self.pki.environ()))
+
+    def test_half_an_identity_is_an_error_not_plain_text(self) -> None:
+        """A certificate flag without the key (or the key without the certificate) turns TLS on and is refused
+        for the missing half, rather than leaving the daemon silently without TLS."""
+        for argv, missing in (([f"--ssl_cert_file={self.pki.server_cert}"], "no private key"),
+                              ([f"--ssl_key_file={self.pki.server_key}"], "no certificate")):
+            error = self.assertRaises(TLSConfigError, tls_from, options(argv), {})
+            self.assertTrue(any(missing in problem for problem in error.problems), error.problems)
+
+    def test_an_empty_flag_leaves_the_variable(self) -> None:
+        """A flag given empty counts as not given: the CA of the environment stays, and with it verification."""
+        config = options(["--ssl_ca_file="])
+        tls = tls_from(config, self.pki.environ())
+        self.assertEqual((tls.ca_file, tls.verifies_server), (self.pki.ca_file, True))
+
+    def test_daemons_need_an_identity_by_default(self) -> None:
+        """Without saying otherwise, the settings are a server's: TLS on without certificate is refused."""
+        self.assertRaises(TLSConfigError, tls_from, None, {"LIBPROCESS_SSL_ENABLED": "true",
+                                                           "LIBPROCESS_SSL_CA_FILE": self.pki.ca_file})
+        error = self.assertRaises(TLSConfigError, TLSConfig(enabled=True, ca_file=self.pki.ca_file).check)
+        self.assertTrue(any("no certificate" in problem for problem in error.problems))
+        client = TLSConfig(enabled=True, ca_file=self.pki.ca_file)
+        self.assertIs(client.check(server=False), client)
+
+    def test_both_prefixes_set(self) -> None:
+        """With LIBPROCESS_SSL_ENABLED set, the pre-1.0 SSL_* variables are never read, even if SSL_ENABLED is set."""
+        self.assertEqual(env_prefix({"LIBPROCESS_SSL_ENABLED": "true", "SSL_ENABLED": "true"}), "LIBPROCESS_SSL_")
+        self.assertEqual(env_prefix({"LIBPROCESS_SSL_ENABLED": "false", "SSL_ENABLED": "true"}), "LIBPROCESS_SSL_")
+        self.assertEqual(env_prefix({"SSL_ENABLED": "true"}), "SSL_")
+        self.assertEqual(env_prefix({}), "LIBPROCESS_SSL_")
+        tls = tls_from(None, {**self.pki.environ(), "SSL_ENABLED": "true", "SSL_CA_FILE": self.pki.other_ca_file})
+        self.assertEqual(tls.ca_file, self.pki.ca_file)
 
     def test_ca_flag_alone_does_not_enable_tls(self) -> None:
         """--ssl_ca_file sets the CA but does not turn TLS on by itself."""
@@ -323,6 +356,16 @@ class ContextTests(unittest.TestCase):
                                "LIBPROCESS_SSL_CA_FILE": os.path.abspath(relative), "LIBPROCESS_SSL_CIPHERS": "HIGH"})
         self.assertEqual(TLSConfig().environment(), {"LIBPROCESS_SSL_ENABLED": "false"})
 
+    def test_environment_passes_the_ca_directory(self) -> None:
+        """A master trusting a CA directory gives executors LIBPROCESS_SSL_CA_DIR (absolute): without it an
+        executor verifying the agent would trust the platform's CAs instead of the cluster's."""
+        relative = os.path.relpath(os.path.dirname(self.pki.ca_file))
+        env = TLSConfig(enabled=True, cert_file=self.pki.server_cert, key_file=self.pki.server_key,
+                        ca_dir=relative).environment()
+        self.assertEqual(env["LIBPROCESS_SSL_CA_DIR"], os.path.abspath(relative))
+        self.assertNotIn("LIBPROCESS_SSL_CA_FILE", env)
+        self.assertEqual(tls_from(None, env).ca_dir, os.path.abspath(relative))
+
     def test_environment_round_trips(self) -> None:
         """What environment() gives, tls_from reads back as the same settings."""
         tls = self.pki.server(require_cert=True, verify_depth=3)
@@ -403,3 +446,103 @@ class CLITests(unittest.TestCase):
         error.verify_message = "unable to get local issuer certificate"
         self.assertEqual(cli_http._reason(error),
                          "TLS certificate verification failed: unable to get local issuer certificate")
+
+
+def handshake(server: SSL.Context, client: SSL.Context) -> tuple[SSL.Connection, SSL.Connection]:
+    """A TLS handshake between two contexts in memory; raises the SSL.Error either side ends with."""
+    server_connection, client_connection = SSL.Connection(server, None), SSL.Connection(client, None)
+    server_connection.set_accept_state()
+    client_connection.set_connect_state()
+    for _ in range(20):
+        done = 0
+        for connection in (client_connection, server_connection):
+            try:
+                connection.do_handshake()
+                done += 1
+            except SSL.WantReadError:
+                pass
+        for source, target in ((client_connection, server_connection), (server_connection, client_connection)):
+            try:
+                target.bio_write(source.bio_read(65536))
+            except SSL.WantReadError:
+                pass
+        if done == 2:
+            return server_connection, client_connection
+    raise AssertionError("the handshake never ended")
+
+
+class HandshakeTests(unittest.TestCase):
+    """The contexts the daemons make, meeting clients in an in-memory handshake."""
+
+    def setUp(self) -> None:
+        self.pki = pki()
+
+    def client_context(self, alpn: list[bytes] | None = None, identity: bool = False) -> SSL.Context:
+        context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        context.load_verify_locations(self.pki.ca_file)
+        if identity:
+            context.use_certificate_file(self.pki.client_cert)
+            context.use_privatekey_file(self.pki.client_key)
+        if alpn is not None:
+            context.set_alpn_protos(alpn)
+        return context
+
+    def test_alpn_is_answered_or_ignored(self) -> None:
+        """A client offering http/1.1 among others gets it; one offering only protocols the daemon does not
+        speak still completes the handshake, with none chosen; one offering nothing too."""
+        server = self.pki.server().server_context().getContext()
+        for offered, chosen in (([b"h2", b"http/1.1"], b"http/1.1"), ([b"h2"], b""), (None, b"")):
+            _, client = handshake(server, self.client_context(offered))
+            self.assertEqual(client.get_alpn_proto_negotiated(), chosen, offered)
+
+    def test_the_ciphers_setting_applies(self) -> None:
+        """LIBPROCESS_SSL_CIPHERS restricts what the daemon's port negotiates below TLS 1.3."""
+        server = self.pki.server(ciphers="ECDHE-ECDSA-AES128-GCM-SHA256").server_context().getContext()
+        client = self.client_context()
+        client.set_max_proto_version(SSL.TLS1_2_VERSION)
+        client.set_cipher_list(b"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256")
+        _, connection = handshake(server, client)
+        self.assertEqual(connection.get_cipher_name(), "ECDHE-ECDSA-AES128-GCM-SHA256")
+        only_other = self.client_context()
+        only_other.set_max_proto_version(SSL.TLS1_2_VERSION)
+        only_other.set_cipher_list(b"ECDHE-ECDSA-AES256-GCM-SHA384")
+        self.assertRaises(SSL.Error, handshake, server, only_other)
+        context = self.pki.client(ciphers="ECDHE-ECDSA-AES128-GCM-SHA256").ssl_context()
+        self.assertEqual({c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"},
+                         {"ECDHE-ECDSA-AES128-GCM-SHA256"})
+
+    def test_old_protocol_versions_are_refused(self) -> None:
+        """A client that speaks no more than TLS 1.1 is refused by the daemon's port."""
+        client = self.client_context()
+        client.set_min_proto_version(0)
+        client.set_max_proto_version(SSL.TLS1_1_VERSION)
+        self.assertRaises(SSL.Error, handshake, self.pki.server().server_context().getContext(), client)
+
+    def test_clients_present_their_certificate(self) -> None:
+        """A PB client's options present its certificate to a daemon that requires one; without a certificate
+        the daemon refuses it."""
+        from twisted.internet.interfaces import IHandshakeListener
+        from twisted.internet.protocol import Factory, Protocol
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+        from twisted.test.iosim import FakeTransport, connect
+        from zope.interface import implementer
+
+        @implementer(IHandshakeListener)
+        class Up(Protocol):
+            def handshakeCompleted(self) -> None:
+                self.factory.handshook = True
+
+        def connected(client_tls: TLSConfig) -> tuple[bool, Any]:
+            """Whether the daemon completes its handshake with a client of ``client_tls`` (it requires certificates)."""
+            daemon = Factory.forProtocol(Up)
+            daemon.handshook = False
+            server = TLSMemoryBIOFactory(self.pki.server(require_cert=True).server_context(), False,
+                                         daemon).buildProtocol(None)
+            creator = client_tls.client_options("127.0.0.1")
+            client = TLSMemoryBIOFactory(creator, True, Factory.forProtocol(Protocol)).buildProtocol(None)
+            connect(server, FakeTransport(server, True), client, FakeTransport(client, False))
+            return daemon.handshook, creator
+
+        self.assertTrue(connected(self.pki.client(with_certificate=True))[0])
+        self.assertFalse(connected(self.pki.client())[0])
+        self.flushLoggedErrors()
