@@ -28,7 +28,7 @@ from mesostw.master.admission import agent_refusal, framework_refusal, takeover_
 from mesostw.master.frameworks import RegistrationRefused
 from mesostw.master.master import KillOutcome, TeardownOutcome
 from mesostw.model import task as T
-from mesostw.model.info import AgentInfo, FrameworkInfo
+from mesostw.model.info import AgentInfo, Filters, FrameworkInfo
 from mesostw.model.resources import Resources
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 
@@ -305,6 +305,27 @@ class MasterWiringTests(unittest.TestCase):
         cluster.framework("dev", scheduler=dev, principal="dev")
         self.assertEqual(dev.states("exec-as-root"), [T.ERROR])
         self.assertEqual(cluster.master.metrics["tasks_denied"], 1)
+
+    def test_run_tasks_judges_every_task_of_a_group(self):
+        """A task group is judged task by task: one task of dev's group as root refuses the whole group
+        (TASK_ERROR, unauthorized, for each task) and starts no executor; the same group as nobody runs."""
+        from tests.unit.test_task_groups import launch_group
+
+        cluster = self.cluster()
+        dev = RecordingScheduler()
+        dev.decline_unused = False
+        _, driver = cluster.framework("dev", scheduler=dev, principal="dev")
+        agent_id = cluster.agents[0].id
+        for user, expected in (("root", T.ERROR), ("nobody", T.RUNNING)):
+            tasks = [command_task(f"a-{user}", "sleep 100"), command_task(f"b-{user}", "sleep 100")]
+            tasks[1]["command"]["user"] = user
+            [offer] = cluster.master.offers.of_framework(dev.framework_id)
+            driver.acceptOffers([offer.id], [launch_group(agent_id, tasks)], Filters(0))
+            cluster.settle()
+            self.assertEqual((dev.states(f"a-{user}")[:1], dev.states(f"b-{user}")[:1]), ([expected], [expected]))
+        refused = [u for u in dev.updates if u.state == T.ERROR]
+        self.assertEqual({u.reason for u in refused}, {T.REASON_TASK_UNAUTHORIZED})
+        self.assertEqual(cluster.master.metrics["tasks_denied"], 2)
 
     def test_recovered_frameworks_keep_their_owner_where_frameworks_authenticate(self):
         """After a failover, a framework recovered from the registry belongs to its principal when every
