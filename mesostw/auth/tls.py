@@ -169,7 +169,7 @@ class TLSConfig:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.verifies_server:
-            authorities = self._ca_pems([])
+            authorities = self._authorities()
             if authorities:
                 context.load_verify_locations(cadata=b"\n".join(authorities).decode("ascii"))
             else:
@@ -225,7 +225,16 @@ class TLSConfig:
     def _ca_certificates(self) -> list[Any]:
         from twisted.internet import ssl as tssl
 
-        return [tssl.Certificate.loadPEM(pem) for pem in self._ca_pems([])]
+        return [tssl.Certificate.loadPEM(pem) for pem in self._authorities()]
+
+    def _authorities(self) -> list[bytes]:
+        """The configured CAs' certificates, or :class:`TLSConfigError` when a CA is configured but cannot
+        be read now (never an empty list that would mean "trust the platform's CAs" instead)."""
+        problems: list[str] = []
+        pems = self._ca_pems(problems)
+        if (self.ca_file or self.ca_dir) and (problems or not pems):
+            raise TLSConfigError(problems or ["the configured CA holds no certificate"])
+        return pems
 
     def _ca_pems(self, problems: list[str]) -> list[bytes]:
         """Every PEM certificate of the CA file and of the files in the CA directory."""

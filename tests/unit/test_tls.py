@@ -325,6 +325,19 @@ class ContextTests(unittest.TestCase):
         self.assertIsInstance(creator, ClientTLSOptions)
         self.assertEqual(creator._hostname, "127.0.0.1")
 
+    def test_a_configured_ca_gone_unreadable_never_means_the_platform_cas(self) -> None:
+        """A CA file or directory configured but unreadable (or empty) when a client connects refuses with
+        TLSConfigError on every client path, instead of falling back to the platform's trust store."""
+        import os
+        import tempfile
+
+        empty_dir = tempfile.mkdtemp()
+        self.addCleanup(os.rmdir, empty_dir)
+        for config in (TLSConfig(enabled=True, ca_file=os.path.join(empty_dir, "gone.pem")),
+                       TLSConfig(enabled=True, ca_dir=empty_dir)):
+            self.assertRaises(TLSConfigError, config.ssl_context)
+            self.assertRaises(TLSConfigError, config.client_options, "127.0.0.1")
+
     def test_client_options_without_verification(self) -> None:
         """With verify_cert off the client gets plain CertificateOptions that check nothing."""
         creator = TLSConfig(enabled=True, ca_file=self.pki.ca_file, verify_cert=False).client_options("h")
