@@ -79,10 +79,10 @@ class ReverseProxy:
             kwargs["contextFactory"] = _TLSPolicy(tls)
         self.agent = Agent(reactor, **kwargs)
 
-    def forward(self, request: server.Request, address: str) -> Any:
-        """Answer ``request`` with the answer of the instance at ``address``; returns
-        ``server.NOT_DONE_YET`` (for a Router filter), or raises HTTPError 503 for a request
-        that was already forwarded once."""
+    def forward(self, request: server.Request, address: str, uri: bytes | None = None) -> Any:
+        """Answer ``request`` with the answer of the instance at ``address`` (to the request's own
+        path and query, or to ``uri``); returns ``server.NOT_DONE_YET`` (for a Router filter), or
+        raises HTTPError 503 for a request that was already forwarded once."""
         if request.requestHeaders.hasHeader(FORWARDED):
             raise HTTPError(503, f"The request was forwarded to {address}, which does not lead either; "
                                  "no leader can answer it now")
@@ -100,7 +100,7 @@ class ReverseProxy:
             request.content.seek(0)
             body = request.content.read()
         producer = FileBodyProducer(BytesIO(body)) if body else None
-        url = f"{self.scheme}://{address}".encode() + request.uri
+        url = f"{self.scheme}://{address}".encode() + (request.uri if uri is None else uri)
         d = self.agent.request(request.method, url, headers, producer)
         relay: dict[str, Any] = {}
 

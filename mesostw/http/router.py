@@ -47,7 +47,8 @@ class Response:
         self.body, self.code, self.headers = body, code, headers or {}
 
 
-Handler = Callable[[server.Request], Any]
+#: A route's handler: called as ``handler(request, **params)`` with the pattern's parameters.
+Handler = Callable[..., Any]
 
 
 def query(request: server.Request) -> dict[str, str]:

@@ -14,6 +14,7 @@ from mesostw.master.master import KillOutcome, Master, TeardownOutcome
 from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.operator_http import OperatorEndpoints
 from mesostw.model.info import MasterInfo
+from mesostw.ui import PUBLIC_ROUTES
 
 
 class LeaderRouting:
@@ -113,8 +114,8 @@ class MasterEndpoints:
         # Before the body too: a request that fails authentication is refused without reading it.
         router.filter(self.authenticate, self.UNAUTHENTICATED | self.OWN_AUTHENTICATION, before_body=True)
 
-    #: Answered without HTTP authentication.
-    UNAUTHENTICATED = frozenset({"/master/health", "/health", "/master/redirect", "/redirect"})
+    #: Answered without HTTP authentication (the web UI's page and scripts hold no data).
+    UNAUTHENTICATED = frozenset({"/master/health", "/health", "/master/redirect", "/redirect"}) | PUBLIC_ROUTES
     #: Endpoints that authenticate by their own rules (the scheduler API's --authenticate_http_frameworks).
     OWN_AUTHENTICATION = frozenset({"/api/v1/scheduler", "/master/api/v1/scheduler"})
     #: Endpoints that answer a non-leader by their own rules (the scheduler API authenticates first).

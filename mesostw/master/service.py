@@ -22,6 +22,7 @@ from mesostw.master.registry import InMemoryRegistry, IRegistry, Registry
 from mesostw.master.scheduler_http import SchedulerAPI
 from mesostw.scheduler.master_host import HostedFrameworks
 from mesostw.store.factory import open_store
+from mesostw.ui.master import MasterUI
 from mesostw.verbosity import VERBOSITY
 from mesostw.wire.guard import HTTPLimits
 from mesostw.wire.listen import Listener
@@ -81,6 +82,9 @@ class MasterService(service.MultiService):
                 plugins = framework_plugins()[0]
             self.frameworks = HostedFrameworks(self, plugins, config)
             self.frameworks.setServiceParent(self)
+        #: the web UI at / (with the hosted frameworks' APIs under /<name> and agents' sandboxes)
+        self.ui = MasterUI(self)
+        self.ui.install(self.router)
 
     def _registry(self) -> IRegistry:
         """The registry in ZooKeeper (``<zk path>/registry``, fenced on this master's election node),

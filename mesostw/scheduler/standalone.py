@@ -37,6 +37,7 @@ from mesostw.model.info import FrameworkInfo
 from mesostw.scheduler.election import Unopposed, zookeeper_election
 from mesostw.scheduler.plugins import make_framework
 from mesostw.scheduler.stores import standalone_store
+from mesostw.ui import PUBLIC_ROUTES, WebUI
 from mesostw.wire.listen import Listener
 
 log = Logger()
@@ -144,13 +145,23 @@ class StandaloneFramework(service.MultiService):
         # The framework's routes sit behind an outer router, so that forwarding to the leader also
         # covers routes a framework adds only once it runs.
         self.site = Router()
-        self.site.filter(self._follow)
+        # The web UI at / shows this framework's own pages (its API at the same origin); any instance serves
+        # the page, whose API calls a standby forwards like any others.
+        self.site.filter(self._follow, exempt=PUBLIC_ROUTES)
         self.site.mount("", self.host.router)
+        self._protected = bool(getattr(framework_config, "http_credentials", ""))
+        WebUI(self.ui_config).install(self.site)
         self.listener = Listener(reactor, config.ip, config.http_port, self.site, tls=tls)
         self.listener.setServiceParent(self)
         self.framework = make_framework(plugin, self.host, framework_config)
         self._suspended: Any = None
         self._stopping = False
+
+    def ui_config(self) -> dict[str, Any]:
+        """What the web UI on this port shows: this framework's pages, its API at this origin."""
+        return {"daemon": self.framework_name, "cluster": False,
+                "frameworks": {self.framework_name: {"base": "", "api_url": self.host.api_url}},
+                "authentication": {"readonly": self._protected, "readwrite": self._protected}}
 
     def address(self) -> str:
         """This instance's API as ``host:port`` (the port is known once listening)."""

@@ -194,3 +194,15 @@ class InstallTests(unittest.TestCase):
         """``mesostw --help`` exits 0 and lists the subcommands."""
         output = self.installation.run(os.path.join(self.installation.bin, "mesostw"), "--help")
         self.assertIn("execute", output)
+
+    def test_the_web_ui_is_installed(self) -> None:
+        """The wheel carries the web UI: the page and every asset the checkout has, under the installed package."""
+        code = ("import json, mesostw.ui as ui; a = ui.Assets(); "
+                "print(json.dumps({'static': ui.STATIC, 'files': sorted(a.files)}))")
+        report = json.loads(self.installation.run(self.installation.python, "-c", code))
+        checkout = os.path.join(REPO, "mesostw", "ui", "static")
+        expected = sorted(os.path.relpath(os.path.join(d, f), checkout).replace(os.sep, "/")
+                          for d, _, files in os.walk(checkout) for f in files)
+        self.assertIn("index.html", report["files"])
+        self.assertEqual(report["files"], expected)
+        self.assertNotEqual(os.path.realpath(report["static"]), os.path.realpath(checkout))
