@@ -139,14 +139,12 @@ class Bench:
 
     @defer.inlineCallbacks
     def leader(self, exclude=frozenset()):
-        for port, daemon in self.masters.items():
-            if port in exclude or not daemon.alive():
-                continue
-            try:
-                metrics = yield self.snapshot(port)
-            except Exception:  # noqa: BLE001 - a master that does not answer is not the leader
-                continue
-            if metrics.get("master/elected") == 1.0:
+        """The port of the master that says it is elected (asked all at once: one busy master does not
+        delay the answer of another)."""
+        ports = [port for port, daemon in self.masters.items() if port not in exclude and daemon.alive()]
+        answers = yield defer.DeferredList([self.snapshot(port) for port in ports], consumeErrors=True)
+        for port, (ok, metrics) in zip(ports, answers, strict=True):
+            if ok and metrics.get("master/elected") == 1.0:
                 return port
         return None
 

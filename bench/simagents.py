@@ -5,9 +5,10 @@ Each simulated agent has the real agent's wire side: a :class:`~mesostw.wire.con
 following the leader a detector names), :class:`~mesostw.agent.pb.PBMasterLink` (registration,
 re-registration with its tasks and frameworks, batched status updates) and
 :class:`~mesostw.agent.pb.AgentRemote` (what the master calls). Only the agent's core is simulated:
-a task "runs" as soon as it is launched (TASK_RUNNING is sent at once, from the executor), a kill
-answers TASK_KILLED, and updates not yet acknowledged are sent again on every (re-)registration,
-as the agent's status update manager does. With ``--churn`` every acknowledged TASK_RUNNING is
+a task "runs" as soon as it is launched (TASK_RUNNING is sent at once, from the executor), a task
+named ``short-...`` finishes as soon as its TASK_RUNNING is acknowledged, a kill answers
+TASK_KILLED, and updates not yet acknowledged are sent again on every (re-)registration, as the
+agent's status update manager does. With ``--churn`` every acknowledged TASK_RUNNING is
 followed by another one (a new UUID, as a health check flapping sends), which keeps one update
 per task in flight: the load of :mod:`bench.status_updates`.
 
@@ -44,6 +45,8 @@ from mesostw.wire.connector import Connector  # noqa: E402
 log = Logger()
 
 RESOURCES = "cpus:32;mem:131072;disk:1048576;ports:[31000-32000]"
+#: Tasks whose name starts with this finish once their TASK_RUNNING is acknowledged (short jobs).
+SHORT = "short-"
 
 
 class Counters:
@@ -156,6 +159,8 @@ class SimAgent:
                 continue
             if made.terminal:
                 del self.tasks[key]
+            elif made.info.name.startswith(SHORT):
+                self._send(framework_id, made, T.FINISHED, "Command exited with status 0")
             elif self.churn:
                 self._send(framework_id, made, T.RUNNING, "Health check changed")
 
@@ -222,6 +227,20 @@ def run(reactor: Any, args: argparse.Namespace) -> defer.Deferred:
 
 
 def main() -> None:
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    level = LogLevel.levelWithName(os.environ.get("SIMAGENTS_LOG_LEVEL", "warn"))
+    # Warnings and errors only (refusals, lost connections) unless SIMAGENTS_LOG_LEVEL says otherwise:
+    # a thousand agents' routine lines would be noise.
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr),
+                                    [LogLevelFilterPredicate(defaultLogLevel=level)])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--master", required=True, help="host:port or zk://...")
     parser.add_argument("--count", type=int, default=100, help="agents in this process")

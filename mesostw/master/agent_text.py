@@ -10,6 +10,7 @@ little more than joining their texts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -82,11 +83,31 @@ class AgentTexts:
 
     def __init__(self) -> None:
         self._texts: dict[str, _Text] = {}
+        #: agent ID -> (AgentInfo, used, offered, the rest of what the text shows, the summary's text)
+        self._summaries: dict[str, tuple[Any, Resources, Resources, tuple[Any, ...], str]] = {}
 
     def prune(self, agent_ids: Any) -> None:
         """Forget agents that are not among ``agent_ids`` any more."""
         for agent_id in self._texts.keys() - set(agent_ids):
             del self._texts[agent_id]
+        for agent_id in self._summaries.keys() - set(agent_ids):
+            del self._summaries[agent_id]
+
+    def summary(self, master: Master, agent: AgentRecord, rest: Callable[[], str]) -> str:
+        """The agent's text with ``rest()`` (more fields, then the closing brace) after it, made again only
+        when the agent, what it holds or its tasks changed since the last time."""
+        tracker = master.tasks
+        used = tracker.used_on_agent(agent.id)
+        offered = master.offers.offered_on(agent.id)
+        state = (agent.active, agent.registered_time, agent.reregistered_time, agent.version,
+                 tracker.changes_on(agent.id))
+        cached = self._summaries.get(agent.id)
+        if cached is not None and cached[0] is agent.info and cached[1] is used and cached[2] is offered \
+                and cached[3] == state:
+            return cached[4]
+        text = self.open_text(master, agent) + rest()
+        self._summaries[agent.id] = (agent.info, used, offered, state, text)
+        return text
 
     def open_text(self, master: Master, agent: AgentRecord) -> str:
         """The agent's text without its closing brace (a summary adds fields)."""

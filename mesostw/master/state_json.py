@@ -156,6 +156,21 @@ def _counts_text(counts: dict[str, int]) -> str:
                     for state, count in counts.items())
 
 
+#: the counts' text of the few distinct counts agents have (most agents of a large cluster share them)
+_COUNTS_TEXTS: dict[tuple[tuple[str, int], ...], str] = {}
+
+
+def _counts_cached(counted: Mapping[str, int]) -> str:
+    """:func:`_counts_text` of ``task_counts((), counted)``, made once for each distinct ``counted``."""
+    key = tuple(sorted(counted.items()))
+    text = _COUNTS_TEXTS.get(key)
+    if text is None:
+        if len(_COUNTS_TEXTS) >= 4096:
+            _COUNTS_TEXTS.clear()  # bounded: whatever the cluster, the cache stays small
+        text = _COUNTS_TEXTS[key] = _counts_text(task_counts((), counted))
+    return text
+
+
 def framework_pid(framework: FrameworkRecord) -> str | None:
     """The v0 scheduler's libprocess pid, for links that have one (HTTP and local schedulers have none)."""
     pid = getattr(framework.link, "pid", None)
@@ -196,11 +211,17 @@ def state_summary(master: Master) -> Fields:
 
     def agent_summary(agent: AgentRecord) -> str:
         done = completed_on.get(agent.id, ())
-        counts = task_counts(done, tracker.counts_on(agent.id))
-        ids = set(tracker.frameworks_on(agent.id))
-        ids.update(t.framework_id for t in done)
-        return "".join((texts.open_text(master, agent), ",", _counts_text(counts), ',"framework_ids":',
-                        jsontext.encode(sorted(ids)), "}"))
+
+        def rest() -> str:
+            counted = tracker.counts_on(agent.id)
+            counts = _counts_text(task_counts(done, counted)) if done else _counts_cached(counted)
+            ids = set(tracker.frameworks_on(agent.id))
+            ids.update(t.framework_id for t in done)
+            return "".join((",", counts, ',"framework_ids":', jsontext.encode(sorted(ids)), "}"))
+
+        if done:  # completed tasks are not among what the cache follows
+            return texts.open_text(master, agent) + rest()
+        return texts.summary(master, agent, rest)
 
     def framework_summary(framework: FrameworkRecord) -> dict[str, Any]:
         info = framework.info

@@ -78,6 +78,9 @@ class TaskTracker:
         #: framework ID -> task state -> how many of its indexed tasks are in it; agent ID -> how many are there
         self._framework_states: dict[str, Counter[str]] = {}
         self._framework_agents: dict[str, Counter[str]] = {}
+        #: agent ID -> how many times what is counted there changed (a cache of what shows it is still valid
+        #: while this stays the same)
+        self._agent_changes: dict[str, int] = {}
 
     # -- indexes and the views records show ----------------------------------------------
 
@@ -116,12 +119,14 @@ class TaskTracker:
         if agent_id not in self._by_agent and agent_id not in self._executors:
             self._used_on.pop(agent_id, None)
             self._agent_states.pop(agent_id, None)
+            self._agent_changes.pop(agent_id, None)
 
     # -- running sums -------------------------------------------------------------------
 
     def _hold(self, agent_id: str, framework_id: str, resources: Resources, sign: int) -> None:
         """Resources a live task or an executor of ``framework_id`` holds on ``agent_id`` (sign 1),
         or no longer holds (sign -1)."""
+        self._agent_changes[agent_id] = self._agent_changes.get(agent_id, 0) + 1
         by = self._used_by.get(framework_id)
         if by is None:
             by = self._used_by[framework_id] = ResourceTally()
@@ -135,6 +140,7 @@ class TaskTracker:
     def _count(self, task: Task, sign: int = 1) -> None:
         """An indexed task, in its current state, joins the sums (sign 1) or leaves them (sign -1)."""
         state, agent_id, framework_id = task.state, task.info.agent_id, task.framework_id
+        self._agent_changes[agent_id] = self._agent_changes.get(agent_id, 0) + 1
         _bump(self._states, state, sign)
         for index, key, value in ((self._agent_states, agent_id, state), (self._framework_states, framework_id, state),
                                   (self._framework_agents, framework_id, agent_id)):
@@ -199,6 +205,10 @@ class TaskTracker:
     def agents_with_tasks(self, framework_id: str) -> Mapping[str, int]:
         """Agent ID -> how many of a framework's indexed tasks are there (read-only)."""
         return MappingProxyType(self._framework_agents.get(framework_id, _NO_COUNTS))
+
+    def changes_on(self, agent_id: str) -> int:
+        """A number that changes whenever a task or executor counted on the agent does."""
+        return self._agent_changes.get(agent_id, 0)
 
     def frameworks_on(self, agent_id: str) -> Iterable[str]:
         """The frameworks with indexed tasks on an agent."""

@@ -279,13 +279,17 @@ class Reader:
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether a JSON value nests lists and objects more than ``limit`` deep (checked without recursion)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    # Only containers go on the stack: a task's many scalar fields cost a type check each, nothing more.
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
     return False
 
 
