@@ -183,6 +183,11 @@ class SimAgent:
         return "pong"
 
 
+def source_address(index: int) -> str:
+    """The loopback address agent ``index`` connects from: 127.1.0.1, 127.1.0.2, ... (250 per third byte)."""
+    return f"127.1.{index // 250}.{index % 250 + 1}"
+
+
 def run(reactor: Any, args: argparse.Namespace) -> defer.Deferred:
     counters = Counters()
     detector = detector_for(reactor, args.master, args.session_timeout)
@@ -192,8 +197,10 @@ def run(reactor: Any, args: argparse.Namespace) -> defer.Deferred:
     for number in range(args.count):
         index = args.index * args.count + number
         agent = SimAgent(index, f"sim-{index:05d}.example", resources, reactor, counters, churn=args.churn)
+        # Each agent connects from an address of its own in 127.0.0.0/8, as agents on hosts of their own do
+        # (a master limits the connections from one address).
         connector = Connector(reactor, detector.address, agent.connected, agent.lost, backoff=args.backoff,
-                              max_backoff=args.backoff * 4, name=f"sim-{index}")
+                              max_backoff=args.backoff * 4, name=f"sim-{index}", bind=source_address(index))
         listeners = getattr(detector, "listeners", None)
         if listeners is not None:
             listeners.append(connector.follow)

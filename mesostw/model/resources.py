@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from typing import Any, Iterable, Iterator, Mapping, Union
 
 from mesostw.model.validation import Reader, ValidationError, read
@@ -109,10 +110,26 @@ def validate_role(role: str) -> str | None:
 class Resources:
     """An immutable bag of resources keyed by ``(name, role)``."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "__weakref__")
 
     def __init__(self, items: Mapping[Key, Value] | None = None):
         self._items: dict[Key, Value] = dict(items) if items else {}
+
+    @classmethod
+    def _shared(cls, items: dict[Key, Value]) -> Resources:
+        """A bag of ``items`` (in their order), the same object for the same items while one is alive:
+        the hundred thousand tasks of a large cluster mostly ask for a few shapes of resources."""
+        if not items:
+            return EMPTY if cls is Resources else cls(items)
+        key = tuple(items.items())
+        try:
+            found = _SHARED.get(key)
+        except TypeError:  # an unhashable value: nothing to share
+            return cls(items)
+        if found is None or type(found) is not cls:
+            found = cls(items)
+            _SHARED[key] = found
+        return found
 
     # -- construction ----------------------------------------------------
 
@@ -160,7 +177,7 @@ class Resources:
             items[(name, role)] = value
         if errors:
             raise ValidationError(errors)
-        return cls({k: v for k, v in items.items() if v})
+        return cls._shared({k: v for k, v in items.items() if v})
 
     @classmethod
     def from_json(cls, data: Any, what: str = "resources") -> Resources:
@@ -185,7 +202,7 @@ class Resources:
                     res.error(f"gives {k[0]} with two different types")
                     continue
             items[k] = value
-        return cls({k: v for k, v in items.items() if v})
+        return cls._shared({k: v for k, v in items.items() if v})
 
     # -- inspection ------------------------------------------------------
 
@@ -354,6 +371,8 @@ class Resources:
 
 
 EMPTY = Resources()
+#: items -> the Resources alive with exactly those items (see :meth:`Resources._shared`)
+_SHARED: weakref.WeakValueDictionary[tuple[tuple[Key, Value], ...], Resources] = weakref.WeakValueDictionary()
 
 
 def _sort_key(key: Key) -> tuple[int, str, str]:

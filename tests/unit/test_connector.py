@@ -84,3 +84,16 @@ class ConnectorBackoffTests(ClockTestCase):
 class _Leader:
     def __init__(self, ip: str, port: int):
         self.ip, self.port = ip, port
+
+
+class ConnectorBindTests(ClockTestCase):
+    def test_connections_leave_from_the_bound_address(self) -> None:
+        """With ``bind``, every attempt leaves from that local address; without, from the system's choice."""
+        reactor = self.useClock(MemoryReactorClock())
+        bound = Connector(reactor, lambda: ("127.0.0.1", 5050), lambda root: None, lambda: None, bind="127.1.0.7")
+        free = Connector(reactor, lambda: ("127.0.0.1", 5050), lambda root: None, lambda: None)
+        for connector in (bound, free):
+            connector.startService()
+            self.addCleanup(connector.stopService)
+        [(_, _, _, _, bound_address), (_, _, _, _, free_address)] = reactor.tcpClients
+        self.assertEqual((bound_address, free_address), (("127.1.0.7", 0), None))
