@@ -124,14 +124,14 @@ def timed_get(reactor, url: str):
 
 
 @defer.inlineCallbacks
-def settled_rss(reactor, process: psutil.Process, seconds: float = 3.0):
-    """The process's RSS once it stopped growing for a while (its work done)."""
+def settled_rss(reactor, process: psutil.Process, seconds: float = 3.0, at_most: float = 60.0):
+    """The process's RSS once it stopped growing for ``seconds`` (its work done; its allocation loop goes on)."""
+    deadline = time.monotonic() + at_most
     last = process.memory_info().rss
     while True:
         yield task.deferLater(reactor, seconds, lambda: None)
         now = process.memory_info().rss
-        cpu = process.cpu_percent(None)
-        if abs(now - last) < 1 << 20 and cpu < 20:
+        if abs(now - last) < 1 << 20 or time.monotonic() > deadline:
             return now
         last = now
 
@@ -150,7 +150,6 @@ def run(reactor, args):
     try:
         yield wait_for(lambda: get_json(f"{url}/metrics/snapshot"), 60, interval=0.2, what="the master")
         process = psutil.Process(master.pid)
-        process.cpu_percent(None)
         empty = yield settled_rss(reactor, process, 1.0)
         per_process = -(-args.agents // args.processes)
         for index in range(args.processes):

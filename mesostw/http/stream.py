@@ -32,8 +32,12 @@ log = Logger()
 
 #: Plain items encoded together in one call to the C encoder (and written as one piece).
 BATCH = 200
-#: What a turn writes at most before it lets the reactor run (it always writes at least one piece).
-TURN_BYTES = 256 * 1024
+#: What a turn writes at most before it lets the reactor run (it always writes at least one piece) ...
+TURN_BYTES = 4 * 1024 * 1024
+#: ... and how long it may take: a turn makes pieces for about this long. Each turn waits behind whatever
+#: else the reactor has to do (an allocation cycle of a large cluster), so turns are few and long enough
+#: for a large answer to finish in a few of them, and short enough that nothing else waits long.
+TURN_SECONDS = 0.05
 
 _encode = jsontext.encode
 
@@ -116,7 +120,8 @@ def encode(value: Any) -> bytes:
 
 @implementer(IPushProducer)
 class Streamer:
-    """Writes ``pieces`` to ``request`` and finishes it: up to ``turn_bytes`` per turn of ``clock``, none
+    """Writes ``pieces`` to ``request`` and finishes it: up to ``turn_bytes`` (and :data:`TURN_SECONDS` of
+    ``clock``) per turn of ``clock``, none
     while the connection is paused. :attr:`done` fires once the request is finished, or once the
     client went away (then nothing more is made). A piece that raises ends the answer early (the
     client sees a truncated body and the connection closes; the error is logged)."""
@@ -145,7 +150,8 @@ class Streamer:
         size = 0
         ended = False
         try:
-            while size < self.turn_bytes:
+            deadline = self.clock.seconds() + TURN_SECONDS
+            while size < self.turn_bytes and (not parts or self.clock.seconds() < deadline):
                 piece = next(self.pieces, None)
                 if piece is None:
                     ended = True
