@@ -34,9 +34,12 @@ from twisted.internet.task import Clock  # noqa: E402
 from mesostw.allocator.filters import RefusedResources  # noqa: E402
 from mesostw.allocator.hierarchical import HierarchicalAllocator, allocatable  # noqa: E402
 from mesostw.model.info import Filters  # noqa: E402
+from mesostw.model.reservation import DYNAMIC, Reservation, pushed  # noqa: E402
 from mesostw.model.resources import EMPTY, Resources  # noqa: E402
 
 AGENT = "cpus:2;mem:1024;disk:4096;ports:[31000-32000]"
+#: the part of each agent that --reserved reserves dynamically
+RESERVED = "cpus:1;mem:512;disk:2048"
 
 Offer = tuple[str, str, Resources]
 
@@ -148,13 +151,20 @@ class NaiveAllocator:
         return offers
 
 
-def build(allocator: HierarchicalAllocator | NaiveAllocator, agents: int, frameworks: int, roles: int) -> None:
-    """Register the frameworks (round-robin over roles) and the agents."""
+def build(allocator: HierarchicalAllocator | NaiveAllocator, agents: int, frameworks: int, roles: int,
+          reserved: bool = False) -> None:
+    """Register the frameworks (round-robin over roles) and the agents (with half of each dynamically
+    reserved, round-robin over the roles, when ``reserved``)."""
     for i in range(frameworks):
         allocator.addFramework(f"framework-{i:05d}", f"role-{i % roles}")
-    total = Resources.parse(AGENT)
+    totals = [Resources.parse(AGENT)]
+    if reserved:
+        half = Resources.parse(RESERVED)
+        totals = [Resources.parse(AGENT) - half + Resources({
+            pushed(key, Reservation(DYNAMIC, f"role-{r}", "bench")): value for key, value in half.entries()})
+            for r in range(roles)]
     for i in range(agents):
-        allocator.addAgent(f"agent-{i:06d}", total)
+        allocator.addAgent(f"agent-{i:06d}", totals[i % len(totals)])
 
 
 def run(name: str, allocator: HierarchicalAllocator | NaiveAllocator, clock: Clock, rounds: int,
@@ -189,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="allocation rounds; the fake clock moves 1 s per round")
     parser.add_argument("--refuse-seconds", type=float, default=5.0,
                         help="refusal filter every decline carries (0 declines with no filter)")
+    parser.add_argument("--reserved", action="store_true",
+                        help=f"reserve {RESERVED} of each agent dynamically for one of the roles (round-robin)")
     parser.add_argument("--naive-rounds", type=int, default=None,
                         help="rounds for the naive baseline, 0 to skip it (default: as many as --rounds)")
     args = parser.parse_args(argv)
@@ -197,12 +209,13 @@ def main(argv: list[str] | None = None) -> None:
     naive_rounds = args.rounds if args.naive_rounds is None else args.naive_rounds
     refuse = Filters(refuse_seconds=args.refuse_seconds)
     print(f"{args.agents} agents x {args.frameworks} frameworks in {args.roles} role(s), "
-          f"refuse_seconds={args.refuse_seconds:g}, {args.rounds} rounds", flush=True)
+          f"refuse_seconds={args.refuse_seconds:g}, {args.rounds} rounds"
+          + (f", {RESERVED} of each agent reserved" if args.reserved else ""), flush=True)
 
     clock = Clock()
     ours = HierarchicalAllocator(clock, randomize=False)
     start = time.perf_counter()
-    build(ours, args.agents, args.frameworks, args.roles)
+    build(ours, args.agents, args.frameworks, args.roles, args.reserved)
     print(f"[hierarchical] added agents and frameworks in {(time.perf_counter() - start) * 1000:.0f} ms")
     timings, made = run("hierarchical", ours, clock, args.rounds, refuse)
     allocation_ms = sum(timings) / len(timings)
@@ -212,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     naive_clock = Clock()
     naive = NaiveAllocator(naive_clock)
-    build(naive, args.agents, args.frameworks, args.roles)
+    build(naive, args.agents, args.frameworks, args.roles, args.reserved)
     naive_timings, naive_made = run("naive", naive, naive_clock, naive_rounds, refuse)
     naive_ms = sum(naive_timings) / len(naive_timings)
     same = all(a == b for a, b in zip(made, naive_made, strict=False))

@@ -14,8 +14,9 @@ from zope.interface import Attribute, Interface
 class IAllocator(Interface):
     """Decides which framework is offered which agent's free resources."""
 
-    def addFramework(framework_id, role, used=None, active=True):
-        """Track a framework in ``role``; ``used`` maps agent IDs to resources it already holds."""
+    def addFramework(framework_id, role, used=None, active=True, refinement=True):
+        """Track a framework in ``role``; ``used`` maps agent IDs to resources it already holds;
+        ``refinement``: whether it may be offered refined reservations (RESERVATION_REFINEMENT)."""
 
     def removeFramework(framework_id):
         """Forget a framework and return everything it held."""
@@ -46,6 +47,14 @@ class IAllocator(Interface):
 
     def recoverResources(framework_id, agent_id, resources, filters=None):
         """Return resources to the free pool, refusing them to the framework for ``filters``."""
+
+    def updateAllocation(framework_id, agent_id, consumed, converted):
+        """A framework's offer operation (RESERVE, UNRESERVE, CREATE, DESTROY) turned ``consumed``, of
+        what it holds on an agent, into ``converted``: its allocation and the agent's total change."""
+
+    def updateAvailable(agent_id, consumed, converted):
+        """An operator's operation turns ``consumed`` free resources of an agent into ``converted``;
+        returns False, changing nothing, when they are not all free."""
 
     def updateWeights(weights):
         """Set role weights (a mapping of role to weight)."""
@@ -116,6 +125,10 @@ class IAgentLink(Interface):
 
     def removed(reason):
         """Tell the agent it was marked unreachable; it should re-register."""
+
+    def checkpointResources(resources):
+        """Give the agent its checkpointed resources (dynamic reservations and persistent volumes, a
+        Resources) as the master has them: the agent checkpoints them and takes them as its own."""
 
 
 class IMasterLink(Interface):

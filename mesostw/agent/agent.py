@@ -37,7 +37,8 @@ from mesostw.interfaces import IContainerizer, IExecutorLink, IMasterLink
 from mesostw.model import executor_api as xapi
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, CommandInfo, ExecutorInfo, FrameworkInfo, MasterInfo
-from mesostw.model.resources import Resources
+from mesostw.model.operations import Incompatible, apply_checkpointed
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Task, TaskInfo, TaskStatus, new_uuid
 from mesostw.model.units import format_duration
 from mesostw.store.memory import MemoryStateStore
@@ -80,10 +81,55 @@ class Agent:
         #: issues each executor run its secret (MESOS_EXECUTOR_AUTHENTICATION_TOKEN) and checks it; the
         #: service replaces this one with the key kept in the work_dir, so that secrets survive a restart
         self.executor_secrets = ExecutorSecrets.generate()
+        #: dynamic reservations and persistent volumes, as the master last gave them (and the checkpoint
+        #: keeps them); ``info.resources`` are the ``--resources``, :attr:`total` both together
+        self.checkpointed: Resources = EMPTY
+        #: the latest resources given to the checkpoint and not yet on disk (None: none pending)
+        self._checkpointing: Resources | None = None
+        self._total: Resources | None = None
+        self._total_of: Resources | None = None
+        #: the persistent volumes under the work_dir (None: volumes are not made, e.g. in tests)
+        self.volumes: Any = None
 
     @property
     def id(self) -> str | None:
         return self.info.id
+
+    @property
+    def total(self) -> Resources:
+        """Everything this agent has: its ``--resources`` with its checkpointed resources applied."""
+        if self._total is None or self._total_of is not self.info.resources:
+            self._total = apply_checkpointed(self.info.resources, self.checkpointed)
+            self._total_of = self.info.resources
+        return self._total
+
+    def checkpointResources(self, resources: Resources) -> None:
+        """The master's view of this agent's checkpointed resources (after RESERVE, UNRESERVE, CREATE or
+        DESTROY, or when it re-registers): checkpoint them, then make or remove volumes and take them as
+        ours. As Mesos: the agent shows and announces them only once they are on disk, so an agent killed
+        at any moment recovers what it has shown."""
+        if resources == (self._checkpointing if self._checkpointing is not None else self.checkpointed):
+            return
+        try:
+            apply_checkpointed(self.info.resources, resources)
+        except Incompatible as exc:
+            log.error("Ignoring the checkpointed resources the master sent: {e}", e=exc)
+            return
+        log.info("Checkpointing resources {r}", r=resources)
+        self._checkpointing = resources
+        self.checkpointer.resources(resources)
+        self.checkpointer.durable(self._resourcesCheckpointed, resources)
+
+    def _resourcesCheckpointed(self, resources: Resources) -> None:
+        if self._checkpointing is resources:
+            self._checkpointing = None
+        old, self.checkpointed, self._total = self.checkpointed, resources, None
+        if self.volumes is not None:
+            in_use = set()
+            for executor in self.executors():
+                if executor.state != TERMINATED:
+                    in_use |= self.volumes.used_by(self.container_resources(executor))
+            self.volumes.sync(old, resources, in_use)
 
     @property
     def endpoint(self) -> str:
@@ -105,11 +151,13 @@ class Agent:
     def masterConnected(self, link: IMasterLink) -> defer.Deferred:
         """A connection to the leading master is up: (re-)register over it."""
         self.master = link
+        # The master learns our checkpointed resources from the total we announce.
+        announced = attrs.evolve(self.info, resources=self.total)
         if self.info.id is None:
-            d = link.register(self.info)
+            d = link.register(announced)
             d.addCallback(self._registered, link)
         else:
-            d = link.reregister(self.info, self._all_tasks(), self._executor_infos(), self._framework_infos())
+            d = link.reregister(announced, self._all_tasks(), self._executor_infos(), self._framework_infos())
             d.addCallback(lambda master_info: self._reregistered(master_info, link))
         return d
 

@@ -26,6 +26,7 @@ from mesostw.agent.isolation import PosixContainment, PosixIsolator
 from mesostw.agent.launcher import Launcher
 from mesostw.agent.paths import create_sandbox
 from mesostw.agent.state import COMMAND_EXECUTOR
+from mesostw.agent.volumes import VolumeError, Volumes
 from mesostw.interfaces import IContainerizer
 from mesostw.model.info import ExecutorInfo, FrameworkInfo
 from mesostw.model.resources import Resources
@@ -93,8 +94,11 @@ class Containerizer:
     """Containers made by ``launcher`` and confined by ``isolators``; ``containment`` kills them whole."""
 
     def __init__(self, launcher: Launcher, isolators: list[Any] | None = None, containment: Any = None,
-                 clock: Any = None, fetcher: Any = None, watch_interval: float = WATCH_INTERVAL):
+                 clock: Any = None, fetcher: Any = None, watch_interval: float = WATCH_INTERVAL,
+                 volumes: Volumes | None = None):
         self.launcher = launcher
+        #: links the persistent volumes a container's tasks use into its sandbox (None: no volumes)
+        self.volumes = volumes
         self.clock = clock if clock is not None else launcher.reactor
         self.isolators = isolators if isolators is not None else [PosixIsolator()]
         self.containment = containment if containment is not None else PosixContainment(self.clock)
@@ -143,6 +147,11 @@ class Containerizer:
         _give_sandbox(directory, user)
         container = Container(container_id, directory, framework_info.id or "", executor_info.executor_id, user,
                               resources if resources is not None else executor_info.resources)
+        if self.volumes is not None:
+            try:
+                self.volumes.link(directory, container.resources)
+            except VolumeError as exc:
+                return defer.fail(exc)
         self.containers[container_id] = container
         if self.fetcher is not None and command.uris:
             d = self.fetcher.fetch(command.uris, directory, user)
@@ -266,6 +275,11 @@ class Containerizer:
         if container is None or container.destroying is not None:
             return
         container.resources = resources
+        if self.volumes is not None:
+            try:
+                self.volumes.link(container.directory, resources)
+            except VolumeError as exc:
+                log.warn("Cannot give container {id} its volumes: {e}", id=container_id, e=exc)
         for isolator in self.isolators:
             try:
                 isolator.update(container_id, resources)

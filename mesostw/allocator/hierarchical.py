@@ -6,6 +6,13 @@ returned resources, and calls :meth:`HierarchicalAllocator.allocate` (every
 Time comes from an injected clock (``seconds()``), used only for refusal
 filters, which expire lazily.
 
+Reserved resources go only to frameworks of their role or of its sub-roles
+(hierarchical roles: ``eng``'s to ``eng/web`` too), and refined reservations only
+to frameworks that can read them (RESERVATION_REFINEMENT). Offer operations
+(RESERVE, UNRESERVE, CREATE, DESTROY) convert resources in place: a framework's,
+in what it was offered (:meth:`HierarchicalAllocator.updateAllocation`), or an
+operator's, in what is free (:meth:`HierarchicalAllocator.updateAvailable`).
+
 Invariant (checked by property tests): for every agent, the resources
 allocated to frameworks (offered or in use) never exceed its total, and free
 resources are offered to at most one framework at a time.
@@ -45,13 +52,15 @@ def allocatable(resources: Resources) -> bool:
 
 
 class _Agent:
-    __slots__ = ("id", "total", "allocated", "active")
+    __slots__ = ("id", "total", "allocated", "active", "refined")
 
     def __init__(self, agent_id: str, total: Resources):
         self.id = agent_id
         self.total = total
         self.allocated = EMPTY
         self.active = True
+        #: whether any of its resources have refined reservations (only then are frameworks checked)
+        self.refined = total.has_refined()
 
     @property
     def available(self) -> Resources:
@@ -59,15 +68,17 @@ class _Agent:
 
 
 class _Framework:
-    __slots__ = ("id", "role", "active", "suppressed", "refused", "allocated")
+    __slots__ = ("id", "role", "active", "suppressed", "refused", "allocated", "refinement")
 
-    def __init__(self, framework_id: str, role: str):
+    def __init__(self, framework_id: str, role: str, refinement: bool = True):
         self.id = framework_id
         self.role = role
         self.active = True
         self.suppressed = False
         self.refused = RefusedResources()
         self.allocated: dict[str, Resources] = {}
+        #: whether it may be offered refined reservations (the RESERVATION_REFINEMENT capability)
+        self.refinement = refinement
 
 
 @implementer(IAllocator)
@@ -88,10 +99,10 @@ class HierarchicalAllocator:
     # -- frameworks -------------------------------------------------------
 
     def addFramework(self, framework_id: str, role: str, used: dict[str, Resources] | None = None,
-                     active: bool = True) -> None:
+                     active: bool = True, refinement: bool = True) -> None:
         if framework_id in self._frameworks:
             return
-        framework = _Framework(framework_id, role)
+        framework = _Framework(framework_id, role, refinement)
         self._frameworks[framework_id] = framework
         if role not in self._by_role:
             self._by_role[role] = sorter = DRFSorter()
@@ -217,6 +228,33 @@ class HierarchicalAllocator:
             framework.refused.add(agent_id, resources, self._clock.seconds() + filters.refuse_seconds)
         agent.allocated = agent.allocated - _clip(resources, agent.allocated)
 
+    def updateAllocation(self, framework_id: str, agent_id: str, consumed: Resources,
+                         converted: Resources) -> None:
+        """A framework's offer operation turned ``consumed``, of what it holds on an agent, into
+        ``converted`` (the same quantities): its allocation and the agent's total change alike."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return
+        agent.total = agent.total - consumed + converted
+        agent.allocated = agent.allocated - _clip(consumed, agent.allocated) + converted
+        agent.refined = agent.total.has_refined()
+        self._total = self._total - consumed + converted
+        framework = self._frameworks.get(framework_id)
+        if framework is not None:
+            held = framework.allocated.get(agent_id, EMPTY)
+            framework.allocated[agent_id] = held - _clip(consumed, held) + converted
+
+    def updateAvailable(self, agent_id: str, consumed: Resources, converted: Resources) -> bool:
+        """An operator's operation turns ``consumed`` free resources of an agent into ``converted``;
+        False (and nothing changes) when they are not all free."""
+        agent = self._agents.get(agent_id)
+        if agent is None or not (agent.total - agent.allocated).contains(consumed):
+            return False
+        agent.total = agent.total - consumed + converted
+        agent.refined = agent.total.has_refined()
+        self._total = self._total - consumed + converted
+        return True
+
     def updateWeights(self, weights: dict[str, float]) -> None:
         self._weights.update(weights)
         for role, weight in weights.items():
@@ -252,9 +290,10 @@ class HierarchicalAllocator:
                 candidate = available.allocatable_to(role)
                 if not allocatable(candidate):
                     continue
-                framework_id = self._pick(role, agent.id, candidate, now)
-                if framework_id is None:
+                picked = self._pick(role, agent, candidate, now)
+                if picked is None:
                     continue
+                framework_id, candidate = picked
                 offers.append((framework_id, agent.id, candidate))
                 agent.allocated = agent.allocated + candidate
                 available = available - candidate
@@ -263,17 +302,24 @@ class HierarchicalAllocator:
                     break
         return offers
 
-    def _pick(self, role: str, agent_id: str, candidate: Resources, now: float) -> str | None:
+    def _pick(self, role: str, agent: _Agent, candidate: Resources, now: float) -> tuple[str, Resources] | None:
+        """The first framework of ``role`` in DRF order that takes ``candidate`` (without refined
+        reservations if it cannot read them), with what it is offered."""
         sorter = self._by_role[role]
         index = 0
         while True:
             framework_id = sorter.first(index)
             if framework_id is None:
                 return None
-            framework = self._frameworks[framework_id]
-            if not framework.refused or not framework.refused.filtered(agent_id, candidate, now):
-                return framework_id
             index += 1
+            framework = self._frameworks[framework_id]
+            offered = candidate
+            if agent.refined and not framework.refinement:
+                offered = candidate.without_refined()
+                if not allocatable(offered):
+                    continue
+            if not framework.refused or not framework.refused.filtered(agent.id, offered, now):
+                return framework_id, offered
 
     # -- inspection ---------------------------------------------------------
 

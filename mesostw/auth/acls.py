@@ -18,10 +18,13 @@ and the operator API's (:data:`OPERATOR_ACTIONS`), whose subject is the HTTP cal
 ``view_frameworks``, ``view_tasks``, ``view_executors`` and ``view_containers`` (``users``: the
 framework's user, or the task's or executor's own), ``view_roles`` and ``update_weights`` (``roles``), ``view_flags``
 (``flags``), ``set_log_level`` (``level``), ``access_mesos_logs`` (``logs``), ``mark_agents_gone``
-(``agents``) and ``get_endpoints`` (``paths``). As in Mesos, the objects of ``view_flags``,
-``set_log_level``, ``access_mesos_logs`` and ``mark_agents_gone`` are implicit: a request names none
-(it is ``ANY``), so their rules decide by their principals, with ``{"type": "ANY"}`` or ``{"type": "NONE"}``
-as objects.
+(``agents``) and ``get_endpoints`` (``paths``). Offer operations, whether a framework (its principal) or an
+operator asks, need ``reserve_resources`` (``roles``: the role reserved for), ``unreserve_resources``
+(``reserver_principals``: the principal that made the reservation), ``create_volumes`` (``roles``) and
+``destroy_volumes`` (``creator_principals``: the principal that created the volume). As in Mesos, the
+objects of ``view_flags``, ``set_log_level``, ``access_mesos_logs`` and ``mark_agents_gone`` are
+implicit: a request names none (it is ``ANY``), so their rules decide by their principals, with
+``{"type": "ANY"}`` or ``{"type": "NONE"}`` as objects.
 
 ``shutdown_frameworks``, the name of ``teardown_frameworks`` before Mesos 0.27, is accepted too. When both
 appear, the two lists are evaluated as one: every ``shutdown_frameworks`` rule, then every
@@ -73,13 +76,15 @@ ACTIONS = {"register_frameworks": "roles", "run_tasks": "users", "teardown_frame
 OPERATOR_ACTIONS = {"view_frameworks": "users", "view_tasks": "users", "view_executors": "users",
                     "view_roles": "roles", "view_flags": "flags", "update_weights": "roles",
                     "set_log_level": "level", "access_mesos_logs": "logs", "mark_agents_gone": "agents",
-                    "get_endpoints": "paths", "view_containers": "users"}
+                    "get_endpoints": "paths", "view_containers": "users",
+                    "reserve_resources": "roles", "unreserve_resources": "reserver_principals",
+                    "create_volumes": "roles", "destroy_volumes": "creator_principals"}
 ACTIONS.update(OPERATOR_ACTIONS)
 #: Old names of enforced actions.
 ALIASES = {"shutdown_frameworks": "teardown_frameworks"}
 #: The other ACLs Mesos knows (``mesos:include/mesos/authorizer/acls.proto``): accepted, never enforced.
 IGNORED_ACTIONS = frozenset({
-    "reserve_resources", "unreserve_resources", "create_volumes", "destroy_volumes", "resize_volumes",
+    "resize_volumes",
     "get_quotas", "update_quotas", "set_quotas", "remove_quotas",
     "launch_nested_containers_as_user", "launch_nested_containers_under_parent_with_user",
     "launch_nested_container_sessions_as_user", "launch_nested_container_sessions_under_parent_with_user",

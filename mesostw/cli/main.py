@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from mesostw.cli import apps, execute, http, operator_api, sandbox, state, tasks
+from mesostw.cli import apps, execute, http, operator_api, reservations, sandbox, state, tasks
 from mesostw.cli.errors import CLIError, UsageError
 from mesostw.zk.url import is_zk
 
-COMMANDS = (execute, state, tasks, sandbox, operator_api, apps)
+COMMANDS = (execute, state, tasks, sandbox, operator_api, reservations, apps)
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,7 +48,8 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
             args, extras = parser.parse_known_args(list(argv))
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
-        command = " ".join(["mesostw", args.subcommand, *([args.apps_command] if "apps_command" in args else [])])
+        command = " ".join(["mesostw", args.subcommand,
+                            *(getattr(args, key) for key in ("apps_command", "volumes_command") if key in args)])
         if extras:
             raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see '{command} --help')")
         if "master" in args:  # the commands that talk to the master (not `apps`, which talks to a framework)

@@ -19,23 +19,22 @@ import attrs
 from mesostw import __version__
 from mesostw.master.records import AgentRecord
 from mesostw.model import jsontext
-from mesostw.model.resources import Resources, attributes_model
+from mesostw.model.attributes import attributes_model
+from mesostw.model.resources import Resources
 from mesostw.model.v0 import resources_json, resources_model
 
 if TYPE_CHECKING:
     from mesostw.master.master import Master
 
-CAPABILITIES = ["MULTI_ROLE", "HIERARCHICAL_ROLE"]
+CAPABILITIES = ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"]
 
 
 def _registered(agent: AgentRecord) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """What the agent registered with, in the model's order: the fields before ``used_resources``,
     those between ``offered_resources`` and ``active``, and those after it."""
     info = agent.info
-    total = info.resources
-    reserved: dict[str, Any] = {}
-    for role in total.roles() - {"*"}:
-        reserved[role] = resources_model(total.reserved(role))
+    total = agent.total
+    reserved = {role: resources_model(resources) for role, resources in sorted(total.reservations().items())}
     head = {"id": agent.id, "pid": agent.pid, "hostname": info.hostname, "port": info.port,
             "registered_time": agent.registered_time, "resources": resources_model(total)}
     middle = {"reserved_resources": reserved, "unreserved_resources": resources_model(total.unreserved()),
@@ -63,8 +62,9 @@ def _fields(fields: dict[str, Any]) -> str:
 class _Text:
     """One agent's cached text: valid while its record shows the same registration."""
 
-    #: the AgentInfo and the times and version it was made from
+    #: the AgentInfo, the total resources (with reservations and volumes), the times and version it was made from
     info: Any
+    total: Any
     key: tuple[Any, ...]
     #: ``{...,"resources":{...},"used_resources":``
     head: str
@@ -83,7 +83,7 @@ class AgentTexts:
 
     def __init__(self) -> None:
         self._texts: dict[str, _Text] = {}
-        #: agent ID -> (AgentInfo, used, offered, the rest of what the text shows, the summary's text)
+        #: agent ID -> (total resources, used, offered, the rest of what the text shows, the summary's text)
         self._summaries: dict[str, tuple[Any, Resources, Resources, tuple[Any, ...], str]] = {}
 
     def prune(self, agent_ids: Any) -> None:
@@ -102,22 +102,23 @@ class AgentTexts:
         state = (agent.active, agent.registered_time, agent.reregistered_time, agent.version,
                  tracker.changes_on(agent.id))
         cached = self._summaries.get(agent.id)
-        if cached is not None and cached[0] is agent.info and cached[1] is used and cached[2] is offered \
-                and cached[3] == state:
+        if cached is not None and cached[0] is agent.total and cached[1] is used and cached[2] is offered \
+                and cached[3] == state and self._texts.get(agent.id) is not None \
+                and self._texts[agent.id].info is agent.info:
             return cached[4]
         text = self.open_text(master, agent) + rest()
-        self._summaries[agent.id] = (agent.info, used, offered, state, text)
+        self._summaries[agent.id] = (agent.total, used, offered, state, text)
         return text
 
     def open_text(self, master: Master, agent: AgentRecord) -> str:
         """The agent's text without its closing brace (a summary adds fields)."""
         key = (agent.registered_time, agent.reregistered_time, agent.version)
         text = self._texts.get(agent.id)
-        if text is None or text.info is not agent.info or text.key != key:
+        if text is None or text.info is not agent.info or text.total is not agent.total or text.key != key:
             head, middle, tail = _registered(agent)
             text = self._texts[agent.id] = _Text(
-                agent.info, key, "{" + _fields(head) + ',"used_resources":', "," + _fields(middle) + ',"active":',
-                "," + _fields(tail))
+                agent.info, agent.total, key, "{" + _fields(head) + ',"used_resources":',
+                "," + _fields(middle) + ',"active":', "," + _fields(tail))
         used = master.tasks.used_on_agent(agent.id)
         if used is not text.used:
             text.used, text.used_text = used, resources_json(used)

@@ -18,12 +18,14 @@ from mesostw.master.events import MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused
 from mesostw.master.health import AgentHealth
 from mesostw.master.offers import OfferBook
+from mesostw.master.operations import AgentResources
 from mesostw.master.records import AgentRecord
 from mesostw.master.registry import AdmitAgent, MarkGone, MarkUnreachable, Mutation, RemoveAgent
 from mesostw.master.tasks import TaskTracker
 from mesostw.model import scheduler_api as api
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo, MasterInfo
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Offer, Task, TaskStatus
 
 log = Logger()
@@ -53,8 +55,10 @@ class AgentManager:
                  frameworks: FrameworkManager, persist: Callable[[Mutation], defer.Deferred],
                  master_info: Callable[[], MasterInfo], master_id: str, metrics: Counter[str],
                  request_allocation: Callable[[Iterable[str]], None], security: Security | None = None,
-                 events: MasterEvents | None = None):
+                 events: MasterEvents | None = None, resources: AgentResources | None = None):
         self._config = config
+        #: each agent's checkpointed resources (dynamic reservations, volumes) as the registry holds them
+        self._resources = resources if resources is not None else AgentResources(persist)
         self._security = security or Security()
         self._events = events if events is not None else MasterEvents(None)
         self._clock = clock
@@ -142,10 +146,10 @@ class AgentManager:
         if problem:
             return defer.fail(RegistrationRefused(problem))
         agent_id = self._new_id()
-        info = attrs.evolve(info, id=agent_id)
+        info, reported = self._resources.split(attrs.evolve(info, id=agent_id))
         self.owners[agent_id] = principal
         d = self._persist(AdmitAgent(agent_id, info.to_json(), principal))
-        d.addCallback(lambda _: self._admitted(link, info, version))
+        d.addCallback(lambda _: self._admitted(link, info, version, reported))
         return d
 
     def _refusal(self, principal: str | None, agent_id: str | None, info: AgentInfo) -> str | None:
@@ -169,14 +173,16 @@ class AgentManager:
         self._records[info.id] = record
         return record
 
-    def _admitted(self, link: IAgentLink, info: AgentInfo, version: str) -> tuple[str, MasterInfo]:
+    def _admitted(self, link: IAgentLink, info: AgentInfo, version: str,
+                  reported: Resources = EMPTY) -> tuple[str, MasterInfo]:
         record = self._new_record(info, link, registered_time=self._clock.seconds(), version=version)
+        self._resources.place(record, reported)
         self.admitted.add(record.id)
-        self._allocator.addAgent(record.id, info.resources)
+        self._allocator.addAgent(record.id, record.total)
         self.health.watch(record.id, link)
         self._metrics["slave_registrations"] += 1
         log.info("Registered agent {id} at {host}:{port} with {res}", id=record.id, host=info.hostname,
-                 port=info.port, res=info.resources)
+                 port=info.port, res=record.total)
         self._events.agentAdded(record)
         self._request_allocation([record.id])
         return record.id, self._master_info()
@@ -193,6 +199,7 @@ class AgentManager:
         problem = _check_agent(info) or self._refusal(principal, agent_id, info)
         if problem:
             return defer.fail(RegistrationRefused(problem))
+        info, reported = self._resources.split(info)
         if agent_id in self.gone:
             # As Mesos's ShutdownMessage: whatever it still runs is shut down, and it stays out.
             for framework_id in sorted({t.framework_id for t in tasks} | {f.id for f in frameworks if f.id}):
@@ -206,15 +213,15 @@ class AgentManager:
             # taken by the first principal that proves itself with it.
             self.owners[agent_id] = principal
         if agent_id in self.admitted and agent_id not in self.unreachable and not claimed:
-            return defer.succeed(self._readmitted(link, info, tasks, executors, frameworks, version))
+            return defer.succeed(self._readmitted(link, info, tasks, executors, frameworks, version, reported))
         # Unknown here (a registry lost or never kept), back from unreachable, or newly owned: record it first.
         self.owners.setdefault(agent_id, principal)
         d = self._persist(AdmitAgent(agent_id, info.to_json(), principal))
-        d.addCallback(lambda _: self._readmitted(link, info, tasks, executors, frameworks, version))
+        d.addCallback(lambda _: self._readmitted(link, info, tasks, executors, frameworks, version, reported))
         return d
 
     def _readmitted(self, link: IAgentLink, info: AgentInfo, tasks: list[Task], executors: list[ExecutorInfo],
-                    frameworks: list[FrameworkInfo], version: str) -> MasterInfo:
+                    frameworks: list[FrameworkInfo], version: str, checkpointed: Resources = EMPTY) -> MasterInfo:
         agent_id = info.id
         assert agent_id is not None
         self.admitted.add(agent_id)
@@ -231,9 +238,11 @@ class AgentManager:
             known = record.all_tasks()
             record.info, record.link, record.connected, record.active = info, link, True, True
             record.reregistered_time = now
+            self._resources.place(record, checkpointed)
         else:
             known = []
             record = self._new_record(info, link, registered_time=now, reregistered_time=now, version=version)
+            self._resources.place(record, checkpointed)
             self._events.agentAdded(record)  # back after a failover or from unreachable; before its tasks
         returning = self.unreachable.pop(agent_id, None) is not None
         reported = {(t.framework_id, t.task_id) for t in tasks}
@@ -263,7 +272,7 @@ class AgentManager:
         for framework_id in doomed:
             if framework_id in self._frameworks.completed:
                 link.shutdownFramework(framework_id)
-        self._allocator.addAgent(agent_id, info.resources, self._tasks.usage_on(agent_id))
+        self._allocator.addAgent(agent_id, record.total, self._tasks.usage_on(agent_id))
         self.health.watch(agent_id, link)
         self._metrics["slave_reregistrations"] += 1
         log.info("Re-registered agent {id} with {n} tasks", id=agent_id, n=len(tasks))
@@ -332,6 +341,7 @@ class AgentManager:
         self.health.unwatch(agent_id)
         self.admitted.discard(agent_id)
         self.owners.pop(agent_id, None)
+        self._resources.forget(agent_id)
         self._persist(RemoveAgent(agent_id)).addErrback(lambda _: None)
         self._metrics["slave_removals/reason_unregistered"] += 1
         self._rescinded(self._offers.forget_agent(agent_id))
@@ -376,6 +386,7 @@ class AgentManager:
     def _gone(self, agent_id: str, now: float) -> None:
         self.gone[agent_id] = now
         self.admitted.discard(agent_id)
+        self._resources.forget(agent_id)
         self._metrics["slave_removals/reason_gone"] += 1
         if self.recovered.pop(agent_id, None) is not None:
             return  # no task of it is known until it comes back, and it never will

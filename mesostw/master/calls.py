@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from mesostw.master.records import AgentRecord, FrameworkRecord
@@ -99,6 +100,8 @@ class SchedulerCalls:
                 master.allocator.recoverResources(framework.id, agent_id, available)
             return
         launching: set[str] = set()
+        # Operations apply in order, each on what the ones before it left (a RESERVE then a LAUNCH on it).
+        durable: defer.Deferred | None = None
         for operation in call.operations:
             if operation.type == T.LAUNCH:
                 for task in operation.tasks:
@@ -107,12 +110,22 @@ class SchedulerCalls:
                 group = [attrs.evolve(t, executor=operation.executor, command=None) for t in operation.tasks]
                 for task in group:
                     available = self._launch(framework, agent, task, available, launching)
+            elif operation.type in T.RESOURCE_FIELDS:
+                available, applied = master.operations.accept(framework, agent, operation, available)
+                durable = applied or durable
             else:
                 master.metrics["invalid_operations"] += 1
                 framework.send(api.error_event(f"Offer operation {operation.type} is not supported"))
         if available:
-            master.allocator.recoverResources(framework.id, agent_id, available, call.filters)
-            master.requestAllocation([agent_id])
+            if durable is None:
+                self._recover(framework.id, agent_id, available, call.filters)
+            else:
+                # What the operations changed is offered again only once the registry holds it.
+                durable.addBoth(lambda _: self._recover(framework.id, agent_id, available, call.filters))
+
+    def _recover(self, framework_id: str, agent_id: str, resources: Resources, filters: Any) -> None:
+        self.master.allocator.recoverResources(framework_id, agent_id, resources, filters)
+        self.master.requestAllocation([agent_id])
 
     def _launch(self, framework: FrameworkRecord, agent: AgentRecord, task: TaskInfo, available: Resources,
                 launching: set[str]) -> Resources:

@@ -13,6 +13,7 @@ from mesostw.master import metrics, state_json
 from mesostw.master.master import RECOVERING, KillOutcome, Master, TeardownOutcome
 from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.operator_http import OperatorEndpoints
+from mesostw.master.operator_reservations import ReservationEndpoints
 from mesostw.model.info import MasterInfo
 from mesostw.ui import PUBLIC_ROUTES
 
@@ -105,6 +106,7 @@ class MasterEndpoints:
         router.route("/metrics/snapshot", self.snapshot)
         self.prometheus.install(router)
         self.operator.install(router)
+        ReservationEndpoints(self.master).install(router)
         self.api.install(router)
         for path in ("/master/redirect", "/redirect"):
             router.route(path, self.routing.redirect)

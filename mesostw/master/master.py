@@ -9,6 +9,9 @@ by an injected clock; its effects are calls on links, on the allocator and on th
 - :class:`~mesostw.master.agents.AgentManager`: agents registering, returning, disconnecting, lost;
 - :class:`~mesostw.master.frameworks.FrameworkManager`: frameworks subscribing, failing over, removed;
 - :class:`~mesostw.master.calls.SchedulerCalls`: the answers to v1 scheduler Calls;
+- :class:`~mesostw.master.operations.ResourceOperations`: RESERVE, UNRESERVE, CREATE and DESTROY, from
+  frameworks and operators, with :class:`~mesostw.master.operations.AgentResources`, what the registry
+  holds of agents' dynamic reservations and persistent volumes;
 - :class:`~mesostw.master.events.MasterEvents`: what the components report to the operator API's
   event subscribers.
 
@@ -38,6 +41,7 @@ from mesostw.master.calls import SchedulerCalls
 from mesostw.master.events import MAX_SUBSCRIBERS, MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused, TeardownOutcome
 from mesostw.master.offers import OfferBook
+from mesostw.master.operations import AgentResources, ResourceOperations
 from mesostw.master.records import AgentRecord, CompletedFrameworks, FrameworkRecord
 from mesostw.master.registry import InMemoryRegistry, IRegistry, Mutation, RegistryState, SetWeights
 from mesostw.master.tasks import KillOutcome, TaskTracker
@@ -92,9 +96,14 @@ class Master:
         self.framework_manager = FrameworkManager(
             config, clock, allocator, self.security, self.tasks, self.offers, self.persist, self._master_info,
             self.id, self.metrics, self.requestAllocation, self.removeFramework, events=self.events)
+        self.agent_resources = AgentResources(self.persist)
         self.agent_manager = AgentManager(
             config, clock, allocator, self.tasks, self.offers, self.framework_manager, self.persist,
-            self._master_info, self.id, self.metrics, self.requestAllocation, self.security, events=self.events)
+            self._master_info, self.id, self.metrics, self.requestAllocation, self.security, events=self.events,
+            resources=self.agent_resources)
+        self.operations = ResourceOperations(allocator, self.agent_manager, self.offers, self.framework_manager,
+                                             self.agent_resources, self.security, self.metrics,
+                                             self.requestAllocation)
         self.calls = SchedulerCalls(self)
         self._allocation_pending: Any = None
         self._allocation_candidates: set[str] | None = set()
@@ -155,6 +164,7 @@ class Master:
             # A master failover is no reason to drop a framework (Mesos never times out the frameworks a
             # new leader learns of): like its agents, it has at least --agent_reregister_timeout to return.
             self.framework_manager.recover(info, max(info.failover_timeout, self.config.agent_reregister_timeout))
+        self.agent_resources.recover(state.resources)
         self.agent_manager.recover(agents, state.unreachable, state.owners, gone=state.gone)
         self.leading = True
         waiters, self._leading_waiters = self._leading_waiters, []

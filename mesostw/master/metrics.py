@@ -23,21 +23,20 @@ _COUNTERS = (
 )
 
 
-#: master -> (the AgentInfos its totals were summed from, those totals by scalar name)
+#: master -> (the agents' total resources its totals were summed from, those totals by scalar name)
 _TOTALS: WeakKeyDictionary[Master, tuple[list[Any], dict[str, float]]] = WeakKeyDictionary()
 _SCALARS = ("cpus", "mem", "disk", "gpus")
 
 
 def _totals(master: Master, agents: list[Any]) -> dict[str, float]:
-    """What the agents' resources sum to, by scalar: summed again only when an agent came, went or
-    re-registered with other resources (comparing the AgentInfo objects themselves, which are immutable)."""
-    infos = [agent.info for agent in agents]
+    """What the agents' resources sum to, by scalar: summed again only when an agent came, went, or
+    re-registered or had its reservations changed (comparing the immutable Resources objects themselves)."""
+    infos = [agent.total for agent in agents]
     cached = _TOTALS.get(master)
     if cached is not None and len(cached[0]) == len(infos) and all(map(operator.is_, cached[0], infos)):
         return cached[1]
     totals = dict.fromkeys(_SCALARS, 0.0)
-    for info in infos:
-        resources = info.resources
+    for resources in infos:
         for name in _SCALARS:
             totals[name] += resources.scalar(name)
     _TOTALS[master] = (infos, totals)

@@ -17,7 +17,6 @@ from twisted.web import server
 from mesostw.http.router import HTTPError, Response, Router, int_param, query, read_body
 from mesostw.http.stream import Fields, Items, Texts
 from mesostw.master import state_json
-from mesostw.master.agent_text import agent_json
 from mesostw.master.master import Master
 from mesostw.master.records import FrameworkRecord
 from mesostw.model.resources import validate_role
@@ -69,7 +68,7 @@ class OperatorEndpoints:
     def slaves(self, request: server.Request) -> Fields:
         wanted = query(request).get("slave_id") or None
         chosen = [a for a in self.master.agents.values() if wanted in (None, a.id)]
-        return Fields({"slaves": Texts(agent_json(self.master, a) for a in chosen),
+        return Fields({"slaves": Items(state_json.agent_model_full(self.master, a) for a in chosen),
                        "recovered_slaves": []})
 
     def tasks(self, request: server.Request) -> Fields:

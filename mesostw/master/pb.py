@@ -73,6 +73,9 @@ class PBAgentLink:
     def removed(self, reason):
         self._batch.add(internal.agent_removed(reason))
 
+    def checkpointResources(self, resources):
+        self._batch.add(internal.checkpoint_resources(resources))
+
 
 @implementer(IFrameworkLink)
 class PBFrameworkLink:

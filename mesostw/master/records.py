@@ -51,6 +51,10 @@ class AgentRecord:
     executors: Mapping[tuple[str, str], ExecutorInfo] = attrs.field(factory=lambda: MappingProxyType({}))
     #: what its live tasks and custom executors hold (the TaskTracker keeps it; None: summed when asked)
     usage: ResourceTally | None = None
+    #: its dynamic reservations and persistent volumes (``info.resources`` are its ``--resources``)
+    checkpointed: Resources = EMPTY
+    #: everything it has: ``info.resources`` with ``checkpointed`` applied
+    total: Resources = attrs.field(default=attrs.Factory(lambda self: self.info.resources, takes_self=True))
 
     @property
     def id(self) -> str:

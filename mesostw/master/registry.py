@@ -8,8 +8,11 @@ acknowledges nothing before that. The registry is a set of mutations over an
 files under ``--work_dir``, or ZooKeeper with ``--zk``, where its layout under
 ``<zk path>/registry`` is ``agents/<id>`` (AgentInfo JSON), ``unreachable/<id>``
 (time), ``owners/<id>`` (the principal that registered the agent), ``frameworks/<id>``
-(FrameworkInfo JSON), ``removed/<id>`` (time), ``weights`` (JSON), and ``gone/<id>`` (time) for
-agents an operator marked gone. One value per item keeps each write small, whatever the cluster's size.
+(FrameworkInfo JSON), ``removed/<id>`` (time), ``weights`` (JSON), ``gone/<id>`` (time) for
+agents an operator marked gone, and ``resources/<id>`` (a JSON array of Resources): an agent's
+checkpointed resources, its dynamic reservations and persistent volumes, as operations last left them
+(none for an agent no operation changed: its own checkpoint then tells). One value per item keeps each
+write small, whatever the cluster's size.
 """
 
 from __future__ import annotations
@@ -39,11 +42,11 @@ MAX_REMOVED_FRAMEWORKS = 1000
 #: Mutations committed together at most (a ZooKeeper transaction must stay far below its 1 MB limit).
 MAX_BATCH = 64
 
-SECTIONS = ("agents", "unreachable", "frameworks", "removed", "owners")
+SECTIONS = ("agents", "unreachable", "frameworks", "removed", "owners", "resources")
 
 __all__ = ["IRegistry", "Registry", "InMemoryRegistry", "RegistryError", "RegistryState", "Mutation",
            "AdmitAgent", "MarkUnreachable", "RemoveAgent", "AddFramework", "RemoveFramework", "SetWeights",
-           "MarkGone"]
+           "MarkGone", "CheckpointResources"]
 
 
 class RegistryError(StoreError):
@@ -61,17 +64,20 @@ class RegistryState:
     owners: dict[str, str] = attrs.field(factory=dict)
     #: agent ID -> when an operator marked it gone (it may never come back)
     gone: dict[str, float] = attrs.field(factory=dict, kw_only=True)
+    #: agent ID -> its checkpointed resources (v1 Resource JSON) since an operation changed them
+    resources: dict[str, list[Any]] = attrs.field(factory=dict, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
         return {"agents": self.agents, "unreachable": self.unreachable, "frameworks": self.frameworks,
                 "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights, "owners": self.owners,
-                "gone": self.gone}
+                "gone": self.gone, "resources": self.resources}
 
     def copy(self) -> RegistryState:
         """A copy that mutations of this one do not change (they replace values, never edit them)."""
         return attrs.evolve(self, agents=dict(self.agents), unreachable=dict(self.unreachable),
                             frameworks=dict(self.frameworks), removed_frameworks=OrderedDict(self.removed_frameworks),
-                            weights=dict(self.weights), owners=dict(self.owners), gone=dict(self.gone))
+                            weights=dict(self.weights), owners=dict(self.owners), gone=dict(self.gone),
+                            resources=dict(self.resources))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RegistryState:
@@ -79,7 +85,8 @@ class RegistryState:
             raise ValueError(f"a registry must be a JSON object, not {type(data).__name__}")
         return cls(dict(data.get("agents", {})), dict(data.get("unreachable", {})),
                    dict(data.get("frameworks", {})), OrderedDict(data.get("removed_frameworks", {})),
-                   dict(data.get("weights", {})), dict(data.get("owners", {})), gone=dict(data.get("gone", {})))
+                   dict(data.get("weights", {})), dict(data.get("owners", {})), gone=dict(data.get("gone", {})),
+                   resources=dict(data.get("resources", {})))
 
 
 # -- mutations ---------------------------------------------------------------------------
@@ -118,6 +125,7 @@ class RemoveAgent:
         state.agents.pop(self.agent_id, None)
         state.unreachable.pop(self.agent_id, None)
         state.owners.pop(self.agent_id, None)
+        state.resources.pop(self.agent_id, None)
 
 
 @attrs.frozen
@@ -131,7 +139,20 @@ class MarkGone:
         state.agents.pop(self.agent_id, None)
         state.unreachable.pop(self.agent_id, None)
         state.owners.pop(self.agent_id, None)
+        state.resources.pop(self.agent_id, None)
         state.gone[self.agent_id] = self.time
+
+
+@attrs.frozen
+class CheckpointResources:
+    """An operation (RESERVE, UNRESERVE, CREATE, DESTROY) left an agent with these checkpointed
+    resources (v1 Resource JSON); they outlive its unreachability, not its removal."""
+
+    agent_id: str
+    resources: list[Any]
+
+    def __call__(self, state: RegistryState) -> None:
+        state.resources[self.agent_id] = self.resources
 
 
 @attrs.frozen
@@ -165,7 +186,8 @@ class SetWeights:
         state.weights.update(self.weights)
 
 
-Mutation = AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights | MarkGone
+Mutation = (AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights | MarkGone
+            | CheckpointResources)
 
 
 # -- the registry over a store -----------------------------------------------------------------
@@ -197,7 +219,7 @@ def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
                 Put(f"unreachable/{key(mutation.agent_id)}", dump(mutation.time))]
     if isinstance(mutation, RemoveAgent):
         return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
-                Delete(f"owners/{key(mutation.agent_id)}")]
+                Delete(f"owners/{key(mutation.agent_id)}"), Delete(f"resources/{key(mutation.agent_id)}")]
     if isinstance(mutation, AddFramework):
         return [Put(f"frameworks/{key(mutation.framework_id)}", dump(mutation.info))]
     if isinstance(mutation, RemoveFramework):
@@ -213,7 +235,10 @@ def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
         return [Put("weights", dump({**state.weights, **mutation.weights}))]
     if isinstance(mutation, MarkGone):
         return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
+                Delete(f"resources/{key(mutation.agent_id)}"),
                 Put(f"gone/{key(mutation.agent_id)}", dump(mutation.time))]
+    if isinstance(mutation, CheckpointResources):
+        return [Put(f"resources/{key(mutation.agent_id)}", dump(mutation.resources))]
     raise TypeError(f"not a registry mutation: {mutation!r}")
 
 
@@ -278,6 +303,8 @@ class Registry:
                         value = float(value)
                     elif section == "owners" and not isinstance(value, str):
                         raise ValueError("an owner must be a principal")
+                    elif section == "resources" and not isinstance(value, list):
+                        raise ValueError("checkpointed resources must be a JSON array")
                 except (ValueError, TypeError) as exc:
                     raise RegistryError(f"cannot read the registry: {section}/{name} holds {raw[:80]!r} "
                                         f"({exc})") from None
@@ -285,6 +312,7 @@ class Registry:
         state.agents, state.unreachable = sections["agents"], sections["unreachable"]
         state.frameworks = sections["frameworks"]
         state.owners = sections["owners"]
+        state.resources = sections["resources"]
         # Oldest first, as they were removed: that is the order in which the bound forgets them.
         state.removed_frameworks = OrderedDict(sorted(sections["removed"].items(), key=lambda kv: (kv[1], kv[0])))
         for name in (yield self.store.children("gone")):
@@ -416,6 +444,8 @@ def _mutations_of(state: RegistryState) -> list[Mutation]:
     if state.weights:
         mutations.append(SetWeights({role: float(weight) for role, weight in state.weights.items()}))
     mutations += [MarkGone(agent_id, float(time)) for agent_id, time in state.gone.items()]
+    mutations += [CheckpointResources(agent_id, resources) for agent_id, resources in state.resources.items()
+                  if isinstance(resources, list)]
     return mutations
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mesostw.master.agent_text import agent_json, agent_texts
+from mesostw.master.agent_text import agent_json, agent_model, agent_texts
 from mesostw.master.master import Master
 from mesostw.master.records import AgentRecord, FrameworkRecord
 from mesostw.master.v1_json import MASTER_CAPABILITIES
@@ -39,6 +39,20 @@ def offer_json(offer: Offer) -> str:
     return (f'{{"id":{jsontext.string(offer.id)},"framework_id":{jsontext.string(offer.framework_id)},'
             f'"slave_id":{jsontext.string(offer.agent_id)},"resources":{resources_json(offer.resources)},'
             f'"allocation_info":{{"role":{jsontext.value(offer.role)}}}}}')
+
+
+def agent_model_full(master: Master, agent: AgentRecord) -> dict[str, Any]:
+    """An agent as ``/master/slaves`` shows it: :func:`agent_model` plus every resource in full (reservation
+    stacks, principals, labels, persistent volumes), which ``/master/unreserve`` and
+    ``/master/destroy-volumes`` take back as they are."""
+    out = agent_model(master, agent)
+    total = agent.total
+    out["reserved_resources_full"] = {role: resources.to_json()
+                                      for role, resources in sorted(total.reservations().items())}
+    out["unreserved_resources_full"] = total.unreserved().to_json()
+    out["used_resources_full"] = agent.used().to_json()
+    out["offered_resources_full"] = master.offers.offered_on(agent.id).to_json()
+    return out
 
 
 def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any]:

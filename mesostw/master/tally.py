@@ -12,7 +12,7 @@ from collections import Counter
 
 from mesostw.model.resources import EMPTY, Resources, normalize_ranges
 
-Key = tuple[str, str]
+Key = tuple  # a Resources key: (name, role) or (name, role, reservations and disk)
 
 
 class ResourceTally:
@@ -22,35 +22,33 @@ class ResourceTally:
 
     def __init__(self) -> None:
         self._scalars: dict[Key, int] = {}
-        #: (name, role, (begin, end)) -> how many members hold that interval
-        self._ranges: Counter[tuple[str, str, tuple[int, int]]] = Counter()
-        #: (name, role, item) -> how many members hold that set item
-        self._items: Counter[tuple[str, str, str]] = Counter()
+        #: (key, (begin, end)) -> how many members hold that interval
+        self._ranges: Counter[tuple[Key, tuple[int, int]]] = Counter()
+        #: (key, item) -> how many members hold that set item
+        self._items: Counter[tuple[Key, str]] = Counter()
         self._total: Resources | None = EMPTY
 
     def add(self, resources: Resources) -> None:
         if not resources:
             return
         self._total = None
-        for name, role, value in resources:
+        for key, value in resources.entries():
             if isinstance(value, int):
-                key = (name, role)
                 self._scalars[key] = self._scalars.get(key, 0) + value
             elif isinstance(value, tuple):
                 for interval in value:
-                    self._ranges[(name, role, interval)] += 1
+                    self._ranges[(key, interval)] += 1
             else:
                 for item in value:
-                    self._items[(name, role, item)] += 1
+                    self._items[(key, item)] += 1
 
     def remove(self, resources: Resources) -> None:
         """Take out resources added before (anything else is a caller's error, ignored where it shows)."""
         if not resources:
             return
         self._total = None
-        for name, role, value in resources:
+        for key, value in resources.entries():
             if isinstance(value, int):
-                key = (name, role)
                 left = self._scalars.get(key, 0) - value
                 if left > 0:
                     self._scalars[key] = left
@@ -58,10 +56,10 @@ class ResourceTally:
                     self._scalars.pop(key, None)
             elif isinstance(value, tuple):
                 for interval in value:
-                    _drop(self._ranges, (name, role, interval))
+                    _drop(self._ranges, (key, interval))
             else:
                 for item in value:
-                    _drop(self._items, (name, role, item))
+                    _drop(self._items, (key, item))
 
     def total(self) -> Resources:
         """The sum, as ``+`` over the members would give it."""
@@ -69,13 +67,13 @@ class ResourceTally:
         if total is None:
             items: dict[Key, object] = {key: value for key, value in self._scalars.items() if value}
             intervals: dict[Key, list[tuple[int, int]]] = {}
-            for name, role, interval in self._ranges:
-                intervals.setdefault((name, role), []).append(interval)
+            for key, interval in self._ranges:
+                intervals.setdefault(key, []).append(interval)
             for key, pairs in intervals.items():
                 items[key] = normalize_ranges(pairs)
             members: dict[Key, set[str]] = {}
-            for name, role, item in self._items:
-                members.setdefault((name, role), set()).add(item)
+            for key, item in self._items:
+                members.setdefault(key, set()).add(item)
             for key, found in members.items():
                 items[key] = frozenset(found)
             total = self._total = Resources(items) if items else EMPTY  # type: ignore[arg-type]

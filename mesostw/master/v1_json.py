@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 #: each is added here by the change that implements it.
 MASTER_CAPABILITIES = ("AGENT_UPDATE",)
 #: What every mesostw agent can do (AgentInfo.Capability).
-AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE")
+AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT")
 #: The scalar resources a Role reports (Mesos: "we don't know if anything else is of type SCALAR").
 ROLE_SCALARS = ("cpus", "mem", "disk", "gpus")
 
@@ -72,7 +72,7 @@ def agent_v1(master: Master, agent: AgentRecord, approvers: Approvers = EVERYTHI
     }
     if agent.reregistered_time is not None:
         out["reregistered_time"] = time_info(agent.reregistered_time)
-    _resources(out, "total_resources", agent.info.resources.to_json(), approvers)
+    _resources(out, "total_resources", agent.total.to_json(), approvers)
     allocated: list[dict[str, Any]] = []
     for framework_id, used in sorted(master.tasks.usage_on(agent.id).items()):
         allocated += used.to_json(allocation_role(master, framework_id))

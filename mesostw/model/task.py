@@ -7,8 +7,9 @@ from typing import Any
 
 import attrs
 
+from mesostw.model.attributes import attributes_from_json, attributes_to_json
 from mesostw.model.info import CommandInfo, ExecutorInfo, wrap
-from mesostw.model.resources import EMPTY, Resources, attributes_to_json
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.validation import Reader, b64, read
 
 STAGING = "TASK_STAGING"
@@ -196,8 +197,6 @@ class Offer:
     @classmethod
     def read(cls, r: Reader) -> Offer:
         allocation = r.obj("allocation_info")
-        from mesostw.model.resources import attributes_from_json
-
         url = r.obj("url")
         address = url.obj("address") if url else None
         return cls(
@@ -235,21 +234,29 @@ LAUNCH = "LAUNCH"
 LAUNCH_GROUP = "LAUNCH_GROUP"
 OPERATION_TYPES = (LAUNCH, LAUNCH_GROUP, "RESERVE", "UNRESERVE", "CREATE", "DESTROY", "GROW_VOLUME",
                    "SHRINK_VOLUME", "CREATE_DISK", "DESTROY_DISK")
+#: operation type -> (its message's field in Offer.Operation, that message's resources field)
+RESOURCE_FIELDS = {"RESERVE": ("reserve", "resources"), "UNRESERVE": ("unreserve", "resources"),
+                   "CREATE": ("create", "volumes"), "DESTROY": ("destroy", "volumes")}
 
 
 @attrs.frozen
 class Operation:
-    """One offer operation of an ACCEPT; only launches carry tasks.
+    """One offer operation of an ACCEPT.
 
-    Tasks that fail validation but name a task ID are kept in ``invalid`` as
-    (task ID, reason), so that the master can answer each with TASK_ERROR
-    instead of refusing the whole call.
+    Launches carry tasks; tasks that fail validation but name a task ID are kept in ``invalid`` as
+    (task ID, reason), so that the master can answer each with TASK_ERROR instead of refusing the whole
+    call. RESERVE, UNRESERVE, CREATE and DESTROY carry ``resources`` (the volumes of CREATE and DESTROY);
+    one whose resources do not parse keeps the reason in ``error``, and the master drops it alone, as
+    Mesos does. ``id`` asks for operation feedback (which needs agents that mesostw does not have).
     """
 
     type: str
     tasks: tuple[TaskInfo, ...] = ()
     executor: ExecutorInfo | None = None
     invalid: tuple[tuple[str, str], ...] = ()
+    resources: Resources = EMPTY
+    id: str | None = None
+    error: str | None = None
 
     @classmethod
     def read(cls, r: Reader) -> Operation:
@@ -264,7 +271,17 @@ class Operation:
             holder = group.obj("task_group", required=True) if group else None
             tasks, invalid = _read_tasks(holder, "tasks") if holder else ([], [])
             return cls(kind, tuple(tasks), ExecutorInfo.read(executor) if executor else None, tuple(invalid))
-        return cls(kind)
+        operation_id = r.id("id")
+        if kind in RESOURCE_FIELDS:
+            field, key = RESOURCE_FIELDS[kind]
+            body = Reader(r.raw(field, {}), r.where(field))
+            if not body.has(key):
+                body.error("is required", key)
+            resources = Resources.read(body, key)
+            if kind == "RESERVE" and body.has("source"):
+                body.error("is not supported by the scheduler API (reservation updates are for operators)", "source")
+            return cls(kind, resources=resources, id=operation_id, error="; ".join(body.errors) or None)
+        return cls(kind, id=operation_id)
 
     def to_json(self) -> dict[str, Any]:
         if self.type == LAUNCH:
@@ -273,7 +290,13 @@ class Operation:
             return {"type": LAUNCH_GROUP, "launch_group": {
                 "executor": self.executor.to_json() if self.executor else {},
                 "task_group": {"tasks": [t.to_json() for t in self.tasks]}}}
-        return {"type": self.type}
+        out: dict[str, Any] = {"type": self.type}
+        if self.type in RESOURCE_FIELDS:
+            field, key = RESOURCE_FIELDS[self.type]
+            out[field] = {key: self.resources.to_json()}
+        if self.id is not None:
+            out["id"] = wrap(self.id)
+        return out
 
 
 def _read_tasks(holder: Reader, key: str) -> tuple[list[TaskInfo], list[tuple[str, str]]]:

@@ -85,6 +85,9 @@ class DirectAgentLink:
     def removed(self, reason):
         self._later("removedByMaster", reason)
 
+    def checkpointResources(self, resources):
+        self._later("checkpointResources", resources)
+
 
 @implementer(IMasterLink)
 class DirectMasterLink:

@@ -419,7 +419,7 @@ class WeightsTests(OperatorTestCase):
         """Malformed JSON, bad roles and non-positive or non-numeric weights are a 400 and change nothing."""
         bodies: list[Any] = [
             b"{not json", b"", {"role": "ops", "weight": 1}, [["ops", 1]], [{"weight": 1}],
-            [{"role": "a/b", "weight": 1}], [{"role": "", "weight": 1}], [{"role": "ops", "weight": 0}],
+            [{"role": "a//b", "weight": 1}], [{"role": "", "weight": 1}], [{"role": "ops", "weight": 0}],
             [{"role": "ops", "weight": -2}], [{"role": "ops", "weight": "2"}], [{"role": "ops", "weight": True}],
             [{"role": "ops"}], [{"role": "ops", "weight": 1}, {"role": "ops", "weight": 2}],
             [{"role": "ops", "weight": 3}, {"role": "dev", "weight": 0}],
