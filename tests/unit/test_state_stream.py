@@ -123,7 +123,11 @@ class EncodingTests(unittest.TestCase):
 RESOURCES = ["cpus:0.5;mem:256;disk:512;ports:[31000-31000]", "cpus:1", "", "cpus:0.1;mem:32.5;gpus:1",
              "cpus(ops):2;mem:64;ports:[1-2,5-9]", "cpus:1;disks:{a,b};bandwidth:3.25",
              "cpus:1;ports:[10-20];ephemeral:[1-3]", "cpus(*):1;cpus(web):0.5;ports(web):[1-1]",
-             "mem:0.001;weird_name\u00e9:2"]
+             "mem:0.001;weird_name\u00e9:2",
+             # a dynamic reservation (its key carries the reservation stack) beside an unreserved cpu
+             json.dumps([{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1.5},
+                          "reservations": [{"type": "DYNAMIC", "role": "ops", "principal": "alice"}]},
+                         {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}])]
 
 
 def a_task(resources: str, healthy: bool | None = None, extra: dict[str, Any] | None = None,
