@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from mesostw import __version__
 from mesostw.master.records import AgentRecord, FrameworkRecord
+from mesostw.master.v1_text import task_v1_json
 from mesostw.model.info import AgentInfo, FrameworkInfo, wrap
-from mesostw.model.lazyjson import Fields, Items, materialize
+from mesostw.model.lazyjson import Fields, Items, Texts, materialize
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import UNREACHABLE, Task
 from mesostw.operator.approvers import EVERYTHING, Approvers
@@ -162,9 +163,9 @@ def get_tasks_fields(master: Master, approvers: Approvers = EVERYTHING) -> Field
             if approvers.view_task(task, info):
                 (unreachable if task.state == UNREACHABLE else live).append((task, role))
         completed += [(task, role) for task in framework.completed_tasks if approvers.view_task(task, info)]
-    return Fields({"tasks": Items(task_v1(task, role) for task, role in live),
-                   "unreachable_tasks": Items(task_v1(task, role) for task, role in unreachable),
-                   "completed_tasks": Items(task_v1(task, role) for task, role in completed)})
+    return Fields({"tasks": Texts(task_v1_json(task, role) for task, role in live),
+                   "unreachable_tasks": Texts(task_v1_json(task, role) for task, role in unreachable),
+                   "completed_tasks": Texts(task_v1_json(task, role) for task, role in completed)})
 
 
 def get_state(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:

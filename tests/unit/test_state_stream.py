@@ -26,11 +26,13 @@ from mesostw.master import state_json, v1_json
 from mesostw.master.agent_text import agent_json, agent_model
 from mesostw.master.http import MasterEndpoints
 from mesostw.master.tally import ResourceTally
+from mesostw.master.v1_text import task_v1_json
 from mesostw.model import jsontext
 from mesostw.model import task as T
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Task, TaskStatus
 from mesostw.model.v0 import resources_json, resources_model, task_json, task_model
+from mesostw.operator.v1 import task_v1
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 
 
@@ -162,6 +164,23 @@ class TextTests(unittest.TestCase):
                              a_task(text, healthy, user="alice")):
                     for role in ("*", "ops"):
                         self.assertEqual(task_json(made, role), dumps(task_model(made, role)))
+
+
+class V1TextTests(unittest.TestCase):
+    def test_task_v1_text(self) -> None:
+        """task_v1_json is json.dumps of the v1 Task message (task_v1), for every role, with statuses carrying
+        UUIDs, sources, reasons, health and fields kept as they came, and with resources shared or not."""
+        extras = {"labels": {"labels": [{"key": "k", "value": "\u2603"}]}, "kill_policy": {"grace_period": {}}}
+        for text in RESOURCES:
+            for made in (a_task(text), a_task(text, True, extras, executor=True), a_task(text, False, user="bob")):
+                made.record(TaskStatus(made.task_id, T.KILLED, source=T.SOURCE_MASTER, reason="REASON_X",
+                                       message="gone \u00e9", agent_id="agent-1", executor_id="ex", timestamp=3.0,
+                                       uuid=b"\x00\x01uuid", extra={"labels": {"labels": []}}))
+                made.record(TaskStatus(made.task_id, T.LOST, uuid=b"\xff" * 16, data=b"dropped"))
+                made.status_update_state, made.status_update_uuid = T.LOST, b"\xff" * 16
+                for role in (None, "*", "ops"):
+                    self.assertEqual(task_v1_json(made, role), dumps(task_v1(made, role)))
+                    self.assertEqual(task_v1_json(made, role), dumps(task_v1(made, role)))  # from the cache
 
 
 class TallyTests(unittest.TestCase):
