@@ -79,6 +79,7 @@ class SimAgent:
         #: (framework ID, task ID) -> the update waiting for its acknowledgement
         self.unacknowledged: dict[tuple[str, str], TaskStatus] = {}
         self.ever_registered = False
+        self.checkpointed: Any = None
 
     # -- the connection -----------------------------------------------------------------
 
@@ -175,6 +176,10 @@ class SimAgent:
 
     def frameworkMessage(self, framework_id: str, executor_id: str, data: bytes) -> None:
         pass
+
+    def checkpointResources(self, resources: Any) -> None:
+        """The master's view of this agent's reservations and volumes: kept, as an agent checkpoints them."""
+        self.checkpointed = resources
 
     def removedByMaster(self, reason: str) -> None:
         self.counters.removed += 1
