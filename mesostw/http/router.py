@@ -4,10 +4,14 @@ Handlers take the request and return a JSON-able value (or a Deferred of
 one), a :class:`Response` for other content, or raise :class:`HTTPError`,
 which becomes a JSON body ``{"message": ...}`` with its status code. Any
 other exception is logged and answered with 500, never taking the daemon down.
+A large answer may be a :class:`~mesostw.http.stream.Fields` or
+:class:`~mesostw.http.stream.Items`: it is written as it is built, without a
+Content-Length (see :mod:`mesostw.http.stream`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Collection
@@ -18,6 +22,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import resource, server
+
+from mesostw.http import stream
 
 log = Logger()
 
@@ -318,20 +324,37 @@ class Router(resource.Resource):
                 request.setHeader(name, value)
             body = result.body
         else:
-            body = json_bytes(result)
             try:
                 callback = query(request).get("jsonp")
             except HTTPError:
                 callback = None
-            if callback and callback.replace("_", "").replace(".", "").isalnum():
+            if not (callback and callback.replace("_", "").replace(".", "").isalnum()):
+                callback = None
+            request.setHeader("Content-Type", "text/javascript" if callback else "application/json")
+            if isinstance(result, (stream.Fields, stream.Items)):
+                return self._stream(request, result, callback)
+            body = json_bytes(result)
+            if callback:
                 body = callback.encode() + b"(" + body + b");"
-                request.setHeader("Content-Type", "text/javascript")
-            else:
-                request.setHeader("Content-Type", "application/json")
         request.setHeader("Content-Length", str(len(body)))
         if request.method != b"HEAD":
             request.write(body)
         request.finish()
+        return server.NOT_DONE_YET
+
+    def _stream(self, request: server.Request, result: Any, callback: str | None) -> Any:
+        """Write a streamed JSON answer (chunked for HTTP/1.1) on the reactor of the request's site."""
+        if request.method == b"HEAD":
+            request.finish()
+            return server.NOT_DONE_YET
+        pieces = stream.chunks(result)
+        if callback:
+            pieces = itertools.chain([callback.encode() + b"("], pieces, [b");"])
+        site = getattr(request, "site", None)
+        clock = getattr(site, "reactor", None)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        stream.Streamer(request, pieces, clock).start()
         return server.NOT_DONE_YET
 
 

@@ -175,8 +175,8 @@ class AgentManager:
 
     def _new_record(self, info: AgentInfo, link: IAgentLink, **fields: Any) -> AgentRecord:
         assert info.id is not None
-        tasks, executors = self._tasks.track_agent(info.id)
-        record = AgentRecord(info=info, link=link, tasks=tasks, executors=executors, **fields)
+        tasks, executors, usage = self._tasks.track_agent(info.id)
+        record = AgentRecord(info=info, link=link, tasks=tasks, executors=executors, usage=usage, **fields)
         self._records[info.id] = record
         return record
 

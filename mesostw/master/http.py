@@ -10,7 +10,7 @@ from mesostw.auth.http import REALM_READONLY, REALM_READWRITE, http_principal
 from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
-from mesostw.master.master import KillOutcome, Master, TeardownOutcome
+from mesostw.master.master import RECOVERING, KillOutcome, Master, TeardownOutcome
 from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.operator_http import OperatorEndpoints
 from mesostw.master.operator_maintenance import MaintenanceEndpoints
@@ -64,7 +64,7 @@ class LeaderRouting:
         if leader is None:
             return "unknown"
         if leader.id == self.master.id:
-            return "this master, once it has recovered the registry"
+            return RECOVERING
         return leader.pid
 
     def _elsewhere(self, path: str) -> HTTPError:

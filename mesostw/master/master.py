@@ -60,6 +60,10 @@ from mesostw.scheduler.session import NotLeading, SubscriptionRefused
 # pragma: no mutate start (not a security check: see [tool.mutmut] in pyproject.toml)
 log = Logger()
 
+#: Who leads, as :meth:`~mesostw.master.http.LeaderRouting.leader_pid` says it while this master is elected
+#: and still recovering the registry.
+RECOVERING = "this master, once it has recovered the registry"
+
 __all__ = ["KillOutcome", "Master", "RegistrationRefused", "TeardownOutcome", "without_uuid"]
 
 
@@ -84,6 +88,7 @@ class Master:
         self.elected_time: float | None = None
         #: True once elected and recovered; until then nothing registers here
         self.leading = False
+        self._leading_waiters: list[defer.Deferred[None]] = []
         self.metrics: Counter[str] = Counter()
         #: who must authenticate and what ACLs allow (everything, unless built from flags); components
         #: hold it from construction on
@@ -181,8 +186,19 @@ class Master:
         self.agent_resources.recover(state.resources)
         self.agent_manager.recover(agents, state.unreachable, state.owners, gone=state.gone)
         self.leading = True
+        waiters, self._leading_waiters = self._leading_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
         log.info("Recovered {a} agents and {f} frameworks from the registry; agents have {t}s to re-register",
                  a=len(agents), f=len(state.frameworks), t=self.config.agent_reregister_timeout)
+
+    def whenLeading(self) -> defer.Deferred[None]:
+        """Fires once this master leads (at once when it does already): after :meth:`recover`."""
+        if self.leading:
+            return defer.succeed(None)
+        waiter: defer.Deferred[None] = defer.Deferred()
+        self._leading_waiters.append(waiter)
+        return waiter
 
     def persist(self, mutation: Mutation) -> defer.Deferred:
         """Make a change durable before it is acted on or acknowledged; a refusal is reported here

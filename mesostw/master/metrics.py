@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from mesostw.master.master import Master
 from mesostw.metrics import system_metrics
-from mesostw.model.resources import EMPTY
 from mesostw.model.task import TASK_STATES
 
 _COUNTERS = (
@@ -22,25 +23,44 @@ _COUNTERS = (
 )
 
 
+#: master -> (the agents' total resources its totals were summed from, those totals by scalar name)
+_TOTALS: WeakKeyDictionary[Master, tuple[list[Any], dict[str, float]]] = WeakKeyDictionary()
+_SCALARS = ("cpus", "mem", "disk", "gpus")
+
+
+def _totals(master: Master, agents: list[Any]) -> dict[str, float]:
+    """What the agents' resources sum to, by scalar: summed again only when an agent came, went, or
+    re-registered or had its reservations changed (comparing the immutable Resources objects themselves)."""
+    infos = [agent.total for agent in agents]
+    cached = _TOTALS.get(master)
+    if cached is not None and len(cached[0]) == len(infos) and all(map(operator.is_, cached[0], infos)):
+        return cached[1]
+    totals = dict.fromkeys(_SCALARS, 0.0)
+    for resources in infos:
+        for name in _SCALARS:
+            totals[name] += resources.scalar(name)
+    _TOTALS[master] = (infos, totals)
+    return totals
+
+
 def snapshot(master: Master, elected: bool = True) -> dict[str, Any]:
-    total = EMPTY
-    used = EMPTY
-    for agent in master.agents.values():
-        total = total + agent.total
-        used = used + agent.used() + master.offers.offered_on(agent.id)
+    """The master's metrics; what they sum (resources, task states) its components keep as it changes, so
+    that a snapshot costs little on a large cluster."""
+    agents = list(master.agents.values())
+    totals = _totals(master, agents)
+    used = master.tasks.used_in_all() + master.offers.offered_in_all()
     out: dict[str, Any] = {
         "master/elected": 1.0 if elected else 0.0,
         "master/uptime_secs": master.clock.seconds() - master.start_time,
         "master/outstanding_offers": float(len(master.offers)),
         "master/operator_event_stream_subscribers": float(len(master.events)),
     }
-    for name in ("cpus", "mem", "disk", "gpus"):
-        whole = total.scalar(name)
+    for name in _SCALARS:
+        whole = totals[name]
         part = used.scalar(name)
         out[f"master/{name}_total"] = whole
         out[f"master/{name}_used"] = part
         out[f"master/{name}_percent"] = part / whole if whole else 0.0
-    agents = list(master.agents.values())
     out["master/slaves_active"] = float(sum(1 for a in agents if a.active))
     out["master/slaves_inactive"] = float(sum(1 for a in agents if not a.active))
     out["master/slaves_connected"] = float(sum(1 for a in agents if a.connected))
@@ -51,14 +71,10 @@ def snapshot(master: Master, elected: bool = True) -> dict[str, Any]:
     out["master/frameworks_inactive"] = float(sum(1 for f in frameworks if not f.active))
     out["master/frameworks_connected"] = float(sum(1 for f in frameworks if f.connected))
     out["master/frameworks_disconnected"] = float(sum(1 for f in frameworks if not f.connected))
-    live: dict[str, int] = {}
-    for framework in frameworks:
-        for task in framework.tasks.values():
-            live[task.state] = live.get(task.state, 0) + 1
     for state in TASK_STATES:
         key = state[5:].lower()
         if state in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_UNREACHABLE"):
-            out[f"master/tasks_{key}"] = float(live.get(state, 0))
+            out[f"master/tasks_{key}"] = float(master.tasks.count(state))
         elif state != "TASK_UNKNOWN":
             out[f"master/tasks_{key}"] = float(master.metrics.get(f"tasks_{key}", 0))
     for name in _COUNTERS:

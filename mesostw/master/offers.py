@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from mesostw.interfaces import IAllocator
+from mesostw.master.tally import ResourceTally
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Offer
 
@@ -33,6 +34,9 @@ class OfferBook:
         self._by_agent: dict[str, set[str]] = {}
         self._by_framework: dict[str, set[str]] = {}
         self._offered: dict[str, Resources] = {}
+        #: framework ID -> what its offers hold; and what all offers hold
+        self._offered_to: dict[str, ResourceTally] = {}
+        self._all = ResourceTally()
 
     def new_id(self) -> str:
         offer_id = f"{self._prefix}{self._next}"
@@ -44,6 +48,11 @@ class OfferBook:
         self._by_agent.setdefault(offer.agent_id, set()).add(offer.id)
         self._by_framework.setdefault(offer.framework_id, set()).add(offer.id)
         self._offered[offer.agent_id] = self._offered.get(offer.agent_id, EMPTY) + offer.resources
+        tally = self._offered_to.get(offer.framework_id)
+        if tally is None:
+            tally = self._offered_to[offer.framework_id] = ResourceTally()
+        tally.add(offer.resources)
+        self._all.add(offer.resources)
         if self._timeout is not None:
             self._timers[offer.id] = self._clock.callLater(self._timeout, self._expire, offer.id)
 
@@ -67,10 +76,12 @@ class OfferBook:
 
     def offered_to(self, framework_id: str) -> Resources:
         """What a framework's outstanding offers hold."""
-        offered = EMPTY
-        for offer in self.of_framework(framework_id):
-            offered = offered + offer.resources
-        return offered
+        tally = self._offered_to.get(framework_id)
+        return tally.total() if tally is not None else EMPTY
+
+    def offered_in_all(self) -> Resources:
+        """What every outstanding offer holds."""
+        return self._all.total()
 
     def __len__(self) -> int:
         return len(self._offers)
@@ -88,7 +99,11 @@ class OfferBook:
         timer = self._timers.pop(offer_id, None)
         if timer is not None and timer.active():
             timer.cancel()
-        _discard(self._by_framework, offer.framework_id, offer_id)
+        if not _discard(self._by_framework, offer.framework_id, offer_id):
+            self._offered_to.pop(offer.framework_id, None)
+        else:
+            self._offered_to[offer.framework_id].remove(offer.resources)
+        self._all.remove(offer.resources)
         if _discard(self._by_agent, offer.agent_id, offer_id):
             self._offered[offer.agent_id] = self._offered[offer.agent_id] - offer.resources
         else:
@@ -119,6 +134,28 @@ class OfferBook:
         offer = self._offers.get(offer_id)
         if offer is not None:
             self._on_expired(offer)
+
+    def problems(self) -> list[str]:
+        """Where the sums of what offers hold differ from a recount (nothing when sound)."""
+        found = []
+        on: dict[str, Resources] = {}
+        to: dict[str, Resources] = {}
+        total = EMPTY
+        for offer in self._offers.values():
+            on[offer.agent_id] = on.get(offer.agent_id, EMPTY) + offer.resources
+            to[offer.framework_id] = to.get(offer.framework_id, EMPTY) + offer.resources
+            total = total + offer.resources
+        for agent_id in on.keys() | self._offered.keys():
+            if on.get(agent_id, EMPTY) != self.offered_on(agent_id):
+                found.append(f"offers on agent {agent_id} are counted as {self.offered_on(agent_id)}, "
+                             f"not {on.get(agent_id, EMPTY)}")
+        for framework_id in to.keys() | self._offered_to.keys():
+            if to.get(framework_id, EMPTY) != self.offered_to(framework_id):
+                found.append(f"offers to framework {framework_id} are counted as {self.offered_to(framework_id)}, "
+                             f"not {to.get(framework_id, EMPTY)}")
+        if total != self.offered_in_all():
+            found.append(f"all offers are counted as {self.offered_in_all()}, not {total}")
+        return found
 
     def stop(self) -> None:
         for timer in self._timers.values():

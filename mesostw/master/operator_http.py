@@ -6,6 +6,7 @@ Shapes follow Mesos 1.x (``src/master/http.cpp``); the 0.21 ``.json`` names
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 from typing import Any
@@ -14,11 +15,13 @@ from twisted.internet import defer
 from twisted.web import server
 
 from mesostw.http.router import HTTPError, Response, Router, int_param, query, read_body
+from mesostw.http.stream import Fields, Items, Texts
 from mesostw.master import state_json
 from mesostw.master.master import Master
 from mesostw.master.records import FrameworkRecord
 from mesostw.model.resources import validate_role
 from mesostw.model.task import Task
+from mesostw.model.v0 import task_json
 from mesostw.operator.approvers import Approvers
 
 #: Mesos's ``TASK_LIMIT``: ``/master/tasks`` answers this many tasks unless told otherwise.
@@ -47,28 +50,30 @@ class OperatorEndpoints:
             router.route(f"{prefix}/weights", self.get_weights)
             router.route(f"{prefix}/weights", self.put_weights, methods=("PUT",), max_body=MAX_WEIGHTS_BODY)
 
-    def state_summary(self, request: server.Request) -> dict[str, Any]:
+    def state_summary(self, request: server.Request) -> Fields:
         return state_json.state_summary(self.master)
 
-    def frameworks(self, request: server.Request) -> dict[str, Any]:
+    def frameworks(self, request: server.Request) -> Fields:
         wanted = query(request).get("framework_id") or None
         master = self.master
 
-        def models(records: Any) -> list[dict[str, Any]]:
-            return [state_json.framework_model(master, f) for f in records if wanted in (None, f.id)]
+        def models(records: Any) -> Items:
+            chosen = [f for f in records if wanted in (None, f.id)]
+            return Items(state_json.framework_fields(master, f) for f in chosen)
 
-        return {"frameworks": models(master.frameworks.values()),
-                "completed_frameworks": models(master.completed),
-                "unregistered_frameworks": []}
+        return Fields({"frameworks": models(master.frameworks.values()),
+                       "completed_frameworks": models(master.completed),
+                       "unregistered_frameworks": []})
 
-    def slaves(self, request: server.Request) -> dict[str, Any]:
+    def slaves(self, request: server.Request) -> Fields:
         wanted = query(request).get("slave_id") or None
-        return {"slaves": [state_json.agent_model_full(self.master, a) for a in self.master.agents.values()
-                           if wanted in (None, a.id)],
-                "recovered_slaves": []}
+        chosen = [a for a in self.master.agents.values() if wanted in (None, a.id)]
+        return Fields({"slaves": Items(state_json.agent_model_full(self.master, a) for a in chosen),
+                       "recovered_slaves": []})
 
-    def tasks(self, request: server.Request) -> dict[str, Any]:
-        """Live, unreachable and completed tasks of every framework, newest first by default."""
+    def tasks(self, request: server.Request) -> Fields:
+        """Live, unreachable and completed tasks of every framework, newest first by default; only the
+        ``offset + limit`` first are put in order (a page of a large cluster costs one pass over its tasks)."""
         params = query(request)
         limit = int_param(params, "limit", TASK_LIMIT, minimum=0)
         offset = int_param(params, "offset", 0, minimum=0)
@@ -88,9 +93,10 @@ class OperatorEndpoints:
                     continue
                 seen.add(id(task))
                 found.append((task, role))
-        found.sort(key=lambda pair: (_latest(pair[0]), pair[0].task_id), reverse=ORDERS[order])
         assert limit is not None and offset is not None
-        return {"tasks": [state_json.task_model(task, role) for task, role in found[offset:offset + limit]]}
+        select = heapq.nlargest if ORDERS[order] else heapq.nsmallest
+        page = select(offset + limit, found, key=lambda pair: (_latest(pair[0]), pair[0].task_id))[offset:]
+        return Fields({"tasks": Texts(task_json(task, role) for task, role in page)})
 
     def roles(self, request: server.Request) -> dict[str, Any]:
         return state_json.roles(self.master)

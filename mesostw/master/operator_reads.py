@@ -9,6 +9,7 @@ from typing import Any
 
 from mesostw.master import v1_json
 from mesostw.master.master import Master
+from mesostw.model.lazyjson import Fields
 from mesostw.model.validation import Reader
 from mesostw.operator.calls import CallContext, CallTable
 from mesostw.operator.v1 import response
@@ -21,11 +22,12 @@ def register(table: CallTable, master: Master) -> None:
 
     def answer(call_type: str, build: Builder) -> None:
         def handler(context: CallContext, reader: Reader | None) -> dict[str, Any]:
-            return response(call_type, build(master, context.approvers))
+            return Fields(response(call_type, build(master, context.approvers)))
 
         table.register(call_type, handler)
 
-    answer("GET_STATE", v1_json.get_state)
+    # GET_STATE is the one answer that grows with every task: it is streamed (see mesostw.http.stream).
+    answer("GET_STATE", v1_json.get_state_fields)
     answer("GET_AGENTS", v1_json.get_agents)
     answer("GET_FRAMEWORKS", v1_json.get_frameworks)
     answer("GET_EXECUTORS", v1_json.get_executors)

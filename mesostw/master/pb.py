@@ -20,7 +20,7 @@ from zope.interface import implementer
 from mesostw.auth.crammd5 import AuthenticationError
 from mesostw.auth.pb import PBAuthentication
 from mesostw.interfaces import IAgentLink, IFrameworkLink
-from mesostw.master.master import Master, RegistrationRefused
+from mesostw.master.master import RECOVERING, Master, RegistrationRefused
 from mesostw.model import internal
 from mesostw.model import scheduler_api as api
 from mesostw.model.validation import ValidationError
@@ -122,6 +122,7 @@ class MasterConnection(pb.Referenceable):
             internal.EXECUTOR_TO_FRAMEWORK: master.executorMessage,
             internal.UNREGISTER_AGENT: master.unregisterAgent,
         }
+        self._gone = False
         broker.notifyOnDisconnect(self._disconnected)
 
     def _authentication_failed(self) -> None:
@@ -173,8 +174,29 @@ class MasterConnection(pb.Referenceable):
     def _not_leader(self) -> NotLeaderError:
         return NotLeaderError(f"this master is not the leader (the leader is {self.leader_pid() or 'unknown'})")
 
+    def _when_agents_may_register(self, register: Callable[[], defer.Deferred]) -> defer.Deferred:
+        """``register()`` now on the leader; once the registry is recovered on a master elected and still
+        reading it (the agents of a failover wait for it rather than back off and come later); refused on
+        any other master."""
+        if self.master.leading:
+            return register()
+        if self.leader_pid() == RECOVERING:
+            d = self.master.whenLeading().addCallback(self._still_connected)
+            return d.addCallback(lambda _: register())
+        raise self._not_leader()
+
+    def _still_connected(self, _: Any) -> None:
+        """An agent that went away while it waited is not registered (nothing would hear it leave)."""
+        if self._gone:
+            raise pb.PBConnectionLost("the agent went away while the registry was recovered")
+
     def remote_registerAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
-        self._check_leading()
+        return self._when_agents_may_register(lambda: self._register_agent(agent, payload))
+
+    def remote_reregisterAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
+        return self._when_agents_may_register(lambda: self._reregister_agent(agent, payload))
+
+    def _register_agent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
         self._check_authenticated(self.master.security.authenticate_agents, "Agent")
         info, version, _, _, _ = self._parse_registration(payload)
         if info.id is not None:
@@ -186,8 +208,7 @@ class MasterConnection(pb.Referenceable):
         d.addErrback(self._refused)
         return d
 
-    def remote_reregisterAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
-        self._check_leading()
+    def _reregister_agent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
         self._check_authenticated(self.master.security.authenticate_agents, "Agent")
         info, version, tasks, executors, frameworks = self._parse_registration(payload)
         if info.id is None:
@@ -266,6 +287,7 @@ class MasterConnection(pb.Referenceable):
         return failure
 
     def _disconnected(self) -> None:
+        self._gone = True
         self.auth.disconnected()
         if self.agent_id is not None:
             self.master.agentDisconnected(self.agent_id, self.agent_link)

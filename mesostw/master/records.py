@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from mesostw.interfaces import IAgentLink, IFrameworkLink
+from mesostw.master.tally import ResourceTally
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo
 from mesostw.model.resources import EMPTY, Resources
@@ -48,6 +49,8 @@ class AgentRecord:
     tasks: Mapping[str, Mapping[str, Task]] = attrs.field(factory=lambda: MappingProxyType({}))
     #: (framework ID, executor ID) -> ExecutorInfo of custom executors (a view of the TaskTracker's index)
     executors: Mapping[tuple[str, str], ExecutorInfo] = attrs.field(factory=lambda: MappingProxyType({}))
+    #: what its live tasks and custom executors hold (the TaskTracker keeps it; None: summed when asked)
+    usage: ResourceTally | None = None
     #: its dynamic reservations and persistent volumes (``info.resources`` are its ``--resources``)
     checkpointed: Resources = EMPTY
     #: everything it has: ``info.resources`` with ``checkpointed`` applied
@@ -81,6 +84,9 @@ class AgentRecord:
         return used
 
     def used(self) -> Resources:
+        """Resources held by live tasks and custom executors here."""
+        if self.usage is not None:
+            return self.usage.total()
         used = EMPTY
         for framework_id in set(self.tasks) | {fid for fid, _ in self.executors}:
             used = used + self.used_by(framework_id)

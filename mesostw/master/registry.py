@@ -370,8 +370,12 @@ class Registry:
         sections: dict[str, dict[str, Any]] = {}
         for section in SECTIONS:
             sections[section] = {}
-            for name in (yield self.store.children(section)):
-                raw = yield self.store.get(f"{section}/{name}")
+            names = yield self.store.children(section)
+            # All at once: a store such as ZooKeeper answers them in one pipeline, where one at a time
+            # would cost a round trip per agent before a new leader can take any.
+            raws = yield defer.gatherResults([self.store.get(f"{section}/{name}") for name in names],
+                                             consumeErrors=True).addErrback(_first_error)
+            for name, raw in zip(names, raws, strict=True):
                 if raw is None:
                     continue
                 try:
@@ -567,3 +571,10 @@ class InMemoryRegistry(Registry):
 
     def __init__(self) -> None:
         super().__init__(MemoryStateStore())
+
+
+def _first_error(failure: Any) -> Any:
+    """gatherResults's FirstError unwrapped: the store's own error, as reading one at a time raised it."""
+    if failure.check(defer.FirstError):
+        return failure.value.subFailure
+    return failure

@@ -2,54 +2,43 @@
 
 Resources here use the flat v0 model (``{"cpus": 2.0, "mem": 1024.0, ...}``)
 that ``/master/state`` has always served and existing tools read.
+
+The large answers (``/master/state``, ``/master/state-summary``, ``/master/frameworks``) are
+:class:`~mesostw.http.stream.Fields` whose lists of agents, frameworks and tasks are made as
+they are written (see :mod:`mesostw.http.stream`); :func:`~mesostw.http.stream.materialize`
+gives them whole. What they sum (resources used, task counts) the master's components keep as
+it changes, so an answer costs about the same whatever the cluster did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mesostw import __version__
+from mesostw.master.agent_text import agent_json, agent_model, agent_texts
 from mesostw.master.master import Master
 from mesostw.master.records import AgentRecord, FrameworkRecord
 from mesostw.master.v1_json import MASTER_CAPABILITIES
-from mesostw.model.attributes import attributes_model
+from mesostw.model import jsontext
+from mesostw.model.lazyjson import Fields, Items, Texts, materialize
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import TASK_STATES, UNREACHABLE, Offer, Task
-from mesostw.model.v0 import task_model
+from mesostw.model.v0 import resources_json, resources_model, task_json
 from mesostw.version import build_info
+
+_ZERO_COUNTS = {state: 0 for state in TASK_STATES if state != "TASK_UNKNOWN"}
 
 
 def offer_model(offer: Offer) -> dict[str, Any]:
     return {"id": offer.id, "framework_id": offer.framework_id, "slave_id": offer.agent_id,
-            "resources": offer.resources.model(), "allocation_info": {"role": offer.role}}
+            "resources": resources_model(offer.resources), "allocation_info": {"role": offer.role}}
 
 
-def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
-    total = agent.total
-    reserved = {role: resources.model() for role, resources in sorted(total.reservations().items())}
-    out = {
-        "id": agent.id,
-        "pid": agent.pid,
-        "hostname": agent.info.hostname,
-        "port": agent.info.port,
-        "registered_time": agent.registered_time,
-        "resources": total.model(),
-        "used_resources": agent.used().model(),
-        "offered_resources": master.offers.offered_on(agent.id).model(),
-        "reserved_resources": reserved,
-        "unreserved_resources": total.unreserved().model(),
-        "attributes": attributes_model(agent.info.attributes),
-        "active": agent.active and agent.id not in master.agent_states.deactivated,
-        "deactivated": agent.id in master.agent_states.deactivated,
-        "version": agent.version or __version__,
-        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
-    }
-    if agent.reregistered_time is not None:
-        out["reregistered_time"] = agent.reregistered_time
-    drain = master.agent_states.draining.get(agent.id)
-    if drain is not None:
-        out["drain_info"] = drain.to_json()
-    return out
+def offer_json(offer: Offer) -> str:
+    """The JSON text of :func:`offer_model`."""
+    return (f'{{"id":{jsontext.string(offer.id)},"framework_id":{jsontext.string(offer.framework_id)},'
+            f'"slave_id":{jsontext.string(offer.agent_id)},"resources":{resources_json(offer.resources)},'
+            f'"allocation_info":{{"role":{jsontext.value(offer.role)}}}}}')
 
 
 def agent_model_full(master: Master, agent: AgentRecord) -> dict[str, Any]:
@@ -67,6 +56,13 @@ def agent_model_full(master: Master, agent: AgentRecord) -> dict[str, Any]:
 
 
 def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any]:
+    """A framework as ``/master/state`` shows it, built in full."""
+    return materialize(framework_fields(master, framework))
+
+
+def framework_fields(master: Master, framework: FrameworkRecord) -> Fields:
+    """A framework as ``/master/state`` shows it, its tasks made as they are written (the lists of
+    tasks are fixed now)."""
     info = framework.info
     role = info.allocation_role
     used = master.tasks.used_by(framework.id) if framework.id in master.frameworks else EMPTY
@@ -78,7 +74,9 @@ def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any
                 executor_json = executor.to_json()
                 executor_json.pop("data", None)  # omitted from /state since 0.26 (MESOS-3794)
                 executors.append({**executor_json, "slave_id": agent.id})
-    out: dict[str, Any] = {
+    tasks = list(framework.tasks.values())
+    completed = list(framework.completed_tasks)
+    out = Fields({
         "id": framework.id,
         "name": info.name,
         "hostname": info.hostname or "",
@@ -93,16 +91,15 @@ def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any
         "recovered": framework.recovered,
         "webui_url": info.webui_url or "",
         "capabilities": sorted(info.capabilities),
-        "resources": (used + offered).model(),
-        "used_resources": used.model(),
-        "offered_resources": offered.model(),
-        "tasks": [task_model(t, role) for t in framework.tasks.values() if t.state != UNREACHABLE],
-        "completed_tasks": [task_model(t, role) for t in framework.completed_tasks],
-        "unreachable_tasks": [task_model(t, role) for t in framework.tasks.values()
-                              if t.state == UNREACHABLE],
-        "offers": [offer_model(o) for o in master.offers.of_framework(framework.id)],
+        "resources": resources_model(used + offered),
+        "used_resources": resources_model(used),
+        "offered_resources": resources_model(offered),
+        "tasks": Texts(task_json(t, role) for t in tasks if t.state != UNREACHABLE),
+        "completed_tasks": Texts(task_json(t, role) for t in completed),
+        "unreachable_tasks": Texts(task_json(t, role) for t in tasks if t.state == UNREACHABLE),
+        "offers": Texts(offer_json(o) for o in master.offers.of_framework(framework.id)),
         "executors": executors,
-    }
+    })
     if info.roles:
         out["roles"] = list(info.roles)
     pid = framework_pid(framework)
@@ -118,29 +115,33 @@ def framework_model(master: Master, framework: FrameworkRecord) -> dict[str, Any
 
 
 def state(master: Master, flags: dict[str, str], leader: str | None = None,
-          leader_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``/master/state``."""
-    active = [a for a in master.agents.values() if a.active]
-    out: dict[str, Any] = {
+          leader_info: dict[str, Any] | None = None) -> Fields:
+    """``/master/state``, streamed: its agents and frameworks are made as they are written."""
+    agents = list(master.agents.values())
+    agent_texts(master).prune(master.agents)
+    active = sum(1 for a in agents if a.active)
+    frameworks = list(master.frameworks.values())
+    completed = list(master.completed)
+    out = Fields({
         **build_info(),
         "start_time": master.start_time,
         "id": master.id,
         "pid": master.info.pid,
         "hostname": master.info.hostname,
         "capabilities": list(MASTER_CAPABILITIES),
-        "activated_slaves": len(active),
-        "deactivated_slaves": len(master.agents) - len(active),
+        "activated_slaves": active,
+        "deactivated_slaves": len(agents) - active,
         "unreachable_slaves": len(master.unreachable),
         "leader": leader if leader is not None else master.info.pid,
         "leader_info": leader_info if leader_info is not None else master.info.to_json(),
         "flags": flags,
-        "slaves": [agent_model(master, a) for a in master.agents.values()],
+        "slaves": Texts(agent_json(master, a) for a in agents),
         "recovered_slaves": [],
-        "frameworks": [framework_model(master, f) for f in master.frameworks.values()],
-        "completed_frameworks": [framework_model(master, f) for f in master.completed],
+        "frameworks": Items(framework_fields(master, f) for f in frameworks),
+        "completed_frameworks": Items(framework_fields(master, f) for f in completed),
         "orphan_tasks": [],
         "unregistered_frameworks": [],
-    }
+    })
     if master.elected_time is not None:
         out["elected_time"] = master.elected_time
     if master.config.cluster:
@@ -148,11 +149,40 @@ def state(master: Master, flags: dict[str, str], leader: str | None = None,
     return out
 
 
-def task_counts(tasks: list[Task]) -> dict[str, int]:
-    counts = {state: 0 for state in TASK_STATES if state != "TASK_UNKNOWN"}
+def task_counts(tasks: Iterable[Task], counted: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Task state -> how many of ``tasks`` are in it, added to the ``counted`` ones (every state but
+    TASK_UNKNOWN is shown, zeros included)."""
+    counts = dict(_ZERO_COUNTS)
+    if counted:
+        for state, count in counted.items():
+            counts[state] = counts.get(state, 0) + count
     for task in tasks:
         counts[task.state] = counts.get(task.state, 0) + 1
     return counts
+
+
+_COUNT_KEYS = {state: jsontext.string(state) + ":" for state in TASK_STATES}
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    """``"TASK_STAGING":0,...``: the inside of the counts' object text."""
+    return ",".join(_COUNT_KEYS.get(state, jsontext.string(state) + ":") + int.__repr__(count)
+                    for state, count in counts.items())
+
+
+#: the counts' text of the few distinct counts agents have (most agents of a large cluster share them)
+_COUNTS_TEXTS: dict[tuple[tuple[str, int], ...], str] = {}
+
+
+def _counts_cached(counted: Mapping[str, int]) -> str:
+    """:func:`_counts_text` of ``task_counts((), counted)``, made once for each distinct ``counted``."""
+    key = tuple(sorted(counted.items()))
+    text = _COUNTS_TEXTS.get(key)
+    if text is None:
+        if len(_COUNTS_TEXTS) >= 4096:
+            _COUNTS_TEXTS.clear()  # bounded: whatever the cluster, the cache stays small
+        text = _COUNTS_TEXTS[key] = _counts_text(task_counts((), counted))
+    return text
 
 
 def framework_pid(framework: FrameworkRecord) -> str | None:
@@ -169,47 +199,72 @@ def framework_roles(framework: FrameworkRecord) -> tuple[str, ...]:
     return (info.role,)
 
 
-def state_summary(master: Master) -> dict[str, Any]:
-    """``/master/state-summary``: agents and frameworks with task counts instead of tasks.
+def state_summary(master: Master) -> Fields:
+    """``/master/state-summary``: agents and frameworks with task counts instead of tasks, streamed.
 
     As in Mesos, the counts and the agent <-> framework mapping cover the live,
-    unreachable and completed tasks of the frameworks currently registered.
+    unreachable and completed tasks of the frameworks currently registered. The live ones are
+    counted by the master's task tracker as they change; only the completed ones are counted here.
     """
-    by_agent: dict[str, list[Task]] = {}
-    by_framework: dict[str, list[Task]] = {}
-    for framework in master.frameworks.values():
-        tasks = by_framework.setdefault(framework.id, [])
-        for task in _unique([*framework.tasks.values(), *framework.completed_tasks]):
-            tasks.append(task)
-            by_agent.setdefault(task.agent_id, []).append(task)
-    slaves = []
-    for agent in master.agents.values():
-        tasks = by_agent.get(agent.id, [])
-        slaves.append({**agent_model(master, agent), **task_counts(tasks),
-                       "framework_ids": sorted({t.framework_id for t in tasks})})
-    frameworks = []
-    for framework in master.frameworks.values():
+    tracker = master.tasks
+    frameworks = list(master.frameworks.values())
+    #: agent ID -> the completed tasks there that are not live too (a task leaves the indexes when it completes)
+    completed_on: dict[str, list[Task]] = {}
+    completed_of: dict[str, list[Task]] = {}
+    for framework in frameworks:
+        done = completed_of[framework.id] = []
+        seen: set[int] = set()
+        for task in framework.completed_tasks:
+            if id(task) in seen or tracker.get(framework.id, task.task_id) is task:
+                continue
+            seen.add(id(task))
+            done.append(task)
+            completed_on.setdefault(task.agent_id, []).append(task)
+
+    texts = agent_texts(master)
+
+    def agent_summary(agent: AgentRecord) -> str:
+        done = completed_on.get(agent.id, ())
+
+        def rest() -> str:
+            counted = tracker.counts_on(agent.id)
+            counts = _counts_text(task_counts(done, counted)) if done else _counts_cached(counted)
+            ids = set(tracker.frameworks_on(agent.id))
+            ids.update(t.framework_id for t in done)
+            return "".join((",", counts, ',"framework_ids":', jsontext.encode(sorted(ids)), "}"))
+
+        if done:  # completed tasks are not among what the cache follows
+            return texts.open_text(master, agent) + rest()
+        return texts.summary(master, agent, rest)
+
+    def framework_summary(framework: FrameworkRecord) -> dict[str, Any]:
         info = framework.info
-        tasks = by_framework[framework.id]
+        done = completed_of[framework.id]
+        agent_ids = set(tracker.agents_with_tasks(framework.id))
+        agent_ids.update(t.agent_id for t in done)
         entry: dict[str, Any] = {
             "id": framework.id,
             "name": info.name,
-            "used_resources": master.tasks.used_by(framework.id).model(),
-            "offered_resources": master.offers.offered_to(framework.id).model(),
+            "used_resources": resources_model(tracker.used_by(framework.id)),
+            "offered_resources": resources_model(master.offers.offered_to(framework.id)),
             "capabilities": sorted(info.capabilities),
             "hostname": info.hostname or "",
             "webui_url": info.webui_url or "",
             "active": framework.active,
             "connected": framework.connected,
             "recovered": framework.recovered,
-            **task_counts(tasks),
-            "slave_ids": sorted({t.agent_id for t in tasks}),
+            **task_counts(done, tracker.counts_of(framework.id)),
+            "slave_ids": sorted(agent_ids),
         }
         pid = framework_pid(framework)
         if pid:
             entry["pid"] = pid
-        frameworks.append(entry)
-    out: dict[str, Any] = {"hostname": master.info.hostname, "slaves": slaves, "frameworks": frameworks}
+        return entry
+
+    agents = list(master.agents.values())
+    texts.prune(master.agents)
+    out = Fields({"hostname": master.info.hostname, "slaves": Texts(agent_summary(a) for a in agents),
+                  "frameworks": Items(framework_summary(f) for f in frameworks)})
     if master.config.cluster:
         out["cluster"] = master.config.cluster
     return out
@@ -230,19 +285,10 @@ def roles(master: Master) -> dict[str, Any]:
     out = []
     for name, ids in sorted(members.items()):
         role_model: dict[str, Any] = {"name": name, "weight": float(weights.get(name, 1.0)),
-                                      "resources": allocated.get(name, EMPTY).model(), "frameworks": sorted(ids)}
+                                      "resources": resources_model(allocated.get(name, EMPTY)),
+                                      "frameworks": sorted(ids)}
         quota = master.quota.role_quota(name)  # Mesos 1.9+: guarantee, limit and consumption
         if quota is not None:
             role_model["quota"] = quota
         out.append(role_model)
     return {"roles": out}
-
-
-def _unique(tasks: list[Task]) -> list[Task]:
-    seen: set[int] = set()
-    out = []
-    for task in tasks:
-        if id(task) not in seen:
-            seen.add(id(task))
-            out.append(task)
-    return out

@@ -12,12 +12,15 @@ from twisted.logger import Logger
 from mesostw.interfaces import IAllocator
 from mesostw.master.events import MasterEvents
 from mesostw.master.records import MAX_COMPLETED_TASKS, holds_resources
+from mesostw.master.tally import ResourceTally
 from mesostw.model import task as T
 from mesostw.model.info import ExecutorInfo
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Task, TaskInfo, TaskStatus
 
 log = Logger()
+
+_NO_COUNTS: dict[str, int] = {}
 
 
 class KillOutcome(enum.Enum):
@@ -43,6 +46,12 @@ class TaskTracker:
 
     Tasks becoming known and changing state are reported to ``events`` (the operator API's
     TASK_ADDED and TASK_UPDATED), from here only.
+
+    What the state endpoints and metrics show of the whole is kept as it changes rather than summed
+    on every read: what live tasks and executors hold on each agent, for each framework and in all
+    (:class:`~mesostw.master.tally.ResourceTally`), and how many indexed tasks are in each state, in
+    all and on each agent. Every change of an indexed task goes through :meth:`_uncount` before and
+    :meth:`_count` after it; :meth:`problems` checks the sums against a recount.
     """
 
     def __init__(self, allocator: IAllocator, metrics: Counter[str], max_completed: int = MAX_COMPLETED_TASKS,
@@ -59,6 +68,19 @@ class TaskTracker:
         #: (tracked, not yet released), whose task index stays even when empty
         self._executors: dict[str, dict[tuple[str, str], ExecutorInfo]] = {}
         self._completed: dict[str, deque[Task]] = {}
+        #: what the live tasks and the executors hold: on each agent, for each framework, in all
+        self._used_on: dict[str, ResourceTally] = {}
+        self._used_by: dict[str, ResourceTally] = {}
+        self._used = ResourceTally()
+        #: task state -> how many indexed tasks are in it; the same on each agent
+        self._states: Counter[str] = Counter()
+        self._agent_states: dict[str, Counter[str]] = {}
+        #: framework ID -> task state -> how many of its indexed tasks are in it; agent ID -> how many are there
+        self._framework_states: dict[str, Counter[str]] = {}
+        self._framework_agents: dict[str, Counter[str]] = {}
+        #: agent ID -> how many times what is counted there changed (a cache of what shows it is still valid
+        #: while this stays the same)
+        self._agent_changes: dict[str, int] = {}
 
     # -- indexes and the views records show ----------------------------------------------
 
@@ -71,18 +93,69 @@ class TaskTracker:
         return MappingProxyType(tasks), completed
 
     def track_agent(self, agent_id: str) -> tuple[Mapping[str, Mapping[str, Task]],
-                                                   Mapping[tuple[str, str], ExecutorInfo]]:
-        """Index an agent's tasks and executors; returns both read-only, for its record."""
+                                                   Mapping[tuple[str, str], ExecutorInfo], ResourceTally]:
+        """Index an agent's tasks and executors; returns both read-only, and what they hold, for its record."""
         tasks = self._by_agent.setdefault(agent_id, {})
         executors = self._executors.setdefault(agent_id, {})
-        return MappingProxyType(tasks), MappingProxyType(executors)
+        return MappingProxyType(tasks), MappingProxyType(executors), self._tally_on(agent_id)
 
     def release_agent(self, agent_id: str) -> None:
         """The agent has no record any more (unreachable, or gone): forget its executors, and its index
         unless unreachable tasks wait in it for the agent to come back."""
-        self._executors.pop(agent_id, None)
+        for (framework_id, _), executor in self._executors.pop(agent_id, {}).items():
+            self._hold(agent_id, framework_id, executor.resources, -1)
         if not self._by_agent.get(agent_id):
             self._by_agent.pop(agent_id, None)
+            self._forget_agent(agent_id)
+
+    def _tally_on(self, agent_id: str) -> ResourceTally:
+        tally = self._used_on.get(agent_id)
+        if tally is None:
+            tally = self._used_on[agent_id] = ResourceTally()
+        return tally
+
+    def _forget_agent(self, agent_id: str) -> None:
+        """The agent has neither an index nor executors: nothing is counted for it any more."""
+        if agent_id not in self._by_agent and agent_id not in self._executors:
+            self._used_on.pop(agent_id, None)
+            self._agent_states.pop(agent_id, None)
+            self._agent_changes.pop(agent_id, None)
+
+    # -- running sums -------------------------------------------------------------------
+
+    def _hold(self, agent_id: str, framework_id: str, resources: Resources, sign: int) -> None:
+        """Resources a live task or an executor of ``framework_id`` holds on ``agent_id`` (sign 1),
+        or no longer holds (sign -1)."""
+        self._agent_changes[agent_id] = self._agent_changes.get(agent_id, 0) + 1
+        by = self._used_by.get(framework_id)
+        if by is None:
+            by = self._used_by[framework_id] = ResourceTally()
+        tallies = (self._tally_on(agent_id), by, self._used)
+        for tally in tallies:
+            if sign > 0:
+                tally.add(resources)
+            else:
+                tally.remove(resources)
+
+    def _count(self, task: Task, sign: int = 1) -> None:
+        """An indexed task, in its current state, joins the sums (sign 1) or leaves them (sign -1)."""
+        state, agent_id, framework_id = task.state, task.info.agent_id, task.framework_id
+        self._agent_changes[agent_id] = self._agent_changes.get(agent_id, 0) + 1
+        _bump(self._states, state, sign)
+        for index, key, value in ((self._agent_states, agent_id, state), (self._framework_states, framework_id, state),
+                                  (self._framework_agents, framework_id, agent_id)):
+            counter = index.get(key)
+            if counter is None:
+                counter = index[key] = Counter()
+            _bump(counter, value, sign)
+        if holds_resources(task):
+            self._hold(agent_id, framework_id, task.info.resources, sign)
+
+    def _uncount(self, task: Task) -> None:
+        self._count(task, -1)
+
+    def _indexed(self, task: Task) -> bool:
+        return self._by_framework.get(task.framework_id, {}).get(task.info.task_id) is task
 
     # -- queries ------------------------------------------------------------------------
 
@@ -108,6 +181,39 @@ class TaskTracker:
     def executor_ids(self, agent_id: str, framework_id: str) -> tuple[str, ...]:
         return tuple(e for f, e in self._executors.get(agent_id, ()) if f == framework_id)
 
+    def used_on_agent(self, agent_id: str) -> Resources:
+        """What live tasks and custom executors hold on an agent (kept as they change)."""
+        tally = self._used_on.get(agent_id)
+        return tally.total() if tally is not None else EMPTY
+
+    def used_in_all(self) -> Resources:
+        """What live tasks and custom executors hold on every agent together."""
+        return self._used.total()
+
+    def count(self, state: str) -> int:
+        """How many tasks in the indexes are in ``state``."""
+        return self._states.get(state, 0)
+
+    def counts_on(self, agent_id: str) -> Mapping[str, int]:
+        """Task state -> how many tasks of an agent's index are in it (read-only)."""
+        return MappingProxyType(self._agent_states.get(agent_id, _NO_COUNTS))
+
+    def counts_of(self, framework_id: str) -> Mapping[str, int]:
+        """Task state -> how many of a framework's indexed tasks are in it (read-only)."""
+        return MappingProxyType(self._framework_states.get(framework_id, _NO_COUNTS))
+
+    def agents_with_tasks(self, framework_id: str) -> Mapping[str, int]:
+        """Agent ID -> how many of a framework's indexed tasks are there (read-only)."""
+        return MappingProxyType(self._framework_agents.get(framework_id, _NO_COUNTS))
+
+    def changes_on(self, agent_id: str) -> int:
+        """A number that changes whenever a task or executor counted on the agent does."""
+        return self._agent_changes.get(agent_id, 0)
+
+    def frameworks_on(self, agent_id: str) -> Iterable[str]:
+        """The frameworks with indexed tasks on an agent."""
+        return self._by_agent.get(agent_id, {}).keys()
+
     def used_on(self, agent_id: str, framework_id: str) -> Resources:
         """What a framework's live tasks and custom executors hold on one agent."""
         used = EMPTY
@@ -120,16 +226,9 @@ class TaskTracker:
         return used
 
     def used_by(self, framework_id: str) -> Resources:
-        """What a framework's live tasks and custom executors hold on all agents."""
-        used = EMPTY
-        for task in self._by_framework.get(framework_id, {}).values():
-            if holds_resources(task):
-                used = used + task.resources
-        for executors in self._executors.values():
-            for (fid, _), executor in executors.items():
-                if fid == framework_id:
-                    used = used + executor.resources
-        return used
+        """What a framework's live tasks and custom executors hold on all agents (kept as they change)."""
+        tally = self._used_by.get(framework_id)
+        return tally.total() if tally is not None else EMPTY
 
     def usage_on(self, agent_id: str) -> dict[str, Resources]:
         """Framework ID -> what it holds on an agent, for frameworks holding anything there."""
@@ -168,11 +267,13 @@ class TaskTracker:
             self._events.taskAdded(reported)
             return reported
         previous = existing.state
+        self._uncount(existing)
         if latest is not None:
             existing.record(latest)
         existing.state = reported.state
         existing.status_update_state = reported.status_update_state
         existing.status_update_uuid = reported.status_update_uuid
+        self._count(existing)
         self._add(existing)
         if existing.state != previous and existing.statuses:
             self._events.taskUpdated(existing, existing.statuses[-1])
@@ -180,7 +281,13 @@ class TaskTracker:
 
     def _add(self, task: Task) -> None:
         framework_id, info = task.framework_id, task.info
-        self._by_framework.setdefault(framework_id, {})[info.task_id] = task
+        tasks = self._by_framework.setdefault(framework_id, {})
+        previous = tasks.get(info.task_id)
+        if previous is not None and previous is not task:
+            self._unindex(previous)  # a task ID is one task's: the one it named before is forgotten
+        if previous is not task:
+            tasks[info.task_id] = task
+            self._count(task)
         self._by_agent.setdefault(info.agent_id, {}).setdefault(framework_id, {})[info.task_id] = task
 
     # -- transitions -------------------------------------------------------------------------
@@ -190,9 +297,14 @@ class TaskTracker:
         went back to the allocator)."""
         was_terminal = task.terminal
         previous = task.statuses[-1] if task.statuses else None
+        indexed = self._indexed(task)
+        if indexed:
+            self._uncount(task)
         task.record(status)
         task.status_update_state = status.state
         task.status_update_uuid = status.uuid
+        if indexed:
+            self._count(task)
         if previous is None or previous.state != status.state or previous.healthy != status.healthy:
             self._events.taskUpdated(task, status)  # a new state (or health), as Mesos sends them
         if status.terminal and not was_terminal:
@@ -209,8 +321,13 @@ class TaskTracker:
         status = TaskStatus(task.task_id, state, message=message, source=T.SOURCE_MASTER, reason=reason,
                             agent_id=task.agent_id, executor_id=task.executor_id, timestamp=now)
         was_terminal = task.terminal
+        indexed = self._indexed(task)
+        if indexed:
+            self._uncount(task)
         task.record(status)
         task.status_update_state = state
+        if indexed:
+            self._count(task)
         self._events.taskUpdated(task, status)
         if not was_terminal:
             self._ended(task, status)
@@ -227,10 +344,13 @@ class TaskTracker:
 
     def remove(self, task: Task) -> None:
         """Take a task out of both indexes into its framework's completed tasks."""
-        self._drop_from_agent(task)
         framework_id, task_id = task.framework_id, task.info.task_id
         tasks = self._by_framework.get(framework_id)
-        if tasks is not None and tasks.get(task_id) is task:
+        indexed = tasks is not None and tasks.get(task_id) is task
+        if indexed:
+            self._uncount(task)  # first: the agent's sums go once its last task leaves its index
+        self._drop_from_agent(task)
+        if tasks is not None and indexed:
             del tasks[task_id]
             completed = self._completed.get(framework_id)
             if completed is not None:
@@ -250,6 +370,7 @@ class TaskTracker:
             del on_agent[framework_id]
             if not on_agent and agent_id not in self._executors:
                 del self._by_agent[agent_id]  # the last task of an agent without a record
+                self._forget_agent(agent_id)
 
     def remove_framework(self, framework_id: str, now: float) -> None:
         """The framework is gone: its live tasks are killed and complete; unreachable ones are dropped
@@ -262,7 +383,9 @@ class TaskTracker:
             if not task.terminal:
                 status = TaskStatus(task.task_id, T.KILLED, message="Framework removed", source=T.SOURCE_MASTER,
                                     reason=T.REASON_FRAMEWORK_REMOVED, agent_id=task.agent_id, timestamp=now)
+                self._uncount(task)
                 task.record(status)
+                self._count(task)
                 self._metrics["tasks_killed"] += 1
                 self._events.taskUpdated(task, status)
                 log.info("Task {task} of framework {framework} on agent {agent} is {state} ({reason}): {message}",
@@ -271,14 +394,20 @@ class TaskTracker:
             self.remove(task)
         self._by_framework.pop(framework_id, None)
         self._completed.pop(framework_id, None)
-        for executors in self._executors.values():
+        for agent_id, executors in self._executors.items():
             for key in [k for k in executors if k[0] == framework_id]:
-                del executors[key]
+                self._hold(agent_id, framework_id, executors.pop(key).resources, -1)
+        self._used_by.pop(framework_id, None)
+        self._framework_states.pop(framework_id, None)
+        self._framework_agents.pop(framework_id, None)
 
     def _unindex(self, task: Task) -> None:
-        self._drop_from_agent(task)
         tasks = self._by_framework.get(task.framework_id)
-        if tasks is not None and tasks.get(task.task_id) is task:
+        indexed = tasks is not None and tasks.get(task.task_id) is task
+        if indexed:
+            self._uncount(task)
+        self._drop_from_agent(task)
+        if tasks is not None and indexed:
             del tasks[task.task_id]
 
     # -- custom executors ---------------------------------------------------------------------
@@ -291,19 +420,29 @@ class TaskTracker:
         if key in executors:
             return False
         executors[key] = executor
+        self._hold(agent_id, executor.framework_id, executor.resources, 1)
         return True
 
     def remove_executor(self, agent_id: str, framework_id: str, executor_id: str) -> ExecutorInfo | None:
         """An executor ended; returns it (its resources are the caller's to give back), or None."""
-        return self._executors.get(agent_id, {}).pop((framework_id, executor_id), None)
+        executor = self._executors.get(agent_id, {}).pop((framework_id, executor_id), None)
+        if executor is not None:
+            self._hold(agent_id, framework_id, executor.resources, -1)
+        return executor
 
     def reset_executors(self, agent_id: str, executors: Iterable[ExecutorInfo]) -> None:
         """What a re-registering agent reports runs there (executors without a framework are ignored)."""
         known = self._executors.setdefault(agent_id, {})
+        for (framework_id, _), executor in known.items():
+            self._hold(agent_id, framework_id, executor.resources, -1)
         known.clear()
         for executor in executors:
             if executor.framework_id:
-                known[(executor.framework_id, executor.executor_id)] = executor
+                key = (executor.framework_id, executor.executor_id)
+                if key in known:
+                    self._hold(agent_id, executor.framework_id, known[key].resources, -1)
+                known[key] = executor
+                self._hold(agent_id, executor.framework_id, executor.resources, 1)
 
     # -- soundness ------------------------------------------------------------------------
 
@@ -331,4 +470,59 @@ class TaskTracker:
                     found.append(f"task {task_id} of {framework_id} is indexed under another task's IDs")
                 if id(task) not in in_agents:
                     found.append(f"task {task_id} of {framework_id} is on no agent's index")
+        return found + self._sum_problems()
+
+    def _sum_problems(self) -> list[str]:
+        """Where the running sums differ from a recount of the indexes."""
+        found = []
+        states: Counter[str] = Counter()
+        agent_states: dict[str, Counter[str]] = {}
+        on: dict[str, Resources] = {}
+        by: dict[str, Resources] = {}
+        for framework_id, tasks in self._by_framework.items():
+            for task in tasks.values():
+                states[task.state] += 1
+                agent_states.setdefault(task.agent_id, Counter())[task.state] += 1
+                if holds_resources(task):
+                    on[task.agent_id] = on.get(task.agent_id, EMPTY) + task.resources
+                    by[framework_id] = by.get(framework_id, EMPTY) + task.resources
+        for agent_id, executors in self._executors.items():
+            for (framework_id, _), executor in executors.items():
+                on[agent_id] = on.get(agent_id, EMPTY) + executor.resources
+                by[framework_id] = by.get(framework_id, EMPTY) + executor.resources
+        total = EMPTY
+        for used in on.values():
+            total = total + used
+        if states != self._states:
+            found.append(f"task states are counted as {dict(self._states)}, not {dict(states)}")
+        for framework_id, tasks in self._by_framework.items():
+            if Counter(t.state for t in tasks.values()) != self._framework_states.get(framework_id, Counter()):
+                found.append(f"task states of framework {framework_id} are miscounted")
+            if Counter(t.agent_id for t in tasks.values()) != self._framework_agents.get(framework_id, Counter()):
+                found.append(f"agents of framework {framework_id} are miscounted")
+        for framework_id in (self._framework_states.keys() | self._framework_agents.keys()) - self._by_framework.keys():
+            if self._framework_states.get(framework_id) or self._framework_agents.get(framework_id):
+                found.append(f"framework {framework_id} has counted tasks but no index")
+        for agent_id in agent_states.keys() | self._agent_states.keys():
+            counted, recounted = self._agent_states.get(agent_id, Counter()), agent_states.get(agent_id, Counter())
+            if counted != recounted:
+                found.append(f"task states on agent {agent_id} are counted as {dict(counted)}, not {dict(recounted)}")
+        for agent_id in on.keys() | self._used_on.keys():
+            if on.get(agent_id, EMPTY) != self.used_on_agent(agent_id):
+                found.append(f"agent {agent_id} is counted as using {self.used_on_agent(agent_id)}, "
+                             f"not {on.get(agent_id, EMPTY)}")
+        for framework_id in by.keys() | self._used_by.keys():
+            if by.get(framework_id, EMPTY) != self.used_by(framework_id):
+                found.append(f"framework {framework_id} is counted as using {self.used_by(framework_id)}, "
+                             f"not {by.get(framework_id, EMPTY)}")
+        if total != self.used_in_all():
+            found.append(f"all agents are counted as using {self.used_in_all()}, not {total}")
         return found
+
+
+def _bump(counter: Counter[str], key: str, sign: int) -> None:
+    count = counter.get(key, 0) + sign
+    if count:
+        counter[key] = count
+    else:
+        del counter[key]

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from mesostw import __version__
 from mesostw.master.records import AgentRecord, FrameworkRecord
+from mesostw.master.v1_text import task_v1_json
 from mesostw.model.info import AgentInfo, FrameworkInfo, wrap
+from mesostw.model.lazyjson import Fields, Items, Texts, materialize
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import UNREACHABLE, Task
 from mesostw.operator.approvers import EVERYTHING, Approvers
@@ -145,25 +147,48 @@ def get_executors(master: Master, approvers: Approvers = EVERYTHING) -> dict[str
 
 def get_tasks(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:
     """``Response.GetTasks``: live, unreachable and completed tasks the caller may view."""
-    tasks: list[dict[str, Any]] = []
-    unreachable: list[dict[str, Any]] = []
-    completed: list[dict[str, Any]] = []
+    return materialize(get_tasks_fields(master, approvers))
+
+
+def get_tasks_fields(master: Master, approvers: Approvers = EVERYTHING) -> Fields:
+    """:func:`get_tasks`, its tasks made as they are written (which tasks is fixed now)."""
+    live: list[tuple[Task, str]] = []
+    unreachable: list[tuple[Task, str]] = []
+    completed: list[tuple[Task, str]] = []
     for framework in [*master.frameworks.values(), *master.completed]:
         info = framework.info
         if not approvers.view_framework(info):
             continue
         role = info.allocation_role
+        if approvers.everything:
+            for task in framework.tasks.values():
+                (unreachable if task.state == UNREACHABLE else live).append((task, role))
+            completed += [(task, role) for task in framework.completed_tasks]
+            continue
         for task in framework.tasks.values():
             if approvers.view_task(task, info):
-                (unreachable if task.state == UNREACHABLE else tasks).append(task_v1(task, role))
-        completed += [task_v1(task, role) for task in framework.completed_tasks if approvers.view_task(task, info)]
-    return {"tasks": tasks, "unreachable_tasks": unreachable, "completed_tasks": completed}
+                (unreachable if task.state == UNREACHABLE else live).append((task, role))
+        completed += [(task, role) for task in framework.completed_tasks if approvers.view_task(task, info)]
+    return Fields({"tasks": Texts(task_v1_json(task, role) for task, role in live),
+                   "unreachable_tasks": Texts(task_v1_json(task, role) for task, role in unreachable),
+                   "completed_tasks": Texts(task_v1_json(task, role) for task, role in completed)})
 
 
 def get_state(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:
     """``Response.GetState``: tasks, executors, frameworks and agents."""
-    return {"get_tasks": get_tasks(master, approvers), "get_executors": get_executors(master, approvers),
-            "get_frameworks": get_frameworks(master, approvers), "get_agents": get_agents(master, approvers)}
+    return materialize(get_state_fields(master, approvers))
+
+
+def get_state_fields(master: Master, approvers: Approvers = EVERYTHING) -> Fields:
+    """:func:`get_state`, its tasks and agents made as they are written (streamed by the HTTP answer)."""
+    agents = list(master.agents.values())
+    recovered = list(master.recovered_agents.values())
+    return Fields({
+        "get_tasks": get_tasks_fields(master, approvers),
+        "get_executors": get_executors(master, approvers),
+        "get_frameworks": get_frameworks(master, approvers),
+        "get_agents": Fields({"agents": Items(agent_v1(master, a, approvers) for a in agents),
+                              "recovered_agents": Items(agent_info_v1(info, approvers) for info in recovered)})})
 
 
 def get_roles(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:

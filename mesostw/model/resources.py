@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 
 from mesostw.model.reservation import (
@@ -121,7 +122,8 @@ class Resources:
     # whole-volume rule of :meth:`contains` costs nothing for everything else.
     # _sums, _shares: the scalar totals (thousandths, and as floats), computed on first use and kept,
     # since the value never changes: the allocator reads them for every offer it makes.
-    __slots__ = ("_items", "_volumes", "_sums", "_shares")
+    # __weakref__: for sharing equal bags (see :meth:`_shared`).
+    __slots__ = ("_items", "_volumes", "_sums", "_shares", "__weakref__")
 
     def __init__(self, items: Mapping[Key, Value] | None = None):
         self._items: dict[Key, Value] = dict(items) if items else {}
@@ -138,6 +140,22 @@ class Resources:
         made._sums = None
         made._shares = None
         return made
+
+    @classmethod
+    def _shared(cls, items: dict[Key, Value]) -> Resources:
+        """A bag of ``items`` (in their order), the same object for the same items while one is alive:
+        the hundred thousand tasks of a large cluster mostly ask for a few shapes of resources."""
+        if not items:
+            return EMPTY if cls is Resources else cls(items)
+        key = tuple(items.items())
+        try:
+            found = _SHARED.get(key)
+        except TypeError:  # an unhashable value: nothing to share
+            return cls(items)
+        if found is None or type(found) is not cls:
+            found = cls(items)
+            _SHARED[key] = found
+        return found
 
     # -- construction ----------------------------------------------------
 
@@ -186,7 +204,7 @@ class Resources:
             items[(name, role)] = value
         if errors:
             raise ValidationError(errors)
-        return cls({k: v for k, v in items.items() if v})
+        return cls._shared({k: v for k, v in items.items() if v})
 
     @classmethod
     def from_json(cls, data: Any, what: str = "resources") -> Resources:
@@ -214,7 +232,7 @@ class Resources:
                     res.error(f"gives {k[0]} with two different types")
                     continue
             items[k] = value
-        return cls({k: v for k, v in items.items() if v})
+        return cls._shared({k: v for k, v in items.items() if v})
 
     # -- inspection ------------------------------------------------------
 
@@ -453,6 +471,8 @@ class Resources:
         return out
 
 EMPTY = Resources()
+#: items -> the Resources alive with exactly those items (see :meth:`Resources._shared`)
+_SHARED: weakref.WeakValueDictionary[tuple[tuple[Key, Value], ...], Resources] = weakref.WeakValueDictionary()
 
 
 def _sort_key(key: Key) -> tuple[Any, ...]:

@@ -180,7 +180,8 @@ class Reader:
         if value not in choices:
             self.error(f"must be one of {', '.join(sorted(map(str, choices)))}, not {value!r}", key)
             return default
-        return value
+        # One string object per choice, not one per message read (a task keeps a state in each status).
+        return _CHOSEN.setdefault(value, value) if isinstance(value, str) else value
 
     def id(self, key: _str, default: Any = None, required: _bool = False, strict: _bool = True) -> Any:
         """Read a Mesos ID wrapper ``{"value": "..."}`` into its string.
@@ -200,7 +201,8 @@ class Reader:
         if problem:
             self.error(problem, key)
             return default
-        return value
+        # IDs recur (an agent's and a framework's in every task and status): one object each, not one per read.
+        return sys.intern(value)
 
     def bytes(self, key: _str, default: Any = None, required: _bool = False, max_len: _int = MAX_STRING) -> Any:
         """Read a protobuf ``bytes`` field, base64 in JSON."""
@@ -277,15 +279,23 @@ class Reader:
         return list(items)
 
 
+#: every enum value read, as one object (bounded: only values among the choices get here)
+_CHOSEN: dict[str, str] = {}
+
+
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether a JSON value nests lists and objects more than ``limit`` deep (checked without recursion)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    # Only containers go on the stack: a task's many scalar fields cost a type check each, nothing more.
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
     return False
 
 

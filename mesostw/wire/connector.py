@@ -36,7 +36,7 @@ class Connector(service.Service):
     def __init__(self, reactor: Any, address: Callable[[], defer.Deferred | tuple[str, int] | None],
                  on_connected: Callable[[pb.RemoteReference], Any], on_lost: Callable[[], None],
                  backoff: float = 1.0, max_backoff: float = 60.0, name: str = "connector",
-                 connect_timeout: float = 10.0, tls: Any = None):
+                 connect_timeout: float = 10.0, tls: Any = None, bind: str | None = None):
         self.reactor = reactor
         self.address = address
         self.on_connected = on_connected
@@ -45,6 +45,8 @@ class Connector(service.Service):
         self.max_backoff = max_backoff
         self.connect_timeout = connect_timeout
         self.tls = tls
+        #: the local address connections leave from (None: the system's choice)
+        self.bind = bind
         self.setName(name)
         self._delay = backoff
         self._retry: Any = None
@@ -92,7 +94,8 @@ class Connector(service.Service):
             raise ConnectionError("no master is known yet")
         host, port = address
         factory = ClientFactory()
-        endpoint: Any = TCP4ClientEndpoint(self.reactor, host, port, timeout=self.connect_timeout)
+        endpoint: Any = TCP4ClientEndpoint(self.reactor, host, port, timeout=self.connect_timeout,
+                                           bindAddress=(self.bind, 0) if self.bind else None)
         if self.tls is not None:
             creator = getattr(self.tls, "client_options", self.tls)
             endpoint = wrapClientTLS(creator(host), endpoint)

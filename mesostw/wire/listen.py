@@ -14,6 +14,8 @@ from mesostw.http.router import DEFAULT_MAX_BODY, HTTPError
 from mesostw.wire.guard import ConnectionLimits, GuardedChannel, HTTPLimits, raise_file_limit
 from mesostw.wire.switch import PortSwitchFactory
 
+#: How many connections may wait to be accepted (see :meth:`Listener.startService`).
+LISTEN_BACKLOG = 4096
 
 class LeanRequest(server.Request):
     """Leaves form bodies to the router (``mesostw.http.router.query``): Twisted's own parsing
@@ -117,7 +119,11 @@ class Listener(service.Service):
             total = self.limits.total(raise_file_limit())
             self.connections = ConnectionLimits(self.factory, self.limits.max_connections_per_peer, total)
         # Listening synchronously here makes a busy port fail the whole start, before anything else runs.
-        self._port = self.reactor.listenTCP(self.requested_port, self.connections, interface=self.interface)
+        # A deep accept queue: after a master failover every agent connects to the new leader at once, and
+        # with Twisted's default of 50 the connections beyond it wait for TCP to resend their SYNs (1, 2, 4,
+        # 8 ... seconds later). The kernel caps it at net.core.somaxconn.
+        self._port = self.reactor.listenTCP(self.requested_port, self.connections, backlog=LISTEN_BACKLOG,
+                                            interface=self.interface)
         super().startService()
 
     def stopService(self) -> defer.Deferred:

@@ -466,8 +466,9 @@ class Cluster:
         return bool(due)
 
     def assertSound(self) -> None:
-        """Every task the master knows is in exactly one agent's and one framework's index."""
-        problems = self.master.tasks.problems()
+        """Every task the master knows is in exactly one agent's and one framework's index, and what the
+        master sums as tasks and offers change agrees with a recount."""
+        problems = self.master.tasks.problems() + self.master.offers.problems()
         if problems:
             raise AssertionError("the master's task indexes disagree:\n  " + "\n  ".join(problems))
 

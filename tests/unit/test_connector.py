@@ -84,3 +84,34 @@ class ConnectorBackoffTests(ClockTestCase):
 class _Leader:
     def __init__(self, ip: str, port: int):
         self.ip, self.port = ip, port
+
+
+class ConnectorBindTests(ClockTestCase):
+    def test_connections_leave_from_the_bound_address(self) -> None:
+        """With ``bind``, every attempt leaves from that local address; without, from the system's choice."""
+        reactor = self.useClock(MemoryReactorClock())
+        bound = Connector(reactor, lambda: ("127.0.0.1", 5050), lambda root: None, lambda: None, bind="127.1.0.7")
+        free = Connector(reactor, lambda: ("127.0.0.1", 5050), lambda root: None, lambda: None)
+        for connector in (bound, free):
+            connector.startService()
+            self.addCleanup(connector.stopService)
+        [(_, _, _, _, bound_address), (_, _, _, _, free_address)] = reactor.tcpClients
+        self.assertEqual((bound_address, free_address), (("127.1.0.7", 0), None))
+
+
+class ListenBacklogTests(ClockTestCase):
+    def test_the_port_queues_a_failover_worth_of_connections(self) -> None:
+        """The daemons' port is opened with a deep accept queue (not Twisted's 50), so that the agents of a
+        failover that all connect at once are not left waiting for TCP to resend their SYNs."""
+        from twisted.spread import pb
+
+        from mesostw.http.router import Router
+        from mesostw.wire.listen import LISTEN_BACKLOG, Listener
+
+        reactor = self.useClock(MemoryReactorClock())
+        listener = Listener(reactor, "127.0.0.1", 0, Router(), pb.Root())
+        listener.startService()
+        self.addCleanup(listener.stopService)
+        [(_, _, backlog, interface)] = reactor.tcpServers
+        self.assertEqual((backlog, interface), (LISTEN_BACKLOG, "127.0.0.1"))
+        self.assertGreaterEqual(LISTEN_BACKLOG, 1024)

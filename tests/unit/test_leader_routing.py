@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
+from twisted.spread import pb
 
 from mesostw import flags as flaglib
 from mesostw.http.router import Router
@@ -23,6 +24,7 @@ from mesostw.master.registry import RegistryState
 from mesostw.master.scheduler_http import SchedulerAPI
 from mesostw.master.service import MasterService
 from mesostw.model.info import MasterInfo
+from mesostw.wire.pb import NotLeaderError
 from tests.helpers.clocktest import ClockTestCase
 from tests.helpers.cluster import Cluster
 from tests.helpers.web import Client, Reply
@@ -180,3 +182,46 @@ class ServiceRoutingTests(RoutingTestCase):
         self.assertEqual(self.service.leader_pid(), OTHER.pid)
         self.elect(self.service.master.info, self.OURS)
         self.assertEqual(self.service.leader_pid(), "this master, once it has recovered the registry")
+
+    def test_agents_wait_for_the_recovery_of_an_elected_master(self) -> None:
+        """An agent registering with a master that is elected and still recovering the registry waits and
+        is registered once it is recovered (rather than refused, which would make it back off); one that went
+        away meanwhile is not registered; a follower still refuses."""
+        from mesostw.master.pb import MasterConnection
+        from mesostw.model import internal
+        from mesostw.model.info import AgentInfo
+        from mesostw.model.resources import Resources
+        from mesostw.wire.pb import encode
+        from tests.unit.test_fuzz_boundaries import FakeBroker, FakeRemote
+
+        master = self.service.master
+        master.registry = self.registry  # registrations are written here, not to ZooKeeper
+        payload = encode(internal.registration(AgentInfo("agent.example", port=5051,
+                                                         resources=Resources.parse("cpus:1;mem:1024")), "1.0"))
+
+        def connect() -> tuple[MasterConnection, FakeBroker]:
+            broker = FakeBroker()
+            return MasterConnection(master, broker, self.reactor, self.service.leader_pid), broker
+
+        self.elect(OTHER, self.THEIRS)
+        follower, _ = connect()
+        with self.assertRaises(NotLeaderError):
+            follower.remote_registerAgent(FakeRemote(), payload)
+
+        self.elect(master.info, self.OURS)
+        waiting, _ = connect()
+        answers: list[Any] = []
+        waiting.remote_registerAgent(FakeRemote(), payload).addBoth(answers.append)
+        leaving, leaving_broker = connect()
+        gone: list[Any] = []
+        leaving.remote_registerAgent(FakeRemote(), payload).addBoth(gone.append)
+        leaving_broker.disconnect()
+        self.assertEqual((answers, gone, len(master.agents)), ([], [], 0))
+
+        self.registry.recovering.callback(RegistryState())
+        self.assertEqual(len(answers), 1)
+        self.assertIsInstance(answers[0], bytes)
+        self.assertEqual(len(master.agents), 1)
+        self.assertEqual(waiting.agent_id, next(iter(master.agents)))
+        self.assertEqual(len(gone), 1)
+        self.assertTrue(gone[0].check(pb.PBConnectionLost))

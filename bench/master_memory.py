@@ -1,0 +1,251 @@
+"""The master's memory and its state endpoints at scale: a real master, simulated agents, real frameworks.
+
+A ``mesos-master`` process; ``--agents`` simulated agents (:mod:`bench.simagents`: the agents' real PB
+link, in ``--processes`` processes); ``--frameworks`` frameworks on the real PB scheduler driver here,
+which launch ``--tasks`` long tasks spread evenly over the agents, then ``--completed`` short tasks
+each (they finish at once and go to the framework's bounded history of completed tasks,
+``--max_completed_tasks_per_framework``). The master's resident memory (RSS) is read at each stage,
+once it is quiet:
+
+* ``bytes_per_agent``: (agents registered - the empty master) / agents;
+* ``bytes_per_task``: (tasks running - agents registered) / tasks;
+* ``bytes_per_completed_task``: (short tasks done - tasks running) / completed tasks kept;
+* ``state_s``, ``state_mb``: ``GET /master/state`` over loopback, to the last byte (``state_first_s``:
+  to the first); ``summary_s`` and ``snapshot_s``: ``/master/state-summary`` and ``/metrics/snapshot``.
+
+The master is not asked to collect its garbage before a reading (there is no such endpoint): Python
+frees most objects as they go, and what a cycle collection would free is part of what it holds.
+
+    python bench/master_memory.py --agents 10000 --tasks 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import psutil  # noqa: E402
+from twisted.internet import defer, protocol, task  # noqa: E402
+from twisted.web.client import Agent, HTTPConnectionPool  # noqa: E402
+
+from mesostw.model import task as T  # noqa: E402
+from mesostw.model.info import FrameworkInfo  # noqa: E402
+from mesostw.model.resources import Resources  # noqa: E402
+from mesostw.scheduler.driver import Scheduler  # noqa: E402
+from mesostw.scheduler.pb import MesosSchedulerDriver  # noqa: E402
+from tests.helpers.processes import Daemon, environment, free_port, get_json, wait_for  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TASK = Resources.parse("cpus:0.01;mem:8")
+
+
+class Launcher(Scheduler):
+    """Launches its share of long tasks, ``per_agent`` at most on an agent, then ``completed`` short ones
+    once told to (:meth:`finish`); declines everything else for a long while."""
+
+    def __init__(self, name: str, tasks: int, per_agent: int):
+        self.name = name
+        self.pending = [f"long-{name}-{i:06d}" for i in range(tasks)]
+        self.per_agent = per_agent
+        self.placed: dict[str, int] = {}
+        self.running: set[str] = set()
+        self.finished: set[str] = set()
+        self.other: set[str] = set()
+        self.driver = None
+
+    def short(self, count: int) -> None:
+        self.pending += [f"short-{self.name}-{i:06d}" for i in range(count)]
+        if self.driver is not None:
+            self.driver.reviveOffers()
+
+    def resourceOffers(self, driver, offers):
+        self.driver = driver
+        for offer in offers:
+            batch = []
+            available = offer.resources
+            room = self.per_agent - self.placed.get(offer.agent_id, 0)
+            while self.pending and available.contains(TASK) and (room > 0 or self.pending[-1].startswith("short-")):
+                task_id = self.pending.pop()
+                if task_id.startswith("long-"):
+                    room -= 1
+                    self.placed[offer.agent_id] = self.placed.get(offer.agent_id, 0) + 1
+                available = available - TASK
+                batch.append({"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": offer.agent_id},
+                              "resources": TASK.to_json(), "command": {"value": "sleep 3600"}})
+            if batch:
+                driver.launchTasks([offer.id], batch, {"refuse_seconds": 1})
+            else:
+                driver.declineOffer(offer.id, {"refuse_seconds": 3600 if not self.pending else 1})
+
+    def statusUpdate(self, driver, status):
+        if status.state == T.RUNNING:
+            self.running.add(status.task_id)
+        elif status.state == T.FINISHED:
+            self.running.discard(status.task_id)
+            self.finished.add(status.task_id)
+        else:
+            self.other.add(status.task_id)
+
+
+class BodyTimer(protocol.Protocol):
+    """Counts a body's bytes and when the first and the last came."""
+
+    def __init__(self, started: float, done: defer.Deferred):
+        self.started, self.done = started, done
+        self.first: float | None = None
+        self.size = 0
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.first is None:
+            self.first = time.monotonic() - self.started
+        self.size += len(data)
+
+    def connectionLost(self, reason) -> None:
+        self.done.callback((self.first or 0.0, time.monotonic() - self.started, self.size))
+
+
+@defer.inlineCallbacks
+def timed_get(reactor, url: str):
+    """(first byte s, last byte s, bytes) of one GET."""
+    agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    started = time.monotonic()
+    response = yield agent.request(b"GET", url.encode())
+    done: defer.Deferred = defer.Deferred()
+    response.deliverBody(BodyTimer(started, done))
+    first, last, size = yield done
+    return first, last, size
+
+
+@defer.inlineCallbacks
+def settled_rss(reactor, process: psutil.Process, seconds: float = 3.0, at_most: float = 60.0):
+    """The process's RSS once it stopped growing for ``seconds`` (its work done; its allocation loop goes on)."""
+    deadline = time.monotonic() + at_most
+    last = process.memory_info().rss
+    while True:
+        yield task.deferLater(reactor, seconds, lambda: None)
+        now = process.memory_info().rss
+        if abs(now - last) < 1 << 20 or time.monotonic() > deadline:
+            return now
+        last = now
+
+
+@defer.inlineCallbacks
+def run(reactor, args):
+    base = tempfile.mkdtemp(prefix="mesostw-bench-memory-")
+    port = free_port()
+    master = Daemon("mesos-master", [f"--port={port}", "--allocation_interval=1secs",
+                                     f"--max_completed_tasks_per_framework={args.completed}"],
+                    os.path.join(base, "master.log")).start()
+    url = f"http://127.0.0.1:{port}"
+    agents: list[subprocess.Popen] = []
+    logs = []
+    drivers = []
+    try:
+        yield wait_for(lambda: get_json(f"{url}/metrics/snapshot"), 60, interval=0.2, what="the master")
+        process = psutil.Process(master.pid)
+        empty = yield settled_rss(reactor, process, 1.0)
+        per_process = -(-args.agents // args.processes)
+        for index in range(args.processes):
+            count = min(per_process, args.agents - index * per_process)
+            if count <= 0:
+                break
+            log = open(os.path.join(base, f"agents-{index}.log"), "w")
+            logs.append(log)
+            agents.append(subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "simagents.py"), f"--master=127.0.0.1:{port}", f"--count={count}",
+                 f"--index={index}", f"--spread={args.spread:g}", "--report=10"],
+                stdout=log, stderr=subprocess.STDOUT, env=environment()))
+        started = time.monotonic()
+
+        def active():
+            return get_json(f"{url}/metrics/snapshot").addCallback(
+                lambda m: m["master/slaves_active"] >= args.agents)
+
+        yield wait_for(active, 1800, interval=1.0, what="every agent registered")
+        print(f"agents registered in {time.monotonic() - started:.1f}s", flush=True)
+        with_agents = yield settled_rss(reactor, process)
+
+        per_framework = args.tasks // args.frameworks
+        per_agent = -(-args.tasks // args.agents)
+        frameworks = [Launcher(f"f{i}", per_framework, -(-per_agent // args.frameworks) + 1)
+                      for i in range(args.frameworks)]
+        for framework in frameworks:
+            driver = MesosSchedulerDriver(framework, FrameworkInfo(user="bench", name=framework.name),
+                                          f"127.0.0.1:{port}", reactor=reactor, backoff=0.2)
+            drivers.append(driver)
+            driver.start()
+        started = time.monotonic()
+        total = per_framework * args.frameworks
+        yield wait_for(lambda: sum(len(f.running) for f in frameworks) >= total, 3600, interval=1.0,
+                       what="every task running")
+        print(f"tasks running in {time.monotonic() - started:.1f}s", flush=True)
+        with_tasks = yield settled_rss(reactor, process)
+
+        # /master/state and friends at this size (before the short tasks: the state the goal names)
+        state_first, state_s, state_bytes = yield timed_get(reactor, f"{url}/master/state")
+        _, summary_s, _ = yield timed_get(reactor, f"{url}/master/state-summary")
+        _, snapshot_s, _ = yield timed_get(reactor, f"{url}/metrics/snapshot")
+        _, tasks_page_s, _ = yield timed_get(reactor, f"{url}/master/tasks?limit=100&offset=1000")
+
+        started = time.monotonic()
+        for framework in frameworks:
+            framework.short(args.completed)
+        yield wait_for(lambda: sum(len(f.finished) for f in frameworks) >= args.completed * args.frameworks,
+                       3600, interval=1.0, what="every short task finished")
+        print(f"short tasks done in {time.monotonic() - started:.1f}s", flush=True)
+        with_completed = yield settled_rss(reactor, process)
+        kept = args.completed * args.frameworks
+        lost = sum(len(f.other) for f in frameworks)
+
+        print(f"agents={args.agents} tasks={total} frameworks={args.frameworks} completed_kept={kept} lost={lost} "
+              f"rss_empty_mb={empty / 2**20:.0f} rss_agents_mb={with_agents / 2**20:.0f} "
+              f"rss_tasks_mb={with_tasks / 2**20:.0f} rss_completed_mb={with_completed / 2**20:.0f} "
+              f"state_first_s={state_first:.3f} summary_s={summary_s:.3f} snapshot_s={snapshot_s:.3f} "
+              f"tasks_page_s={tasks_page_s:.3f}")
+        print(f"bytes_per_agent={(with_agents - empty) / args.agents:.0f} "
+              f"bytes_per_task={(with_tasks - with_agents) / total:.0f} "
+              f"bytes_per_completed_task={(with_completed - with_tasks) / kept:.0f} "
+              f"state_s={state_s:.2f} state_mb={state_bytes / 1e6:.1f}")
+    finally:
+        for driver in drivers:
+            driver.abort()
+        for process_ in agents:
+            if process_.poll() is None:
+                process_.terminate()
+        for process_ in agents:
+            try:
+                process_.wait(10)
+            except subprocess.TimeoutExpired:
+                process_.kill()
+                process_.wait()
+        for log in logs:
+            log.close()
+        master.stop()
+        if args.keep:
+            print(f"logs in {base}", file=sys.stderr)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--frameworks", type=int, default=10)
+    parser.add_argument("--completed", type=int, default=1000, help="short tasks per framework (all kept)")
+    parser.add_argument("--processes", type=int, default=8, help="processes the simulated agents are spread over")
+    parser.add_argument("--spread", type=float, default=30.0, help="seconds over which the agents first connect")
+    parser.add_argument("--keep", action="store_true", help="keep the logs")
+    args = parser.parse_args()
+    task.react(run, [args])
+
+
+if __name__ == "__main__":
+    main()

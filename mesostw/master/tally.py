@@ -1,0 +1,91 @@
+"""Running sums of resources, kept exactly as items come and go.
+
+A :class:`ResourceTally` is what summing the resources of its current members with ``+`` gives,
+without summing them again on every read: scalars are fixed-point integers (exact under addition
+and subtraction), and ranges and set items are counted, so that removing one member's ports leaves
+those another member holds. The sum is built again only when read after a change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from mesostw.model.resources import EMPTY, Resources, normalize_ranges
+
+Key = tuple  # a Resources key: (name, role) or (name, role, reservations and disk)
+
+
+class ResourceTally:
+    """The sum of the :class:`Resources` added and not removed since (a multiset of them)."""
+
+    __slots__ = ("_scalars", "_ranges", "_items", "_total")
+
+    def __init__(self) -> None:
+        self._scalars: dict[Key, int] = {}
+        #: (key, (begin, end)) -> how many members hold that interval
+        self._ranges: Counter[tuple[Key, tuple[int, int]]] = Counter()
+        #: (key, item) -> how many members hold that set item
+        self._items: Counter[tuple[Key, str]] = Counter()
+        self._total: Resources | None = EMPTY
+
+    def add(self, resources: Resources) -> None:
+        if not resources:
+            return
+        self._total = None
+        for key, value in resources.entries():
+            if isinstance(value, int):
+                self._scalars[key] = self._scalars.get(key, 0) + value
+            elif isinstance(value, tuple):
+                for interval in value:
+                    self._ranges[(key, interval)] += 1
+            else:
+                for item in value:
+                    self._items[(key, item)] += 1
+
+    def remove(self, resources: Resources) -> None:
+        """Take out resources added before (anything else is a caller's error, ignored where it shows)."""
+        if not resources:
+            return
+        self._total = None
+        for key, value in resources.entries():
+            if isinstance(value, int):
+                left = self._scalars.get(key, 0) - value
+                if left > 0:
+                    self._scalars[key] = left
+                else:
+                    self._scalars.pop(key, None)
+            elif isinstance(value, tuple):
+                for interval in value:
+                    _drop(self._ranges, (key, interval))
+            else:
+                for item in value:
+                    _drop(self._items, (key, item))
+
+    def total(self) -> Resources:
+        """The sum, as ``+`` over the members would give it."""
+        total = self._total
+        if total is None:
+            items: dict[Key, object] = {key: value for key, value in self._scalars.items() if value}
+            intervals: dict[Key, list[tuple[int, int]]] = {}
+            for key, interval in self._ranges:
+                intervals.setdefault(key, []).append(interval)
+            for key, pairs in intervals.items():
+                items[key] = normalize_ranges(pairs)
+            members: dict[Key, set[str]] = {}
+            for key, item in self._items:
+                members.setdefault(key, set()).add(item)
+            for key, found in members.items():
+                items[key] = frozenset(found)
+            total = self._total = Resources(items) if items else EMPTY  # type: ignore[arg-type]
+        return total
+
+    def __bool__(self) -> bool:
+        return bool(self.total())
+
+
+def _drop(counter: Counter, key: object) -> None:  # type: ignore[type-arg]
+    count = counter.get(key, 0)
+    if count > 1:
+        counter[key] = count - 1
+    else:
+        counter.pop(key, None)
