@@ -59,16 +59,19 @@ DEFAULT_GRACE = 3.0
 #: How often a checkpointing executor tries to reach its agent again while the agent is away.
 RECONNECT_INTERVAL = 0.5
 PR_SET_CHILD_SUBREAPER = 36
-# Loaded once, in the launcher, before it forks executors.
+# Loaded once, in the launcher, before it forks executors (the function too: a lookup costs a dlsym).
 _libc = ctypes.CDLL(None, use_errno=True)
+_prctl = _libc.prctl
 #: How long to wait for the agent to take the final update before exiting anyway.
 EXIT_TIMEOUT = 5.0
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0, "days": 86400.0,
           "weeks": 604800.0}
+# Compiled here, in the launcher: a forked executor that compiled it would pay for that every time.
+_DURATION = re.compile(r"^\s*([0-9.]+)\s*([a-z]*)\s*$")
 
 
 def duration(text: str, default: float) -> float:
-    match = re.match(r"^\s*([0-9.]+)\s*([a-z]*)\s*$", text or "")
+    match = _DURATION.match(text or "")
     if not match:
         return default
     return float(match.group(1)) * _UNITS.get(match.group(2) or "secs", 1.0)
@@ -95,7 +98,7 @@ def describe_exit(status: int) -> tuple[int | None, str]:
 
 def become_subreaper() -> bool:
     """Make orphaned descendants this process's children rather than init's (Linux 3.4+)."""
-    return _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def descendants(root: int) -> list[int]:
