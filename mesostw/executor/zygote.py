@@ -24,6 +24,7 @@ from __future__ import annotations
 # A child switched to another user may not be able to read the interpreter's library (it can
 # live in a private directory), so whatever the command executor imports lazily is loaded here:
 # the codec socket.getaddrinfo() looks up for host names.
+import ctypes
 import encodings.idna  # noqa: E402,F401
 import gc
 import json
@@ -100,11 +101,9 @@ def _child(request: dict[str, Any], report: int) -> None:
             os.execvpe(argv[0], argv, env)
         os.close(report)
         report = -1
-        os.environ.clear()
-        os.environ.update(env)
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
-        code = command.main()
+        code = command.main(env)
     except BaseException as exc:  # noqa: BLE001 - anything here must end the child, reported
         try:
             if report >= 0:
@@ -115,6 +114,24 @@ def _child(request: dict[str, Any], report: int) -> None:
             pass
     finally:
         os._exit(code)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def fork() -> int:
+    """``fork(2)`` itself, without the interpreter's bookkeeping around it.
+
+    ``os.fork`` runs the interpreter's fork hooks in the child (threading's and random's, among
+    others): that touches pages enough to double what a fork costs the child, and is needed only
+    where other threads may hold locks, which in this single-threaded process none do. The C
+    library's own fork handlers (OpenSSL's) still run.
+    """
+    pid = _libc.fork()
+    if pid < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+    return pid
 
 
 def _check_user(user: str) -> None:
@@ -173,7 +190,7 @@ class Launcher:
             self.reply({"id": request_id, "error": str(exc).strip("'\"")})
             return
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        pid = fork()
         if pid == 0:
             os.close(report_r)
             _child(request, report_w)
