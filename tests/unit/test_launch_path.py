@@ -1,0 +1,143 @@
+"""The per-task launch path made cheap: the launcher forks without the interpreter's fork hooks, and
+the command executor takes its environment (and its task's) from the launcher's request rather than
+from a rewritten ``os.environ``. Real forks, a real command, no agent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+from typing import Any
+
+from twisted.trial import unittest
+
+from mesostw.executor import command, zygote
+from mesostw.executor.command import SECRET_VARIABLE, CommandExecutor
+
+#: Set by the at-fork hook below in any child an ``os.fork`` makes (a list: harmless in other tests' forks).
+_HOOK_RAN: list[bool] = []
+
+
+def _hook() -> None:
+    _HOOK_RAN.append(True)
+
+
+os.register_at_fork(after_in_child=_hook)
+
+
+def _child_result(fork: Any, body: Any) -> bytes:
+    """Run ``body()`` (which returns bytes) in a child made by ``fork``; what it wrote back."""
+    read, write = os.pipe()
+    pid = fork()
+    if pid == 0:
+        try:
+            os.close(read)
+            os.write(write, body())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        chunks = []
+        while chunk := os.read(read, 4096):
+            chunks.append(chunk)
+    finally:
+        os.close(read)
+        _, status = os.waitpid(pid, 0)
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        raise AssertionError(f"the child ended with wait status {status}")
+    return b"".join(chunks)
+
+
+class LauncherForkTests(unittest.TestCase):
+    def test_fork_skips_the_interpreters_fork_hooks(self) -> None:
+        """A child of zygote.fork() runs and reports back, and the hooks os.fork() would run in it do not
+        run (the control: a child of os.fork() does run them)."""
+        def hook_ran() -> bytes:
+            return b"ran" if _HOOK_RAN else b"not run"
+
+        self.assertEqual(_child_result(os.fork, hook_ran), b"ran")
+        self.assertEqual(_child_result(zygote.fork, hook_ran), b"not run")
+
+    def test_fork_child_is_a_new_process_that_can_run_threads(self) -> None:
+        """The child has its own pid and can start and join a thread (what health checks do)."""
+        def report() -> bytes:
+            import threading
+
+            seen: list[int] = []
+            thread = threading.Thread(target=lambda: seen.append(os.getpid()))
+            thread.start()
+            thread.join(10)
+            return f"{os.getpid()} {seen}".encode()
+
+        pid, seen = _child_result(zygote.fork, report).decode().split(" ", 1)
+        self.assertNotEqual(int(pid), os.getpid())
+        self.assertEqual(seen, f"[{pid}]")
+
+    def test_fork_failure_raises_oserror(self) -> None:
+        """When fork(2) fails, zygote.fork raises OSError with the errno, as os.fork does."""
+        class FailingLibc:
+            def fork(self) -> int:
+                import ctypes
+
+                ctypes.set_errno(11)
+                return -1
+
+        self.patch(zygote, "_libc", FailingLibc())
+        error = self.assertRaises(OSError, zygote.fork)
+        self.assertEqual(error.errno, 11)
+
+
+class ExecutorEnvironmentTests(unittest.TestCase):
+    """A CommandExecutor with no agent (its updates wait, unacknowledged), driven step by step."""
+
+    def setUp(self) -> None:
+        self.directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.directory, True)
+        os.environ["MESOSTW_TEST_LAUNCHER_ONLY"] = "1"
+        self.addCleanup(os.environ.pop, "MESOSTW_TEST_LAUNCHER_ONLY", None)
+        self.base = {"MESOS_AGENT_ENDPOINT": "127.0.0.1:1", "MESOS_FRAMEWORK_ID": "F", "MESOS_EXECUTOR_ID": "E",
+                     "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FROM_THE_REQUEST": "yes",
+                     SECRET_VARIABLE: "the-secret"}
+
+    def run_task(self, executor: CommandExecutor, value: str) -> None:
+        self.addCleanup(executor.kill_now)
+        executor.launch({"task_id": {"value": "t"}, "command": {"value": value, "environment": {
+            "variables": [{"name": "FROM_THE_TASK", "value": "too"}]}}})
+        deadline = time.monotonic() + 15
+        while executor.final_uuid is None:
+            if time.monotonic() > deadline:
+                self.fail("the command did not end")
+            executor.step(0.05)
+
+    def environment(self) -> dict[str, str]:
+        with open(os.path.join(self.directory, "env")) as f:
+            return dict(line.split("=", 1) for line in f.read().splitlines() if "=" in line)
+
+    def test_task_environment_is_the_given_one(self) -> None:
+        """Given an environment for its task, the executor starts the task with that one (without the
+        executor's secret, with the task's own variables), not with this process's os.environ."""
+        executor = CommandExecutor(self.base, self.base)
+        self.run_task(executor, f"env > {self.directory}/env")
+        env = self.environment()
+        self.assertEqual((env.get("FROM_THE_REQUEST"), env.get("FROM_THE_TASK")), ("yes", "too"))
+        self.assertNotIn("MESOSTW_TEST_LAUNCHER_ONLY", env)
+        self.assertNotIn(SECRET_VARIABLE, env)
+
+    def test_task_environment_defaults_to_the_process_environment(self) -> None:
+        """Without one, the task starts from this process's environment (the executor run on its own)."""
+        executor = CommandExecutor(self.base)
+        self.run_task(executor, f"env > {self.directory}/env")
+        env = self.environment()
+        self.assertEqual(env.get("MESOSTW_TEST_LAUNCHER_ONLY"), "1")
+        self.assertNotIn("FROM_THE_REQUEST", env)
+
+    def test_main_reads_the_given_environment(self) -> None:
+        """main(environ) checks the variables in ``environ``, not in os.environ: without the agent's
+        endpoint there it exits 2 even when os.environ has one."""
+        os.environ["MESOS_AGENT_ENDPOINT"] = "127.0.0.1:1"
+        self.addCleanup(os.environ.pop, "MESOS_AGENT_ENDPOINT", None)
+        previous = signal.getsignal(signal.SIGPIPE)
+        self.addCleanup(signal.signal, signal.SIGPIPE, previous)
+        self.assertEqual(command.main({"MESOS_FRAMEWORK_ID": "F", "MESOS_EXECUTOR_ID": "E"}), 2)
