@@ -182,9 +182,34 @@ def tls_context(environ: Mapping[str, str]) -> ssl.SSLContext | None:
     return context
 
 
+def _literal_family(host: str) -> int | None:
+    """The address family of ``host`` when it is an IP address, else None."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return family
+        except OSError:
+            continue
+    return None
+
+
 def connect(address: tuple[str, int], tls: ssl.SSLContext | None, timeout: float = 10.0) -> socket.socket:
-    """A connection to the agent, through TLS (handshake done, certificate checked) when ``tls`` is given."""
-    sock = socket.create_connection(address, timeout=timeout)
+    """A connection to the agent, through TLS (handshake done, certificate checked) when ``tls`` is given.
+
+    The agent's endpoint is an IP address, which is connected to directly: the resolver's lookup
+    would cost each executor more than the connection itself.
+    """
+    family = _literal_family(address[0])
+    if family is None:
+        sock = socket.create_connection(address, timeout=timeout)
+    else:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls is not None:

@@ -33,21 +33,21 @@ import pwd
 import selectors
 import signal
 import sys
+import time
 import traceback
 from typing import Any
 
 from mesostw.executor import command
 
 
-def _become(user: str | None, env: dict[str, str]) -> None:
-    """Switch to ``user`` (its groups too) and give it its own USER, LOGNAME and HOME."""
-    if not user:
+def _become(entry: pwd.struct_passwd | None, env: dict[str, str]) -> None:
+    """Switch to the user of ``entry`` (its groups too) and give it its own USER, LOGNAME and HOME."""
+    if entry is None:
         return
-    entry = pwd.getpwnam(user)
-    env.update(USER=user, LOGNAME=user, HOME=entry.pw_dir)
+    env.update(USER=entry.pw_name, LOGNAME=entry.pw_name, HOME=entry.pw_dir)
     if entry.pw_uid == os.getuid():
         return
-    os.initgroups(user, entry.pw_gid)
+    os.initgroups(entry.pw_name, entry.pw_gid)
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
 
@@ -71,12 +71,18 @@ def _reason(exc: BaseException, request: dict[str, Any]) -> str:
     return str(exc) or repr(exc)
 
 
-def _child(request: dict[str, Any], report: int) -> None:
+def _child(request: dict[str, Any], report: int, entry: pwd.struct_passwd | None = None) -> None:
     """In the forked child: join the container, set up the sandbox, then become the executor. Never returns.
 
     Whatever fails before the executor runs is written to ``report`` (close-on-exec: an exec
     closes it, the command executor closes it once set up), so that the launcher answers the
-    request with the reason instead of a pid.
+    request with the reason instead of a pid. ``entry`` is the request's user, looked up by the
+    launcher; the request's environment was checked there too (strings only).
+
+    Whatever a fork touches first costs it a copied page: so the child reuses what the launcher
+    already has (the user's entry, the environment as decoded, ``sys.stdout`` and ``sys.stderr``,
+    which write to descriptors 1 and 2 whatever those are once redirected here; the launcher itself
+    never writes through them, so they hold nothing buffered).
     """
     code = 127
     try:
@@ -94,15 +100,13 @@ def _child(request: dict[str, Any], report: int) -> None:
         os.closerange(3, report)
         os.closerange(report + 1, 65536)
         os.chdir(request["cwd"])
-        env = {str(k): str(v) for k, v in request["env"].items()}
-        _become(request.get("user"), env)
+        env = request["env"]
+        _become(entry, env)
         if request["mode"] == "exec":
             argv = request["argv"]
             os.execvpe(argv[0], argv, env)
         os.close(report)
         report = -1
-        sys.stdout = open(1, "w", closefd=False)
-        sys.stderr = open(2, "w", closefd=False)
         code = command.main(env)
     except BaseException as exc:  # noqa: BLE001 - anything here must end the child, reported
         try:
@@ -134,13 +138,20 @@ def fork() -> int:
     return pid
 
 
-def _check_user(user: str) -> None:
+def _check_user(user: str) -> pwd.struct_passwd:
+    """The user's entry, if this launcher may run processes as that user."""
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
         raise ValueError(f"user '{user}' does not exist on this agent") from None
     if os.getuid() != 0 and entry.pw_uid != os.getuid():
         raise ValueError(f"cannot run as user '{user}': the agent does not run as root")
+    return entry
+
+
+def _check_environment(env: Any) -> None:
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ValueError("env must map names to strings")
 
 
 class Launcher:
@@ -181,8 +192,8 @@ class Launcher:
                 raise ValueError("mode must be command-executor or exec")
             if request["mode"] == "exec" and not request.get("argv"):
                 raise ValueError("exec needs argv")
-            if request.get("user"):
-                _check_user(request["user"])
+            entry = _check_user(request["user"]) if request.get("user") else None
+            _check_environment(request.get("env"))
             cgroups = request.get("cgroups") or []
             if not isinstance(cgroups, list) or not all(isinstance(p, str) for p in cgroups):
                 raise ValueError("cgroups must be a list of paths")
@@ -193,7 +204,7 @@ class Launcher:
         pid = fork()
         if pid == 0:
             os.close(report_r)
-            _child(request, report_w)
+            _child(request, report_w, entry)
         os.close(report_w)
         self.children.add(pid)
         # Answered once the child has exec'd or set itself up (or failed to): the next fork need not wait.
@@ -276,6 +287,8 @@ class Launcher:
 
 
 def main() -> int:
+    # The executors log local times: the time zone is read here once, not by every fork.
+    time.localtime()
     # Objects loaded so far are shared with every child; keep the collector off them so that
     # their pages stay shared after fork instead of being copied when a child collects.
     gc.freeze()

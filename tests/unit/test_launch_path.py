@@ -141,3 +141,130 @@ class ExecutorEnvironmentTests(unittest.TestCase):
         previous = signal.getsignal(signal.SIGPIPE)
         self.addCleanup(signal.signal, signal.SIGPIPE, previous)
         self.assertEqual(command.main({"MESOS_FRAMEWORK_ID": "F", "MESOS_EXECUTOR_ID": "E"}), 2)
+
+
+class LauncherProcessTests(unittest.TestCase):
+    """A real launcher process (``python -m mesostw.executor.zygote``) over its JSON lines."""
+
+    def setUp(self) -> None:
+        import subprocess
+        import sys
+
+        self.directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.directory, True)
+        self.launcher = subprocess.Popen([sys.executable, "-m", "mesostw.executor.zygote"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE)
+        self.addCleanup(self.stop)
+        self.next_id = 0
+        self.buffer = b""
+
+    def stop(self) -> None:
+        assert self.launcher.stdin is not None and self.launcher.stdout is not None
+        self.launcher.stdin.close()
+        try:
+            self.launcher.wait(10)
+        except Exception:
+            self.launcher.kill()
+            self.launcher.wait(10)
+        self.launcher.stdout.close()
+
+    def messages(self, count: int) -> list[dict[str, Any]]:
+        """The next ``count`` lines the launcher writes (within a deadline)."""
+        import json
+        import select
+
+        assert self.launcher.stdout is not None
+        fd = self.launcher.stdout.fileno()
+        deadline = time.monotonic() + 15
+        while self.buffer.count(b"\n") < count:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self.fail(f"the launcher said only {self.buffer!r}")
+            self.buffer += os.read(fd, 65536)
+        *lines, rest = self.buffer.split(b"\n", count)
+        self.buffer = rest
+        return [json.loads(line) for line in lines]
+
+    def request(self, mode: str, argv: list[str], env: Any, user: str | None = None) -> None:
+        import json
+
+        assert self.launcher.stdin is not None
+        self.next_id += 1
+        self.launcher.stdin.write(json.dumps({
+            "id": self.next_id, "mode": mode, "argv": argv, "env": env, "cwd": self.directory,
+            "stdout": os.path.join(self.directory, "stdout"), "stderr": os.path.join(self.directory, "stderr"),
+            "user": user}).encode() + b"\n")
+        self.launcher.stdin.flush()
+
+    def read(self, name: str) -> str:
+        with open(os.path.join(self.directory, name)) as f:
+            return f.read()
+
+    def test_command_executor_logs_to_the_sandbox(self) -> None:
+        """A command executor's own messages go to the sandbox's stderr file (through the sys.stderr it
+        inherits, now on the redirected descriptor): one started without the agent's variables says so
+        there and exits 2."""
+        self.request("command-executor", [], {"PATH": os.environ.get("PATH", "/bin")})
+        started, ended = self.messages(2)
+        self.assertEqual(ended, {"exited": started["pid"], "status": 2 << 8})
+        self.assertIn("mesos-executor: not started by an agent", self.read("stderr"))
+
+    def test_user_entry_from_the_launcher(self) -> None:
+        """A process run as a user gets that user's USER, LOGNAME and HOME (from the entry the launcher
+        looked up); an unknown user fails the request with the reason, and no process starts."""
+        import pwd
+
+        entry = pwd.getpwuid(os.getuid())
+        self.request("exec", ["/bin/sh", "-c", 'echo "$USER $LOGNAME $HOME"'], {"PATH": "/usr/bin:/bin"},
+                     user=entry.pw_name)
+        started, ended = self.messages(2)
+        self.assertEqual(ended, {"exited": started["pid"], "status": 0})
+        self.assertEqual(self.read("stdout"), f"{entry.pw_name} {entry.pw_name} {entry.pw_dir}\n")
+        self.request("exec", ["/bin/true"], {}, user="no-such-user-here")
+        [refused] = self.messages(1)
+        self.assertEqual(refused, {"id": 2, "error": "user 'no-such-user-here' does not exist on this agent"})
+
+    def test_environment_must_be_strings(self) -> None:
+        """An environment with a value that is no string fails the request, saying why."""
+        self.request("exec", ["/bin/true"], {"N": 1})
+        [refused] = self.messages(1)
+        self.assertEqual(refused, {"id": 1, "error": "env must map names to strings"})
+
+
+class ConnectTests(unittest.TestCase):
+    def listener(self, family: int, host: str) -> Any:
+        import socket
+
+        try:
+            server = socket.socket(family, socket.SOCK_STREAM)
+            server.bind((host, 0))
+        except OSError as exc:
+            self.fail(f"cannot listen on {host}: {exc}")
+        server.listen(1)
+        self.addCleanup(server.close)
+        return server
+
+    def test_connects_to_addresses_and_names(self) -> None:
+        """The executor reaches its agent at an IPv4 address, an IPv6 address (without the resolver), and
+        at a host name (through it)."""
+        import socket
+
+        for family, host, target in ((socket.AF_INET, "127.0.0.1", "127.0.0.1"), (socket.AF_INET6, "::1", "::1"),
+                                     (socket.AF_INET, "127.0.0.1", "localhost")):
+            server = self.listener(family, host)
+            sock = command.connect((target, server.getsockname()[1]), None)
+            try:
+                accepted, _ = server.accept()
+                accepted.close()
+                self.assertEqual(sock.getpeername()[:2], server.getsockname()[:2])
+            finally:
+                sock.close()
+
+    def test_refused_connection_raises(self) -> None:
+        """Nobody listening: OSError (the executor then reconnects or gives up, as before)."""
+        import socket
+
+        server = self.listener(socket.AF_INET, "127.0.0.1")
+        port = server.getsockname()[1]
+        server.close()
+        self.assertRaises(OSError, command.connect, ("127.0.0.1", port), None)
