@@ -59,6 +59,8 @@ DEFAULT_GRACE = 3.0
 #: How often a checkpointing executor tries to reach its agent again while the agent is away.
 RECONNECT_INTERVAL = 0.5
 PR_SET_CHILD_SUBREAPER = 36
+#: Signals the interpreter ignores that a task starts with at their default dispositions.
+TASK_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 # Loaded once, in the launcher, before it forks executors (the function too: a lookup costs a dlsym).
 _libc = ctypes.CDLL(None, use_errno=True)
 _prctl = _libc.prctl
@@ -470,7 +472,9 @@ class CommandExecutor:
             self.finish("TASK_FAILED", f"Invalid health check: {why}")
             return
         try:
-            self.pid = os.posix_spawn(program, argv, env, setpgroup=0)
+            # SIGPIPE and SIGXFSZ are ignored here (as in any Python process): the command gets them
+            # back at their defaults, as from a shell, so that `yes | head -1` ends as it does there.
+            self.pid = os.posix_spawn(program, argv, env, setpgroup=0, setsigdef=TASK_DEFAULT_SIGNALS)
         except OSError as exc:
             self.finish("TASK_FAILED", f"Failed to launch the command: {exc.strerror}: {program}")
             return

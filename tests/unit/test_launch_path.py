@@ -133,6 +133,21 @@ class ExecutorEnvironmentTests(unittest.TestCase):
         self.assertEqual(env.get("MESOSTW_TEST_LAUNCHER_ONLY"), "1")
         self.assertNotIn("FROM_THE_REQUEST", env)
 
+    def test_task_starts_with_default_signal_dispositions(self) -> None:
+        """The executor ignores SIGPIPE (as Python does); its task does not: SIGPIPE and SIGXFSZ are at
+        their defaults in the command, as in one a shell starts."""
+        previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.addCleanup(signal.signal, signal.SIGPIPE, previous)
+        executor = CommandExecutor(self.base, self.base)
+        self.run_task(executor, f"grep SigIgn /proc/self/status > {self.directory}/env")
+        ignored = int(self.read("env").split()[1], 16)
+        self.assertEqual(ignored & (1 << (signal.SIGPIPE - 1)), 0)
+        self.assertEqual(ignored & (1 << (signal.SIGXFSZ - 1)), 0)
+
+    def read(self, name: str) -> str:
+        with open(os.path.join(self.directory, name)) as f:
+            return f.read()
+
     def test_main_reads_the_given_environment(self) -> None:
         """main(environ) checks the variables in ``environ``, not in os.environ: without the agent's
         endpoint there it exits 2 even when os.environ has one."""
