@@ -2,8 +2,9 @@
 
 Measures tasks/second from submission of the first task to the acknowledged
 TASK_FINISHED of the last, and, in the same run, how fast this machine spawns
-and reaps the same N processes (``/bin/sh -c true``) directly. The ratio of
-the two says how much of the raw rate the cluster keeps.
+and reaps the same N processes (``/bin/sh -c true``) directly, just before and
+just after the cluster's run (their mean: the machine's other load changes). The
+ratio of the two says how much of the raw rate the cluster keeps.
 
 Each agent advertises what this machine has (its CPUs and memory), so that N
 tasks do not fit in one offer, and the framework spreads what it launches over
@@ -143,6 +144,7 @@ class _Case:
 @defer.inlineCallbacks
 def run(reactor, options):
     case = _Case()
+    raw_before = raw_spawn_rate(options.tasks)
     # What a real machine has: every agent runs on this one.
     memory_mb = psutil.virtual_memory().total // (1024 * 1024)
     resources = f"cpus:{options.cpus or os.cpu_count() or 1};mem:{memory_mb};disk:1024"
@@ -179,8 +181,10 @@ def run(reactor, options):
             print("failures:", *submitter.failed[:5], sep="\n  ")
     finally:
         yield case.cleanup()
-    raw = raw_spawn_rate(options.tasks)
-    print(f"cluster: {elapsed:.2f}s for {options.tasks} tasks; raw spawn+reap: {options.tasks / raw:.2f}s")
+    raw_after = raw_spawn_rate(options.tasks)
+    raw = (raw_before + raw_after) / 2
+    print(f"cluster: {elapsed:.2f}s for {options.tasks} tasks; raw spawn+reap: {raw_before:.1f}/s before, "
+          f"{raw_after:.1f}/s after")
     agent_side = cpu_ms["agent"] + cpu_ms["launcher"] + cpu_ms["executor"]
     print(f"isolation={options.isolation} checkpoint={int(options.checkpoint)} "
           f"work_fs={file_system(tempfile.gettempdir())} agents_used={len(submitter.placed)} "
