@@ -461,11 +461,12 @@ class CommandExecutor:
             argv = ["/bin/sh", "-c", command.get("value", "")]
         else:
             argv = list(command.get("arguments") or [command.get("value", "")])
-        program = argv[0] if shell else (shutil.which(argv[0]) or argv[0])
         env = dict(os.environ if self.task_environ is None else self.task_environ)
         env.pop(SECRET_VARIABLE, None)  # the task has no business speaking for its executor
         for variable in command.get("environment", {}).get("variables", []):
             env[variable["name"]] = variable.get("value", "")
+        # Found on the task's own PATH, as execvp would in its environment.
+        program = argv[0] if shell else (shutil.which(argv[0], path=env.get("PATH", os.defpath)) or argv[0])
         check = task.get("health_check")
         why = checks.problem(check) if check is not None else None
         if why is not None:

@@ -133,6 +133,27 @@ class ExecutorEnvironmentTests(unittest.TestCase):
         self.assertEqual(env.get("MESOSTW_TEST_LAUNCHER_ONLY"), "1")
         self.assertNotIn("FROM_THE_REQUEST", env)
 
+    def test_program_is_found_on_the_tasks_path(self) -> None:
+        """A command run without a shell is looked up on the PATH of the task's environment (the given
+        one with the task's variables), not on this process's."""
+        tools = os.path.join(self.directory, "tools")
+        os.mkdir(tools)
+        with open(os.path.join(tools, "only-here"), "w") as f:
+            f.write(f"#!/bin/sh\necho found > {self.directory}/env\n")
+        os.chmod(os.path.join(tools, "only-here"), 0o755)
+        executor = CommandExecutor(self.base, self.base)
+        self.addCleanup(executor.kill_now)
+        executor.launch({"task_id": {"value": "t"}, "command": {"shell": False, "value": "only-here",
+                                                                "arguments": ["only-here"], "environment": {
+            "variables": [{"name": "PATH", "value": f"{tools}:/usr/bin:/bin"}]}}})
+        deadline = time.monotonic() + 15
+        while executor.final_uuid is None:
+            if time.monotonic() > deadline:
+                self.fail("the command did not end")
+            executor.step(0.05)
+        self.assertEqual(self.read("env"), "found\n")
+        self.assertEqual([s["state"] for s in executor.unacked.values()], ["TASK_RUNNING", "TASK_FINISHED"])
+
     def test_task_starts_with_default_signal_dispositions(self) -> None:
         """The executor ignores SIGPIPE (as Python does); its task does not: SIGPIPE and SIGXFSZ are at
         their defaults in the command, as in one a shell starts."""
