@@ -13,9 +13,21 @@ share formula, tie-breaks, resource arithmetic and refusal filters as
 ``DRFSorter``/``HierarchicalAllocator``, but plain ``sorted()`` per agent instead
 of an incrementally kept order), so the last line's ratio compares the two on
 this machine. Both run with a fixed agent order and make identical offers,
-which the script checks. Figures are printed, never asserted.
+which the script checks. Then what one event costs the master's allocator is
+timed: an agent joins, or an offer comes back, and ``allocate([agent])`` runs
+for that agent alone (as the master does on such events). Figures are printed,
+never asserted.
 
     python bench/allocator.py --agents 10000 --frameworks 500 --rounds 5
+
+With ``--quota-roles Q`` the first Q roles get a quota (a guarantee of
+``--guarantee`` of their fair share and a limit of ``--limit`` times it, in cpus
+and mem); the same rounds then run on our allocator with and without those
+quotas (no naive baseline; with ``--reserved`` too, the reservations counting
+towards the quotas), and the last line reads
+``allocation_ms=<without> quota_ms=<with> quota_ratio=<with/without>``.
+
+    python bench/allocator.py --agents 10000 --frameworks 500 --roles 50 --quota-roles 10
 """
 
 from __future__ import annotations
@@ -33,10 +45,14 @@ from twisted.internet.task import Clock  # noqa: E402
 
 from mesostw.allocator.filters import RefusedResources  # noqa: E402
 from mesostw.allocator.hierarchical import HierarchicalAllocator, allocatable  # noqa: E402
+from mesostw.allocator.quota import Quota  # noqa: E402
 from mesostw.model.info import Filters  # noqa: E402
+from mesostw.model.reservation import DYNAMIC, Reservation, pushed  # noqa: E402
 from mesostw.model.resources import EMPTY, Resources  # noqa: E402
 
 AGENT = "cpus:2;mem:1024;disk:4096;ports:[31000-32000]"
+#: the part of each agent that --reserved reserves dynamically
+RESERVED = "cpus:1;mem:512;disk:2048"
 
 Offer = tuple[str, str, Resources]
 
@@ -148,13 +164,20 @@ class NaiveAllocator:
         return offers
 
 
-def build(allocator: HierarchicalAllocator | NaiveAllocator, agents: int, frameworks: int, roles: int) -> None:
-    """Register the frameworks (round-robin over roles) and the agents."""
+def build(allocator: HierarchicalAllocator | NaiveAllocator, agents: int, frameworks: int, roles: int,
+          reserved: bool = False) -> None:
+    """Register the frameworks (round-robin over roles) and the agents (with half of each dynamically
+    reserved, round-robin over the roles, when ``reserved``)."""
     for i in range(frameworks):
         allocator.addFramework(f"framework-{i:05d}", f"role-{i % roles}")
-    total = Resources.parse(AGENT)
+    totals = [Resources.parse(AGENT)]
+    if reserved:
+        half = Resources.parse(RESERVED)
+        totals = [Resources.parse(AGENT) - half + Resources({
+            pushed(key, Reservation(DYNAMIC, f"role-{r}", "bench")): value for key, value in half.entries()})
+            for r in range(roles)]
     for i in range(agents):
-        allocator.addAgent(f"agent-{i:06d}", total)
+        allocator.addAgent(f"agent-{i:06d}", totals[i % len(totals)])
 
 
 def run(name: str, allocator: HierarchicalAllocator | NaiveAllocator, clock: Clock, rounds: int,
@@ -176,6 +199,25 @@ def run(name: str, allocator: HierarchicalAllocator | NaiveAllocator, clock: Clo
     return timings, made
 
 
+def events(allocator: HierarchicalAllocator, count: int = 200) -> tuple[float, float]:
+    """Mean ms of (addAgent + allocate([it])) and of (recoverResources of a whole offer + allocate([its
+    agent])), ``count`` of each, on an allocator whose every agent is offered to someone."""
+    held = {agent_id: (framework_id, resources) for framework_id, agent_id, resources in allocator.allocate()}
+    shape = Resources.parse(AGENT)
+    joined = returned = 0.0
+    for i, agent_id in zip(range(count), sorted(held), strict=False):
+        start = time.perf_counter()
+        allocator.addAgent(f"joined-{i:06d}", shape)
+        allocator.allocate([f"joined-{i:06d}"])
+        joined += time.perf_counter() - start
+        framework_id, resources = held[agent_id]
+        start = time.perf_counter()
+        allocator.recoverResources(framework_id, agent_id, resources)
+        allocator.allocate([agent_id])
+        returned += time.perf_counter() - start
+    return joined * 1000 / count, returned * 1000 / count
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -189,35 +231,74 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="allocation rounds; the fake clock moves 1 s per round")
     parser.add_argument("--refuse-seconds", type=float, default=5.0,
                         help="refusal filter every decline carries (0 declines with no filter)")
+    parser.add_argument("--quota-roles", type=int, default=0,
+                        help="roles given a quota (compares our allocator with and without them)")
+    parser.add_argument("--guarantee", type=float, default=0.5,
+                        help="each quota's guarantee, as a fraction of its role's fair share of cpus and mem")
+    parser.add_argument("--limit", type=float, default=1.5,
+                        help="each quota's limit, as a multiple of its role's fair share of cpus and mem")
+    parser.add_argument("--reserved", action="store_true",
+                        help=f"reserve {RESERVED} of each agent dynamically for one of the roles (round-robin)")
     parser.add_argument("--naive-rounds", type=int, default=None,
                         help="rounds for the naive baseline, 0 to skip it (default: as many as --rounds)")
     args = parser.parse_args(argv)
     if min(args.agents, args.frameworks, args.roles, args.rounds) < 1:
         parser.error("--agents, --frameworks, --roles and --rounds must be at least 1")
+    if args.quota_roles > args.roles:
+        parser.error("--quota-roles cannot exceed --roles")
     naive_rounds = args.rounds if args.naive_rounds is None else args.naive_rounds
     refuse = Filters(refuse_seconds=args.refuse_seconds)
     print(f"{args.agents} agents x {args.frameworks} frameworks in {args.roles} role(s), "
-          f"refuse_seconds={args.refuse_seconds:g}, {args.rounds} rounds", flush=True)
+          f"refuse_seconds={args.refuse_seconds:g}, {args.rounds} rounds"
+          + (f", {RESERVED} of each agent reserved" if args.reserved else ""), flush=True)
+    if args.quota_roles:
+        compare_quota(args, refuse)
+        return
 
     clock = Clock()
     ours = HierarchicalAllocator(clock, randomize=False)
     start = time.perf_counter()
-    build(ours, args.agents, args.frameworks, args.roles)
+    build(ours, args.agents, args.frameworks, args.roles, args.reserved)
     print(f"[hierarchical] added agents and frameworks in {(time.perf_counter() - start) * 1000:.0f} ms")
     timings, made = run("hierarchical", ours, clock, args.rounds, refuse)
     allocation_ms = sum(timings) / len(timings)
+    joined_ms, returned_ms = events(ours)
+    print(f"[hierarchical] one event, then allocate() for its agent alone: a new agent {joined_ms:.2f} ms, "
+          f"a returned offer {returned_ms:.2f} ms", flush=True)
 
     if naive_rounds <= 0:
         print(f"allocation_ms={allocation_ms:.1f} naive_ms=nan ratio=nan")
         return
     naive_clock = Clock()
     naive = NaiveAllocator(naive_clock)
-    build(naive, args.agents, args.frameworks, args.roles)
+    build(naive, args.agents, args.frameworks, args.roles, args.reserved)
     naive_timings, naive_made = run("naive", naive, naive_clock, naive_rounds, refuse)
     naive_ms = sum(naive_timings) / len(naive_timings)
     same = all(a == b for a, b in zip(made, naive_made, strict=False))
     print(f"offers identical in the {min(len(made), len(naive_made))} rounds both ran: {'yes' if same else 'NO'}")
     print(f"allocation_ms={allocation_ms:.1f} naive_ms={naive_ms:.1f} ratio={naive_ms / allocation_ms:.1f}")
+
+
+def compare_quota(args: argparse.Namespace, refuse: Filters) -> None:
+    """The same rounds on our allocator without and with quotas on the first ``--quota-roles`` roles."""
+    timings = {}
+    for label in ("no-quota", "quota"):
+        clock = Clock()
+        allocator = HierarchicalAllocator(clock, randomize=False)
+        build(allocator, args.agents, args.frameworks, args.roles, args.reserved)
+        if label == "quota":
+            total = Resources.parse(AGENT).scalars()
+            fair = {name: total[name] * args.agents / args.roles for name in ("cpus", "mem")}
+            quota = Quota.of(guarantees={n: v * args.guarantee for n, v in fair.items()},
+                             limits={n: v * args.limit for n, v in fair.items()})
+            for i in range(args.quota_roles):
+                allocator.updateQuota(f"role-{i}", quota)
+            print(f"[quota] {args.quota_roles} roles with guarantees {quota.guarantee_scalars()} "
+                  f"and limits {quota.limit_scalars()}", flush=True)
+        times, _ = run(label, allocator, clock, args.rounds, refuse)
+        timings[label] = sum(times) / len(times)
+    print(f"allocation_ms={timings['no-quota']:.1f} quota_ms={timings['quota']:.1f} "
+          f"quota_ratio={timings['quota'] / timings['no-quota']:.2f}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from zope.interface import Attribute, Interface
 class IAllocator(Interface):
     """Decides which framework is offered which agent's free resources."""
 
-    def addFramework(framework_id, role, used=None, active=True):
-        """Track a framework in ``role``; ``used`` maps agent IDs to resources it already holds."""
+    def addFramework(framework_id, role, used=None, active=True, refinement=True):
+        """Track a framework in ``role``; ``used`` maps agent IDs to resources it already holds;
+        ``refinement``: whether it may be offered refined reservations (RESERVATION_REFINEMENT)."""
 
     def removeFramework(framework_id):
         """Forget a framework and return everything it held."""
@@ -47,8 +48,19 @@ class IAllocator(Interface):
     def recoverResources(framework_id, agent_id, resources, filters=None):
         """Return resources to the free pool, refusing them to the framework for ``filters``."""
 
+    def updateAllocation(framework_id, agent_id, consumed, converted):
+        """A framework's offer operation (RESERVE, UNRESERVE, CREATE, DESTROY) turned ``consumed``, of
+        what it holds on an agent, into ``converted``: its allocation and the agent's total change."""
+
+    def updateAvailable(agent_id, consumed, converted):
+        """An operator's operation turns ``consumed`` free resources of an agent into ``converted``;
+        returns False, changing nothing, when they are not all free."""
+
     def updateWeights(weights):
         """Set role weights (a mapping of role to weight)."""
+
+    def updateQuota(role, quota):
+        """Set a role's quota (a :class:`mesostw.allocator.quota.Quota`; an empty one removes it)."""
 
     def allocate(agent_ids=None):
         """Allocate free resources of the given agents (all when None); return (framework, agent, resources)."""
@@ -116,6 +128,10 @@ class IAgentLink(Interface):
 
     def removed(reason):
         """Tell the agent it was marked unreachable; it should re-register."""
+
+    def checkpointResources(resources):
+        """Give the agent its checkpointed resources (dynamic reservations and persistent volumes, a
+        Resources) as the master has them: the agent checkpoints them and takes them as its own."""
 
 
 class IMasterLink(Interface):
@@ -244,6 +260,10 @@ class IScheduler(Interface):
     def offerRescinded(driver, offerId):
         """An offer is no longer valid."""
 
+    # Optional, as in pymesos: ``inverseOffers(driver, inverseOffers)`` (a list of
+    # mesostw.model.maintenance.InverseOffer) and ``inverseOfferRescinded(driver, inverseOfferId)``; a
+    # scheduler without them never hears of inverse offers.
+
     def statusUpdate(driver, status):
         """A TaskStatus for one of the framework's tasks."""
 
@@ -280,6 +300,12 @@ class ISchedulerDriver(Interface):
 
     def declineOffer(offerId, filters=None):
         """Decline an offer, refusing its resources for ``filters.refuse_seconds``."""
+
+    def acceptInverseOffers(inverseOfferIds, filters=None):
+        """Accept inverse offers: the framework will free what they ask for before the unavailability."""
+
+    def declineInverseOffer(inverseOfferIds, filters=None):
+        """Decline inverse offers: the framework cannot free what they ask for in time."""
 
     def reviveOffers():
         """Clear filters and ask for offers again."""

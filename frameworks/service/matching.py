@@ -113,7 +113,8 @@ def fit(app: App, pool: Resources, framework_role: str) -> tuple[Resources | Non
     """(resources to take, None, None) if one instance of ``app`` fits in ``pool``, else
     (None, reason, detail)."""
     roles = accepted_roles(app, framework_role)
-    usable = Resources({(n, r): v for n, r, v in pool if r in roles})
+    # Unreserved and statically reserved resources only: dynamic reservations and volumes are not the app's.
+    usable = pool.filter(lambda key: len(key) == 2 and key[1] in roles)
     if not usable:
         return None, "UnfulfilledRole", f"no resources in roles {', '.join(sorted(roles))}"
     spec = app.spec

@@ -24,6 +24,7 @@ from mesostw.agent.executor_auth import ExecutorSecrets
 from mesostw.agent.state import (
     COMMAND_EXECUTOR,
     COMMAND_EXECUTOR_RESOURCES,
+    DEFAULT_EXECUTOR,
     MAX_COMPLETED_FRAMEWORKS,
     REGISTERING,
     RUNNING,
@@ -37,7 +38,8 @@ from mesostw.interfaces import IContainerizer, IExecutorLink, IMasterLink
 from mesostw.model import executor_api as xapi
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, CommandInfo, ExecutorInfo, FrameworkInfo, MasterInfo
-from mesostw.model.resources import Resources
+from mesostw.model.operations import Incompatible, apply_checkpointed
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Task, TaskInfo, TaskStatus, new_uuid
 from mesostw.model.units import format_duration
 from mesostw.store.memory import MemoryStateStore
@@ -80,10 +82,55 @@ class Agent:
         #: issues each executor run its secret (MESOS_EXECUTOR_AUTHENTICATION_TOKEN) and checks it; the
         #: service replaces this one with the key kept in the work_dir, so that secrets survive a restart
         self.executor_secrets = ExecutorSecrets.generate()
+        #: dynamic reservations and persistent volumes, as the master last gave them (and the checkpoint
+        #: keeps them); ``info.resources`` are the ``--resources``, :attr:`total` both together
+        self.checkpointed: Resources = EMPTY
+        #: the latest resources given to the checkpoint and not yet on disk (None: none pending)
+        self._checkpointing: Resources | None = None
+        self._total: Resources | None = None
+        self._total_of: Resources | None = None
+        #: the persistent volumes under the work_dir (None: volumes are not made, e.g. in tests)
+        self.volumes: Any = None
 
     @property
     def id(self) -> str | None:
         return self.info.id
+
+    @property
+    def total(self) -> Resources:
+        """Everything this agent has: its ``--resources`` with its checkpointed resources applied."""
+        if self._total is None or self._total_of is not self.info.resources:
+            self._total = apply_checkpointed(self.info.resources, self.checkpointed)
+            self._total_of = self.info.resources
+        return self._total
+
+    def checkpointResources(self, resources: Resources) -> None:
+        """The master's view of this agent's checkpointed resources (after RESERVE, UNRESERVE, CREATE or
+        DESTROY, or when it re-registers): checkpoint them, then make or remove volumes and take them as
+        ours. As Mesos: the agent shows and announces them only once they are on disk, so an agent killed
+        at any moment recovers what it has shown."""
+        if resources == (self._checkpointing if self._checkpointing is not None else self.checkpointed):
+            return
+        try:
+            apply_checkpointed(self.info.resources, resources)
+        except Incompatible as exc:
+            log.error("Ignoring the checkpointed resources the master sent: {e}", e=exc)
+            return
+        log.info("Checkpointing resources {r}", r=resources)
+        self._checkpointing = resources
+        self.checkpointer.resources(resources)
+        self.checkpointer.durable(self._resourcesCheckpointed, resources)
+
+    def _resourcesCheckpointed(self, resources: Resources) -> None:
+        if self._checkpointing is resources:
+            self._checkpointing = None
+        old, self.checkpointed, self._total = self.checkpointed, resources, None
+        if self.volumes is not None:
+            in_use = set()
+            for executor in self.executors():
+                if executor.state != TERMINATED:
+                    in_use |= self.volumes.used_by(self.container_resources(executor))
+            self.volumes.sync(old, resources, in_use)
 
     @property
     def endpoint(self) -> str:
@@ -105,11 +152,13 @@ class Agent:
     def masterConnected(self, link: IMasterLink) -> defer.Deferred:
         """A connection to the leading master is up: (re-)register over it."""
         self.master = link
+        # The master learns our checkpointed resources from the total we announce.
+        announced = attrs.evolve(self.info, resources=self.total)
         if self.info.id is None:
-            d = link.register(self.info)
+            d = link.register(announced)
             d.addCallback(self._registered, link)
         else:
-            d = link.reregister(self.info, self._all_tasks(), self._executor_infos(), self._framework_infos())
+            d = link.reregister(announced, self._all_tasks(), self._executor_infos(), self._framework_infos())
             d.addCallback(lambda master_info: self._reregistered(master_info, link))
         return d
 
@@ -179,7 +228,8 @@ class Agent:
 
     def runTasks(self, framework_info: FrameworkInfo, tasks: Iterable[TaskInfo],
                  group_executor: ExecutorInfo | None = None) -> None:
-        """Start tasks of a framework, starting their executors where needed."""
+        """Start tasks of a framework, starting their executors where needed; with ``group_executor`` the
+        tasks are one task group, which that executor gets whole (one LAUNCH_GROUP)."""
         framework_id = framework_info.id
         assert framework_id is not None
         framework = self.frameworks.get(framework_id)
@@ -191,9 +241,12 @@ class Agent:
             if framework_info.checkpoint and framework_info != framework.info:
                 self.checkpointer.framework(framework_info)
             framework.info = framework_info
+        if group_executor is not None:
+            self._run_group(framework, list(tasks), group_executor)
+            return
         for task in tasks:
             self.metrics["tasks_staging"] += 1
-            executor_info = group_executor or task.executor or self._command_executor(framework_id, task)
+            executor_info = task.executor or self._command_executor(framework_id, task)
             executor = framework.executors.get(executor_info.executor_id)
             if framework.terminating or (executor is not None and executor.state in (TERMINATING, TERMINATED)):
                 self._agent_update(framework_id, task.task_id, T.LOST, "Executor or framework is terminating",
@@ -201,7 +254,7 @@ class Agent:
                 continue
             if executor is None:
                 # The task waits in the new executor's queue (or fails with it if it cannot start).
-                self._launch_executor(framework, executor_info, task)
+                self._launch_executor(framework, executor_info, [task])
                 continue
             framework.task_executors[task.task_id] = executor
             if framework.info.checkpoint:
@@ -210,6 +263,29 @@ class Agent:
                 self._send_launch(executor, task)
             else:
                 executor.queued[task.task_id] = task
+
+    def _run_group(self, framework: FrameworkState, tasks: list[TaskInfo], info: ExecutorInfo) -> None:
+        """A task group for one executor: started together, delivered together (LAUNCH_GROUP)."""
+        self.metrics["tasks_staging"] += len(tasks)
+        executor = framework.executors.get(info.executor_id)
+        if framework.terminating or (executor is not None and executor.state in (TERMINATING, TERMINATED)):
+            for task in tasks:
+                self._agent_update(framework.id, task.task_id, T.LOST, "Executor or framework is terminating",
+                                   T.REASON_EXECUTOR_TERMINATED, info.executor_id)
+            return
+        if executor is None:
+            self._launch_executor(framework, info, tasks, group=True)
+            return
+        for task in tasks:
+            framework.task_executors[task.task_id] = executor
+            if framework.info.checkpoint:
+                self.checkpointer.task(framework.id, executor.id, task)
+        if executor.state == RUNNING and executor.link is not None:
+            self._send_launch_group(executor, tasks)
+        else:
+            for task in tasks:
+                executor.queued[task.task_id] = task
+            executor.queued_groups.append(tuple(task.task_id for task in tasks))
 
     def _command_executor(self, framework_id: str, task: TaskInfo) -> ExecutorInfo:
         command = task.command or CommandInfo("")
@@ -225,7 +301,8 @@ class Agent:
             type="DEFAULT",
         )
 
-    def _launch_executor(self, framework: FrameworkState, info: ExecutorInfo, task: TaskInfo) -> ExecutorState:
+    def _launch_executor(self, framework: FrameworkState, info: ExecutorInfo, tasks: list[TaskInfo],
+                         group: bool = False) -> ExecutorState:
         container_id = str(uuid.uuid4())
         assert self.info.id is not None
         directory = paths.sandbox_dir(self.config.work_dir, self.info.id, framework.id, info.executor_id,
@@ -236,18 +313,26 @@ class Agent:
         executor = ExecutorState(info=info, framework_id=framework.id, container_id=container_id,
                                  directory=directory, user=user)
         framework.executors[info.executor_id] = executor
-        executor.queued[task.task_id] = task
-        framework.task_executors[task.task_id] = executor
+        for task in tasks:
+            executor.queued[task.task_id] = task
+            framework.task_executors[task.task_id] = executor
+        if group:
+            executor.queued_groups.append(tuple(task.task_id for task in tasks))
         if framework.info.checkpoint:
             self.checkpointer.executor(framework.id, info, container_id, directory, user)
-            self.checkpointer.task(framework.id, info.executor_id, task)
+            for task in tasks:
+                self.checkpointer.task(framework.id, info.executor_id, task)
         self.metrics["executors_registering"] += 1
         environment = self.executor_environment(framework, executor)
         # Queue the task and arm the timer first: a launch may fail synchronously, and the failure
         # must then report the task and cancel the timer.
         executor.registration_timer = self.clock.callLater(
             self.config.executor_registration_timeout, self._registration_timed_out, framework.id, executor)
-        d = defer.maybeDeferred(self.containerizer.launch, container_id, info, framework.info, directory,
+        launched = info
+        if executor.is_default_executor:
+            # The framework names no program for Mesos's default executor: the agent has its own.
+            launched = attrs.evolve(info, command=CommandInfo(DEFAULT_EXECUTOR, shell=True, user=user))
+        d = defer.maybeDeferred(self.containerizer.launch, container_id, launched, framework.info, directory,
                                 environment, user, self.container_resources(executor))
         d.addCallbacks(self._executor_started, self._executor_launch_failed,
                        callbackArgs=(executor,), errbackArgs=(framework, executor))
@@ -328,6 +413,15 @@ class Agent:
         # As Mesos: the executor gets a task only once the task is checkpointed.
         self.checkpointer.durable(self._deliver, executor, xapi.launch_event(task))
 
+    def _send_launch_group(self, executor: ExecutorState, tasks: list[TaskInfo], queued: bool = False) -> None:
+        """Hand a task group to its subscribed executor, whole."""
+        for task in tasks:
+            executor.launched[task.task_id] = Task(info=task, framework_id=executor.framework_id,
+                                                   executor_id=executor.id, user=executor.user)
+        if not queued:
+            self.containerizer.update(executor.container_id, self.container_resources(executor))
+        self.checkpointer.durable(self._deliver, executor, xapi.launch_group_event(tasks))
+
     @staticmethod
     def _deliver(executor: ExecutorState, event: dict[str, Any]) -> None:
         if executor.link is not None:
@@ -362,15 +456,24 @@ class Agent:
         for status in call.unacknowledged_updates:
             self.executorUpdate(framework_id, executor_id, status)
         known = {task.task_id for task in call.unacknowledged_tasks}
-        for task_id in sorted(executor.undelivered - known):
-            # Checkpointed before a restart, perhaps never sent: its executor does not know it.
-            undelivered = executor.launched.get(task_id)
-            if undelivered is not None and not undelivered.statuses:
-                self.checkpointer.durable(self._deliver, executor, xapi.launch_event(undelivered.info))
+        # Checkpointed before a restart, perhaps never sent: its executor does not know them (the default
+        # executor gets them as one group).
+        undelivered = [launched.info for task_id in sorted(executor.undelivered - known)
+                       if (launched := executor.launched.get(task_id)) is not None and not launched.statuses]
+        if undelivered and executor.is_default_executor:
+            self.checkpointer.durable(self._deliver, executor, xapi.launch_group_event(undelivered))
+        else:
+            for info in undelivered:
+                self.checkpointer.durable(self._deliver, executor, xapi.launch_event(info))
         executor.undelivered.clear()
-        for task in list(executor.queued.values()):
-            del executor.queued[task.task_id]
-            self._send_launch(executor, task, queued=True)
+        groups, executor.queued_groups = executor.queued_groups, []
+        for ids in groups:
+            members = [executor.queued.pop(task_id) for task_id in ids if task_id in executor.queued]
+            if members:
+                self._send_launch_group(executor, members, queued=True)
+        for queued in list(executor.queued.values()):
+            del executor.queued[queued.task_id]
+            self._send_launch(executor, queued, queued=True)
         return True
 
     def _recovered_executor(self, executor: ExecutorState) -> None:
@@ -515,12 +618,16 @@ class Agent:
             self._agent_update(framework_id, task_id, T.LOST, "Cannot find the task to kill on this agent",
                                T.REASON_TASK_UNKNOWN)
             return
-        queued = executor.queued.pop(task_id, None)
-        if queued is not None:
-            framework.task_executors.pop(task_id, None)
-        if queued is not None:
-            self._agent_update(framework_id, task_id, T.KILLED, "Killed before it was launched",
-                               T.REASON_TASK_KILLED_DURING_LAUNCH, executor.id)
+        if task_id in executor.queued:
+            # A queued task of a task group takes its whole group with it, as in Mesos.
+            group = next((ids for ids in executor.queued_groups if task_id in ids), (task_id,))
+            if len(group) > 1:
+                executor.queued_groups.remove(group)
+            for member in group:
+                if executor.queued.pop(member, None) is not None:
+                    framework.task_executors.pop(member, None)
+                    self._agent_update(framework_id, member, T.KILLED, "Killed before it was launched",
+                                       T.REASON_TASK_KILLED_DURING_LAUNCH, executor.id)
             if executor.idle() and executor.state == REGISTERING:
                 self._shutdown_executor(executor)
             return
@@ -602,6 +709,7 @@ class Agent:
             state, message, reason = termination
         elif executor.killed_by_agent:
             state, message, reason = T.KILLED, "Executor was shut down", T.REASON_EXECUTOR_TERMINATED
+        executor.queued_groups.clear()
         for task_id in list(executor.queued):
             del executor.queued[task_id]
             if framework is not None:

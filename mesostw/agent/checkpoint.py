@@ -7,6 +7,8 @@ file layout::
     format                                   the layout's version
     boot_id                                  the host's boot when the agent last ran
     agent                                    AgentInfo, with the agent's ID
+    resources                                its checkpointed resources (dynamic reservations and
+                                             persistent volumes), kept whatever becomes of its ID
     containers/<container>                   ContainerRecord of every running container
     frameworks/<f>/info                      FrameworkInfo            } only for frameworks that
     frameworks/<f>/executors/<e>/info        executor and container   } checkpoint
@@ -33,6 +35,7 @@ from twisted.python.failure import Failure
 
 from mesostw.agent.containers import ContainerRecord
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo
+from mesostw.model.resources import Resources
 from mesostw.model.task import TaskInfo, TaskStatus
 from mesostw.store import Delete, Put, dump
 
@@ -74,6 +77,8 @@ class Checkpoint:
 
     agent: AgentInfo | None = None
     boot_id: str | None = None
+    #: the checkpointed resources (None: never written)
+    resources: Resources | None = None
     frameworks: dict[str, RecoveredFramework] = attrs.field(factory=dict)
     containers: dict[str, ContainerRecord] = attrs.field(factory=dict)
     errors: list[str] = attrs.field(factory=list)
@@ -139,6 +144,10 @@ class Checkpointer:
         self._commit([Put("format", str(FORMAT).encode()), Put("boot_id", boot.encode()),
                       Put("agent", dump(info.to_json()))])
 
+    def resources(self, resources: Resources) -> None:
+        """The agent's checkpointed resources (what the master last gave it)."""
+        self._commit([Put("resources", dump(resources.to_json()))])
+
     def framework(self, info: FrameworkInfo) -> None:
         self._commit([Put(f"frameworks/{info.id}/info", dump(info.to_json()))])
 
@@ -202,6 +211,9 @@ class Checkpointer:
         raw = yield store.get("agent")
         if raw is not None:
             out.agent = _parse(raw, AgentInfo.from_json, "agent", out.errors)
+        raw = yield store.get("resources")
+        if raw is not None:
+            out.resources = _parse(raw, Resources.from_json, "resources", out.errors)
         boot = yield store.get("boot_id")
         out.boot_id = boot.decode() if boot is not None else None
         for container_id in (yield store.children("containers")):

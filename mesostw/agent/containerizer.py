@@ -25,12 +25,16 @@ from mesostw.agent.containers import ContainerRecord, Limitation, Termination, s
 from mesostw.agent.isolation import PosixContainment, PosixIsolator
 from mesostw.agent.launcher import Launcher
 from mesostw.agent.paths import create_sandbox
-from mesostw.agent.state import COMMAND_EXECUTOR
+from mesostw.agent.state import COMMAND_EXECUTOR, DEFAULT_EXECUTOR
+from mesostw.agent.volumes import VolumeError, Volumes
 from mesostw.interfaces import IContainerizer
 from mesostw.model.info import ExecutorInfo, FrameworkInfo
 from mesostw.model.resources import Resources
 
 log = Logger()
+
+#: The executors the launcher runs itself (its modes), by the command value that names them.
+BUILTIN = {COMMAND_EXECUTOR: "command-executor", DEFAULT_EXECUTOR: "default-executor"}
 
 #: How often running containers are checked for limitations (OOM kills, disk quotas).
 WATCH_INTERVAL = 1.0
@@ -93,8 +97,11 @@ class Containerizer:
     """Containers made by ``launcher`` and confined by ``isolators``; ``containment`` kills them whole."""
 
     def __init__(self, launcher: Launcher, isolators: list[Any] | None = None, containment: Any = None,
-                 clock: Any = None, fetcher: Any = None, watch_interval: float = WATCH_INTERVAL):
+                 clock: Any = None, fetcher: Any = None, watch_interval: float = WATCH_INTERVAL,
+                 volumes: Volumes | None = None):
         self.launcher = launcher
+        #: links the persistent volumes a container's tasks use into its sandbox (None: no volumes)
+        self.volumes = volumes
         self.clock = clock if clock is not None else launcher.reactor
         self.isolators = isolators if isolators is not None else [PosixIsolator()]
         self.containment = containment if containment is not None else PosixContainment(self.clock)
@@ -143,17 +150,22 @@ class Containerizer:
         _give_sandbox(directory, user)
         container = Container(container_id, directory, framework_info.id or "", executor_info.executor_id, user,
                               resources if resources is not None else executor_info.resources)
+        if self.volumes is not None:
+            try:
+                self.volumes.link(directory, container.resources)
+            except VolumeError as exc:
+                return defer.fail(exc)
         self.containers[container_id] = container
         if self.fetcher is not None and command.uris:
             d = self.fetcher.fetch(command.uris, directory, user)
         else:
             d = defer.succeed(None)
-        d.addCallback(lambda _: self._start(container, command.value == COMMAND_EXECUTOR, command.argv(),
+        d.addCallback(lambda _: self._start(container, BUILTIN.get(command.value or ""), command.argv(),
                                             environment, user))
         d.addErrback(self._launch_failed, container)
         return d
 
-    def _start(self, container: Container, builtin: bool, argv: list[str], environment: dict[str, str],
+    def _start(self, container: Container, builtin: str | None, argv: list[str], environment: dict[str, str],
                user: str | None) -> defer.Deferred:
         settings: dict[str, Any] = {}
         for isolator in self.isolators:
@@ -161,7 +173,7 @@ class Containerizer:
         # The launcher's child creates these when it opens them.
         stdout = os.path.join(container.directory, "stdout")
         stderr = os.path.join(container.directory, "stderr")
-        mode = "command-executor" if builtin else "exec"
+        mode = builtin or "exec"
         d = self.launcher.launch(mode, [] if builtin else argv, environment, container.directory, stdout, stderr,
                                  user, cgroups=settings.get("cgroups"))
         d.addCallback(self._started, container)
@@ -266,6 +278,11 @@ class Containerizer:
         if container is None or container.destroying is not None:
             return
         container.resources = resources
+        if self.volumes is not None:
+            try:
+                self.volumes.link(container.directory, resources)
+            except VolumeError as exc:
+                log.warn("Cannot give container {id} its volumes: {e}", id=container_id, e=exc)
         for isolator in self.isolators:
             try:
                 isolator.update(container_id, resources)

@@ -6,7 +6,8 @@ import os
 
 from mesostw.daemon import COMMON_FLAGS, check_common
 from mesostw.flags import Config, Flag, FlagOptions, options_for, read_value
-from mesostw.model.resources import parse_attributes, validate_role
+from mesostw.model.attributes import parse_attributes
+from mesostw.model.resources import validate_role
 from mesostw.model.units import format_bytes, parse_bytes
 from mesostw.model.validation import ValidationError
 

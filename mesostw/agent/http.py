@@ -59,7 +59,7 @@ class AgentEndpoints:
 def snapshot(agent: Agent) -> dict[str, Any]:
     """``/metrics/snapshot`` for the agent: Mesos's ``slave/...`` keys plus ``system/...``."""
     m = agent.metrics
-    total = agent.info.resources
+    total = agent.total
     used = None
     executors = list(agent.executors())
     for executor in executors:

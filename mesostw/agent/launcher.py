@@ -94,8 +94,8 @@ class Launcher(service.Service):
 
     def launch(self, mode: str, argv: list[str], env: dict[str, str], cwd: str, stdout: str, stderr: str,
                user: str | None = None, cgroups: list[str] | None = None) -> defer.Deferred:
-        """Start a process; fires with its pid. ``mode`` is "command-executor" or "exec"; the process
-        joins the ``cgroups`` (``cgroup.procs`` paths) before anything else."""
+        """Start a process; fires with its pid. ``mode`` is "command-executor", "default-executor" or "exec";
+        the process joins the ``cgroups`` (``cgroup.procs`` paths) before anything else."""
         if self._proto is None or self._proto.transport is None:
             return defer.fail(LaunchError("the launcher is not running"))
         self._next += 1

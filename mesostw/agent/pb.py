@@ -45,6 +45,7 @@ class AgentRemote(pb.Referenceable):
             internal.SHUTDOWN_EXECUTOR: agent.shutdownExecutor,
             internal.FRAMEWORK_TO_EXECUTOR: agent.frameworkMessage,
             internal.AGENT_REMOVED: agent.removedByMaster,
+            internal.CHECKPOINT_RESOURCES: agent.checkpointResources,
         }
 
     def remote_ping(self) -> str:

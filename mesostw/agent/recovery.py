@@ -39,6 +39,9 @@ def recover(agent: Any, checkpoint: Checkpoint, alive: set[str], mode: str = REC
     ``alive`` are the IDs of the containers the containerizer found still running."""
     if checkpoint.agent is not None and checkpoint.agent.id:
         agent.info = attrs.evolve(agent.info, id=checkpoint.agent.id)
+    if checkpoint.resources is not None:
+        # Dynamic reservations and volumes (the service checked that --resources still hold them).
+        agent.checkpointed = checkpoint.resources
     owned: set[str] = set()
     for recovered in checkpoint.frameworks.values():
         framework = agent.frameworks[recovered.info.id] = FrameworkState(recovered.info)

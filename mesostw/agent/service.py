@@ -28,10 +28,12 @@ from mesostw.agent.master_client import MasterClient
 from mesostw.agent.operator_api import AgentOperatorAPI
 from mesostw.agent.pb import AgentRoot
 from mesostw.agent.probe import missing_essentials, probe
+from mesostw.agent.volumes import Volumes
 from mesostw.auth.policy import Security
 from mesostw.auth.tls import tls_from
 from mesostw.http.router import Router
 from mesostw.model.info import AgentInfo
+from mesostw.model.operations import Incompatible, apply_checkpointed
 from mesostw.store import StoreError
 from mesostw.store.files import FileStateStore
 from mesostw.verbosity import VERBOSITY
@@ -97,9 +99,12 @@ class AgentService(service.MultiService):
             raise AgentStartError(f"--isolation={config.isolation}: {exc}") from None
         cache = Cache(config.fetcher_cache_dir or os.path.join(config.work_dir, "fetch"), config.fetcher_cache_size)
         self.fetcher = Fetcher(reactor, cache, config.frameworks_home, config.fetcher_timeout)
-        self.containerizer = Containerizer(self.launcher, isolators, containment, reactor, self.fetcher)
+        volumes = Volumes(config.work_dir)
+        self.containerizer = Containerizer(self.launcher, isolators, containment, reactor, self.fetcher,
+                                           volumes=volumes)
         self.store = FileStateStore(os.path.join(config.work_dir, CHECKPOINT_PATH), reactor)
         self.agent = Agent(config, info, self.containerizer, reactor, Checkpointer(self.store))
+        self.agent.volumes = volumes
         key_file = getattr(config, "executor_secret_key", None)
         # The key outlives the agent's process, so that executors it recovers after a restart keep
         # their secrets (which are derived from it and their container IDs).
@@ -161,6 +166,13 @@ class AgentService(service.MultiService):
                 raise AgentStartError(f"cannot recover the checkpoint whole: {listed} (--strict=false recovers "
                                       "what can be read)")
             log.warn("Recovering what can be read of the checkpoint; skipped: {e}", e=listed)
+        if checkpoint.resources is not None:
+            try:
+                apply_checkpointed(self.agent.info.resources, checkpoint.resources)
+            except Incompatible as exc:
+                raise AgentStartError(f"the checkpointed resources (dynamic reservations and persistent volumes) "
+                                      f"are incompatible with the agent's resources: {exc}; give the "
+                                      f"--resources they were made from") from None
         if checkpoint.boot_id and checkpoint.boot_id != boot_id():
             log.info("The host rebooted since the agent last ran: none of its executors survived")
         alive = yield self.containerizer.recover(list(checkpoint.containers.values()))

@@ -23,6 +23,8 @@ MAX_COMPLETED_FRAMEWORKS = 50
 
 #: The command value marking the built-in command executor in an ExecutorInfo.
 COMMAND_EXECUTOR = "mesos-executor"
+#: The command value the agent gives a DEFAULT executor (task groups) when it launches it.
+DEFAULT_EXECUTOR = "mesos-default-executor"
 #: What the command executor's container gets on top of its task's resources (Mesos's
 #: DEFAULT_EXECUTOR_CPUS and DEFAULT_EXECUTOR_MEM).
 COMMAND_EXECUTOR_RESOURCES = Resources.of(cpus=0.1, mem=32)
@@ -50,6 +52,8 @@ class ExecutorState:
     exit_status: int | None = None
     #: tasks checkpointed by an earlier run that the executor may never have received
     undelivered: set[str] = attrs.field(factory=set)
+    #: the task groups among the queued tasks (their IDs), to be delivered each as one LAUNCH_GROUP
+    queued_groups: list[tuple[str, ...]] = attrs.field(factory=list)
 
     @property
     def id(self) -> str:
@@ -58,6 +62,12 @@ class ExecutorState:
     @property
     def is_command_executor(self) -> bool:
         return self.info.command is not None and self.info.command.value == COMMAND_EXECUTOR
+
+    @property
+    def is_default_executor(self) -> bool:
+        """Mesos's default executor, which runs task groups (a DEFAULT executor the framework gave, not the
+        agent's command executor)."""
+        return self.info.type == "DEFAULT" and not self.is_command_executor
 
     def find(self, task_id: str) -> Task | None:
         return self.launched.get(task_id) or self.terminated.get(task_id)

@@ -6,7 +6,8 @@ from typing import Any
 
 from mesostw.agent.agent import Agent
 from mesostw.agent.state import ExecutorState, FrameworkState
-from mesostw.model.resources import EMPTY, Resources, attributes_model
+from mesostw.model.attributes import attributes_model
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import TaskInfo
 from mesostw.model.v0 import task_model
 from mesostw.version import build_info
@@ -79,8 +80,8 @@ def framework_model(framework: FrameworkState) -> dict[str, Any]:
 
 
 def state(agent: Agent, flags: dict[str, str]) -> dict[str, Any]:
-    resources = agent.info.resources
-    reserved_roles = sorted(resources.roles() - {"*"})
+    resources = agent.total
+    reserved = resources.reservations()
     allocated = EMPTY
     for executor in agent.executors():
         allocated = allocated + executor_allocated(executor)
@@ -92,13 +93,12 @@ def state(agent: Agent, flags: dict[str, str]) -> dict[str, Any]:
         "hostname": agent.info.hostname,
         "port": agent.info.port,
         "resources": resources.model(),
-        "reserved_resources": {role: resources.reserved(role).model() for role in reserved_roles},
-        "reserved_resources_full": {role: resources.reserved(role).to_json() for role in reserved_roles},
+        "reserved_resources": {role: reserved[role].model() for role in sorted(reserved)},
+        "reserved_resources_full": {role: reserved[role].to_json() for role in sorted(reserved)},
         "unreserved_resources": resources.unreserved().model(),
-        "reserved_resources_allocated": {role: allocated.reserved(role).model()
-                                         for role in sorted(allocated.roles() - {"*"})},
+        "reserved_resources_allocated": {role: r.model() for role, r in sorted(allocated.reservations().items())},
         "attributes": attributes_model(agent.info.attributes),
-        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE"],
+        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
         "flags": flags,
         "frameworks": [framework_model(f) for f in agent.frameworks.values()],
         "completed_frameworks": [framework_model(f) for f in agent.completed_frameworks],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from mesostw.model.resources import Resources
 
 
@@ -22,16 +24,37 @@ class RefusedResources:
         self._by_agent.setdefault(agent_id, []).append((until, resources))
 
     def filtered(self, agent_id: str, resources: Resources, now: float) -> bool:
+        """Whether a refusal on ``agent_id`` alive at ``now`` hides ``resources``."""
+        return bool(self.hides(agent_id, resources, now))
+
+    def hides(self, agent_id: str, resources: Resources, now: float) -> bool | None:
+        """:meth:`filtered`, telling apart the two ways of not hiding: None when no refusal concerns
+        ``agent_id`` any more (expired ones are dropped here), False when some still does."""
         entries = self._by_agent.get(agent_id)
         if not entries:
-            return False
-        alive = [(until, refused) for until, refused in entries if until > now]
-        if len(alive) != len(entries):
+            return None
+        hidden = expired = False
+        for until, refused in entries:
+            if until <= now:
+                expired = True
+            elif not hidden and (refused is resources or refused.contains(resources)):
+                hidden = True
+        if expired:
+            alive = [(until, refused) for until, refused in entries if until > now]
             if alive:
                 self._by_agent[agent_id] = alive
             else:
                 del self._by_agent[agent_id]
-        return any(refused.contains(resources) for _, refused in alive)
+                return None
+        return hidden
+
+    def holds(self, agent_id: str) -> bool:
+        """Whether some refusal (maybe expired, not yet dropped) concerns ``agent_id``."""
+        return agent_id in self._by_agent
+
+    def agents(self) -> Iterable[str]:
+        """The agents some refusal (maybe expired, not yet dropped) concerns."""
+        return list(self._by_agent)
 
     def clear(self) -> None:
         self._by_agent.clear()

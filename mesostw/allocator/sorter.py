@@ -3,16 +3,25 @@
 A client's dominant share is the largest fraction of the cluster's total it
 holds of any scalar resource, divided by its weight. Clients are ordered by
 share, then by how often they were allocated to, then by name (as Mesos's
-``DRFSorter``). Each change re-positions one client in O(log n); a change of
-the cluster total marks every share stale, and the order is rebuilt lazily on
-the next read.
+``DRFSorter``).
+
+The order is a plain list of ``(share, count, name)`` keys, searched and
+changed with :mod:`bisect` (C code: a re-positioning costs two binary searches
+and a move of pointers, where a tree in Python costs tens of calls). A change
+to a client only marks it; the next read of the order re-positions the marked
+clients, so that an allocation cycle re-sorts each client once per read however
+often it was charged in between, and a reader walking the order
+(:meth:`DRFSorter.ordered`) sees it unchanged by the charges it makes. A change
+of the cluster total marks every share stale, and the order is rebuilt on the
+next read.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from bisect import bisect_left, insort
+from typing import Iterator, Mapping, Sequence
 
-from sortedcontainers import SortedList
+Key = tuple[float, int, str]
 
 
 class _Client:
@@ -24,7 +33,8 @@ class _Client:
         self.weight = weight
         self.count = 0
         self.active = False
-        self.key: tuple[float, int, str] | None = None
+        #: its key as placed in the order (None when it is not in it)
+        self.key: Key | None = None
 
 
 class DRFSorter:
@@ -32,9 +42,14 @@ class DRFSorter:
 
     def __init__(self) -> None:
         self._clients: dict[str, _Client] = {}
-        self._order: SortedList = SortedList()
+        self._order: list[Key] = []
         self._total: dict[str, float] = {}
         self._stale = False
+        #: active clients changed since the order was last read, to re-position on the next read
+        self._dirty: dict[str, _Client] = {}
+        #: whether the only client in the order changed since it was placed: alone, it stays first, and
+        #: its key is worked out once there is another one to compare it with (one role: every offer)
+        self._lone_changed = False
 
     # -- membership --------------------------------------------------------
 
@@ -45,8 +60,9 @@ class DRFSorter:
 
     def remove(self, name: str) -> None:
         client = self._clients.pop(name, None)
-        if client is not None and client.key is not None:
-            self._order.discard(client.key)
+        if client is not None:
+            self._dirty.pop(name, None)
+            self._unplace(client)
 
     def __contains__(self, name: str) -> bool:
         return name in self._clients
@@ -58,20 +74,20 @@ class DRFSorter:
         client = self._clients[name]
         if not client.active:
             client.active = True
-            self._place(client)
+            self._dirty[name] = client
 
     def deactivate(self, name: str) -> None:
         client = self._clients[name]
         if client.active:
             client.active = False
-            if client.key is not None:
-                self._order.discard(client.key)
-                client.key = None
+            self._dirty.pop(name, None)
+            self._unplace(client)
 
     def set_weight(self, name: str, weight: float) -> None:
         client = self._clients[name]
         client.weight = weight
-        self._replace(client)
+        if client.active:
+            self._dirty[name] = client
 
     # -- accounting --------------------------------------------------------
 
@@ -82,10 +98,17 @@ class DRFSorter:
 
     def allocated(self, name: str, scalars: Mapping[str, float]) -> None:
         client = self._clients[name]
+        allocated = client.allocated
         for resource, amount in scalars.items():
-            client.allocated[resource] = client.allocated.get(resource, 0.0) + amount
+            allocated[resource] = allocated.get(resource, 0.0) + amount
         client.count += 1
-        self._replace(client)
+        if client.active:  # an inactive one is re-positioned when it is activated
+            # _mark, inline: this runs twice for every offer
+            order = self._order
+            if len(order) == 1 and order[0] is client.key and not self._dirty and not self._stale:
+                self._lone_changed = True
+            else:
+                self._dirty[name] = client
 
     def unallocated(self, name: str, scalars: Mapping[str, float]) -> None:
         client = self._clients.get(name)
@@ -97,7 +120,8 @@ class DRFSorter:
                 client.allocated[resource] = left
             else:
                 client.allocated.pop(resource, None)
-        self._replace(client)
+        if client.active:
+            self._mark(client)
 
     def share(self, name: str) -> float:
         return self._share(self._clients[name])
@@ -108,16 +132,22 @@ class DRFSorter:
     # -- order -------------------------------------------------------------
 
     def sorted(self) -> Iterator[str]:
-        """Active clients, lowest share first."""
-        if self._stale:
-            self._rebuild()
-        for key in self._order:
-            yield key[2]
+        """Active clients, lowest share first (a snapshot: changes while iterating do not affect it)."""
+        return iter([key[2] for key in self.ordered()])
 
     def first(self, skip: int = 0) -> str | None:
+        order = self.ordered()
+        return order[skip][2] if skip < len(order) else None
+
+    def ordered(self) -> Sequence[Key]:
+        """The ``(share, count, name)`` keys of the active clients, lowest first: the sorter's own list,
+        unchanged until the next read after a change (so a caller may walk it while charging clients),
+        and never to be modified."""
         if self._stale:
             self._rebuild()
-        return self._order[skip][2] if skip < len(self._order) else None
+        elif self._dirty:
+            self._settle()
+        return self._order
 
     def _share(self, client: _Client) -> float:
         share = 0.0
@@ -130,21 +160,54 @@ class DRFSorter:
                     share = fraction
         return share / client.weight if client.weight > 0 else share
 
-    def _place(self, client: _Client) -> None:
-        if self._stale:
-            return  # the rebuild will place it
-        client.key = (self._share(client), client.count, client.name)
-        self._order.add(client.key)
+    def _unplace(self, client: _Client) -> None:
+        key = client.key
+        if key is not None:
+            client.key = None
+            if not self._stale:
+                order = self._order
+                del order[bisect_left(order, key)]
 
-    def _replace(self, client: _Client) -> None:
-        if not client.active:
-            return
-        if client.key is not None and not self._stale:
-            self._order.discard(client.key)
-        self._place(client)
+    def _mark(self, client: _Client) -> None:
+        order = self._order
+        if len(order) == 1 and order[0] is client.key and not self._dirty and not self._stale:
+            self._lone_changed = True
+        else:
+            self._dirty[client.name] = client
+
+    def _settle(self) -> None:
+        """Re-position the clients changed since the last read."""
+        order = self._order
+        dirty = self._dirty
+        if self._lone_changed:
+            self._lone_changed = False
+            lone = self._clients.get(order[0][2]) if order else None
+            if lone is not None and lone.key is order[0]:
+                dirty[lone.name] = lone
+        total = self._total
+        for client in dirty.values():
+            key = client.key
+            if key is not None:
+                del order[bisect_left(order, key)]
+            # _share, inline: this runs for every client charged in an allocation cycle
+            share = 0.0
+            for resource, amount in client.allocated.items():
+                whole = total.get(resource)
+                if whole:
+                    fraction = amount / whole
+                    if fraction > share:
+                        share = fraction
+            weight = client.weight
+            if weight > 0 and weight != 1.0:
+                share = share / weight
+            client.key = key = (share, client.count, client.name)
+            insort(order, key)
+        dirty.clear()
 
     def _rebuild(self) -> None:
         self._stale = False
+        self._lone_changed = False
+        self._dirty.clear()
         keys = []
         for client in self._clients.values():
             if client.active:
@@ -152,4 +215,5 @@ class DRFSorter:
                 keys.append(client.key)
             else:
                 client.key = None
-        self._order = SortedList(keys)
+        keys.sort()
+        self._order = keys

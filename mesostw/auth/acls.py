@@ -16,12 +16,19 @@ action                        subject                      object
 
 and the operator API's (:data:`OPERATOR_ACTIONS`), whose subject is the HTTP caller's principal:
 ``view_frameworks``, ``view_tasks``, ``view_executors`` and ``view_containers`` (``users``: the
-framework's user, or the task's or executor's own), ``view_roles`` and ``update_weights`` (``roles``), ``view_flags``
-(``flags``), ``set_log_level`` (``level``), ``access_mesos_logs`` (``logs``), ``mark_agents_gone``
-(``agents``) and ``get_endpoints`` (``paths``). As in Mesos, the objects of ``view_flags``,
-``set_log_level``, ``access_mesos_logs`` and ``mark_agents_gone`` are implicit: a request names none
-(it is ``ANY``), so their rules decide by their principals, with ``{"type": "ANY"}`` or ``{"type": "NONE"}``
-as objects.
+framework's user, or the task's or executor's own), ``view_roles``, ``update_weights``, ``get_quotas`` and
+``update_quotas`` (``roles``), ``view_flags``
+(``flags``), ``set_log_level`` (``level``), ``access_mesos_logs`` (``logs``), ``mark_agents_gone``,
+``drain_agents``, ``deactivate_agents`` and ``reactivate_agents`` (``agents``), the maintenance actions
+``update_maintenance_schedules``, ``get_maintenance_schedules``, ``start_maintenances``,
+``stop_maintenances`` and ``get_maintenance_statuses`` (``machines``), and ``get_endpoints``
+(``paths``). Offer operations, whether a framework (its principal) or an operator asks, need
+``reserve_resources`` (``roles``: the role reserved for), ``unreserve_resources``
+(``reserver_principals``: the principal that made the reservation), ``create_volumes`` (``roles``) and
+``destroy_volumes`` (``creator_principals``: the principal that created the volume). As in Mesos, the
+objects of ``view_flags``, ``set_log_level``, ``access_mesos_logs``, the agent actions and the
+maintenance actions are implicit: a request names none (it is ``ANY``), so their rules decide by their
+principals, with ``{"type": "ANY"}`` or ``{"type": "NONE"}`` as objects.
 
 ``shutdown_frameworks``, the name of ``teardown_frameworks`` before Mesos 0.27, is accepted too. When both
 appear, the two lists are evaluated as one: every ``shutdown_frameworks`` rule, then every
@@ -73,23 +80,27 @@ ACTIONS = {"register_frameworks": "roles", "run_tasks": "users", "teardown_frame
 OPERATOR_ACTIONS = {"view_frameworks": "users", "view_tasks": "users", "view_executors": "users",
                     "view_roles": "roles", "view_flags": "flags", "update_weights": "roles",
                     "set_log_level": "level", "access_mesos_logs": "logs", "mark_agents_gone": "agents",
-                    "get_endpoints": "paths", "view_containers": "users"}
+                    "get_endpoints": "paths", "view_containers": "users",
+                    "get_quotas": "roles", "update_quotas": "roles",
+                    "update_maintenance_schedules": "machines", "get_maintenance_schedules": "machines",
+                    "start_maintenances": "machines", "stop_maintenances": "machines",
+                    "get_maintenance_statuses": "machines", "drain_agents": "agents",
+                    "deactivate_agents": "agents", "reactivate_agents": "agents",
+                    "reserve_resources": "roles", "unreserve_resources": "reserver_principals",
+                    "create_volumes": "roles", "destroy_volumes": "creator_principals"}
 ACTIONS.update(OPERATOR_ACTIONS)
 #: Old names of enforced actions.
 ALIASES = {"shutdown_frameworks": "teardown_frameworks"}
 #: The other ACLs Mesos knows (``mesos:include/mesos/authorizer/acls.proto``): accepted, never enforced.
 IGNORED_ACTIONS = frozenset({
-    "reserve_resources", "unreserve_resources", "create_volumes", "destroy_volumes", "resize_volumes",
-    "get_quotas", "update_quotas", "set_quotas", "remove_quotas",
+    "resize_volumes",
+    "set_quotas", "remove_quotas",
     "launch_nested_containers_as_user", "launch_nested_containers_under_parent_with_user",
     "launch_nested_container_sessions_as_user", "launch_nested_container_sessions_under_parent_with_user",
     "attach_containers_input", "attach_containers_output", "kill_nested_containers",
     "wait_nested_containers", "remove_nested_containers",
     "launch_standalone_containers", "kill_standalone_containers", "wait_standalone_containers",
     "remove_standalone_containers", "view_standalone_containers",
-    "drain_agents", "deactivate_agents", "reactivate_agents",
-    "update_maintenance_schedules", "get_maintenance_schedules", "start_maintenances", "stop_maintenances",
-    "get_maintenance_statuses",
     "view_resource_providers", "modify_resource_provider_configs", "mark_resource_providers_gone",
     "prune_images", "create_block_disks", "destroy_block_disks", "create_mount_disks", "destroy_mount_disks",
     "destroy_raw_disks",

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from mesostw.cli import apps, execute, http, operator_api, sandbox, state, tasks
+from mesostw.cli import apps, execute, http, maintenance, operator_api, quota, reservations, sandbox, state, tasks
 from mesostw.cli.errors import CLIError, UsageError
 from mesostw.zk.url import is_zk
 
-COMMANDS = (execute, state, tasks, sandbox, operator_api, apps)
+COMMANDS = (execute, state, tasks, sandbox, operator_api, reservations, quota, maintenance, apps)
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,6 +36,7 @@ def build_parser() -> Parser:
     subparsers.required = True
     for module in COMMANDS:
         module.register(subparsers, common)
+    maintenance.register_agent_actions(subparsers.choices["agents"], common)
     return parser
 
 
@@ -48,7 +49,10 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
             args, extras = parser.parse_known_args(list(argv))
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
-        command = " ".join(["mesostw", args.subcommand, *([args.apps_command] if "apps_command" in args else [])])
+        actions = [getattr(args, key) for key in ("apps_command", "agents_command", "quota_command",
+                                                  "maintenance_command", "volumes_command")
+                   if getattr(args, key, None)]
+        command = " ".join(["mesostw", args.subcommand, *actions])
         if extras:
             raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see '{command} --help')")
         if "master" in args:  # the commands that talk to the master (not `apps`, which talks to a framework)

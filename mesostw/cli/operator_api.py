@@ -81,7 +81,9 @@ def agent_rows(agents: dict[str, Any]) -> list[list[str]]:
         info = agent.get("agent_info", {})
         total = scalars(agent.get("total_resources", info.get("resources")))
         used = scalars(agent.get("allocated_resources"))
-        state = "deactivated" if agent.get("deactivated") else ("active" if agent.get("active") else "inactive")
+        drain = (agent.get("drain_info") or {}).get("state")
+        state = str(drain).lower() if drain else "deactivated" if agent.get("deactivated") else (
+            "active" if agent.get("active") else "inactive")
         rows.append([(info.get("id") or {}).get("value", "?"), f"{info.get('hostname', '?')}:{info.get('port', '?')}",
                      state, *(_used_of(used.get(name, 0.0), total.get(name, 0.0)) for name in ("cpus", "mem", "disk")),
                      attributes_text(info.get("attributes"))])

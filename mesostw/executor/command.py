@@ -345,8 +345,12 @@ class CommandExecutor:
 
     # -- the agent -------------------------------------------------------------------
 
+    def unacknowledged_tasks(self) -> list[dict[str, Any]]:
+        """The tasks (TaskInfo JSON) of which the agent has acknowledged no update yet (for SUBSCRIBE)."""
+        return [self.task] if self.task is not None and not self.task_acknowledged else []
+
     def subscribe(self) -> None:
-        tasks = [self.task] if self.task is not None and not self.task_acknowledged else []
+        tasks = self.unacknowledged_tasks()
         body = self.envelope("SUBSCRIBE", {"unacknowledged_tasks": tasks,
                                            "unacknowledged_updates": [{"status": s} for s in self.unacked.values()]},
                              token=self.secret or "")

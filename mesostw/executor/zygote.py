@@ -5,7 +5,7 @@ interpreter and import time; forking this process, which has already
 imported the executor's code, costs a few milliseconds. The agent talks to it
 over stdin/stdout in JSON lines:
 
-    -> {"id": 1, "mode": "command-executor" | "exec", "argv": [...], "env": {...},
+    -> {"id": 1, "mode": "command-executor" | "default-executor" | "exec", "argv": [...], "env": {...},
         "cwd": "...", "stdout": "...", "stderr": "...", "user": null, "cgroups": [...]}
     <- {"id": 1, "pid": 1234}        or  {"id": 1, "error": "..."}
     <- {"exited": 1234, "status": 0}  (a wait status, whenever a child ends)
@@ -37,7 +37,7 @@ import time
 import traceback
 from typing import Any
 
-from mesostw.executor import command
+from mesostw.executor import command, default
 
 
 def _become(entry: pwd.struct_passwd | None, env: dict[str, str]) -> None:
@@ -107,7 +107,7 @@ def _child(request: dict[str, Any], report: int, entry: pwd.struct_passwd | None
             os.execvpe(argv[0], argv, env)
         os.close(report)
         report = -1
-        code = command.main(env)
+        code = default.main(env) if request["mode"] == "default-executor" else command.main(env)
     except BaseException as exc:  # noqa: BLE001 - anything here must end the child, reported
         try:
             if report >= 0:
@@ -188,8 +188,8 @@ class Launcher:
             for key in ("stdout", "stderr", "cwd"):
                 if not isinstance(request.get(key), str):
                     raise ValueError(f"{key} must be a path")
-            if request.get("mode") not in ("command-executor", "exec"):
-                raise ValueError("mode must be command-executor or exec")
+            if request.get("mode") not in ("command-executor", "default-executor", "exec"):
+                raise ValueError("mode must be command-executor, default-executor or exec")
             if request["mode"] == "exec" and not request.get("argv"):
                 raise ValueError("exec needs argv")
             entry = _check_user(request["user"]) if request.get("user") else None

@@ -18,12 +18,14 @@ from mesostw.master.events import MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused
 from mesostw.master.health import AgentHealth
 from mesostw.master.offers import OfferBook
+from mesostw.master.operations import AgentResources
 from mesostw.master.records import AgentRecord
 from mesostw.master.registry import AdmitAgent, MarkGone, MarkUnreachable, Mutation, RemoveAgent
 from mesostw.master.tasks import TaskTracker
 from mesostw.model import scheduler_api as api
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo, MasterInfo
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Offer, Task, TaskStatus
 
 log = Logger()
@@ -53,8 +55,10 @@ class AgentManager:
                  frameworks: FrameworkManager, persist: Callable[[Mutation], defer.Deferred],
                  master_info: Callable[[], MasterInfo], master_id: str, metrics: Counter[str],
                  request_allocation: Callable[[Iterable[str]], None], security: Security | None = None,
-                 events: MasterEvents | None = None):
+                 events: MasterEvents | None = None, resources: AgentResources | None = None):
         self._config = config
+        #: each agent's checkpointed resources (dynamic reservations, volumes) as the registry holds them
+        self._resources = resources if resources is not None else AgentResources(persist)
         self._security = security or Security()
         self._events = events if events is not None else MasterEvents(None)
         self._clock = clock
@@ -91,6 +95,10 @@ class AgentManager:
         """The link to send an agent messages on, or None when it is unknown or disconnected."""
         record = self._records.get(agent_id)
         return record.reachable_link() if record is not None else None
+
+    def marking_gone(self, agent_id: str) -> bool:
+        """Whether the agent is being marked gone (the registry has yet to hold it)."""
+        return agent_id in self._marking_gone
 
     @property
     def awaiting_reregistration(self) -> bool:
@@ -142,10 +150,10 @@ class AgentManager:
         if problem:
             return defer.fail(RegistrationRefused(problem))
         agent_id = self._new_id()
-        info = attrs.evolve(info, id=agent_id)
+        info, reported = self._resources.split(attrs.evolve(info, id=agent_id))
         self.owners[agent_id] = principal
         d = self._persist(AdmitAgent(agent_id, info.to_json(), principal))
-        d.addCallback(lambda _: self._admitted(link, info, version))
+        d.addCallback(lambda _: self._admitted(link, info, version, reported))
         return d
 
     def _refusal(self, principal: str | None, agent_id: str | None, info: AgentInfo) -> str | None:
@@ -169,14 +177,16 @@ class AgentManager:
         self._records[info.id] = record
         return record
 
-    def _admitted(self, link: IAgentLink, info: AgentInfo, version: str) -> tuple[str, MasterInfo]:
+    def _admitted(self, link: IAgentLink, info: AgentInfo, version: str,
+                  reported: Resources = EMPTY) -> tuple[str, MasterInfo]:
         record = self._new_record(info, link, registered_time=self._clock.seconds(), version=version)
+        self._resources.place(record, reported)
         self.admitted.add(record.id)
-        self._allocator.addAgent(record.id, info.resources)
+        self._allocator.addAgent(record.id, record.total)
         self.health.watch(record.id, link)
         self._metrics["slave_registrations"] += 1
         log.info("Registered agent {id} at {host}:{port} with {res}", id=record.id, host=info.hostname,
-                 port=info.port, res=info.resources)
+                 port=info.port, res=record.total)
         self._events.agentAdded(record)
         self._request_allocation([record.id])
         return record.id, self._master_info()
@@ -193,6 +203,7 @@ class AgentManager:
         problem = _check_agent(info) or self._refusal(principal, agent_id, info)
         if problem:
             return defer.fail(RegistrationRefused(problem))
+        info, reported = self._resources.split(info)
         if agent_id in self.gone:
             # As Mesos's ShutdownMessage: whatever it still runs is shut down, and it stays out.
             for framework_id in sorted({t.framework_id for t in tasks} | {f.id for f in frameworks if f.id}):
@@ -206,15 +217,15 @@ class AgentManager:
             # taken by the first principal that proves itself with it.
             self.owners[agent_id] = principal
         if agent_id in self.admitted and agent_id not in self.unreachable and not claimed:
-            return defer.succeed(self._readmitted(link, info, tasks, executors, frameworks, version))
+            return defer.succeed(self._readmitted(link, info, tasks, executors, frameworks, version, reported))
         # Unknown here (a registry lost or never kept), back from unreachable, or newly owned: record it first.
         self.owners.setdefault(agent_id, principal)
         d = self._persist(AdmitAgent(agent_id, info.to_json(), principal))
-        d.addCallback(lambda _: self._readmitted(link, info, tasks, executors, frameworks, version))
+        d.addCallback(lambda _: self._readmitted(link, info, tasks, executors, frameworks, version, reported))
         return d
 
     def _readmitted(self, link: IAgentLink, info: AgentInfo, tasks: list[Task], executors: list[ExecutorInfo],
-                    frameworks: list[FrameworkInfo], version: str) -> MasterInfo:
+                    frameworks: list[FrameworkInfo], version: str, checkpointed: Resources = EMPTY) -> MasterInfo:
         agent_id = info.id
         assert agent_id is not None
         self.admitted.add(agent_id)
@@ -231,9 +242,11 @@ class AgentManager:
             known = record.all_tasks()
             record.info, record.link, record.connected, record.active = info, link, True, True
             record.reregistered_time = now
+            self._resources.place(record, checkpointed)
         else:
             known = []
             record = self._new_record(info, link, registered_time=now, reregistered_time=now, version=version)
+            self._resources.place(record, checkpointed)
             self._events.agentAdded(record)  # back after a failover or from unreachable; before its tasks
         returning = self.unreachable.pop(agent_id, None) is not None
         reported = {(t.framework_id, t.task_id) for t in tasks}
@@ -263,7 +276,7 @@ class AgentManager:
         for framework_id in doomed:
             if framework_id in self._frameworks.completed:
                 link.shutdownFramework(framework_id)
-        self._allocator.addAgent(agent_id, info.resources, self._tasks.usage_on(agent_id))
+        self._allocator.addAgent(agent_id, record.total, self._tasks.usage_on(agent_id))
         self.health.watch(agent_id, link)
         self._metrics["slave_reregistrations"] += 1
         log.info("Re-registered agent {id} with {n} tasks", id=agent_id, n=len(tasks))
@@ -332,6 +345,7 @@ class AgentManager:
         self.health.unwatch(agent_id)
         self.admitted.discard(agent_id)
         self.owners.pop(agent_id, None)
+        self._resources.forget(agent_id)
         self._persist(RemoveAgent(agent_id)).addErrback(lambda _: None)
         self._metrics["slave_removals/reason_unregistered"] += 1
         self._rescinded(self._offers.forget_agent(agent_id))
@@ -376,11 +390,37 @@ class AgentManager:
     def _gone(self, agent_id: str, now: float) -> None:
         self.gone[agent_id] = now
         self.admitted.discard(agent_id)
+        self._resources.forget(agent_id)
         self._metrics["slave_removals/reason_gone"] += 1
         if self.recovered.pop(agent_id, None) is not None:
             return  # no task of it is known until it comes back, and it never will
-        record = self._records.pop(agent_id, None)
         self.unreachable.pop(agent_id, None)
+        self._remove_by_operator(agent_id, now, GONE_MESSAGE)
+
+    def removeDown(self, agent_id: str, message: str) -> defer.Deferred:
+        """An operator took the agent's machine down (START_MAINTENANCE): once the registry no longer holds
+        the agent, its tasks end as for an agent marked gone, it is told to shut its frameworks down, and it
+        may register again once its machine is up."""
+        if agent_id not in self._records:
+            return defer.succeed(None)
+        d = self._persist(RemoveAgent(agent_id))
+        d.addCallback(lambda _: self._down(agent_id, message))
+        return d
+
+    def _down(self, agent_id: str, message: str) -> None:
+        if agent_id not in self._records:
+            return
+        log.info("Removing agent {id}: {why}", id=agent_id, why=message)
+        self.admitted.discard(agent_id)
+        self.owners.pop(agent_id, None)
+        self._metrics["slave_removals"] += 1
+        self._metrics["slave_removals/reason_unregistered"] += 1
+        self._remove_by_operator(agent_id, self._clock.seconds(), message)
+
+    def _remove_by_operator(self, agent_id: str, now: float, message: str) -> None:
+        """Forget an agent an operator removed: rescind its offers, end its tasks (:meth:`_lose_gone`), tell
+        frameworks it is lost, and tell it, if connected, to shut its frameworks down."""
+        record = self._records.pop(agent_id, None)
         if record is not None:
             self.health.unwatch(agent_id)
             self._rescinded(self._offers.forget_agent(agent_id))
@@ -390,7 +430,7 @@ class AgentManager:
         frameworks = sorted({t.framework_id for t in tasks} | {f for f, _ in (record.executors if record else ())})
         for task in tasks:
             if not task.terminal:
-                self._lose_gone(task, now)
+                self._lose_gone(task, now, message)
             self._tasks.remove(task)
         self._tasks.release_agent(agent_id)
         if record is not None:
@@ -400,16 +440,16 @@ class AgentManager:
         if link is not None:
             for framework_id in frameworks:
                 link.shutdownFramework(framework_id)
-            link.removed(GONE_MESSAGE)
+            link.removed(message)
 
-    def _lose_gone(self, task: Task, now: float) -> None:
+    def _lose_gone(self, task: Task, now: float, message: str = GONE_MESSAGE) -> None:
         """Mesos's ``markGone``: TASK_GONE_BY_OPERATOR for partition-aware frameworks, else TASK_LOST."""
         framework = self._frameworks.get(task.framework_id)
         if framework is not None and framework.info.partition_aware:
             state, reason = T.GONE_BY_OPERATOR, T.REASON_AGENT_REMOVED_BY_OPERATOR
         else:
             state, reason = T.LOST, T.REASON_AGENT_REMOVED
-        status = self._tasks.lose(task, state, GONE_MESSAGE, reason, now)
+        status = self._tasks.lose(task, state, message, reason, now)
         if framework is not None:
             framework.send(api.update_event(status))
 

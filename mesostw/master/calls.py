@@ -6,11 +6,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from mesostw.master.records import AgentRecord, FrameworkRecord
 from mesostw.master.tasks import KillOutcome
-from mesostw.master.validation import check_offers, check_task
+from mesostw.master.validation import check_group, check_offers, check_task
 from mesostw.model import scheduler_api as api
 from mesostw.model import task as T
 from mesostw.model.resources import EMPTY, Resources
@@ -44,6 +45,8 @@ class SchedulerCalls:
             api.Reconcile: self.reconcile,
             api.Message: self.message,
             api.Request: lambda framework, call: None,
+            api.AcceptInverseOffers: self.accept_inverse_offers,
+            api.DeclineInverseOffers: self.decline_inverse_offers,
         }
 
     def handle(self, framework_id: str, call: api.Call) -> None:
@@ -99,20 +102,30 @@ class SchedulerCalls:
                 master.allocator.recoverResources(framework.id, agent_id, available)
             return
         launching: set[str] = set()
+        # Operations apply in order, each on what the ones before it left (a RESERVE then a LAUNCH on it).
+        durable: defer.Deferred | None = None
         for operation in call.operations:
             if operation.type == T.LAUNCH:
                 for task in operation.tasks:
                     available = self._launch(framework, agent, task, available, launching)
             elif operation.type == T.LAUNCH_GROUP:
-                group = [attrs.evolve(t, executor=operation.executor, command=None) for t in operation.tasks]
-                for task in group:
-                    available = self._launch(framework, agent, task, available, launching)
+                available = self._launch_group(framework, agent, operation, available, launching)
+            elif operation.type in T.RESOURCE_FIELDS:
+                available, applied = master.operations.accept(framework, agent, operation, available)
+                durable = applied or durable
             else:
                 master.metrics["invalid_operations"] += 1
                 framework.send(api.error_event(f"Offer operation {operation.type} is not supported"))
         if available:
-            master.allocator.recoverResources(framework.id, agent_id, available, call.filters)
-            master.requestAllocation([agent_id])
+            if durable is None:
+                self._recover(framework.id, agent_id, available, call.filters)
+            else:
+                # What the operations changed is offered again only once the registry holds it.
+                durable.addBoth(lambda _: self._recover(framework.id, agent_id, available, call.filters))
+
+    def _recover(self, framework_id: str, agent_id: str, resources: Resources, filters: Any) -> None:
+        self.master.allocator.recoverResources(framework_id, agent_id, resources, filters)
+        self.master.requestAllocation([agent_id])
 
     def _launch(self, framework: FrameworkRecord, agent: AgentRecord, task: TaskInfo, available: Resources,
                 launching: set[str]) -> Resources:
@@ -143,6 +156,41 @@ class SchedulerCalls:
         agent.link.runTasks(framework.info, [task])
         return available - needed
 
+    def _launch_group(self, framework: FrameworkRecord, agent: AgentRecord, operation: Any, available: Resources,
+                      launching: set[str]) -> Resources:
+        """A task group: all of its tasks start together in one executor, or none does (each then gets
+        TASK_ERROR with the reason, as Mesos)."""
+        master = self.master
+        group: list[TaskInfo] = list(operation.tasks)
+        problem = check_group(group, operation.executor, framework, agent, available, launching)
+        if problem is None:
+            users = {_task_user(task, framework) for task in group}
+            denied = sorted(u for u in users if not master.security.authorize("run_tasks", framework.principal, u))
+            if denied:
+                master.metrics["tasks_denied"] += len(group)
+                for task in group:
+                    self._refuse(framework, task, T.ERROR, T.REASON_TASK_UNAUTHORIZED,
+                                 f"Not authorized to run tasks as user '{denied[0]}' "
+                                 f"(principal {framework.principal or '(none)'})")
+                return available
+        if problem is not None:
+            master.metrics["invalid_tasks"] += len(group)
+            for task in group:
+                self._refuse(framework, task, T.ERROR, T.REASON_TASK_GROUP_INVALID, problem)
+            return available
+        executor = attrs.evolve(operation.executor, framework_id=framework.id)
+        needed = EMPTY
+        if master.tasks.add_executor(agent.id, executor):
+            needed = executor.resources
+        group = [attrs.evolve(task, executor=executor) for task in group]
+        for task in group:
+            launching.add(task.task_id)
+            master.tasks.launch(framework.id, task, _task_user(task, framework))
+            needed = needed + task.resources
+        assert agent.link is not None
+        agent.link.runTasks(framework.info, group, executor)
+        return available - needed
+
     def _refuse(self, framework: FrameworkRecord, task: TaskInfo, state: str, reason: str, message: str) -> None:
         self._refuse_id(framework, task.task_id, state, reason, message, task.agent_id or None)
 
@@ -153,6 +201,14 @@ class SchedulerCalls:
         framework.send(api.update_event(TaskStatus(
             task_id, state, message=message, source=T.SOURCE_MASTER, reason=reason,
             agent_id=agent_id, timestamp=self.master.clock.seconds())))
+
+    def accept_inverse_offers(self, framework: FrameworkRecord, call: api.AcceptInverseOffers) -> None:
+        self.master.metrics["messages_accept_inverse_offers"] += 1
+        self.master.maintenance.answer(framework.id, call.inverse_offer_ids, "ACCEPT", call.filters)
+
+    def decline_inverse_offers(self, framework: FrameworkRecord, call: api.DeclineInverseOffers) -> None:
+        self.master.metrics["messages_decline_inverse_offers"] += 1
+        self.master.maintenance.answer(framework.id, call.inverse_offer_ids, "DECLINE", call.filters)
 
     def revive(self, framework: FrameworkRecord, call: api.Revive) -> None:
         self.master.metrics["messages_revive_offers"] += 1

@@ -79,7 +79,8 @@ class FrameworkManager:
         record = FrameworkRecord(info=info, link=link, registered_time=self._clock.seconds(), tasks=tasks,
                                  completed_tasks=completed, **fields)
         self._records[info.id] = record
-        self._allocator.addFramework(info.id, info.allocation_role, active=False)
+        self._allocator.addFramework(info.id, info.allocation_role, active=False,
+                                     refinement="RESERVATION_REFINEMENT" in info.capabilities)
         return record
 
     # -- events to frameworks ---------------------------------------------------------------

@@ -13,6 +13,9 @@ from mesostw.master import metrics, state_json
 from mesostw.master.master import KillOutcome, Master, TeardownOutcome
 from mesostw.master.operator_api import MasterOperatorAPI
 from mesostw.master.operator_http import OperatorEndpoints
+from mesostw.master.operator_maintenance import MaintenanceEndpoints
+from mesostw.master.operator_quota import QuotaEndpoints
+from mesostw.master.operator_reservations import ReservationEndpoints
 from mesostw.model.info import MasterInfo
 from mesostw.ui import PUBLIC_ROUTES
 
@@ -105,6 +108,9 @@ class MasterEndpoints:
         router.route("/metrics/snapshot", self.snapshot)
         self.prometheus.install(router)
         self.operator.install(router)
+        QuotaEndpoints(self.master).install(router)
+        MaintenanceEndpoints(self.master).install(router)
+        ReservationEndpoints(self.master).install(router)
         self.api.install(router)
         for path in ("/master/redirect", "/redirect"):
             router.route(path, self.routing.redirect)

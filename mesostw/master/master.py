@@ -9,8 +9,14 @@ by an injected clock; its effects are calls on links, on the allocator and on th
 - :class:`~mesostw.master.agents.AgentManager`: agents registering, returning, disconnecting, lost;
 - :class:`~mesostw.master.frameworks.FrameworkManager`: frameworks subscribing, failing over, removed;
 - :class:`~mesostw.master.calls.SchedulerCalls`: the answers to v1 scheduler Calls;
+- :class:`~mesostw.master.operations.ResourceOperations`: RESERVE, UNRESERVE, CREATE and DESTROY, from
+  frameworks and operators, with :class:`~mesostw.master.operations.AgentResources`, what the registry
+  holds of agents' dynamic reservations and persistent volumes;
 - :class:`~mesostw.master.events.MasterEvents`: what the components report to the operator API's
-  event subscribers.
+  event subscribers;
+- :class:`~mesostw.master.quota.QuotaManager`: the roles' quotas;
+- :class:`~mesostw.master.maintenance.Maintenance`: the maintenance schedule, machines down, inverse offers;
+- :class:`~mesostw.master.draining.AgentStates`: agents deactivated and drained.
 
 The facade keeps what spans components (status updates, acknowledgements, allocation, teardown,
 kills, weights) and the methods the adapters call. It also provides
@@ -35,9 +41,13 @@ from mesostw.auth.policy import Security
 from mesostw.interfaces import IAgentLink, IAllocator, IFrameworkLink, IMasterEndpoint
 from mesostw.master.agents import AgentManager, without_uuid
 from mesostw.master.calls import SchedulerCalls
+from mesostw.master.draining import AgentStates
 from mesostw.master.events import MAX_SUBSCRIBERS, MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused, TeardownOutcome
+from mesostw.master.maintenance import Maintenance, agent_ip
 from mesostw.master.offers import OfferBook
+from mesostw.master.operations import AgentResources, ResourceOperations
+from mesostw.master.quota import QuotaManager
 from mesostw.master.records import AgentRecord, CompletedFrameworks, FrameworkRecord
 from mesostw.master.registry import InMemoryRegistry, IRegistry, Mutation, RegistryState, SetWeights
 from mesostw.master.tasks import KillOutcome, TaskTracker
@@ -87,9 +97,23 @@ class Master:
         self.framework_manager = FrameworkManager(
             config, clock, allocator, self.security, self.tasks, self.offers, self.persist, self._master_info,
             self.id, self.metrics, self.requestAllocation, self.removeFramework, events=self.events)
+        self.agent_resources = AgentResources(self.persist)
         self.agent_manager = AgentManager(
             config, clock, allocator, self.tasks, self.offers, self.framework_manager, self.persist,
-            self._master_info, self.id, self.metrics, self.requestAllocation, self.security, events=self.events)
+            self._master_info, self.id, self.metrics, self.requestAllocation, self.security, events=self.events,
+            resources=self.agent_resources)
+        self.operations = ResourceOperations(allocator, self.agent_manager, self.offers, self.framework_manager,
+                                             self.agent_resources, self.security, self.metrics,
+                                             self.requestAllocation)
+        self.quota = QuotaManager(allocator, self.tasks, self.offers, self.persist, lambda: self.agents.values(),
+                                  lambda: self.frameworks.values(), self.rescindOffer, self.requestAllocation,
+                                  lambda: self.config.roles)
+        self.maintenance = Maintenance(clock, self.id, self.persist, lambda: self.agents, self.framework_manager,
+                                       self.tasks, self.offers, self.agent_manager.removeDown, self.rescindOffer,
+                                       self.requestAllocation)
+        self.agent_states = AgentStates(self.persist, self.agent_manager, allocator, self.tasks, self.offers,
+                                        self.killTask, self.rescindOffer, self.markAgentGone,
+                                        self.requestAllocation)
         self.calls = SchedulerCalls(self)
         self._allocation_pending: Any = None
         self._allocation_candidates: set[str] | None = set()
@@ -133,6 +157,9 @@ class Master:
         self.framework_manager.recover_removed(state.removed_frameworks)
         if state.weights:
             self._apply_weights(state.weights)
+        self.quota.recover(state.quotas)
+        self.maintenance.recover(state.schedule, state.down_machines)
+        self.agent_states.recover(state.agent_states)
         agents: dict[str, AgentInfo] = {}
         for agent_id, data in state.agents.items():
             try:
@@ -150,6 +177,7 @@ class Master:
             # A master failover is no reason to drop a framework (Mesos never times out the frameworks a
             # new leader learns of): like its agents, it has at least --agent_reregister_timeout to return.
             self.framework_manager.recover(info, max(info.failover_timeout, self.config.agent_reregister_timeout))
+        self.agent_resources.recover(state.resources)
         self.agent_manager.recover(agents, state.unreachable, state.owners, gone=state.gone)
         self.leading = True
         log.info("Recovered {a} agents and {f} frameworks from the registry; agents have {t}s to re-register",
@@ -184,13 +212,44 @@ class Master:
     def registerAgent(self, link: IAgentLink, info: AgentInfo, version: str = "",
                       principal: str | None = None) -> defer.Deferred:
         """A new agent; ``principal`` is the one its connection authenticated as (None: it did not)."""
-        return self.agent_manager.registerAgent(link, info, version, principal)
+        refusal = self._machine_down(link, info, [], [])
+        if refusal is not None:
+            return refusal
+        d = self.agent_manager.registerAgent(link, info, version, principal)
+        d.addCallback(self._agent_joined)
+        return d
 
     def reregisterAgent(self, link: IAgentLink, info: AgentInfo, tasks: list[Task], executors: list[ExecutorInfo],
                         frameworks: list[FrameworkInfo], version: str = "", principal: str | None = None
                         ) -> defer.Deferred:
         """An agent that knows its ID; only the principal that registered the ID may re-register it."""
-        return self.agent_manager.reregisterAgent(link, info, tasks, executors, frameworks, version, principal)
+        refusal = self._machine_down(link, info, tasks, frameworks)
+        if refusal is not None:
+            return refusal
+        d = self.agent_manager.reregisterAgent(link, info, tasks, executors, frameworks, version, principal)
+        agent_id = info.id or ""
+
+        def joined(master_info: MasterInfo) -> MasterInfo:
+            self.agent_states.joined(agent_id)
+            return master_info
+
+        return d.addCallback(joined)
+
+    def _machine_down(self, link: IAgentLink, info: AgentInfo, tasks: list[Task],
+                      frameworks: list[FrameworkInfo]) -> defer.Deferred | None:
+        """A refusal for an agent whose machine is DOWN (it shuts down what it runs), or None."""
+        if not self.maintenance.is_down(info.hostname, agent_ip(info.hostname, link)):
+            return None
+        for framework_id in sorted({t.framework_id for t in tasks} | {f.id for f in frameworks if f.id}):
+            link.shutdownFramework(framework_id)
+        self.metrics["registrations_refused_machine_down"] += 1
+        log.warn("Refused agent {id} at {host}:{port}: its machine is DOWN", id=info.id or "(new)",
+                 host=info.hostname, port=info.port)
+        return defer.fail(RegistrationRefused("Machine is DOWN"))
+
+    def _agent_joined(self, result: tuple[str, MasterInfo]) -> tuple[str, MasterInfo]:
+        self.agent_states.joined(result[0])
+        return result
 
     def agentDisconnected(self, agent_id: str, link: IAgentLink | None = None) -> None:
         self.agent_manager.agentDisconnected(agent_id, link)
@@ -223,16 +282,19 @@ class Master:
 
     def removeFramework(self, framework_id: str) -> None:
         """Tear a framework down: forget it, shut it down on every agent and kill its tasks."""
+        offered = {offer.agent_id for offer in self.offers.of_framework(framework_id)}
         framework = self.framework_manager.remove(framework_id)
         if framework is None:
             return
-        for agent_id in self.tasks.agents_of(framework_id):
+        running = self.tasks.agents_of(framework_id)
+        for agent_id in running:
             link = self.agent_manager.reachable_link(agent_id)
             if link is not None:
                 link.shutdownFramework(framework_id)
         self.tasks.remove_framework(framework_id, self.clock.seconds())
         self.events.frameworkRemoved(framework.info)  # after its tasks' updates, as Mesos
-        self.requestAllocation()
+        # Only the agents where it held resources have anything new to offer.
+        self.requestAllocation(offered.union(running))
 
     def teardown(self, framework_id: str, principal: str | None) -> TeardownOutcome:
         """An operator (``principal``, None when anonymous) asks to tear a framework down; the
@@ -259,6 +321,7 @@ class Master:
             if framework is None or status.uuid is None:
                 self.metrics["invalid_status_updates"] += 1
                 continue
+            status = self.agent_states.reported(agent_id, status, framework.info.partition_aware)
             task = framework.tasks.get(status.task_id)  # the TaskTracker's index, read through the record
             if task is not None and task.agent_id == agent_id and task.status_update_uuid != status.uuid:
                 if self.tasks.update(task, status):
@@ -278,6 +341,7 @@ class Master:
         task = self.tasks.get(framework_id, task_id)
         if task is not None and task.terminal and task.status_update_uuid == uuid_bytes:
             self.tasks.remove(task)
+            self.agent_states.check(agent_id)
 
     def killTask(self, framework_id: str, task_id: str, grace_period: float | None = None) -> KillOutcome:
         """Ask the agent of a task to kill it (a scheduler's KILL, or an operator's)."""
@@ -357,15 +421,22 @@ class Master:
             info = record.info
             offer = Offer(self.offers.new_id(), framework_id, agent_id, info.hostname, resources,
                           framework.info.allocation_role, info.attributes,
-                          self.tasks.executor_ids(agent_id, framework_id), info.port)
+                          self.tasks.executor_ids(agent_id, framework_id), info.port,
+                          self.maintenance.unavailability(record))
             self.offers.add(offer)
             by_framework.setdefault(framework_id, []).append(offer)
         for framework_id, offers in by_framework.items():
             self.framework_manager.send(framework_id, api.offers_event(offers))
+        self.maintenance.send_inverse_offers()
+        self.agent_states.check_all()
         return len(result)
 
     def _offer_expired(self, offer: Offer) -> None:
         log.info("Offer {id} timed out; rescinding", id=offer.id)
+        self.rescindOffer(offer)
+
+    def rescindOffer(self, offer: Offer) -> None:
+        """Withdraw an outstanding offer: its resources go back to the allocator, its framework hears of it."""
         if self.offers.rescind(offer.id) is not None:
             self.framework_manager.send(offer.framework_id, api.rescind_event(offer.id))
         self.requestAllocation([offer.agent_id])

@@ -26,7 +26,7 @@ def snapshot(master: Master, elected: bool = True) -> dict[str, Any]:
     total = EMPTY
     used = EMPTY
     for agent in master.agents.values():
-        total = total + agent.info.resources
+        total = total + agent.total
         used = used + agent.used() + master.offers.offered_on(agent.id)
     out: dict[str, Any] = {
         "master/elected": 1.0 if elected else 0.0,
@@ -64,5 +64,23 @@ def snapshot(master: Master, elected: bool = True) -> dict[str, Any]:
     for name in _COUNTERS:
         out[f"master/{name}"] = float(master.metrics.get(name, 0))
     out["allocator/mesos/allocation_runs"] = float(getattr(master.allocator, "allocation_runs", 0))
+    out.update(quota_metrics(master))
     out.update(system_metrics())
+    return out
+
+
+def quota_metrics(master: Master) -> dict[str, float]:
+    """Mesos's ``allocator/mesos/quota/roles/<role>/resources/<resource>/guarantee`` and ``/limit``, and
+    ``/offered_or_allocated``: what the role consumes as the allocator counts it (offers included)."""
+    out: dict[str, float] = {}
+    consumed = getattr(master.allocator, "quota_consumed", None)
+    for config in master.quota.sorted():
+        prefix = f"allocator/mesos/quota/roles/{config.role}/resources"
+        for name, amount in config.guarantees.items():
+            out[f"{prefix}/{name}/guarantee"] = amount
+        for name, amount in config.limits.items():
+            out[f"{prefix}/{name}/limit"] = amount
+        if consumed is not None:
+            for name, amount in consumed(config.role).items():
+                out[f"{prefix}/{name}/offered_or_allocated"] = amount
     return out

@@ -7,6 +7,10 @@ One :class:`~mesostw.operator.calls.CallTable`, filled by one module per family 
 - :mod:`mesostw.master.operator_reads`: the state, agents, frameworks, executors, tasks, roles,
   weights and the master itself;
 - :mod:`mesostw.master.operator_writes`: weights, teardown, agents marked gone;
+- :mod:`mesostw.master.operator_quota`: GET_QUOTA, UPDATE_QUOTA (and the deprecated SET/REMOVE_QUOTA);
+- :mod:`mesostw.master.operator_maintenance`: the maintenance schedule and status, START/STOP_MAINTENANCE;
+- :mod:`mesostw.master.operator_drain`: DRAIN_AGENT, DEACTIVATE_AGENT, REACTIVATE_AGENT;
+- :mod:`mesostw.master.operator_reservations`: reservations and persistent volumes;
 - :mod:`mesostw.master.event_stream`: SUBSCRIBE.
 
 A new family (reservations, quota, maintenance, ...) is one more module with a ``register(table,
@@ -20,7 +24,15 @@ from __future__ import annotations
 from typing import Any
 
 from mesostw.http.router import Router
-from mesostw.master import metrics, operator_reads, operator_writes
+from mesostw.master import (
+    metrics,
+    operator_drain,
+    operator_maintenance,
+    operator_quota,
+    operator_reads,
+    operator_reservations,
+    operator_writes,
+)
 from mesostw.master.event_stream import HEARTBEAT_INTERVAL, EventStreams
 from mesostw.master.master import Master
 from mesostw.operator.calls import MASTER_CALL_TYPES, CallTable
@@ -47,6 +59,10 @@ class MasterOperatorAPI:
                         clock, self.files)
         operator_reads.register(self.table, master)
         operator_writes.register(self.table, master)
+        operator_quota.register(self.table, master)
+        operator_maintenance.register(self.table, master)
+        operator_drain.register(self.table, master)
+        operator_reservations.register(self.table, master)
         self.streams = EventStreams(master, clock, heartbeat)
         self.streams.register(self.table)
         self.http = OperatorAPI(self.table, lambda: master.security, verbosity=verbosity)

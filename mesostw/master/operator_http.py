@@ -63,7 +63,7 @@ class OperatorEndpoints:
 
     def slaves(self, request: server.Request) -> dict[str, Any]:
         wanted = query(request).get("slave_id") or None
-        return {"slaves": [state_json.agent_model(self.master, a) for a in self.master.agents.values()
+        return {"slaves": [state_json.agent_model_full(self.master, a) for a in self.master.agents.values()
                            if wanted in (None, a.id)],
                 "recovered_slaves": []}
 

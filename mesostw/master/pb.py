@@ -42,8 +42,10 @@ log = Logger()
 class PBAgentLink:
     """The master's handle on an agent's remote reference; messages are batched per turn."""
 
-    def __init__(self, remote: pb.RemoteReference, clock: Any):
+    def __init__(self, remote: pb.RemoteReference, clock: Any, ip: str | None = None):
         self.remote = remote
+        #: the address the agent's connection comes from (which machine it runs on, for maintenance)
+        self.ip = ip
         self._batch = Batcher(clock, lambda payload: remote.callRemote("messages", payload))
 
     def runTasks(self, framework_info, tasks, executor=None):
@@ -72,6 +74,9 @@ class PBAgentLink:
 
     def removed(self, reason):
         self._batch.add(internal.agent_removed(reason))
+
+    def checkpointResources(self, resources):
+        self._batch.add(internal.checkpoint_resources(resources))
 
 
 @implementer(IFrameworkLink)
@@ -119,6 +124,10 @@ class MasterConnection(pb.Referenceable):
     def _authentication_failed(self) -> None:
         self.master.metrics["authentication_failures"] += 1
 
+    def _peer_ip(self) -> str | None:
+        peer = self._peer()
+        return None if peer == "unknown" else peer
+
     def _peer(self) -> str:
         transport = getattr(self.broker, "transport", None)
         return getattr(transport.getPeer(), "host", "unknown") if transport is not None else "unknown"
@@ -163,7 +172,7 @@ class MasterConnection(pb.Referenceable):
         info, version, _, _, _ = self._parse_registration(payload)
         if info.id is not None:
             raise RefusedError("a new agent must not carry an ID; re-register instead")
-        link = PBAgentLink(reference(agent, "the agent"), self.clock)
+        link = PBAgentLink(reference(agent, "the agent"), self.clock, self._peer_ip())
         d = self.master.registerAgent(link, info, version, self.auth.principal)
         d.addCallback(self._agent_bound, link)
         d.addCallback(lambda result: encode(internal.registered(*result)))
@@ -176,7 +185,7 @@ class MasterConnection(pb.Referenceable):
         info, version, tasks, executors, frameworks = self._parse_registration(payload)
         if info.id is None:
             raise RefusedError("re-registration needs the agent's ID")
-        link = PBAgentLink(reference(agent, "the agent"), self.clock)
+        link = PBAgentLink(reference(agent, "the agent"), self.clock, self._peer_ip())
         d = self.master.reregisterAgent(link, info, tasks, executors, frameworks, version, self.auth.principal)
         d.addCallback(lambda master_info: self._agent_bound((info.id, master_info), link))
         d.addCallback(lambda result: encode(internal.registered(None, result[1])))

@@ -48,6 +48,10 @@ class AgentRecord:
     tasks: Mapping[str, Mapping[str, Task]] = attrs.field(factory=lambda: MappingProxyType({}))
     #: (framework ID, executor ID) -> ExecutorInfo of custom executors (a view of the TaskTracker's index)
     executors: Mapping[tuple[str, str], ExecutorInfo] = attrs.field(factory=lambda: MappingProxyType({}))
+    #: its dynamic reservations and persistent volumes (``info.resources`` are its ``--resources``)
+    checkpointed: Resources = EMPTY
+    #: everything it has: ``info.resources`` with ``checkpointed`` applied
+    total: Resources = attrs.field(default=attrs.Factory(lambda self: self.info.resources, takes_self=True))
 
     @property
     def id(self) -> str:

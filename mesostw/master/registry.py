@@ -8,8 +8,14 @@ acknowledges nothing before that. The registry is a set of mutations over an
 files under ``--work_dir``, or ZooKeeper with ``--zk``, where its layout under
 ``<zk path>/registry`` is ``agents/<id>`` (AgentInfo JSON), ``unreachable/<id>``
 (time), ``owners/<id>`` (the principal that registered the agent), ``frameworks/<id>``
-(FrameworkInfo JSON), ``removed/<id>`` (time), ``weights`` (JSON), and ``gone/<id>`` (time) for
-agents an operator marked gone. One value per item keeps each write small, whatever the cluster's size.
+(FrameworkInfo JSON), ``removed/<id>`` (time), ``weights`` (JSON), ``gone/<id>`` (time) for
+agents an operator marked gone, ``quotas/<role>`` (QuotaConfig JSON), ``maintenance/schedule`` (the
+maintenance Schedule JSON), ``maintenance/down/<machine>`` (MachineID JSON of machines that are down),
+``agent_states/<id>`` (``{"deactivated", "drain_info"}`` of agents an operator deactivated or drains) and
+``resources/<id>`` (a JSON array of Resources): an agent's checkpointed resources, its dynamic
+reservations and persistent volumes, as operations last left them (none for an agent no operation
+changed: its own checkpoint then tells). One value per item keeps each write small, whatever the
+cluster's size.
 """
 
 from __future__ import annotations
@@ -39,11 +45,11 @@ MAX_REMOVED_FRAMEWORKS = 1000
 #: Mutations committed together at most (a ZooKeeper transaction must stay far below its 1 MB limit).
 MAX_BATCH = 64
 
-SECTIONS = ("agents", "unreachable", "frameworks", "removed", "owners")
+SECTIONS = ("agents", "unreachable", "frameworks", "removed", "owners", "resources")
 
 __all__ = ["IRegistry", "Registry", "InMemoryRegistry", "RegistryError", "RegistryState", "Mutation",
            "AdmitAgent", "MarkUnreachable", "RemoveAgent", "AddFramework", "RemoveFramework", "SetWeights",
-           "MarkGone"]
+           "MarkGone", "SetQuotas", "UpdateMaintenance", "SetAgentState", "CheckpointResources"]
 
 
 class RegistryError(StoreError):
@@ -61,17 +67,31 @@ class RegistryState:
     owners: dict[str, str] = attrs.field(factory=dict)
     #: agent ID -> when an operator marked it gone (it may never come back)
     gone: dict[str, float] = attrs.field(factory=dict, kw_only=True)
+    #: role -> its QuotaConfig (JSON); roles without quota have none here
+    quotas: dict[str, dict[str, Any]] = attrs.field(factory=dict, kw_only=True)
+    #: the maintenance Schedule (JSON; {} when there is none)
+    schedule: dict[str, Any] = attrs.field(factory=dict, kw_only=True)
+    #: machine key (see :func:`machine_key`) -> MachineID JSON of the machines that are down
+    down_machines: dict[str, dict[str, Any]] = attrs.field(factory=dict, kw_only=True)
+    #: agent ID -> {"deactivated": bool, "drain_info": DrainInfo JSON} of agents deactivated or drained
+    agent_states: dict[str, dict[str, Any]] = attrs.field(factory=dict, kw_only=True)
+    #: agent ID -> its checkpointed resources (v1 Resource JSON) since an operation changed them
+    resources: dict[str, list[Any]] = attrs.field(factory=dict, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
         return {"agents": self.agents, "unreachable": self.unreachable, "frameworks": self.frameworks,
                 "removed_frameworks": dict(self.removed_frameworks), "weights": self.weights, "owners": self.owners,
-                "gone": self.gone}
+                "gone": self.gone, "quotas": self.quotas, "schedule": self.schedule,
+                "down_machines": self.down_machines, "agent_states": self.agent_states,
+                "resources": self.resources}
 
     def copy(self) -> RegistryState:
         """A copy that mutations of this one do not change (they replace values, never edit them)."""
         return attrs.evolve(self, agents=dict(self.agents), unreachable=dict(self.unreachable),
                             frameworks=dict(self.frameworks), removed_frameworks=OrderedDict(self.removed_frameworks),
-                            weights=dict(self.weights), owners=dict(self.owners), gone=dict(self.gone))
+                            weights=dict(self.weights), owners=dict(self.owners), gone=dict(self.gone),
+                            quotas=dict(self.quotas), down_machines=dict(self.down_machines),
+                            agent_states=dict(self.agent_states), resources=dict(self.resources))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RegistryState:
@@ -79,7 +99,11 @@ class RegistryState:
             raise ValueError(f"a registry must be a JSON object, not {type(data).__name__}")
         return cls(dict(data.get("agents", {})), dict(data.get("unreachable", {})),
                    dict(data.get("frameworks", {})), OrderedDict(data.get("removed_frameworks", {})),
-                   dict(data.get("weights", {})), dict(data.get("owners", {})), gone=dict(data.get("gone", {})))
+                   dict(data.get("weights", {})), dict(data.get("owners", {})), gone=dict(data.get("gone", {})),
+                   quotas=dict(data.get("quotas", {})), schedule=dict(data.get("schedule", {})),
+                   down_machines=dict(data.get("down_machines", {})),
+                   agent_states=dict(data.get("agent_states", {})),
+                   resources=dict(data.get("resources", {})))
 
 
 # -- mutations ---------------------------------------------------------------------------
@@ -118,6 +142,7 @@ class RemoveAgent:
         state.agents.pop(self.agent_id, None)
         state.unreachable.pop(self.agent_id, None)
         state.owners.pop(self.agent_id, None)
+        state.resources.pop(self.agent_id, None)
 
 
 @attrs.frozen
@@ -131,7 +156,20 @@ class MarkGone:
         state.agents.pop(self.agent_id, None)
         state.unreachable.pop(self.agent_id, None)
         state.owners.pop(self.agent_id, None)
+        state.resources.pop(self.agent_id, None)
         state.gone[self.agent_id] = self.time
+
+
+@attrs.frozen
+class CheckpointResources:
+    """An operation (RESERVE, UNRESERVE, CREATE, DESTROY) left an agent with these checkpointed
+    resources (v1 Resource JSON); they outlive its unreachability, not its removal."""
+
+    agent_id: str
+    resources: list[Any]
+
+    def __call__(self, state: RegistryState) -> None:
+        state.resources[self.agent_id] = self.resources
 
 
 @attrs.frozen
@@ -165,7 +203,60 @@ class SetWeights:
         state.weights.update(self.weights)
 
 
-Mutation = AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights | MarkGone
+@attrs.frozen
+class SetQuotas:
+    """Roles' quotas change together (UPDATE_QUOTA is all or nothing): role -> QuotaConfig JSON, or None
+    for a role whose quota is removed."""
+
+    quotas: dict[str, dict[str, Any] | None]
+
+    def __call__(self, state: RegistryState) -> None:
+        for role, config in self.quotas.items():
+            if config is None:
+                state.quotas.pop(role, None)
+            else:
+                state.quotas[role] = config
+
+
+def machine_key(machine: dict[str, Any]) -> str:
+    """The registry's name of a machine (MachineID JSON): its hostname in lower case and its IP."""
+    return f"{str(machine.get('hostname', '')).lower()}|{machine.get('ip', '')}"
+
+
+@attrs.frozen
+class UpdateMaintenance:
+    """The maintenance schedule changes (``schedule``, when given, replaces it) and machines go down or come up
+    (``down``: machine key -> MachineID JSON, or None for one that is up again), all at once."""
+
+    schedule: dict[str, Any] | None = None
+    down: dict[str, dict[str, Any] | None] = attrs.field(factory=dict)
+
+    def __call__(self, state: RegistryState) -> None:
+        if self.schedule is not None:
+            state.schedule = self.schedule
+        for machine, entry in self.down.items():
+            if entry is None:
+                state.down_machines.pop(machine, None)
+            else:
+                state.down_machines[machine] = entry
+
+
+@attrs.frozen
+class SetAgentState:
+    """An operator deactivated, reactivated or drains an agent: its state, or None when it has none left."""
+
+    agent_id: str
+    state: dict[str, Any] | None
+
+    def __call__(self, state: RegistryState) -> None:
+        if self.state is None:
+            state.agent_states.pop(self.agent_id, None)
+        else:
+            state.agent_states[self.agent_id] = self.state
+
+
+Mutation = (AdmitAgent | MarkUnreachable | RemoveAgent | AddFramework | RemoveFramework | SetWeights | MarkGone
+            | SetQuotas | UpdateMaintenance | SetAgentState | CheckpointResources)
 
 
 # -- the registry over a store -----------------------------------------------------------------
@@ -197,7 +288,7 @@ def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
                 Put(f"unreachable/{key(mutation.agent_id)}", dump(mutation.time))]
     if isinstance(mutation, RemoveAgent):
         return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
-                Delete(f"owners/{key(mutation.agent_id)}")]
+                Delete(f"owners/{key(mutation.agent_id)}"), Delete(f"resources/{key(mutation.agent_id)}")]
     if isinstance(mutation, AddFramework):
         return [Put(f"frameworks/{key(mutation.framework_id)}", dump(mutation.info))]
     if isinstance(mutation, RemoveFramework):
@@ -213,7 +304,22 @@ def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
         return [Put("weights", dump({**state.weights, **mutation.weights}))]
     if isinstance(mutation, MarkGone):
         return [Delete(f"agents/{key(mutation.agent_id)}"), Delete(f"unreachable/{key(mutation.agent_id)}"),
+                Delete(f"resources/{key(mutation.agent_id)}"),
                 Put(f"gone/{key(mutation.agent_id)}", dump(mutation.time))]
+    if isinstance(mutation, SetQuotas):
+        return [Delete(f"quotas/{key(role)}") if config is None else Put(f"quotas/{key(role)}", dump(config))
+                for role, config in sorted(mutation.quotas.items())]
+    if isinstance(mutation, UpdateMaintenance):
+        ops = [Put("maintenance/schedule", dump(mutation.schedule))] if mutation.schedule is not None else []
+        for machine, entry in sorted(mutation.down.items()):
+            path = f"maintenance/down/{key(machine)}"
+            ops.append(Delete(path) if entry is None else Put(path, dump(entry)))
+        return ops
+    if isinstance(mutation, SetAgentState):
+        path = f"agent_states/{key(mutation.agent_id)}"
+        return [Delete(path) if mutation.state is None else Put(path, dump(mutation.state))]
+    if isinstance(mutation, CheckpointResources):
+        return [Put(f"resources/{key(mutation.agent_id)}", dump(mutation.resources))]
     raise TypeError(f"not a registry mutation: {mutation!r}")
 
 
@@ -274,6 +380,8 @@ class Registry:
                         value = float(value)
                     elif section == "owners" and not isinstance(value, str):
                         raise ValueError("an owner must be a principal")
+                    elif section == "resources" and not isinstance(value, list):
+                        raise ValueError("checkpointed resources must be a JSON array")
                 except (ValueError, TypeError) as exc:
                     raise RegistryError(f"cannot read the registry: {section}/{name} holds {raw[:80]!r} "
                                         f"({exc})") from None
@@ -281,6 +389,7 @@ class Registry:
         state.agents, state.unreachable = sections["agents"], sections["unreachable"]
         state.frameworks = sections["frameworks"]
         state.owners = sections["owners"]
+        state.resources = sections["resources"]
         # Oldest first, as they were removed: that is the order in which the bound forgets them.
         state.removed_frameworks = OrderedDict(sorted(sections["removed"].items(), key=lambda kv: (kv[1], kv[0])))
         for name in (yield self.store.children("gone")):
@@ -291,6 +400,25 @@ class Registry:
                 state.gone[identifier(name)] = float(json.loads(raw or b"null"))
             except (ValueError, TypeError) as exc:
                 raise RegistryError(f"cannot read the registry: gone/{name} holds {raw[:80]!r} ({exc})") from None
+        for name in (yield self.store.children("quotas")):
+            raw = yield self.store.get(f"quotas/{name}")
+            if raw is None:
+                continue
+            try:
+                config = json.loads(raw)
+                if not isinstance(config, dict):
+                    raise ValueError("a quota must be a JSON object")
+            except ValueError as exc:
+                raise RegistryError(f"cannot read the registry: quotas/{name} holds {raw[:80]!r} ({exc})") from None
+            state.quotas[identifier(name)] = config
+        for section, into in (("maintenance/down", state.down_machines), ("agent_states", state.agent_states)):
+            for name in (yield self.store.children(section)):
+                raw = yield self.store.get(f"{section}/{name}")
+                if raw is not None:
+                    into[identifier(name)] = _object(raw, f"{section}/{name}")
+        schedule = yield self.store.get("maintenance/schedule")
+        if schedule is not None:
+            state.schedule = _object(schedule, "maintenance/schedule")
         weights = yield self.store.get("weights")
         try:
             state.weights = json.loads(weights) if weights else {}
@@ -308,7 +436,8 @@ class Registry:
                     raise ValueError("agents and frameworks must be JSON objects")
         except (OSError, ValueError, TypeError) as exc:
             raise RegistryError(f"cannot import the registry {path}: {exc}") from None
-        ops: list[Operation] = [Delete(section) for section in (*SECTIONS, "gone", "weights")]
+        ops: list[Operation] = [Delete(section) for section in (*SECTIONS, "gone", "weights", "quotas", "maintenance",
+                                                                 "agent_states")]
         empty = RegistryState()
         for mutation in _mutations_of(state):
             ops += operations(empty, mutation)
@@ -412,7 +541,25 @@ def _mutations_of(state: RegistryState) -> list[Mutation]:
     if state.weights:
         mutations.append(SetWeights({role: float(weight) for role, weight in state.weights.items()}))
     mutations += [MarkGone(agent_id, float(time)) for agent_id, time in state.gone.items()]
+    if state.quotas:
+        mutations.append(SetQuotas(dict(state.quotas)))
+    if state.schedule or state.down_machines:
+        mutations.append(UpdateMaintenance(dict(state.schedule), dict(state.down_machines)))
+    mutations += [SetAgentState(agent_id, entry) for agent_id, entry in state.agent_states.items()]
+    mutations += [CheckpointResources(agent_id, resources) for agent_id, resources in state.resources.items()
+                  if isinstance(resources, list)]
     return mutations
+
+
+def _object(raw: bytes, where: str) -> dict[str, Any]:
+    """A JSON object read from the registry; RegistryError when it is none."""
+    try:
+        value = json.loads(raw)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise RegistryError(f"cannot read the registry: {where} holds {raw[:80]!r} ({exc})") from None
+    return value
 
 
 class InMemoryRegistry(Registry):

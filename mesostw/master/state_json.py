@@ -12,7 +12,8 @@ from mesostw import __version__
 from mesostw.master.master import Master
 from mesostw.master.records import AgentRecord, FrameworkRecord
 from mesostw.master.v1_json import MASTER_CAPABILITIES
-from mesostw.model.resources import EMPTY, Resources, attributes_model
+from mesostw.model.attributes import attributes_model
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import TASK_STATES, UNREACHABLE, Offer, Task
 from mesostw.model.v0 import task_model
 from mesostw.version import build_info
@@ -24,10 +25,8 @@ def offer_model(offer: Offer) -> dict[str, Any]:
 
 
 def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
-    total = agent.info.resources
-    reserved: dict[str, Any] = {}
-    for role in total.roles() - {"*"}:
-        reserved[role] = total.reserved(role).model()
+    total = agent.total
+    reserved = {role: resources.model() for role, resources in sorted(total.reservations().items())}
     out = {
         "id": agent.id,
         "pid": agent.pid,
@@ -40,12 +39,30 @@ def agent_model(master: Master, agent: AgentRecord) -> dict[str, Any]:
         "reserved_resources": reserved,
         "unreserved_resources": total.unreserved().model(),
         "attributes": attributes_model(agent.info.attributes),
-        "active": agent.active,
+        "active": agent.active and agent.id not in master.agent_states.deactivated,
+        "deactivated": agent.id in master.agent_states.deactivated,
         "version": agent.version or __version__,
-        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE"],
+        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
     }
     if agent.reregistered_time is not None:
         out["reregistered_time"] = agent.reregistered_time
+    drain = master.agent_states.draining.get(agent.id)
+    if drain is not None:
+        out["drain_info"] = drain.to_json()
+    return out
+
+
+def agent_model_full(master: Master, agent: AgentRecord) -> dict[str, Any]:
+    """An agent as ``/master/slaves`` shows it: :func:`agent_model` plus every resource in full (reservation
+    stacks, principals, labels, persistent volumes), which ``/master/unreserve`` and
+    ``/master/destroy-volumes`` take back as they are."""
+    out = agent_model(master, agent)
+    total = agent.total
+    out["reserved_resources_full"] = {role: resources.to_json()
+                                      for role, resources in sorted(total.reservations().items())}
+    out["unreserved_resources_full"] = total.unreserved().to_json()
+    out["used_resources_full"] = agent.used().to_json()
+    out["offered_resources_full"] = master.offers.offered_on(agent.id).to_json()
     return out
 
 
@@ -201,7 +218,8 @@ def state_summary(master: Master) -> dict[str, Any]:
 def roles(master: Master) -> dict[str, Any]:
     """``/master/roles``: every role with a framework, ``*``, and every role in --weights/--roles."""
     weights: dict[str, float] = dict(master.config.weights or {})
-    members: dict[str, list[str]] = {name: [] for name in ("*", *weights, *(master.config.roles or ()))}
+    members: dict[str, list[str]] = {name: [] for name in ("*", *weights, *(master.config.roles or ()),
+                                                           *master.quota.configs)}
     allocated: dict[str, Resources] = {}
     for framework in master.frameworks.values():
         for name in framework_roles(framework):
@@ -209,9 +227,15 @@ def roles(master: Master) -> dict[str, Any]:
         role = framework.info.allocation_role
         held = master.tasks.used_by(framework.id) + master.offers.offered_to(framework.id)
         allocated[role] = allocated.get(role, EMPTY) + held
-    return {"roles": [{"name": name, "weight": float(weights.get(name, 1.0)),
-                       "resources": allocated.get(name, EMPTY).model(), "frameworks": sorted(ids)}
-                      for name, ids in sorted(members.items())]}
+    out = []
+    for name, ids in sorted(members.items()):
+        role_model: dict[str, Any] = {"name": name, "weight": float(weights.get(name, 1.0)),
+                                      "resources": allocated.get(name, EMPTY).model(), "frameworks": sorted(ids)}
+        quota = master.quota.role_quota(name)  # Mesos 1.9+: guarantee, limit and consumption
+        if quota is not None:
+            role_model["quota"] = quota
+        out.append(role_model)
+    return {"roles": out}
 
 
 def _unique(tasks: list[Task]) -> list[Task]:

@@ -26,12 +26,11 @@ if TYPE_CHECKING:
     from mesostw.master.master import Master
 
 #: The MasterInfo capabilities this master has: an agent may re-register with changed resources and
-#: attributes, which replace the old ones (AGENT_UPDATE). Mesos 1.9+ masters also advertise
-#: AGENT_DRAINING (DRAIN_AGENT) and QUOTA_V2 (UPDATE_QUOTA), which mesostw does not implement yet:
-#: each is added here by the change that implements it.
-MASTER_CAPABILITIES = ("AGENT_UPDATE",)
+#: attributes, which replace the old ones (AGENT_UPDATE); DRAIN_AGENT, DEACTIVATE_AGENT and
+#: REACTIVATE_AGENT (AGENT_DRAINING); quota limits and UPDATE_QUOTA (QUOTA_V2).
+MASTER_CAPABILITIES = ("AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2")
 #: What every mesostw agent can do (AgentInfo.Capability).
-AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE")
+AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT")
 #: The scalar resources a Role reports (Mesos: "we don't know if anything else is of type SCALAR").
 ROLE_SCALARS = ("cpus", "mem", "disk", "gpus")
 
@@ -61,17 +60,18 @@ def allocation_role(master: Master, framework_id: str) -> str | None:
 
 def agent_v1(master: Master, agent: AgentRecord, approvers: Approvers = EVERYTHING) -> dict[str, Any]:
     """A ``Response.GetAgents.Agent``."""
+    deactivated = agent.id in master.agent_states.deactivated
     out: dict[str, Any] = {
         "agent_info": agent_info_v1(agent.info, approvers),
-        "active": agent.active,
-        "deactivated": False,
+        "active": agent.active and not deactivated,
+        "deactivated": deactivated,
         "version": agent.version or __version__,
         "pid": agent.pid,
         "registered_time": time_info(agent.registered_time),
     }
     if agent.reregistered_time is not None:
         out["reregistered_time"] = time_info(agent.reregistered_time)
-    _resources(out, "total_resources", agent.info.resources.to_json(), approvers)
+    _resources(out, "total_resources", agent.total.to_json(), approvers)
     allocated: list[dict[str, Any]] = []
     for framework_id, used in sorted(master.tasks.usage_on(agent.id).items()):
         allocated += used.to_json(allocation_role(master, framework_id))
@@ -79,6 +79,9 @@ def agent_v1(master: Master, agent: AgentRecord, approvers: Approvers = EVERYTHI
     offered = [r for offer in master.offers.on_agent(agent.id) for r in offer.resources.to_json(offer.role)]
     _resources(out, "offered_resources", offered, approvers)
     out["capabilities"] = [{"type": c} for c in AGENT_CAPABILITIES]
+    drain = master.agent_states.draining.get(agent.id)
+    if drain is not None:
+        out["drain_info"] = drain.to_json()
     return out
 
 
@@ -109,6 +112,9 @@ def framework_v1(master: Master, framework: FrameworkRecord, approvers: Approver
     offers = master.offers.of_framework(framework.id)
     if offers:
         out["offers"] = [offer.to_json() for offer in offers]
+    inverse = master.maintenance.inverse.of_framework(framework.id)
+    if inverse:
+        out["inverse_offers"] = [offer.to_json() for offer in inverse]
     used = master.tasks.used_by(framework.id) if framework.id in master.frameworks else EMPTY
     _resources(out, "allocated_resources", used.to_json(role), approvers)
     offered = master.offers.offered_to(framework.id)

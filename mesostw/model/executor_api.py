@@ -103,6 +103,10 @@ def launch_event(task: TaskInfo) -> dict[str, Any]:
     return {"type": "LAUNCH", "launch": {"task": task.to_json()}}
 
 
+def launch_group_event(tasks: list[TaskInfo]) -> dict[str, Any]:
+    return {"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": [t.to_json() for t in tasks]}}}
+
+
 def kill_event(task_id: str, grace_period: float | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"task_id": wrap(task_id)}
     if grace_period is not None:

@@ -9,14 +9,8 @@ from typing import Any
 import attrs
 
 from mesostw import __version__
-from mesostw.model.resources import (
-    EMPTY,
-    UNRESERVED,
-    Resources,
-    attributes_from_json,
-    attributes_to_json,
-    validate_role,
-)
+from mesostw.model.attributes import attributes_from_json, attributes_to_json
+from mesostw.model.resources import EMPTY, UNRESERVED, Resources, validate_role
 from mesostw.model.validation import MAX_DEPTH, Reader, b64, read, too_deep
 
 #: Framework capabilities Mesos defines; unknown ones are kept but ignored.

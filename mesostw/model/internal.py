@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo, MasterInfo, wrap
+from mesostw.model.resources import Resources
 from mesostw.model.task import Task, TaskInfo, TaskStatus
 from mesostw.model.validation import Reader, ValidationError, b64
 
@@ -21,6 +22,7 @@ SHUTDOWN_FRAMEWORK = "ShutdownFrameworkMessage"
 SHUTDOWN_EXECUTOR = "ShutdownExecutorMessage"
 FRAMEWORK_TO_EXECUTOR = "FrameworkToExecutorMessage"
 AGENT_REMOVED = "SlaveRemovedMessage"
+CHECKPOINT_RESOURCES = "CheckpointResourcesMessage"
 
 STATUS_UPDATE = "StatusUpdateMessage"
 EXITED_EXECUTOR = "ExitedExecutorMessage"
@@ -67,6 +69,11 @@ def agent_removed(reason: str) -> dict[str, Any]:
     return {"type": AGENT_REMOVED, "message": reason}
 
 
+def checkpoint_resources(resources: Resources) -> dict[str, Any]:
+    """The agent's checkpointed resources (dynamic reservations, persistent volumes) as the master has them."""
+    return {"type": CHECKPOINT_RESOURCES, "resources": resources.to_json()}
+
+
 def parse_for_agent(data: Any) -> tuple[str, tuple[Any, ...]]:
     """Validate a master-to-agent message into (message type, arguments of the agent's handler)."""
     return _parse(data, _FOR_AGENT)
@@ -96,7 +103,8 @@ def _run_task(r: Reader) -> tuple[Any, ...]:
 
 
 #: message type -> reader of the arguments of ``Agent.runTasks``, ``killTask``, ``acknowledge``,
-#: ``shutdownFramework``, ``shutdownExecutor``, ``frameworkMessage`` and ``removedByMaster``
+#: ``shutdownFramework``, ``shutdownExecutor``, ``frameworkMessage``, ``removedByMaster`` and
+#: ``checkpointResources``
 _FOR_AGENT: dict[str, Callable[[Reader], tuple[Any, ...]]] = {
     RUN_TASK: _run_task,
     KILL_TASK: lambda r: (r.id("framework_id", "", required=True), r.id("task_id", "", required=True),
@@ -108,6 +116,7 @@ _FOR_AGENT: dict[str, Callable[[Reader], tuple[Any, ...]]] = {
     FRAMEWORK_TO_EXECUTOR: lambda r: (r.id("framework_id", "", required=True), r.id("executor_id", "", required=True),
                                       r.bytes("data", b"", required=True)),
     AGENT_REMOVED: lambda r: (r.str("message", ""),),
+    CHECKPOINT_RESOURCES: lambda r: (Resources.read(r, "resources"),),
 }
 
 

@@ -1,7 +1,6 @@
 """Resources: parsing, arithmetic and the JSON shapes Mesos uses for them.
 
-A :class:`Resources` value is immutable and maps ``(name, role)`` to a value of
-one of three kinds, as in Mesos:
+A :class:`Resources` value is immutable and maps keys to values of one of three kinds, as in Mesos:
 
 * scalars (``cpus``, ``mem`` in MB, ``disk`` in MB, ``gpus``, custom ones),
   kept as integer thousandths so that arithmetic is exact (Mesos uses the same
@@ -9,24 +8,46 @@ one of three kinds, as in Mesos:
 * ranges (``ports:[31000-32000]``), kept as sorted, merged, inclusive intervals;
 * sets (``bugs:{a,b,c}``), kept as frozensets.
 
-The role ``*`` means unreserved; any other role is a static reservation.
+A key is ``(name, role)`` for an unreserved resource (role ``*``) or one reserved statically for
+``role``, and ``(name, role, meta)`` for one with dynamic or refined reservations or a persistent
+volume, ``meta`` holding its reservation stack and DiskInfo (see :mod:`mesostw.model.reservation`);
+``role`` is always the top reservation's. Resources that differ in any of that never mix: they add up,
+subtract and compare per key, and a persistent volume is contained only whole.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable, Iterator, Mapping, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 
+from mesostw.model.reservation import (
+    UNRESERVED,
+    DiskInfo,
+    Key,
+    describe,
+    is_allocatable_to,
+    is_refined,
+    is_volume,
+    make_key,
+    needs_checkpointing,
+    read_disk,
+    read_stack,
+    stack_json,
+    static_of,
+    validate_role,
+)
 from mesostw.model.validation import Reader, ValidationError, read
 
+__all__ = ["EMPTY", "PREDEFINED", "RANGES", "SCALAR", "SET", "UNRESERVED", "Key", "Resources", "Value",
+           "format_ranges", "format_scalar", "format_set", "from_millis", "named_in", "normalize_ranges",
+           "ranges_contain", "subtract_ranges", "to_millis", "validate_role"]
+
 SCALAR, RANGES, SET = "SCALAR", "RANGES", "SET"
-UNRESERVED = "*"
 PREDEFINED = ("cpus", "gpus", "mem", "disk", "ports")
 
 Ranges = tuple  # tuple[tuple[int, int], ...]
 Value = Union[int, "tuple[tuple[int, int], ...]", "frozenset[str]"]
-Key = tuple  # (name, role)
 
 _RESOURCE = re.compile(r"^\s*([^():;\s]+)\s*(?:\(\s*([^()]*?)\s*\))?\s*:\s*(.+?)\s*$")
 _RANGE_MAX = (1 << 64) - 1
@@ -93,26 +114,30 @@ def format_scalar(millis: int) -> str:
     return "-" + text if millis < 0 else text
 
 
-def validate_role(role: str) -> str | None:
-    """Return why ``role`` is not a valid role name, or ``None`` (as Mesos's ``roles::validate``)."""
-    if role == UNRESERVED:
-        return None
-    if not role:
-        return "role must not be empty"
-    if role in (".", "..") or role.startswith("-"):
-        return f"invalid role {role!r}"
-    if any(c in role for c in "/\\\x08 \t\n\r\x0b\x0c") or len(role) > 255:
-        return f"invalid role {role!r}: no slashes, whitespace or backspace"
-    return None
-
-
 class Resources:
-    """An immutable bag of resources keyed by ``(name, role)``."""
+    """An immutable bag of resources (see the module's docstring for its keys)."""
 
-    __slots__ = ("_items",)
+    # _volumes: whether a key may be a persistent volume (never false when one is), so that the
+    # whole-volume rule of :meth:`contains` costs nothing for everything else.
+    # _sums, _shares: the scalar totals (thousandths, and as floats), computed on first use and kept,
+    # since the value never changes: the allocator reads them for every offer it makes.
+    __slots__ = ("_items", "_volumes", "_sums", "_shares")
 
     def __init__(self, items: Mapping[Key, Value] | None = None):
         self._items: dict[Key, Value] = dict(items) if items else {}
+        self._volumes = any(len(k) == 3 and k[2].volume for k in self._items)
+        self._sums: dict[str, int] | None = None
+        self._shares: dict[str, float] | None = None
+
+    @classmethod
+    def _of(cls, items: dict[Key, Value], volumes: bool) -> Resources:
+        """Wrap ``items`` (owned from now on) without checking them: for arithmetic on valid bags."""
+        made = object.__new__(cls)
+        made._items = items
+        made._volumes = volumes
+        made._sums = None
+        made._shares = None
+        return made
 
     # -- construction ----------------------------------------------------
 
@@ -123,7 +148,8 @@ class Resources:
 
     @classmethod
     def parse(cls, text: str, default_role: str = UNRESERVED) -> Resources:
-        """Parse Mesos's ``--resources`` syntax or a JSON array of Resource objects."""
+        """Parse Mesos's ``--resources`` syntax (static reservations only: ``cpus(ads):8``) or a JSON
+        array of Resource objects (any reservation, volumes)."""
         if not isinstance(text, str):
             raise ValidationError(f"resources must be text, not {type(text).__name__}")
         text = text.strip()
@@ -179,6 +205,9 @@ class Resources:
                 continue
             k, value = entry
             if k in items:
+                if len(k) == 3 and k[2].volume:
+                    res.error(f"gives persistent volume {k[2].disk.persistence_id!r} twice")
+                    continue
                 try:
                     value = _add(items[k], value)
                 except TypeError:
@@ -193,8 +222,13 @@ class Resources:
         return bool(self._items)
 
     def __iter__(self) -> Iterator[tuple[str, str, Value]]:
-        for (name, role), value in self._items.items():
-            yield name, role, value
+        """(name, role, value) of every resource; ``role`` is its top reservation's (``*``: unreserved)."""
+        for key, value in self._items.items():
+            yield key[0], key[1], value
+
+    def entries(self) -> Iterator[tuple[Key, Value]]:
+        """(key, value) of every resource, with its whole reservation stack and DiskInfo in the key."""
+        return iter(self._items.items())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Resources) and self._items == other._items
@@ -206,70 +240,134 @@ class Resources:
         return f"Resources({str(self)!r})"
 
     def __str__(self) -> str:
+        """Mesos's ``--resources`` syntax for what it can express (``cpus:2;mem(ads):64``), Mesos's way of
+        printing the rest (``disk(reservations: [(DYNAMIC,ads,ops)])[vol1:data]:64``)."""
         parts = []
-        for (name, role), value in sorted(self._items.items(), key=lambda kv: _sort_key(kv[0])):
-            label = name if role == UNRESERVED else f"{name}({role})"
-            parts.append(f"{label}:{_format_value(value)}")
+        for key, value in sorted(self._items.items(), key=lambda kv: _sort_key(kv[0])):
+            parts.append(f"{describe(key)}:{_format_value(value)}")
         return ";".join(parts)
 
     def keys(self) -> Iterable[Key]:
         return self._items.keys()
 
     def get(self, name: str, role: str = UNRESERVED) -> Value | None:
+        """The value of an unreserved or statically reserved resource."""
         return self._items.get((name, role))
 
     def names(self) -> set[str]:
-        return {name for name, _ in self._items}
+        return {key[0] for key in self._items}
 
     def roles(self) -> set[str]:
-        return {role for _, role in self._items}
+        """The roles resources are reserved for (their top reservations), and ``*`` if some are not."""
+        return {key[1] for key in self._items}
 
     def scalar(self, name: str) -> float:
         """Total of a scalar over all roles."""
-        return from_millis(sum(v for (n, _), v in self._items.items() if n == name and isinstance(v, int)))
+        return from_millis(sum(v for k, v in self._items.items() if k[0] == name and isinstance(v, int)))
 
     def scalars(self) -> dict[str, float]:
         """Totals of every scalar over all roles: what DRF measures shares with."""
-        totals: dict[str, int] = {}
-        for (name, _), value in self._items.items():
-            if isinstance(value, int):
-                totals[name] = totals.get(name, 0) + value
-        return {name: from_millis(v) for name, v in totals.items()}
+        return dict(self.scalars_view())
+
+    def scalars_view(self) -> Mapping[str, float]:
+        """:meth:`scalars` without the copy, computed once per value: read it, never change it."""
+        shares = self._shares
+        if shares is None:
+            shares = self._shares = {name: from_millis(v) for name, v in self.scalar_sums().items()}
+        return shares
+
+    def scalar_sums(self) -> Mapping[str, int]:
+        """Totals of every scalar over all roles in thousandths, computed once per value: read it, never
+        change it."""
+        sums = self._sums
+        if sums is None:
+            sums = {}
+            for key, value in self._items.items():
+                if isinstance(value, int):
+                    name = key[0]
+                    sums[name] = sums.get(name, 0) + value
+            self._sums = sums
+        return sums
 
     def ranges(self, name: str) -> tuple[tuple[int, int], ...]:
         out: list[tuple[int, int]] = []
-        for (n, _), value in self._items.items():
-            if n == name and isinstance(value, tuple):
+        for key, value in self._items.items():
+            if key[0] == name and isinstance(value, tuple):
                 out.extend(value)
         return normalize_ranges(out)
 
     def set_items(self, name: str) -> frozenset[str]:
         out: frozenset[str] = frozenset()
-        for (n, _), value in self._items.items():
-            if n == name and isinstance(value, frozenset):
+        for key, value in self._items.items():
+            if key[0] == name and isinstance(value, frozenset):
                 out |= value
         return out
 
+    def filter(self, keep: Callable[[Key], bool]) -> Resources:
+        """The resources whose keys ``keep`` accepts."""
+        return Resources._of({k: v for k, v in self._items.items() if keep(k)}, self._volumes)
+
     def unreserved(self) -> Resources:
-        return Resources({k: v for k, v in self._items.items() if k[1] == UNRESERVED})
+        return Resources._of({k: v for k, v in self._items.items() if k[1] == UNRESERVED}, self._volumes)
 
     def reserved(self, role: str | None = None) -> Resources:
-        """Resources reserved for ``role`` (or for any role when ``None``)."""
+        """Resources reserved for ``role`` (its top reservation; for any role when ``None``)."""
         if role is None:
-            return Resources({k: v for k, v in self._items.items() if k[1] != UNRESERVED})
-        return Resources({k: v for k, v in self._items.items() if k[1] == role})
+            return Resources._of({k: v for k, v in self._items.items() if k[1] != UNRESERVED}, self._volumes)
+        return Resources._of({k: v for k, v in self._items.items() if k[1] == role}, self._volumes)
+
+    def reservations(self) -> dict[str, Resources]:
+        """Role -> the resources reserved for it (by their top reservations), as Mesos's ``reservations()``."""
+        by_role: dict[str, dict[Key, Value]] = {}
+        for key, value in self._items.items():
+            if key[1] != UNRESERVED:
+                by_role.setdefault(key[1], {})[key] = value
+        return {role: Resources._of(items, self._volumes) for role, items in by_role.items()}
 
     def allocatable_to(self, role: str) -> Resources:
-        """What a framework in ``role`` may be offered: unreserved plus reserved for ``role``."""
-        return Resources({k: v for k, v in self._items.items() if k[1] == UNRESERVED or k[1] == role})
+        """What a framework in ``role`` may be offered: unreserved resources, and those reserved for
+        ``role`` or for a role above it (``eng``'s go to ``eng/web`` too)."""
+        items = {}
+        for key, value in self._items.items():
+            reserved_for = key[1]
+            if reserved_for == UNRESERVED or reserved_for == role or is_allocatable_to(reserved_for, role):
+                items[key] = value
+        return Resources._of(items, self._volumes)
 
-    def flatten(self) -> Resources:
-        """The same quantities with every role erased to ``*``."""
+    def volumes(self) -> Resources:
+        """The persistent volumes."""
+        if not self._volumes:
+            return EMPTY
+        return Resources._of({k: v for k, v in self._items.items() if is_volume(k)}, True)
+
+    def checkpointed(self) -> Resources:
+        """What agents checkpoint and the registry keeps: dynamic reservations and persistent volumes."""
+        return Resources({k: v for k, v in self._items.items() if len(k) == 3 and needs_checkpointing(k)})
+
+    def static(self) -> Resources:
+        """The same quantities as the agent's ``--resources`` gave them: dynamic reservations and volumes
+        undone."""
         out: dict[Key, Value] = {}
-        for (name, _), value in self._items.items():
-            key = (name, UNRESERVED)
+        for key, value in self._items.items():
+            if len(key) == 3:
+                key = static_of(key)
             out[key] = _add(out[key], value) if key in out else value
         return Resources(out)
+
+    def has_refined(self) -> bool:
+        return any(len(k) == 3 and is_refined(k) for k in self._items)
+
+    def without_refined(self) -> Resources:
+        """What a framework without the RESERVATION_REFINEMENT capability may be offered."""
+        return Resources._of({k: v for k, v in self._items.items() if not is_refined(k)}, self._volumes)
+
+    def flatten(self) -> Resources:
+        """The same quantities with every reservation and DiskInfo erased (all ``*``)."""
+        out: dict[Key, Value] = {}
+        for key, value in self._items.items():
+            key = (key[0], UNRESERVED)
+            out[key] = _add(out[key], value) if key in out else value
+        return Resources._of(out, False)
 
     # -- arithmetic ------------------------------------------------------
 
@@ -282,7 +380,7 @@ class Resources:
         for key, value in other._items.items():
             mine = items.get(key)
             items[key] = value if mine is None else _add(mine, value)
-        return Resources(items)
+        return Resources._of(items, self._volumes or other._volumes)
 
     def __sub__(self, other: Resources) -> Resources:
         """Remove ``other``; amounts not present are ignored (callers check :meth:`contains`)."""
@@ -298,15 +396,17 @@ class Resources:
                 items[key] = left
             else:
                 del items[key]
-        return Resources(items)
+        return Resources._of(items, self._volumes)
 
     def contains(self, other: Resources) -> bool:
-        """Whether ``other`` fits entirely inside this bag (per name and role)."""
+        """Whether ``other`` fits entirely inside this bag (per key; a persistent volume only whole)."""
         mine = self._items
         for key, value in other._items.items():
             have = mine.get(key)
             if have is None or not _contains(have, value):
                 return False
+        if other._volumes:
+            return all(mine[key] == value for key, value in other._items.items() if len(key) == 3 and key[2].volume)
         return True
 
     __ge__ = contains
@@ -317,10 +417,11 @@ class Resources:
     # -- JSON --------------------------------------------------------------
 
     def to_json(self, allocation_role: str | None = None) -> list[dict[str, Any]]:
-        """The v1 array of Resource objects."""
+        """The v1 array of Resource objects, in Mesos's endpoint format (see
+        :func:`mesostw.model.reservation.stack_json`)."""
         out = []
-        for (name, role), value in sorted(self._items.items(), key=lambda kv: _sort_key(kv[0])):
-            res: dict[str, Any] = {"name": name, "role": role}
+        for key, value in sorted(self._items.items(), key=lambda kv: _sort_key(kv[0])):
+            res: dict[str, Any] = {"name": key[0]}
             if isinstance(value, int):
                 res["type"] = SCALAR
                 res["scalar"] = {"value": from_millis(value)}
@@ -330,8 +431,7 @@ class Resources:
             else:
                 res["type"] = SET
                 res["set"] = {"item": sorted(value)}
-            if role != UNRESERVED:
-                res["reservations"] = [{"type": "STATIC", "role": role}]
+            stack_json(res, key)
             if allocation_role is not None:
                 res["allocation_info"] = {"role": allocation_role}
             out.append(res)
@@ -352,14 +452,15 @@ class Resources:
                 out[name] = scalar
         return out
 
-
 EMPTY = Resources()
 
 
-def _sort_key(key: Key) -> tuple[int, str, str]:
-    name, role = key
+def _sort_key(key: Key) -> tuple[Any, ...]:
+    name = key[0]
     rank = PREDEFINED.index(name) if name in PREDEFINED else len(PREDEFINED)
-    return rank, name, role
+    if len(key) == 2:
+        return rank, name, key[1], 0
+    return rank, name, key[1], 1, key[2]
 
 
 def _parse_value(raw: str) -> Value:
@@ -405,15 +506,12 @@ def _checked_range(begin: int, end: int) -> tuple[int, int]:
 def _read_resource(res: Reader) -> tuple[Key, Value] | None:
     name = res.str("name", required=True, max_len=255)
     kind = res.enum("type", (SCALAR, RANGES, SET), required=True)
-    role = res.str("role", UNRESERVED, max_len=255)
-    reservations = list(res.objs("reservations", max_items=64))
-    if reservations:
-        role = reservations[-1].str("role", role, max_len=255)
-    problem = validate_role(role) if isinstance(role, str) else None
-    if problem:
-        res.error(problem, "role")
+    stack = read_stack(res)
+    disk = read_disk(res, name) if isinstance(name, str) else None
+    if res.has("shared"):
+        res.error("is not supported: mesostw has no shared resources", "shared")
         return None
-    if name is None or kind is None:
+    if name is None or kind is None or stack is None or not (disk is None or isinstance(disk, DiskInfo)):
         return None
     try:
         value: Value
@@ -437,7 +535,10 @@ def _read_resource(res: Reader) -> tuple[Key, Value] | None:
     except ValueError as exc:
         res.error(str(exc), name)
         return None
-    return (name, role), value
+    if disk is not None and kind != SCALAR:
+        res.error("must be a SCALAR to have a DiskInfo", "type")
+        return None
+    return make_key(name, stack, disk), value
 
 
 def _add(left: Value, right: Value) -> Value:
@@ -476,87 +577,6 @@ def _format_value(value: Value) -> str:
     if isinstance(value, tuple):
         return format_ranges(value).replace(" ", "")
     return format_set(value).replace(" ", "")
-
-
-def parse_attributes(text: str) -> dict[str, Any]:
-    """Parse ``--attributes`` (``rack:r1;zone:a;level:10;keys:[1000-1500]``) into name -> value.
-
-    Values are floats (scalars), range tuples, frozensets or text, as Mesos
-    infers them from the syntax.
-    """
-    out: dict[str, Any] = {}
-    errors = []
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        name, sep, raw = part.partition(":")
-        name, raw = name.strip(), raw.strip()
-        if not sep or not name or not raw:
-            errors.append(f"bad attribute {part!r}: expected name:value")
-            continue
-        try:
-            value = _parse_value(raw) if raw[0] in "[{" else raw
-        except ValueError as exc:
-            errors.append(f"bad attribute {part!r}: {exc}")
-            continue
-        if isinstance(value, str):
-            try:
-                out[name] = float(value)
-                continue
-            except ValueError:
-                pass
-        out[name] = value
-    if errors:
-        raise ValidationError(errors)
-    return out
-
-
-def attributes_to_json(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for name, value in attributes.items():
-        if isinstance(value, float):
-            out.append({"name": name, "type": SCALAR, "scalar": {"value": value}})
-        elif isinstance(value, tuple):
-            out.append({"name": name, "type": RANGES, "ranges": {"range": [{"begin": b, "end": e} for b, e in value]}})
-        elif isinstance(value, frozenset):
-            out.append({"name": name, "type": SET, "set": {"item": sorted(value)}})
-        else:
-            out.append({"name": name, "type": "TEXT", "text": {"value": str(value)}})
-    return out
-
-
-def attributes_from_json(reader: Reader, key: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for attr in reader.objs(key, max_items=1000):
-        name = attr.str("name", required=True, max_len=255)
-        kind = attr.enum("type", (SCALAR, RANGES, SET, "TEXT"), required=True)
-        if name is None or kind is None:
-            continue
-        if kind == SCALAR:
-            holder = attr.obj("scalar", required=True)
-            out[name] = holder.float("value", 0.0) if holder else 0.0
-        elif kind == RANGES:
-            holder = attr.obj("ranges", required=True)
-            pairs = [(r.int("begin", 0), r.int("end", 0)) for r in holder.objs("range")] if holder else []
-            out[name] = normalize_ranges(pairs)
-        elif kind == SET:
-            holder = attr.obj("set", required=True)
-            out[name] = frozenset(holder.strs("item")) if holder else frozenset()
-        else:
-            holder = attr.obj("text", required=True)
-            out[name] = holder.str("value", "") if holder else ""
-    return out
-
-
-def attributes_model(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat object v0 endpoints use for attributes."""
-    out: dict[str, Any] = {}
-    for name, value in attributes.items():
-        if isinstance(value, tuple):
-            out[name] = format_ranges(value)
-        elif isinstance(value, frozenset):
-            out[name] = format_set(value)
-        else:
-            out[name] = value
-    return out
 
 
 def named_in(text: str) -> set[str]:

@@ -89,8 +89,24 @@ class Request:
     pass
 
 
+@attrs.frozen
+class AcceptInverseOffers:
+    """The framework can free what inverse offers ask for, in time."""
+
+    inverse_offer_ids: tuple[str, ...]
+    filters: Filters
+
+
+@attrs.frozen
+class DeclineInverseOffers:
+    """The framework cannot (or is unlikely to) free what inverse offers ask for in time."""
+
+    inverse_offer_ids: tuple[str, ...]
+    filters: Filters
+
+
 Call = Union[Subscribe, Teardown, Accept, Decline, Revive, Suppress, Kill, Shutdown, Acknowledge, Reconcile,
-             Message, Request]
+             Message, Request, AcceptInverseOffers, DeclineInverseOffers]
 
 CALL_TYPES = ("SUBSCRIBE", "TEARDOWN", "ACCEPT", "DECLINE", "REVIVE", "SUPPRESS", "KILL", "SHUTDOWN",
               "ACKNOWLEDGE", "RECONCILE", "MESSAGE", "REQUEST", "ACCEPT_INVERSE_OFFERS",
@@ -192,6 +208,13 @@ def _message(r: Reader, kind: str) -> Call:
                    body.bytes("data", b"", required=True))
 
 
+def _inverse(r: Reader, kind: str) -> Call:
+    body = r.obj(kind.lower(), required=True)
+    ids = tuple(body.ids("inverse_offer_ids")) if body else ()
+    filters = Filters.read(body.obj("filters")) if body else Filters()
+    return AcceptInverseOffers(ids, filters) if kind == "ACCEPT_INVERSE_OFFERS" else DeclineInverseOffers(ids, filters)
+
+
 _PARSERS = {
     "SUBSCRIBE": _subscribe,
     "TEARDOWN": lambda r, k: Teardown(),
@@ -205,6 +228,8 @@ _PARSERS = {
     "RECONCILE": _reconcile,
     "MESSAGE": _message,
     "REQUEST": lambda r, k: Request(),
+    "ACCEPT_INVERSE_OFFERS": _inverse,
+    "DECLINE_INVERSE_OFFERS": _inverse,
 }
 
 
@@ -231,6 +256,15 @@ def subscribed_event(framework_id: str, master_info: MasterInfo) -> dict[str, An
 
 def offers_event(offers: list[Offer]) -> dict[str, Any]:
     return {"type": "OFFERS", "offers": {"offers": [o.to_json() for o in offers]}}
+
+
+def inverse_offers_event(inverse_offers: list[Any]) -> dict[str, Any]:
+    """INVERSE_OFFERS of :class:`mesostw.model.maintenance.InverseOffer` s."""
+    return {"type": "INVERSE_OFFERS", "inverse_offers": {"inverse_offers": [o.to_json() for o in inverse_offers]}}
+
+
+def rescind_inverse_offer_event(inverse_offer_id: str) -> dict[str, Any]:
+    return {"type": "RESCIND_INVERSE_OFFER", "rescind_inverse_offer": {"inverse_offer_id": wrap(inverse_offer_id)}}
 
 
 def rescind_event(offer_id: str) -> dict[str, Any]:

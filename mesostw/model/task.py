@@ -7,8 +7,10 @@ from typing import Any
 
 import attrs
 
+from mesostw.model.attributes import attributes_from_json, attributes_to_json
 from mesostw.model.info import CommandInfo, ExecutorInfo, wrap
-from mesostw.model.resources import EMPTY, Resources, attributes_to_json
+from mesostw.model.maintenance import Unavailability
+from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.validation import Reader, b64, read
 
 STAGING = "TASK_STAGING"
@@ -47,7 +49,9 @@ REASON_AGENT_REMOVED = "REASON_AGENT_REMOVED"
 REASON_AGENT_REMOVED_BY_OPERATOR = "REASON_AGENT_REMOVED_BY_OPERATOR"
 REASON_AGENT_UNKNOWN = "REASON_AGENT_UNKNOWN"
 REASON_AGENT_RESTARTED = "REASON_AGENT_RESTARTED"
+REASON_AGENT_DRAINING = "REASON_AGENT_DRAINING"
 REASON_TASK_INVALID = "REASON_TASK_INVALID"
+REASON_TASK_GROUP_INVALID = "REASON_TASK_GROUP_INVALID"
 REASON_TASK_UNAUTHORIZED = "REASON_TASK_UNAUTHORIZED"
 REASON_TASK_UNKNOWN = "REASON_TASK_UNKNOWN"
 REASON_TASK_KILLED_DURING_LAUNCH = "REASON_TASK_KILLED_DURING_LAUNCH"
@@ -147,7 +151,9 @@ class TaskInfo:
     @classmethod
     def read(cls, r: Reader) -> TaskInfo:
         command, executor = r.obj("command"), r.obj("executor")
-        if (command is None) == (executor is None):
+        if command is None and executor is None:
+            # A task of a LAUNCH has one of them (Operation.read checks); one of a task group has its
+            # command and, once the master gave it the group's, the executor too.
             r.error("needs exactly one of command and executor")
         policy = r.obj("kill_policy")
         grace = policy.obj("grace_period") if policy else None
@@ -192,12 +198,12 @@ class Offer:
     attributes: dict[str, Any] = attrs.field(factory=dict)
     executor_ids: tuple[str, ...] = ()
     agent_port: int = 5051
+    #: when the agent's machine is scheduled for maintenance
+    unavailability: Unavailability | None = None
 
     @classmethod
     def read(cls, r: Reader) -> Offer:
         allocation = r.obj("allocation_info")
-        from mesostw.model.resources import attributes_from_json
-
         url = r.obj("url")
         address = url.obj("address") if url else None
         return cls(
@@ -210,6 +216,7 @@ class Offer:
             attributes=attributes_from_json(r, "attributes"),
             executor_ids=tuple(r.ids("executor_ids")),
             agent_port=address.int("port", 5051) if address else 5051,
+            unavailability=_unavailability(r),
         )
 
     @classmethod
@@ -228,28 +235,42 @@ class Offer:
             "attributes": attributes_to_json(self.attributes),
             "executor_ids": [wrap(e) for e in self.executor_ids],
             "allocation_info": {"role": self.role},
+            **({"unavailability": self.unavailability.to_json()} if self.unavailability is not None else {}),
         }
+
+
+def _unavailability(r: Reader) -> Unavailability | None:
+    holder = r.obj("unavailability")
+    return Unavailability.read(holder) if holder is not None else None
 
 
 LAUNCH = "LAUNCH"
 LAUNCH_GROUP = "LAUNCH_GROUP"
 OPERATION_TYPES = (LAUNCH, LAUNCH_GROUP, "RESERVE", "UNRESERVE", "CREATE", "DESTROY", "GROW_VOLUME",
                    "SHRINK_VOLUME", "CREATE_DISK", "DESTROY_DISK")
+#: operation type -> (its message's field in Offer.Operation, that message's resources field)
+RESOURCE_FIELDS = {"RESERVE": ("reserve", "resources"), "UNRESERVE": ("unreserve", "resources"),
+                   "CREATE": ("create", "volumes"), "DESTROY": ("destroy", "volumes")}
 
 
 @attrs.frozen
 class Operation:
-    """One offer operation of an ACCEPT; only launches carry tasks.
+    """One offer operation of an ACCEPT.
 
-    Tasks that fail validation but name a task ID are kept in ``invalid`` as
-    (task ID, reason), so that the master can answer each with TASK_ERROR
-    instead of refusing the whole call.
+    Launches carry tasks; tasks that fail validation but name a task ID are kept in ``invalid`` as
+    (task ID, reason), so that the master can answer each with TASK_ERROR instead of refusing the whole
+    call. RESERVE, UNRESERVE, CREATE and DESTROY carry ``resources`` (the volumes of CREATE and DESTROY);
+    one whose resources do not parse keeps the reason in ``error``, and the master drops it alone, as
+    Mesos does. ``id`` asks for operation feedback (which needs agents that mesostw does not have).
     """
 
     type: str
     tasks: tuple[TaskInfo, ...] = ()
     executor: ExecutorInfo | None = None
     invalid: tuple[tuple[str, str], ...] = ()
+    resources: Resources = EMPTY
+    id: str | None = None
+    error: str | None = None
 
     @classmethod
     def read(cls, r: Reader) -> Operation:
@@ -257,6 +278,9 @@ class Operation:
         if kind == LAUNCH:
             launch = r.obj("launch", required=True)
             tasks, invalid = _read_tasks(launch, "task_infos") if launch else ([], [])
+            both = [t for t in tasks if t.command is not None and t.executor is not None]
+            invalid += [(t.task_id, f"task {t.task_id} needs exactly one of command and executor") for t in both]
+            tasks = [t for t in tasks if t not in both]
             return cls(kind, tuple(tasks), invalid=tuple(invalid))
         if kind == LAUNCH_GROUP:
             group = r.obj("launch_group", required=True)
@@ -264,7 +288,17 @@ class Operation:
             holder = group.obj("task_group", required=True) if group else None
             tasks, invalid = _read_tasks(holder, "tasks") if holder else ([], [])
             return cls(kind, tuple(tasks), ExecutorInfo.read(executor) if executor else None, tuple(invalid))
-        return cls(kind)
+        operation_id = r.id("id")
+        if kind in RESOURCE_FIELDS:
+            field, key = RESOURCE_FIELDS[kind]
+            body = Reader(r.raw(field, {}), r.where(field))
+            if not body.has(key):
+                body.error("is required", key)
+            resources = Resources.read(body, key)
+            if kind == "RESERVE" and body.has("source"):
+                body.error("is not supported by the scheduler API (reservation updates are for operators)", "source")
+            return cls(kind, resources=resources, id=operation_id, error="; ".join(body.errors) or None)
+        return cls(kind, id=operation_id)
 
     def to_json(self) -> dict[str, Any]:
         if self.type == LAUNCH:
@@ -273,7 +307,13 @@ class Operation:
             return {"type": LAUNCH_GROUP, "launch_group": {
                 "executor": self.executor.to_json() if self.executor else {},
                 "task_group": {"tasks": [t.to_json() for t in self.tasks]}}}
-        return {"type": self.type}
+        out: dict[str, Any] = {"type": self.type}
+        if self.type in RESOURCE_FIELDS:
+            field, key = RESOURCE_FIELDS[self.type]
+            out[field] = {key: self.resources.to_json()}
+        if self.id is not None:
+            out["id"] = wrap(self.id)
+        return out
 
 
 def _read_tasks(holder: Reader, key: str) -> tuple[list[TaskInfo], list[tuple[str, str]]]:

@@ -22,6 +22,7 @@ from zope.interface import implementer
 from mesostw.interfaces import IScheduler, ISchedulerDriver
 from mesostw.model import scheduler_api as api
 from mesostw.model.info import Filters, FrameworkInfo, MasterInfo, wrap
+from mesostw.model.maintenance import InverseOffer
 from mesostw.model.task import Offer, Operation, TaskInfo, TaskStatus
 from mesostw.model.validation import ValidationError, b64
 
@@ -182,6 +183,22 @@ class SchedulerDriverBase(service.Service, abc.ABC):
             body["filters"] = _filters_json(filters)
         return self._call("DECLINE", body)
 
+    def acceptInverseOffers(self, inverseOfferIds: Iterable[str] | str, filters: Any = None) -> str:
+        """Tell the master the framework will free what these inverse offers ask for, in time."""
+        return self._inverse("ACCEPT_INVERSE_OFFERS", inverseOfferIds, filters)
+
+    def declineInverseOffer(self, inverseOfferIds: Iterable[str] | str, filters: Any = None) -> str:
+        """Tell the master the framework cannot free what these inverse offers ask for in time (pymesos's name)."""
+        return self._inverse("DECLINE_INVERSE_OFFERS", inverseOfferIds, filters)
+
+    declineInverseOffers = declineInverseOffer
+
+    def _inverse(self, kind: str, ids: Iterable[str] | str, filters: Any) -> str:
+        body: dict[str, Any] = {"inverse_offer_ids": [wrap(i) for i in ([ids] if isinstance(ids, str) else ids)]}
+        if filters is not None:
+            body["filters"] = _filters_json(filters)
+        return self._call(kind, body)
+
     def reviveOffers(self) -> str:
         return self._call("REVIVE")
 
@@ -247,6 +264,16 @@ class SchedulerDriverBase(service.Service, abc.ABC):
             self.scheduler.resourceOffers(self, offers)
         elif kind == "RESCIND":
             self.scheduler.offerRescinded(self, body["offer_id"]["value"])
+        elif kind == "INVERSE_OFFERS":
+            # Optional callbacks (Mesos's C++ Scheduler has none; pymesos's does): a scheduler without
+            # them never hears of inverse offers.
+            callback = getattr(self.scheduler, "inverseOffers", None)
+            if callback is not None:
+                callback(self, [InverseOffer.from_json(o) for o in body.get("inverse_offers", [])])
+        elif kind == "RESCIND_INVERSE_OFFER":
+            callback = getattr(self.scheduler, "inverseOfferRescinded", None)
+            if callback is not None:
+                callback(self, body["inverse_offer_id"]["value"])
         elif kind == "UPDATE":
             status = TaskStatus.from_json(body["status"])
             self.scheduler.statusUpdate(self, status)
@@ -303,6 +330,13 @@ class Scheduler:
 
     def offerRescinded(self, driver: Any, offerId: str) -> None:
         pass
+
+    def inverseOffers(self, driver: Any, offers: list[InverseOffer]) -> None:
+        """Inverse offers: the master asks for agents' resources back (their machines are scheduled for
+        maintenance); answer with ``driver.acceptInverseOffers`` or ``driver.declineInverseOffer``."""
+
+    def inverseOfferRescinded(self, driver: Any, inverseOfferId: str) -> None:
+        """An inverse offer is no longer valid."""
 
     def statusUpdate(self, driver: Any, status: TaskStatus) -> None:
         pass

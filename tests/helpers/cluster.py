@@ -45,6 +45,7 @@ class DirectAgentLink:
     def __init__(self, agent: Agent | None, clock: Any):
         self.agent, self.clock, self.up = agent, clock, True
         self.responsive = True
+        self.ip: str | None = None
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
     def _later(self, name: str, *args: Any) -> None:
@@ -85,12 +86,16 @@ class DirectAgentLink:
     def removed(self, reason):
         self._later("removedByMaster", reason)
 
+    def checkpointResources(self, resources):
+        self._later("checkpointResources", resources)
+
 
 @implementer(IMasterLink)
 class DirectMasterLink:
     def __init__(self, master: Master, agent: Agent, clock: Any):
         self.master, self.agent, self.clock = master, agent, clock
         self.agent_link = DirectAgentLink(agent, clock)
+        self.agent_link.ip = getattr(agent.config, "ip", None)  # where the agent connects from, as PB's peer
         self.up = True
 
     def _deferred(self, fn, *args):
@@ -184,18 +189,23 @@ class FakeExecutor:
         if not self.exited.called:
             later(self.clock, self.exited.callback, status)
 
+    def _act(self, info: TaskInfo) -> None:
+        self.running[info.task_id] = info
+        self.update(info.task_id, T.RUNNING)
+        command = (info.command.value if info.command else "") or ""
+        if command == "true":
+            self.update(info.task_id, T.FINISHED, "Command exited with status 0")
+        elif command == "false" or command.startswith("exit "):
+            code = 1 if command == "false" else int(command.split()[1])
+            self.update(info.task_id, T.FAILED if code else T.FINISHED, f"Command exited with status {code}")
+
     def _handle(self, event):
         kind = event["type"]
         if kind == "LAUNCH":
-            info = TaskInfo.from_json(event["launch"]["task"])
-            self.running[info.task_id] = info
-            self.update(info.task_id, T.RUNNING)
-            command = (info.command.value if info.command else "") or ""
-            if command == "true":
-                self.update(info.task_id, T.FINISHED, "Command exited with status 0")
-            elif command == "false" or command.startswith("exit "):
-                code = 1 if command == "false" else int(command.split()[1])
-                self.update(info.task_id, T.FAILED if code else T.FINISHED, f"Command exited with status {code}")
+            self._act(TaskInfo.from_json(event["launch"]["task"]))
+        elif kind == "LAUNCH_GROUP":
+            for task in event["launch_group"]["task_group"]["tasks"]:
+                self._act(TaskInfo.from_json(task))
         elif kind == "KILL":
             task_id = event["kill"]["task_id"]["value"]
             self.update(task_id, T.KILLED, "Command terminated with signal Terminated")
@@ -296,6 +306,9 @@ class RecordingScheduler(Scheduler):
         self.framework_id = None
         self.pending: list[dict] = []
         self.decline_unused = True
+        #: every InverseOffer received, and the IDs of those rescinded
+        self.inverse_offers: list[Any] = []
+        self.inverse_rescinded: list[str] = []
 
     def registered(self, driver, frameworkId, masterInfo):
         self.framework_id = frameworkId
@@ -323,6 +336,12 @@ class RecordingScheduler(Scheduler):
 
     def offerRescinded(self, driver, offerId):
         self.rescinded.append(offerId)
+
+    def inverseOffers(self, driver, offers):
+        self.inverse_offers.extend(offers)
+
+    def inverseOfferRescinded(self, driver, inverseOfferId):
+        self.inverse_rescinded.append(inverseOfferId)
 
     def statusUpdate(self, driver, status):
         self.updates.append(status)
@@ -388,7 +407,7 @@ class Cluster:
     def add_agent(self, resources: str, port: int = 5051, **flags: Any) -> Agent:
         """A new agent, connected; ``flags`` override the cluster's agent flags for this one."""
         containerizer = FakeContainerizer(self.clock)
-        info = AgentInfo(hostname="127.0.0.1", port=port, resources=Resources.parse(resources))
+        info = AgentInfo(hostname=flags.get("hostname") or "127.0.0.1", port=port, resources=Resources.parse(resources))
         config = flaglib.defaults(AGENT_FLAGS, **{**self.agent_flags, **flags}) if flags else self.agent_config
         agent = Agent(config, info, containerizer, self.clock)
         containerizer.agent = agent

@@ -17,12 +17,16 @@ from mesostw.master import registry as registry_module
 from mesostw.master.registry import (
     AddFramework,
     AdmitAgent,
+    CheckpointResources,
     MarkUnreachable,
     RegistryError,
     RegistryState,
     RemoveAgent,
     RemoveFramework,
+    SetAgentState,
+    SetQuotas,
     SetWeights,
+    UpdateMaintenance,
 )
 
 
@@ -34,16 +38,41 @@ def framework(name: str) -> dict[str, Any]:
     return {"user": "nobody", "name": name, "id": {"value": name}, "failover_timeout": 60.0}
 
 
+def reserved_cpus(cpus: float, volume: str | None = None) -> list[dict[str, Any]]:
+    """Checkpointed resources (v1 JSON): ``cpus`` reserved for eng by ops, and disk holding ``volume``."""
+    reservation = {"type": "DYNAMIC", "role": "eng", "principal": "ops",
+                   "labels": {"labels": [{"key": "team", "value": "web"}]}}
+    out: list[dict[str, Any]] = [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus},
+                                  "reservations": [reservation]}]
+    if volume is not None:
+        out.append({"name": "disk", "type": "SCALAR", "scalar": {"value": 64.0}, "reservations": [reservation],
+                    "disk": {"persistence": {"id": volume, "principal": "ops"},
+                             "volume": {"container_path": "data", "mode": "RW"}}})
+    return out
+
+
 EVERY_MUTATION: list[Any] = [
     AdmitAgent("S1", agent("S1")), AdmitAgent("S2", agent("S2")), AdmitAgent("S3", agent("S3")),
     AdmitAgent("S1", {**agent("S1"), "port": 6051}),
     MarkUnreachable("S2", 10.5), MarkUnreachable("S3", 11.0), AdmitAgent("S3", agent("S3")),
-    MarkUnreachable("S4", 12.0), RemoveAgent("S4"), AdmitAgent("S5", agent("S5")), RemoveAgent("S5"),
+    CheckpointResources("S1", reserved_cpus(1.0)), CheckpointResources("S1", reserved_cpus(2.0, "vol1")),
+    CheckpointResources("S3", reserved_cpus(0.5)), MarkUnreachable("S3", 11.5), AdmitAgent("S3", agent("S3")),
+    MarkUnreachable("S4", 12.0), RemoveAgent("S4"), AdmitAgent("S5", agent("S5")),
+    CheckpointResources("S5", reserved_cpus(1.0)), RemoveAgent("S5"),
     AddFramework("F1", framework("F1")), AddFramework("F2", framework("F2")),
     AddFramework("F1", {**framework("F1"), "name": "renamed"}),
     RemoveFramework("F0", 19.0), RemoveFramework("F2", 20.0), RemoveFramework("F2", 21.0),
     SetWeights({"ops": 2.0}), SetWeights({"dev": 0.5, "ops": 3.0}),
     AdmitAgent("odd/id", agent("odd")), AdmitAgent("..", agent("dots")), AddFramework("", framework("empty")),
+    SetQuotas({"eng": {"role": "eng", "limits": {"cpus": {"value": 4.0}}},
+               "eng/web": {"role": "eng/web", "guarantees": {"mem": {"value": 64.0}}}}),
+    SetQuotas({"eng": None, "ops": {"role": "ops", "guarantees": {"cpus": {"value": 1.0}}}}),
+    UpdateMaintenance({"windows": [{"machine_ids": [{"hostname": "h1"}, {"ip": "10.0.0.2"}],
+                                    "unavailability": {"start": {"nanoseconds": 5}}}]}),
+    UpdateMaintenance(down={"h1|": {"hostname": "h1"}, "|10.0.0.2": {"ip": "10.0.0.2"}}),
+    UpdateMaintenance({"windows": []}, {"h1|": None}),
+    SetAgentState("S1", {"deactivated": True}), SetAgentState("S3", {"deactivated": True, "drain_info": {}}),
+    SetAgentState("S1", None),
 ]
 
 
@@ -67,7 +96,8 @@ class RegistryBehaviour:
 
     @defer.inlineCallbacks
     def test_round_trip_of_every_mutation(self) -> Any:
-        """Each kind of mutation (IDs that are no plain path segment too) is what a new leader recovers."""
+        """Each kind of mutation (IDs that are no plain path segment too, agents' checkpointed resources) is
+        what a new leader recovers."""
         registry = yield self.make_registry()
         expected = RegistryState()
         for mutation in EVERY_MUTATION:
@@ -78,6 +108,9 @@ class RegistryBehaviour:
         self.assertEqual(registry.state, expected)  # type: ignore[attr-defined]
         self.assertEqual(list(expected.removed_frameworks), ["F0", "F2"])  # type: ignore[attr-defined]
         self.assertEqual(set(expected.agents), {"S1", "S3", "odd/id", ".."})  # type: ignore[attr-defined]
+        # Reservations and volumes outlive unreachability (S3), not removal (S5).
+        self.assertEqual(expected.resources, {"S1": reserved_cpus(2.0, "vol1"),  # type: ignore[attr-defined]
+                                              "S3": reserved_cpus(0.5)})
 
     @defer.inlineCallbacks
     def test_removed_frameworks_bounded(self) -> Any:

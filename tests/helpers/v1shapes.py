@@ -68,7 +68,8 @@ AGENT_INFO = exact(Schema({"hostname": str},
 EXECUTOR_INFO = Schema({"executor_id": ID}, {"framework_id": ID, "type": str, "command": dict, "resources": [RESOURCE],
                                              "name": str, "source": str, "data": str})
 OFFER = Schema({"id": ID, "framework_id": ID, "agent_id": ID, "hostname": str, "resources": [RESOURCE]},
-               {"url": dict, "attributes": [ATTRIBUTE], "executor_ids": [ID], "allocation_info": dict})
+               {"url": dict, "attributes": [ATTRIBUTE], "executor_ids": [ID], "allocation_info": dict,
+                "unavailability": dict})
 AGENT = exact(Schema({"agent_info": AGENT_INFO, "active": bool, "version": str},
                      {"deactivated": bool, "pid": str, "registered_time": TIME, "reregistered_time": TIME,
                       "total_resources": [RESOURCE], "allocated_resources": [RESOURCE],
@@ -87,6 +88,18 @@ GET_STATE = exact(Schema({"get_tasks": GET_TASKS, "get_executors": GET_EXECUTORS
                           "get_agents": GET_AGENTS}))
 ROLE = exact(Schema({"name": str, "weight": float}, {"frameworks": [ID], "resources": [RESOURCE]}))
 WEIGHT_INFO = exact(Schema({"weight": float}, {"role": str}))
+QUOTA_CONFIG = exact(Schema({"role": str}, {"guarantees": dict, "limits": dict}))
+QUOTA_INFO = exact(Schema({"role": str}, {"principal": str, "guarantee": [RESOURCE]}))
+QUOTA_STATUS = exact(Schema({}, {"infos": [QUOTA_INFO], "configs": [QUOTA_CONFIG]}))
+MACHINE_ID = exact(Schema({}, {"hostname": str, "ip": str}))
+NANOS = exact(Schema({"nanoseconds": int}))
+UNAVAILABILITY = exact(Schema({"start": NANOS}, {"duration": NANOS}))
+SCHEDULE = exact(Schema({}, {"windows": [exact(Schema({"machine_ids": [MACHINE_ID],
+                                                       "unavailability": UNAVAILABILITY}))]}))
+INVERSE_OFFER_STATUS = exact(Schema({"status": str, "framework_id": ID, "timestamp": NANOS}))
+CLUSTER_STATUS = exact(Schema({}, {"draining_machines": [exact(Schema({"id": MACHINE_ID},
+                                                                      {"statuses": [INVERSE_OFFER_STATUS]}))],
+                                   "down_machines": [MACHINE_ID]}))
 MASTER_INFO = exact(Schema({"id": str, "ip": int, "port": int},
                            {"pid": str, "hostname": str, "version": str, "address": dict, "domain": dict,
                             "capabilities": [exact(Schema({"type": str}))]}))
@@ -122,6 +135,9 @@ MASTER_RESPONSES: dict[str, Check] = {
     "GET_WEIGHTS": response("GET_WEIGHTS", exact(Schema({"weight_infos": [WEIGHT_INFO]}))),
     "GET_MASTER": response("GET_MASTER", exact(Schema({"master_info": MASTER_INFO, "start_time": Number},
                                                       {"elected_time": Number}))),
+    "GET_QUOTA": response("GET_QUOTA", exact(Schema({"status": QUOTA_STATUS}))),
+    "GET_MAINTENANCE_SCHEDULE": response("GET_MAINTENANCE_SCHEDULE", exact(Schema({"schedule": SCHEDULE}))),
+    "GET_MAINTENANCE_STATUS": response("GET_MAINTENANCE_STATUS", exact(Schema({"status": CLUSTER_STATUS}))),
 }
 
 EVENTS: dict[str, Check] = {

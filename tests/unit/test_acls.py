@@ -214,7 +214,7 @@ class EvaluationTests(unittest.TestCase):
     def test_unknown_action(self) -> None:
         """Asking about another action is a programming error."""
         acls = ACLs()
-        error = self.assertRaises(ValueError, acls.authorize, "reserve_resources", "a", "b")
+        error = self.assertRaises(ValueError, acls.authorize, "resize_volumes", "a", "b")
         self.assertIn("run_tasks", str(error))
         self.assertRaises(ValueError, acls.authorize, "shutdown_frameworks", "a", "b")
 
@@ -355,11 +355,11 @@ class ParsingTests(unittest.TestCase):
     def test_other_mesos_acls_ignored(self) -> None:
         """Other Mesos ACL names are accepted, not enforced, and named in the warnings."""
         acls = parse_acls('{"kill_nested_containers": [{"principals": {"type": "NONE"}, "users": {"type": "ANY"}}],'
-                          ' "reserve_resources": [], "prune_images": []}')
+                          ' "resize_volumes": [], "prune_images": []}')
         self.assertEqual(acls, ACLs())
         self.assertEqual(sorted(w.split(":")[0] for w in acls.warnings),
-                         ["kill_nested_containers", "prune_images", "reserve_resources"])
-        self.assertTrue({"kill_nested_containers", "reserve_resources", "set_quotas"} <= IGNORED_ACTIONS)
+                         ["kill_nested_containers", "prune_images", "resize_volumes"])
+        self.assertTrue({"kill_nested_containers", "resize_volumes", "set_quotas"} <= IGNORED_ACTIONS)
         self.assertFalse(IGNORED_ACTIONS & set(ACTIONS))
         self.assertTrue({"register_agents", "access_sandboxes"} <= set(ACTIONS))
 
@@ -379,7 +379,7 @@ class AuthorizerTests(unittest.TestCase):
         self.assertTrue(authorizer.authorize("run_tasks", None, "root"))
         self.assertTrue(authorizer.authorize("register_frameworks", "a", "*"))
         self.assertEqual(authorizer.decisions, {("run_tasks", "allowed"): 1, ("register_frameworks", "allowed"): 1})
-        self.assertRaises(ValueError, authorizer.authorize, "reserve_resources", "a", "b")
+        self.assertRaises(ValueError, authorizer.authorize, "resize_volumes", "a", "b")
 
     def test_counts(self) -> None:
         """Decisions are counted per action and outcome."""

@@ -23,6 +23,7 @@ from mesostw.allocator.hierarchical import HierarchicalAllocator, allocatable
 from mesostw.allocator.sorter import DRFSorter
 from mesostw.interfaces import IAllocator
 from mesostw.model.info import Filters
+from mesostw.model.reservation import DYNAMIC, Reservation, is_allocatable_to, is_dynamic, popped, pushed
 from mesostw.model.resources import EMPTY, Resources
 from tests.helpers.clocktest import ClockTestCase
 
@@ -557,6 +558,82 @@ class AccountingTests(AllocatorCase):
 
 # -- stateful model test ---------------------------------------------------------------
 
+class ReservationAllocationTests(AllocatorCase):
+    """Reserved resources go to their role and its sub-roles; offer operations convert them in place."""
+
+    def test_reserved_for_a_role_go_to_it_and_its_sub_roles(self) -> None:
+        """cpus reserved for eng are offered to an eng/web framework (with the unreserved ones), never to
+        frameworks of ads, of * or of a role that merely starts with eng."""
+        self.allocator.addAgent("a1", R("cpus:1;mem:256") + dynamic("cpus:2;mem:128", "eng"))
+        for framework_id, role in (("star", "*"), ("ads", "ads"), ("engineering", "engineering"), ("web", "eng/web")):
+            self.allocator.addFramework(framework_id, role)
+        offers = self.offers()
+        self.assertEqual(sum(offers.values(), EMPTY), R("cpus:1;mem:256") + dynamic("cpus:2;mem:128", "eng"))
+        for (framework_id, _), offered in offers.items():
+            self.assertEqual(offered.reserved() == dynamic("cpus:2;mem:128", "eng"), framework_id == "web", offers)
+
+    def test_refined_reservations_need_the_capability(self) -> None:
+        """Resources refined from eng to eng/web go to an eng/web framework with RESERVATION_REFINEMENT, not
+        to one without it (which gets the rest), and never to eng."""
+        refined = Resources({pushed(k, Reservation(DYNAMIC, "eng/web", "ops")): v
+                             for k, v in dynamic("cpus:1;mem:64", "eng").entries()})
+        self.allocator.addAgent("a1", R("cpus:1;mem:256") + refined)
+        self.allocator.addFramework("plain", "eng/web", refinement=False)
+        self.assertEqual(self.offers(), {("plain", "a1"): R("cpus:1;mem:256")})
+        self.allocator.addFramework("eng", "eng")
+        self.assertEqual(self.offers(), {})
+        self.allocator.addFramework("refining", "eng/web")
+        self.assertEqual(self.offers(), {("refining", "a1"): refined})
+
+    def test_operator_operations_need_free_resources(self) -> None:
+        """updateAvailable applies only to free resources: refused while they are offered, applied once
+        declined; an unreservation returns them to everyone."""
+        self.allocator.addAgent("a1", R("cpus:2;mem:512"))
+        self.allocator.addFramework("star", "*")
+        self.assertEqual(len(self.offers()), 1)
+        reserved = dynamic("cpus:1;mem:128", "eng")
+        self.assertFalse(self.allocator.updateAvailable("a1", R("cpus:1;mem:128"), reserved))
+        self.assertEqual(self.allocator.agent_total("a1"), R("cpus:2;mem:512"))
+        self.allocator.recoverResources("star", "a1", R("cpus:2;mem:512"), Filters(0))
+        self.assertTrue(self.allocator.updateAvailable("a1", R("cpus:1;mem:128"), reserved))
+        self.assertEqual(self.allocator.agent_total("a1"), R("cpus:1;mem:384") + reserved)
+        self.assertEqual(self.offers(), {("star", "a1"): R("cpus:1;mem:384")})
+        self.allocator.recoverResources("star", "a1", R("cpus:1;mem:384"), Filters(0))
+        self.assertTrue(self.allocator.updateAvailable("a1", reserved, R("cpus:1;mem:128")))
+        self.assertEqual(self.offers(), {("star", "a1"): R("cpus:2;mem:512")})
+        self.assertFalse(self.allocator.updateAvailable("ghost", reserved, R("cpus:1;mem:128")))
+
+    def test_framework_operations_convert_what_it_holds(self) -> None:
+        """updateAllocation turns part of what a framework holds into reserved resources, which it gives
+        back as such; the agent's total holds them from then on."""
+        self.allocator.addAgent("a1", R("cpus:2;mem:512"))
+        self.allocator.addFramework("eng", "eng")
+        self.assertEqual(len(self.offers()), 1)
+        reserved = dynamic("cpus:1", "eng")
+        self.allocator.updateAllocation("eng", "a1", R("cpus:1"), reserved)
+        self.assertEqual(self.allocator.framework_allocated("eng"), {"a1": R("cpus:1;mem:512") + reserved})
+        self.allocator.recoverResources("eng", "a1", R("cpus:1;mem:512") + reserved, Filters(0))
+        self.assertEqual(self.allocator.agent_total("a1"), R("cpus:1;mem:512") + reserved)
+        self.allocator.addFramework("star", "*")
+        self.assertEqual(self.offers(), {("star", "a1"): R("cpus:1;mem:512"), ("eng", "a1"): reserved})
+
+
+def dynamic(text: str, role: str, principal: str | None = "ops") -> Resources:
+    """``text`` with a dynamic reservation for ``role`` by ``principal`` pushed on."""
+    base = R(text)
+    return Resources({pushed(key, Reservation(DYNAMIC, role, principal)): value for key, value in base.entries()})
+
+
+def shape_of(text: str) -> Resources:
+    """An agent shape: ``--resources`` text, ``+`` resources dynamically reserved as ``role=text``."""
+    static, *extra = text.split("+")
+    total = R(static)
+    for part in extra:
+        role, _, resources = part.partition("=")
+        total = total + dynamic(resources, role)
+    return total
+
+
 AGENT_SHAPES = [
     AGENT,
     "cpus:1;mem:256",
@@ -564,31 +641,35 @@ AGENT_SHAPES = [
     "cpus(ads):2;cpus:1;mem:512;mem(web):128",
     "cpus(web):1;mem(web):64;disk(ads):100",
     "cpus:0.01;mem:16",
+    "cpus(eng):1;mem(eng):256;cpus:1;mem:256",
+    "cpus:1;mem:512+eng=cpus:1;mem:128+eng/web=cpus:0.5;mem:64",
+    "cpus(eng):2;mem(eng):512+eng/web=cpus(eng):1;mem(eng):128",
 ]
-FRAMEWORK_ROLES = ["*", "ads", "web"]
+FRAMEWORK_ROLES = ["*", "ads", "web", "eng", "eng/web", "eng/web/db"]
+DYNAMIC_ROLES = ["ads", "eng", "eng/web", "eng/web/db"]
 
 
 def part_of(resources: Resources, data: st.DataObject) -> Resources:
     """A random part of ``resources``: whole entries, halves of scalars, one range or one set item."""
     items = {}
-    for name, role, value in resources:
+    for key, value in resources.entries():
         how = data.draw(st.sampled_from(["all", "none", "some"]))
         if how == "all":
-            items[(name, role)] = value
+            items[key] = value
         elif how == "some":
             if isinstance(value, int):
-                items[(name, role)] = max(value // 2, 1)
+                items[key] = max(value // 2, 1)
             elif isinstance(value, tuple):
-                items[(name, role)] = value[:1]
+                items[key] = value[:1]
             else:
-                items[(name, role)] = frozenset([min(value)])
+                items[key] = frozenset([min(value)])
     return Resources(items)
 
 
 def shared_items(a: Resources, b: Resources) -> Resources:
     """The range and set items that both ``a`` and ``b`` hold."""
     ab = a - (a - b)
-    return Resources({(n, r): v for n, r, v in ab if not isinstance(v, int)})
+    return Resources({k: v for k, v in ab.entries() if not isinstance(v, int)})
 
 
 class AllocatorMachine(RuleBasedStateMachine):
@@ -601,6 +682,8 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.agents: dict[str, Resources] = {}
         self.inactive_agents: set[str] = set()
         self.frameworks: dict[str, str] = {}
+        #: frameworks without the RESERVATION_REFINEMENT capability
+        self.unrefined: set[str] = set()
         self.inactive_frameworks: set[str] = set()
         self.suppressed: set[str] = set()
         self.held: dict[tuple[str, str], Resources] = {}
@@ -629,8 +712,8 @@ class AllocatorMachine(RuleBasedStateMachine):
     def add_agent(self, shape: str) -> None:
         """Add an agent of a random shape."""
         agent_id = self._new_id("a")
-        self.allocator.addAgent(agent_id, R(shape))
-        self.agents[agent_id] = R(shape)
+        self.allocator.addAgent(agent_id, shape_of(shape))
+        self.agents[agent_id] = shape_of(shape)
 
     @precondition(lambda self: self.agents)
     @rule(data=st.data())
@@ -648,8 +731,8 @@ class AllocatorMachine(RuleBasedStateMachine):
     def readd_agent(self, data: st.DataObject, shape: str) -> None:
         """Re-add a known agent with a new shape; it replaces the old one."""
         agent_id = data.draw(st.sampled_from(sorted(self.agents)))
-        self.allocator.addAgent(agent_id, R(shape))
-        self.agents[agent_id] = R(shape)
+        self.allocator.addAgent(agent_id, shape_of(shape))
+        self.agents[agent_id] = shape_of(shape)
         self.inactive_agents.discard(agent_id)
         self.held = {k: v for k, v in self.held.items() if k[1] != agent_id}
         self.refused = {k: v for k, v in self.refused.items() if k[1] != agent_id}
@@ -668,12 +751,14 @@ class AllocatorMachine(RuleBasedStateMachine):
 
     # -- frameworks --------------------------------------------------------
 
-    @rule(role=st.sampled_from(FRAMEWORK_ROLES), active=st.booleans())
-    def add_framework(self, role: str, active: bool) -> None:
-        """Add a framework in a random role, active or not."""
+    @rule(role=st.sampled_from(FRAMEWORK_ROLES), active=st.booleans(), refinement=st.booleans())
+    def add_framework(self, role: str, active: bool, refinement: bool = True) -> None:
+        """Add a framework in a random role, active or not, able to read refined reservations or not."""
         framework_id = self._new_id("f")
-        self.allocator.addFramework(framework_id, role, active=active)
+        self.allocator.addFramework(framework_id, role, active=active, refinement=refinement)
         self.frameworks[framework_id] = role
+        if not refinement:
+            self.unrefined.add(framework_id)
         if not active:
             self.inactive_frameworks.add(framework_id)
 
@@ -685,6 +770,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.allocator.removeFramework(framework_id)
         del self.frameworks[framework_id]
         self.inactive_frameworks.discard(framework_id)
+        self.unrefined.discard(framework_id)
         self.suppressed.discard(framework_id)
         self.held = {k: v for k, v in self.held.items() if k[0] != framework_id}
         self.refused = {k: v for k, v in self.refused.items() if k[0] != framework_id}
@@ -733,6 +819,8 @@ class AllocatorMachine(RuleBasedStateMachine):
             free = total - sum((r for (_, a), r in self.held.items() if a == agent_id), EMPTY)
             for framework_id in eligible:
                 candidate = free.allocatable_to(self.frameworks[framework_id])
+                if framework_id in self.unrefined:
+                    candidate = candidate.without_refined()
                 assert not allocatable(candidate) or self._is_refused(framework_id, agent_id, candidate), (
                     f"{candidate} on {agent_id} left unoffered to {framework_id}")
 
@@ -754,7 +842,9 @@ class AllocatorMachine(RuleBasedStateMachine):
             assert agent_id not in self.inactive_agents, f"offer from inactive agent {agent_id}"
             assert framework_id not in self.inactive_frameworks, f"offer to inactive {framework_id}"
             assert framework_id not in self.suppressed, f"offer to suppressed {framework_id}"
-            assert resources.roles() <= {"*", self.frameworks[framework_id]}, (framework_id, resources)
+            role = self.frameworks[framework_id]
+            assert all(is_allocatable_to(reserved_for, role) for reserved_for in resources.roles()), (role, resources)
+            assert framework_id not in self.unrefined or not resources.has_refined(), (framework_id, resources)
             assert allocatable(resources), resources
             assert free[agent_id].contains(resources), f"{resources} offered but only {free[agent_id]} free"
             assert not self._is_refused(framework_id, agent_id, resources), f"{resources} offered though refused"
@@ -796,7 +886,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         """Recovering what a framework does not hold (a stale or doubled message) frees only what it holds."""
         framework_id = data.draw(st.sampled_from(sorted(self.frameworks)))
         agent_id = data.draw(st.sampled_from(sorted(self.agents)))
-        extra = part_of(R(shape), data)
+        extra = part_of(shape_of(shape), data)
         key = (framework_id, agent_id)
         self.allocator.recoverResources(framework_id, agent_id, extra)
         left = self.held.get(key, EMPTY) - extra
@@ -804,6 +894,59 @@ class AllocatorMachine(RuleBasedStateMachine):
             self.held[key] = left
         else:
             self.held.pop(key, None)
+
+    # -- offer operations ------------------------------------------------------
+
+    def _free(self, agent_id: str) -> Resources:
+        return self.agents[agent_id] - sum((r for (_, a), r in self.held.items() if a == agent_id), EMPTY)
+
+    @precondition(lambda self: self.agents)
+    @rule(data=st.data(), role=st.sampled_from(DYNAMIC_ROLES), unreserve=st.booleans())
+    def operator_operation(self, data: st.DataObject, role: str, unreserve: bool) -> None:
+        """An operator reserves part of an agent's scalars for a role (pushing onto what is reserved for an
+        ancestor of it, or onto unreserved ones), or unreserves part of a dynamic reservation: it applies
+        exactly when all of it is free, and the agent's total changes by it."""
+        agent_id = data.draw(st.sampled_from(sorted(self.agents)))
+        total = self.agents[agent_id]
+        if unreserve:
+            source = total.filter(is_dynamic)
+            consumed = Resources({k: v for k, v in part_of(source, data).entries() if isinstance(v, int)})
+            converted = Resources({popped(k): v for k, v in consumed.entries()})
+        else:
+            source = total.filter(lambda k: k[1] == "*" or is_allocatable_to(k[1], role) and k[1] != role)
+            consumed = Resources({k: v for k, v in part_of(source, data).entries() if isinstance(v, int)})
+            converted = Resources({pushed(k, Reservation(DYNAMIC, role, "ops")): v for k, v in consumed.entries()})
+        if not consumed:
+            return
+        free = self._free(agent_id)
+        applied = self.allocator.updateAvailable(agent_id, consumed, converted)
+        assert applied == free.contains(consumed), (consumed, free, applied)
+        if applied:
+            self.agents[agent_id] = total - consumed + converted
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data(), unreserve=st.booleans())
+    def framework_operation(self, data: st.DataObject, unreserve: bool) -> None:
+        """A framework reserves part of what it holds on an agent for its role (or unreserves a dynamic
+        part of it): what it holds and the agent's total change alike."""
+        framework_id, agent_id = key = data.draw(st.sampled_from(sorted(self.held)))
+        role = self.frameworks[framework_id]
+        held = self.held[key]
+        if unreserve:
+            consumed = Resources({k: v for k, v in part_of(held.filter(is_dynamic), data).entries()
+                                  if isinstance(v, int)})
+            converted = Resources({popped(k): v for k, v in consumed.entries()})
+        elif role != "*":
+            source = held.filter(lambda k: k[1] != role)
+            consumed = Resources({k: v for k, v in part_of(source, data).entries() if isinstance(v, int)})
+            converted = Resources({pushed(k, Reservation(DYNAMIC, role, "fw")): v for k, v in consumed.entries()})
+        else:
+            return
+        if not consumed:
+            return
+        self.allocator.updateAllocation(framework_id, agent_id, consumed, converted)
+        self.held[key] = held - consumed + converted
+        self.agents[agent_id] = self.agents[agent_id] - consumed + converted
 
     @rule(seconds=st.sampled_from([0.5, 1.0, 5.0]))
     def advance(self, seconds: float) -> None:

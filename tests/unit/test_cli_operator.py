@@ -13,7 +13,8 @@ from twisted.trial import unittest
 from mesostw.cli import http, main, operator_api
 from mesostw.cli.errors import CLIError
 from mesostw.http import recordio
-from mesostw.model.resources import Resources, attributes_to_json
+from mesostw.model.attributes import attributes_to_json
+from mesostw.model.resources import Resources
 
 AGENTS = {
     "agents": [

@@ -23,7 +23,8 @@ class ExampleConfigurationTests(unittest.TestCase):
                          credential.secret)
 
     def test_acls_mean_what_the_readme_says(self):
-        """Nobody runs as root, marathon only as nobody, ops as anyone else; only ops tears down."""
+        """Nobody runs as root, marathon only as nobody, ops as anyone else; only ops tears down, reserves
+        and unreserves resources, and creates and destroys volumes."""
         acls = parse_acls("file://" + os.path.join(ETC, "acls.json"))
         self.assertFalse(acls.authorize("run_tasks", "ops", "root"))
         self.assertTrue(acls.authorize("run_tasks", "ops", "alice"))
@@ -34,3 +35,7 @@ class ExampleConfigurationTests(unittest.TestCase):
         self.assertFalse(acls.authorize("register_frameworks", None, "web"))
         self.assertTrue(acls.authorize("teardown_frameworks", "ops", "marathon"))
         self.assertFalse(acls.authorize("teardown_frameworks", "marathon", "marathon"))
+        for action, obj in (("reserve_resources", "eng"), ("unreserve_resources", "marathon"),
+                            ("create_volumes", "eng"), ("destroy_volumes", None)):
+            self.assertTrue(acls.authorize(action, "ops", obj), action)
+            self.assertFalse(acls.authorize(action, "marathon", obj), action)

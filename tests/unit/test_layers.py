@@ -31,3 +31,8 @@ class LayerTests(unittest.TestCase):
         """The command executor stays on the standard library (its preamble comes from an import-free module)."""
         modules = imported_by("mesostw.executor.command")
         self.assertEqual([m for m in modules if m.startswith(("twisted", "attrs", "zope"))], [])
+
+    def test_default_executor_imports_no_twisted(self) -> None:
+        """The default executor (task groups) stays on the standard library too."""
+        modules = imported_by("mesostw.executor.default")
+        self.assertEqual([m for m in modules if m.startswith(("twisted", "attrs", "zope"))], [])

@@ -48,6 +48,17 @@ EXECUTOR = ExecutorInfo("E1", framework_id="F1", command=CommandInfo("./executor
                         resources=Resources.parse("cpus:0.1;mem:32"))
 #: Not UTF-8: opaque data must arrive byte for byte.
 DATA = b"\x00\xff\xfebinary"
+#: dynamic reservations with principals and labels, a refinement and a persistent volume
+CHECKPOINTED = Resources.from_json([
+    {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1.5},
+     "reservations": [{"type": "DYNAMIC", "role": "eng", "principal": "ops",
+                       "labels": {"labels": [{"key": "team", "value": "web"}, {"key": "flag"}]}}]},
+    {"name": "mem", "type": "SCALAR", "scalar": {"value": 64},
+     "reservations": [{"type": "STATIC", "role": "eng"}, {"type": "DYNAMIC", "role": "eng/web"}]},
+    {"name": "disk", "type": "SCALAR", "scalar": {"value": 32},
+     "reservations": [{"type": "DYNAMIC", "role": "eng", "principal": "ops"}],
+     "disk": {"persistence": {"id": "vol1", "principal": "ops"}, "volume": {"container_path": "data", "mode": "RW"}}},
+])
 
 
 # -- every provider declares what it implements ------------------------------------------------------------------
@@ -131,6 +142,9 @@ class RecordingAgent:
     def removedByMaster(self, reason: str) -> None:
         self.calls.append(("removedByMaster", (reason,)))
 
+    def checkpointResources(self, resources: Resources) -> None:
+        self.calls.append(("checkpointResources", (resources.to_json(),)))
+
     def ping(self) -> str:
         return "pong"
 
@@ -204,6 +218,14 @@ class AgentLinkBehaviour:
         self.link.removed("Agent marked unreachable")
         self.deliver()
         self.assertEqual(self.agent.received("removedByMaster"), [("Agent marked unreachable",)])
+
+    def test_checkpoint_resources(self: Any) -> None:
+        """checkpointResources delivers the checkpointed resources whole: reservation stacks, principals,
+        labels and persistent volumes."""
+        self.link.checkpointResources(CHECKPOINTED)
+        self.link.checkpointResources(Resources())
+        self.deliver()
+        self.assertEqual(self.agent.received("checkpointResources"), [(CHECKPOINTED.to_json(),), ([],)])
 
     def test_ping(self: Any) -> None:
         """ping fires with the agent's answer once it arrives."""

@@ -74,7 +74,8 @@ class ShapeTests(APITestCase):
         self.assertEqual(self.answer("GET_VERSION")["version_info"]["build_user"], "mesostw")
         master = self.answer("GET_MASTER")
         self.assertEqual(master["master_info"]["id"], "M")
-        self.assertEqual(master["master_info"]["capabilities"], [{"type": "AGENT_UPDATE"}])
+        self.assertEqual(master["master_info"]["capabilities"], [{"type": "AGENT_UPDATE"}, {"type": "AGENT_DRAINING"},
+                                                                {"type": "QUOTA_V2"}])
         self.assertEqual((master["start_time"], master["elected_time"]), (0.0, 0.0))
 
     def test_flags(self) -> None:
@@ -128,7 +129,8 @@ class ShapeTests(APITestCase):
         offered = [a for a in agents if "offered_resources" in a]
         self.assertTrue(offered)
         self.assertEqual({r["allocation_info"]["role"] for a in offered for r in a["offered_resources"]}, {"ops"})
-        self.assertEqual(agent["capabilities"], [{"type": "MULTI_ROLE"}, {"type": "HIERARCHICAL_ROLE"}])
+        self.assertEqual(agent["capabilities"], [{"type": "MULTI_ROLE"}, {"type": "HIERARCHICAL_ROLE"},
+                                                 {"type": "RESERVATION_REFINEMENT"}])
 
     def test_frameworks(self) -> None:
         """A framework shows its FrameworkInfo, its offers and what it holds."""
@@ -193,7 +195,7 @@ class MalformedCallTests(APITestCase):
         self.assertRefused(self.call({"type": "GET_EVERYTHING"}), 400, "is not a master::Call type")
         self.assertRefused(self.call({"type": 7}), 400, "is not a master::Call type")
         self.assertRefused(self.call({"type": "UNKNOWN"}), 501)
-        self.assertRefused(self.call({"type": "RESERVE_RESOURCES", "reserve_resources": {}}), 501, "RESERVE_RESOURCES")
+        self.assertRefused(self.call({"type": "GROW_VOLUME", "grow_volume": {}}), 501, "GROW_VOLUME")
 
     def test_messages(self) -> None:
         """A call missing its message, with a message that is not an object, or with bad fields is a 400

@@ -276,9 +276,10 @@ class FrameworksAndSlavesTests(OperatorTestCase):
             self.assertEqual(self.client.get_json(alias).keys(), state.keys())
 
     def test_capabilities_are_the_implemented_ones(self) -> None:
-        """/master/state advertises AGENT_UPDATE only (no draining, no quota), and agents do re-register with
+        """/master/state advertises AGENT_UPDATE, AGENT_DRAINING and QUOTA_V2, and agents do re-register with
         changed resources, which the master then offers."""
-        self.assertEqual(self.client.get_json("/master/state")["capabilities"], ["AGENT_UPDATE"])
+        self.assertEqual(self.client.get_json("/master/state")["capabilities"], ["AGENT_UPDATE", "AGENT_DRAINING",
+                                                                                  "QUOTA_V2"])
         agent = self.cluster.agents[1]
         agent.info = attrs.evolve(agent.info, resources=Resources.parse("cpus:8;mem:2048;disk:1024"))
         self.cluster.cut(agent)
@@ -419,7 +420,7 @@ class WeightsTests(OperatorTestCase):
         """Malformed JSON, bad roles and non-positive or non-numeric weights are a 400 and change nothing."""
         bodies: list[Any] = [
             b"{not json", b"", {"role": "ops", "weight": 1}, [["ops", 1]], [{"weight": 1}],
-            [{"role": "a/b", "weight": 1}], [{"role": "", "weight": 1}], [{"role": "ops", "weight": 0}],
+            [{"role": "a//b", "weight": 1}], [{"role": "", "weight": 1}], [{"role": "ops", "weight": 0}],
             [{"role": "ops", "weight": -2}], [{"role": "ops", "weight": "2"}], [{"role": "ops", "weight": True}],
             [{"role": "ops"}], [{"role": "ops", "weight": 1}, {"role": "ops", "weight": 2}],
             [{"role": "ops", "weight": 3}, {"role": "dev", "weight": 0}],

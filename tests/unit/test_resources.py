@@ -8,17 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
+from mesostw.model.attributes import attributes_from_json, attributes_model, attributes_to_json, parse_attributes
 from mesostw.model.resources import (
     EMPTY,
     UNRESERVED,
     Resources,
-    attributes_from_json,
-    attributes_model,
-    attributes_to_json,
     format_scalar,
     named_in,
     normalize_ranges,
-    parse_attributes,
     subtract_ranges,
 )
 from mesostw.model.validation import Reader, ValidationError
@@ -224,8 +221,10 @@ class ResourceExampleTests(unittest.TestCase):
             self.assertIn(reason, caught.exception.errors[0], text)
 
     def test_bad_roles(self) -> None:
-        """Roles with slashes or spaces, '.', '..', a leading '-' or no name at all are refused."""
-        for text in ["cpus(a/b):1", "cpus(a b):1", "cpus(..):1", "cpus(.):1", "cpus(-x):1", "cpus():1"]:
+        """Roles with spaces, '.', '..', '*' or a leading '-' in a component, empty components or no name at
+        all are refused; '/' separates the components of hierarchical roles."""
+        for text in ["cpus(a b):1", "cpus(..):1", "cpus(.):1", "cpus(-x):1", "cpus():1", "cpus(/a):1",
+                     "cpus(a/):1", "cpus(a//b):1", "cpus(a/./b):1", "cpus(a/*):1", "cpus(a/-b):1", "cpus(a\\b):1"]:
             with self.assertRaises(ValidationError) as caught:
                 Resources.parse(text)
             self.assertEqual(len(caught.exception.errors), 1, text)
@@ -270,8 +269,11 @@ class ResourceExampleTests(unittest.TestCase):
     def test_json_reservation_role_wins(self) -> None:
         """The last reservation's role is the resource's role (the v1 reservation refinement)."""
         data = [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
-                 "reservations": [{"type": "STATIC", "role": "a"}, {"type": "STATIC", "role": "b"}]}]
-        self.assertEqual(Resources.from_json(data), Resources.parse("cpus(b):1"))
+                 "reservations": [{"type": "STATIC", "role": "a"}, {"type": "DYNAMIC", "role": "a/b"}]}]
+        self.assertEqual(Resources.from_json(data).roles(), {"a/b"})
+        self.assertEqual(Resources.from_json([{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
+                                               "reservations": [{"type": "STATIC", "role": "b"}]}]),
+                         Resources.parse("cpus(b):1"))
 
     def test_json_errors_all_reported(self) -> None:
         """from_json reports every bad Resource, each with its index."""
@@ -279,7 +281,7 @@ class ResourceExampleTests(unittest.TestCase):
             {"name": "cpus", "type": "SCALAR", "scalar": {"value": "x"}},
             {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 5, "end": 3}]}},
             {"type": "NOPE"},
-            {"name": "mem", "type": "SCALAR", "role": "a/b", "scalar": {"value": 1}},
+            {"name": "mem", "type": "SCALAR", "role": "a//b", "scalar": {"value": 1}},
             7,
         ]
         with self.assertRaises(ValidationError) as caught:
@@ -290,7 +292,7 @@ class ResourceExampleTests(unittest.TestCase):
             "resources[1].ports range 5-3 ends before it begins",
             "resources[2].name is required",
             "resources[2].type must be one of RANGES, SCALAR, SET, not 'NOPE'",
-            "resources[3].role invalid role 'a/b': no slashes, whitespace or backspace",
+            "resources[3].role invalid role 'a//b': no leading, trailing or double slash",
             "resources[4] must be an object, not a number",
         ])
         self.assertTrue(all(e.startswith("resources[4]") for e in errors[6:]), errors)
