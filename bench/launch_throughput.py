@@ -12,7 +12,10 @@ the offers it holds: the tasks land on every agent. The CPU each kind of
 process spent per task (master, agents, their launchers, executors with their
 tasks, the framework) says where the time goes.
 
-    python bench/launch_throughput.py --tasks 1000 --agents 2 [--isolation cgroups] [--work-dir DIR]
+    python bench/launch_throughput.py --tasks 1000 --agents 2 [--groups K] [--isolation cgroups] [--work-dir DIR]
+
+With ``--groups K`` the tasks go as K task groups (``LAUNCH_GROUP``), each run by one default
+executor, as Mesos runs many small tasks: one executor process per group instead of per task.
 
 The agents' work directories (sandboxes, checkpoints) go under ``--work-dir``: by default a RAM
 disk (``/dev/shm``) when there is one, as the raw spawns touch no disk either; a shared disk's
@@ -44,6 +47,8 @@ from mesostw.scheduler.pb import MesosSchedulerDriver  # noqa: E402
 from tests.helpers.processes import ProcessCluster, wait_for  # noqa: E402
 
 TASK = Resources.parse("cpus:0.01;mem:1")
+#: What the default executor of a task group takes (as Mesos's default executor's overhead).
+GROUP_EXECUTOR = Resources.parse("cpus:0.1;mem:32;disk:10")
 
 
 def file_system(path: str) -> str:
@@ -78,21 +83,58 @@ class Submitter(Scheduler):
         self.placed: dict[str, int] = {}
         self.last_finish: float | None = None
 
+    def task(self, task_id: str, agent_id: str) -> dict:
+        self.placed[agent_id] = self.placed.get(agent_id, 0) + 1
+        return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": agent_id},
+                "resources": TASK.to_json(), "command": {"value": "true"}}
+
     def resourceOffers(self, driver, offers):
         for index, offer in enumerate(offers):
             # An even share of what is pending for each offer still to go: spread over the agents.
             share = -(-len(self.pending) // (len(offers) - index))
             available, batch = offer.resources, []
             while self.pending and len(batch) < share and available.contains(TASK):
-                task_id = self.pending.pop()
                 available = available - TASK
-                self.placed[offer.agent_id] = self.placed.get(offer.agent_id, 0) + 1
-                batch.append({"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": offer.agent_id},
-                              "resources": TASK.to_json(), "command": {"value": "true"}})
+                batch.append(self.task(self.pending.pop(), offer.agent_id))
             if batch:
                 if self.first_launch is None:
                     self.first_launch = time.perf_counter()
                 driver.launchTasks([offer.id], batch, {"refuse_seconds": 0.01})
+            else:
+                driver.declineOffer(offer.id, {"refuse_seconds": 60})
+
+
+class GroupSubmitter(Submitter):
+    """Launches the tasks as ``groups`` task groups (LAUNCH_GROUP), each in one default executor."""
+
+    def __init__(self, count: int, groups: int):
+        super().__init__(count)
+        size = -(-count // groups)
+        ids = self.pending
+        self.groups = [ids[i:i + size] for i in range(0, count, size)]
+        self.pending = []
+
+    def resourceOffers(self, driver, offers):
+        for index, offer in enumerate(offers):
+            share = -(-len(self.groups) // (len(offers) - index))
+            available, operations = offer.resources, []
+            while self.groups and len(operations) < share:
+                group = self.groups[-1]
+                needed = GROUP_EXECUTOR
+                for _ in group:
+                    needed = needed + TASK
+                if not available.contains(needed):
+                    break
+                self.groups.pop()
+                available = available - needed
+                executor = {"executor_id": {"value": f"group-{group[0]}"}, "type": "DEFAULT",
+                            "resources": GROUP_EXECUTOR.to_json()}
+                operations.append({"type": "LAUNCH_GROUP", "launch_group": {
+                    "executor": executor, "task_group": {"tasks": [self.task(t, offer.agent_id) for t in group]}}})
+            if operations:
+                if self.first_launch is None:
+                    self.first_launch = time.perf_counter()
+                driver.acceptOffers([offer.id], operations, {"refuse_seconds": 0.01})
             else:
                 driver.declineOffer(offer.id, {"refuse_seconds": 60})
 
@@ -158,7 +200,7 @@ def run(reactor, options):
         case.addCleanup(remove_root, root)
     try:
         cluster = yield ProcessCluster(case, agents=options.agents, resources=resources, agent_args=agent_args).start()
-        submitter = Submitter(options.tasks)
+        submitter = GroupSubmitter(options.tasks, options.groups) if options.groups else Submitter(options.tasks)
         framework = FrameworkInfo(user="root", name="bench", checkpoint=options.checkpoint)
         driver = MesosSchedulerDriver(submitter, framework, cluster.master_address, reactor=reactor)
         cpu_before = cpu_by_kind(cluster)
@@ -186,7 +228,7 @@ def run(reactor, options):
     print(f"cluster: {elapsed:.2f}s for {options.tasks} tasks; raw spawn+reap: {raw_before:.1f}/s before, "
           f"{raw_after:.1f}/s after")
     agent_side = cpu_ms["agent"] + cpu_ms["launcher"] + cpu_ms["executor"]
-    print(f"isolation={options.isolation} checkpoint={int(options.checkpoint)} "
+    print(f"isolation={options.isolation} checkpoint={int(options.checkpoint)} groups={options.groups} "
           f"work_fs={file_system(tempfile.gettempdir())} agents_used={len(submitter.placed)} "
           f"agent_cpu_ms_per_task={agent_side:.2f} cpu_ms_per_task={sum(cpu_ms.values()):.2f} "
           f"tasks_per_s={tasks_per_s:.1f} raw_spawn_per_s={raw:.1f} ratio={tasks_per_s / raw:.3f} lost={lost}")
@@ -197,6 +239,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200, help="number of tasks (N)")
     parser.add_argument("--agents", type=int, default=2, help="number of agent processes (K)")
     parser.add_argument("--timeout", type=float, default=600, help="give up after this many seconds")
+    parser.add_argument("--groups", type=int, default=0,
+                        help="launch the tasks as this many task groups (LAUNCH_GROUP, one default executor "
+                             "each) instead of one command executor per task")
     parser.add_argument("--cpus", type=float, default=None,
                         help="the CPUs each agent advertises (default: this machine's)")
     parser.add_argument("--isolation", default="posix", help="the agents' --isolation (posix, cgroups, ...)")
@@ -206,6 +251,13 @@ def main() -> None:
                         help="where the cluster's work directories go (default: /dev/shm when present, "
                              "else the system's temporary directory)")
     options = parser.parse_args()
+    if options.groups:
+        size = -(-options.tasks // options.groups)
+        cpus = options.cpus or os.cpu_count() or 1
+        needed = GROUP_EXECUTOR.scalar("cpus") + size * TASK.scalar("cpus")
+        if options.groups < 0 or needed > cpus:
+            parser.error(f"a group of {size} tasks needs {needed:g} CPUs, more than an agent's {cpus:g}: "
+                         f"use more groups (or --cpus)")
     if options.work_dir:
         tempfile.tempdir = options.work_dir
     task.react(lambda reactor: run(reactor, options))
