@@ -103,6 +103,13 @@ class Submitter(Scheduler):
             else:
                 driver.declineOffer(offer.id, {"refuse_seconds": 60})
 
+    def statusUpdate(self, driver, status):
+        if status.state == T.FINISHED:
+            self.finished.add(status.task_id)
+            self.last_finish = time.perf_counter()
+        elif status.terminal:
+            self.failed.append(f"{status.task_id}: {status.state} {status.message}")
+
 
 class GroupSubmitter(Submitter):
     """Launches the tasks as ``groups`` task groups (LAUNCH_GROUP), each in one default executor."""
@@ -137,13 +144,6 @@ class GroupSubmitter(Submitter):
                 driver.acceptOffers([offer.id], operations, {"refuse_seconds": 0.01})
             else:
                 driver.declineOffer(offer.id, {"refuse_seconds": 60})
-
-    def statusUpdate(self, driver, status):
-        if status.state == T.FINISHED:
-            self.finished.add(status.task_id)
-            self.last_finish = time.perf_counter()
-        elif status.terminal:
-            self.failed.append(f"{status.task_id}: {status.state} {status.message}")
 
 
 def cpu_by_kind(cluster) -> dict[str, float]:
