@@ -59,16 +59,21 @@ DEFAULT_GRACE = 3.0
 #: How often a checkpointing executor tries to reach its agent again while the agent is away.
 RECONNECT_INTERVAL = 0.5
 PR_SET_CHILD_SUBREAPER = 36
-# Loaded once, in the launcher, before it forks executors.
+#: Signals the interpreter ignores that a task starts with at their default dispositions.
+TASK_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+# Loaded once, in the launcher, before it forks executors (the function too: a lookup costs a dlsym).
 _libc = ctypes.CDLL(None, use_errno=True)
+_prctl = _libc.prctl
 #: How long to wait for the agent to take the final update before exiting anyway.
 EXIT_TIMEOUT = 5.0
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0, "days": 86400.0,
           "weeks": 604800.0}
+# Compiled here, in the launcher: a forked executor that compiled it would pay for that every time.
+_DURATION = re.compile(r"^\s*([0-9.]+)\s*([a-z]*)\s*$")
 
 
 def duration(text: str, default: float) -> float:
-    match = re.match(r"^\s*([0-9.]+)\s*([a-z]*)\s*$", text or "")
+    match = _DURATION.match(text or "")
     if not match:
         return default
     return float(match.group(1)) * _UNITS.get(match.group(2) or "secs", 1.0)
@@ -95,7 +100,7 @@ def describe_exit(status: int) -> tuple[int | None, str]:
 
 def become_subreaper() -> bool:
     """Make orphaned descendants this process's children rather than init's (Linux 3.4+)."""
-    return _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def descendants(root: int) -> list[int]:
@@ -179,9 +184,34 @@ def tls_context(environ: Mapping[str, str]) -> ssl.SSLContext | None:
     return context
 
 
+def _literal_family(host: str) -> int | None:
+    """The address family of ``host`` when it is an IP address, else None."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return family
+        except OSError:
+            continue
+    return None
+
+
 def connect(address: tuple[str, int], tls: ssl.SSLContext | None, timeout: float = 10.0) -> socket.socket:
-    """A connection to the agent, through TLS (handshake done, certificate checked) when ``tls`` is given."""
-    sock = socket.create_connection(address, timeout=timeout)
+    """A connection to the agent, through TLS (handshake done, certificate checked) when ``tls`` is given.
+
+    The agent's endpoint is an IP address, which is connected to directly: the resolver's lookup
+    would cost each executor more than the connection itself.
+    """
+    family = _literal_family(address[0])
+    if family is None:
+        sock = socket.create_connection(address, timeout=timeout)
+    else:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls is not None:
@@ -241,7 +271,9 @@ class RecordReader:
 class CommandExecutor:
     """Subscribes to the agent, runs the one task it is given, reports, exits."""
 
-    def __init__(self, environ: dict[str, str]):
+    def __init__(self, environ: dict[str, str], task_environ: Mapping[str, str] | None = None):
+        #: what the task's environment starts from (this process's own unless given)
+        self.task_environ = task_environ
         host, _, port = environ["MESOS_AGENT_ENDPOINT"].rpartition(":")
         self.agent = (host, int(port))
         self.framework_id = environ["MESOS_FRAMEWORK_ID"]
@@ -433,18 +465,21 @@ class CommandExecutor:
             argv = ["/bin/sh", "-c", command.get("value", "")]
         else:
             argv = list(command.get("arguments") or [command.get("value", "")])
-        program = argv[0] if shell else (shutil.which(argv[0]) or argv[0])
-        env = dict(os.environ)
+        env = dict(os.environ if self.task_environ is None else self.task_environ)
         env.pop(SECRET_VARIABLE, None)  # the task has no business speaking for its executor
         for variable in command.get("environment", {}).get("variables", []):
             env[variable["name"]] = variable.get("value", "")
+        # Found on the task's own PATH, as execvp would in its environment.
+        program = argv[0] if shell else (shutil.which(argv[0], path=env.get("PATH", os.defpath)) or argv[0])
         check = task.get("health_check")
         why = checks.problem(check) if check is not None else None
         if why is not None:
             self.finish("TASK_FAILED", f"Invalid health check: {why}")
             return
         try:
-            self.pid = os.posix_spawn(program, argv, env, setpgroup=0)
+            # SIGPIPE and SIGXFSZ are ignored here (as in any Python process): the command gets them
+            # back at their defaults, as from a shell, so that `yes | head -1` ends as it does there.
+            self.pid = os.posix_spawn(program, argv, env, setpgroup=0, setsigdef=TASK_DEFAULT_SIGNALS)
         except OSError as exc:
             self.finish("TASK_FAILED", f"Failed to launch the command: {exc.strerror}: {program}")
             return
@@ -622,15 +657,17 @@ class CommandExecutor:
             self.exit_code = 0
 
 
-def main() -> int:
-    """Run the command executor in this process (environment as an agent sets it)."""
-    missing = [k for k in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID") if not os.environ.get(k)]
+def main(environ: dict[str, str] | None = None) -> int:
+    """Run the command executor in this process, with the environment an agent sets (``environ``, else
+    this process's own; the launcher passes it, which spares a fork the rewriting of its own)."""
+    environ = dict(os.environ) if environ is None else environ
+    missing = [k for k in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID") if not environ.get(k)]
     if missing:
         log(f"not started by an agent: {', '.join(missing)} not set")
         return 2
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
-        executor = CommandExecutor(dict(os.environ))
+        executor = CommandExecutor(environ, environ)
     except OSError as exc:  # ssl.SSLError included
         log(f"cannot set up TLS to the agent (see the LIBPROCESS_SSL_* variables): {exc}")
         return 2

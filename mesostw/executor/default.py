@@ -334,15 +334,17 @@ class DefaultExecutor(CommandExecutor):
             self.later(EXIT_TIMEOUT, self.give_up)
 
 
-def main() -> int:
-    """Run the default executor in this process (environment as an agent sets it)."""
-    missing = [k for k in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID") if not os.environ.get(k)]
+def main(environ: dict[str, str] | None = None) -> int:
+    """Run the default executor in this process, with the environment an agent sets (``environ``, else
+    this process's own; the launcher passes it rather than rewriting its own in every fork)."""
+    environ = dict(os.environ) if environ is None else environ
+    missing = [k for k in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID") if not environ.get(k)]
     if missing:
         log(f"not started by an agent: {', '.join(missing)} not set")
         return 2
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
-        executor = DefaultExecutor(dict(os.environ))
+        executor = DefaultExecutor(environ)
     except OSError as exc:  # ssl.SSLError included
         log(f"cannot set up TLS to the agent (see the LIBPROCESS_SSL_* variables): {exc}")
         return 2

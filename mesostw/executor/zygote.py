@@ -24,6 +24,7 @@ from __future__ import annotations
 # A child switched to another user may not be able to read the interpreter's library (it can
 # live in a private directory), so whatever the command executor imports lazily is loaded here:
 # the codec socket.getaddrinfo() looks up for host names.
+import ctypes
 import encodings.idna  # noqa: E402,F401
 import gc
 import json
@@ -32,21 +33,21 @@ import pwd
 import selectors
 import signal
 import sys
+import time
 import traceback
 from typing import Any
 
 from mesostw.executor import command, default
 
 
-def _become(user: str | None, env: dict[str, str]) -> None:
-    """Switch to ``user`` (its groups too) and give it its own USER, LOGNAME and HOME."""
-    if not user:
+def _become(entry: pwd.struct_passwd | None, env: dict[str, str]) -> None:
+    """Switch to the user of ``entry`` (its groups too) and give it its own USER, LOGNAME and HOME."""
+    if entry is None:
         return
-    entry = pwd.getpwnam(user)
-    env.update(USER=user, LOGNAME=user, HOME=entry.pw_dir)
+    env.update(USER=entry.pw_name, LOGNAME=entry.pw_name, HOME=entry.pw_dir)
     if entry.pw_uid == os.getuid():
         return
-    os.initgroups(user, entry.pw_gid)
+    os.initgroups(entry.pw_name, entry.pw_gid)
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
 
@@ -70,12 +71,18 @@ def _reason(exc: BaseException, request: dict[str, Any]) -> str:
     return str(exc) or repr(exc)
 
 
-def _child(request: dict[str, Any], report: int) -> None:
+def _child(request: dict[str, Any], report: int, entry: pwd.struct_passwd | None = None) -> None:
     """In the forked child: join the container, set up the sandbox, then become the executor. Never returns.
 
     Whatever fails before the executor runs is written to ``report`` (close-on-exec: an exec
     closes it, the command executor closes it once set up), so that the launcher answers the
-    request with the reason instead of a pid.
+    request with the reason instead of a pid. ``entry`` is the request's user, looked up by the
+    launcher; the request's environment was checked there too (strings only).
+
+    Whatever a fork touches first costs it a copied page: so the child reuses what the launcher
+    already has (the user's entry, the environment as decoded, ``sys.stdout`` and ``sys.stderr``,
+    which write to descriptors 1 and 2 whatever those are once redirected here; the launcher itself
+    never writes through them, so they hold nothing buffered).
     """
     code = 127
     try:
@@ -93,18 +100,14 @@ def _child(request: dict[str, Any], report: int) -> None:
         os.closerange(3, report)
         os.closerange(report + 1, 65536)
         os.chdir(request["cwd"])
-        env = {str(k): str(v) for k, v in request["env"].items()}
-        _become(request.get("user"), env)
+        env = request["env"]
+        _become(entry, env)
         if request["mode"] == "exec":
             argv = request["argv"]
             os.execvpe(argv[0], argv, env)
         os.close(report)
         report = -1
-        os.environ.clear()
-        os.environ.update(env)
-        sys.stdout = open(1, "w", closefd=False)
-        sys.stderr = open(2, "w", closefd=False)
-        code = default.main() if request["mode"] == "default-executor" else command.main()
+        code = default.main(env) if request["mode"] == "default-executor" else command.main(env)
     except BaseException as exc:  # noqa: BLE001 - anything here must end the child, reported
         try:
             if report >= 0:
@@ -117,13 +120,38 @@ def _child(request: dict[str, Any], report: int) -> None:
         os._exit(code)
 
 
-def _check_user(user: str) -> None:
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def fork() -> int:
+    """``fork(2)`` itself, without the interpreter's bookkeeping around it.
+
+    ``os.fork`` runs the interpreter's fork hooks in the child (threading's and random's, among
+    others): that touches pages enough to double what a fork costs the child, and is needed only
+    where other threads may hold locks, which in this single-threaded process none do. The C
+    library's own fork handlers (OpenSSL's) still run.
+    """
+    pid = _libc.fork()
+    if pid < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+    return pid
+
+
+def _check_user(user: str) -> pwd.struct_passwd:
+    """The user's entry, if this launcher may run processes as that user."""
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
         raise ValueError(f"user '{user}' does not exist on this agent") from None
     if os.getuid() != 0 and entry.pw_uid != os.getuid():
         raise ValueError(f"cannot run as user '{user}': the agent does not run as root")
+    return entry
+
+
+def _check_environment(env: Any) -> None:
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ValueError("env must map names to strings")
 
 
 class Launcher:
@@ -164,8 +192,8 @@ class Launcher:
                 raise ValueError("mode must be command-executor, default-executor or exec")
             if request["mode"] == "exec" and not request.get("argv"):
                 raise ValueError("exec needs argv")
-            if request.get("user"):
-                _check_user(request["user"])
+            entry = _check_user(request["user"]) if request.get("user") else None
+            _check_environment(request.get("env"))
             cgroups = request.get("cgroups") or []
             if not isinstance(cgroups, list) or not all(isinstance(p, str) for p in cgroups):
                 raise ValueError("cgroups must be a list of paths")
@@ -173,10 +201,10 @@ class Launcher:
             self.reply({"id": request_id, "error": str(exc).strip("'\"")})
             return
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        pid = fork()
         if pid == 0:
             os.close(report_r)
-            _child(request, report_w)
+            _child(request, report_w, entry)
         os.close(report_w)
         self.children.add(pid)
         # Answered once the child has exec'd or set itself up (or failed to): the next fork need not wait.
@@ -259,6 +287,8 @@ class Launcher:
 
 
 def main() -> int:
+    # The executors log local times: the time zone is read here once, not by every fork.
+    time.localtime()
     # Objects loaded so far are shared with every child; keep the collector off them so that
     # their pages stay shared after fork instead of being copied when a child collects.
     gc.freeze()
