@@ -221,15 +221,25 @@ def run(reactor, args):
         lost = max(len(framework.not_running), total - known)
 
         # -- graceful hand-over ------------------------------------------------------------
+        framework.reregistered_at = None
+        framework.reconciling = None
         stopped = time.monotonic()
+        print(f"SIGTERM to the leader at {time.time():.3f}", file=sys.stderr)
         bench.masters[new].kill(signal.SIGTERM)
-        yield wait_for(lambda: bench.leader({leader, new}), 120, interval=0.05, what="the third master elected")
+        third = yield wait_for(lambda: bench.leader({leader, new}), 120, interval=0.05,
+                               what="the third master elected")
         graceful_s = time.monotonic() - stopped
+        yield wait_for(lambda: all_agents(third), 300, interval=0.05, what="every agent back after the hand-over")
+        graceful_agents_s = time.monotonic() - stopped
+        agents_at = time.monotonic()
+        yield wait_for(reconciled, 300, interval=0.05, what="the framework back after the hand-over")
+        graceful_frameworks_s = time.monotonic() - stopped
 
         print(f"agents={args.agents} tasks={total} zookeepers={args.zookeepers} "
               f"running_at_new_leader={known} not_running={len(framework.not_running)}")
         print(f"session_timeout_s={args.session_timeout:g} elect_s={elect_s:.2f} agents_back_s={agents_s:.2f} "
-              f"frameworks_back_s={frameworks_s:.2f} lost={lost} graceful_s={graceful_s:.2f}")
+              f"frameworks_back_s={frameworks_s:.2f} lost={lost} graceful_s={graceful_s:.2f} "
+              f"graceful_agents_s={graceful_agents_s:.2f} graceful_frameworks_s={graceful_frameworks_s:.2f}")
     finally:
         if driver is not None:
             driver.abort()
