@@ -91,6 +91,8 @@ class Master:
         #: True once elected and recovered; until then nothing registers here
         self.leading = False
         self._leading_waiters: list[defer.Deferred[None]] = []
+        #: True once :meth:`stop` was called
+        self.stopped = False
         #: the next batch of waiters released (see :meth:`_release`)
         self._releasing: Any = None
         self.metrics: Counter[str] = Counter()
@@ -285,6 +287,9 @@ class Master:
         return result
 
     def agentDisconnected(self, agent_id: str, link: IAgentLink | None = None) -> None:
+        """An agent's connection broke; ignored once this master stopped (see :meth:`stop`)."""
+        if self.stopped:
+            return
         self.agent_manager.agentDisconnected(agent_id, link)
 
     def agentUnreachable(self, agent_id: str) -> defer.Deferred:
@@ -311,6 +316,8 @@ class Master:
             raise SubscriptionRefused(str(exc)) from None
 
     def frameworkDisconnected(self, framework_id: str, link: IFrameworkLink) -> None:
+        if self.stopped:
+            return
         self.framework_manager.disconnected(framework_id, link)
 
     def removeFramework(self, framework_id: str) -> None:
@@ -479,7 +486,12 @@ class Master:
         self.requestAllocation([offer.agent_id])
 
     def stop(self) -> None:
-        """Cancel every timer the master holds and end the event subscriptions (for clean shutdown and tests)."""
+        """Cancel every timer the master holds and end the event subscriptions (for clean shutdown and tests).
+
+        The connections that close afterwards (the agents and frameworks going to the next leader) are
+        ignored: a leaving master would otherwise tell frameworks that do not checkpoint that their tasks
+        were lost, and spend its last CPU on it while the next leader takes over."""
+        self.stopped = True
         self.events.close_all("the master is stopping")
         if self._releasing is not None and self._releasing.active():
             self._releasing.cancel()
