@@ -14,8 +14,14 @@ the leader is killed with SIGKILL; from that instant:
   from the new leader's state).
 
 The ZooKeeper session of the dead leader has to expire before anyone else is elected, so the floor is
-``session_timeout_s``. Then the new leader is stopped gracefully (SIGTERM) and ``graceful_s`` is the
-time until the third master is elected.
+``session_timeout_s``. Then the new leader is stopped gracefully (SIGTERM); from that instant:
+
+* ``graceful_s``, ``graceful_agents_s``, ``graceful_frameworks_s``: until the third master says it is
+  elected, has every agent active again, and the framework has re-subscribed and reconciled every task,
+  as this process sees them (by polling; it is also the framework, whose reconciliation keeps it busy);
+* ``handover_s``, ``handover_agents_s``, ``handover_frameworks_s``: until the third master leads (its
+  ``elected_time``: the registry is read), the last agent re-registered and the framework re-subscribed,
+  as that master recorded them in its ``/master/state``.
 
     python bench/failover.py --agents 1000 --tasks-per-agent 10
 """
@@ -221,15 +227,34 @@ def run(reactor, args):
         lost = max(len(framework.not_running), total - known)
 
         # -- graceful hand-over ------------------------------------------------------------
-        stopped = time.monotonic()
+        framework.reregistered_at = None
+        framework.reconciling = None
+        stopped, stopped_wall = time.monotonic(), time.time()
         bench.masters[new].kill(signal.SIGTERM)
-        yield wait_for(lambda: bench.leader({leader, new}), 120, interval=0.05, what="the third master elected")
+        third = yield wait_for(lambda: bench.leader({leader, new}), 120, interval=0.05,
+                               what="the third master elected")
         graceful_s = time.monotonic() - stopped
+        yield wait_for(lambda: all_agents(third), 300, interval=0.05, what="every agent back after the hand-over")
+        graceful_agents_s = time.monotonic() - stopped
+        agents_at = time.monotonic()
+        yield wait_for(reconciled, 300, interval=0.05, what="the framework back after the hand-over")
+        graceful_frameworks_s = time.monotonic() - stopped
+        # The same instants as the new leader recorded them (its clock is this machine's): what the polls
+        # above add (this process is also the framework, busy with its reconciliation) is not in these.
+        state = yield get_json(f"http://127.0.0.1:{third}/master/state")
+        handover_s = state["elected_time"] - stopped_wall
+        handover_agents_s = max(agent.get("reregistered_time", agent["registered_time"])
+                                for agent in state["slaves"]) - stopped_wall
+        handover_frameworks_s = max(f.get("reregistered_time", f["registered_time"])
+                                    for f in state["frameworks"]) - stopped_wall
 
         print(f"agents={args.agents} tasks={total} zookeepers={args.zookeepers} "
               f"running_at_new_leader={known} not_running={len(framework.not_running)}")
         print(f"session_timeout_s={args.session_timeout:g} elect_s={elect_s:.2f} agents_back_s={agents_s:.2f} "
-              f"frameworks_back_s={frameworks_s:.2f} lost={lost} graceful_s={graceful_s:.2f}")
+              f"frameworks_back_s={frameworks_s:.2f} lost={lost} graceful_s={graceful_s:.2f} "
+              f"graceful_agents_s={graceful_agents_s:.2f} graceful_frameworks_s={graceful_frameworks_s:.2f} "
+              f"handover_s={handover_s:.2f} handover_agents_s={handover_agents_s:.2f} "
+              f"handover_frameworks_s={handover_frameworks_s:.2f}")
     finally:
         if driver is not None:
             driver.abort()

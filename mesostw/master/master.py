@@ -63,6 +63,8 @@ log = Logger()
 #: Who leads, as :meth:`~mesostw.master.http.LeaderRouting.leader_pid` says it while this master is elected
 #: and still recovering the registry.
 RECOVERING = "this master, once it has recovered the registry"
+#: What waits for this master to lead (the agents of a failover) goes on this many per reactor turn.
+RELEASE_BATCH = 50
 
 __all__ = ["KillOutcome", "Master", "RegistrationRefused", "TeardownOutcome", "without_uuid"]
 
@@ -89,6 +91,10 @@ class Master:
         #: True once elected and recovered; until then nothing registers here
         self.leading = False
         self._leading_waiters: list[defer.Deferred[None]] = []
+        #: True once :meth:`stop` was called
+        self.stopped = False
+        #: the next batch of waiters released (see :meth:`_release`)
+        self._releasing: Any = None
         self.metrics: Counter[str] = Counter()
         #: who must authenticate and what ACLs allow (everything, unless built from flags); components
         #: hold it from construction on
@@ -187,10 +193,22 @@ class Master:
         self.agent_manager.recover(agents, state.unreachable, state.owners, gone=state.gone)
         self.leading = True
         waiters, self._leading_waiters = self._leading_waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
+        self._release(waiters)
         log.info("Recovered {a} agents and {f} frameworks from the registry; agents have {t}s to re-register",
                  a=len(agents), f=len(state.frameworks), t=self.config.agent_reregister_timeout)
+
+    def _release(self, waiters: list[defer.Deferred[None]]) -> None:
+        """Fire ``waiters`` of :meth:`whenLeading`, :data:`RELEASE_BATCH` per reactor turn.
+
+        After a failover every agent waits here with its re-registration: handled all in one turn, they
+        would leave this master deaf for seconds (its HTTP endpoints, the frameworks subscribing, the
+        agents' pings), though it leads already."""
+        self._releasing = None
+        batch, rest = waiters[:RELEASE_BATCH], waiters[RELEASE_BATCH:]
+        for waiter in batch:
+            waiter.callback(None)
+        if rest:
+            self._releasing = self.clock.callLater(0, self._release, rest)
 
     def whenLeading(self) -> defer.Deferred[None]:
         """Fires once this master leads (at once when it does already): after :meth:`recover`."""
@@ -269,6 +287,9 @@ class Master:
         return result
 
     def agentDisconnected(self, agent_id: str, link: IAgentLink | None = None) -> None:
+        """An agent's connection broke; ignored once this master stopped (see :meth:`stop`)."""
+        if self.stopped:
+            return
         self.agent_manager.agentDisconnected(agent_id, link)
 
     def agentUnreachable(self, agent_id: str) -> defer.Deferred:
@@ -295,6 +316,8 @@ class Master:
             raise SubscriptionRefused(str(exc)) from None
 
     def frameworkDisconnected(self, framework_id: str, link: IFrameworkLink) -> None:
+        if self.stopped:
+            return
         self.framework_manager.disconnected(framework_id, link)
 
     def removeFramework(self, framework_id: str) -> None:
@@ -463,8 +486,16 @@ class Master:
         self.requestAllocation([offer.agent_id])
 
     def stop(self) -> None:
-        """Cancel every timer the master holds and end the event subscriptions (for clean shutdown and tests)."""
+        """Cancel every timer the master holds and end the event subscriptions (for clean shutdown and tests).
+
+        The connections that close afterwards (the agents and frameworks going to the next leader) are
+        ignored: a leaving master would otherwise tell frameworks that do not checkpoint that their tasks
+        were lost, and spend its last CPU on it while the next leader takes over."""
+        self.stopped = True
         self.events.close_all("the master is stopping")
+        if self._releasing is not None and self._releasing.active():
+            self._releasing.cancel()
+        self._releasing = None
         self.offers.stop()
         self.agent_manager.stop()
         self.framework_manager.stop()

@@ -174,10 +174,10 @@ class MasterConnection(pb.Referenceable):
     def _not_leader(self) -> NotLeaderError:
         return NotLeaderError(f"this master is not the leader (the leader is {self.leader_pid() or 'unknown'})")
 
-    def _when_agents_may_register(self, register: Callable[[], defer.Deferred]) -> defer.Deferred:
+    def _when_may_join(self, register: Callable[[], Any]) -> Any:
         """``register()`` now on the leader; once the registry is recovered on a master elected and still
-        reading it (the agents of a failover wait for it rather than back off and come later); refused on
-        any other master."""
+        reading it (the agents and frameworks of a failover wait for it rather than back off and come
+        later); refused on any other master."""
         if self.master.leading:
             return register()
         if self.leader_pid() == RECOVERING:
@@ -186,21 +186,41 @@ class MasterConnection(pb.Referenceable):
         raise self._not_leader()
 
     def _still_connected(self, _: Any) -> None:
-        """An agent that went away while it waited is not registered (nothing would hear it leave)."""
+        """A peer that went away while it waited is not registered (nothing would hear it leave)."""
         if self._gone:
-            raise pb.PBConnectionLost("the agent went away while the registry was recovered")
+            raise pb.PBConnectionLost("the peer went away while the registry was recovered")
 
     def remote_registerAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
-        return self._when_agents_may_register(lambda: self._register_agent(agent, payload))
+        registration = self._read_registration(payload)
+        if registration[0].id is not None:
+            raise RefusedError("a new agent must not carry an ID; re-register instead")
+        return self._when_may_join(lambda: self._register_agent(agent, registration))
 
     def remote_reregisterAgent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
-        return self._when_agents_may_register(lambda: self._reregister_agent(agent, payload))
+        registration = self._read_registration(payload)
+        if registration[0].id is None:
+            raise RefusedError("re-registration needs the agent's ID")
+        return self._when_may_join(lambda: self._reregister_agent(agent, registration))
 
-    def _register_agent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
+    def _read_registration(self, payload: bytes) -> tuple:
+        """A registration, checked and parsed at once: bad input is refused before any wait, and the agents
+        of a failover are read while the elected master still reads the registry, not after."""
+        if not self.master.leading and self.leader_pid() != RECOVERING:
+            raise self._not_leader()
         self._check_authenticated(self.master.security.authenticate_agents, "Agent")
-        info, version, _, _, _ = self._parse_registration(payload)
-        if info.id is not None:
-            raise RefusedError("a new agent must not carry an ID; re-register instead")
+        self._check_no_framework()
+        try:
+            return internal.parse_registration(decode(payload))
+        except ValidationError as exc:
+            raise RefusedError(f"invalid registration: {exc}") from None
+
+    def _check_no_framework(self) -> None:
+        if self.session.framework_id is not None:
+            raise RefusedError("this connection belongs to a framework")
+
+    def _register_agent(self, agent: pb.RemoteReference, registration: tuple) -> defer.Deferred:
+        self._check_no_framework()
+        info, version, _, _, _ = registration
         link = PBAgentLink(reference(agent, "the agent"), self.clock, self._peer_ip())
         d = self.master.registerAgent(link, info, version, self.auth.principal)
         d.addCallback(self._agent_bound, link)
@@ -208,25 +228,15 @@ class MasterConnection(pb.Referenceable):
         d.addErrback(self._refused)
         return d
 
-    def _reregister_agent(self, agent: pb.RemoteReference, payload: bytes) -> defer.Deferred:
-        self._check_authenticated(self.master.security.authenticate_agents, "Agent")
-        info, version, tasks, executors, frameworks = self._parse_registration(payload)
-        if info.id is None:
-            raise RefusedError("re-registration needs the agent's ID")
+    def _reregister_agent(self, agent: pb.RemoteReference, registration: tuple) -> defer.Deferred:
+        self._check_no_framework()
+        info, version, tasks, executors, frameworks = registration
         link = PBAgentLink(reference(agent, "the agent"), self.clock, self._peer_ip())
         d = self.master.reregisterAgent(link, info, tasks, executors, frameworks, version, self.auth.principal)
         d.addCallback(lambda master_info: self._agent_bound((info.id, master_info), link))
         d.addCallback(lambda result: encode(internal.registered(None, result[1])))
         d.addErrback(self._refused)
         return d
-
-    def _parse_registration(self, payload: bytes):  # type: ignore[no-untyped-def]
-        if self.session.framework_id is not None:
-            raise RefusedError("this connection belongs to a framework")
-        try:
-            return internal.parse_registration(decode(payload))
-        except ValidationError as exc:
-            raise RefusedError(f"invalid registration: {exc}") from None
 
     def _agent_bound(self, result: tuple, link: PBAgentLink) -> tuple:
         self.agent_id, self.agent_link = result[0], link
@@ -243,8 +253,11 @@ class MasterConnection(pb.Referenceable):
 
     # -- frameworks ---------------------------------------------------------------
 
-    def remote_subscribe(self, scheduler: pb.RemoteReference, payload: bytes) -> None:
-        self._check_leading()
+    def remote_subscribe(self, scheduler: pb.RemoteReference, payload: bytes) -> Any:
+        """Subscribe the framework; on a master elected and still recovering the registry, once it is
+        recovered (as agents wait: refused, the driver would back off and come back later)."""
+        if not self.master.leading and self.leader_pid() != RECOVERING:
+            raise self._not_leader()
         if self.agent_id is not None:
             raise RefusedError("this connection belongs to an agent")
         try:
@@ -253,6 +266,11 @@ class MasterConnection(pb.Referenceable):
             raise RefusedError(f"invalid SUBSCRIBE: {exc}") from None
         if not isinstance(call, api.Subscribe):
             raise RefusedError("the first call must be SUBSCRIBE")
+        return self._when_may_join(lambda: self._subscribe(scheduler, call))
+
+    def _subscribe(self, scheduler: pb.RemoteReference, call: api.Subscribe) -> None:
+        if self.agent_id is not None:
+            raise RefusedError("this connection belongs to an agent")
         link = PBFrameworkLink(reference(scheduler, "the scheduler"), self.clock, self.session.principal)
         try:
             self.session.subscribe(link, call)

@@ -225,3 +225,121 @@ class ServiceRoutingTests(RoutingTestCase):
         self.assertEqual(waiting.agent_id, next(iter(master.agents)))
         self.assertEqual(len(gone), 1)
         self.assertTrue(gone[0].check(pb.PBConnectionLost))
+
+    def test_registrations_are_read_before_the_recovery_ends(self) -> None:
+        """An elected master still recovering the registry reads a registration as it arrives: one it cannot
+        read is refused at once (not after the recovery), and the waiting agent's tasks are parsed already."""
+        from mesostw.master.pb import MasterConnection
+        from mesostw.model import internal
+        from mesostw.model.info import AgentInfo
+        from mesostw.model.resources import Resources
+        from mesostw.wire.pb import RefusedError, encode
+        from tests.unit.test_fuzz_boundaries import FakeBroker, FakeRemote
+
+        master = self.service.master
+        self.elect(master.info, self.OURS)
+        connection = MasterConnection(master, FakeBroker(), self.reactor, self.service.leader_pid)
+        with self.assertRaises(RefusedError) as refused:
+            connection.remote_reregisterAgent(FakeRemote(), encode({"agent": "nonsense"}))
+        self.assertIn("invalid registration", str(refused.exception))
+        known = AgentInfo("agent.example", port=5051, resources=Resources.parse("cpus:1;mem:1024"), id="M-S1")
+        with self.assertRaises(RefusedError):
+            connection.remote_registerAgent(FakeRemote(), encode(internal.registration(known, "1.0")))
+        read: list[Any] = []
+        parse = internal.parse_registration
+        self.patch(internal, "parse_registration", lambda data: read.append(data) or parse(data))
+        connection.remote_reregisterAgent(FakeRemote(), encode(internal.registration(known, "1.0")))
+        self.assertEqual(len(read), 1)
+        self.assertFalse(master.leading)
+
+    def test_frameworks_wait_for_the_recovery_of_an_elected_master(self) -> None:
+        """A PB framework subscribing with a master that is elected and still recovering the registry waits and
+        is subscribed once it is recovered (refused, its driver would back off and come back late); one that
+        went away meanwhile is not subscribed; a follower still refuses."""
+        from mesostw.master.pb import MasterConnection
+        from mesostw.wire.pb import encode
+        from tests.unit.test_fuzz_boundaries import FakeBroker, FakeRemote
+
+        master = self.service.master
+        master.registry = self.registry  # subscriptions are written here, not to ZooKeeper
+        payload = encode(SUBSCRIBE)
+
+        def connect() -> tuple[MasterConnection, FakeBroker]:
+            broker = FakeBroker()
+            return MasterConnection(master, broker, self.reactor, self.service.leader_pid), broker
+
+        self.elect(OTHER, self.THEIRS)
+        follower, _ = connect()
+        with self.assertRaises(NotLeaderError):
+            follower.remote_subscribe(FakeRemote(), payload)
+
+        self.elect(master.info, self.OURS)
+        waiting, _ = connect()
+        scheduler = FakeRemote()
+        answers: list[Any] = []
+        defer.maybeDeferred(waiting.remote_subscribe, scheduler, payload).addBoth(answers.append)
+        leaving, leaving_broker = connect()
+        gone: list[Any] = []
+        defer.maybeDeferred(leaving.remote_subscribe, FakeRemote(), payload).addBoth(gone.append)
+        leaving_broker.disconnect()
+        self.assertEqual((answers, gone, len(master.frameworks)), ([], [], 0))
+
+        self.registry.recovering.callback(RegistryState())
+        self.assertEqual(answers, [None])
+        self.assertEqual(list(master.frameworks), [waiting.session.framework_id])
+        self.assertEqual(len(gone), 1)
+        self.assertTrue(gone[0].check(pb.PBConnectionLost))
+        self.assertIsNone(leaving.session.framework_id)
+        self.reactor.advance(0)
+        self.assertEqual([event["type"] for event in scheduler.events()][:1], ["SUBSCRIBED"])
+
+
+class RecoveryReleaseTests(ClockTestCase):
+    """What waits for a master to lead is released a batch per reactor turn, so that the master, which leads
+    already, keeps answering while a failover's agents re-register."""
+
+    def setUp(self) -> None:
+        self.cluster = Cluster(agents=0)
+        self.clock = self.useClock(self.cluster.clock)
+        self.addCleanup(self.cluster.stop)
+        self.master: Master = self.cluster.standby("M2")
+        self.addCleanup(self.master.stop)
+
+    def turn(self) -> None:
+        """One reactor turn: the calls due now run, not those they schedule (``Clock.advance`` runs both)."""
+        due = [call for call in self.clock.getDelayedCalls() if call.getTime() <= self.clock.seconds()]
+        for call in due:
+            self.clock.calls.remove(call)
+            call.func(*call.args, **call.kw)
+
+    def test_waiters_are_released_a_batch_per_turn(self) -> None:
+        """Recovered, a master fires RELEASE_BATCH waiters at once and the next batches in later turns
+        (each a call at delay 0, so I/O is served between them), in the order they came."""
+        from mesostw.master.master import RELEASE_BATCH
+
+        fired: list[int] = []
+        for number in range(2 * RELEASE_BATCH + 3):
+            self.master.whenLeading().addCallback(lambda _, n=number: fired.append(n))
+        self.master.recover(RegistryState())
+        self.assertTrue(self.master.leading)
+        self.assertEqual(fired, list(range(RELEASE_BATCH)))
+        self.assertEqual([call.getTime() - self.clock.seconds() for call in self.clock.getDelayedCalls()
+                          if call.func == self.master._release], [0])
+        self.turn()
+        self.assertEqual(fired, list(range(2 * RELEASE_BATCH)))
+        self.turn()
+        self.assertEqual(fired, list(range(2 * RELEASE_BATCH + 3)))
+        self.assertEqual([call for call in self.clock.getDelayedCalls() if call.func == self.master._release], [])
+        self.assertEqual(self.master.whenLeading().result, None)
+
+    def test_stopping_cancels_the_release(self) -> None:
+        """A master stopped while it releases its waiters releases no more of them."""
+        from mesostw.master.master import RELEASE_BATCH
+
+        fired: list[int] = []
+        for number in range(RELEASE_BATCH + 1):
+            self.master.whenLeading().addCallback(lambda _, n=number: fired.append(n))
+        self.master.recover(RegistryState())
+        self.master.stop()
+        self.clock.advance(1)
+        self.assertEqual(len(fired), RELEASE_BATCH)

@@ -698,6 +698,22 @@ class ReconciliationTests(MasterTestCase):
 
 
 class AgentLossTests(MasterTestCase):
+    def test_a_stopped_master_ignores_closing_connections(self) -> None:
+        """Once a master stopped (handing over to the next leader), its agents and frameworks leaving lose no
+        task and change nothing: the next leader takes them over."""
+        cluster = self.make_cluster()
+        scheduler, driver = self.framework(cluster)
+        agent = cluster.agents[0]
+        offer = scheduler.offers_on(agent.id)[0]
+        self.launch(cluster, driver, offer, task_on(offer, "t1"), refuse_seconds=0)
+        cluster.master.stop()
+        cluster.cut(agent)
+        cluster.settle()
+        self.assertEqual(scheduler.states("t1"), [T.RUNNING])
+        record = cluster.master.agents[agent.id]
+        self.assertTrue(record.connected)
+        self.assertEqual(list(cluster.master.frameworks[scheduler.framework_id].tasks), ["t1"])
+
     def test_disconnect_loses_tasks_of_non_checkpointing_framework(self) -> None:
         """A broken agent connection gives TASK_LOST (agent disconnected) at once if not checkpointing."""
         cluster = self.make_cluster()
