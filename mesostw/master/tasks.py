@@ -354,7 +354,7 @@ class TaskTracker:
             del tasks[task_id]
             completed = self._completed.get(framework_id)
             if completed is not None:
-                completed.append(task)
+                completed.append(task.compact())
 
     def _drop_from_agent(self, task: Task) -> None:
         framework_id, info = task.framework_id, task.info
