@@ -22,6 +22,7 @@ frees most objects as they go, and what a cycle collection would free is part of
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import subprocess
@@ -32,8 +33,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import psutil  # noqa: E402
-from twisted.internet import defer, protocol, task  # noqa: E402
-from twisted.web.client import Agent, HTTPConnectionPool  # noqa: E402
+from twisted.internet import defer, protocol, task, threads  # noqa: E402
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool  # noqa: E402
+from twisted.web.http_headers import Headers  # noqa: E402
 
 from mesostw.model import task as T  # noqa: E402
 from mesostw.model.info import FrameworkInfo  # noqa: E402
@@ -112,15 +114,31 @@ class BodyTimer(protocol.Protocol):
 
 
 @defer.inlineCallbacks
-def timed_get(reactor, url: str):
-    """(first byte s, last byte s, bytes) of one GET."""
+def timed_get(reactor, url: str, body: bytes | None = None):
+    """(first byte s, last byte s, bytes) of one GET (or POST of ``body``, JSON)."""
     agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
     started = time.monotonic()
-    response = yield agent.request(b"GET", url.encode())
+    if body is None:
+        response = yield agent.request(b"GET", url.encode())
+    else:
+        headers = Headers({b"Content-Type": [b"application/json"], b"Accept": [b"application/json"]})
+        response = yield agent.request(b"POST", url.encode(), headers, FileBodyProducer(io.BytesIO(body)))
     done: defer.Deferred = defer.Deferred()
     response.deliverBody(BodyTimer(started, done))
     first, last, size = yield done
     return first, last, size
+
+
+def curl_seconds(url: str) -> float:
+    """Wall seconds for ``curl`` (a client that reads as fast as loopback goes) to read all of ``url``."""
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", url],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def master_cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 @defer.inlineCallbacks
@@ -189,8 +207,15 @@ def run(reactor, args):
         with_tasks = yield settled_rss(reactor, process)
 
         # /master/state and friends at this size (before the short tasks: the state the goal names)
+        cpu = master_cpu(process)
         state_first, state_s, state_bytes = yield timed_get(reactor, f"{url}/master/state")
+        state_cpu_s = master_cpu(process) - cpu
+        state_curl_s = yield threads.deferToThread(curl_seconds, f"{url}/master/state")
         _, summary_s, _ = yield timed_get(reactor, f"{url}/master/state-summary")
+        _, summary2_s, _ = yield timed_get(reactor, f"{url}/master/state-summary")
+        cpu = master_cpu(process)
+        _, get_state_s, get_state_bytes = yield timed_get(reactor, f"{url}/api/v1", b'{"type":"GET_STATE"}')
+        get_state_cpu_s = master_cpu(process) - cpu
         _, snapshot_s, _ = yield timed_get(reactor, f"{url}/metrics/snapshot")
         _, tasks_page_s, _ = yield timed_get(reactor, f"{url}/master/tasks?limit=100&offset=1000")
 
@@ -207,8 +232,10 @@ def run(reactor, args):
         print(f"agents={args.agents} tasks={total} frameworks={args.frameworks} completed_kept={kept} lost={lost} "
               f"rss_empty_mb={empty / 2**20:.0f} rss_agents_mb={with_agents / 2**20:.0f} "
               f"rss_tasks_mb={with_tasks / 2**20:.0f} rss_completed_mb={with_completed / 2**20:.0f} "
-              f"state_first_s={state_first:.3f} summary_s={summary_s:.3f} snapshot_s={snapshot_s:.3f} "
-              f"tasks_page_s={tasks_page_s:.3f}")
+              f"state_first_s={state_first:.3f} state_cpu_s={state_cpu_s:.2f} state_curl_s={state_curl_s:.2f} "
+              f"summary_s={summary_s:.3f} summary_again_s={summary2_s:.3f} snapshot_s={snapshot_s:.3f} "
+              f"tasks_page_s={tasks_page_s:.3f} get_state_s={get_state_s:.2f} get_state_cpu_s={get_state_cpu_s:.2f} "
+              f"get_state_mb={get_state_bytes / 1e6:.1f}")
         print(f"bytes_per_agent={(with_agents - empty) / args.agents:.0f} "
               f"bytes_per_task={(with_tasks - with_agents) / total:.0f} "
               f"bytes_per_completed_task={(with_completed - with_tasks) / kept:.0f} "

@@ -14,6 +14,7 @@ turns is not a snapshot of one instant (the iterables are fixed when they start)
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -149,6 +150,14 @@ class Streamer:
         parts: list[bytes] = []
         size = 0
         ended = False
+        # The garbage collector waits for the end of the turn. A turn makes many short-lived containers
+        # (an agent's model is a few dozen dicts); the ones alive when a young collection runs are
+        # promoted, and enough promoted objects make the next collection a full one, a pass over every
+        # object of a master with a hundred thousand tasks (a second or more, in the middle of the
+        # answer). Made within one turn and mostly freed by the end of it, they are never promoted.
+        collecting = gc.isenabled()
+        if collecting:
+            gc.disable()
         try:
             deadline = self.clock.seconds() + TURN_SECONDS
             while size < self.turn_bytes and (not parts or self.clock.seconds() < deadline):
@@ -162,6 +171,9 @@ class Streamer:
             log.failure("Streaming an answer to {path} failed", path=getattr(self.request, "path", b"?"))
             self._end(failed=True)
             return
+        finally:
+            if collecting:
+                gc.enable()
         if parts:
             self.request.write(b"".join(parts))
         if ended:

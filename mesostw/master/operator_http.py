@@ -82,20 +82,29 @@ class OperatorEndpoints:
             raise HTTPError(400, f"Failed to parse 'order': {order!r} is not one of 'asc', 'desc'")
         framework_id = params.get("framework_id") or None
         task_id = params.get("task_id") or None
+        # One pass that makes plain tuples (compared in C by the heap): (when, ID, tie-break, position);
+        # the tie-break keeps heapq's own order among equal keys (the first found wins in both orders).
+        descending = ORDERS[order]
+        keys: list[tuple[float, str, int]] = []
         found: list[tuple[Task, str]] = []
-        seen: set[int] = set()
         for framework in self._all_frameworks():
             if framework_id not in (None, framework.id):
                 continue
             role = framework.info.allocation_role
-            for task in [*framework.tasks.values(), *framework.completed_tasks]:
-                if id(task) in seen or task_id not in (None, task.task_id):
-                    continue
-                seen.add(id(task))
-                found.append((task, role))
+            for tasks in (framework.tasks.values(), framework.completed_tasks):
+                for task in tasks:
+                    info_id = task.info.task_id
+                    if task_id is not None and info_id != task_id:
+                        continue
+                    statuses = task.statuses
+                    timestamp = statuses[-1].timestamp if statuses else None
+                    index = len(found)
+                    keys.append((-math.inf if timestamp is None else timestamp, info_id,
+                                 -index if descending else index))
+                    found.append((task, role))
         assert limit is not None and offset is not None
-        select = heapq.nlargest if ORDERS[order] else heapq.nsmallest
-        page = select(offset + limit, found, key=lambda pair: (_latest(pair[0]), pair[0].task_id))[offset:]
+        select = heapq.nlargest if descending else heapq.nsmallest
+        page = [found[abs(key[2])] for key in select(offset + limit, keys)[offset:]]
         return Fields({"tasks": Texts(task_json(task, role) for task, role in page)})
 
     def roles(self, request: server.Request) -> dict[str, Any]:
@@ -165,12 +174,6 @@ def parse_weights(data: Any, whitelist: tuple[str, ...] | None) -> dict[str, flo
     if errors:
         raise HTTPError(400, "Invalid weights: " + "; ".join(errors))
     return updates
-
-
-def _latest(task: Task) -> float:
-    """When the task last changed state (tasks never updated sort first, as in Mesos)."""
-    timestamp = task.statuses[-1].timestamp if task.statuses else None
-    return timestamp if timestamp is not None else -math.inf
 
 
 def _finite(number: float) -> bool:

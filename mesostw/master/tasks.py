@@ -215,15 +215,16 @@ class TaskTracker:
         return self._by_agent.get(agent_id, {}).keys()
 
     def used_on(self, agent_id: str, framework_id: str) -> Resources:
-        """What a framework's live tasks and custom executors hold on one agent."""
-        used = EMPTY
+        """What a framework's live tasks and custom executors hold on one agent (summed by a tally: the
+        same sum as ``+``, without normalizing the ports at each step)."""
+        tally = ResourceTally()
         for task in self._by_agent.get(agent_id, {}).get(framework_id, {}).values():
             if holds_resources(task):
-                used = used + task.resources
+                tally.add(task.resources)
         for (fid, _), executor in self._executors.get(agent_id, {}).items():
             if fid == framework_id:
-                used = used + executor.resources
-        return used
+                tally.add(executor.resources)
+        return tally.total()
 
     def used_by(self, framework_id: str) -> Resources:
         """What a framework's live tasks and custom executors hold on all agents (kept as they change)."""
@@ -354,7 +355,7 @@ class TaskTracker:
             del tasks[task_id]
             completed = self._completed.get(framework_id)
             if completed is not None:
-                completed.append(task)
+                completed.append(task.compact())
 
     def _drop_from_agent(self, task: Task) -> None:
         framework_id, info = task.framework_id, task.info

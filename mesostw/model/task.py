@@ -67,6 +67,10 @@ def new_uuid() -> bytes:
     return uuidlib.uuid4().bytes
 
 
+#: The ``extra`` of every status a completed task keeps that has none (never changed: statuses are frozen).
+_NO_EXTRA: dict[str, Any] = {}
+
+
 @attrs.frozen
 class TaskStatus:
     task_id: str
@@ -381,6 +385,26 @@ class Task:
         self.statuses.append(status)
         if len(self.statuses) > keep:
             del self.statuses[: len(self.statuses) - keep]
+
+    def compact(self) -> Task:
+        """This task as a bounded history of completed tasks keeps it: what the endpoints show of it
+        (IDs, name, state, resources, labels and the like, each status but its ``data``, which no
+        endpoint shows), without what only a live task needs (its command, its ``data``). Its statuses
+        share the task's ID strings and one empty ``extra``. A hundred thousand completed tasks differ
+        by a few hundred bytes each."""
+        info = self.info
+        task_id, agent_id, executor_id = info.task_id, info.agent_id, self.executor_id
+        if info.command is not None or info.data is not None:
+            info = attrs.evolve(info, command=None, data=None)
+        statuses = [attrs.evolve(
+            status, data=None, extra=status.extra or _NO_EXTRA,
+            task_id=task_id if status.task_id == task_id else status.task_id,
+            agent_id=agent_id if status.agent_id == agent_id else status.agent_id,
+            executor_id=executor_id if executor_id is not None and status.executor_id == executor_id
+            else status.executor_id) for status in self.statuses]
+        return Task(info=info, framework_id=self.framework_id, executor_id=executor_id, state=self.state,
+                    statuses=statuses, status_update_state=self.status_update_state,
+                    status_update_uuid=self.status_update_uuid, user=self.user)
 
     @classmethod
     def read(cls, r: Reader) -> Task:

@@ -12,6 +12,7 @@ from twisted.web import http, resource, server
 
 from mesostw.http.router import DEFAULT_MAX_BODY, HTTPError
 from mesostw.wire.guard import ConnectionLimits, GuardedChannel, HTTPLimits, raise_file_limit
+from mesostw.wire.pb import ServerFactory
 from mesostw.wire.switch import PortSwitchFactory
 
 #: How many connections may wait to be accepted (see :meth:`Listener.startService`).
@@ -89,7 +90,7 @@ class Listener(service.Service):
         self.limits = limits or HTTPLimits()
         self.site = QuietSite(site, self.limits)
         self.site.displayTracebacks = False
-        self.pb_factory = pb.PBServerFactory(root) if root is not None else None
+        self.pb_factory = ServerFactory(root) if root is not None else None
         #: The protocol switch, or the bare site for a port without PB (a framework's API).
         self.switch: Any = (PortSwitchFactory(self.site, self.pb_factory, others, self.limits.header_timeout,
                                               self.limits.setup_timeout, reactor)
