@@ -19,11 +19,10 @@ from twisted.logger import Logger
 from mesostw.agent import paths
 from mesostw.agent.checkpoint import Checkpointer, boot_id
 from mesostw.agent.containers import Termination
-from mesostw.agent.executor_auth import ENVIRONMENT_VARIABLE as SECRET_VARIABLE
 from mesostw.agent.executor_auth import ExecutorSecrets
+from mesostw.agent.executor_setup import container_resources, executor_environment
 from mesostw.agent.state import (
     COMMAND_EXECUTOR,
-    COMMAND_EXECUTOR_RESOURCES,
     DEFAULT_EXECUTOR,
     MAX_COMPLETED_FRAMEWORKS,
     REGISTERING,
@@ -129,7 +128,7 @@ class Agent:
             in_use = set()
             for executor in self.executors():
                 if executor.state != TERMINATED:
-                    in_use |= self.volumes.used_by(self.container_resources(executor))
+                    in_use |= self.volumes.used_by(container_resources(executor))
             self.volumes.sync(old, resources, in_use)
 
     @property
@@ -333,48 +332,14 @@ class Agent:
             # The framework names no program for Mesos's default executor: the agent has its own.
             launched = attrs.evolve(info, command=CommandInfo(DEFAULT_EXECUTOR, shell=True, user=user))
         d = defer.maybeDeferred(self.containerizer.launch, container_id, launched, framework.info, directory,
-                                environment, user, self.container_resources(executor))
+                                environment, user, container_resources(executor))
         d.addCallbacks(self._executor_started, self._executor_launch_failed,
                        callbackArgs=(executor,), errbackArgs=(framework, executor))
         return executor
 
-    def container_resources(self, executor: ExecutorState) -> Resources:
-        """What an executor's container is isolated for: the executor's resources (Mesos's overhead for
-        the command executor) and its tasks', queued or running."""
-        total = COMMAND_EXECUTOR_RESOURCES if executor.is_command_executor else executor.info.resources
-        for queued in executor.queued.values():
-            total = total + queued.resources
-        for task in executor.launched.values():
-            total = total + task.resources
-        return total
-
     def executor_environment(self, framework: FrameworkState, executor: ExecutorState) -> dict[str, str]:
         """The environment Mesos gives an executor (on top of the agent's own)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MESOS_", "LIBPROCESS_"))}
-        env.update({
-            "MESOS_FRAMEWORK_ID": framework.id,
-            "MESOS_EXECUTOR_ID": executor.id,
-            "MESOS_DIRECTORY": executor.directory,
-            "MESOS_SANDBOX": executor.directory,
-            "MESOS_SLAVE_ID": self.info.id or "",
-            "MESOS_AGENT_ID": self.info.id or "",
-            "MESOS_SLAVE_PID": self.pid,
-            "MESOS_AGENT_ENDPOINT": self.endpoint,
-            "MESOS_CHECKPOINT": "1" if framework.info.checkpoint else "0",
-            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": format_duration(self.config.executor_shutdown_grace_period),
-            "MESOS_HTTP_COMMAND_EXECUTOR": "1",
-            "MESOS_ALLOCATION_ROLE": framework.info.allocation_role,
-        })
-        env.update(self.tls_environment)
-        if framework.info.checkpoint:
-            env["MESOS_RECOVERY_TIMEOUT"] = format_duration(self.config.recovery_timeout)
-            env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"
-        if executor.info.command is not None:
-            env.update(executor.info.command.environment)
-        # Last: a framework's environment cannot replace it. Derived from the container ID, so an
-        # executor recovered after an agent restart presents the same secret (see executor_auth).
-        env[SECRET_VARIABLE] = self.executor_secrets.secret(framework.id, executor.id, executor.container_id)
-        return env
+        return executor_environment(self, framework, executor)
 
     def _executor_started(self, pid: int | None, executor: ExecutorState) -> None:
         executor.pid = pid
@@ -409,7 +374,7 @@ class Agent:
                       user=executor.user)
         executor.launched[task.task_id] = record
         if not queued:
-            self.containerizer.update(executor.container_id, self.container_resources(executor))
+            self.containerizer.update(executor.container_id, container_resources(executor))
         # As Mesos: the executor gets a task only once the task is checkpointed.
         self.checkpointer.durable(self._deliver, executor, xapi.launch_event(task))
 
@@ -419,7 +384,7 @@ class Agent:
             executor.launched[task.task_id] = Task(info=task, framework_id=executor.framework_id,
                                                    executor_id=executor.id, user=executor.user)
         if not queued:
-            self.containerizer.update(executor.container_id, self.container_resources(executor))
+            self.containerizer.update(executor.container_id, container_resources(executor))
         self.checkpointer.durable(self._deliver, executor, xapi.launch_group_event(tasks))
 
     @staticmethod
@@ -549,7 +514,7 @@ class Agent:
             executor.launched.pop(task.task_id, None)
             executor.terminated[task.task_id] = task
             if executor.state != TERMINATED and not executor.is_command_executor:
-                self.containerizer.update(executor.container_id, self.container_resources(executor))
+                self.containerizer.update(executor.container_id, container_resources(executor))
         elif status.state == T.RUNNING:
             self.metrics["tasks_running"] += 1
         head = self.updates.pending(executor.framework_id, task.task_id)

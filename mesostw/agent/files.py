@@ -298,11 +298,12 @@ def _number(params: dict[str, str], name: str) -> int | None:
 
 def _info(path: str, st: os.stat_result) -> dict[str, Any]:
     return {"path": path, "nlink": st.st_nlink, "size": st.st_size, "mtime": int(st.st_mtime),
-            "mode": stat.filemode(st.st_mode), "uid": _user(st.st_uid), "gid": _group(st.st_gid)}
+            "mode": stat.filemode(st.st_mode), "uid": user_name(st.st_uid), "gid": group_name(st.st_gid)}
 
 
 @lru_cache(maxsize=256)
-def _user(uid: int) -> str:
+def user_name(uid: int) -> str:
+    """The name of user ``uid`` (its number when it has none)."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -310,7 +311,8 @@ def _user(uid: int) -> str:
 
 
 @lru_cache(maxsize=256)
-def _group(gid: int) -> str:
+def group_name(gid: int) -> str:
+    """The name of group ``gid`` (its number when it has none)."""
     try:
         return grp.getgrgid(gid).gr_name
     except KeyError:

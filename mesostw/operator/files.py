@@ -8,13 +8,11 @@ messages and ``(size, data)``; refusals are HTTPErrors (400 bad input, 403 not a
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import stat
-from functools import lru_cache
 from typing import Any, Protocol
 
+from mesostw.agent.files import group_name, user_name
 from mesostw.http.router import HTTPError
 from mesostw.operator.calls import CallContext
 from mesostw.operator.v1 import time_info
@@ -37,8 +35,8 @@ class FileSource(Protocol):
 def file_info(path: str, st: os.stat_result) -> dict[str, Any]:
     """A v1 ``FileInfo``."""
     return {"path": path, "nlink": st.st_nlink, "size": st.st_size, "mtime": time_info(st.st_mtime),
-            "mode": st.st_mode, "uid": _user(st.st_uid),
-            "gid": _group(st.st_gid)}
+            "mode": st.st_mode, "uid": user_name(st.st_uid),
+            "gid": group_name(st.st_gid)}
 
 
 def read_range(fd: int, size: int, offset: int, length: int | None) -> bytes:
@@ -113,19 +111,3 @@ class FileSources:
 
     def read_file(self, path: str, offset: int, length: int | None, context: CallContext) -> tuple[int, bytes]:
         return self._source(path).read_file(path, offset, length, context)
-
-
-@lru_cache(maxsize=256)
-def _user(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-@lru_cache(maxsize=256)
-def _group(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)

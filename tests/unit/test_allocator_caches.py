@@ -87,9 +87,9 @@ class FreshAllocatorTests(AllocatorCase):
         self.allocator.recoverResources("web", "a0", reserved)
         self.assertEqual(self.assertFresh("a0", {"web": "web"}), reserved)
 
-    def test_refined_rest_goes_to_a_framework_that_reads_it(self) -> None:
-        """When a framework without RESERVATION_REFINEMENT comes first and takes what it may have, the
-        refined reservations left go to the next framework of the role, in the same allocation."""
+    def assertRefinedRestGoesOn(self) -> None:
+        """A framework without RESERVATION_REFINEMENT comes first and takes what it may have; the refined
+        reservations left go to the next framework of the role, in the same allocation."""
         self.allocator.addFramework("a-reads", "eng/web")
         self.allocator.addFramework("b-plain", "eng/web", refinement=False)
         self.allocator.addAgent("a0", R("cpus(eng):1;mem(eng):256;cpus:1;mem:256"))
@@ -101,20 +101,16 @@ class FreshAllocatorTests(AllocatorCase):
         self.assertTrue(plain)
         self.assertEqual(self.allocator.allocate(), [("b-plain", "a0", plain), ("a-reads", "a0", refined - plain)])
 
+    def test_refined_rest_goes_to_a_framework_that_reads_it(self) -> None:
+        """When a framework without RESERVATION_REFINEMENT comes first and takes what it may have, the
+        refined reservations left go to the next framework of the role, in the same allocation."""
+        self.assertRefinedRestGoesOn()
+
     def test_refined_rest_goes_to_a_framework_that_reads_it_under_quota(self) -> None:
         """With quota in force (the limits stage), the refined reservations a framework without
         RESERVATION_REFINEMENT leaves go to the role's next framework in the same allocation too."""
         self.allocator.updateQuota("other", Quota.of(limits={"cpus": 100}))
-        self.allocator.addFramework("a-reads", "eng/web")
-        self.allocator.addFramework("b-plain", "eng/web", refinement=False)
-        self.allocator.addAgent("a0", R("cpus(eng):1;mem(eng):256;cpus:1;mem:256"))
-        ((_, _, held),) = self.allocator.allocate()
-        refined = Resources({pushed(k, Reservation(DYNAMIC, "eng/web", "fw")): v for k, v in held.entries()})
-        self.allocator.updateAllocation("a-reads", "a0", held, refined)
-        self.allocator.recoverResources("a-reads", "a0", refined)
-        plain = refined.without_refined()
-        self.assertTrue(plain)
-        self.assertEqual(self.allocator.allocate(), [("b-plain", "a0", plain), ("a-reads", "a0", refined - plain)])
+        self.assertRefinedRestGoesOn()
 
     def test_whole_offer_taken_then_all_given_back(self) -> None:
         """An agent offered whole has nothing left; given back, it is offered whole again."""
