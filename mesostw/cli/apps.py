@@ -15,8 +15,8 @@ from typing import Any, TextIO
 
 from mesostw.cli import service_api
 from mesostw.cli.errors import CLIError, UsageError
+from mesostw.cli.output import format_table, write_json
 from mesostw.cli.service_api import ServiceAPI, app_path
-from mesostw.cli.tasks import format_table
 
 APP_COLUMNS = ("APP", "INSTANCES", "HEALTHY", "CPUS", "MEM", "DEPLOYING", "COMMAND")
 TASK_COLUMNS = ("TASK", "HOST", "PORTS", "STATE", "HEALTHY", "STARTED", "VERSION")
@@ -89,10 +89,6 @@ def _api(args: argparse.Namespace) -> ServiceAPI:
     return ServiceAPI(service_api.service_url(args.url))
 
 
-def _print_json(out: TextIO, value: Any) -> None:
-    out.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
-
-
 def _read_definition(path: str) -> Any:
     try:
         if path == "-":
@@ -113,7 +109,7 @@ def _read_definition(path: str) -> Any:
 
 def _changed(out: TextIO, args: argparse.Namespace, result: Any, what: str) -> int:
     if args.json:
-        _print_json(out, result)
+        write_json(out, result, sort_keys=True)
     elif isinstance(result, dict) and result.get("deploymentId"):
         out.write(f"{what} (deployment {result['deploymentId']})\n")
     else:
@@ -129,7 +125,7 @@ def run_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         params["label"] = args.label
     apps = _api(args).call("GET", "/v2/apps", params)["apps"]
     if args.json:
-        _print_json(out, apps)
+        write_json(out, apps, sort_keys=True)
         return 0
     rows = [[a["id"], f"{a.get('tasksRunning', 0)}/{a.get('instances', 0)}", _healthy(a), _number(a.get("cpus")),
              _number(a.get("mem")), "yes" if a.get("deployments") else "", _command(a)]
@@ -142,7 +138,7 @@ def run_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     params = {"embed": ["app.tasks", "app.counts", "app.deployments", "app.lastTaskFailure"]}
     app = _api(args).call("GET", f"/v2/apps/{app_path(args.app_id)}", params)["app"]
     if args.json:
-        _print_json(out, app)
+        write_json(out, app, sort_keys=True)
         return 0
     strategy = app.get("upgradeStrategy") or {}
     facts = [("App", app["id"]), ("Command", _command(app, width=None)),
@@ -172,7 +168,7 @@ def run_tasks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     path = f"/v2/apps/{app_path(args.app_id)}/tasks" if args.app_id else "/v2/tasks"
     tasks = _api(args).call("GET", path)["tasks"]
     if args.json:
-        _print_json(out, tasks)
+        write_json(out, tasks, sort_keys=True)
         return 0
     columns = TASK_COLUMNS if args.app_id else ("APP", *TASK_COLUMNS)
     rows = [_task_row(t) if args.app_id else [t.get("appId", ""), *_task_row(t)]
@@ -184,7 +180,7 @@ def run_tasks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def run_deployments(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     deployments = _api(args).call("GET", "/v2/deployments", {"embed": "status"})
     if args.json:
-        _print_json(out, deployments)
+        write_json(out, deployments, sort_keys=True)
         return 0
     rows = []
     for d in deployments:
@@ -201,7 +197,7 @@ def run_deployments(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def run_queue(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     queue = _api(args).call("GET", "/v2/queue")["queue"]
     if args.json:
-        _print_json(out, queue)
+        write_json(out, queue, sort_keys=True)
         return 0
     rows = []
     for item in queue:
@@ -219,7 +215,7 @@ def run_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     definition = _read_definition(args.file)
     app = _api(args).call("POST", "/v2/apps", {"force": _bool(args.force)}, definition)
     if args.json:
-        _print_json(out, app)
+        write_json(out, app, sort_keys=True)
         return 0
     deployments = ", ".join(d["id"] for d in app.get("deployments") or [])
     out.write(f"Created {app['id']}" + (f" (deployment {deployments})" if deployments else "") + "\n")
@@ -264,7 +260,7 @@ def run_kill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         params = {"scale": scale, **({"host": args.host} if args.host else {})}
         result = api.call("DELETE", path, params)
     if args.json:
-        _print_json(out, result)
+        write_json(out, result, sort_keys=True)
         return 0
     if isinstance(result, dict) and result.get("deploymentId"):
         out.write(f"Killing tasks of {_app_id(args.app_id)} and scaling it down "

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from mesostw.cli.errors import CLIError, UsageError
 from mesostw.cli.operator_api import API, call
-from mesostw.cli.tasks import format_table
+from mesostw.cli.output import format_table, write_json
 from mesostw.model.units import format_duration, parse_duration
 
 _SHORT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -115,8 +115,7 @@ def _answer(args: argparse.Namespace, call_type: str) -> Any:
 def run_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     schedule = _answer(args, "GET_MAINTENANCE_SCHEDULE").get("schedule") or {}
     if args.json:
-        json.dump(schedule, out, indent=2)
-        out.write("\n")
+        write_json(out, schedule)
         return 0
     rows = []
     for window in schedule.get("windows") or []:
@@ -171,8 +170,7 @@ def _read_schedule(path: str) -> dict[str, Any]:
 def run_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     status = _answer(args, "GET_MAINTENANCE_STATUS").get("status") or {}
     if args.json:
-        json.dump(status, out, indent=2)
-        out.write("\n")
+        write_json(out, status)
         return 0
     rows = []
     for draining in status.get("draining_machines") or []:

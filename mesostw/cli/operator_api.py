@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from mesostw.cli import http
 from mesostw.cli.errors import CLIError
-from mesostw.cli.tasks import format_table
+from mesostw.cli.output import format_table, write_json
 
 API = "/api/v1"
 #: A stream that shows nothing (not even a heartbeat) for this many heartbeat intervals is lost.
@@ -101,8 +101,7 @@ def run_agents(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not isinstance(agents, dict):
         raise CLIError(f"{args.master_url}{API} answered GET_AGENTS without get_agents")
     if args.json:
-        json.dump(agents, out, indent=2)
-        out.write("\n")
+        write_json(out, agents)
         return 0
     rows = agent_rows(agents)
     if not rows:

@@ -10,7 +10,6 @@ consumption and cluster capacity.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Any, TextIO
 
@@ -18,7 +17,7 @@ from mesostw.cli import http
 from mesostw.cli.errors import CLIError, UsageError
 from mesostw.cli.maintenance import nested
 from mesostw.cli.operator_api import API, call
-from mesostw.cli.tasks import format_table
+from mesostw.cli.output import format_table, write_json
 
 
 def parse_amounts(text: str, what: str) -> dict[str, float]:
@@ -58,8 +57,7 @@ def run_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not isinstance(status, dict):
         raise CLIError(f"{args.master_url}{API} answered GET_QUOTA without a status")
     if args.json:
-        json.dump(status, out, indent=2)
-        out.write("\n")
+        write_json(out, status)
         return 0
     configs = status.get("configs") or []
     if not configs:

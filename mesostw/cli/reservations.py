@@ -10,12 +10,11 @@ sent as it is, for anything else (refining dynamic reservations, labels per reso
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any, TextIO
 
 from mesostw.cli.errors import CLIError, UsageError
 from mesostw.cli.operator_api import call
-from mesostw.cli.tasks import format_table
+from mesostw.cli.output import format_table, write_json
 from mesostw.model.reservation import DYNAMIC, Reservation, describe, disk_of, is_dynamic, pushed, reservations_of
 from mesostw.model.resources import Resources, format_scalar, to_millis
 from mesostw.model.validation import ValidationError
@@ -82,8 +81,7 @@ def run_reserve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     resources = resources_from(args.resources, args)
     _send(args, "RESERVE_RESOURCES", "resources", resources)
     if args.json:
-        json.dump(resources.to_json(), out, indent=2)
-        out.write("\n")
+        write_json(out, resources.to_json())
     else:
         out.write(f"Reserved on agent {args.agent_id}: {resources}\n")
     return 0
@@ -107,8 +105,7 @@ def run_unreserve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         resources = resources_from(args.resources, args)
     _send(args, "UNRESERVE_RESOURCES", "resources", resources)
     if args.json:
-        json.dump(resources.to_json(), out, indent=2)
-        out.write("\n")
+        write_json(out, resources.to_json())
     else:
         out.write(f"Unreserved on agent {args.agent_id}: {resources}\n")
     return 0
@@ -140,8 +137,7 @@ def run_volumes_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         agents = [a for a in agents if ((a.get("agent_info") or {}).get("id") or {}).get("value") == args.agent]
     rows = volume_rows(agents)
     if args.json:
-        json.dump(rows, out, indent=2)
-        out.write("\n")
+        write_json(out, rows)
         return 0
     if not rows:
         out.write("No persistent volumes.\n")
@@ -175,8 +171,7 @@ def run_volumes_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
                  "volume": {"container_path": args.path, "mode": "RW"}}}])
     _send(args, "CREATE_VOLUMES", "volumes", volume)
     if args.json:
-        json.dump(volume.to_json(), out, indent=2)
-        out.write("\n")
+        write_json(out, volume.to_json())
     else:
         out.write(f"Created volume {args.id} ({args.size:g} MB of role {args.role}) on agent {args.agent_id}; tasks "
                   f"see it at $MESOS_SANDBOX/{args.path}\n")
@@ -195,8 +190,7 @@ def run_volumes_destroy(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
         raise UsageError(f"volume {args.id} exists for several roles ({roles}); say which with --role")
     _send(args, "DESTROY_VOLUMES", "volumes", found)
     if args.json:
-        json.dump(found.to_json(), out, indent=2)
-        out.write("\n")
+        write_json(out, found.to_json())
     else:
         out.write(f"Destroyed volume {args.id} on agent {args.agent_id}; its data is gone and its disk stays "
                   f"reserved\n")

@@ -7,7 +7,6 @@ Mesos master as well as a mesostw one. Also the ``mesostw state`` command.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
@@ -15,6 +14,7 @@ import attrs
 
 from mesostw.cli import http
 from mesostw.cli.errors import CLIError
+from mesostw.cli.output import write_json
 
 
 @attrs.frozen
@@ -127,6 +127,5 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    json.dump(master_state(args.master_url), out, indent=2)
-    out.write("\n")
+    write_json(out, master_state(args.master_url))
     return 0

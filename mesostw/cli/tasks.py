@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
 from typing import Any, TextIO
 
 from mesostw.cli import http
 from mesostw.cli.errors import CLIError
+from mesostw.cli.output import format_table
 from mesostw.cli.state import TaskEntry, agent_hostnames, find_task, iter_tasks, master_state
 
 COLUMNS = ("FRAMEWORK", "TASK", "AGENT", "STATE", "CPUS", "MEM")
@@ -69,12 +69,3 @@ def _number(value: object) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{value:g}"
     return "" if value is None else str(value)
-
-
-def format_table(header: Iterable[str], rows: list[list[str]]) -> str:
-    """Left-aligned columns two spaces apart; trailing spaces trimmed."""
-    header = list(header)
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
-    return "\n".join(lines) + "\n"
