@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, NoReturn
 
+from twisted.python.failure import Failure
 from twisted.web import server
 
-from mesostw.auth.http import REALM_READONLY, REALM_READWRITE, http_principal
+from mesostw.auth.http import REALM_READONLY, REALM_READWRITE, basic_credentials, http_principal
 from mesostw.http.prometheus import PrometheusEndpoint
 from mesostw.http.router import HTTPError, Response, Router, query
 from mesostw.master import metrics, state_json
@@ -138,7 +139,12 @@ class MasterEndpoints:
         def bind(principal: str | None) -> None:
             request.principal = principal  # type: ignore[attr-defined]
 
-        return d.addCallback(bind)
+        def count_refusal(failure: Failure) -> Failure:
+            if failure.check(HTTPError) and failure.value.code == 401 and basic_credentials(request) is not None:
+                self.master.metrics["http_authentication_failures"] += 1
+            return failure
+
+        return d.addCallbacks(bind, count_refusal)
 
     def state(self, request: server.Request) -> dict[str, Any]:
         return state_json.state(self.master, self.flags)

@@ -19,7 +19,7 @@ _COUNTERS = (
     "slave_registrations", "slave_reregistrations", "slave_removals", "slave_removals/reason_unhealthy",
     "slave_removals/reason_unregistered", "invalid_calls", "invalid_tasks", "invalid_operations",
     "frameworks_denied", "tasks_denied", "teardowns_denied", "authentication_failures", "invalid_messages",
-    "recovery_slave_removals",
+    "recovery_slave_removals", "http_authentication_failures",
 )
 
 

@@ -22,7 +22,7 @@ from twisted.trial import unittest
 from mesostw.auth.crammd5 import respond
 from mesostw.auth.credentials import Credential
 from mesostw.wire.preambles import EXECUTOR, PB
-from tests.helpers.processes import TWISTD, wait_for
+from tests.helpers.processes import TWISTD, get_json, wait_for
 from tests.helpers.processes import http as http_request
 from tests.integration.hostile import SECRETS, HostileCluster, basic, pb_root
 
@@ -123,6 +123,11 @@ class PortTests(unittest.TestCase):
         host, port = self.cluster.master_address.split(":")
         self.address = (host, int(port))
 
+    def failures_seen(self) -> defer.Deferred:
+        """How many HTTP Basic attempts with wrong credentials the master has refused so far."""
+        snapshot = get_json(self.cluster.url("/metrics/snapshot"), basic("ops"))
+        return snapshot.addCallback(lambda m: m["master/http_authentication_failures"])
+
     @defer.inlineCallbacks
     def test_slow_headers_and_connection_floods(self):
         """Forty connections from one address dripping a header byte every 0.3 s: twenty are closed at once
@@ -172,7 +177,8 @@ class PortTests(unittest.TestCase):
 
         started = time.monotonic()
         guesses = [threads.deferToThread(attempt, f"guess-{i}") for i in range(12)]
-        yield threads.deferToThread(time.sleep, 0.05)
+        yield wait_for(lambda: self.failures_seen().addCallback(lambda n: n >= 1), 20,
+                       what="a guess refused before the right secret is sent")
         right = yield threads.deferToThread(attempt, SECRETS["alice"])
         results = yield defer.gatherResults(guesses)
         self.assertEqual({status for status, _ in results}, {401})

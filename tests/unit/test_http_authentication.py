@@ -251,6 +251,18 @@ class MasterEndpointTests(SiteTestCase):
         self.assertEqual(self.request("POST", "/master/teardown?frameworkId=nope").code, 400)
         self.assertTrue(cluster.master.leading)
 
+    def test_wrong_credentials_are_counted(self) -> None:
+        """Wrong HTTP Basic credentials count in master/http_authentication_failures; none at all, or right
+        ones, do not."""
+        cluster = self.cluster(authenticate_http_readonly=True)
+        self.assertEqual(self.request("GET", "/master/state").code, 401)
+        self.assertEqual(self.request("GET", "/master/state", basic("dev")).code, 200)
+        self.assertEqual(cluster.master.metrics["http_authentication_failures"], 0)
+        self.assertEqual(self.request("GET", "/master/state", basic("dev", "guess")).code, 401)
+        self.clock.advance(60)
+        snapshot = json.loads(self.request("GET", "/metrics/snapshot", basic("ops")).body)
+        self.assertEqual(snapshot["master/http_authentication_failures"], 1)
+
     def test_readwrite(self) -> None:
         """With --authenticate_http_readwrite a teardown without credentials gets 401 (the read-write realm) and
         does nothing; ops tears down, dev may not (403, the ACL); reads stay open without the read-only flag."""
