@@ -124,6 +124,7 @@ class ZooKeeperLeadership(_LeadingSignal, service.Service):
         if ours and not self.master.leading and not self._electing:
             self._electing = True
             log.info("Elected as the leading master; recovering the registry")
+            self.master.electing()
             d = self.registry.recover()
             d.addCallback(self._recovered)
             d.addErrback(lambda failure: self.on_abort(f"cannot recover the registry: {failure.getErrorMessage()}"))

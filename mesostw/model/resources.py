@@ -215,7 +215,26 @@ class Resources:
 
     @classmethod
     def read(cls, reader: Reader, key: str) -> Resources:
-        """Read the Resource list at ``reader[key]``, recording problems on the reader."""
+        """Read the Resource list at ``reader[key]``, recording problems on the reader.
+
+        A list read without problems before is not read again: the same JSON text gives the same bag
+        (the tasks of an agent re-registering, or of a launch, mostly ask for a few shapes of resources)."""
+        raw = reader.raw(key)
+        text = _text_of(raw) if isinstance(raw, list) else None
+        if text is not None:
+            found = _READ.get((cls, text))
+            if found is not None:
+                return found
+        before = len(reader.errors)
+        resources = cls._read(reader, key)
+        if text is not None and len(reader.errors) == before:
+            if len(_READ) >= _READ_MAX:
+                _READ.clear()
+            _READ[(cls, text)] = resources
+        return resources
+
+    @classmethod
+    def _read(cls, reader: Reader, key: str) -> Resources:
         items: dict[Key, Value] = {}
         for res in reader.objs(key, max_items=10_000):
             entry = _read_resource(res)
@@ -473,6 +492,23 @@ class Resources:
 EMPTY = Resources()
 #: items -> the Resources alive with exactly those items (see :meth:`Resources._shared`)
 _SHARED: weakref.WeakValueDictionary[tuple[tuple[Key, Value], ...], Resources] = weakref.WeakValueDictionary()
+
+#: (class, JSON text of a Resource list) -> the bag it was read as, without problems (see Resources.read)
+_READ: dict[tuple[type, str], Resources] = {}
+#: Lists remembered at most; all are forgotten at once past it (a few shapes recur, the rest are rare).
+_READ_MAX = 4096
+#: Longer lists are read every time (the text would cost more to keep than the bag to read).
+_READ_TEXT_MAX = 2048
+
+
+def _text_of(raw: list[Any]) -> str | None:
+    """The JSON text of a decoded Resource list (which tells ``1`` from ``1.0`` and ``true``, unlike the
+    values' equality), or None when it is not plain JSON or too long to remember."""
+    try:
+        text = json.dumps(raw, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return text if len(text) <= _READ_TEXT_MAX else None
 
 
 def _sort_key(key: Key) -> tuple[Any, ...]:
