@@ -55,7 +55,7 @@ class MasterService(service.MultiService):
             from mesostw.zk.url import parse_zk_url
 
             self.leadership: Any = ZooKeeperLeadership(reactor, self.zk, parse_zk_url(config.zk).path, self.master,
-                                                       registry)
+                                                       registry, standby=self.store)
         else:
             self.leadership = StandaloneLeadership(self.master, registry)
         self.router = Router()
