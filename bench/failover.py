@@ -163,8 +163,8 @@ class Bench:
             return []
         os.makedirs(self.args.profile, exist_ok=True)
         spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
-        started = [subprocess.Popen([spy, "record", "--pid", str(self.masters[port].pid), "--rate", "250",
-                                     "--format", "raw", "--duration", "6", "--nonblocking",
+        started = [subprocess.Popen([spy, "record", "--pid", str(self.masters[port].pid), "--rate", "250", "--idle",
+                                     "--format", os.environ.get("PYSPY_FORMAT", "raw"), "--duration", "6", "--nonblocking",
                                      "-o", os.path.join(self.args.profile, f"master-{port}.txt")],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
         time.sleep(1.0)  # py-spy attaches
