@@ -67,8 +67,8 @@ _STALE, _LOADING, _LOADED = "stale", "loading", "loaded"
 RETRY_READ = 0.5
 #: A standby reads the subtree again this long after a change at the soonest, and never sooner than
 #: REFRESH_FACTOR times its last read took (its reads cost ZooKeeper too).
-REFRESH_DELAY = 1.0
-REFRESH_FACTOR = 4.0
+REFRESH_DELAY = 2.0
+REFRESH_FACTOR = 10.0
 
 Batch = list[tuple[list[Operation], defer.Deferred]]
 #: Operations of a transaction: ("create" | "set" | "delete", znode path, data)
