@@ -128,7 +128,7 @@ class ZooKeeperStateStore(TreeStore):
         self._state = _LOADING
         self.reads += 1
         changes, started = self._changes, self.zk.reactor.seconds()
-        self._read().addBoth(self._loaded, changes, started)
+        self._read().addBoth(self._loaded, changes, started, self._following)
 
     @defer.inlineCallbacks
     def _read(self) -> Any:
@@ -137,10 +137,11 @@ class ZooKeeperStateStore(TreeStore):
         values = [(path, data) for path, (data, children) in found.items() if data or not children]
         return Tree(values), Tree((path, b"") for path in found)
 
-    def _loaded(self, result: Any, changes: int = 0, started: float = 0.0) -> None:
+    def _loaded(self, result: Any, changes: int, started: float, watched: bool) -> None:
         self._read_seconds = self.zk.reactor.seconds() - started
-        if not isinstance(result, Failure) and changes != self._changes:
-            # A change was reported while the subtree was read: what was read may not be what is.
+        if not isinstance(result, Failure) and (changes != self._changes or (self._following and not watched)):
+            # A change was reported while the subtree was read, or it was read unwatched and is to be followed
+            # now: what was read may not be what is.
             self._state = _STALE
             if self._loading:
                 self._start_read()

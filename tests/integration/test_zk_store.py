@@ -299,6 +299,26 @@ class StandbyMirrorTests(ZooKeeperStoreTestCase):
         self.assertEqual(store.reads, 2)
 
     @defer.inlineCallbacks
+    def test_following_while_reading_unwatched(self) -> Any:
+        """A store told to follow while it reads the subtree without watches (as its writer) reads it again,
+        watched: the read in flight could not report later changes."""
+        from mesostw.store import zookeeper as module
+
+        self.patch(module, "REFRESH_DELAY", 60.0)
+        self.leader = yield self.fenced_store()
+        yield self.leader.commit([Put("agents/a", b"A")])
+        zk = yield self.client()
+        store = ZooKeeperStateStore(zk, self.root)
+        self.addCleanup(store.lead)
+        loading = store.load()
+        store.follow()
+        yield loading
+        self.assertEqual((store.reads, store.trusted), (2, True))
+        yield self.leader.commit([Put("agents/b", b"B")])
+        yield zk.exists(self.root)
+        self.assertFalse(store.trusted)
+
+    @defer.inlineCallbacks
     def test_a_change_while_reading_ahead_is_read_again(self) -> Any:
         """A change reported while the standby reads the subtree makes it read it again, not trust that read."""
         store = yield self.standby()
