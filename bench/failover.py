@@ -21,7 +21,11 @@ The ZooKeeper session of the dead leader has to expire before anyone else is ele
   as this process sees them (by polling; it is also the framework, whose reconciliation keeps it busy);
 * ``handover_s``, ``handover_agents_s``, ``handover_frameworks_s``: until the third master leads (its
   ``elected_time``: the registry is read), the last agent re-registered and the framework re-subscribed,
-  as that master recorded them in its ``/master/state``.
+  as that master recorded them in its ``/master/state``;
+* ``handover_cpu_s``: the CPU time the third master spent from the SIGTERM until every agent was back
+  (less sensitive than the times to what else runs on the machine), and the same for the simulated
+  agents, the ZooKeeper servers and this process (``handover_simagents_cpu_s``, ...); ``load``: the
+  machine's load average then.
 
     python bench/failover.py --agents 1000 --tasks-per-agent 10
 """
@@ -39,6 +43,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import psutil  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
 from mesostw.model import task as T  # noqa: E402
@@ -154,6 +159,45 @@ class Bench:
                 return port
         return None
 
+    def profile(self, ports: list[int]) -> list[subprocess.Popen]:
+        """With ``--profile DIR``: py-spy samples these masters through the hand-over, idle time included
+        (``--profile-format``: raw, flame graph input; speedscope keeps the samples' order, a timeline)."""
+        if not self.args.profile:
+            return []
+        os.makedirs(self.args.profile, exist_ok=True)
+        spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+        form = self.args.profile_format
+        started = [subprocess.Popen(
+            [spy, "record", "--pid", str(self.masters[port].pid), "--rate", "250", "--idle", "--nonblocking",
+             "--format", form, "--duration", "6",
+             "-o", os.path.join(self.args.profile, f"master-{port}.{'txt' if form == 'raw' else 'json'}")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
+        time.sleep(1.0)  # py-spy attaches
+        return started
+
+    def cpu(self, port: int) -> float:
+        """The CPU seconds (user and system) a master has used so far."""
+        times = psutil.Process(self.masters[port].pid).cpu_times()
+        return times.user + times.system
+
+    def others_cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by what shares the machine with the masters: the simulated agents,
+        the ZooKeeper servers and this process (the framework)."""
+        def used(pids: list[int]) -> float:
+            total = 0.0
+            for pid in pids:
+                try:
+                    times = psutil.Process(pid).cpu_times()
+                except psutil.Error:
+                    continue
+                total += times.user + times.system
+            return total
+
+        own = os.times()
+        return {"simagents": used([p.pid for p in self.agents]),
+                "zookeeper": used([s.process.pid for s in self.zk.servers if s.process is not None]),
+                "bench": own.user + own.system}
+
     def stop(self) -> None:
         for process in self.agents:
             if process.poll() is None:
@@ -229,6 +273,10 @@ def run(reactor, args):
         # -- graceful hand-over ------------------------------------------------------------
         framework.reregistered_at = None
         framework.reconciling = None
+        standby = next(port for port in bench.masters if port not in (leader, new))
+        profilers = bench.profile([standby, new])
+        cpu_before = bench.cpu(standby)
+        others_before = bench.others_cpu()
         stopped, stopped_wall = time.monotonic(), time.time()
         bench.masters[new].kill(signal.SIGTERM)
         third = yield wait_for(lambda: bench.leader({leader, new}), 120, interval=0.05,
@@ -236,6 +284,8 @@ def run(reactor, args):
         graceful_s = time.monotonic() - stopped
         yield wait_for(lambda: all_agents(third), 300, interval=0.05, what="every agent back after the hand-over")
         graceful_agents_s = time.monotonic() - stopped
+        handover_cpu_s = bench.cpu(third) - cpu_before
+        others = {key: value - others_before[key] for key, value in bench.others_cpu().items()}
         agents_at = time.monotonic()
         yield wait_for(reconciled, 300, interval=0.05, what="the framework back after the hand-over")
         graceful_frameworks_s = time.monotonic() - stopped
@@ -254,7 +304,11 @@ def run(reactor, args):
               f"frameworks_back_s={frameworks_s:.2f} lost={lost} graceful_s={graceful_s:.2f} "
               f"graceful_agents_s={graceful_agents_s:.2f} graceful_frameworks_s={graceful_frameworks_s:.2f} "
               f"handover_s={handover_s:.2f} handover_agents_s={handover_agents_s:.2f} "
-              f"handover_frameworks_s={handover_frameworks_s:.2f}")
+              f"handover_frameworks_s={handover_frameworks_s:.2f} handover_cpu_s={handover_cpu_s:.2f} "
+              + " ".join(f"handover_{key}_cpu_s={value:.2f}" for key, value in others.items())
+              + f" load={os.getloadavg()[0]:.1f}")
+        for spy in profilers:
+            spy.wait(30)
     finally:
         if driver is not None:
             driver.abort()
@@ -270,6 +324,8 @@ def main() -> None:
     parser.add_argument("--zookeepers", type=int, default=3, help="ZooKeeper servers in the ensemble")
     parser.add_argument("--spread", type=float, default=10.0, help="seconds over which the agents first connect")
     parser.add_argument("--keep", action="store_true", help="keep the logs")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the masters through the graceful hand-over into DIR")
+    parser.add_argument("--profile-format", choices=("raw", "speedscope"), default="raw")
     args = parser.parse_args()
     task.react(run, [args])
 

@@ -86,11 +86,14 @@ class ZooKeeperLeadership(_LeadingSignal, service.Service):
     name = "leadership"  # type: ignore[assignment]  # twisted declares Service.name as None
 
     def __init__(self, reactor: Any, zk: ZooKeeper, path: str, master: Master, registry: IRegistry,
-                 on_abort: Callable[[str], None] = abort):
+                 on_abort: Callable[[str], None] = abort, standby: Any = None):
+        """``standby``: the registry's store, when it can read the registry ahead while another master leads
+        (``follow()``) and serve it at once when this one is elected (``lead()``), as the ZooKeeper store can."""
         self.reactor = reactor
         self.zk = zk
         self.master = master
         self.registry = registry
+        self.standby = standby if hasattr(standby, "follow") and hasattr(standby, "lead") else None
         self.contender = Contender(zk, path)
         self.detector = ZooKeeperMasterDetector(zk, path)
         self.detector.listeners.append(self._leader_changed)
@@ -121,9 +124,14 @@ class ZooKeeperLeadership(_LeadingSignal, service.Service):
         if self._stopping:
             return
         ours = node is not None and node == self.contender.node
+        if not ours and node is not None and not self.master.leading and self.standby is not None:
+            self.standby.follow()  # another master leads: read the registry ahead
         if ours and not self.master.leading and not self._electing:
             self._electing = True
             log.info("Elected as the leading master; recovering the registry")
+            self.master.electing()
+            if self.standby is not None:
+                self.standby.lead()
             d = self.registry.recover()
             d.addCallback(self._recovered)
             d.addErrback(lambda failure: self.on_abort(f"cannot recover the registry: {failure.getErrorMessage()}"))

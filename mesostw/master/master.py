@@ -41,6 +41,7 @@ from mesostw.auth.policy import Security
 from mesostw.interfaces import IAgentLink, IAllocator, IFrameworkLink, IMasterEndpoint
 from mesostw.master.agents import AgentManager, without_uuid
 from mesostw.master.calls import SchedulerCalls
+from mesostw.master.collector import CollectorPause
 from mesostw.master.draining import AgentStates
 from mesostw.master.events import MAX_SUBSCRIBERS, MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused, TeardownOutcome
@@ -74,7 +75,7 @@ class Master:
     """Everything the leading master knows and decides, behind the methods its adapters call."""
 
     def __init__(self, config: Any, allocator: IAllocator, clock: Any, master_id: str | None = None,
-                 registry: IRegistry | None = None, security: Security | None = None):
+                 registry: IRegistry | None = None, security: Security | None = None, collector: Any = None):
         self.config = config
         self.clock = clock
         self.allocator = allocator
@@ -127,6 +128,9 @@ class Master:
                                         self.killTask, self.rescindOffer, self.markAgentGone,
                                         self.requestAllocation)
         self.calls = SchedulerCalls(self)
+        #: ``collector`` (the :mod:`gc` module in a daemon; None: left alone), held back while a failover's
+        #: agents re-register (see :mod:`mesostw.master.collector`)
+        self.collector = CollectorPause(clock, collector)
         self._allocation_pending: Any = None
         self._allocation_candidates: set[str] | None = set()
 
@@ -163,6 +167,11 @@ class Master:
 
     # -- leadership and the registry ---------------------------------------------
 
+    def electing(self) -> None:
+        """Elected, this master reads the registry: the agents of the failover come meanwhile, and their
+        registrations are read as they arrive. The collector waits until they are back (see :meth:`recover`)."""
+        self.collector.pause()
+
     def recover(self, state: RegistryState) -> None:
         """Take over what the registry holds, as a newly elected leader."""
         self.elected_time = self.clock.seconds()
@@ -191,6 +200,10 @@ class Master:
             self.framework_manager.recover(info, max(info.failover_timeout, self.config.agent_reregister_timeout))
         self.agent_resources.recover(state.resources)
         self.agent_manager.recover(agents, state.unreachable, state.owners, gone=state.gone)
+        if self.agent_manager.recovered:
+            self.collector.pause()
+        else:
+            self.collector.resume()
         self.leading = True
         waiters, self._leading_waiters = self._leading_waiters, []
         self._release(waiters)
@@ -266,6 +279,8 @@ class Master:
 
         def joined(master_info: MasterInfo) -> MasterInfo:
             self.agent_states.joined(agent_id)
+            if not self.agent_manager.recovered:
+                self.collector.resume()  # the last agent of the failover is back
             return master_info
 
         return d.addCallback(joined)
@@ -492,6 +507,7 @@ class Master:
         ignored: a leaving master would otherwise tell frameworks that do not checkpoint that their tasks
         were lost, and spend its last CPU on it while the next leader takes over."""
         self.stopped = True
+        self.collector.resume()
         self.events.close_all("the master is stopping")
         if self._releasing is not None and self._releasing.active():
             self._releasing.cancel()

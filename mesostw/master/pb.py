@@ -10,6 +10,7 @@ Payloads are JSON bytes (see :mod:`mesostw.wire.pb`).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from twisted.internet import defer
@@ -23,6 +24,7 @@ from mesostw.interfaces import IAgentLink, IFrameworkLink
 from mesostw.master.master import RECOVERING, Master, RegistrationRefused
 from mesostw.model import internal
 from mesostw.model import scheduler_api as api
+from mesostw.model.info import MasterInfo
 from mesostw.model.validation import ValidationError
 from mesostw.scheduler.session import CallRefused, NotLeading, SchedulerSession, SubscriptionRefused
 from mesostw.wire.pb import (
@@ -234,7 +236,7 @@ class MasterConnection(pb.Referenceable):
         link = PBAgentLink(reference(agent, "the agent"), self.clock, self._peer_ip())
         d = self.master.reregisterAgent(link, info, tasks, executors, frameworks, version, self.auth.principal)
         d.addCallback(lambda master_info: self._agent_bound((info.id, master_info), link))
-        d.addCallback(lambda result: encode(internal.registered(None, result[1])))
+        d.addCallback(lambda result: _reregistered(result[1]))
         d.addErrback(self._refused)
         return d
 
@@ -310,6 +312,12 @@ class MasterConnection(pb.Referenceable):
         if self.agent_id is not None:
             self.master.agentDisconnected(self.agent_id, self.agent_link)
         self.session.disconnected()
+
+
+@functools.lru_cache(maxsize=4)
+def _reregistered(master: MasterInfo) -> bytes:
+    """The answer to a re-registration: the same for every agent of a failover (encoded once)."""
+    return encode(internal.registered(None, master))
 
 
 @implementer(pb.IPBRoot)

@@ -33,7 +33,10 @@ log = Logger()
 class MasterService(service.MultiService):
     """One master: built from its flags, started and stopped as one tree."""
 
-    def __init__(self, config: Any, reactor: Any = None, plugins: dict[str, Any] | None = None):
+    def __init__(self, config: Any, reactor: Any = None, plugins: dict[str, Any] | None = None,
+                 collector: Any = None):
+        """``collector``: the :mod:`gc` module, for the master to hold back while a failover's agents
+        re-register (a daemon's; None: left alone, as in tests sharing their process)."""
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -46,13 +49,13 @@ class MasterService(service.MultiService):
         self.store: Any = None
         registry = self._registry()
         self.master = Master(config, self.allocator, reactor, registry=registry,
-                             security=Security.from_config(config, reactor))
+                             security=Security.from_config(config, reactor), collector=collector)
         self.master.on_registry_failure = self._registry_failed
         if self.zk is not None:
             from mesostw.zk.url import parse_zk_url
 
             self.leadership: Any = ZooKeeperLeadership(reactor, self.zk, parse_zk_url(config.zk).path, self.master,
-                                                       registry)
+                                                       registry, standby=self.store)
         else:
             self.leadership = StandaloneLeadership(self.master, registry)
         self.router = Router()

@@ -1,5 +1,6 @@
 """``twistd mesos-master``: a master, hosting the frameworks ``--frameworks`` names while it leads."""
 
+import gc
 from typing import Any
 
 from twisted.application import service
@@ -18,6 +19,6 @@ Options = hosting_options(MASTER_FLAGS, MasterOptions, default="none")
 
 def makeService(options: Any) -> service.MultiService:
     try:
-        return daemon_root(MasterService(options.config, plugins=options.plugins))
+        return daemon_root(MasterService(options.config, plugins=options.plugins, collector=gc))
     except FrameworkFlagsError as exc:
         raise refuse("mesos-master", exc) from None

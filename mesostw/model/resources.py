@@ -215,7 +215,26 @@ class Resources:
 
     @classmethod
     def read(cls, reader: Reader, key: str) -> Resources:
-        """Read the Resource list at ``reader[key]``, recording problems on the reader."""
+        """Read the Resource list at ``reader[key]``, recording problems on the reader.
+
+        A list read without problems before is not read again: the same JSON text gives the same bag
+        (the tasks of an agent re-registering, or of a launch, mostly ask for a few shapes of resources)."""
+        raw = reader.raw(key)
+        known = _key_of(raw) if isinstance(raw, list) else None
+        if known is not None:
+            found = _READ.get((cls, known))
+            if found is not None:
+                return found
+        before = len(reader.errors)
+        resources = cls._read(reader, key)
+        if known is not None and len(reader.errors) == before:
+            if len(_READ) >= _READ_MAX:
+                _READ.clear()
+            _READ[(cls, known)] = resources
+        return resources
+
+    @classmethod
+    def _read(cls, reader: Reader, key: str) -> Resources:
         items: dict[Key, Value] = {}
         for res in reader.objs(key, max_items=10_000):
             entry = _read_resource(res)
@@ -473,6 +492,39 @@ class Resources:
 EMPTY = Resources()
 #: items -> the Resources alive with exactly those items (see :meth:`Resources._shared`)
 _SHARED: weakref.WeakValueDictionary[tuple[tuple[Key, Value], ...], Resources] = weakref.WeakValueDictionary()
+
+#: (class, what a Resource list is: see _key_of) -> the bag it was read as, without problems (see Resources.read)
+_READ: dict[tuple[type, Any], Resources] = {}
+#: Lists remembered at most; all are forgotten at once past it (a few shapes recur, the rest are rare).
+_READ_MAX = 4096
+#: Longer lists are read every time (the text would cost more to keep than the bag to read).
+_READ_TEXT_MAX = 2048
+
+
+def _key_of(raw: list[Any]) -> Any:
+    """What tells a decoded Resource list from every other, for :data:`_READ`: for unreserved scalars, the
+    most common, a tuple of (name, value, type of value, role) built at once; else its JSON text (which, like
+    the tuple, tells ``1`` from ``1.0`` and ``true``, unlike the values' equality). None when it is not plain
+    JSON or too long to remember."""
+    simple = []
+    for item in raw:
+        if type(item) is not dict or len(item) != 4:
+            break
+        name, kind, scalar, role = item.get("name"), item.get("type"), item.get("scalar"), item.get("role")
+        if type(name) is not str or kind != SCALAR or type(role) is not str or type(scalar) is not dict \
+                or len(scalar) != 1:
+            break
+        value = scalar.get("value")
+        if type(value) is not float and type(value) is not int:
+            break
+        simple.append((name, value, type(value), role))
+    else:
+        return tuple(simple)
+    try:
+        text = json.dumps(raw, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return text if len(text) <= _READ_TEXT_MAX else None
 
 
 def _sort_key(key: Key) -> tuple[Any, ...]:

@@ -151,9 +151,14 @@ class TaskInfo:
     extra: dict[str, Any] = attrs.field(factory=dict, eq=False)
 
     _KNOWN = ("name", "task_id", "agent_id", "slave_id", "resources", "command", "executor", "data")
+    #: and what a Task adds to them (see :meth:`Task.read`)
+    _KNOWN_IN_TASK = (*_KNOWN, "framework_id", "executor_id", "state", "statuses", "status_update_state",
+                      "status_update_uuid", "user")
 
     @classmethod
-    def read(cls, r: Reader) -> TaskInfo:
+    def read(cls, r: Reader, in_task: bool = False) -> TaskInfo:
+        """A TaskInfo; ``in_task``: the TaskInfo of a :class:`Task`, whose own fields are not the TaskInfo's
+        unknown ones (kept in ``extra``: a task's statuses would be kept twice, and checked for depth)."""
         command, executor = r.obj("command"), r.obj("executor")
         if command is None and executor is None:
             # A task of a LAUNCH has one of them (Operation.read checks); one of a task group has its
@@ -171,7 +176,7 @@ class TaskInfo:
             executor=ExecutorInfo.read(executor) if executor else None,
             data=r.bytes("data"),
             kill_grace_period=nanos / 1e9 if nanos is not None else None,
-            extra=_extra(r, cls._KNOWN),
+            extra=_extra(r, cls._KNOWN_IN_TASK if in_task else cls._KNOWN),
         )
 
     @classmethod
@@ -408,7 +413,7 @@ class Task:
 
     @classmethod
     def read(cls, r: Reader) -> Task:
-        info = TaskInfo.read(r)
+        info = TaskInfo.read(r, in_task=True)
         statuses = r.each("statuses", TaskStatus.read, max_items=64)
         return cls(
             info=info,

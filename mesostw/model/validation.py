@@ -77,14 +77,41 @@ _list: TypeAlias = list
 class Reader:
     """Typed access to one JSON object, collecting errors into a shared list."""
 
+    __slots__ = ("errors", "data", "_path", "_parent", "_key", "_index")
+
     def __init__(self, data: Any, path: str = "", errors: list[str] | None = None):
         self.errors: list[str] = [] if errors is None else errors
-        self.path = path
+        self._path: str | None = path
+        self._parent: Reader | None = None
+        self._key: str | None = None
+        self._index: int | None = None
         if isinstance(data, dict):
             self.data: dict[str, Any] = data
         else:
             self.data = {}
             self.error(f"must be an object, not {_kind(data)}")
+
+    def _child(self, data: Any, key: _str, index: _int | None = None) -> Reader:
+        """A reader of ``data``, found at ``key`` (and ``index`` in that list) of this one, sharing its errors.
+        Its path is spelt out only when an error needs it: a registration reads tens of thousands of objects."""
+        child = Reader.__new__(Reader)
+        child.errors = self.errors
+        child._path = None
+        child._parent, child._key, child._index = self, key, index
+        if isinstance(data, dict):
+            child.data = data
+        else:
+            child.data = {}
+            child.error(f"must be an object, not {_kind(data)}")
+        return child
+
+    @property
+    def path(self) -> _str:
+        if self._path is None:
+            assert self._parent is not None
+            where = self._parent.where(self._key)
+            self._path = where if self._index is None else f"{where}[{self._index}]"
+        return self._path
 
     # -- bookkeeping -----------------------------------------------------
 
@@ -108,8 +135,8 @@ class Reader:
         return self.data.get(key, default)
 
     def _get(self, key: str, required: bool) -> Any:
-        value = self.data.get(key, _MISSING)
-        if value is _MISSING or value is None:
+        value = self.data.get(key)
+        if value is None:  # absent, or null
             if required:
                 self.error("is required", key)
             return _MISSING
@@ -233,7 +260,7 @@ class Reader:
         value = self._get(key, required)
         if value is _MISSING:
             return None
-        return Reader(value, self.where(key), self.errors)
+        return self._child(value, key)
 
     def list(self, key: _str, required: _bool = False, max_items: _int = 100_000) -> _list[Any]:
         value = self._get(key, required)
@@ -249,7 +276,7 @@ class Reader:
 
     def objs(self, key: _str, required: _bool = False, max_items: _int = 100_000) -> Iterator[Reader]:
         for index, item in enumerate(self.list(key, required, max_items)):
-            yield Reader(item, f"{self.where(key)}[{index}]", self.errors)
+            yield self._child(item, key, index)
 
     def each(self, key: _str, parse: Callable[[Reader], T], required: _bool = False,
              max_items: _int = 100_000) -> _list[T]:
@@ -265,7 +292,7 @@ class Reader:
     def ids(self, key: _str, max_items: _int = 100_000) -> _list[_str]:
         out = []
         for index, item in enumerate(self.list(key, max_items=max_items)):
-            holder = Reader({"value": item}, f"{self.where(key)}[{index}]", self.errors)
+            holder = self._child({"value": item}, key, index)
             value = holder.id("value")
             if value is not None:
                 out.append(value)

@@ -16,6 +16,15 @@ stays exact; a transaction refused because the subtree is not what the mirror sa
 program changed it) drops the mirror and the next call reads it again. Reads see what is
 committed, not commits in flight.
 
+**A standby's mirror.** A store whose owner does not write yet (a master that is not the leader) can
+:meth:`follow` the subtree: it reads it ahead, with a watch on every znode, and reads it again, at most
+every few seconds, after any change ZooKeeper reports (the connection lost included: that drops every
+watch). The mirror is trusted only while no change was reported since it was read. Once its owner is
+elected, :meth:`lead` ends the watching, and the mirror, if still trusted, serves at once: ZooKeeper
+reports the changes of one session's watches in order with its other events, and the previous writer's
+last write came before its election node went away (every write checks that node), so its report is
+handled before the owner learns it is elected. A mirror no longer trusted is read again, as at first use.
+
 **Connection loss.** A transaction whose outcome is unknown (the connection broke while it was in
 flight) is in doubt, not failed: the store reads the subtree again once ZooKeeper answers (retrying
 for up to the session timeout) and compares. Found committed, its commits succeed; found not
@@ -56,6 +65,10 @@ MAX_BATCH = 64
 _STALE, _LOADING, _LOADED = "stale", "loading", "loaded"
 #: seconds between attempts to read the subtree while a transaction is in doubt
 RETRY_READ = 0.5
+#: A standby reads the subtree again this long after a change at the soonest, and never sooner than
+#: REFRESH_FACTOR times its last read took (its reads cost ZooKeeper too).
+REFRESH_DELAY = 2.0
+REFRESH_FACTOR = 10.0
 
 Batch = list[tuple[list[Operation], defer.Deferred]]
 #: Operations of a transaction: ("create" | "set" | "delete", znode path, data)
@@ -87,6 +100,14 @@ class ZooKeeperStateStore(TreeStore):
         #: transactions whose outcome is unknown: (their commits, the values before, the values after)
         self._in_doubt: list[tuple[Batch, Tree, Tree]] = []
         self._doubt_deadline: float | None = None
+        #: whether the subtree is watched for another writer's changes (see :meth:`follow`)
+        self._following = False
+        #: changes reported while following: a read that saw a change happen under it is read again
+        self._changes = 0
+        self._refresh_call: Any = None
+        self._read_seconds = 0.0
+        #: how many times the subtree was read (a standby that leads with a trusted mirror reads it no more)
+        self.reads = 0
 
     def _znode(self, path: str) -> str:
         return f"{self.root}/{path}" if path else self.root
@@ -100,26 +121,46 @@ class ZooKeeperStateStore(TreeStore):
         d: defer.Deferred = defer.Deferred()
         self._loading.append(d)
         if self._state == _STALE:
-            self._state = _LOADING
-            self._read().addBoth(self._loaded)
+            self._start_read()
         return d
+
+    def _start_read(self) -> None:
+        self._state = _LOADING
+        self.reads += 1
+        changes, started = self._changes, self.zk.reactor.seconds()
+        self._read().addBoth(self._loaded, changes, started, self._following)
 
     @defer.inlineCallbacks
     def _read(self) -> Any:
         yield self.zk.ensure_path(self.root)
-        found = yield self.zk.read_tree(self.root)
+        found = yield (self.zk.read_tree(self.root, self._watcher) if self._following else self.zk.read_tree(self.root))
         values = [(path, data) for path, (data, children) in found.items() if data or not children]
         return Tree(values), Tree((path, b"") for path in found)
 
-    def _loaded(self, result: Any) -> None:
+    def _loaded(self, result: Any, changes: int, started: float, watched: bool) -> None:
+        self._read_seconds = self.zk.reactor.seconds() - started
+        if not isinstance(result, Failure) and (changes != self._changes or (self._following and not watched)):
+            # A change was reported while the subtree was read, or it was read unwatched and is to be followed
+            # now: what was read may not be what is.
+            self._state = _STALE
+            if self._loading:
+                self._start_read()
+            else:
+                self._schedule_refresh()
+            return
         if isinstance(result, Failure) and self._in_doubt and self._may_retry_load():
             log.info("Cannot read the store {root} yet ({e}); trying again", root=self.root,
                      e=result.getErrorMessage() or result.type.__name__)
-            self.zk.reactor.callLater(RETRY_READ, lambda: self._read().addBoth(self._loaded))
+            self.zk.reactor.callLater(RETRY_READ, self._start_read)
             return
         waiters, self._loading = self._loading, []
         if isinstance(result, Failure):
             self._state = _STALE
+            if self._following and not waiters:
+                log.info("Cannot read the store {root} ahead ({e}); trying again later", root=self.root,
+                         e=result.getErrorMessage() or result.type.__name__)
+                self._schedule_refresh()
+                return
             failure = Failure(StoreError(f"cannot read the store {self.root} from ZooKeeper: "
                                          f"{result.getErrorMessage() or result.type.__name__}"))
             doubtful, self._in_doubt = self._in_doubt, []
@@ -134,6 +175,56 @@ class ZooKeeperStateStore(TreeStore):
         for d in waiters:
             d.callback(self)
         self._flush()
+
+    # -- a standby's mirror ----------------------------------------------------------------------
+
+    def follow(self) -> None:
+        """Read the subtree ahead and keep the mirror while another writer changes it (see the module's
+        documentation), until :meth:`lead`."""
+        self._following = True
+        if self._state == _STALE and not self._in_doubt:
+            self._start_read()
+
+    def lead(self) -> None:
+        """This store's owner is the writer from now on: the mirror, if no change was reported since it was
+        read, serves as it is; otherwise the subtree is read again at first use. Changes reported from now
+        on are this writer's own."""
+        self._following = False
+        if self._refresh_call is not None and self._refresh_call.active():
+            self._refresh_call.cancel()
+        self._refresh_call = None
+
+    @property
+    def following(self) -> bool:
+        return self._following
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the mirror is read and no change was reported since (it serves without a read)."""
+        return self._state == _LOADED
+
+    def _watcher(self, event: Any) -> None:
+        """kazoo's watch (in its thread): one for every znode, so that kazoo keeps one registration each."""
+        self.zk.reactor.callFromThread(self._changed)
+
+    def _changed(self) -> None:
+        if not self._following:
+            return
+        self._changes += 1
+        if self._state == _LOADED:
+            self._state = _STALE
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        if not self._following or self._refresh_call is not None:
+            return
+        delay = max(REFRESH_DELAY, REFRESH_FACTOR * self._read_seconds)
+        self._refresh_call = self.zk.reactor.callLater(delay, self._refresh)
+
+    def _refresh(self) -> None:
+        self._refresh_call = None
+        if self._following and self._state == _STALE and not self._in_doubt:
+            self._start_read()
 
     def _may_retry_load(self) -> bool:
         now = self.zk.reactor.seconds()
@@ -187,6 +278,7 @@ class ZooKeeperStateStore(TreeStore):
 
     def close(self) -> defer.Deferred:
         """Fires once nothing is queued, in flight or in doubt (the ZooKeeper session is the caller's)."""
+        self.lead()  # no more reads ahead
         if not self._writing and not self._queue and not self._in_doubt:
             return defer.succeed(None)
         d: defer.Deferred = defer.Deferred()

@@ -266,7 +266,8 @@ class ConnectionLimits(policies.WrappingFactory):
         self.refused = 0
 
     def buildProtocol(self, addr: Any) -> Any:
-        peer = getattr(addr, "host", str(addr))
+        peer = addr.host if hasattr(addr, "host") else str(addr)  # not str() of every address: a failover's
+        # thousand agents connect at once
         if self.total >= self.max_total or (self.max_per_peer and self.per_peer[peer] >= self.max_per_peer):
             self.refused += 1
             if self.refused in (1, 10, 100) or self.refused % 1000 == 0:

@@ -145,10 +145,15 @@ class ZooKeeper:
     def delete(self, path: str, version: int = -1) -> defer.Deferred:
         return self._bridge(self.kazoo.delete_async(path, version))
 
-    def read_tree(self, path: str) -> defer.Deferred:
+    def read_tree(self, path: str, watch: Callable[[Any], None] | None = None) -> defer.Deferred:
         """Every znode below ``path`` (not ``path`` itself), fires with ``{relative path: (data, number of
         children)}``. The reads are pipelined level by level from a worker thread, so a large subtree
-        costs a few round trips, not one reactor wake-up per node; nodes deleted meanwhile are skipped."""
+        costs a few round trips, not one reactor wake-up per node; nodes deleted meanwhile are skipped.
+
+        ``watch`` is set on every list of children and every node read (``path`` included): kazoo calls it,
+        in a thread of its own, with the event of the first change to any of them (a NONE event when the
+        connection is lost, which drops every watch). Pass the same callable every time: kazoo keeps one
+        registration per callable and znode."""
         top = path.rstrip("/") or "/"
 
         def absolute(relative: str) -> str:
@@ -158,14 +163,14 @@ class ZooKeeper:
             found: dict[str, tuple[bytes, int]] = {}
             parents = [""]
             while parents:
-                listings = [(parent, self.kazoo.get_children_async(absolute(parent))) for parent in parents]
+                listings = [(parent, self.kazoo.get_children_async(absolute(parent), watch)) for parent in parents]
                 names = []
                 for parent, listing in listings:
                     try:
                         names += [f"{parent}/{child}" if parent else child for child in listing.get()]
                     except NoNodeError:
                         continue
-                reads = [(name, self.kazoo.get_async(absolute(name))) for name in names]
+                reads = [(name, self.kazoo.get_async(absolute(name), watch)) for name in names]
                 parents = []
                 for name, reading in reads:
                     try:
@@ -173,7 +178,7 @@ class ZooKeeper:
                     except NoNodeError:
                         continue
                     found[name] = (data or b"", stat.numChildren)
-                    if stat.numChildren:
+                    if stat.numChildren or watch is not None:  # watched: a child created later is a change
                         parents.append(name)
             return found
 

@@ -242,6 +242,93 @@ class ZooKeeperStoreTests(ZooKeeperStoreTestCase):
         self.assertEqual((yield self.znodes()), {"a": b"1"})
 
 
+class StandbyMirrorTests(ZooKeeperStoreTestCase):
+    """A standby's store reads the subtree ahead and, elected, serves it without reading it again, unless a
+    change was reported since: then it reads it again (its mirror is never trusted beyond what ZooKeeper says)."""
+
+    @defer.inlineCallbacks
+    def standby(self) -> Any:
+        """The leader's fenced store holding agents/a, and a standby's store following it."""
+        from mesostw.store import zookeeper as module
+
+        self.patch(module, "REFRESH_DELAY", 0.05)
+        self.patch(module, "REFRESH_FACTOR", 0.0)
+        self.leader = yield self.fenced_store()
+        yield self.leader.commit([Put("agents/a", b"A")])
+        self.standby_zk = yield self.client()
+        store = ZooKeeperStateStore(self.standby_zk, self.root)
+        self.addCleanup(store.lead)
+        store.follow()
+        yield wait_for(lambda: store.trusted, 10, what="the standby's first read")
+        return store
+
+    @defer.inlineCallbacks
+    def test_read_ahead_and_again_after_changes(self) -> Any:
+        """Following, the store reads the subtree at once, and again after the leader changes it (a new value,
+        a changed one, one deleted); elected, it serves its mirror without reading."""
+        store = yield self.standby()
+        self.assertEqual(store.reads, 1)
+        for change in ([Put("agents/b", b"B")], [Put("agents/a", b"A2")], [Delete("agents/b")],
+                       [Put("agents/c", b"C"), Put("weights", b"{}")]):
+            reads = store.reads
+            yield self.leader.commit(change)
+            yield wait_for(lambda reads=reads: store.reads > reads and store.trusted, 10, what="a read again")
+        store.lead()
+        self.assertEqual((yield store.children("agents")), ["a", "c"])
+        self.assertEqual((yield store.get("agents/a")), b"A2")
+        self.assertEqual((yield store.get("weights")), b"{}")
+        self.assertFalse(store.following)
+        yield self.leader.commit([Put("agents/d", b"D")])  # the old writer's change now reported goes unheeded
+        yield self.standby_zk.exists(self.root)
+        self.assertTrue(store.trusted)
+
+    @defer.inlineCallbacks
+    def test_a_change_reported_before_the_election_is_read(self) -> Any:
+        """A change reported just before the store leads (before it could read again) makes it read the subtree
+        again at first use: ZooKeeper reports it before its session's later answers, as before its election."""
+        from mesostw.store import zookeeper as module
+
+        store = yield self.standby()
+        self.patch(module, "REFRESH_DELAY", 60.0)  # no read ahead of this one
+        yield self.leader.commit([Put("agents/b", b"B"), Put("agents/a", b"A2")])
+        yield self.standby_zk.exists(self.root)  # later on the same session than the report
+        self.assertFalse(store.trusted)
+        store.lead()
+        self.assertEqual((yield store.children("agents")), ["a", "b"])
+        self.assertEqual((yield store.get("agents/a")), b"A2")
+        self.assertEqual(store.reads, 2)
+
+    @defer.inlineCallbacks
+    def test_following_while_reading_unwatched(self) -> Any:
+        """A store told to follow while it reads the subtree without watches (as its writer) reads it again,
+        watched: the read in flight could not report later changes."""
+        from mesostw.store import zookeeper as module
+
+        self.patch(module, "REFRESH_DELAY", 60.0)
+        self.leader = yield self.fenced_store()
+        yield self.leader.commit([Put("agents/a", b"A")])
+        zk = yield self.client()
+        store = ZooKeeperStateStore(zk, self.root)
+        self.addCleanup(store.lead)
+        loading = store.load()
+        store.follow()
+        yield loading
+        self.assertEqual((store.reads, store.trusted), (2, True))
+        yield self.leader.commit([Put("agents/b", b"B")])
+        yield zk.exists(self.root)
+        self.assertFalse(store.trusted)
+
+    @defer.inlineCallbacks
+    def test_a_change_while_reading_ahead_is_read_again(self) -> Any:
+        """A change reported while the standby reads the subtree makes it read it again, not trust that read."""
+        store = yield self.standby()
+        reads = store.reads
+        store._changed()  # as a report arriving in the middle of the next read
+        store._start_read()
+        store._changed()
+        yield wait_for(lambda: store.reads >= reads + 2 and store.trusted, 10, what="the read after the change")
+
+
 class LosingAnswers:
     """A ZooKeeper client whose next transaction's answer is lost, as when the connection breaks: the
     transaction is sent first (``commit_first``) or not at all; ``unreadable`` makes reads fail too."""

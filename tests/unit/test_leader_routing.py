@@ -174,6 +174,27 @@ class ServiceRoutingTests(RoutingTestCase):
         self.assertEqual(self.requests.client.get("/master/state").code, 200)
         self.assertIsNone(self.service.leader_pid())
 
+    def test_standby_reads_the_registry_ahead(self) -> None:
+        """While another master leads, the registry's store reads ahead (follows); elected, this master turns it
+        into the writer's (leads) before it recovers the registry from it."""
+        calls: list[str] = []
+
+        class Standby:
+            def follow(self) -> None:
+                calls.append("follow")
+
+            def lead(self) -> None:
+                calls.append("lead")
+
+        self.assertIs(self.leadership.standby, self.service.store)
+        self.leadership.standby = Standby()
+        recover = self.registry.recover
+        self.registry.recover = lambda: calls.append("recover") or recover()  # type: ignore[method-assign]
+        self.elect(OTHER, self.THEIRS)
+        self.assertEqual(calls, ["follow"])
+        self.elect(self.service.master.info, self.OURS)
+        self.assertEqual(calls, ["follow", "lead", "recover"])
+
     def test_pb_refusals_name_the_same_leader(self) -> None:
         """PB registrations are refused naming the leader HTTP clients are sent to; an elected master that is
         still recovering does not call itself the leader."""

@@ -315,6 +315,35 @@ class ResourceExampleTests(unittest.TestCase):
         Resources.read(reader, "resources")
         self.assertEqual(reader.errors, ["agent_info.resources[0].type is required"])
 
+    def test_read_again(self) -> None:
+        """A list read before gives the same bag without being read again; one that had problems is read (and
+        its problems reported) every time; JSON that Python's equality confuses (1, 1.0, true) is told apart."""
+        for role in ({}, {"role": "*"}):  # remembered by their JSON text, and (unreserved scalars) by a tuple
+            self.check_read_again([{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}, **role}])
+
+    def check_read_again(self, cpus: list[dict]) -> None:
+        from mesostw.model import resources as module
+
+        first = Resources.read(Reader({"resources": cpus}), "resources")
+        self.assertIs(Resources.read(Reader({"resources": json.loads(json.dumps(cpus))}), "resources"), first)
+        self.assertEqual(Resources.read(Reader({"resources": [{**cpus[0], "scalar": {"value": 1.0}}]}),
+                                        "resources"), first)
+        for _ in range(2):
+            reader = Reader({"resources": [{**cpus[0], "scalar": {"value": True}}]}, "task")
+            self.assertEqual(Resources.read(reader, "resources"), EMPTY)
+            self.assertEqual(reader.errors, ["task.resources[0].scalar.value must be a number, not a boolean"])
+        for _ in range(2):
+            reader = Reader({"resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": -1}}]}, "task")
+            Resources.read(reader, "resources")
+            self.assertEqual(reader.errors, ["task.resources[0].cpus scalar must not be negative"])
+        full = module._READ_MAX
+        module._READ_MAX = 1
+        try:
+            self.assertEqual(Resources.read(Reader({"resources": cpus * 2}), "resources"), Resources.parse("cpus:2"))
+            self.assertEqual(len(module._READ), 1)  # full: forgotten, then this one remembered
+        finally:
+            module._READ_MAX = full
+
     def test_model_example(self) -> None:
         """model() is the flat v0 object with the four basic scalars always present."""
         r = Resources.parse("cpus:2;cpus(ads):1;mem:1024;ports:[31000-32000];bugs(role):{a,b}")
