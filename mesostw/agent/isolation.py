@@ -109,7 +109,12 @@ class PosixContainment:
             current = self.killing[container_id] = _Kill(pid, started, self.clock.seconds())
             self._schedule()
         out: defer.Deferred[None] = defer.Deferred()
-        current.done.addBoth(lambda result: (out.callback(None), result)[1])
+
+        def relay(result: Any) -> Any:
+            out.callback(None)
+            return result
+
+        current.done.addBoth(relay)
         return out
 
     def _schedule(self) -> None:
