@@ -6,7 +6,7 @@ imported the executor's code, costs a few milliseconds. The agent talks to it
 over stdin/stdout in JSON lines:
 
     -> {"id": 1, "mode": "command-executor" | "default-executor" | "exec", "argv": [...], "env": {...},
-        "cwd": "...", "stdout": "...", "stderr": "...", "user": null, "cgroups": [...]}
+        "cwd": "...", "stdout": "...", "stderr": "...", "user": null, "cgroups": [...], "preload": [...]}
     <- {"id": 1, "pid": 1234}        or  {"id": 1, "error": "..."}
     <- {"exited": 1234, "status": 0}  (a wait status, whenever a child ends)
 
@@ -16,7 +16,12 @@ they survive the agent and this process. The answer comes once the child has exe
 itself up as the command executor): a child that cannot (a missing program, a group it cannot
 join) makes the request fail with the reason.
 The command executor needs only the standard library, so this process stays
-small and its forks cheap (few pages to copy on write).
+small and its forks cheap (few pages to copy on write, few mappings to copy and
+to tear down when the executor ends). What only some executors need is not
+loaded here until one does: :mod:`ssl` once an executor's environment turns TLS
+on (from then on every executor has it), and the health checks (``preload``:
+["health"], which the agent asks for when a task has a health check), which that
+child imports itself before it switches to the task's user.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ import traceback
 from typing import Any
 
 from mesostw.executor import command, default
+
+#: What a request may ask its child to import before it switches to the task's user.
+PRELOADS = {"health": "mesostw.executor.health"}
 
 
 def _become(entry: pwd.struct_passwd | None, env: dict[str, str]) -> None:
@@ -101,6 +109,8 @@ def _child(request: dict[str, Any], report: int, entry: pwd.struct_passwd | None
         os.closerange(report + 1, 65536)
         os.chdir(request["cwd"])
         env = request["env"]
+        for name in request.get("preload") or ():
+            __import__(PRELOADS[name])  # while still root: the user may not be able to read the library
         _become(entry, env)
         if request["mode"] == "exec":
             argv = request["argv"]
@@ -197,9 +207,14 @@ class Launcher:
             cgroups = request.get("cgroups") or []
             if not isinstance(cgroups, list) or not all(isinstance(p, str) for p in cgroups):
                 raise ValueError("cgroups must be a list of paths")
+            preload = request.get("preload") or []
+            if not isinstance(preload, list) or not all(name in PRELOADS for name in preload):
+                raise ValueError(f"preload must list some of {', '.join(sorted(PRELOADS))}")
         except (ValueError, KeyError) as exc:
             self.reply({"id": request_id, "error": str(exc).strip("'\"")})
             return
+        if request["mode"] != "exec" and "ssl" not in sys.modules and command.tls_wanted(request["env"]):
+            import ssl  # noqa: F401 - once, here: every executor of this agent speaks TLS from now on
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
         pid = fork()
         if pid == 0:
@@ -289,6 +304,12 @@ class Launcher:
 def main() -> int:
     # The executors log local times: the time zone is read here once, not by every fork.
     time.localtime()
+    # What loading freed (a module compiled from source leaves its parser's memory, when there is no
+    # bytecode cache) goes back to the system: every fork copies the page table of what is left.
+    gc.collect()
+    trim = getattr(_libc, "malloc_trim", None)  # glibc's
+    if trim is not None:
+        trim(0)
     # Objects loaded so far are shared with every child; keep the collector off them so that
     # their pages stay shared after fork instead of being copied when a child collects.
     gc.freeze()
