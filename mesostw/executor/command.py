@@ -28,6 +28,7 @@ executor kills its task and exits, as Mesos's does.
 
 from __future__ import annotations
 
+import _signal
 import base64
 import ctypes
 import heapq
@@ -63,6 +64,8 @@ RECONNECT_INTERVAL = 0.5
 PR_SET_CHILD_SUBREAPER = 36
 #: Signals the interpreter ignores that a task starts with at their default dispositions.
 TASK_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+#: SIGPIPE as a plain number, for :func:`ignore_sigpipe`.
+_SIGPIPE = int(signal.SIGPIPE)
 # Loaded once, in the launcher, before it forks executors (the function too: a lookup costs a dlsym).
 _libc = ctypes.CDLL(None, use_errno=True)
 _prctl = _libc.prctl
@@ -98,6 +101,15 @@ def describe_exit(status: int) -> tuple[int | None, str]:
         name = str(signum)
     return None, f"Command terminated with signal {name}"
 
+
+
+def ignore_sigpipe() -> None:
+    """Ignore SIGPIPE (a write to a closed connection then fails instead of killing the executor).
+
+    Through ``_signal``, the C module under :mod:`signal`: ``signal.signal`` turns the handler it
+    replaces into an enum member, Python code whose objects a forked executor would copy page by page.
+    """
+    _signal.signal(_SIGPIPE, _signal.SIG_IGN)
 
 
 def health_checks() -> Any:
@@ -701,7 +713,7 @@ def main(environ: dict[str, str] | None = None) -> int:
     if missing:
         log(f"not started by an agent: {', '.join(missing)} not set")
         return 2
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    ignore_sigpipe()
     try:
         executor = CommandExecutor(environ, environ)
     except OSError as exc:  # ssl.SSLError included

@@ -32,6 +32,7 @@ from mesostw.executor.command import (
     TASK_DEFAULT_SIGNALS,
     CommandExecutor,
     describe_exit,
+    ignore_sigpipe,
     log,
 )
 
@@ -335,7 +336,7 @@ def main(environ: dict[str, str] | None = None) -> int:
     if missing:
         log(f"not started by an agent: {', '.join(missing)} not set")
         return 2
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    ignore_sigpipe()
     try:
         executor = DefaultExecutor(environ)
     except OSError as exc:  # ssl.SSLError included

@@ -29,6 +29,7 @@ from __future__ import annotations
 # A child switched to another user may not be able to read the interpreter's library (it can
 # live in a private directory), so whatever the command executor imports lazily is loaded here:
 # the codec socket.getaddrinfo() looks up for host names.
+import _signal
 import ctypes
 import encodings.idna  # noqa: E402,F401
 import gc
@@ -43,6 +44,12 @@ import traceback
 from typing import Any
 
 from mesostw.executor import command, default
+
+#: The signals a child puts back to their defaults (this process handles or ignores them), as plain
+#: numbers for ``_signal``, the C module under :mod:`signal`: ``signal.signal`` turns what it returns
+#: into an enum member, and that Python code costs a forked child a hundred copied pages.
+_CHILD_DEFAULTS = tuple(int(s) for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE,
+                                         signal.SIGHUP))
 
 #: What a request may ask its child to import before it switches to the task's user.
 PRELOADS = {"health": "mesostw.executor.health"}
@@ -94,9 +101,9 @@ def _child(request: dict[str, Any], report: int, entry: pwd.struct_passwd | None
     """
     code = 127
     try:
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
+        _signal.set_wakeup_fd(-1)
+        for signum in _CHILD_DEFAULTS:
+            _signal.signal(signum, _signal.SIG_DFL)
         _join(request.get("cgroups") or [])
         os.setsid()
         null = os.open(os.devnull, os.O_RDONLY)

@@ -284,6 +284,16 @@ class LauncherProcessTests(unittest.TestCase):
         [refused] = self.messages(1)
         self.assertEqual(refused, {"id": 2, "error": "preload must list some of health"})
 
+    def test_children_start_with_default_signal_dispositions(self) -> None:
+        """What the launcher ignores (SIGTERM, SIGINT; SIGPIPE as any Python process) is back at its default
+        in the processes it starts."""
+        self.request("exec", ["/bin/sh", "-c", "grep SigIgn /proc/$$/status"], {"PATH": "/usr/bin:/bin"})
+        started, ended = self.messages(2)
+        self.assertEqual(ended, {"exited": started["pid"], "status": 0})
+        ignored = int(self.read("stdout").split()[1], 16)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGHUP, signal.SIGCHLD):
+            self.assertFalse(ignored & (1 << (signum - 1)), f"{signum!r} is ignored")
+
     def test_environment_must_be_strings(self) -> None:
         """An environment with a value that is no string fails the request, saying why."""
         self.request("exec", ["/bin/true"], {"N": 1})
