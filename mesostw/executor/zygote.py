@@ -214,13 +214,17 @@ class Launcher:
             cgroups = request.get("cgroups") or []
             if not isinstance(cgroups, list) or not all(isinstance(p, str) for p in cgroups):
                 raise ValueError("cgroups must be a list of paths")
-            preload = request.get("preload") or []
-            if not isinstance(preload, list) or not all(name in PRELOADS for name in preload):
+            preload = request.get("preload")
+            if preload is not None and (not isinstance(preload, list) or not all(name in PRELOADS for name in preload)):
                 raise ValueError(f"preload must list some of {', '.join(sorted(PRELOADS))}")
         except (ValueError, KeyError) as exc:
             self.reply({"id": request_id, "error": str(exc).strip("'\"")})
             return
-        if request["mode"] != "exec" and "ssl" not in sys.modules and command.tls_wanted(request["env"]):
+        # Two lookups in the common case: whatever runs here between forks costs this process pages
+        # copied on write (every fork shares them again).
+        env = request["env"]
+        if ("LIBPROCESS_SSL_ENABLED" in env or "SSL_ENABLED" in env) and "ssl" not in sys.modules \
+                and request["mode"] != "exec" and command.tls_wanted(env):
             import ssl  # noqa: F401 - once, here: every executor of this agent speaks TLS from now on
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
         pid = fork()
