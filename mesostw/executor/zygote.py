@@ -114,10 +114,12 @@ def _child(request: dict[str, Any], report: int, entry: pwd.struct_passwd | None
         os.dup2(err, 2)
         os.closerange(3, report)
         os.closerange(report + 1, 65536)
+        for name in request.get("preload") or ():
+            # While still root (the user may not be able to read the library), and before entering the
+            # sandbox, which holds what the task's user put there (fetched URIs).
+            __import__(PRELOADS[name])
         os.chdir(request["cwd"])
         env = request["env"]
-        for name in request.get("preload") or ():
-            __import__(PRELOADS[name])  # while still root: the user may not be able to read the library
         _become(entry, env)
         if request["mode"] == "exec":
             argv = request["argv"]
