@@ -10,7 +10,8 @@ Each agent advertises what this machine has (its CPUs and memory), so that N
 tasks do not fit in one offer, and the framework spreads what it launches over
 the offers it holds: the tasks land on every agent. The CPU each kind of
 process spent per task (master, agents, their launchers, executors with their
-tasks, the framework) says where the time goes.
+tasks, the framework) says where the time goes; so do the page faults per task of the agents, their
+launchers and the executors (a forked executor's cost is mostly pages copied on write).
 
     python bench/launch_throughput.py --tasks 1000 --agents 2 [--groups K] [--isolation cgroups] [--work-dir DIR]
 
@@ -165,6 +166,23 @@ def cpu_by_kind(cluster) -> dict[str, float]:
     return out
 
 
+def faults_by_kind(cluster) -> dict[str, int]:
+    """Minor page faults so far of the agents, their launchers, and every executor (with its task)
+    reaped: a forked executor's cost is mostly the pages it and its launcher copy on write."""
+    def stat(pid: int) -> list[str]:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    out = {"agent": 0, "launcher": 0, "executor": 0}
+    for daemon in cluster.agents:
+        out["agent"] += int(stat(daemon.pid)[7])  # minflt
+        for launcher in psutil.Process(daemon.pid).children():
+            fields = stat(launcher.pid)
+            out["launcher"] += int(fields[7])
+            out["executor"] += int(fields[8])  # cminflt: the children it reaped, theirs included
+    return out
+
+
 def executors_reaped(cluster) -> bool:
     return all(not launcher.children() for daemon in cluster.agents
                for launcher in psutil.Process(daemon.pid).children())
@@ -203,13 +221,14 @@ def run(reactor, options):
         submitter = GroupSubmitter(options.tasks, options.groups) if options.groups else Submitter(options.tasks)
         framework = FrameworkInfo(user="root", name="bench", checkpoint=options.checkpoint)
         driver = MesosSchedulerDriver(submitter, framework, cluster.master_address, reactor=reactor)
-        cpu_before = cpu_by_kind(cluster)
+        cpu_before, faults_before = cpu_by_kind(cluster), faults_by_kind(cluster)
         driver.start()
         yield wait_for(lambda: len(submitter.finished) + len(submitter.failed) >= options.tasks, options.timeout,
                        interval=0.01, what="all tasks to finish")
         yield wait_for(lambda: executors_reaped(cluster), 60, what="every executor reaped")
-        cpu_after = cpu_by_kind(cluster)
+        cpu_after, faults_after = cpu_by_kind(cluster), faults_by_kind(cluster)
         cpu_ms = {kind: (cpu_after[kind] - cpu_before[kind]) * 1000 / options.tasks for kind in cpu_after}
+        faults = {kind: (faults_after[kind] - faults_before[kind]) / options.tasks for kind in faults_after}
         driver.stop()
         yield driver.stopped()
         elapsed = submitter.last_finish - submitter.first_launch
@@ -219,6 +238,7 @@ def run(reactor, options):
               f" per_agent={sorted(submitter.placed.values())}")
         print("cpu ms per task: " + " ".join(f"{kind}={ms:.2f}" for kind, ms in cpu_ms.items())
               + f" total={sum(cpu_ms.values()):.2f}")
+        print("page faults per task: " + " ".join(f"{kind}={count:.0f}" for kind, count in faults.items()))
         if submitter.failed:
             print("failures:", *submitter.failed[:5], sep="\n  ")
     finally:

@@ -181,10 +181,12 @@ class IContainerizer(Interface):
         destroy the groups it left that no record names. Deferred firing with the IDs still running;
         the agent destroys those it does not want back."""
 
-    def launch(container_id, executor_info, framework_info, directory, environment, user, resources):
+    def launch(container_id, executor_info, framework_info, directory, environment, user, resources, preload=()):
         """Fetch the executor's URIs into ``directory``, set up isolation for ``resources`` (the
         executor's and its first tasks' Resources) and start the executor; Deferred firing with its
-        pid once started, failing (with the reason) if it could not be."""
+        pid once started, failing (with the reason) if it could not be. ``preload`` names what a
+        built-in executor will need beyond its usual modules ("health": its task has a health check);
+        the agent passes it only when there is something to name."""
 
     def update(container_id, resources):
         """The container's tasks changed: isolate it for ``resources`` from now on."""

@@ -331,8 +331,12 @@ class Agent:
         if executor.is_default_executor:
             # The framework names no program for Mesos's default executor: the agent has its own.
             launched = attrs.evolve(info, command=CommandInfo(DEFAULT_EXECUTOR, shell=True, user=user))
+        # The command executor of a task with a health check needs the health checks' modules, which
+        # the launcher's child imports before it switches to the task's user.
+        health = executor.is_command_executor and any("health_check" in task.extra for task in tasks)
+        extra = {"preload": ("health",)} if health else {}
         d = defer.maybeDeferred(self.containerizer.launch, container_id, launched, framework.info, directory,
-                                environment, user, container_resources(executor))
+                                environment, user, container_resources(executor), **extra)
         d.addCallbacks(self._executor_started, self._executor_launch_failed,
                        callbackArgs=(executor,), errbackArgs=(framework, executor))
         return executor

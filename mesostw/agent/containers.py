@@ -70,24 +70,47 @@ def _optional(value: Any, kind: type) -> Any:
     return None if value is None else kind(value)
 
 
-def start_time(pid: int) -> float | None:
+#: Clock ticks per second, the unit of a process's start time in /proc/<pid>/stat.
+_TICKS = os.sysconf("SC_CLK_TCK")
+_boot_time: list[float] = []
+
+
+def proc_stat(pid: int) -> tuple[str, int, float] | None:
+    """(state letter, session, start time in seconds since the epoch) of ``pid``, from one read of
+    ``/proc/<pid>/stat``; None when there is no such process.
+
+    The start time is psutil's ``create_time`` (boot time plus the start in clock ticks), read without
+    psutil's Process object, which reads more files: the agent asks this of every executor it starts and
+    of what is left of every container it destroys.
+    """
     try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
         return None
+    # "pid (comm) state ppid pgrp session ... starttime (the 22nd field) ...": comm may hold spaces and ")".
+    fields = stat[stat.rfind(b")") + 2:].split()
+    try:
+        if not _boot_time:
+            _boot_time.append(psutil.boot_time())
+        return fields[0].decode(), int(fields[3]), int(fields[19]) / _TICKS + _boot_time[0]
+    except (IndexError, ValueError):
+        return None
+
+
+def start_time(pid: int) -> float | None:
+    stat = proc_stat(pid)
+    return None if stat is None else stat[2]
 
 
 def same_process(pid: int | None, started: float | None) -> bool:
     """Whether ``pid`` still names the live (not zombie) process that started at ``started``."""
     if pid is None:
         return False
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return started is None or abs(process.create_time() - started) < 0.5
-    except psutil.Error:
+    stat = proc_stat(pid)
+    if stat is None or stat[0] == "Z":
         return False
+    return started is None or abs(stat[2] - started) < 0.5
 
 
 def process_tree(pid: int) -> list[psutil.Process]:
@@ -99,19 +122,28 @@ def process_tree(pid: int) -> list[psutil.Process]:
 
 
 def session_members(session: int) -> list[int]:
-    """Every process whose session is ``session`` (the executor's pid: it starts its own session).
+    """Every process whose session is ``session`` (the executor's pid: it starts its own session)."""
+    return sessions_of({session}).get(session, [])
 
-    One ``getsid`` per process on the host, which is cheap; what leaves the session (``setsid``)
-    is out of reach here, as with Mesos's POSIX launcher: cgroups isolation catches those.
+
+def sessions_of(sessions: set[int]) -> dict[int, list[int]]:
+    """The processes of each of ``sessions`` (executors' pids: each starts its own session), in one pass.
+
+    One ``getsid`` per process on the host, which is cheap, and one pass for however many containers
+    are destroyed together; what leaves the session (``setsid``) is out of reach here, as with Mesos's
+    POSIX launcher: cgroups isolation catches those.
     """
-    members = []
+    members: dict[int, list[int]] = {}
+    if not sessions:
+        return members
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         pid = int(name)
         try:
-            if os.getsid(pid) == session:
-                members.append(pid)
+            session = os.getsid(pid)
         except OSError:
             continue
+        if session in sessions:
+            members.setdefault(session, []).append(pid)
     return members

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mesostw.agent import cgroups as cg
-from mesostw.agent.containers import Limitation, process_tree, same_process, session_members
+from mesostw.agent.containers import Limitation, process_tree, same_process, session_members, sessions_of
 from mesostw.interfaces import IIsolator
 from mesostw.model import task as T
 from mesostw.model.resources import Resources
@@ -55,17 +55,40 @@ def _poll(clock: Any, done: Callable[[], bool], what: str, step: Callable[[], No
     return finished
 
 
+class _Kill:
+    """A container being killed: its executor, when the kill began, and who waits for its end."""
+
+    __slots__ = ("pid", "started", "since", "done", "warned")
+
+    def __init__(self, pid: int, started: float | None, since: float):
+        self.pid, self.started, self.since = pid, started, since
+        self.done: defer.Deferred[None] = defer.Deferred()
+        self.warned = False
+
+
 class PosixContainment:
-    """A container is its executor's process tree and session (what leaves both escapes, as in Mesos)."""
+    """A container is its executor's process tree and session (what leaves both escapes, as in Mesos).
+
+    Finding a session's processes takes a pass over every process on the host. The containers killed
+    together (many short tasks end together) share one pass: a kill that comes within
+    :data:`KILL_POLL` of the last pass waits for the next one, at most :data:`KILL_POLL` later, which
+    checks every container then being killed; after a quiet spell a kill is checked at once.
+    """
 
     name = "posix"
 
     def __init__(self, clock: Any):
         self.clock = clock
+        #: container ID -> its kill, until nothing of the container is left
+        self.killing: dict[str, _Kill] = {}
+        self._last_pass: float | None = None
+        self._next_pass: Any = None
 
-    def pids(self, container_id: str, pid: int | None, started: float | None = None) -> list[int]:
+    def pids(self, container_id: str, pid: int | None, started: float | None = None,
+             sessions: dict[int, list[int]] | None = None) -> list[int]:
         """The executor's tree (while ``pid`` is still the executor that started at ``started``) and
-        session. A pid now used by another process names neither: that process is left alone."""
+        session (from ``sessions``, what :func:`sessions_of` found, else looked up). A pid now used by
+        another process names neither: that process is left alone."""
         if pid is None:
             return []
         if same_process(pid, started):
@@ -74,21 +97,72 @@ class PosixContainment:
             return []  # reused: its session, if it leads one, is someone else's
         else:
             members = set()
-        members.update(session_members(pid))
+        members.update(sessions.get(pid, []) if sessions is not None else session_members(pid))
         return sorted(members)
 
     def kill(self, container_id: str, pid: int | None, started: float | None = None) -> defer.Deferred:
-        def killed_none() -> bool:
-            """SIGKILL every live member; True when there was none left."""
-            members = [p for p in self.pids(container_id, pid, started) if same_process(p, None)]
-            for member in members:
-                try:
-                    os.kill(member, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            return not members
+        """SIGKILL every process of the container until none is left; fires then."""
+        if pid is None:
+            return defer.succeed(None)
+        current = self.killing.get(container_id)
+        if current is None:
+            current = self.killing[container_id] = _Kill(pid, started, self.clock.seconds())
+            self._schedule()
+        out: defer.Deferred[None] = defer.Deferred()
 
-        return _poll(self.clock, killed_none, f"killing container {container_id}")
+        def relay(result: Any) -> Any:
+            out.callback(None)
+            return result
+
+        current.done.addBoth(relay)
+        return out
+
+    def _schedule(self) -> None:
+        if self._next_pass is not None and self._next_pass.active():
+            return
+        now = self.clock.seconds()
+        if self._last_pass is None or now - self._last_pass >= KILL_POLL:
+            self._pass()
+            return
+        young = any(now - kill.since < 1 for kill in self.killing.values())
+        delay = max(0.0, self._last_pass + (KILL_POLL if young else 0.25) - now)
+        self._next_pass = self.clock.callLater(delay, self._pass)
+
+    def _pass(self) -> None:
+        """One pass over the host's processes for every container being killed: SIGKILL what is left of
+        each; a container with nothing left is done."""
+        self._next_pass = None
+        self._last_pass = now = self.clock.seconds()
+        kills = list(self.killing.items())
+        try:
+            sessions = sessions_of({kill.pid for _, kill in kills})
+        except OSError as exc:
+            log.warn("Listing processes: {e}", e=exc)
+            sessions = None
+        done = []
+        for container_id, kill in kills:
+            try:
+                members = [p for p in self.pids(container_id, kill.pid, kill.started, sessions)
+                           if same_process(p, None)] if sessions is not None else [kill.pid]
+                for member in members:
+                    try:
+                        os.kill(member, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            except OSError as exc:
+                log.warn("killing container {id}: {e}", id=container_id, e=exc)
+                members = [kill.pid]
+            if not members:
+                done.append((container_id, kill))
+            elif not kill.warned and now - kill.since > KILL_WARN_AFTER:
+                kill.warned = True
+                log.warn("killing container {id} is taking more than {s:g}s", id=container_id, s=KILL_WARN_AFTER)
+        for container_id, _ in done:
+            del self.killing[container_id]
+        for _, kill in done:
+            kill.done.callback(None)
+        if self.killing:
+            self._schedule()
 
 
 @implementer(IIsolator)

@@ -28,6 +28,7 @@ executor kills its task and exits, as Mesos's does.
 
 from __future__ import annotations
 
+import _signal
 import base64
 import ctypes
 import heapq
@@ -39,15 +40,17 @@ import selectors
 import shutil
 import signal
 import socket
-import ssl
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from mesostw.executor import health as checks
+if TYPE_CHECKING:
+    import ssl
+
+    from mesostw.executor import health as checks
 
 # Opens the agent's executor stream (see mesostw.agent.executor_stream); that module imports nothing.
 from mesostw.wire.preambles import EXECUTOR as PREAMBLE
@@ -61,6 +64,8 @@ RECONNECT_INTERVAL = 0.5
 PR_SET_CHILD_SUBREAPER = 36
 #: Signals the interpreter ignores that a task starts with at their default dispositions.
 TASK_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+#: SIGPIPE as a plain number, for :func:`ignore_sigpipe`.
+_SIGPIPE = int(signal.SIGPIPE)
 # Loaded once, in the launcher, before it forks executors (the function too: a lookup costs a dlsym).
 _libc = ctypes.CDLL(None, use_errno=True)
 _prctl = _libc.prctl
@@ -98,6 +103,26 @@ def describe_exit(status: int) -> tuple[int | None, str]:
 
 
 
+def ignore_sigpipe() -> None:
+    """Ignore SIGPIPE (a write to a closed connection then fails instead of killing the executor).
+
+    Through ``_signal``, the C module under :mod:`signal`: ``signal.signal`` turns the handler it
+    replaces into an enum member, Python code whose objects a forked executor would copy page by page.
+    """
+    _signal.signal(_SIGPIPE, _signal.SIG_IGN)
+
+
+def health_checks() -> Any:
+    """:mod:`mesostw.executor.health`, imported for the first task with a health check (with :mod:`ssl`
+    and :mod:`http.client`, more than the executor needs otherwise). An executor forked by the agent's
+    launcher has it already: the agent asks for it (the launch's ``preload``) when the task has a health
+    check, and the launcher's child imports it before it switches to the task's user, who may not be
+    able to read the interpreter's library."""
+    from mesostw.executor import health
+
+    return health
+
+
 def become_subreaper() -> bool:
     """Make orphaned descendants this process's children rather than init's (Linux 3.4+)."""
     return _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
@@ -132,6 +157,26 @@ def record(body: bytes) -> bytes:
     return str(len(body)).encode() + b"\n" + body
 
 
+def _tls_setting(environ: Mapping[str, str], *names: str) -> str | None:
+    """The first of ``names`` set among the ``LIBPROCESS_SSL_*`` (or pre-1.0 ``SSL_*``) variables."""
+    # The pre-1.0 SSL_ prefix only for a pre-1.0 configuration: SSL_CERT_FILE is also OpenSSL's CA bundle.
+    prefix = "SSL_" if environ.get("SSL_ENABLED") and not environ.get("LIBPROCESS_SSL_ENABLED") else "LIBPROCESS_SSL_"
+    for name in names:
+        value = environ.get(prefix + name)
+        if value:
+            return value
+    return None
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes", "on")
+
+
+def tls_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether an executor with this environment speaks TLS to its agent (and so needs :mod:`ssl`)."""
+    return _true(_tls_setting(environ, "ENABLED"))
+
+
 def tls_context(environ: Mapping[str, str]) -> ssl.SSLContext | None:
     """A TLS client context from the ``LIBPROCESS_SSL_*`` (or pre-1.0 ``SSL_*``) variables; None when TLS is off.
 
@@ -142,26 +187,18 @@ def tls_context(environ: Mapping[str, str]) -> ssl.SSLContext | None:
     certificate.
     """
 
-    # The pre-1.0 SSL_ prefix only for a pre-1.0 configuration: SSL_CERT_FILE is also OpenSSL's CA bundle.
-    prefix = "SSL_" if environ.get("SSL_ENABLED") and not environ.get("LIBPROCESS_SSL_ENABLED") else "LIBPROCESS_SSL_"
+    if not tls_wanted(environ):
+        return None
+    import ssl  # only here: the launcher loads it before it forks an executor that speaks TLS
 
     def get(*names: str) -> str | None:
-        for name in names:
-            value = environ.get(prefix + name)
-            if value:
-                return value
-        return None
+        return _tls_setting(environ, *names)
 
-    def true(value: str | None) -> bool:
-        return (value or "").strip().lower() in ("true", "1", "yes", "on")
-
-    if not true(get("ENABLED")):
-        return None
     ca_file, ca_dir = get("CA_FILE"), get("CA_DIR")
     verify = get("VERIFY_CERT", "VERIFY_SERVER_CERT")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if true(verify) if verify is not None else bool(ca_file or ca_dir):
+    if _true(verify) if verify is not None else bool(ca_file or ca_dir):
         if ca_file:
             context.load_verify_locations(cafile=ca_file)
         if ca_dir:
@@ -229,7 +266,8 @@ def receive(sock: socket.socket) -> tuple[bytes, bool]:
     may hold decrypted data the selector cannot see: so TLS sockets are read without blocking
     until OpenSSL has nothing more, and may give (b"", False).
     """
-    if not isinstance(sock, ssl.SSLSocket):
+    ssl = sys.modules.get("ssl")  # loaded when TLS is used
+    if ssl is None or not isinstance(sock, ssl.SSLSocket):
         data = sock.recv(65536)
         return data, not data
     chunks: list[bytes] = []
@@ -305,7 +343,7 @@ class CommandExecutor:
         self.task_env: dict[str, str] = {}
         self.started = 0.0
         self.unhealthy: str | None = None
-        self.verdicts: queue.SimpleQueue[tuple[bool, str]] = queue.SimpleQueue()
+        self.verdicts: queue.SimpleQueue[tuple[bool, str]] | None = None
         self.wakeup: tuple[int, int] | None = None
 
     # -- the loop ------------------------------------------------------------------
@@ -472,10 +510,16 @@ class CommandExecutor:
         # Found on the task's own PATH, as execvp would in its environment.
         program = argv[0] if shell else (shutil.which(argv[0], path=env.get("PATH", os.defpath)) or argv[0])
         check = task.get("health_check")
-        why = checks.problem(check) if check is not None else None
-        if why is not None:
-            self.finish("TASK_FAILED", f"Invalid health check: {why}")
-            return
+        if check is not None:
+            try:
+                checks = health_checks()
+            except ImportError as exc:
+                self.finish("TASK_FAILED", f"Cannot run the task's health check: {exc}")
+                return
+            why = checks.problem(check)
+            if why is not None:
+                self.finish("TASK_FAILED", f"Invalid health check: {why}")
+                return
         try:
             # SIGPIPE and SIGXFSZ are ignored here (as in any Python process): the command gets them
             # back at their defaults, as from a shell, so that `yes | head -1` ends as it does there.
@@ -493,6 +537,8 @@ class CommandExecutor:
     # -- health checks ---------------------------------------------------------------------
 
     def start_health_checks(self, check: dict[str, Any], env: dict[str, str]) -> None:
+        checks = health_checks()
+        self.verdicts = queue.SimpleQueue()
         self.health = checks.HealthPolicy(check)
         self.health_check = check
         self.task_env = env
@@ -512,13 +558,15 @@ class CommandExecutor:
             return
         assert self.health is not None and self.wakeup is not None
         check, env, timeout, wake = self.health_check, self.task_env, self.health.timeout, self.wakeup[1]
+        checks, verdicts = health_checks(), self.verdicts
+        assert verdicts is not None
 
         def run() -> None:
             try:
                 result = checks.probe(check, self.agent[0], env, None, timeout)
             except Exception as exc:  # noqa: BLE001 - a broken probe is a failed check, not a dead executor
                 result = (False, f"health check error: {exc!r}")
-            self.verdicts.put(result)
+            verdicts.put(result)
             try:
                 os.write(wake, b"!")
             except OSError:
@@ -527,7 +575,7 @@ class CommandExecutor:
         threading.Thread(target=run, name="health-check", daemon=True).start()
 
     def on_verdicts(self) -> None:
-        assert self.wakeup is not None
+        assert self.wakeup is not None and self.verdicts is not None
         try:
             os.read(self.wakeup[0], 4096)
         except BlockingIOError:
@@ -638,7 +686,7 @@ class CommandExecutor:
         self.kill_leftovers()
         code, message = describe_exit(status)
         if self.killing and self.unhealthy is not None:
-            self.finish("TASK_KILLED", self.unhealthy, healthy=False, reason=checks.REASON)
+            self.finish("TASK_KILLED", self.unhealthy, healthy=False, reason=health_checks().REASON)
             return
         if self.killing:
             state = "TASK_KILLED"
@@ -665,7 +713,7 @@ def main(environ: dict[str, str] | None = None) -> int:
     if missing:
         log(f"not started by an agent: {', '.join(missing)} not set")
         return 2
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    ignore_sigpipe()
     try:
         executor = CommandExecutor(environ, environ)
     except OSError as exc:  # ssl.SSLError included

@@ -29,8 +29,10 @@ from mesostw.executor.command import (
     DEFAULT_GRACE,
     EXIT_TIMEOUT,
     SECRET_VARIABLE,
+    TASK_DEFAULT_SIGNALS,
     CommandExecutor,
     describe_exit,
+    ignore_sigpipe,
     log,
 )
 
@@ -116,6 +118,8 @@ class DefaultExecutor(CommandExecutor):
     def __init__(self, environ: dict[str, str], sandbox: str | None = None):
         super().__init__(environ)
         self.sandbox = sandbox or environ.get("MESOS_SANDBOX") or os.getcwd()
+        #: this process's working directory, which it leaves only to start a task in that task's sandbox
+        self.home = os.getcwd()
         self.runs: dict[str, TaskRun] = {}
         self.by_pidfd: dict[int, TaskRun] = {}
         self.shutting_down = False
@@ -202,7 +206,7 @@ class DefaultExecutor(CommandExecutor):
             self.maybe_done()
 
     def start(self, run: TaskRun) -> str | None:
-        """Fork the task's command in its sandbox and process group; the reason it could not be, or None."""
+        """Start the task's command in its sandbox and process group; the reason it could not be, or None."""
         command = run.info.get("command") or {}
         directory = sandbox_of(self.sandbox, run.id)
         env = dict(self.environ)
@@ -224,38 +228,28 @@ class DefaultExecutor(CommandExecutor):
             return problem
         if "health_check" in run.info:
             log(f"task {run.id}: health checks of task group tasks are not run")
-        ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: its own process group, its sandbox, its files; then the command
+        try:
+            # posix_spawn (vfork and exec) copies nothing of this process, and fails with the exec's
+            # error; it has no chdir, so this executor (single-threaded) steps into the sandbox around it.
+            os.chdir(directory)
             try:
-                os.close(ready_r)
-                signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-                os.setpgid(0, 0)
-                os.chdir(directory)
-                null = os.open(os.devnull, os.O_RDONLY)
-                for source, target in ((null, 0), (out, 1), (err, 2)):
-                    os.dup2(source, target)
-                os.set_inheritable(ready_w, False)
-                os.execve(argv[0], argv, env)
-            except BaseException as exc:  # noqa: BLE001 - anything here ends the child, reported
-                try:
-                    os.write(ready_w, (getattr(exc, "strerror", None) or repr(exc)).encode()[:1000])
-                finally:
-                    os._exit(127)
-        os.close(ready_w)
-        os.close(out)
-        os.close(err)
-        with os.fdopen(ready_r, "rb") as ready:
-            problem = ready.read().decode(errors="replace")  # EOF once the exec succeeded (close-on-exec)
-        if problem:
-            os.waitpid(pid, 0)
-            return f"Failed to launch the command: {problem}: {argv[0]}"
+                pid = os.posix_spawn(argv[0], argv, env, file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)],
+                    setpgroup=0, setsigdef=TASK_DEFAULT_SIGNALS)
+            finally:
+                os.chdir(self.home)
+        except OSError as exc:
+            return f"Failed to launch the command: {exc.strerror}: {argv[0]}"
+        finally:
+            os.close(out)
+            os.close(err)
         run.pid = pid
         run.pidfd = os.pidfd_open(pid)
         self.by_pidfd[run.pidfd] = run
         fd = run.pidfd
         self.selector.register(fd, selectors.EVENT_READ, lambda: self.exited(self.by_pidfd[fd]))
-        log(f"task {run.id}: forked command at {pid} in {directory}")
+        log(f"task {run.id}: started command at {pid} in {directory}")
         return None
 
     # -- killing and ending ------------------------------------------------------------------
@@ -342,7 +336,7 @@ def main(environ: dict[str, str] | None = None) -> int:
     if missing:
         log(f"not started by an agent: {', '.join(missing)} not set")
         return 2
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    ignore_sigpipe()
     try:
         executor = DefaultExecutor(environ)
     except OSError as exc:  # ssl.SSLError included

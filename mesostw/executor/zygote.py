@@ -6,7 +6,7 @@ imported the executor's code, costs a few milliseconds. The agent talks to it
 over stdin/stdout in JSON lines:
 
     -> {"id": 1, "mode": "command-executor" | "default-executor" | "exec", "argv": [...], "env": {...},
-        "cwd": "...", "stdout": "...", "stderr": "...", "user": null, "cgroups": [...]}
+        "cwd": "...", "stdout": "...", "stderr": "...", "user": null, "cgroups": [...], "preload": [...]}
     <- {"id": 1, "pid": 1234}        or  {"id": 1, "error": "..."}
     <- {"exited": 1234, "status": 0}  (a wait status, whenever a child ends)
 
@@ -16,7 +16,12 @@ they survive the agent and this process. The answer comes once the child has exe
 itself up as the command executor): a child that cannot (a missing program, a group it cannot
 join) makes the request fail with the reason.
 The command executor needs only the standard library, so this process stays
-small and its forks cheap (few pages to copy on write).
+small and its forks cheap (few pages to copy on write, few mappings to copy and
+to tear down when the executor ends). What only some executors need is not
+loaded here until one does: :mod:`ssl` once an executor's environment turns TLS
+on (from then on every executor has it), and the health checks (``preload``:
+["health"], which the agent asks for when a task has a health check), which that
+child imports itself before it switches to the task's user.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 # A child switched to another user may not be able to read the interpreter's library (it can
 # live in a private directory), so whatever the command executor imports lazily is loaded here:
 # the codec socket.getaddrinfo() looks up for host names.
+import _signal
 import ctypes
 import encodings.idna  # noqa: E402,F401
 import gc
@@ -38,6 +44,15 @@ import traceback
 from typing import Any
 
 from mesostw.executor import command, default
+
+#: The signals a child puts back to their defaults (this process handles or ignores them), as plain
+#: numbers for ``_signal``, the C module under :mod:`signal`: ``signal.signal`` turns what it returns
+#: into an enum member, and that Python code costs a forked child a hundred copied pages.
+_CHILD_DEFAULTS = tuple(int(s) for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE,
+                                         signal.SIGHUP))
+
+#: What a request may ask its child to import before it switches to the task's user.
+PRELOADS = {"health": "mesostw.executor.health"}
 
 
 def _become(entry: pwd.struct_passwd | None, env: dict[str, str]) -> None:
@@ -86,9 +101,9 @@ def _child(request: dict[str, Any], report: int, entry: pwd.struct_passwd | None
     """
     code = 127
     try:
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
+        _signal.set_wakeup_fd(-1)
+        for signum in _CHILD_DEFAULTS:
+            _signal.signal(signum, _signal.SIG_DFL)
         _join(request.get("cgroups") or [])
         os.setsid()
         null = os.open(os.devnull, os.O_RDONLY)
@@ -99,6 +114,10 @@ def _child(request: dict[str, Any], report: int, entry: pwd.struct_passwd | None
         os.dup2(err, 2)
         os.closerange(3, report)
         os.closerange(report + 1, 65536)
+        for name in request.get("preload") or ():
+            # While still root (the user may not be able to read the library), and before entering the
+            # sandbox, which holds what the task's user put there (fetched URIs).
+            __import__(PRELOADS[name])
         os.chdir(request["cwd"])
         env = request["env"]
         _become(entry, env)
@@ -197,9 +216,18 @@ class Launcher:
             cgroups = request.get("cgroups") or []
             if not isinstance(cgroups, list) or not all(isinstance(p, str) for p in cgroups):
                 raise ValueError("cgroups must be a list of paths")
+            preload = request.get("preload")
+            if preload is not None and (not isinstance(preload, list) or not all(name in PRELOADS for name in preload)):
+                raise ValueError(f"preload must list some of {', '.join(sorted(PRELOADS))}")
         except (ValueError, KeyError) as exc:
             self.reply({"id": request_id, "error": str(exc).strip("'\"")})
             return
+        # Two lookups in the common case: whatever runs here between forks costs this process pages
+        # copied on write (every fork shares them again).
+        env = request["env"]
+        if ("LIBPROCESS_SSL_ENABLED" in env or "SSL_ENABLED" in env) and "ssl" not in sys.modules \
+                and request["mode"] != "exec" and command.tls_wanted(env):
+            import ssl  # noqa: F401 - once, here: every executor of this agent speaks TLS from now on
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
         pid = fork()
         if pid == 0:
@@ -289,6 +317,12 @@ class Launcher:
 def main() -> int:
     # The executors log local times: the time zone is read here once, not by every fork.
     time.localtime()
+    # What loading freed (a module compiled from source leaves its parser's memory, when there is no
+    # bytecode cache) goes back to the system: every fork copies the page table of what is left.
+    gc.collect()
+    trim = getattr(_libc, "malloc_trim", None)  # glibc's
+    if trim is not None:
+        trim(0)
     # Objects loaded so far are shared with every child; keep the collector off them so that
     # their pages stay shared after fork instead of being copied when a child collects.
     gc.freeze()

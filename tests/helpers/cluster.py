@@ -245,11 +245,15 @@ class FakeContainerizer:
         self.limitations: dict[str, Any] = {}
         #: container IDs that recover() reports still running
         self.alive: set[str] = set()
+        #: container ID -> what the agent asked its executor to preload
+        self.preloads: dict[str, tuple[str, ...]] = {}
 
     def recover(self, records):
         return defer.succeed({r.container_id for r in records} & self.alive)
 
-    def launch(self, container_id, executor_info, framework_info, directory, environment, user, resources=None):
+    def launch(self, container_id, executor_info, framework_info, directory, environment, user, resources=None,
+               preload=()):
+        self.preloads[container_id] = tuple(preload)
         if self.fail_launch:
             return defer.fail(RuntimeError("no room for containers"))
         executor = self.executor_factory(self.agent, self.clock, framework_info.id, executor_info.executor_id,

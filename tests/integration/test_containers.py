@@ -145,6 +145,47 @@ class PosixContainerTests(ContainedTaskBehaviour, ContainerCase):
     isolation = "posix"
 
 
+def launcher_maps(base: str) -> str:
+    """The memory map of the agent's launcher (the one process running mesostw.executor.zygote whose
+    parent is an agent of the cluster under ``base``)."""
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if "mesostw.executor.zygote" not in " ".join(proc.info["cmdline"] or ()):
+                continue
+            parent = proc.parent()
+            if parent is None or base not in " ".join(parent.cmdline()):
+                continue
+            with open(f"/proc/{proc.pid}/maps") as f:
+                return f.read()
+        except (psutil.Error, OSError):
+            continue
+    raise AssertionError("no launcher found")
+
+
+class LauncherPreloadTests(ContainerCase):
+    @defer.inlineCallbacks
+    def test_health_checked_task_as_another_user(self):
+        """A task with a health check, run as nobody (who may not read the interpreter's library), is
+        checked: its executor imported the health checks while still root. The launcher itself loaded
+        neither them nor TLS for it (so that every other executor it forks stays small)."""
+        task = command_task("checked", "sleep 600", "cpus:0.2;mem:32")
+        task["command"]["user"] = "nobody"
+        task["health_check"] = {
+            "type": "COMMAND", "command": {"value": "test $(id -u) = $(id -u nobody)"},
+            "interval_seconds": 0.2, "delay_seconds": 0, "grace_period_seconds": 5, "consecutive_failures": 3}
+        self.scheduler.pending.append(task)
+        self.driver.reviveOffers()
+        yield wait_for(lambda: [u for u in self.scheduler.updates if u.task_id == "checked" and u.healthy], 60,
+                       what="a healthy update")
+        self.assertEqual([u for u in self.scheduler.updates if u.task_id == "checked" and u.terminal], [])
+        maps = launcher_maps(self.cluster.base)
+        self.assertNotIn("_ssl", maps)
+        self.assertIn("_json", maps)  # the control: what every executor uses is there
+        self.driver.killTask("checked")
+        final = yield self.final("checked")
+        self.assertEqual(final.state, T.KILLED)
+
+
 class CgroupsCase(ContainerCase):
     isolation = "cgroups,disk/du"
 

@@ -122,6 +122,20 @@ class ExecutorLaunchTests(AgentTestCase):
         self.assertEqual(cluster.master.frameworks[scheduler.framework_id].tasks, {})
 
 
+    def test_health_checks_preloaded_for_the_tasks_that_have_them(self) -> None:
+        """The command executor of a task with a health check is launched asking for the health checks'
+        modules (which the launcher's child loads before it switches users); other executors ask nothing."""
+        cluster = self.make_cluster()
+        containerizer = cluster.containerizers[0]
+        containerizer.subscribe = False
+        checked = command_task("checked", "sleep 100")
+        checked["health_check"] = {"type": "COMMAND", "command": {"value": "true"}}
+        scheduler, driver = self.launch(cluster, checked, command_task("plain", "sleep 100"))
+        by_executor = {executor.executor_id: containerizer.preloads[container_id]
+                       for container_id, executor in containerizer.executors.items()}
+        self.assertEqual(by_executor, {"checked": ("health",), "plain": ()})
+
+
 class KillAndExitTests(AgentTestCase):
     def test_kill_queued_task(self) -> None:
         """Killing a task that waits for its executor answers TASK_KILLED and drops the idle executor."""

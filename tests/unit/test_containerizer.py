@@ -245,6 +245,43 @@ class IsolatorTests(ClockTestCase):
         self.assertIn(me, containment.pids("c1", me, started))
         self.assertEqual(containment.pids("c1", me, started - 1000), [])
 
+    def test_posix_containment_kills_containers_together(self) -> None:
+        """Containers killed within KILL_POLL of a pass over the host's processes wait for the next pass,
+        which kills what is left of every one of them; after a quiet spell a kill is made at once."""
+        import subprocess
+        import sys
+
+        from mesostw.agent import isolation
+        from mesostw.agent.containers import start_time
+        from mesostw.agent.isolation import KILL_POLL
+
+        passes: list[set[int]] = []
+
+        def sessions_of(sessions: set[int]) -> dict[int, list[int]]:
+            passes.append(set(sessions))
+            return real_sessions_of(sessions)
+
+        real_sessions_of = isolation.sessions_of
+        self.patch(isolation, "sessions_of", sessions_of)
+        clock = self.makeClock()
+        containment = PosixContainment(clock)
+        ended = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+        ended.wait()
+        first = containment.kill("c0", ended.pid, None)
+        self.assertTrue(first.called, "a kill after a quiet spell is made at once")
+        sleepers = [subprocess.Popen(["sleep", "60"], start_new_session=True) for _ in range(2)]
+        for sleeper in sleepers:
+            self.addCleanup(sleeper.kill)
+            self.addCleanup(sleeper.wait)
+        kills = [containment.kill(f"c{i}", p.pid, start_time(p.pid)) for i, p in enumerate(sleepers, 1)]
+        self.assertEqual(passes, [{ended.pid}], "no pass yet for the two killed together")
+        clock.advance(KILL_POLL)
+        self.assertEqual(passes[1:], [{p.pid for p in sleepers}])
+        self.assertEqual([p.wait(10) for p in sleepers], [-9, -9], "one pass killed both")
+        clock.advance(KILL_POLL)
+        self.assertEqual([d.called for d in kills], [True, True])
+        self.assertEqual(containment.killing, {})
+
     def test_isolation_names(self) -> None:
         """--isolation takes posix or cgroups (or Mesos's names for them) and disk/du, not a mix."""
         for good in ("posix", "cgroups", "cgroups,disk/du", "cgroups/cpu,cgroups/mem", "posix/cpu,posix/mem,disk/du"):

@@ -147,6 +147,26 @@ class DefaultExecutorTests(unittest.TestCase):
         with open(os.path.join(sandbox_of(self.sandbox, "t2"), "stdout")) as f:
             self.assertEqual(f.read(), "-t2\n")  # t1's environment is t1's own
 
+    def test_tasks_start_as_from_a_shell(self) -> None:
+        """A task starts in a process group of its own, reading /dev/null, with SIGPIPE and SIGXFSZ at their
+        defaults (which the executor ignores); the executor's own working directory stays where it was."""
+        import signal
+
+        here = os.getcwd()
+        script = ('test "$(ps -o pgid= -p $$ | tr -d " ")" = $$ && echo own-group; '
+                  'grep SigIgn /proc/$$/status; cat; echo end')
+        self.launch(task("t1", script))
+        self.until(lambda: self.ended("t1"))
+        self.assertEqual(self.agent.states("t1")[-1], "TASK_FINISHED")
+        self.assertEqual(os.getcwd(), here)
+        with open(os.path.join(sandbox_of(self.sandbox, "t1"), "stdout")) as f:
+            lines = f.read().split("\n")
+        self.assertEqual(lines[0], "own-group")
+        ignored = int(lines[1].split()[1], 16)
+        for signum in (signal.SIGPIPE, signal.SIGXFSZ):
+            self.assertFalse(ignored & (1 << (signum - 1)), f"{signum} ignored")
+        self.assertEqual(lines[2], "end")
+
     def test_parent_sandbox_path_volumes_are_shared(self) -> None:
         """Tasks naming the same PARENT sandbox path share a directory of the executor's sandbox, shown at
         their container_path; a SELF one is a directory of the task's own sandbox."""

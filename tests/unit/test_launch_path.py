@@ -221,7 +221,7 @@ class LauncherProcessTests(unittest.TestCase):
         self.buffer = rest
         return [json.loads(line) for line in lines]
 
-    def request(self, mode: str, argv: list[str], env: Any, user: str | None = None) -> None:
+    def request(self, mode: str, argv: list[str], env: Any, user: str | None = None, **extra: Any) -> None:
         import json
 
         assert self.launcher.stdin is not None
@@ -229,7 +229,7 @@ class LauncherProcessTests(unittest.TestCase):
         self.launcher.stdin.write(json.dumps({
             "id": self.next_id, "mode": mode, "argv": argv, "env": env, "cwd": self.directory,
             "stdout": os.path.join(self.directory, "stdout"), "stderr": os.path.join(self.directory, "stderr"),
-            "user": user}).encode() + b"\n")
+            "user": user, **extra}).encode() + b"\n")
         self.launcher.stdin.flush()
 
     def read(self, name: str) -> str:
@@ -259,6 +259,40 @@ class LauncherProcessTests(unittest.TestCase):
         self.request("exec", ["/bin/true"], {}, user="no-such-user-here")
         [refused] = self.messages(1)
         self.assertEqual(refused, {"id": 2, "error": "user 'no-such-user-here' does not exist on this agent"})
+
+    def maps(self) -> str:
+        with open(f"/proc/{self.launcher.pid}/maps") as f:
+            return f.read()
+
+    def test_tls_loaded_for_the_first_executor_that_speaks_it(self) -> None:
+        """The launcher starts without ssl (every fork copies what it has loaded) and loads it, once, for
+        the first executor whose environment turns TLS on, before forking it."""
+        self.request("command-executor", [], {"PATH": "/bin"})
+        self.messages(2)
+        self.assertNotIn("_ssl", self.maps())
+        self.request("command-executor", [], {"PATH": "/bin", "LIBPROCESS_SSL_ENABLED": "true"})
+        started, ended = self.messages(2)
+        self.assertEqual(ended, {"exited": started["pid"], "status": 2 << 8})
+        self.assertIn("_ssl", self.maps())
+
+    def test_preload_names_what_the_launcher_knows(self) -> None:
+        """A request may preload the health checks; any other name fails it, saying what may be named."""
+        self.request("exec", ["/bin/true"], {}, preload=["health"])
+        started, ended = self.messages(2)
+        self.assertEqual(ended, {"exited": started["pid"], "status": 0})
+        self.request("exec", ["/bin/true"], {}, preload=["os"])
+        [refused] = self.messages(1)
+        self.assertEqual(refused, {"id": 2, "error": "preload must list some of health"})
+
+    def test_children_start_with_default_signal_dispositions(self) -> None:
+        """What the launcher ignores (SIGTERM, SIGINT; SIGPIPE as any Python process) is back at its default
+        in the processes it starts."""
+        self.request("exec", ["/bin/sh", "-c", "grep SigIgn /proc/$$/status"], {"PATH": "/usr/bin:/bin"})
+        started, ended = self.messages(2)
+        self.assertEqual(ended, {"exited": started["pid"], "status": 0})
+        ignored = int(self.read("stdout").split()[1], 16)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGHUP, signal.SIGCHLD):
+            self.assertFalse(ignored & (1 << (signum - 1)), f"{signum!r} is ignored")
 
     def test_environment_must_be_strings(self) -> None:
         """An environment with a value that is no string fails the request, saying why."""
