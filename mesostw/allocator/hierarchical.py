@@ -287,7 +287,8 @@ class HierarchicalAllocator:
         resources = _clip(resources, held)
         left = held - resources
         if left:
-            framework.allocated[agent_id] = left
+            # What a framework keeps on an agent (its tasks' resources) has a few shapes over all agents.
+            framework.allocated[agent_id] = left.interned()
         else:
             framework.allocated.pop(agent_id, None)
         scalars = resources.scalars_view()
@@ -316,7 +317,7 @@ class HierarchicalAllocator:
         framework = self._frameworks.get(framework_id)
         if framework is not None:
             held = framework.allocated.get(agent_id, EMPTY)
-            framework.allocated[agent_id] = held - _clip(consumed, held) + converted
+            framework.allocated[agent_id] = (held - _clip(consumed, held) + converted).interned()
             self._quota.uncharge(framework.role, _clip(consumed, held))
             self._quota.charge(framework.role, converted)
 

@@ -144,6 +144,48 @@ class AgentInfo:
             out["id"] = wrap(self.id)
         return out
 
+    def registry_json(self) -> dict[str, Any]:
+        """:meth:`to_json` whose resources and attributes are the same objects for every agent that has
+        the same ones: what the registry keeps of each of ten thousand agents, which it never edits."""
+        out: dict[str, Any] = {
+            "hostname": self.hostname,
+            "port": self.port,
+            "resources": _shared_json(_RESOURCES_JSON, self.resources, self.resources.to_json),
+            "attributes": _shared_json(_ATTRIBUTES_JSON, _attributes_key(self.attributes),
+                                       lambda: attributes_to_json(self.attributes)),
+            "checkpoint": self.checkpoint,
+        }
+        if self.id:
+            out["id"] = wrap(self.id)
+        return out
+
+
+#: the JSON of the resources and the attributes agents registered with (see :meth:`AgentInfo.registry_json`);
+#: a cluster's machines mostly have a few shapes, and the cache stops growing past that
+_RESOURCES_JSON: dict[Any, Any] = {}
+_ATTRIBUTES_JSON: dict[Any, Any] = {}
+_SHARED_JSON_MAX = 4096
+
+
+def _attributes_key(attributes: dict[str, Any]) -> Any:
+    try:
+        key = tuple(attributes.items())
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _shared_json(cache: dict[Any, Any], key: Any, make: Any) -> Any:
+    if key is None:
+        return make()
+    found = cache.get(key)
+    if found is None:
+        found = make()
+        if len(cache) < _SHARED_JSON_MAX:
+            cache[key] = found
+    return found
+
 
 def ip_to_uint32(ip: str) -> int:
     """MasterInfo.ip: the IPv4 address as a uint32 in network byte order, read little-endian."""
