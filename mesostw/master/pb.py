@@ -49,7 +49,10 @@ class PBAgentLink:
         self.remote = remote
         #: the address the agent's connection comes from (which machine it runs on, for maintenance)
         self.ip = ip
-        self._batch = Batcher(clock, lambda payload: remote.callRemote("messages", payload))
+        self._batch = Batcher(clock, self._send)
+
+    def _send(self, payload: Any) -> Any:
+        return self.remote.callRemote("messages", payload)
 
     def runTasks(self, framework_info, tasks, executor=None):
         self._batch.add(internal.run_tasks(framework_info, list(tasks), executor))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import weakref
 from typing import Any
 
 import attrs
@@ -187,6 +188,24 @@ def _shared_json(cache: dict[Any, Any], key: Any, make: Any) -> Any:
     return found
 
 
+#: the environment of every command read without one (never changed)
+_NO_ENVIRONMENT: dict[str, str] = {}
+#: commands read, by their fields: the instances of one application run the same command
+_COMMANDS: weakref.WeakValueDictionary[Any, CommandInfo] = weakref.WeakValueDictionary()
+
+
+def _shared_command(command: CommandInfo) -> CommandInfo:
+    """``command``, or an equal one alive (the master keeps the command of each of its live tasks)."""
+    if command.uris:
+        return command
+    key = (command.value, command.shell, command.arguments, tuple(command.environment.items()), command.user)
+    found = _COMMANDS.get(key)
+    if found is None:
+        _COMMANDS[key] = command
+        return command
+    return found
+
+
 def ip_to_uint32(ip: str) -> int:
     """MasterInfo.ip: the IPv4 address as a uint32 in network byte order, read little-endian."""
     try:
@@ -279,14 +298,14 @@ class CommandInfo:
                     uri.error(f"must not nest more than {MAX_DEPTH} levels deep")
                     continue
                 uris.append(dict(uri.data))
-        return cls(
+        return _shared_command(cls(
             value=value,
             shell=shell,
             arguments=tuple(r.strs("arguments", max_items=10_000)),
-            environment=env,
+            environment=env or _NO_ENVIRONMENT,
             user=r.str("user", max_len=255),
             uris=tuple(uris),
-        )
+        ))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"shell": self.shell}
