@@ -101,12 +101,14 @@ class _Agent:
 
     @allocated.setter
     def allocated(self, allocated: Resources) -> None:
-        self._allocated = allocated
+        self._allocated = allocated.interned()
         self._derive()
 
     def _derive(self) -> None:
-        #: total - allocated, and whether it is worth offering
-        self.available = self._total - self._allocated
+        #: total - allocated, and whether it is worth offering. Both kept interned when set here (resources
+        #: coming back, not the allocation loop's :meth:`take`): the agents of a quiet cluster mostly hold the
+        #: same few shapes, one bag each instead of two per agent.
+        self.available = (self._total - self._allocated).interned()
         self.offerable = allocatable(self.available)
 
     def take(self, resources: Resources) -> None:

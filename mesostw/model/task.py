@@ -357,6 +357,14 @@ def _extra(reader: Reader, known: tuple[str, ...]) -> dict[str, Any]:
     return reader.extra(known)
 
 
+def _compact(status: TaskStatus, task_id: str, agent_id: str, executor_id: str | None) -> bool:
+    """Whether ``status`` is already as a completed task keeps it (see :meth:`Task.compact`): no data, no
+    extra of its own, the task's ID strings (read statuses mostly are: IDs are interned when read)."""
+    return (status.data is None and status.extra is _NO_EXTRA
+            and status.task_id is task_id and (status.agent_id is agent_id or status.agent_id is None)
+            and (status.executor_id is executor_id or status.executor_id is None))
+
+
 @attrs.define
 class Task:
     """A launched task as the master and the agent track it (Mesos's ``Task``)."""
@@ -403,7 +411,7 @@ class Task:
         task_id, agent_id, executor_id = info.task_id, info.agent_id, self.executor_id
         if info.command is not None or info.data is not None:
             info = attrs.evolve(info, command=None, data=None)
-        statuses = [attrs.evolve(
+        statuses = [status if _compact(status, task_id, agent_id, executor_id) else attrs.evolve(
             status, data=None, extra=status.extra or _NO_EXTRA,
             task_id=task_id if status.task_id == task_id else status.task_id,
             agent_id=agent_id if status.agent_id == agent_id else status.agent_id,
