@@ -11,7 +11,9 @@ once it is quiet:
 * ``bytes_per_task``: (tasks running - agents registered) / tasks;
 * ``bytes_per_completed_task``: (short tasks done - tasks running) / completed tasks kept;
 * ``state_s``, ``state_mb``: ``GET /master/state`` over loopback, to the last byte (``state_first_s``:
-  to the first); ``summary_s`` and ``snapshot_s``: ``/master/state-summary`` and ``/metrics/snapshot``.
+  to the first), once the short tasks are done (the long ones running, the short ones in the history);
+  ``summary_s`` and ``snapshot_s``: ``/master/state-summary`` and ``/metrics/snapshot``; ``rss_after_state_mb``:
+  the RSS after those reads (their caches, the heap their answers grew).
 
 The master is not asked to collect its garbage before a reading (there is no such endpoint): Python
 frees most objects as they go, and what a cycle collection would free is part of what it holds.
@@ -206,7 +208,19 @@ def run(reactor, args):
         print(f"tasks running in {time.monotonic() - started:.1f}s", flush=True)
         with_tasks = yield settled_rss(reactor, process)
 
-        # /master/state and friends at this size (before the short tasks: the state the goal names)
+        # The short tasks before the state endpoints: what those leave behind (caches of the agents' texts, a
+        # heap grown for their answers) would otherwise count as the completed tasks' (or hide them).
+        started = time.monotonic()
+        for framework in frameworks:
+            framework.short(args.completed)
+        yield wait_for(lambda: sum(len(f.finished) for f in frameworks) >= args.completed * args.frameworks,
+                       3600, interval=1.0, what="every short task finished")
+        print(f"short tasks done in {time.monotonic() - started:.1f}s", flush=True)
+        with_completed = yield settled_rss(reactor, process)
+        kept = args.completed * args.frameworks
+        lost = sum(len(f.other) for f in frameworks)
+
+        # /master/state and friends at this size (the long tasks running, the short ones in the history)
         cpu = master_cpu(process)
         state_first, state_s, state_bytes = yield timed_get(reactor, f"{url}/master/state")
         state_cpu_s = master_cpu(process) - cpu
@@ -218,20 +232,12 @@ def run(reactor, args):
         get_state_cpu_s = master_cpu(process) - cpu
         _, snapshot_s, _ = yield timed_get(reactor, f"{url}/metrics/snapshot")
         _, tasks_page_s, _ = yield timed_get(reactor, f"{url}/master/tasks?limit=100&offset=1000")
-
-        started = time.monotonic()
-        for framework in frameworks:
-            framework.short(args.completed)
-        yield wait_for(lambda: sum(len(f.finished) for f in frameworks) >= args.completed * args.frameworks,
-                       3600, interval=1.0, what="every short task finished")
-        print(f"short tasks done in {time.monotonic() - started:.1f}s", flush=True)
-        with_completed = yield settled_rss(reactor, process)
-        kept = args.completed * args.frameworks
-        lost = sum(len(f.other) for f in frameworks)
+        after_state = yield settled_rss(reactor, process)
 
         print(f"agents={args.agents} tasks={total} frameworks={args.frameworks} completed_kept={kept} lost={lost} "
               f"rss_empty_mb={empty / 2**20:.0f} rss_agents_mb={with_agents / 2**20:.0f} "
               f"rss_tasks_mb={with_tasks / 2**20:.0f} rss_completed_mb={with_completed / 2**20:.0f} "
+              f"rss_after_state_mb={after_state / 2**20:.0f} "
               f"state_first_s={state_first:.3f} state_cpu_s={state_cpu_s:.2f} state_curl_s={state_curl_s:.2f} "
               f"summary_s={summary_s:.3f} summary_again_s={summary2_s:.3f} snapshot_s={snapshot_s:.3f} "
               f"tasks_page_s={tasks_page_s:.3f} get_state_s={get_state_s:.2f} get_state_cpu_s={get_state_cpu_s:.2f} "

@@ -21,7 +21,9 @@ class RefusedResources:
         self._by_agent: dict[str, list[tuple[float, Resources]]] = {}
 
     def add(self, agent_id: str, resources: Resources, until: float) -> None:
-        self._by_agent.setdefault(agent_id, []).append((until, resources))
+        # Kept until it expires (an hour for a framework that declines what it cannot use): the refusals of
+        # many frameworks on many agents mostly share a few shapes, one bag each.
+        self._by_agent.setdefault(agent_id, []).append((until, resources.interned()))
 
     def filtered(self, agent_id: str, resources: Resources, now: float) -> bool:
         """Whether a refusal on ``agent_id`` alive at ``now`` hides ``resources``."""

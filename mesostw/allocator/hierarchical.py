@@ -101,12 +101,14 @@ class _Agent:
 
     @allocated.setter
     def allocated(self, allocated: Resources) -> None:
-        self._allocated = allocated
+        self._allocated = allocated.interned()
         self._derive()
 
     def _derive(self) -> None:
-        #: total - allocated, and whether it is worth offering
-        self.available = self._total - self._allocated
+        #: total - allocated, and whether it is worth offering. Both kept interned when set here (resources
+        #: coming back, not the allocation loop's :meth:`take`): the agents of a quiet cluster mostly hold the
+        #: same few shapes, one bag each instead of two per agent.
+        self.available = (self._total - self._allocated).interned()
         self.offerable = allocatable(self.available)
 
     def take(self, resources: Resources) -> None:
@@ -287,7 +289,8 @@ class HierarchicalAllocator:
         resources = _clip(resources, held)
         left = held - resources
         if left:
-            framework.allocated[agent_id] = left
+            # What a framework keeps on an agent (its tasks' resources) has a few shapes over all agents.
+            framework.allocated[agent_id] = left.interned()
         else:
             framework.allocated.pop(agent_id, None)
         scalars = resources.scalars_view()
@@ -316,7 +319,7 @@ class HierarchicalAllocator:
         framework = self._frameworks.get(framework_id)
         if framework is not None:
             held = framework.allocated.get(agent_id, EMPTY)
-            framework.allocated[agent_id] = held - _clip(consumed, held) + converted
+            framework.allocated[agent_id] = (held - _clip(consumed, held) + converted).interned()
             self._quota.uncharge(framework.role, _clip(consumed, held))
             self._quota.charge(framework.role, converted)
 

@@ -154,7 +154,7 @@ class AgentManager:
         agent_id = self._new_id()
         info, reported = self._resources.split(attrs.evolve(info, id=agent_id))
         self.owners[agent_id] = principal
-        d = self._persist(AdmitAgent(agent_id, info.to_json(), principal))
+        d = self._persist(AdmitAgent(agent_id, info.registry_json(), principal))
         d.addCallback(lambda _: self._admitted(link, info, version, reported))
         return d
 
@@ -224,7 +224,7 @@ class AgentManager:
             return defer.succeed(self._readmitted(link, info, tasks, executors, frameworks, version, reported))
         # Unknown here (a registry lost or never kept), back from unreachable, or newly owned: record it first.
         self.owners.setdefault(agent_id, principal)
-        d = self._persist(AdmitAgent(agent_id, info.to_json(), principal))
+        d = self._persist(AdmitAgent(agent_id, info.registry_json(), principal))
         d.addCallback(lambda _: self._readmitted(link, info, tasks, executors, frameworks, version, reported))
         return d
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -9,13 +10,12 @@ from mesostw.interfaces import IAgentLink
 
 
 class _Watch:
-    __slots__ = ("link", "misses", "outstanding", "timer")
+    __slots__ = ("link", "misses", "outstanding")
 
     def __init__(self, link: IAgentLink):
-        self.link = link
+        self.link: IAgentLink | None = link
         self.misses = 0
         self.outstanding = False
-        self.timer: Any = None
 
 
 class AgentHealth:
@@ -23,6 +23,10 @@ class AgentHealth:
 
     A ping not answered by the next round counts as a miss; ``max_misses`` in a
     row call ``on_unreachable(agent_id)``. Any answer resets the count.
+
+    The rounds of all agents wait in one queue under one timer, not one timer each (a master watches
+    ten thousand agents): every round comes ``timeout`` after the agent's previous one or its watch,
+    so they join the queue in the order they are due.
     """
 
     def __init__(self, clock: Any, timeout: float, max_misses: int, on_unreachable: Callable[[str], object]):
@@ -31,22 +35,48 @@ class AgentHealth:
         self._max_misses = max_misses
         self._on_unreachable = on_unreachable
         self._watches: dict[str, _Watch] = {}
+        #: (when, agent ID, watch) of the rounds to come, the soonest first; those of watches that ended are
+        #: skipped when due
+        self._rounds: deque[tuple[float, str, _Watch]] = deque()
+        self._timer: Any = None
+        self._running = False
 
     def watch(self, agent_id: str, link: IAgentLink) -> None:
         self.unwatch(agent_id)
         watch = self._watches[agent_id] = _Watch(link)
-        watch.timer = self._clock.callLater(self._timeout, self._round, agent_id, watch)
+        self._schedule(agent_id, watch)
         self._ping(agent_id, watch)
 
     def unwatch(self, agent_id: str) -> None:
         watch = self._watches.pop(agent_id, None)
-        if watch is not None and watch.timer is not None and watch.timer.active():
-            watch.timer.cancel()
+        if watch is not None:
+            watch.link = None  # its round, still queued, keeps nothing of the agent
+            if not self._watches:
+                self._drop_rounds()
 
     def misses(self, agent_id: str) -> int:
         return self._watches[agent_id].misses
 
+    def _schedule(self, agent_id: str, watch: _Watch) -> None:
+        self._rounds.append((self._clock.seconds() + self._timeout, agent_id, watch))
+        if self._timer is None and not self._running:
+            self._timer = self._clock.callLater(self._timeout, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        self._running = True
+        try:
+            rounds = self._rounds
+            while rounds and rounds[0][0] <= self._clock.seconds():
+                _, agent_id, watch = rounds.popleft()
+                self._round(agent_id, watch)
+        finally:
+            self._running = False
+        if self._rounds and self._timer is None:
+            self._timer = self._clock.callLater(max(0.0, self._rounds[0][0] - self._clock.seconds()), self._due)
+
     def _ping(self, agent_id: str, watch: _Watch) -> None:
+        assert watch.link is not None
         watch.outstanding = True
         d = watch.link.ping()
         d.addCallbacks(lambda _: self._pong(watch), lambda _: None)
@@ -64,9 +94,16 @@ class AgentHealth:
                 self.unwatch(agent_id)
                 self._on_unreachable(agent_id)
                 return
-        watch.timer = self._clock.callLater(self._timeout, self._round, agent_id, watch)
+        self._schedule(agent_id, watch)
         self._ping(agent_id, watch)
+
+    def _drop_rounds(self) -> None:
+        self._rounds.clear()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
 
     def stop(self) -> None:
         for agent_id in list(self._watches):
             self.unwatch(agent_id)
+        self._drop_rounds()

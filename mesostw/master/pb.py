@@ -51,7 +51,10 @@ class PBAgentLink:
         self.remote = remote
         #: the address the agent's connection comes from (which machine it runs on, for maintenance)
         self.ip = ip
-        self._batch = Batcher(clock, lambda payload: remote.callRemote("messages", payload))
+        self._batch = Batcher(clock, self._send)
+
+    def _send(self, payload: Any) -> Any:
+        return self.remote.callRemote("messages", payload)
 
     def runTasks(self, framework_info, tasks, executor=None):
         self._batch.add(internal.run_tasks(framework_info, list(tasks), executor))
@@ -103,8 +106,20 @@ class PBFrameworkLink:
             broker.transport.loseConnection()
 
 
+#: message type -> the name of the master's handler (see :func:`mesostw.model.internal.parse_for_master`)
+AGENT_HANDLERS = {
+    internal.STATUS_UPDATE: "statusUpdates",
+    internal.EXITED_EXECUTOR: "exitedExecutor",
+    internal.EXECUTOR_TO_FRAMEWORK: "executorMessage",
+    internal.UNREGISTER_AGENT: "unregisterAgent",
+}
+
+
 class MasterConnection(pb.Referenceable):
-    """The root object one PB connection sees."""
+    """The root object one PB connection sees.
+
+    A master holds one per agent (ten thousand of them): what only some connections need (the scheduler's
+    side, the authentication exchange) is made when first asked for."""
 
     def __init__(self, master: Master, broker: pb.Broker, clock: Any,
                  leader_pid: Callable[[], str | None] = lambda: None):
@@ -114,18 +129,32 @@ class MasterConnection(pb.Referenceable):
         self.clock = clock
         self.agent_id: str | None = None
         self.agent_link: PBAgentLink | None = None
-        #: the scheduler's side of this connection, once a framework subscribes on it
-        self.session = SchedulerSession(master, authentication_required=master.security.authenticate_frameworks)
-        self.auth = PBAuthentication(master.security, clock, self._peer, self._authentication_failed)
-        #: message type -> the master's handler (see :func:`mesostw.model.internal.parse_for_master`)
-        self.agent_handlers: dict[str, Callable[..., Any]] = {
-            internal.STATUS_UPDATE: master.statusUpdates,
-            internal.EXITED_EXECUTOR: master.exitedExecutor,
-            internal.EXECUTOR_TO_FRAMEWORK: master.executorMessage,
-            internal.UNREGISTER_AGENT: master.unregisterAgent,
-        }
+        self._session: SchedulerSession | None = None
+        self._auth: PBAuthentication | None = None
         self._gone = False
         broker.notifyOnDisconnect(self._disconnected)
+
+    @property
+    def session(self) -> SchedulerSession:
+        """The scheduler's side of this connection (a framework subscribes on it)."""
+        if self._session is None:
+            self._session = SchedulerSession(self.master,
+                                             authentication_required=self.master.security.authenticate_frameworks)
+        return self._session
+
+    @property
+    def auth(self) -> PBAuthentication:
+        """This connection's CRAM-MD5 authentication."""
+        if self._auth is None:
+            self._auth = PBAuthentication(self.master.security, self.clock, self._peer, self._authentication_failed)
+        return self._auth
+
+    def _principal(self) -> str | None:
+        """The principal this connection authenticated as (None: it did not)."""
+        return self._auth.principal if self._auth is not None else None
+
+    def _framework_id(self) -> str | None:
+        return self._session.framework_id if self._session is not None else None
 
     def _authentication_failed(self) -> None:
         self.master.metrics["authentication_failures"] += 1
@@ -164,7 +193,7 @@ class MasterConnection(pb.Referenceable):
         return self.session.authenticated(principal)
 
     def _check_authenticated(self, required: bool, who: str) -> None:
-        if required and self.auth.principal is None:
+        if required and self._principal() is None:
             raise RefusedError(f"{who} is not authenticated: this master requires authentication (CRAM-MD5)")
 
     # -- agents ----------------------------------------------------------------
@@ -217,14 +246,14 @@ class MasterConnection(pb.Referenceable):
             raise RefusedError(f"invalid registration: {exc}") from None
 
     def _check_no_framework(self) -> None:
-        if self.session.framework_id is not None:
+        if self._framework_id() is not None:
             raise RefusedError("this connection belongs to a framework")
 
     def _register_agent(self, agent: pb.RemoteReference, registration: tuple) -> defer.Deferred:
         self._check_no_framework()
         info, version, _, _, _ = registration
         link = PBAgentLink(reference(agent, "the agent"), self.clock, self._peer_ip())
-        d = self.master.registerAgent(link, info, version, self.auth.principal)
+        d = self.master.registerAgent(link, info, version, self._principal())
         d.addCallback(self._agent_bound, link)
         d.addCallback(lambda result: encode(internal.registered(*result)))
         d.addErrback(self._refused)
@@ -234,7 +263,7 @@ class MasterConnection(pb.Referenceable):
         self._check_no_framework()
         info, version, tasks, executors, frameworks = registration
         link = PBAgentLink(reference(agent, "the agent"), self.clock, self._peer_ip())
-        d = self.master.reregisterAgent(link, info, tasks, executors, frameworks, version, self.auth.principal)
+        d = self.master.reregisterAgent(link, info, tasks, executors, frameworks, version, self._principal())
         d.addCallback(lambda master_info: self._agent_bound((info.id, master_info), link))
         d.addCallback(lambda result: _reregistered(result[1]))
         d.addErrback(self._refused)
@@ -251,7 +280,7 @@ class MasterConnection(pb.Referenceable):
         parsed, dropped = parse_messages(payload, internal.parse_for_master, f"agent {self.agent_id}")
         self.master.metrics["invalid_messages"] += dropped
         for kind, args in parsed:
-            self.agent_handlers[kind](self.agent_id, *args)
+            getattr(self.master, AGENT_HANDLERS[kind])(self.agent_id, *args)
 
     # -- frameworks ---------------------------------------------------------------
 
@@ -284,7 +313,7 @@ class MasterConnection(pb.Referenceable):
 
     def remote_calls(self, payload: bytes) -> bytes:
         """A batch of Calls from the subscribed framework; returns the errors, one per refused call."""
-        if self.session.framework_id is None:
+        if self._framework_id() is None:
             raise RefusedError("subscribe first")
         try:
             calls = decode_batch(payload, "calls")
@@ -308,10 +337,12 @@ class MasterConnection(pb.Referenceable):
 
     def _disconnected(self) -> None:
         self._gone = True
-        self.auth.disconnected()
+        if self._auth is not None:
+            self._auth.disconnected()
         if self.agent_id is not None:
             self.master.agentDisconnected(self.agent_id, self.agent_link)
-        self.session.disconnected()
+        if self._session is not None:
+            self._session.disconnected()
 
 
 @functools.lru_cache(maxsize=4)

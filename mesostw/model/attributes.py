@@ -6,6 +6,7 @@ passed through in offers and shown by the state endpoints.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Mapping
 
 from mesostw.model.resources import (
@@ -72,6 +73,8 @@ def attributes_from_json(reader: Reader, key: str) -> dict[str, Any]:
         kind = attr.enum("type", (SCALAR, RANGES, SET, "TEXT"), required=True)
         if name is None or kind is None:
             continue
+        # Names and texts recur over the agents of a cluster (rack, zone): one object each.
+        name = sys.intern(name)
         if kind == SCALAR:
             holder = attr.obj("scalar", required=True)
             out[name] = holder.float("value", 0.0) if holder else 0.0
@@ -84,7 +87,8 @@ def attributes_from_json(reader: Reader, key: str) -> dict[str, Any]:
             out[name] = frozenset(holder.strs("item")) if holder else frozenset()
         else:
             holder = attr.obj("text", required=True)
-            out[name] = holder.str("value", "") if holder else ""
+            text = holder.str("value", "") if holder else ""
+            out[name] = sys.intern(text) if isinstance(text, str) else text
     return out
 
 

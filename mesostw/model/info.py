@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import weakref
 from typing import Any
 
 import attrs
@@ -144,6 +145,66 @@ class AgentInfo:
             out["id"] = wrap(self.id)
         return out
 
+    def registry_json(self) -> dict[str, Any]:
+        """:meth:`to_json` whose resources and attributes are the same objects for every agent that has
+        the same ones: what the registry keeps of each of ten thousand agents, which it never edits."""
+        out: dict[str, Any] = {
+            "hostname": self.hostname,
+            "port": self.port,
+            "resources": _shared_json(_RESOURCES_JSON, self.resources, self.resources.to_json),
+            "attributes": _shared_json(_ATTRIBUTES_JSON, _attributes_key(self.attributes),
+                                       lambda: attributes_to_json(self.attributes)),
+            "checkpoint": self.checkpoint,
+        }
+        if self.id:
+            out["id"] = wrap(self.id)
+        return out
+
+
+#: the JSON of the resources and the attributes agents registered with (see :meth:`AgentInfo.registry_json`);
+#: a cluster's machines mostly have a few shapes, and the cache stops growing past that
+_RESOURCES_JSON: dict[Any, Any] = {}
+_ATTRIBUTES_JSON: dict[Any, Any] = {}
+_SHARED_JSON_MAX = 4096
+
+
+def _attributes_key(attributes: dict[str, Any]) -> Any:
+    try:
+        key = tuple(attributes.items())
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _shared_json(cache: dict[Any, Any], key: Any, make: Any) -> Any:
+    if key is None:
+        return make()
+    found = cache.get(key)
+    if found is None:
+        found = make()
+        if len(cache) < _SHARED_JSON_MAX:
+            cache[key] = found
+    return found
+
+
+#: the environment of every command read without one (never changed)
+_NO_ENVIRONMENT: dict[str, str] = {}
+#: commands read, by their fields: the instances of one application run the same command
+_COMMANDS: weakref.WeakValueDictionary[Any, CommandInfo] = weakref.WeakValueDictionary()
+
+
+def _shared_command(command: CommandInfo) -> CommandInfo:
+    """``command``, or an equal one alive (the master keeps the command of each of its live tasks)."""
+    if command.uris:
+        return command
+    key = (command.value, command.shell, command.arguments, tuple(command.environment.items()), command.user)
+    found = _COMMANDS.get(key)
+    if found is None:
+        _COMMANDS[key] = command
+        return command
+    return found
+
 
 def ip_to_uint32(ip: str) -> int:
     """MasterInfo.ip: the IPv4 address as a uint32 in network byte order, read little-endian."""
@@ -237,14 +298,14 @@ class CommandInfo:
                     uri.error(f"must not nest more than {MAX_DEPTH} levels deep")
                     continue
                 uris.append(dict(uri.data))
-        return cls(
+        return _shared_command(cls(
             value=value,
             shell=shell,
             arguments=tuple(r.strs("arguments", max_items=10_000)),
-            environment=env,
+            environment=env or _NO_ENVIRONMENT,
             user=r.str("user", max_len=255),
             uris=tuple(uris),
-        )
+        ))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"shell": self.shell}

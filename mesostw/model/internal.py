@@ -8,6 +8,7 @@ keeps a table from type to that bound method).
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo, MasterInfo, wrap
@@ -183,6 +184,7 @@ def parse_registration(data: Any) -> tuple[AgentInfo, str, list[Task], list[Exec
     holder = r.obj("agent_info", required=True)
     info = AgentInfo.read(holder) if holder else AgentInfo("")
     version = r.str("version", "", max_len=64)
+    version = sys.intern(version) if isinstance(version, str) else version  # the same for most agents
     tasks = r.each("tasks", Task.read)
     executors = r.each("executors", ExecutorInfo.read, max_items=100_000)
     frameworks = r.each("frameworks", FrameworkInfo.read, max_items=100_000)

@@ -157,6 +157,23 @@ class Resources:
             _SHARED[key] = found
         return found
 
+    def interned(self) -> Resources:
+        """This bag or an equal one alive (same items in the same order), the same object for all of
+        them: for bags kept long, one per agent or per framework on an agent (what a framework holds
+        there, what it refused), which in a large cluster mostly have a few shapes."""
+        items = self._items
+        if not items:
+            return EMPTY if type(self) is Resources else self
+        key = tuple(items.items())
+        try:
+            found = _SHARED.get(key)
+        except TypeError:  # an unhashable value: nothing to share
+            return self
+        if found is None or type(found) is not type(self):
+            _SHARED[key] = self
+            return self
+        return found
+
     # -- construction ----------------------------------------------------
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid as uuidlib
 from typing import Any
 
@@ -11,7 +12,7 @@ from mesostw.model.attributes import attributes_from_json, attributes_to_json
 from mesostw.model.info import CommandInfo, ExecutorInfo, wrap
 from mesostw.model.maintenance import Unavailability
 from mesostw.model.resources import EMPTY, Resources
-from mesostw.model.validation import Reader, b64, read
+from mesostw.model.validation import NO_EXTRA, Reader, b64, read
 
 STAGING = "TASK_STAGING"
 STARTING = "TASK_STARTING"
@@ -68,7 +69,13 @@ def new_uuid() -> bytes:
 
 
 #: The ``extra`` of every status a completed task keeps that has none (never changed: statuses are frozen).
-_NO_EXTRA: dict[str, Any] = {}
+_NO_EXTRA: dict[str, Any] = NO_EXTRA
+
+
+def _interned(text: Any) -> Any:
+    """Text that recurs over many tasks (names, status messages) as one object; mortal, as every
+    interned string, so text no task holds any more goes."""
+    return sys.intern(text) if isinstance(text, str) else text
 
 
 @attrs.frozen
@@ -101,7 +108,7 @@ class TaskStatus:
         return cls(
             task_id=r.id("task_id", "", required=True, strict=False),
             state=r.enum("state", TASK_STATES, STAGING, required=True),
-            message=r.str("message", max_len=64 * 1024),
+            message=_interned(r.str("message", max_len=64 * 1024)),
             source=r.enum("source", SOURCES),
             reason=r.str("reason", max_len=128),
             data=r.bytes("data"),
@@ -168,7 +175,7 @@ class TaskInfo:
         grace = policy.obj("grace_period") if policy else None
         nanos = grace.int("nanoseconds", None, minimum=0) if grace else None
         return cls(
-            name=r.str("name", "", required=True, max_len=4096),
+            name=_interned(r.str("name", "", required=True, max_len=4096)),
             task_id=r.id("task_id", "", required=True),
             agent_id=_agent_id(r),
             resources=Resources.read(r, "resources"),
@@ -355,6 +362,14 @@ def _extra(reader: Reader, known: tuple[str, ...]) -> dict[str, Any]:
     return reader.extra(known)
 
 
+def _compact(status: TaskStatus, task_id: str, agent_id: str, executor_id: str | None) -> bool:
+    """Whether ``status`` is already as a completed task keeps it (see :meth:`Task.compact`): no data, no
+    extra of its own, the task's ID strings (read statuses mostly are: IDs are interned when read)."""
+    return (status.data is None and status.extra is _NO_EXTRA
+            and status.task_id is task_id and (status.agent_id is agent_id or status.agent_id is None)
+            and (status.executor_id is executor_id or status.executor_id is None))
+
+
 @attrs.define
 class Task:
     """A launched task as the master and the agent track it (Mesos's ``Task``)."""
@@ -401,7 +416,7 @@ class Task:
         task_id, agent_id, executor_id = info.task_id, info.agent_id, self.executor_id
         if info.command is not None or info.data is not None:
             info = attrs.evolve(info, command=None, data=None)
-        statuses = [attrs.evolve(
+        statuses = [status if _compact(status, task_id, agent_id, executor_id) else attrs.evolve(
             status, data=None, extra=status.extra or _NO_EXTRA,
             task_id=task_id if status.task_id == task_id else status.task_id,
             agent_id=agent_id if status.agent_id == agent_id else status.agent_id,

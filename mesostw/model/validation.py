@@ -245,7 +245,9 @@ class Reader:
     # -- containers ------------------------------------------------------
 
     def extra(self, known: tuple[_str, ...]) -> dict[_str, Any]:
-        """The fields not in ``known``, kept as they are (to pass on); ones nested too deeply are refused."""
+        """The fields not in ``known``, kept as they are (to pass on); ones nested too deeply are refused.
+        Without any, the one shared :data:`NO_EXTRA` (every task and status keeps its ``extra``: read them,
+        never change them)."""
         out = {}
         for key, value in self.data.items():
             if key in known:
@@ -254,7 +256,7 @@ class Reader:
                 self.error(f"must not nest more than {MAX_DEPTH} levels deep", key)
                 continue
             out[key] = value
-        return out
+        return out or NO_EXTRA
 
     def obj(self, key: _str, required: _bool = False) -> Reader | None:
         value = self._get(key, required)
@@ -308,6 +310,8 @@ class Reader:
 
 #: every enum value read, as one object (bounded: only values among the choices get here)
 _CHOSEN: dict[str, str] = {}
+#: what :meth:`Reader.extra` gives for a message without unknown fields (never changed)
+NO_EXTRA: dict[str, Any] = {}
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
