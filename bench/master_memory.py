@@ -11,7 +11,10 @@ once it is quiet:
 * ``bytes_per_task``: (tasks running - agents registered) / tasks;
 * ``bytes_per_completed_task``: (short tasks done - tasks running) / completed tasks kept;
 * ``state_s``, ``state_mb``: ``GET /master/state`` over loopback, to the last byte (``state_first_s``:
-  to the first); ``summary_s`` and ``snapshot_s``: ``/master/state-summary`` and ``/metrics/snapshot``.
+  to the first); ``summary_s`` and ``snapshot_s``: ``/master/state-summary`` and ``/metrics/snapshot``;
+  ``get_state_s`` and ``get_state_first_s``: the v1 operator call ``GET_STATE``, to the last and the first
+  byte; ``tasks_page_s``: a ``/master/tasks`` page. Each is the first of ``--repeat`` reads (all of them
+  on the line before, ``*_runs``, with the master's peak RSS above what it held before, ``*_peak_mb``).
 
 The master is not asked to collect its garbage before a reading (there is no such endpoint): Python
 frees most objects as they go, and what a cycle collection would free is part of what it holds.
@@ -141,6 +144,21 @@ def master_cpu(process: psutil.Process) -> float:
     return times.user + times.system
 
 
+def reset_peak(process: psutil.Process) -> None:
+    """Start the process's peak RSS (``VmHWM``) afresh from its RSS now (Linux 4.0+)."""
+    with open(f"/proc/{process.pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss(process: psutil.Process) -> int:
+    """The process's peak RSS since :func:`reset_peak`, in bytes."""
+    with open(f"/proc/{process.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/PID/status")
+
+
 @defer.inlineCallbacks
 def settled_rss(reactor, process: psutil.Process, seconds: float = 3.0, at_most: float = 60.0):
     """The process's RSS once it stopped growing for ``seconds`` (its work done; its allocation loop goes on)."""
@@ -206,18 +224,21 @@ def run(reactor, args):
         print(f"tasks running in {time.monotonic() - started:.1f}s", flush=True)
         with_tasks = yield settled_rss(reactor, process)
 
-        # /master/state and friends at this size (before the short tasks: the state the goal names)
-        cpu = master_cpu(process)
-        state_first, state_s, state_bytes = yield timed_get(reactor, f"{url}/master/state")
-        state_cpu_s = master_cpu(process) - cpu
+        # /master/state and friends at this size (before the short tasks: the state the goal names), each
+        # read --repeat times in turn (the first read of each is the cold one)
+        reads = {"state": (f"{url}/master/state", None), "summary": (f"{url}/master/state-summary", None),
+                 "get_state": (f"{url}/api/v1", b'{"type":"GET_STATE"}'),
+                 "snapshot": (f"{url}/metrics/snapshot", None),
+                 "tasks_page": (f"{url}/master/tasks?limit=100&offset=1000", None)}
+        timed: dict[str, list[tuple[float, float, int, float, float]]] = {name: [] for name in reads}
+        for _ in range(args.repeat):
+            for name, (read_url, body) in reads.items():
+                rss = process.memory_info().rss
+                reset_peak(process)
+                cpu = master_cpu(process)
+                first, last, size = yield timed_get(reactor, read_url, body)
+                timed[name].append((first, last, size, master_cpu(process) - cpu, peak_rss(process) - rss))
         state_curl_s = yield threads.deferToThread(curl_seconds, f"{url}/master/state")
-        _, summary_s, _ = yield timed_get(reactor, f"{url}/master/state-summary")
-        _, summary2_s, _ = yield timed_get(reactor, f"{url}/master/state-summary")
-        cpu = master_cpu(process)
-        _, get_state_s, get_state_bytes = yield timed_get(reactor, f"{url}/api/v1", b'{"type":"GET_STATE"}')
-        get_state_cpu_s = master_cpu(process) - cpu
-        _, snapshot_s, _ = yield timed_get(reactor, f"{url}/metrics/snapshot")
-        _, tasks_page_s, _ = yield timed_get(reactor, f"{url}/master/tasks?limit=100&offset=1000")
 
         started = time.monotonic()
         for framework in frameworks:
@@ -229,17 +250,32 @@ def run(reactor, args):
         kept = args.completed * args.frameworks
         lost = sum(len(f.other) for f in frameworks)
 
+        def runs(name: str, index: int = 1) -> str:
+            return "/".join(f"{read[index]:.3f}" for read in timed[name])
+
+        def first(name: str, index: int = 1) -> float:
+            return timed[name][0][index]
+
+        def most(name: str, index: int) -> float:
+            return max(read[index] for read in timed[name])
+
         print(f"agents={args.agents} tasks={total} frameworks={args.frameworks} completed_kept={kept} lost={lost} "
               f"rss_empty_mb={empty / 2**20:.0f} rss_agents_mb={with_agents / 2**20:.0f} "
               f"rss_tasks_mb={with_tasks / 2**20:.0f} rss_completed_mb={with_completed / 2**20:.0f} "
-              f"state_first_s={state_first:.3f} state_cpu_s={state_cpu_s:.2f} state_curl_s={state_curl_s:.2f} "
-              f"summary_s={summary_s:.3f} summary_again_s={summary2_s:.3f} snapshot_s={snapshot_s:.3f} "
-              f"tasks_page_s={tasks_page_s:.3f} get_state_s={get_state_s:.2f} get_state_cpu_s={get_state_cpu_s:.2f} "
-              f"get_state_mb={get_state_bytes / 1e6:.1f}")
+              f"state_runs={runs('state')} state_first_s={first('state', 0):.3f} state_cpu_s={first('state', 3):.2f} "
+              f"state_peak_mb={most('state', 4) / 2**20:.0f} state_curl_s={state_curl_s:.2f} "
+              f"summary_runs={runs('summary')} snapshot_runs={runs('snapshot')} tasks_page_runs={runs('tasks_page')} "
+              f"get_state_runs={runs('get_state')} get_state_first_runs={runs('get_state', 0)} "
+              f"get_state_cpu_s={first('get_state', 3):.2f} get_state_peak_mb={most('get_state', 4) / 2**20:.0f} "
+              f"get_state_mb={first('get_state', 2) / 1e6:.1f}")
+        summary_again = min(read[1] for read in timed["summary"][1:]) if args.repeat > 1 else first("summary")
         print(f"bytes_per_agent={(with_agents - empty) / args.agents:.0f} "
               f"bytes_per_task={(with_tasks - with_agents) / total:.0f} "
               f"bytes_per_completed_task={(with_completed - with_tasks) / kept:.0f} "
-              f"state_s={state_s:.2f} state_mb={state_bytes / 1e6:.1f}")
+              f"state_s={first('state'):.2f} state_mb={first('state', 2) / 1e6:.1f} "
+              f"summary_s={first('summary'):.3f} summary_again_s={summary_again:.3f} "
+              f"snapshot_s={first('snapshot'):.3f} tasks_page_s={first('tasks_page'):.3f} "
+              f"get_state_s={first('get_state'):.2f} get_state_first_s={first('get_state', 0):.3f}")
     finally:
         for driver in drivers:
             driver.abort()
@@ -269,6 +305,7 @@ def main() -> None:
     parser.add_argument("--completed", type=int, default=1000, help="short tasks per framework (all kept)")
     parser.add_argument("--processes", type=int, default=8, help="processes the simulated agents are spread over")
     parser.add_argument("--spread", type=float, default=30.0, help="seconds over which the agents first connect")
+    parser.add_argument("--repeat", type=int, default=3, help="reads of each state endpoint, in turn")
     parser.add_argument("--keep", action="store_true", help="keep the logs")
     args = parser.parse_args()
     task.react(run, [args])

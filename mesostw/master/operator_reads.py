@@ -26,9 +26,9 @@ def register(table: CallTable, master: Master) -> None:
 
         table.register(call_type, handler)
 
-    # GET_STATE is the one answer that grows with every task: it is streamed (see mesostw.http.stream).
+    # GET_STATE and GET_AGENTS grow with every task and agent: they are streamed (see mesostw.http.stream).
     answer("GET_STATE", v1_json.get_state_fields)
-    answer("GET_AGENTS", v1_json.get_agents)
+    answer("GET_AGENTS", v1_json.get_agents_fields)
     answer("GET_FRAMEWORKS", v1_json.get_frameworks)
     answer("GET_EXECUTORS", v1_json.get_executors)
     answer("GET_TASKS", v1_json.get_tasks)

@@ -6,6 +6,7 @@ import enum
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -216,14 +217,23 @@ class TaskTracker:
 
     def used_on(self, agent_id: str, framework_id: str) -> Resources:
         """What a framework's live tasks and custom executors hold on one agent (summed by a tally: the
-        same sum as ``+``, without normalizing the ports at each step)."""
-        tally = ResourceTally()
+        same sum as ``+``, without normalizing the ports at each step). Tasks mostly share their
+        resources (see ``Resources._shared``): each bag is added once, times the members holding it,
+        and a single one is the sum as it is."""
+        held: dict[int, list[Any]] = {}  # id of a bag -> [the bag, how many hold it]
         for task in self._by_agent.get(agent_id, {}).get(framework_id, {}).values():
             if holds_resources(task):
-                tally.add(task.resources)
+                _count(held, task.resources)
         for (fid, _), executor in self._executors.get(agent_id, {}).items():
             if fid == framework_id:
-                tally.add(executor.resources)
+                _count(held, executor.resources)
+        if len(held) == 1:
+            [(resources, times)] = held.values()
+            if times == 1:
+                return resources  # type: ignore[no-any-return]
+        tally = ResourceTally()
+        for resources, times in held.values():
+            tally.add(resources, times)
         return tally.total()
 
     def used_by(self, framework_id: str) -> Resources:
@@ -519,6 +529,16 @@ class TaskTracker:
         if total != self.used_in_all():
             found.append(f"all agents are counted as using {self.used_in_all()}, not {total}")
         return found
+
+
+def _count(held: dict[int, list[Any]], resources: Resources) -> None:
+    """Count one more holder of ``resources`` (none for an empty bag)."""
+    if resources:
+        entry = held.get(id(resources))
+        if entry is None:
+            held[id(resources)] = [resources, 1]
+        else:
+            entry[1] += 1
 
 
 def _bump(counter: Counter[str], key: str, sign: int) -> None:
