@@ -140,10 +140,16 @@ def framework_v1(master: Master, framework: FrameworkRecord, approvers: Approver
 
 def get_frameworks(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:
     """``Response.GetFrameworks``: the frameworks the caller may view, live and completed."""
-    return {"frameworks": [framework_v1(master, f, approvers) for f in master.frameworks.values()
-                           if approvers.view_framework(f.info)],
-            "completed_frameworks": [framework_v1(master, f, approvers) for f in master.completed
-                                     if approvers.view_framework(f.info)]}
+    return materialize(get_frameworks_fields(master, approvers))
+
+
+def get_frameworks_fields(master: Master, approvers: Approvers = EVERYTHING) -> Fields:
+    """:func:`get_frameworks`, each framework made as it is written (with its offers: which frameworks
+    is fixed now)."""
+    live = [f for f in master.frameworks.values() if approvers.view_framework(f.info)]
+    completed = [f for f in master.completed if approvers.view_framework(f.info)]
+    return Fields({"frameworks": Items(framework_v1(master, f, approvers) for f in live),
+                   "completed_frameworks": Items(framework_v1(master, f, approvers) for f in completed)})
 
 
 def get_executors(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:
@@ -205,7 +211,7 @@ def get_state_fields(master: Master, approvers: Approvers = EVERYTHING) -> Field
     return Fields({
         "get_tasks": get_tasks_fields(master, approvers),
         "get_executors": get_executors(master, approvers),
-        "get_frameworks": get_frameworks(master, approvers),
+        "get_frameworks": get_frameworks_fields(master, approvers),
         "get_agents": get_agents_fields(master, approvers)})
 
 
