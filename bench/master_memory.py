@@ -13,7 +13,8 @@ once it is quiet:
 * ``state_s``, ``state_mb``: ``GET /master/state`` over loopback, to the last byte (``state_first_s``:
   to the first); ``summary_s`` and ``snapshot_s``: ``/master/state-summary`` and ``/metrics/snapshot``;
   ``get_state_s`` and ``get_state_first_s``: the v1 operator call ``GET_STATE``, to the last and the first
-  byte; ``tasks_page_s``: a ``/master/tasks`` page. Each is the first of ``--repeat`` reads (all of them
+  byte; ``subscribed_s``: the ``SUBSCRIBED`` record of an operator ``SUBSCRIBE``, to its last byte;
+  ``tasks_page_s``: a ``/master/tasks`` page. Each is the first of ``--repeat`` reads (all of them
   on the line before, ``*_runs``, with the master's peak RSS above what it held before, ``*_peak_mb``).
 
 The master is not asked to collect its garbage before a reading (there is no such endpoint): Python
@@ -49,6 +50,7 @@ from tests.helpers.processes import Daemon, environment, free_port, get_json, wa
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TASK = Resources.parse("cpus:0.01;mem:8")
+SUBSCRIBE = b'{"type":"SUBSCRIBE"}'
 
 
 class Launcher(Scheduler):
@@ -116,6 +118,32 @@ class BodyTimer(protocol.Protocol):
         self.done.callback((self.first or 0.0, time.monotonic() - self.started, self.size))
 
 
+class RecordTimer(protocol.Protocol):
+    """Reads the first RecordIO record of an endless body (SUBSCRIBED), then closes the connection."""
+
+    def __init__(self, started: float, done: defer.Deferred):
+        self.started, self.done = started, done
+        self.first: float | None = None
+        self.buffer = bytearray()
+        self.size: int | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.first is None:
+            self.first = time.monotonic() - self.started
+        self.buffer += data
+        if self.size is None and b"\n" in self.buffer:
+            head, _, _ = bytes(self.buffer[:32]).partition(b"\n")
+            self.size = len(head) + 1 + int(head)
+        if self.size is not None and len(self.buffer) >= self.size and not self.done.called:
+            self.done.callback((self.first, time.monotonic() - self.started, self.size))
+            self.buffer = bytearray()
+            self.transport.stopProducing()
+
+    def connectionLost(self, reason) -> None:
+        if not self.done.called:
+            self.done.errback(reason)
+
+
 @defer.inlineCallbacks
 def timed_get(reactor, url: str, body: bytes | None = None):
     """(first byte s, last byte s, bytes) of one GET (or POST of ``body``, JSON)."""
@@ -127,7 +155,7 @@ def timed_get(reactor, url: str, body: bytes | None = None):
         headers = Headers({b"Content-Type": [b"application/json"], b"Accept": [b"application/json"]})
         response = yield agent.request(b"POST", url.encode(), headers, FileBodyProducer(io.BytesIO(body)))
     done: defer.Deferred = defer.Deferred()
-    response.deliverBody(BodyTimer(started, done))
+    response.deliverBody((RecordTimer if body == SUBSCRIBE else BodyTimer)(started, done))
     first, last, size = yield done
     return first, last, size
 
@@ -227,7 +255,7 @@ def run(reactor, args):
         # /master/state and friends at this size (before the short tasks: the state the goal names), each
         # read --repeat times in turn (the first read of each is the cold one)
         reads = {"state": (f"{url}/master/state", None), "summary": (f"{url}/master/state-summary", None),
-                 "get_state": (f"{url}/api/v1", b'{"type":"GET_STATE"}'),
+                 "get_state": (f"{url}/api/v1", b'{"type":"GET_STATE"}'), "subscribed": (f"{url}/api/v1", SUBSCRIBE),
                  "snapshot": (f"{url}/metrics/snapshot", None),
                  "tasks_page": (f"{url}/master/tasks?limit=100&offset=1000", None)}
         timed: dict[str, list[tuple[float, float, int, float, float]]] = {name: [] for name in reads}
@@ -267,7 +295,8 @@ def run(reactor, args):
               f"summary_runs={runs('summary')} snapshot_runs={runs('snapshot')} tasks_page_runs={runs('tasks_page')} "
               f"get_state_runs={runs('get_state')} get_state_first_runs={runs('get_state', 0)} "
               f"get_state_cpu_s={first('get_state', 3):.2f} get_state_peak_mb={most('get_state', 4) / 2**20:.0f} "
-              f"get_state_mb={first('get_state', 2) / 1e6:.1f}")
+              f"get_state_mb={first('get_state', 2) / 1e6:.1f} subscribed_runs={runs('subscribed')} "
+              f"subscribed_peak_mb={most('subscribed', 4) / 2**20:.0f}")
         summary_again = min(read[1] for read in timed["summary"][1:]) if args.repeat > 1 else first("summary")
         print(f"bytes_per_agent={(with_agents - empty) / args.agents:.0f} "
               f"bytes_per_task={(with_tasks - with_agents) / total:.0f} "
@@ -275,7 +304,8 @@ def run(reactor, args):
               f"state_s={first('state'):.2f} state_mb={first('state', 2) / 1e6:.1f} "
               f"summary_s={first('summary'):.3f} summary_again_s={summary_again:.3f} "
               f"snapshot_s={first('snapshot'):.3f} tasks_page_s={first('tasks_page'):.3f} "
-              f"get_state_s={first('get_state'):.2f} get_state_first_s={first('get_state', 0):.3f}")
+              f"get_state_s={first('get_state'):.2f} get_state_first_s={first('get_state', 0):.3f} "
+              f"subscribed_s={first('subscribed'):.2f}")
     finally:
         for driver in drivers:
             driver.abort()
