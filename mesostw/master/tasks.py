@@ -12,7 +12,7 @@ from twisted.logger import Logger
 
 from mesostw.interfaces import IAllocator
 from mesostw.master.events import MasterEvents
-from mesostw.master.records import MAX_COMPLETED_TASKS, holds_resources
+from mesostw.master.records import MAX_COMPLETED_TASKS, RELEASED_STATES, holds_resources
 from mesostw.master.tally import ResourceTally
 from mesostw.model import task as T
 from mesostw.model.info import ExecutorInfo
@@ -222,11 +222,21 @@ class TaskTracker:
         and a single one is the sum as it is."""
         held: dict[int, list[Any]] = {}  # id of a bag -> [the bag, how many hold it]
         for task in self._by_agent.get(agent_id, {}).get(framework_id, {}).values():
-            if holds_resources(task):
-                _count(held, task.resources)
+            if task.state not in RELEASED_STATES:  # holds_resources(task), inlined: once per task of a read
+                resources = task.info.resources
+                if resources:
+                    entry = held.get(id(resources))
+                    if entry is None:
+                        held[id(resources)] = [resources, 1]
+                    else:
+                        entry[1] += 1
         for (fid, _), executor in self._executors.get(agent_id, {}).items():
-            if fid == framework_id:
-                _count(held, executor.resources)
+            if fid == framework_id and executor.resources:
+                entry = held.get(id(executor.resources))
+                if entry is None:
+                    held[id(executor.resources)] = [executor.resources, 1]
+                else:
+                    entry[1] += 1
         if len(held) == 1:
             [(resources, times)] = held.values()
             if times == 1:
@@ -529,16 +539,6 @@ class TaskTracker:
         if total != self.used_in_all():
             found.append(f"all agents are counted as using {self.used_in_all()}, not {total}")
         return found
-
-
-def _count(held: dict[int, list[Any]], resources: Resources) -> None:
-    """Count one more holder of ``resources`` (none for an empty bag)."""
-    if resources:
-        entry = held.get(id(resources))
-        if entry is None:
-            held[id(resources)] = [resources, 1]
-        else:
-            entry[1] += 1
 
 
 def _bump(counter: Counter[str], key: str, sign: int) -> None:

@@ -147,8 +147,8 @@ def _status_text(status: TaskStatus, task_id: str | None, task_id_text: str, age
 def task_v1_json(task: Task, role: str | None = None) -> str:
     """The text of :func:`~mesostw.operator.v1.task_v1`."""
     info = task.info
-    task_id = task.task_id
-    agent_id = task.agent_id
+    task_id = info.task_id
+    agent_id = info.agent_id
     tid = _string(task_id)
     aid = _string(agent_id)
     executor = ',"executor_id":{"value":' + _string(task.executor_id) + "}" \

@@ -26,7 +26,7 @@ from mesostw.model import task as T
 from mesostw.model.info import AgentInfo
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.operator.approvers import EVERYTHING, Approvers
-from mesostw.operator.v1 import executor_info_v1, task_v1
+from mesostw.operator.v1 import task_v1
 from tests.helpers.bigmaster import QuietAgentLink
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
 from tests.helpers.web import Client
@@ -128,7 +128,8 @@ class ResourcesTextTests(unittest.TestCase):
 
 class TaskTextTests(unittest.TestCase):
     def test_statuses_showing_other_ids(self) -> None:
-        """A status whose task, agent or executor ID is not its task's shows its own."""
+        """A status whose task, agent or executor ID is not its task's shows its own; the status update's UUID
+        is shown whether it is the latest status's or not."""
         info = T.TaskInfo.from_json({"name": "n", "task_id": {"value": "t1"}, "agent_id": {"value": "S1"},
                                      "resources": Resources.parse("cpus:1").to_json(),
                                      "executor": {"executor_id": {"value": "ex"}, "command": {"value": "x"}}})
@@ -139,6 +140,15 @@ class TaskTextTests(unittest.TestCase):
         for role in (None, "ops"):
             self.assertEqual(task_v1_json(made, role), dumps(task_v1(made, role)))
             self.assertEqual(v1_text.status_v1_json(made.statuses[1]), dumps(made.statuses[1].to_json()))
+        # the status update's UUID: the latest status's, another one, or none
+        for healthy in (None, True):
+            made.record(T.TaskStatus("t1", T.FAILED, message='say "hi"', uuid=b"\xfb\xff-latest", healthy=healthy))
+            for uuid in (b"\xfb\xff-latest", b"\x00other", None):
+                made.status_update_uuid = uuid
+                self.assertEqual(task_v1_json(made, "ops"), dumps(task_v1(made, "ops")))
+        made.record(T.TaskStatus("t1", T.FAILED, message='ends with a quote"'))
+        made.status_update_uuid = b"\x00other"
+        self.assertEqual(task_v1_json(made, "ops"), dumps(task_v1(made, "ops")))
 
 
 class AgentTextTests(unittest.TestCase):
@@ -248,7 +258,6 @@ class AgentTextTests(unittest.TestCase):
         self.assertEqual(json.loads(dumps(materialize(v1_json.get_state_fields(master)))), expected)
         self.assertEqual(json.loads(dumps(v1_json.get_agents(master))), agents)
         self.assertEqual(len(tasks["tasks"]), 5)
-        self.assertEqual(executor_info_v1, v1_json.executor_info_v1)
 
     def test_acls_filter_agents(self) -> None:
         """A caller the ACLs judge gets the agents as the filtering dict builder makes them (resources of
