@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from twisted.trial import unittest
 
 from mesostw.auth.acls import Authorizer, parse_acls
 from mesostw.auth.policy import Security
+from mesostw.http import stream
 from mesostw.http.router import Router
 from mesostw.http.stream import materialize
-from mesostw.master import v1_agent_text, v1_json, v1_text
+from mesostw.master import agent_text, state_json, v1_agent_text, v1_json, v1_text
 from mesostw.master.http import MasterEndpoints
 from mesostw.master.tally import ResourceTally
 from mesostw.master.v1_agent_text import agent_v1_json
@@ -241,6 +243,41 @@ class AgentTextTests(unittest.TestCase):
         self.assertTexts()
         self.call({"type": "REACTIVATE_AGENT", "reactivate_agent": {"agent_id": {"value": first}}})
         self.assertTexts()
+
+    def test_summary_texts_follow_changes(self) -> None:
+        """The agents of /master/state-summary and /master/state, made of texts kept from one answer to the
+        next, are what texts made afresh show, after every kind of change."""
+
+        def fresh(build: Any) -> Any:
+            kept = stream.encode(build())
+            self.patch(agent_text, "_TEXTS", WeakKeyDictionary())  # nothing kept: every text made now
+            made = stream.encode(build())
+            self.patch(agent_text, "_TEXTS", saved)
+            return json.loads(kept), json.loads(made)
+
+        saved = agent_text._TEXTS
+        framework_id = self.web.framework_id
+        first, second = [agent.id for agent in self.cluster.agents]
+        web_tasks = list(self.master.frameworks[framework_id].tasks.values())
+        self.assertEqual(self.master.offers.on_agent(first), [])  # its activity is all that changes first
+        changes = [
+            lambda: self.call({"type": "DEACTIVATE_AGENT", "deactivate_agent": {"agent_id": {"value": first}}}),
+            lambda: self.call({"type": "REACTIVATE_AGENT", "reactivate_agent": {"agent_id": {"value": first}}}),
+            lambda: [self.web_driver.killTask(t.task_id) for t in web_tasks[:2]],
+            lambda: [self.web_driver.declineOffer(o.id) for o in list(self.master.offers.of_framework(framework_id))],
+            lambda: self.call({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": second}}}),
+            lambda: (self.cluster.cut(self.cluster.agents[0]), self.cluster.connect(self.cluster.agents[0])),
+        ]
+        for change in [lambda: None, *changes]:
+            change()
+            self.cluster.settle()
+            for build in (lambda: state_json.state_summary(self.master), lambda: state_json.state(self.master, {})):
+                kept, made = fresh(build)
+                self.assertEqual(kept, made)
+        summary = json.loads(stream.encode(state_json.state_summary(self.master)))
+        shown = {agent["id"]: agent for agent in summary["slaves"]}
+        self.assertEqual((shown[first]["deactivated"], shown[second]["deactivated"]), (False, True))
+        self.assertIn("drain_info", shown[second])
 
     def test_get_state_is_the_models(self) -> None:
         """GET_STATE and GET_AGENTS, made of texts, parse to exactly what the dict builders make."""
