@@ -15,7 +15,9 @@ once it is quiet:
   ``get_state_s`` and ``get_state_first_s``: the v1 operator call ``GET_STATE``, to the last and the first
   byte; ``subscribed_s``: the ``SUBSCRIBED`` record of an operator ``SUBSCRIBE``, to its last byte;
   ``tasks_page_s``: a ``/master/tasks`` page. Each is the first of ``--repeat`` reads (all of them
-  on the line before, ``*_runs``, with the master's peak RSS above what it held before, ``*_peak_mb``).
+  on the line before, ``*_runs``, with the master's CPU seconds, ``*_cpu_runs``, and its peak RSS above
+  what it held before, ``*_peak_mb``). Each read waits until the master is quiet (its allocation cycles
+  and the agents' pings go on).
 
 The master is not asked to collect its garbage before a reading (there is no such endpoint): Python
 frees most objects as they go, and what a cycle collection would free is part of what it holds.
@@ -201,6 +203,18 @@ def settled_rss(reactor, process: psutil.Process, seconds: float = 3.0, at_most:
 
 
 @defer.inlineCallbacks
+def quiet(reactor, process: psutil.Process, share: float = 0.2, at_most: float = 60.0):
+    """Wait until the process used less than ``share`` of a CPU over a second (its own work done: what it
+    does while an answer is timed counts in the answer's CPU and wall time)."""
+    deadline = time.monotonic() + at_most
+    while time.monotonic() < deadline:
+        cpu = master_cpu(process)
+        yield task.deferLater(reactor, 1.0, lambda: None)
+        if master_cpu(process) - cpu < share:
+            return
+
+
+@defer.inlineCallbacks
 def run(reactor, args):
     base = tempfile.mkdtemp(prefix="mesostw-bench-memory-")
     port = free_port()
@@ -261,6 +275,7 @@ def run(reactor, args):
         timed: dict[str, list[tuple[float, float, int, float, float]]] = {name: [] for name in reads}
         for _ in range(args.repeat):
             for name, (read_url, body) in reads.items():
+                yield quiet(reactor, process)
                 rss = process.memory_info().rss
                 reset_peak(process)
                 cpu = master_cpu(process)
@@ -294,6 +309,8 @@ def run(reactor, args):
               f"state_peak_mb={most('state', 4) / 2**20:.0f} state_curl_s={state_curl_s:.2f} "
               f"summary_runs={runs('summary')} snapshot_runs={runs('snapshot')} tasks_page_runs={runs('tasks_page')} "
               f"get_state_runs={runs('get_state')} get_state_first_runs={runs('get_state', 0)} "
+              f"get_state_cpu_runs={runs('get_state', 3)} state_cpu_runs={runs('state', 3)} "
+              f"summary_cpu_runs={runs('summary', 3)} subscribed_cpu_runs={runs('subscribed', 3)} "
               f"get_state_cpu_s={first('get_state', 3):.2f} get_state_peak_mb={most('get_state', 4) / 2**20:.0f} "
               f"get_state_mb={first('get_state', 2) / 1e6:.1f} subscribed_runs={runs('subscribed')} "
               f"subscribed_peak_mb={most('subscribed', 4) / 2**20:.0f}")
