@@ -92,11 +92,12 @@ def resources_v1_json(resources: Resources, role: str | None) -> str:
         return found[1]
     value = (tuple(resources.entries()), role)
     text = _BY_VALUE.get(value)
-    if text is None:
-        text = _resources_text(resources, role)
-        if len(_BY_VALUE) >= _BY_VALUE_MAX:
-            _BY_VALUE.clear()
-        _BY_VALUE[value] = text
+    if text is not None:
+        return text  # most likely a sum made for this read: not kept by object
+    text = _resources_text(resources, role)
+    if len(_BY_VALUE) >= _BY_VALUE_MAX:
+        _BY_VALUE.clear()
+    _BY_VALUE[value] = text
     if len(_RESOURCES) >= _RESOURCES_MAX:
         _RESOURCES.clear()
     _RESOURCES[key] = (resources, text)
