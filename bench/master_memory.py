@@ -12,8 +12,14 @@ once it is quiet:
 * ``bytes_per_completed_task``: (short tasks done - tasks running) / completed tasks kept;
 * ``state_s``, ``state_mb``: ``GET /master/state`` over loopback, to the last byte (``state_first_s``:
   to the first), once the short tasks are done (the long ones running, the short ones in the history);
-  ``summary_s`` and ``snapshot_s``: ``/master/state-summary`` and ``/metrics/snapshot``; ``rss_after_state_mb``:
-  the RSS after those reads (their caches, the heap their answers grew).
+  ``summary_s`` and ``snapshot_s``: ``/master/state-summary`` and ``/metrics/snapshot``;
+  ``get_state_s`` and ``get_state_first_s``: the v1 operator call ``GET_STATE``, to the last and the first
+  byte; ``subscribed_s``: the ``SUBSCRIBED`` record of an operator ``SUBSCRIBE``, to its last byte;
+  ``tasks_page_s``: a ``/master/tasks`` page. Each is the first of ``--repeat`` reads (all of them
+  on the line before, ``*_runs``, with the master's CPU seconds, ``*_cpu_runs``, and its peak RSS above
+  what it held before, ``*_peak_mb``). Each read waits until the master is quiet (its allocation cycles
+  and the agents' pings go on). ``rss_after_state_mb``: the RSS after those reads (their caches, the
+  heap their answers grew).
 
 The master is not asked to collect its garbage before a reading (there is no such endpoint): Python
 frees most objects as they go, and what a cycle collection would free is part of what it holds.
@@ -48,6 +54,7 @@ from tests.helpers.processes import Daemon, environment, free_port, get_json, wa
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TASK = Resources.parse("cpus:0.01;mem:8")
+SUBSCRIBE = b'{"type":"SUBSCRIBE"}'
 
 
 class Launcher(Scheduler):
@@ -115,6 +122,32 @@ class BodyTimer(protocol.Protocol):
         self.done.callback((self.first or 0.0, time.monotonic() - self.started, self.size))
 
 
+class RecordTimer(protocol.Protocol):
+    """Reads the first RecordIO record of an endless body (SUBSCRIBED), then closes the connection."""
+
+    def __init__(self, started: float, done: defer.Deferred):
+        self.started, self.done = started, done
+        self.first: float | None = None
+        self.buffer = bytearray()
+        self.size: int | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.first is None:
+            self.first = time.monotonic() - self.started
+        self.buffer += data
+        if self.size is None and b"\n" in self.buffer:
+            head, _, _ = bytes(self.buffer[:32]).partition(b"\n")
+            self.size = len(head) + 1 + int(head)
+        if self.size is not None and len(self.buffer) >= self.size and not self.done.called:
+            self.done.callback((self.first, time.monotonic() - self.started, self.size))
+            self.buffer = bytearray()
+            self.transport.stopProducing()
+
+    def connectionLost(self, reason) -> None:
+        if not self.done.called:
+            self.done.errback(reason)
+
+
 @defer.inlineCallbacks
 def timed_get(reactor, url: str, body: bytes | None = None):
     """(first byte s, last byte s, bytes) of one GET (or POST of ``body``, JSON)."""
@@ -126,7 +159,7 @@ def timed_get(reactor, url: str, body: bytes | None = None):
         headers = Headers({b"Content-Type": [b"application/json"], b"Accept": [b"application/json"]})
         response = yield agent.request(b"POST", url.encode(), headers, FileBodyProducer(io.BytesIO(body)))
     done: defer.Deferred = defer.Deferred()
-    response.deliverBody(BodyTimer(started, done))
+    response.deliverBody((RecordTimer if body == SUBSCRIBE else BodyTimer)(started, done))
     first, last, size = yield done
     return first, last, size
 
@@ -143,6 +176,21 @@ def master_cpu(process: psutil.Process) -> float:
     return times.user + times.system
 
 
+def reset_peak(process: psutil.Process) -> None:
+    """Start the process's peak RSS (``VmHWM``) afresh from its RSS now (Linux 4.0+)."""
+    with open(f"/proc/{process.pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss(process: psutil.Process) -> int:
+    """The process's peak RSS since :func:`reset_peak`, in bytes."""
+    with open(f"/proc/{process.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/PID/status")
+
+
 @defer.inlineCallbacks
 def settled_rss(reactor, process: psutil.Process, seconds: float = 3.0, at_most: float = 60.0):
     """The process's RSS once it stopped growing for ``seconds`` (its work done; its allocation loop goes on)."""
@@ -154,6 +202,19 @@ def settled_rss(reactor, process: psutil.Process, seconds: float = 3.0, at_most:
         if abs(now - last) < 1 << 20 or time.monotonic() > deadline:
             return now
         last = now
+
+
+@defer.inlineCallbacks
+def quiet(reactor, process: psutil.Process, share: float = 0.5, at_most: float = 15.0):
+    """Wait until the process used less than ``share`` of a CPU over a second (its own work done: what it
+    does while an answer is timed counts in the answer's CPU and wall time). A master of 10,000 agents
+    never goes below a third of a CPU (its allocation cycles, the agents' pings)."""
+    deadline = time.monotonic() + at_most
+    while time.monotonic() < deadline:
+        cpu = master_cpu(process)
+        yield task.deferLater(reactor, 1.0, lambda: None)
+        if master_cpu(process) - cpu < share:
+            return
 
 
 @defer.inlineCallbacks
@@ -220,32 +281,56 @@ def run(reactor, args):
         kept = args.completed * args.frameworks
         lost = sum(len(f.other) for f in frameworks)
 
-        # /master/state and friends at this size (the long tasks running, the short ones in the history)
-        cpu = master_cpu(process)
-        state_first, state_s, state_bytes = yield timed_get(reactor, f"{url}/master/state")
-        state_cpu_s = master_cpu(process) - cpu
+        # /master/state and friends at this size (the long tasks running, the short ones in the history),
+        # each read --repeat times in turn (the first read of each is the cold one)
+        reads = {"state": (f"{url}/master/state", None), "summary": (f"{url}/master/state-summary", None),
+                 "get_state": (f"{url}/api/v1", b'{"type":"GET_STATE"}'), "subscribed": (f"{url}/api/v1", SUBSCRIBE),
+                 "snapshot": (f"{url}/metrics/snapshot", None),
+                 "tasks_page": (f"{url}/master/tasks?limit=100&offset=1000", None)}
+        timed: dict[str, list[tuple[float, float, int, float, float]]] = {name: [] for name in reads}
+        for _ in range(args.repeat):
+            for name, (read_url, body) in reads.items():
+                yield quiet(reactor, process)
+                rss = process.memory_info().rss
+                reset_peak(process)
+                cpu = master_cpu(process)
+                first, last, size = yield timed_get(reactor, read_url, body)
+                timed[name].append((first, last, size, master_cpu(process) - cpu, peak_rss(process) - rss))
         state_curl_s = yield threads.deferToThread(curl_seconds, f"{url}/master/state")
-        _, summary_s, _ = yield timed_get(reactor, f"{url}/master/state-summary")
-        _, summary2_s, _ = yield timed_get(reactor, f"{url}/master/state-summary")
-        cpu = master_cpu(process)
-        _, get_state_s, get_state_bytes = yield timed_get(reactor, f"{url}/api/v1", b'{"type":"GET_STATE"}')
-        get_state_cpu_s = master_cpu(process) - cpu
-        _, snapshot_s, _ = yield timed_get(reactor, f"{url}/metrics/snapshot")
-        _, tasks_page_s, _ = yield timed_get(reactor, f"{url}/master/tasks?limit=100&offset=1000")
+
         after_state = yield settled_rss(reactor, process)
+
+        def runs(name: str, index: int = 1) -> str:
+            return "/".join(f"{read[index]:.3f}" for read in timed[name])
+
+        def first(name: str, index: int = 1) -> float:
+            return timed[name][0][index]
+
+        def most(name: str, index: int) -> float:
+            return max(read[index] for read in timed[name])
 
         print(f"agents={args.agents} tasks={total} frameworks={args.frameworks} completed_kept={kept} lost={lost} "
               f"rss_empty_mb={empty / 2**20:.0f} rss_agents_mb={with_agents / 2**20:.0f} "
               f"rss_tasks_mb={with_tasks / 2**20:.0f} rss_completed_mb={with_completed / 2**20:.0f} "
               f"rss_after_state_mb={after_state / 2**20:.0f} "
-              f"state_first_s={state_first:.3f} state_cpu_s={state_cpu_s:.2f} state_curl_s={state_curl_s:.2f} "
-              f"summary_s={summary_s:.3f} summary_again_s={summary2_s:.3f} snapshot_s={snapshot_s:.3f} "
-              f"tasks_page_s={tasks_page_s:.3f} get_state_s={get_state_s:.2f} get_state_cpu_s={get_state_cpu_s:.2f} "
-              f"get_state_mb={get_state_bytes / 1e6:.1f}")
+              f"state_runs={runs('state')} state_first_s={first('state', 0):.3f} state_cpu_s={first('state', 3):.2f} "
+              f"state_peak_mb={most('state', 4) / 2**20:.0f} state_curl_s={state_curl_s:.2f} "
+              f"summary_runs={runs('summary')} snapshot_runs={runs('snapshot')} tasks_page_runs={runs('tasks_page')} "
+              f"get_state_runs={runs('get_state')} get_state_first_runs={runs('get_state', 0)} "
+              f"get_state_cpu_runs={runs('get_state', 3)} state_cpu_runs={runs('state', 3)} "
+              f"summary_cpu_runs={runs('summary', 3)} subscribed_cpu_runs={runs('subscribed', 3)} "
+              f"get_state_cpu_s={first('get_state', 3):.2f} get_state_peak_mb={most('get_state', 4) / 2**20:.0f} "
+              f"get_state_mb={first('get_state', 2) / 1e6:.1f} subscribed_runs={runs('subscribed')} "
+              f"subscribed_peak_mb={most('subscribed', 4) / 2**20:.0f}")
+        summary_again = min(read[1] for read in timed["summary"][1:]) if args.repeat > 1 else first("summary")
         print(f"bytes_per_agent={(with_agents - empty) / args.agents:.0f} "
               f"bytes_per_task={(with_tasks - with_agents) / total:.0f} "
               f"bytes_per_completed_task={(with_completed - with_tasks) / kept:.0f} "
-              f"state_s={state_s:.2f} state_mb={state_bytes / 1e6:.1f}")
+              f"state_s={first('state'):.2f} state_mb={first('state', 2) / 1e6:.1f} "
+              f"summary_s={first('summary'):.3f} summary_again_s={summary_again:.3f} "
+              f"snapshot_s={first('snapshot'):.3f} tasks_page_s={first('tasks_page'):.3f} "
+              f"get_state_s={first('get_state'):.2f} get_state_first_s={first('get_state', 0):.3f} "
+              f"subscribed_s={first('subscribed'):.2f}")
     finally:
         for driver in drivers:
             driver.abort()
@@ -275,6 +360,7 @@ def main() -> None:
     parser.add_argument("--completed", type=int, default=1000, help="short tasks per framework (all kept)")
     parser.add_argument("--processes", type=int, default=8, help="processes the simulated agents are spread over")
     parser.add_argument("--spread", type=float, default=30.0, help="seconds over which the agents first connect")
+    parser.add_argument("--repeat", type=int, default=3, help="reads of each state endpoint, in turn")
     parser.add_argument("--keep", action="store_true", help="keep the logs")
     args = parser.parse_args()
     task.react(run, [args])

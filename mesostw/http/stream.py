@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.internet import defer
@@ -27,7 +28,7 @@ from zope.interface import implementer
 from mesostw.model import jsontext
 from mesostw.model.lazyjson import Fields, Items, Texts, materialize
 
-__all__ = ["Fields", "Items", "Texts", "materialize", "chunks", "encode", "Streamer"]
+__all__ = ["Fields", "Items", "Texts", "materialize", "chunks", "collector_held", "encode", "pieces", "Streamer"]
 
 log = Logger()
 
@@ -119,6 +120,33 @@ def encode(value: Any) -> bytes:
     return b"".join(chunks(value))
 
 
+def pieces(value: Any) -> list[bytes]:
+    """All of :func:`chunks` at once, made in this turn with the collector held back (as a turn of the
+    :class:`Streamer` does): for an answer that must be whole before it is sent (a RecordIO record, whose
+    length comes first) or one snapshot of one instant."""
+    with collector_held():
+        return list(chunks(value))
+
+
+@contextmanager
+def collector_held() -> Iterator[None]:
+    """The garbage collector waits until the block ends.
+
+    A turn that makes an answer makes many short-lived containers (an agent's model is a few dozen
+    dicts); the ones alive when a young collection runs are promoted, and enough promoted objects make
+    the next collection a full one, a pass over every object of a master with a hundred thousand tasks
+    (a second or more, in the middle of the answer). Made within one turn and mostly freed by the end
+    of it, they are never promoted."""
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 @implementer(IPushProducer)
 class Streamer:
     """Writes ``pieces`` to ``request`` and finishes it: up to ``turn_bytes`` (and :data:`TURN_SECONDS` of
@@ -150,30 +178,20 @@ class Streamer:
         parts: list[bytes] = []
         size = 0
         ended = False
-        # The garbage collector waits for the end of the turn. A turn makes many short-lived containers
-        # (an agent's model is a few dozen dicts); the ones alive when a young collection runs are
-        # promoted, and enough promoted objects make the next collection a full one, a pass over every
-        # object of a master with a hundred thousand tasks (a second or more, in the middle of the
-        # answer). Made within one turn and mostly freed by the end of it, they are never promoted.
-        collecting = gc.isenabled()
-        if collecting:
-            gc.disable()
         try:
-            deadline = self.clock.seconds() + TURN_SECONDS
-            while size < self.turn_bytes and (not parts or self.clock.seconds() < deadline):
-                piece = next(self.pieces, None)
-                if piece is None:
-                    ended = True
-                    break
-                parts.append(piece)
-                size += len(piece)
+            with collector_held():  # until the end of the turn (see collector_held)
+                deadline = self.clock.seconds() + TURN_SECONDS
+                while size < self.turn_bytes and (not parts or self.clock.seconds() < deadline):
+                    piece = next(self.pieces, None)
+                    if piece is None:
+                        ended = True
+                        break
+                    parts.append(piece)
+                    size += len(piece)
         except Exception:
             log.failure("Streaming an answer to {path} failed", path=getattr(self.request, "path", b"?"))
             self._end(failed=True)
             return
-        finally:
-            if collecting:
-                gc.enable()
         if parts:
             self.request.write(b"".join(parts))
         if ended:

@@ -99,8 +99,8 @@ class AgentTexts:
 
     def __init__(self) -> None:
         self._texts: dict[str, _Text] = {}
-        #: agent ID -> (total resources, used, offered, the rest of what the text shows, the summary's text)
-        self._summaries: dict[str, tuple[Any, Resources, Resources, tuple[Any, ...], str]] = {}
+        #: agent ID -> (total resources, AgentInfo, used, offered, the rest of what the text shows, the summary's text)
+        self._summaries: dict[str, tuple[Any, Any, Resources, Resources, tuple[Any, ...], str]] = {}
 
     def prune(self, agent_ids: Any) -> None:
         """Forget agents that are not among ``agent_ids`` any more."""
@@ -111,37 +111,47 @@ class AgentTexts:
 
     def summary(self, master: Master, agent: AgentRecord, rest: Callable[[], str]) -> str:
         """The agent's text with ``rest()`` (more fields, then the closing brace) after it, made again only
-        when the agent, what it holds or its tasks changed since the last time."""
+        when the agent, what it holds or its tasks changed since the last time (what it is read from is
+        read once: a summary of ten thousand agents checks each in a few microseconds)."""
+        agent_id = agent.id
         tracker = master.tasks
-        used = tracker.used_on_agent(agent.id)
-        offered = master.offers.offered_on(agent.id)
-        state = (_standing(master, agent), agent.registered_time, agent.reregistered_time, agent.version,
-                 tracker.changes_on(agent.id))
-        cached = self._summaries.get(agent.id)
-        if cached is not None and cached[0] is agent.total and cached[1] is used and cached[2] is offered \
-                and cached[3] == state and self._texts.get(agent.id) is not None \
-                and self._texts[agent.id].info is agent.info:
-            return cached[4]
-        text = self.open_text(master, agent) + rest()
-        self._summaries[agent.id] = (agent.total, used, offered, state, text)
+        used = tracker.used_on_agent(agent_id)
+        offered = master.offers.offered_on(agent_id)
+        states = master.agent_states
+        deactivated = agent_id in states.deactivated
+        drain = states.draining.get(agent_id)
+        drain_text = "" if drain is None else ',"drain_info":' + jsontext.encode(drain.to_json())
+        state = (agent.active, deactivated, drain_text, agent.registered_time, agent.reregistered_time,
+                 agent.version, tracker.changes_on(agent_id))
+        cached = self._summaries.get(agent_id)
+        if cached is not None and cached[0] is agent.total and cached[1] is agent.info and cached[2] is used \
+                and cached[3] is offered and cached[4] == state:
+            return cached[5]
+        text = self._text(agent, agent_id, used, offered, agent.active and not deactivated, deactivated,
+                          drain_text) + rest()
+        self._summaries[agent_id] = (agent.total, agent.info, used, offered, state, text)
         return text
 
     def open_text(self, master: Master, agent: AgentRecord) -> str:
         """The agent's text without its closing brace (a summary adds fields)."""
+        agent_id = agent.id
+        active, deactivated, drain_text = _standing(master, agent)
+        return self._text(agent, agent_id, master.tasks.used_on_agent(agent_id), master.offers.offered_on(agent_id),
+                          active, deactivated, drain_text)
+
+    def _text(self, agent: AgentRecord, agent_id: str, used: Resources, offered: Resources, active: bool,
+              deactivated: bool, drain_text: str) -> str:
         key = (agent.registered_time, agent.reregistered_time, agent.version)
-        text = self._texts.get(agent.id)
+        text = self._texts.get(agent_id)
         if text is None or text.info is not agent.info or text.total is not agent.total or text.key != key:
             head, middle, tail = _registered(agent)
-            text = self._texts[agent.id] = _Text(
+            text = self._texts[agent_id] = _Text(
                 agent.info, agent.total, key, "{" + _fields(head) + ',"used_resources":',
                 "," + _fields(middle) + ',"active":', "," + _fields(tail))
-        used = master.tasks.used_on_agent(agent.id)
         if used is not text.used:
             text.used, text.used_text = used, resources_json(used)
-        offered = master.offers.offered_on(agent.id)
         if offered is not text.offered:
             text.offered, text.offered_text = offered, resources_json(offered)
-        active, deactivated, drain_text = _standing(master, agent)
         return "".join((text.head, text.used_text, ',"offered_resources":', text.offered_text, text.middle,
                         "true" if active else "false", ',"deactivated":', "true" if deactivated else "false",
                         text.tail, drain_text))

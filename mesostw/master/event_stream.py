@@ -4,7 +4,9 @@ The answer is ``200`` with ``Content-Type: application/json`` and a body that ne
 records, first ``SUBSCRIBED`` (the whole ``GET_STATE`` the subscriber may view, and the heartbeat
 interval), then every event of :class:`~mesostw.master.events.MasterEvents` it may view, and a
 ``HEARTBEAT`` every ``heartbeat_interval_seconds``. The snapshot and the subscription happen in one
-reactor turn, so that no change falls between them.
+reactor turn, so that no change falls between them: the snapshot is made in that turn as the pieces of
+text a streamed ``GET_STATE`` is made of (:func:`mesostw.http.stream.pieces`; its record's length comes
+first), and written as the connection takes them, events waiting behind it.
 
 Backpressure: the subscriber is the request's push producer. While its connection's buffer is
 full, Twisted pauses it and its events wait in a queue of their own; if that queue holds more
@@ -25,6 +27,7 @@ from twisted.web import server
 from zope.interface import implementer
 
 from mesostw.http.content import JSON
+from mesostw.http.stream import Fields, pieces
 from mesostw.master import v1_json
 from mesostw.master.events import HEARTBEAT, SUBSCRIBED, MasterEvents, OperatorEvent
 from mesostw.model.validation import Reader
@@ -60,6 +63,8 @@ class EventSubscriber:
         self.closed = False
         self._queue: deque[bytes] = deque()
         self._queued = 0
+        #: what is left to write of the SUBSCRIBED record (events wait behind it)
+        self._snapshot: deque[bytes] = deque()
         self._heartbeat = task.LoopingCall(self.send, OperatorEvent({"type": HEARTBEAT}))
         self._heartbeat.clock = clock
         self._heartbeat_interval = heartbeat
@@ -69,8 +74,9 @@ class EventSubscriber:
         """What waits for the connection to drain."""
         return self._queued
 
-    def start(self, subscribed: OperatorEvent) -> None:
-        """Answer the request, send SUBSCRIBED and subscribe (in this order, in this turn)."""
+    def start(self, subscribed: list[bytes]) -> None:
+        """Answer the request, send SUBSCRIBED (its JSON text, in ``subscribed`` pieces) and subscribe (in
+        this order, in this turn)."""
         request = self.request
         request.setResponseCode(200)
         request.setHeader("Content-Type", JSON)
@@ -80,7 +86,9 @@ class EventSubscriber:
         request.notifyFinish().addBoth(self._gone)
         log.info("Added operator event subscriber {id} of {principal}", id=self.stream_id,
                  principal=self.approvers.principal or "(anonymous)")
-        self.send(subscribed)
+        self._snapshot.append(b"%d\n" % sum(len(piece) for piece in subscribed))
+        self._snapshot.extend(subscribed)
+        self._write_snapshot()
         if self.closed:  # the connection went while the snapshot was written
             return
         self.events.subscribe(self)
@@ -92,7 +100,7 @@ class EventSubscriber:
         if self.closed:
             return
         record = frame(event.encoded())
-        if self.paused or self._queue:
+        if self.paused or self._queue or self._snapshot:
             self._queue.append(record)
             self._queued += len(record)
             if self._queued > self.max_queued:
@@ -124,7 +132,8 @@ class EventSubscriber:
 
     def resumeProducing(self) -> None:
         self.paused = False
-        while self._queue and not self.paused and not self.closed:
+        self._write_snapshot()
+        while not self._snapshot and self._queue and not self.paused and not self.closed:
             record = self._queue.popleft()
             self._queued -= len(record)
             self.request.write(record)
@@ -132,11 +141,19 @@ class EventSubscriber:
     def stopProducing(self) -> None:
         self._stop()
 
+    def _write_snapshot(self) -> None:
+        """Write what is left of SUBSCRIBED, piece by piece, until the connection is full (each piece is
+        let go once written: the record is held once, not copied whole into the connection's buffer)."""
+        snapshot = self._snapshot
+        while snapshot and not self.paused and not self.closed:
+            self.request.write(snapshot.popleft())
+
     # -- ending -----------------------------------------------------------------------------
 
     def _stop(self) -> None:
         self.closed = True
         self._queue.clear()
+        self._snapshot.clear()
         self._queued = 0
         if self._heartbeat.running:
             self._heartbeat.stop()
@@ -159,10 +176,10 @@ class SubscribeStream(Stream):
         streams = self.streams
         subscriber = EventSubscriber(streams.master.events, request, self.context.approvers, streams.clock,
                                      streams.heartbeat, streams.max_queued)
-        snapshot = {"type": SUBSCRIBED, "subscribed": {
-            "get_state": v1_json.get_state(streams.master, self.context.approvers),
-            "heartbeat_interval_seconds": streams.heartbeat}}
-        subscriber.start(OperatorEvent(snapshot))
+        snapshot = Fields({"type": SUBSCRIBED, "subscribed": Fields({
+            "get_state": v1_json.get_state_fields(streams.master, self.context.approvers),
+            "heartbeat_interval_seconds": streams.heartbeat})})
+        subscriber.start(pieces(snapshot))
         return server.NOT_DONE_YET
 
 

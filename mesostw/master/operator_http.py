@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.web import server
 
 from mesostw.http.router import HTTPError, Response, Router, int_param, query, read_body
-from mesostw.http.stream import Fields, Items, Texts
+from mesostw.http.stream import Fields, Items, Texts, collector_held
 from mesostw.master import state_json
 from mesostw.master.master import Master
 from mesostw.master.records import FrameworkRecord
@@ -84,27 +84,31 @@ class OperatorEndpoints:
         task_id = params.get("task_id") or None
         # One pass that makes plain tuples (compared in C by the heap): (when, ID, tie-break, position);
         # the tie-break keeps heapq's own order among equal keys (the first found wins in both orders).
+        # The collector waits for the end of the pass: its two tuples per task, alive until the page is
+        # chosen, would otherwise be promoted and soon cost a full collection (see collector_held).
         descending = ORDERS[order]
         keys: list[tuple[float, str, int]] = []
         found: list[tuple[Task, str]] = []
-        for framework in self._all_frameworks():
-            if framework_id not in (None, framework.id):
-                continue
-            role = framework.info.allocation_role
-            for tasks in (framework.tasks.values(), framework.completed_tasks):
-                for task in tasks:
-                    info_id = task.info.task_id
-                    if task_id is not None and info_id != task_id:
-                        continue
-                    statuses = task.statuses
-                    timestamp = statuses[-1].timestamp if statuses else None
-                    index = len(found)
-                    keys.append((-math.inf if timestamp is None else timestamp, info_id,
-                                 -index if descending else index))
-                    found.append((task, role))
-        assert limit is not None and offset is not None
-        select = heapq.nlargest if descending else heapq.nsmallest
-        page = [found[abs(key[2])] for key in select(offset + limit, keys)[offset:]]
+        with collector_held():
+            for framework in self._all_frameworks():
+                if framework_id not in (None, framework.id):
+                    continue
+                role = framework.info.allocation_role
+                for tasks in (framework.tasks.values(), framework.completed_tasks):
+                    for task in tasks:
+                        info_id = task.info.task_id
+                        if task_id is not None and info_id != task_id:
+                            continue
+                        statuses = task.statuses
+                        timestamp = statuses[-1].timestamp if statuses else None
+                        index = len(found)
+                        keys.append((-math.inf if timestamp is None else timestamp, info_id,
+                                     -index if descending else index))
+                        found.append((task, role))
+            assert limit is not None and offset is not None
+            select = heapq.nlargest if descending else heapq.nsmallest
+            page = [found[abs(key[2])] for key in select(offset + limit, keys)[offset:]]
+            del keys, found
         return Fields({"tasks": Texts(task_json(task, role) for task, role in page)})
 
     def roles(self, request: server.Request) -> dict[str, Any]:

@@ -26,12 +26,13 @@ def register(table: CallTable, master: Master) -> None:
 
         table.register(call_type, handler)
 
-    # GET_STATE is the one answer that grows with every task: it is streamed (see mesostw.http.stream).
+    # GET_STATE, GET_AGENTS, GET_FRAMEWORKS and GET_TASKS grow with every task, agent and offer: they are streamed (see
+    # mesostw.http.stream).
     answer("GET_STATE", v1_json.get_state_fields)
-    answer("GET_AGENTS", v1_json.get_agents)
-    answer("GET_FRAMEWORKS", v1_json.get_frameworks)
+    answer("GET_AGENTS", v1_json.get_agents_fields)
+    answer("GET_FRAMEWORKS", v1_json.get_frameworks_fields)
     answer("GET_EXECUTORS", v1_json.get_executors)
-    answer("GET_TASKS", v1_json.get_tasks)
+    answer("GET_TASKS", v1_json.get_tasks_fields)
     # Mesos lists the operations that carry feedback (RESERVE, CREATE, ...); launches are not among them,
     # and they are the only operations mesostw applies so far.
     answer("GET_OPERATIONS", lambda master, approvers: {"operations": []})

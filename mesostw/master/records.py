@@ -29,9 +29,14 @@ MAX_COMPLETED_TASKS = 1000
 _NO_TASKS: Mapping[str, Task] = MappingProxyType({})
 
 
+#: The states of a task whose resources are not allocated any more: it ended, or they were given back when
+#: its agent became unreachable.
+RELEASED_STATES = T.TERMINAL_STATES | {T.UNREACHABLE}
+
+
 def holds_resources(task: Task) -> bool:
     """Whether a task's resources are allocated: live, and not given back when its agent became unreachable."""
-    return not task.terminal and task.state != T.UNREACHABLE
+    return task.state not in RELEASED_STATES
 
 
 @attrs.define(eq=False)

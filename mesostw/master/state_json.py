@@ -224,12 +224,13 @@ def state_summary(master: Master) -> Fields:
     texts = agent_texts(master)
 
     def agent_summary(agent: AgentRecord) -> str:
-        done = completed_on.get(agent.id, ())
+        agent_id = agent.id
+        done = completed_on.get(agent_id, ())
 
         def rest() -> str:
-            counted = tracker.counts_on(agent.id)
+            counted = tracker.counts_on(agent_id)
             counts = _counts_text(task_counts(done, counted)) if done else _counts_cached(counted)
-            ids = set(tracker.frameworks_on(agent.id))
+            ids = set(tracker.frameworks_on(agent_id))
             ids.update(t.framework_id for t in done)
             return "".join((",", counts, ',"framework_ids":', jsontext.encode(sorted(ids)), "}"))
 

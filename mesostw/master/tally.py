@@ -28,19 +28,20 @@ class ResourceTally:
         self._items: Counter[tuple[Key, str]] = Counter()
         self._total: Resources | None = EMPTY
 
-    def add(self, resources: Resources) -> None:
+    def add(self, resources: Resources, times: int = 1) -> None:
+        """Add ``resources`` (``times`` members holding them)."""
         if not resources:
             return
         self._total = None
         for key, value in resources.entries():
             if isinstance(value, int):
-                self._scalars[key] = self._scalars.get(key, 0) + value
+                self._scalars[key] = self._scalars.get(key, 0) + value * times
             elif isinstance(value, tuple):
                 for interval in value:
-                    self._ranges[(key, interval)] += 1
+                    self._ranges[(key, interval)] += times
             else:
                 for item in value:
-                    self._items[(key, item)] += 1
+                    self._items[(key, item)] += times
 
     def remove(self, resources: Resources) -> None:
         """Take out resources added before (anything else is a caller's error, ignored where it shows)."""

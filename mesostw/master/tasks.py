@@ -6,12 +6,13 @@ import enum
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from twisted.logger import Logger
 
 from mesostw.interfaces import IAllocator
 from mesostw.master.events import MasterEvents
-from mesostw.master.records import MAX_COMPLETED_TASKS, holds_resources
+from mesostw.master.records import MAX_COMPLETED_TASKS, RELEASED_STATES, holds_resources
 from mesostw.master.tally import ResourceTally
 from mesostw.model import task as T
 from mesostw.model.info import ExecutorInfo
@@ -216,14 +217,33 @@ class TaskTracker:
 
     def used_on(self, agent_id: str, framework_id: str) -> Resources:
         """What a framework's live tasks and custom executors hold on one agent (summed by a tally: the
-        same sum as ``+``, without normalizing the ports at each step)."""
-        tally = ResourceTally()
+        same sum as ``+``, without normalizing the ports at each step). Tasks mostly share their
+        resources (see ``Resources._shared``): each bag is added once, times the members holding it,
+        and a single one is the sum as it is."""
+        held: dict[int, list[Any]] = {}  # id of a bag -> [the bag, how many hold it]
         for task in self._by_agent.get(agent_id, {}).get(framework_id, {}).values():
-            if holds_resources(task):
-                tally.add(task.resources)
+            if task.state not in RELEASED_STATES:  # holds_resources(task), inlined: once per task of a read
+                resources = task.info.resources
+                if resources:
+                    entry = held.get(id(resources))
+                    if entry is None:
+                        held[id(resources)] = [resources, 1]
+                    else:
+                        entry[1] += 1
         for (fid, _), executor in self._executors.get(agent_id, {}).items():
-            if fid == framework_id:
-                tally.add(executor.resources)
+            if fid == framework_id and executor.resources:
+                entry = held.get(id(executor.resources))
+                if entry is None:
+                    held[id(executor.resources)] = [executor.resources, 1]
+                else:
+                    entry[1] += 1
+        if len(held) == 1:
+            [(resources, times)] = held.values()
+            if times == 1:
+                return resources  # type: ignore[no-any-return]
+        tally = ResourceTally()
+        for resources, times in held.values():
+            tally.add(resources, times)
         return tally.total()
 
     def used_by(self, framework_id: str) -> Resources:

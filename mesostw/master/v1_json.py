@@ -12,10 +12,13 @@ imports the facade for type checking only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any
 
 from mesostw import __version__
 from mesostw.master.records import AgentRecord, FrameworkRecord
+from mesostw.master.v1_agent_text import AGENT_CAPABILITIES, agent_v1_json
 from mesostw.master.v1_text import task_v1_json
 from mesostw.model.info import AgentInfo, FrameworkInfo, wrap
 from mesostw.model.lazyjson import Fields, Items, Texts, materialize
@@ -31,8 +34,6 @@ if TYPE_CHECKING:
 #: attributes, which replace the old ones (AGENT_UPDATE); DRAIN_AGENT, DEACTIVATE_AGENT and
 #: REACTIVATE_AGENT (AGENT_DRAINING); quota limits and UPDATE_QUOTA (QUOTA_V2).
 MASTER_CAPABILITIES = ("AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2")
-#: What every mesostw agent can do (AgentInfo.Capability).
-AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT")
 #: The scalar resources a Role reports (Mesos: "we don't know if anything else is of type SCALAR").
 ROLE_SCALARS = ("cpus", "mem", "disk", "gpus")
 
@@ -89,8 +90,21 @@ def agent_v1(master: Master, agent: AgentRecord, approvers: Approvers = EVERYTHI
 
 def get_agents(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:
     """``Response.GetAgents``: registered agents, and those of the registry that have not come back."""
-    return {"agents": [agent_v1(master, a, approvers) for a in master.agents.values()],
-            "recovered_agents": [agent_info_v1(info, approvers) for info in master.recovered_agents.values()]}
+    return materialize(get_agents_fields(master, approvers))
+
+
+def get_agents_fields(master: Master, approvers: Approvers = EVERYTHING) -> Fields:
+    """:func:`get_agents`, its agents made as they are written (which agents is fixed now): as text for a
+    caller who may view everything, as models filtered by the ACLs for any other."""
+    agents = list(master.agents.values())
+    recovered = list(master.recovered_agents.values())
+    listed: Items
+    if approvers.everything:
+        listed = Texts(agent_v1_json(master, a) for a in agents)
+    else:
+        listed = Items(agent_v1(master, a, approvers) for a in agents)
+    return Fields({"agents": listed,
+                   "recovered_agents": Items(agent_info_v1(info, approvers) for info in recovered)})
 
 
 def framework_v1(master: Master, framework: FrameworkRecord, approvers: Approvers = EVERYTHING,
@@ -126,10 +140,16 @@ def framework_v1(master: Master, framework: FrameworkRecord, approvers: Approver
 
 def get_frameworks(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:
     """``Response.GetFrameworks``: the frameworks the caller may view, live and completed."""
-    return {"frameworks": [framework_v1(master, f, approvers) for f in master.frameworks.values()
-                           if approvers.view_framework(f.info)],
-            "completed_frameworks": [framework_v1(master, f, approvers) for f in master.completed
-                                     if approvers.view_framework(f.info)]}
+    return materialize(get_frameworks_fields(master, approvers))
+
+
+def get_frameworks_fields(master: Master, approvers: Approvers = EVERYTHING) -> Fields:
+    """:func:`get_frameworks`, each framework made as it is written (with its offers: which frameworks
+    is fixed now)."""
+    live = [f for f in master.frameworks.values() if approvers.view_framework(f.info)]
+    completed = [f for f in master.completed if approvers.view_framework(f.info)]
+    return Fields({"frameworks": Items(framework_v1(master, f, approvers) for f in live),
+                   "completed_frameworks": Items(framework_v1(master, f, approvers) for f in completed)})
 
 
 def get_executors(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:
@@ -151,27 +171,34 @@ def get_tasks(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, An
 
 
 def get_tasks_fields(master: Master, approvers: Approvers = EVERYTHING) -> Fields:
-    """:func:`get_tasks`, its tasks made as they are written (which tasks is fixed now)."""
-    live: list[tuple[Task, str]] = []
-    unreachable: list[tuple[Task, str]] = []
-    completed: list[tuple[Task, str]] = []
+    """:func:`get_tasks`, its tasks made as they are written (which tasks is fixed now: lists of each
+    framework's tasks, nothing made per task, so that a hundred thousand tasks cost the collector
+    nothing before the answer starts)."""
+    live: list[tuple[str, list[Task]]] = []
+    unreachable: list[tuple[str, list[Task]]] = []
+    completed: list[tuple[str, list[Task]]] = []
     for framework in [*master.frameworks.values(), *master.completed]:
         info = framework.info
         if not approvers.view_framework(info):
             continue
         role = info.allocation_role
-        if approvers.everything:
-            for task in framework.tasks.values():
-                (unreachable if task.state == UNREACHABLE else live).append((task, role))
-            completed += [(task, role) for task in framework.completed_tasks]
-            continue
-        for task in framework.tasks.values():
-            if approvers.view_task(task, info):
-                (unreachable if task.state == UNREACHABLE else live).append((task, role))
-        completed += [(task, role) for task in framework.completed_tasks if approvers.view_task(task, info)]
-    return Fields({"tasks": Texts(task_v1_json(task, role) for task, role in live),
-                   "unreachable_tasks": Texts(task_v1_json(task, role) for task, role in unreachable),
-                   "completed_tasks": Texts(task_v1_json(task, role) for task, role in completed)})
+        tasks = list(framework.tasks.values())
+        done = list(framework.completed_tasks)
+        if not approvers.everything:
+            tasks = [task for task in tasks if approvers.view_task(task, info)]
+            done = [task for task in done if approvers.view_task(task, info)]
+        if UNREACHABLE in {task.state for task in tasks}:
+            unreachable.append((role, [task for task in tasks if task.state == UNREACHABLE]))
+            tasks = [task for task in tasks if task.state != UNREACHABLE]
+        live.append((role, tasks))
+        completed.append((role, done))
+    return Fields({"tasks": Texts(_task_texts(live)), "unreachable_tasks": Texts(_task_texts(unreachable)),
+                   "completed_tasks": Texts(_task_texts(completed))})
+
+
+def _task_texts(groups: list[tuple[str, list[Task]]]) -> Iterator[str]:
+    """The texts of the tasks of ``groups`` (the allocation role of their framework, its tasks)."""
+    return chain.from_iterable(map(task_v1_json, tasks, repeat(role)) for role, tasks in groups)
 
 
 def get_state(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:
@@ -181,14 +208,11 @@ def get_state(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, An
 
 def get_state_fields(master: Master, approvers: Approvers = EVERYTHING) -> Fields:
     """:func:`get_state`, its tasks and agents made as they are written (streamed by the HTTP answer)."""
-    agents = list(master.agents.values())
-    recovered = list(master.recovered_agents.values())
     return Fields({
         "get_tasks": get_tasks_fields(master, approvers),
         "get_executors": get_executors(master, approvers),
-        "get_frameworks": get_frameworks(master, approvers),
-        "get_agents": Fields({"agents": Items(agent_v1(master, a, approvers) for a in agents),
-                              "recovered_agents": Items(agent_info_v1(info, approvers) for info in recovered)})})
+        "get_frameworks": get_frameworks_fields(master, approvers),
+        "get_agents": get_agents_fields(master, approvers)})
 
 
 def get_roles(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, Any]:

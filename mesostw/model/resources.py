@@ -42,7 +42,7 @@ from mesostw.model.validation import Reader, ValidationError, read
 
 __all__ = ["EMPTY", "PREDEFINED", "RANGES", "SCALAR", "SET", "UNRESERVED", "Key", "Resources", "Value",
            "format_ranges", "format_scalar", "format_set", "from_millis", "named_in", "normalize_ranges",
-           "ranges_contain", "subtract_ranges", "to_millis", "validate_role"]
+           "ranges_contain", "sort_key", "subtract_ranges", "to_millis", "validate_role"]
 
 SCALAR, RANGES, SET = "SCALAR", "RANGES", "SET"
 PREDEFINED = ("cpus", "gpus", "mem", "disk", "ports")
@@ -297,7 +297,7 @@ class Resources:
         """Mesos's ``--resources`` syntax for what it can express (``cpus:2;mem(ads):64``), Mesos's way of
         printing the rest (``disk(reservations: [(DYNAMIC,ads,ops)])[vol1:data]:64``)."""
         parts = []
-        for key, value in sorted(self._items.items(), key=lambda kv: _sort_key(kv[0])):
+        for key, value in sorted(self._items.items(), key=lambda kv: sort_key(kv[0])):
             parts.append(f"{describe(key)}:{_format_value(value)}")
         return ";".join(parts)
 
@@ -474,7 +474,7 @@ class Resources:
         """The v1 array of Resource objects, in Mesos's endpoint format (see
         :func:`mesostw.model.reservation.stack_json`)."""
         out = []
-        for key, value in sorted(self._items.items(), key=lambda kv: _sort_key(kv[0])):
+        for key, value in sorted(self._items.items(), key=lambda kv: sort_key(kv[0])):
             res: dict[str, Any] = {"name": key[0]}
             if isinstance(value, int):
                 res["type"] = SCALAR
@@ -544,7 +544,9 @@ def _key_of(raw: list[Any]) -> Any:
     return text if len(text) <= _READ_TEXT_MAX else None
 
 
-def _sort_key(key: Key) -> tuple[Any, ...]:
+def sort_key(key: Key) -> tuple[Any, ...]:
+    """What orders resources in :meth:`Resources.to_json`: predefined names first, then by name, role,
+    and reservations and disk."""
     name = key[0]
     rank = PREDEFINED.index(name) if name in PREDEFINED else len(PREDEFINED)
     if len(key) == 2:

@@ -82,11 +82,12 @@ class OfferCollector:
         pass
 
 
-def task_json(task_id: str, agent_id: str, port: int) -> dict[str, Any]:
-    """A command task as a framework like Marathon's sends it: cpus, memory, disk and one port."""
-    resources = Resources.parse(f"cpus:0.5;mem:256;disk:512;ports:[{port}-{port}]")
+def task_json(task_id: str, agent_id: str, port: int, resources: str | None = None) -> dict[str, Any]:
+    """A command task as a framework like Marathon's sends it: cpus, memory, disk and one port (or
+    ``resources``, the same for every task)."""
+    bag = Resources.parse(resources if resources is not None else f"cpus:0.5;mem:256;disk:512;ports:[{port}-{port}]")
     return {"name": f"app.{task_id}", "task_id": {"value": task_id}, "agent_id": {"value": agent_id},
-            "resources": resources.to_json(), "command": {"value": "sleep 3600"},
+            "resources": bag.to_json(), "command": {"value": "sleep 3600"},
             "labels": {"labels": [{"key": "app", "value": task_id.split(".")[0]}]}}
 
 
@@ -99,9 +100,10 @@ class BigCluster:
 
 
 def build(agents: int = 10_000, tasks: int = 100_000, frameworks: int = 10, completed: int = 0,
-          agent_resources: str = AGENT_RESOURCES, **flags: Any) -> BigCluster:
+          agent_resources: str = AGENT_RESOURCES, task_resources: str | None = None, **flags: Any) -> BigCluster:
     """A leading master with ``agents`` agents and ``tasks`` running tasks spread evenly over them, launched
-    by ``frameworks`` frameworks; ``completed`` more tasks per framework ran and finished (its history)."""
+    by ``frameworks`` frameworks; ``completed`` more tasks per framework ran and finished (its history).
+    Each task holds one port of its own and a few scalars, or ``task_resources`` when given."""
     clock = task.Clock()
     clock.advance(time.time())
     config = flaglib.defaults(MASTER_FLAGS, hostname="127.0.0.1", **flags)
@@ -146,7 +148,7 @@ def build(agents: int = 10_000, tasks: int = 100_000, frameworks: int = 10, comp
                 for _ in range(count):
                     port = ports.get(offer.agent_id, 31000)
                     ports[offer.agent_id] = port + 1
-                    infos.append(task_json(f"app{launched % 97}.{launched:07d}", offer.agent_id, port))
+                    infos.append(task_json(f"app{launched % 97}.{launched:07d}", offer.agent_id, port, task_resources))
                     launched += 1
                 call = api.call(framework_id, "ACCEPT", {
                     "offer_ids": [{"value": offer.id}],

@@ -12,12 +12,15 @@ import json
 import os
 from typing import Any
 
+from twisted.internet import defer
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web import server
 
 from mesostw.auth.policy import Security
 from mesostw.flags import defaults
+from mesostw.http import stream
 from mesostw.http.router import Router
+from mesostw.master import v1_json
 from mesostw.master.event_stream import EventSubscriber
 from mesostw.master.events import MasterEvents, OperatorEvent, visible
 from mesostw.master.flags import MASTER_FLAGS
@@ -269,6 +272,78 @@ class SlowSubscriberTests(EventsTestCase):
         self.assertEqual(len(fast.of_type("TASK_ADDED")), 20)
         slow.transport.producer.resumeProducing()
         self.assertTrue(slow.ended)
+
+
+class PausingRequest:
+    """What a subscriber writes to: a request whose connection fills up after ``room`` writes."""
+
+    def __init__(self, room: int):
+        self.room = room
+        self.written: list[bytes] = []
+        self.producer: Any = None
+        self.finished = False
+
+    def setResponseCode(self, code: int) -> None:
+        self.code = code
+
+    def setHeader(self, name: str, value: str) -> None:
+        pass
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    def notifyFinish(self) -> defer.Deferred[None]:
+        return defer.Deferred()
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+        if len(self.written) == self.room:
+            self.producer.pauseProducing()
+
+    def finish(self) -> None:
+        self.finished = True
+
+
+class SnapshotTests(EventsTestCase):
+    def test_snapshot_written_as_the_connection_takes_it(self) -> None:
+        """SUBSCRIBED is the RecordIO record of the whole GET_STATE, the same bytes as encoding it whole; it is
+        written piece by piece while the connection takes it, and events that happen meanwhile wait behind
+        it, then follow in order."""
+        scheduler = RecordingScheduler()
+        scheduler.pending = [command_task(f"t{i}", "sleep 100") for i in range(20)]
+        self.cluster.framework("before", scheduler=scheduler)
+        self.patch(stream, "BATCH", 2)
+        request = PausingRequest(room=3)
+        subscriber = EventSubscriber(self.master.events, request, EVERYTHING, self.clock, 15.0)
+        snapshot = stream.Fields({"type": "SUBSCRIBED", "subscribed": stream.Fields({
+            "get_state": v1_json.get_state_fields(self.master), "heartbeat_interval_seconds": 15.0})})
+        whole = json.dumps({"type": "SUBSCRIBED", "subscribed": {
+            "get_state": v1_json.get_state(self.master), "heartbeat_interval_seconds": 15.0}},
+            separators=(",", ":")).encode()
+        pieces = stream.pieces(snapshot)
+        self.assertGreater(len(pieces), 10)
+        subscriber.start(pieces)
+        self.assertEqual(len(request.written), 3)  # the connection is full
+        self.cluster.framework("after")
+        self.assertEqual(len(request.written), 3)  # its events wait behind the snapshot
+        request.room = 0
+        subscriber.resumeProducing()
+        body = b"".join(request.written)
+        self.assertTrue(body.startswith(b"%d\n%s" % (len(whole), whole)))
+        records = []
+        rest = body
+        while rest:
+            size, _, rest = rest.partition(b"\n")
+            records.append(json.loads(rest[:int(size)]))
+            rest = rest[int(size):]
+        self.assertEqual(records[0]["type"], "SUBSCRIBED")
+        self.assertEqual(len(records[0]["subscribed"]["get_state"]["get_tasks"]["tasks"]), 20)
+        self.assertEqual(records[1]["type"], "FRAMEWORK_ADDED")
+        self.assertEqual(records[1]["framework_added"]["framework"]["framework_info"]["name"], "after")
+        subscriber.close("test over")
 
 
 class FilteringTests(EventsTestCase):

@@ -1,14 +1,22 @@
-"""The streamer holds the garbage collector back for the length of a turn, never longer."""
+"""The streamer holds the garbage collector back for the length of a turn, never longer; so do a whole answer
+made at once and the choice of a /master/tasks page."""
 
 from __future__ import annotations
 
 import gc
+import heapq
 from collections.abc import Iterator
+from typing import Any
 
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
 from mesostw.http import stream
+from mesostw.http.router import Router
+from mesostw.master import operator_http
+from mesostw.master.http import MasterEndpoints
+from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
+from tests.helpers.web import Client
 
 
 class Request:
@@ -83,3 +91,43 @@ class CollectorTests(unittest.TestCase):
         self.assertFalse(gc.isenabled())
         gc.enable()
         self.assertEqual(self.seen, [False] * 4)
+
+    def test_whole_answer_made_with_the_collector_off(self) -> None:
+        """stream.pieces makes a whole answer (a snapshot of one instant) with the collector off, the same
+        bytes as encoding it; the collector is on again after, also when a piece raises."""
+        texts = (piece.decode() for piece in self.pieces(3))
+        made = stream.pieces(stream.Fields({"a": stream.Texts(f'"{text}"' for text in texts), "b": 1}))
+        self.assertEqual(b"".join(made), b'{"a":["x","x","x"],"b":1}')
+        self.assertEqual(self.seen, [False] * 3)
+        self.assertTrue(gc.isenabled())
+        broken = (piece.decode() for piece in self.pieces(3, fail_at=1))
+        self.assertRaises(RuntimeError, stream.pieces, stream.Texts(f'"{text}"' for text in broken))
+        self.assertTrue(gc.isenabled())
+
+
+class TasksPageCollectorTests(unittest.TestCase):
+    def test_page_chosen_with_the_collector_off(self) -> None:
+        """/master/tasks chooses its page among every task with the collector off (the keys it makes for each
+        task are never promoted), and turns it on again after."""
+        cluster = Cluster(agents=1)
+        self.addCleanup(cluster.stop)
+        scheduler = RecordingScheduler()
+        scheduler.pending = [command_task(f"t{i}", "sleep 100") for i in range(5)]
+        cluster.framework("pages", scheduler=scheduler)
+        router = Router()
+        MasterEndpoints(cluster.master, {}).install(router)
+        seen: list[bool] = []
+
+        class Heap:
+            @staticmethod
+            def nlargest(count: int, keys: list[Any]) -> list[Any]:
+                seen.append(gc.isenabled())
+                return heapq.nlargest(count, keys)
+
+            nsmallest = staticmethod(heapq.nsmallest)
+
+        self.patch(operator_http, "heapq", Heap)
+        page = Client(router).get_json("/master/tasks?limit=2&offset=1")["tasks"]
+        self.assertEqual(len(page), 2)
+        self.assertEqual(seen, [False])
+        self.assertTrue(gc.isenabled())
