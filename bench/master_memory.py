@@ -297,6 +297,11 @@ def run(reactor, args):
                 first, last, size = yield timed_get(reactor, read_url, body)
                 timed[name].append((first, last, size, master_cpu(process) - cpu, peak_rss(process) - rss))
         state_curl_s = yield threads.deferToThread(curl_seconds, f"{url}/master/state")
+        # The frameworks run in this process too: curl tells what a client that only reads would see.
+        summary_curl = []
+        for _ in range(args.repeat):
+            yield quiet(reactor, process)
+            summary_curl.append((yield threads.deferToThread(curl_seconds, f"{url}/master/state-summary")))
 
         after_state = yield settled_rss(reactor, process)
 
@@ -315,6 +320,7 @@ def run(reactor, args):
               f"rss_after_state_mb={after_state / 2**20:.0f} "
               f"state_runs={runs('state')} state_first_s={first('state', 0):.3f} state_cpu_s={first('state', 3):.2f} "
               f"state_peak_mb={most('state', 4) / 2**20:.0f} state_curl_s={state_curl_s:.2f} "
+              f"summary_curl_runs={'/'.join(f'{t:.3f}' for t in summary_curl)} "
               f"summary_runs={runs('summary')} snapshot_runs={runs('snapshot')} tasks_page_runs={runs('tasks_page')} "
               f"get_state_runs={runs('get_state')} get_state_first_runs={runs('get_state', 0)} "
               f"get_state_cpu_runs={runs('get_state', 3)} state_cpu_runs={runs('state', 3)} "
