@@ -318,3 +318,54 @@ class AgentTextTests(unittest.TestCase):
             [{"name": "rack", "type": "TEXT", "text": {"value": "r1"}},
              {"name": "weird", "type": "TEXT", "text": {"value": "['not', 'hashable']"}}]))
         self.assertEqual(v1_agent_text._attributes_text({}), "")
+
+
+class PairsScheduler(RecordingScheduler):
+    """Launches one batch of tasks on each offer it gets, as long as it has batches."""
+
+    def __init__(self, batches: list[list[dict[str, Any]]]) -> None:
+        super().__init__()
+        self.batches = batches
+
+    def resourceOffers(self, driver: Any, offers: list[Any]) -> None:
+        self.offers.extend(offers)
+        for offer in offers:
+            if not self.batches:
+                driver.declineOffer(offer.id)
+                continue
+            batch = self.batches.pop(0)
+            for task_ in batch:
+                task_["agent_id"] = {"value": offer.agent_id}
+            driver.launchTasks([offer.id], batch)
+
+
+class SummaryHistoryTests(unittest.TestCase):
+    """/master/state-summary counts the completed tasks in the bounded history of each registered
+    framework; an agent's kept summary text follows that history, not only the agent's live tasks."""
+
+    def test_an_evicted_completed_task_is_no_longer_counted(self) -> None:
+        """With room for one completed task, a task killed on one agent pushes out the one killed on the
+        other: the other agent, whose live tasks did not change, shows no killed task any more."""
+        cluster = Cluster(agents=2, resources="cpus:2;mem:256", max_completed_tasks_per_framework=1)
+        self.addCleanup(cluster.stop)
+        scheduler = PairsScheduler([[command_task(f"t{2 * i + j}", "sleep 100", "cpus:1;mem:32") for j in range(2)]
+                                    for i in range(2)])
+        _, driver = cluster.framework("f", scheduler=scheduler)
+        master = cluster.master
+        tasks = list(master.frameworks[scheduler.framework_id].tasks.values())
+        by_agent: dict[str, list[Any]] = {}
+        for task_ in tasks:
+            by_agent.setdefault(task_.agent_id, []).append(task_)
+        self.assertEqual(sorted(len(held) for held in by_agent.values()), [2, 2])
+        first, second = sorted(by_agent)
+
+        def killed_on() -> dict[str, int]:
+            summary = json.loads(stream.encode(state_json.state_summary(master)))
+            return {agent["id"]: agent["TASK_KILLED"] for agent in summary["slaves"]}
+
+        driver.killTask(by_agent[first][0].task_id)
+        cluster.settle()
+        self.assertEqual(killed_on(), {first: 1, second: 0})
+        driver.killTask(by_agent[second][0].task_id)
+        cluster.settle()
+        self.assertEqual(killed_on(), {first: 0, second: 1})
