@@ -705,9 +705,10 @@ class CommandExecutor:
             self.exit_code = 0
 
 
-def main(environ: dict[str, str] | None = None) -> int:
-    """Run the command executor in this process, with the environment an agent sets (``environ``, else
-    this process's own; the launcher passes it, which spares a fork the rewriting of its own)."""
+def run_executor(make: Callable[[dict[str, str]], Any], environ: dict[str, str] | None) -> int:
+    """Run the executor ``make`` builds from the environment an agent sets (``environ``, else this
+    process's own; the launcher passes it, which spares a fork the rewriting of its own); 2 when it was
+    not started by an agent or cannot set up TLS."""
     environ = dict(os.environ) if environ is None else environ
     missing = [k for k in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID") if not environ.get(k)]
     if missing:
@@ -715,11 +716,16 @@ def main(environ: dict[str, str] | None = None) -> int:
         return 2
     ignore_sigpipe()
     try:
-        executor = CommandExecutor(environ, environ)
+        executor = make(environ)
     except OSError as exc:  # ssl.SSLError included
         log(f"cannot set up TLS to the agent (see the LIBPROCESS_SSL_* variables): {exc}")
         return 2
     return executor.run()
+
+
+def main(environ: dict[str, str] | None = None) -> int:
+    """Run the command executor in this process (see :func:`run_executor`)."""
+    return run_executor(lambda env: CommandExecutor(env, env), environ)
 
 
 if __name__ == "__main__":

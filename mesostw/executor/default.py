@@ -32,8 +32,8 @@ from mesostw.executor.command import (
     TASK_DEFAULT_SIGNALS,
     CommandExecutor,
     describe_exit,
-    ignore_sigpipe,
     log,
+    run_executor,
 )
 
 #: Mesos's default executor announces each task as starting before running it.
@@ -329,21 +329,9 @@ class DefaultExecutor(CommandExecutor):
 
 
 def main(environ: dict[str, str] | None = None) -> int:
-    """Run the default executor in this process, with the environment an agent sets (``environ``, else
-    this process's own; the launcher passes it rather than rewriting its own in every fork)."""
-    environ = dict(os.environ) if environ is None else environ
-    missing = [k for k in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID") if not environ.get(k)]
-    if missing:
-        log(f"not started by an agent: {', '.join(missing)} not set")
-        return 2
-    ignore_sigpipe()
-    try:
-        executor = DefaultExecutor(environ)
-    except OSError as exc:  # ssl.SSLError included
-        log(f"cannot set up TLS to the agent (see the LIBPROCESS_SSL_* variables): {exc}")
-        return 2
+    """Run the default executor in this process (see :func:`~mesostw.executor.command.run_executor`)."""
     started = time.monotonic()
-    code = executor.run()
+    code = run_executor(DefaultExecutor, environ)
     log(f"the default executor ends after {time.monotonic() - started:.1f}s")
     return code
 
