@@ -221,7 +221,8 @@ class LauncherProcessTests(unittest.TestCase):
         self.buffer = rest
         return [json.loads(line) for line in lines]
 
-    def request(self, mode: str, argv: list[str], env: Any, user: str | None = None, **extra: Any) -> None:
+    def request(self, mode: str, argv: list[str], env: Any, user: str | None = None, flush: bool = True,
+                **extra: Any) -> None:
         import json
 
         assert self.launcher.stdin is not None
@@ -230,7 +231,8 @@ class LauncherProcessTests(unittest.TestCase):
             "id": self.next_id, "mode": mode, "argv": argv, "env": env, "cwd": self.directory,
             "stdout": os.path.join(self.directory, "stdout"), "stderr": os.path.join(self.directory, "stderr"),
             "user": user, **extra}).encode() + b"\n")
-        self.launcher.stdin.flush()
+        if flush:
+            self.launcher.stdin.flush()
 
     def read(self, name: str) -> str:
         with open(os.path.join(self.directory, name)) as f:
@@ -299,6 +301,19 @@ class LauncherProcessTests(unittest.TestCase):
         self.request("exec", ["/bin/true"], {"N": 1})
         [refused] = self.messages(1)
         self.assertEqual(refused, {"id": 1, "error": "env must map names to strings"})
+
+    def test_requests_that_come_together_are_each_answered(self) -> None:
+        """Requests written at once (checked first, then forked together) each get their own answer: a
+        refused one its reason, the others their process, whose exits follow."""
+        self.request("exec", ["/bin/sh", "-c", "exit 3"], {}, flush=False)
+        self.request("exec", ["/bin/true"], {"N": 1}, flush=False)
+        self.request("exec", ["/bin/sh", "-c", "exit 4"], {})
+        messages = self.messages(5)
+        self.assertIn({"id": 2, "error": "env must map names to strings"}, messages)
+        pids = {m["id"]: m["pid"] for m in messages if "pid" in m}
+        self.assertEqual(set(pids), {1, 3})
+        exits = {m["exited"]: m["status"] for m in messages if "exited" in m}
+        self.assertEqual(exits, {pids[1]: 3 << 8, pids[3]: 4 << 8})
 
 
 class ConnectTests(unittest.TestCase):
