@@ -705,6 +705,75 @@ class CommandExecutor:
             self.exit_code = 0
 
 
+def rehearse() -> bool:
+    """Run one command executor through a whole task in this process (the launcher, before it forks any),
+    against an agent played here over a loopback connection; whether it went through.
+
+    The interpreter makes much of what code needs the first time that code runs (type attribute
+    caches, version tags, argument parsers of C functions, resolved library symbols, interned names):
+    made in a forked executor, each is a write to a page it shares with the launcher, which the
+    kernel copies, in every executor. Made here once, every executor forked afterwards finds them.
+    Nothing of it outlives the call (the task is ``true``, its process reaped; the executor's messages
+    go to /dev/null) and the launcher stays what it was (no subreaper, same signal dispositions).
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    saved_stderr = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    agent: socket.socket | None = None
+    executor: CommandExecutor | None = None
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        host, port = listener.getsockname()[:2]
+        environ = {"MESOS_AGENT_ENDPOINT": f"{host}:{port}", "MESOS_FRAMEWORK_ID": "rehearsal",
+                   "MESOS_EXECUTOR_ID": "rehearsal", "MESOS_CHECKPOINT": "0", "PATH": os.defpath,
+                   "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "5secs"}
+        os.dup2(null, 2)
+        executor = CommandExecutor(environ, environ)
+        executor.subscribe()
+        if executor.sock is None:
+            return False
+        listener.settimeout(5.0)
+        agent, _ = listener.accept()
+        task = {"name": "rehearsal", "task_id": {"value": "rehearsal"}, "agent_id": {"value": "rehearsal"},
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.01}}],
+                "command": {"value": "true", "shell": True, "environment": {"variables": []}}}
+        agent.sendall(record(json.dumps({"type": "SUBSCRIBED", "subscribed": {}}).encode())
+                      + record(json.dumps({"type": "LAUNCH", "launch": {"task": task}}).encode()))
+        reader, deadline, preamble = RecordReader(), time.monotonic() + 5.0, len(PREAMBLE)
+        agent.setblocking(False)
+        while executor.exit_code is None and time.monotonic() < deadline:
+            executor.step(0.1)
+            try:
+                data = agent.recv(65536)
+            except BlockingIOError:
+                data = b""
+            skipped, preamble = min(preamble, len(data)), preamble - min(preamble, len(data))
+            for call in reader.feed(data[skipped:]):
+                if call.get("type") == "UPDATE":
+                    acknowledged = {"task_id": task["task_id"], "uuid": call["update"]["status"]["uuid"]}
+                    agent.sendall(record(json.dumps({"type": "ACKNOWLEDGED", "acknowledged": acknowledged}).encode()))
+        return executor.exit_code == 0
+    except (OSError, ValueError):
+        return False
+    finally:
+        if executor is not None:
+            if executor.pid is not None:
+                executor.kill_now()
+                os.waitpid(executor.pid, 0)
+            if executor.sock is not None:
+                executor.sock.close()
+            if executor.pidfd is not None:
+                os.close(executor.pidfd)
+            executor.selector.close()
+        if agent is not None:
+            agent.close()
+        listener.close()
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        os.close(null)
+
+
 def run_executor(make: Callable[[dict[str, str]], Any], environ: dict[str, str] | None) -> int:
     """Run the executor ``make`` builds from the environment an agent sets (``environ``, else this
     process's own; the launcher passes it, which spares a fork the rewriting of its own); 2 when it was
