@@ -388,3 +388,36 @@ class ConnectTests(unittest.TestCase):
         port = server.getsockname()[1]
         server.close()
         self.assertRaises(OSError, command.connect, ("127.0.0.1", port), None)
+
+
+class AgentLauncherTests(unittest.TestCase):
+    """The agent's side of the launcher (mesostw.agent.launcher.Launcher) over a fake reactor."""
+
+    def test_launcher_binds_its_symbols_at_start_and_children_do_not_inherit_it(self) -> None:
+        """The launcher process starts with LD_BIND_NOW=1 on top of the agent's environment (its libraries'
+        symbols are resolved once, not by each forked executor); a launch request carries the
+        executor's own environment, without it."""
+        import json
+
+        from twisted.internet.testing import StringTransport
+
+        from mesostw.agent.launcher import Launcher
+
+        class Reactor:
+            spawned: list[tuple[list[str], dict[str, str]]] = []
+
+            def spawnProcess(self, proto: Any, executable: str, args: list[str], env: dict[str, str],
+                             childFDs: Any) -> None:
+                self.spawned.append((args, env))
+                proto.makeConnection(transport)
+
+        transport = StringTransport()
+        reactor = Reactor()
+        launcher = Launcher(reactor, python="/usr/bin/python3")
+        launcher.startService()
+        [(args, env)] = reactor.spawned
+        self.assertEqual(args[1:], ["-m", "mesostw.executor.zygote"])
+        self.assertEqual(env, dict(os.environ, LD_BIND_NOW="1"))
+        launcher.launch("command-executor", [], {"PATH": "/bin"}, "/tmp", "/tmp/out", "/tmp/err")
+        request = json.loads(transport.value().splitlines()[0])
+        self.assertEqual(request["env"], {"PATH": "/bin"})
