@@ -247,7 +247,13 @@ class Launcher:
         started = []
         for request, entry in requests:
             report_r, report_w = os.pipe2(os.O_CLOEXEC)
-            pid = fork()
+            try:
+                pid = fork()
+            except OSError as exc:  # out of processes or memory: this request fails, the others go on
+                os.close(report_r)
+                os.close(report_w)
+                self.reply({"id": request["id"], "error": f"cannot start a process: {exc.strerror}"})
+                continue
             if pid == 0:
                 os.close(report_r)
                 _child(request, report_w, entry)

@@ -75,6 +75,34 @@ class LauncherForkTests(unittest.TestCase):
         self.assertNotEqual(int(pid), os.getpid())
         self.assertEqual(seen, f"[{pid}]")
 
+    def test_a_failed_fork_fails_its_request_only(self) -> None:
+        """When fork(2) fails (too many processes), the launcher answers that request with the reason,
+        keeps nothing open for it, and goes on with the next."""
+        import errno
+        import json
+
+        out_r, out_w = os.pipe()
+        self.addCleanup(os.close, out_r)
+        self.addCleanup(os.close, out_w)
+        launcher = zygote.Launcher(inp=out_r, out=out_w)
+        for fd in (launcher.wake_r, launcher.wake_w):
+            self.addCleanup(os.close, fd)
+        self.addCleanup(launcher.selector.close)
+
+        def no_more_processes() -> int:
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+        self.patch(zygote, "fork", no_more_processes)
+        descriptors = sorted(os.listdir("/proc/self/fd"))
+        request = {"mode": "exec", "argv": ["/bin/true"], "env": {}, "cwd": "/", "stdout": "/dev/null",
+                   "stderr": "/dev/null"}
+        launcher.start([({"id": 7, **request}, None), ({"id": 8, **request}, None)])
+        replies = [json.loads(line) for line in os.read(out_r, 65536).splitlines()]
+        reason = f"cannot start a process: {os.strerror(errno.EAGAIN)}"
+        self.assertEqual(replies, [{"id": 7, "error": reason}, {"id": 8, "error": reason}])
+        self.assertEqual((launcher.children, launcher.reports), (set(), {}))
+        self.assertEqual(sorted(os.listdir("/proc/self/fd")), descriptors)
+
     def test_fork_failure_raises_oserror(self) -> None:
         """When fork(2) fails, zygote.fork raises OSError with the errno, as os.fork does."""
         class FailingLibc:
