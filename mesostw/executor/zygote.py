@@ -349,9 +349,6 @@ class Launcher:
 def main() -> int:
     # The executors log local times: the time zone is read here once, not by every fork.
     time.localtime()
-    # What an executor's code makes the first time it runs is made here, once (see command.rehearse).
-    if not command.rehearse():
-        os.write(2, b"mesos-launcher: could not rehearse the command executor; executors will start slower\n")
     # What loading freed (a module compiled from source leaves its parser's memory, when there is no
     # bytecode cache) goes back to the system: every fork copies the page table of what is left.
     gc.collect()

@@ -207,41 +207,6 @@ class ExecutorEnvironmentTests(unittest.TestCase):
         self.assertEqual(command.main({"MESOS_FRAMEWORK_ID": "F", "MESOS_EXECUTOR_ID": "E"}), 2)
 
 
-class RehearsalTests(unittest.TestCase):
-    """command.rehearse(): the launcher runs one command executor through a task before it forks any."""
-
-    def state(self) -> tuple[list[str], list[int], tuple[int, int], int]:
-        """This process's descriptors, children, standard error and child-subreaper flag."""
-        import ctypes
-
-        import psutil
-
-        flag = ctypes.c_int(-1)
-        ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
-        stderr = os.fstat(2)
-        return (sorted(os.listdir("/proc/self/fd")), sorted(c.pid for c in psutil.Process().children()),
-                (stderr.st_dev, stderr.st_ino), flag.value)
-
-    def test_rehearsal_runs_a_task_and_leaves_nothing_behind(self) -> None:
-        """rehearse() takes an executor through a whole task (subscribed, launched, both updates
-        acknowledged by the agent it plays) and leaves this process as it was: no child, no descriptor,
-        standard error where it was, not a subreaper."""
-        before = self.state()
-        self.assertTrue(command.rehearse())
-        self.assertEqual(self.state(), before)
-
-    def test_rehearsal_that_cannot_connect_says_so(self) -> None:
-        """When the executor cannot reach the agent played there, rehearse() answers False at once (the
-        launcher then forks executors without it) and still leaves nothing behind."""
-        def refused(address: Any, tls: Any, timeout: float = 10.0) -> Any:
-            raise ConnectionRefusedError(111, "Connection refused")
-
-        self.patch(command, "connect", refused)
-        before = self.state()
-        self.assertFalse(command.rehearse())
-        self.assertEqual(self.state(), before)
-
-
 class LauncherProcessTests(unittest.TestCase):
     """A real launcher process (``python -m mesostw.executor.zygote``) over its JSON lines."""
 
