@@ -86,7 +86,11 @@ class Launcher(service.Service):
 
     def _spawn(self) -> None:
         proto = _LauncherProtocol(self)
-        env = dict(os.environ)
+        # Every symbol of the libraries loaded at start is resolved then (extension modules are loaded with
+        # RTLD_NOW already), not by each forked executor the first time it calls one: each such lookup
+        # costs it CPU and a copied page of the library's table. Its children run with the environment
+        # of their request, not this one.
+        env = dict(os.environ, LD_BIND_NOW="1")
         self.reactor.spawnProcess(proto, self.python, [self.python, "-m", "mesostw.executor.zygote"], env=env,
                                   childFDs={0: "w", 1: "r", 2: 2})
         self._proto = proto

@@ -197,12 +197,19 @@ class Launcher:
             data = data[written:]
 
     def handle(self, line: bytes) -> None:
+        """Answer one request line: start its process, or say why not."""
+        request = self.check(line)
+        if request is not None:
+            self.start([request])
+
+    def check(self, line: bytes) -> tuple[dict[str, Any], pwd.struct_passwd | None] | None:
+        """The request of ``line`` with its user's entry, ready to start; None (answered) when it is refused."""
         try:
             request = json.loads(line)
             request_id = request["id"]
         except (ValueError, KeyError, TypeError):
             self.reply({"error": f"malformed request {line[:200]!r}"})
-            return
+            return None
         try:
             for key in ("stdout", "stderr", "cwd"):
                 if not isinstance(request.get(key), str):
@@ -221,23 +228,42 @@ class Launcher:
                 raise ValueError(f"preload must list some of {', '.join(sorted(PRELOADS))}")
         except (ValueError, KeyError) as exc:
             self.reply({"id": request_id, "error": str(exc).strip("'\"")})
-            return
+            return None
         # Two lookups in the common case: whatever runs here between forks costs this process pages
         # copied on write (every fork shares them again).
         env = request["env"]
         if ("LIBPROCESS_SSL_ENABLED" in env or "SSL_ENABLED" in env) and "ssl" not in sys.modules \
                 and request["mode"] != "exec" and command.tls_wanted(env):
             import ssl  # noqa: F401 - once, here: every executor of this agent speaks TLS from now on
-        report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        pid = fork()
-        if pid == 0:
-            os.close(report_r)
-            _child(request, report_w, entry)
-        os.close(report_w)
-        self.children.add(pid)
-        # Answered once the child has exec'd or set itself up (or failed to): the next fork need not wait.
-        self.reports[report_r] = (request_id, pid, bytearray())
-        self.selector.register(report_r, selectors.EVENT_READ, self.on_report)
+        return request, entry
+
+    def start(self, requests: list[tuple[dict[str, Any], pwd.struct_passwd | None]]) -> None:
+        """Fork a child for each of ``requests`` (checked), back to back.
+
+        After a fork, every page this process writes is copied (its last child still shares it) until
+        the next fork shares them all again: so nothing else runs between these forks, and the children
+        are registered for their reports once all are forked.
+        """
+        started = []
+        for request, entry in requests:
+            report_r, report_w = os.pipe2(os.O_CLOEXEC)
+            try:
+                pid = fork()
+            except OSError as exc:  # out of processes or memory: this request fails, the others go on
+                os.close(report_r)
+                os.close(report_w)
+                self.reply({"id": request["id"], "error": f"cannot start a process: {exc.strerror}"})
+                continue
+            if pid == 0:
+                os.close(report_r)
+                _child(request, report_w, entry)
+            os.close(report_w)
+            started.append((report_r, request["id"], pid))
+        for report_r, request_id, pid in started:
+            self.children.add(pid)
+            # Answered once the child has exec'd or set itself up (or failed to): the next fork need not wait.
+            self.reports[report_r] = (request_id, pid, bytearray())
+            self.selector.register(report_r, selectors.EVENT_READ, self.on_report)
 
     def on_report(self, fd: int) -> None:
         request_id, pid, problem = self.reports[fd]
@@ -289,10 +315,16 @@ class Launcher:
             self.done = True
             return
         self.buffer += chunk
+        # Every request that has come is checked first, then all are forked together (see start()).
+        ready = []
         while b"\n" in self.buffer:
             line, self.buffer = self.buffer.split(b"\n", 1)
             if line.strip():
-                self.handle(line)
+                request = self.check(line)
+                if request is not None:
+                    ready.append(request)
+        if ready:
+            self.start(ready)
 
     def run(self) -> int:
         signal.set_wakeup_fd(self.wake_w)

@@ -75,6 +75,34 @@ class LauncherForkTests(unittest.TestCase):
         self.assertNotEqual(int(pid), os.getpid())
         self.assertEqual(seen, f"[{pid}]")
 
+    def test_a_failed_fork_fails_its_request_only(self) -> None:
+        """When fork(2) fails (too many processes), the launcher answers that request with the reason,
+        keeps nothing open for it, and goes on with the next."""
+        import errno
+        import json
+
+        out_r, out_w = os.pipe()
+        self.addCleanup(os.close, out_r)
+        self.addCleanup(os.close, out_w)
+        launcher = zygote.Launcher(inp=out_r, out=out_w)
+        for fd in (launcher.wake_r, launcher.wake_w):
+            self.addCleanup(os.close, fd)
+        self.addCleanup(launcher.selector.close)
+
+        def no_more_processes() -> int:
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+        self.patch(zygote, "fork", no_more_processes)
+        descriptors = sorted(os.listdir("/proc/self/fd"))
+        request = {"mode": "exec", "argv": ["/bin/true"], "env": {}, "cwd": "/", "stdout": "/dev/null",
+                   "stderr": "/dev/null"}
+        launcher.start([({"id": 7, **request}, None), ({"id": 8, **request}, None)])
+        replies = [json.loads(line) for line in os.read(out_r, 65536).splitlines()]
+        reason = f"cannot start a process: {os.strerror(errno.EAGAIN)}"
+        self.assertEqual(replies, [{"id": 7, "error": reason}, {"id": 8, "error": reason}])
+        self.assertEqual((launcher.children, launcher.reports), (set(), {}))
+        self.assertEqual(sorted(os.listdir("/proc/self/fd")), descriptors)
+
     def test_fork_failure_raises_oserror(self) -> None:
         """When fork(2) fails, zygote.fork raises OSError with the errno, as os.fork does."""
         class FailingLibc:
@@ -221,7 +249,8 @@ class LauncherProcessTests(unittest.TestCase):
         self.buffer = rest
         return [json.loads(line) for line in lines]
 
-    def request(self, mode: str, argv: list[str], env: Any, user: str | None = None, **extra: Any) -> None:
+    def request(self, mode: str, argv: list[str], env: Any, user: str | None = None, flush: bool = True,
+                **extra: Any) -> None:
         import json
 
         assert self.launcher.stdin is not None
@@ -230,7 +259,8 @@ class LauncherProcessTests(unittest.TestCase):
             "id": self.next_id, "mode": mode, "argv": argv, "env": env, "cwd": self.directory,
             "stdout": os.path.join(self.directory, "stdout"), "stderr": os.path.join(self.directory, "stderr"),
             "user": user, **extra}).encode() + b"\n")
-        self.launcher.stdin.flush()
+        if flush:
+            self.launcher.stdin.flush()
 
     def read(self, name: str) -> str:
         with open(os.path.join(self.directory, name)) as f:
@@ -300,6 +330,19 @@ class LauncherProcessTests(unittest.TestCase):
         [refused] = self.messages(1)
         self.assertEqual(refused, {"id": 1, "error": "env must map names to strings"})
 
+    def test_requests_that_come_together_are_each_answered(self) -> None:
+        """Requests written at once (checked first, then forked together) each get their own answer: a
+        refused one its reason, the others their process, whose exits follow."""
+        self.request("exec", ["/bin/sh", "-c", "exit 3"], {}, flush=False)
+        self.request("exec", ["/bin/true"], {"N": 1}, flush=False)
+        self.request("exec", ["/bin/sh", "-c", "exit 4"], {})
+        messages = self.messages(5)
+        self.assertIn({"id": 2, "error": "env must map names to strings"}, messages)
+        pids = {m["id"]: m["pid"] for m in messages if "pid" in m}
+        self.assertEqual(set(pids), {1, 3})
+        exits = {m["exited"]: m["status"] for m in messages if "exited" in m}
+        self.assertEqual(exits, {pids[1]: 3 << 8, pids[3]: 4 << 8})
+
 
 class ConnectTests(unittest.TestCase):
     def listener(self, family: int, host: str) -> Any:
@@ -338,3 +381,36 @@ class ConnectTests(unittest.TestCase):
         port = server.getsockname()[1]
         server.close()
         self.assertRaises(OSError, command.connect, ("127.0.0.1", port), None)
+
+
+class AgentLauncherTests(unittest.TestCase):
+    """The agent's side of the launcher (mesostw.agent.launcher.Launcher) over a fake reactor."""
+
+    def test_launcher_binds_its_symbols_at_start_and_children_do_not_inherit_it(self) -> None:
+        """The launcher process starts with LD_BIND_NOW=1 on top of the agent's environment (its libraries'
+        symbols are resolved once, not by each forked executor); a launch request carries the
+        executor's own environment, without it."""
+        import json
+
+        from twisted.internet.testing import StringTransport
+
+        from mesostw.agent.launcher import Launcher
+
+        class Reactor:
+            spawned: list[tuple[list[str], dict[str, str]]] = []
+
+            def spawnProcess(self, proto: Any, executable: str, args: list[str], env: dict[str, str],
+                             childFDs: Any) -> None:
+                self.spawned.append((args, env))
+                proto.makeConnection(transport)
+
+        transport = StringTransport()
+        reactor = Reactor()
+        launcher = Launcher(reactor, python="/usr/bin/python3")
+        launcher.startService()
+        [(args, env)] = reactor.spawned
+        self.assertEqual(args[1:], ["-m", "mesostw.executor.zygote"])
+        self.assertEqual(env, dict(os.environ, LD_BIND_NOW="1"))
+        launcher.launch("command-executor", [], {"PATH": "/bin"}, "/tmp", "/tmp/out", "/tmp/err")
+        request = json.loads(transport.value().splitlines()[0])
+        self.assertEqual(request["env"], {"PATH": "/bin"})
