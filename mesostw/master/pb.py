@@ -47,6 +47,9 @@ log = Logger()
 class PBAgentLink:
     """The master's handle on an agent's remote reference; messages are batched per turn."""
 
+    #: a master holds one per agent
+    __slots__ = ("remote", "ip", "_batch", "__weakref__")
+
     def __init__(self, remote: pb.RemoteReference, clock: Any, ip: str | None = None):
         self.remote = remote
         #: the address the agent's connection comes from (which machine it runs on, for maintenance)

@@ -143,16 +143,22 @@ class Batcher:
     connection is gone, or the message could not be encoded). Items whose send failed later may or may
     not have arrived, and are not reported."""
 
+    #: a master holds one per agent: slots, and no list while nothing waits
+    __slots__ = ("_clock", "_send", "_unsent", "_items", "_pending")
+
     def __init__(self, clock: Any, send: Callable[[bytes | list[bytes]], defer.Deferred],
                  unsent: Callable[[list[Any], Exception], None] | None = None):
         self._clock = clock
         self._send = send
         self._unsent = unsent
-        self._items: list[Any] = []
+        self._items: list[Any] | None = None
         self._pending: Any = None
 
     def add(self, item: Any) -> None:
-        self._items.append(item)
+        if self._items is None:
+            self._items = [item]
+        else:
+            self._items.append(item)
         if self._pending is None:
             self._pending = self._clock.callLater(0, self.flush)
 
@@ -160,7 +166,7 @@ class Batcher:
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
         self._pending = None
-        items, self._items = self._items, []
+        items, self._items = self._items, None
         if not items:
             return
         for part, payload in split_items(items):
@@ -181,12 +187,44 @@ class Batcher:
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
         self._pending = None
-        self._items = []
+        self._items = None
 
 
 def _lost(failure: Any) -> None:
     if not failure.check(pb.PBConnectionLost, pb.DeadReferenceError):
         log.failure("Batched call failed", failure)
+
+
+class _Local:
+    """What a broker keeps of each object it names for its peer (``pb.Local``), in slots: a broker has one
+    for its root object at least."""
+
+    __slots__ = ("object", "perspective", "refcount")
+
+    def __init__(self, object: Any, perspective: Any = None) -> None:  # noqa: A002 - pb.Local's signature
+        self.object = object
+        self.perspective = perspective
+        self.refcount = 1
+
+    def __repr__(self) -> str:
+        return f"<pb.Local {self.object!r} ref:{self.refcount}>"
+
+    def incref(self) -> int:
+        self.refcount += 1
+        return self.refcount
+
+    def decref(self) -> int:
+        self.refcount -= 1
+        return self.refcount
+
+
+#: Broker containers most connections never use (references, caches, pagers): made when first touched.
+_LAZY = {"luids": dict, "remotelyCachedObjects": dict, "remotelyCachedLUIDs": dict, "locallyCachedObjects": dict,
+         "_localCleanup": dict, "pageProducers": list, "failures": list}
+#: prefix limit -> Banana's bounds on integers (each broker computed its own big integers)
+_INT_LIMITS: dict[int, tuple[int, int, int, int]] = {}
+#: the names of a broker's named local objects ("root"), encoded once
+_NAMES: dict[str, bytes] = {}
 
 
 class LeanBroker(pb.Broker):
@@ -197,7 +235,9 @@ class LeanBroker(pb.Broker):
     thirty attributes, an instance's ``__dict__`` no longer shares its keys with the other instances' and
     takes 1.6 KB a connection; slots take 8 bytes each. Attributes with a class-level default in Twisted
     (``transport``, ``connected``, ``factory``, ``prefixLimit``, ``buffer``...) stay in the dict, where
-    that default still shows through until they are set."""
+    that default still shows through until they are set. The containers of :data:`_LAZY`, empty on most
+    connections for their whole life, are made when first touched; the integer bounds and the names of
+    local objects are shared; each named object costs a slotted :class:`_Local`."""
 
     __slots__ = ("listStack", "outgoingSymbols", "outgoingSymbolCount", "isClient", "disconnected", "disconnects",
                  "failures", "connects", "localObjects", "security", "pageProducers", "currentRequestID",
@@ -209,6 +249,35 @@ class LeanBroker(pb.Broker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.outgoingSymbols = self.outgoingVocabulary
+        for name in _LAZY:
+            delattr(self, name)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for an attribute not set: one of the lazy containers, or a genuine AttributeError.
+        make = _LAZY.get(name)
+        if make is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = make()
+        setattr(self, name, value)
+        return value
+
+    def setPrefixLimit(self, limit: int) -> None:
+        self.prefixLimit = limit  # type: ignore[assignment]  # Banana declares it None until set
+        bounds = _INT_LIMITS.get(limit)
+        if bounds is None:
+            bounds = _INT_LIMITS[limit] = (-(2 ** (limit * 7)) + 1, -(2**31), 2**31 - 1, 2 ** (limit * 7) - 1)
+        self._smallestLongInt, self._smallestInt, self._largestInt, self._largestLongInt = bounds
+
+    def setNameForLocal(self, name: Any, object: Any) -> None:  # noqa: A002 - pb.Broker's signature
+        if isinstance(name, str):
+            encoded = _NAMES.get(name)
+            if encoded is None:
+                encoded = name.encode("utf8")
+                if len(_NAMES) < 64:
+                    _NAMES[name] = encoded
+            name = encoded
+        assert object is not None
+        self.localObjects[name] = _Local(object)
 
 
 class ServerFactory(pb.PBServerFactory):
