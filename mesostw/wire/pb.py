@@ -261,6 +261,20 @@ class LeanBroker(pb.Broker):
         setattr(self, name, value)
         return value
 
+    def proto_answer(self, requestID: int, netResult: Any) -> None:
+        super().proto_answer(requestID, netResult)
+        self._answered()
+
+    def proto_error(self, requestID: int, fail: Any) -> None:
+        super().proto_error(requestID, fail)
+        self._answered()
+
+    def _answered(self) -> None:
+        # A dict keeps the table it grew to when emptied: an idle connection (whose only calls are
+        # the master's pings) holds an empty one instead.
+        if self.waitingForAnswers is not None and not self.waitingForAnswers:
+            self.waitingForAnswers = {}
+
     def setPrefixLimit(self, limit: int) -> None:
         self.prefixLimit = limit  # type: ignore[assignment]  # Banana declares it None until set
         bounds = _INT_LIMITS.get(limit)
