@@ -221,6 +221,9 @@ class _Local:
 #: Broker containers most connections never use (references, caches, pagers): made when first touched.
 _LAZY = {"luids": dict, "remotelyCachedObjects": dict, "remotelyCachedLUIDs": dict, "locallyCachedObjects": dict,
          "_localCleanup": dict, "pageProducers": list, "failures": list}
+#: Attributes Twisted's classes give a class-level default, which shows until the broker sets its own.
+_DEFAULTS = {"waitingForAnswers": None, "factory": None, "connected": 0, "transport": None, "prefixLimit": None,
+             "buffer": b"", "_lift_setup_deadline": None}
 #: prefix limit -> Banana's bounds on integers (each broker computed its own big integers)
 _INT_LIMITS: dict[int, tuple[int, int, int, int]] = {}
 #: the names of a broker's named local objects ("root"), encoded once
@@ -234,17 +237,22 @@ class LeanBroker(pb.Broker):
     Its attributes that Banana and Broker always set before they read them live in slots: with more than
     thirty attributes, an instance's ``__dict__`` no longer shares its keys with the other instances' and
     takes 1.6 KB a connection; slots take 8 bytes each. Attributes with a class-level default in Twisted
-    (``transport``, ``connected``, ``factory``, ``prefixLimit``, ``buffer``...) stay in the dict, where
-    that default still shows through until they are set. The containers of :data:`_LAZY`, empty on most
-    connections for their whole life, are made when first touched; the integer bounds and the names of
-    local objects are shared; each named object costs a slotted :class:`_Local`."""
+    (``transport``, ``connected``, ``factory``, ``prefixLimit``, ``buffer``...) are slots too, whose
+    unset value is that default (:data:`_DEFAULTS`), so that no ``__dict__`` is made at all. The
+    containers of :data:`_LAZY`, empty on most connections for their whole life, are made when first
+    touched; the integer bounds and the names of local objects are shared; each named object costs a
+    slotted :class:`_Local`."""
 
     __slots__ = ("listStack", "outgoingSymbols", "outgoingSymbolCount", "isClient", "disconnected", "disconnects",
                  "failures", "connects", "localObjects", "security", "pageProducers", "currentRequestID",
                  "currentLocalID", "unserializingPerspective", "luids", "remotelyCachedObjects",
                  "remotelyCachedLUIDs", "locallyCachedObjects", "_localCleanup", "currentDialect",
                  "_smallestLongInt", "_smallestInt", "_largestInt", "_largestLongInt", "serializingPerspective",
-                 "jellyMethod", "jellyArgs", "jellyKw")
+                 "jellyMethod", "jellyArgs", "jellyKw",
+                 # Twisted gives these a class-level default (see _DEFAULTS)
+                 "waitingForAnswers", "factory", "connected", "transport", "prefixLimit", "buffer",
+                 # the port switch's (mesostw.wire.switch.bound), while the connection has not bound
+                 "_lift_setup_deadline")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -253,9 +261,11 @@ class LeanBroker(pb.Broker):
             delattr(self, name)
 
     def __getattr__(self, name: str) -> Any:
-        # Only called for an attribute not set: one of the lazy containers, or a genuine AttributeError.
+        # Only called for an attribute not set: one of the lazy containers, a default, or a genuine AttributeError.
         make = _LAZY.get(name)
         if make is None:
+            if name in _DEFAULTS:
+                return _DEFAULTS[name]
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         value = make()
         setattr(self, name, value)
