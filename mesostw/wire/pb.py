@@ -220,9 +220,10 @@ class _Local:
 
 #: Broker containers most connections never use (references, caches, pagers): made when first touched.
 _LAZY = {"luids": dict, "remotelyCachedObjects": dict, "remotelyCachedLUIDs": dict, "locallyCachedObjects": dict,
-         "_localCleanup": dict, "pageProducers": list, "failures": list}
+         "_localCleanup": dict, "pageProducers": list, "failures": list, "localObjects": dict,
+         "waitingForAnswers": dict}
 #: Attributes Twisted's classes give a class-level default, which shows until the broker sets its own.
-_DEFAULTS = {"waitingForAnswers": None, "factory": None, "connected": 0, "transport": None, "prefixLimit": None,
+_DEFAULTS = {"maxBrokerRefsViolations": 0, "factory": None, "connected": 0, "transport": None, "prefixLimit": None,
              "buffer": b"", "_lift_setup_deadline": None}
 #: prefix limit -> Banana's bounds on integers (each broker computed its own big integers)
 _INT_LIMITS: dict[int, tuple[int, int, int, int]] = {}
@@ -251,6 +252,11 @@ class LeanBroker(pb.Broker):
                  "jellyMethod", "jellyArgs", "jellyKw",
                  # Twisted gives these a class-level default (see _DEFAULTS)
                  "waitingForAnswers", "factory", "connected", "transport", "prefixLimit", "buffer",
+                 "maxBrokerRefsViolations",
+                 # set when the connection is lost
+                 "localSecurity", "remoteSecurity",
+                 # a server's root object (see setNameForLocal)
+                 "_root",
                  # the port switch's (mesostw.wire.switch.bound), while the connection has not bound
                  "_lift_setup_deadline")
 
@@ -281,9 +287,9 @@ class LeanBroker(pb.Broker):
 
     def _answered(self) -> None:
         # A dict keeps the table it grew to when emptied: an idle connection (whose only calls are
-        # the master's pings) holds an empty one instead.
+        # the master's pings) holds none (the next call makes one).
         if self.waitingForAnswers is not None and not self.waitingForAnswers:
-            self.waitingForAnswers = {}
+            del self.waitingForAnswers
 
     def setPrefixLimit(self, limit: int) -> None:
         self.prefixLimit = limit  # type: ignore[assignment]  # Banana declares it None until set
@@ -301,7 +307,23 @@ class LeanBroker(pb.Broker):
                     _NAMES[name] = encoded
             name = encoded
         assert object is not None
+        if name == b"root" and getattr(self, "_root", None) is None:
+            # A server broker's one named object, in a slot: no table of local objects at all until the
+            # connection passes references
+            self._root = object
+            return
         self.localObjects[name] = _Local(object)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        super().connectionLost(reason)
+        self._root = None
+
+    def localObjectForID(self, luid: Any) -> Any:
+        if luid in (b"root", "root"):
+            root = getattr(self, "_root", None)
+            if root is not None:
+                return root
+        return super().localObjectForID(luid)
 
 
 class ServerFactory(pb.PBServerFactory):
