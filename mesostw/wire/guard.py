@@ -353,8 +353,9 @@ class _Admitting(protocol.Factory):
 
 class CountedServer(tcp.Server):
     """A TCP connection accepted under :class:`ConnectionLimits` (``limits``, set on a subclass per port), which
-    it leaves when it closes. It makes its ``repr`` and its ``fileno`` when asked rather than keeping them
-    (a master holds ten thousand connections)."""
+    it leaves when it closes. It makes its log prefix, its ``repr`` and its ``fileno`` when asked rather than
+    keeping them (a master holds ten thousand connections); the log prefix names the protocol the connection
+    has now (the one a port switch chose, once it stepped out)."""
 
     limits: ConnectionLimits
 
@@ -365,6 +366,16 @@ class CountedServer(tcp.Server):
             super().connectionLost(reason)
         finally:
             self.limits.closed(str(self.hostname))
+
+    @property  # type: ignore[override]
+    def logstr(self) -> str:
+        protocol = getattr(self, "protocol", None)
+        prefix = self._getLogPrefix(protocol) if protocol is not None else "-"
+        return f"{prefix},{self.sessionno},{self.hostname}"
+
+    @logstr.setter
+    def logstr(self, value: str) -> None:
+        pass  # made when asked
 
     @property  # type: ignore[override]
     def repstr(self) -> str:

@@ -146,7 +146,7 @@ class Batcher:
     #: a master holds one per agent: slots, and no list while nothing waits
     __slots__ = ("_clock", "_send", "_unsent", "_items", "_pending")
 
-    def __init__(self, clock: Any, send: Callable[[bytes | list[bytes]], defer.Deferred],
+    def __init__(self, clock: Any, send: Callable[[bytes | list[bytes]], defer.Deferred] | None,
                  unsent: Callable[[list[Any], Exception], None] | None = None):
         self._clock = clock
         self._send = send
@@ -173,7 +173,7 @@ class Batcher:
             # A reference whose connection is gone raises DeadReferenceError at once rather than failing a
             # Deferred, and Banana refuses what it cannot encode before anything is written.
             try:
-                d = self._send(pieces(payload))
+                d = self._deliver(pieces(payload))
             except Exception as exc:  # noqa: BLE001 - reported below, and the next payloads still go
                 if self._unsent is not None:
                     self._unsent(part, exc)
@@ -182,6 +182,11 @@ class Batcher:
                 continue
             if isinstance(d, defer.Deferred):
                 d.addErrback(_lost)
+
+    def _deliver(self, payload: bytes | list[bytes]) -> Any:
+        """Send one payload (a subclass may send it itself rather than hold a ``send`` callable)."""
+        assert self._send is not None
+        return self._send(payload)
 
     def discard(self) -> None:
         if self._pending is not None and self._pending.active():

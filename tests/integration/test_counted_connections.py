@@ -82,8 +82,8 @@ class CountedConnectionsTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_the_switch_steps_out(self) -> Any:
-        """Behind a port switch, a private protocol's bytes reach it from the transport itself once it binds,
-        and its closing is counted out."""
+        """Behind a port switch, a private protocol's bytes reach it from the transport itself once it binds
+        (the transport's log prefix then names it), and its closing is counted out."""
         built: list[Kept] = []
         http = protocol.Factory.forProtocol(lambda: Kept(built))
         private = protocol.Factory.forProtocol(lambda: Kept(built))
@@ -94,7 +94,9 @@ class CountedConnectionsTests(unittest.TestCase):
         (inner,) = built
         self.assertIsNot(inner.transport.protocol, inner)  # not bound: the switch still delivers
         client.transport.write(b"bind")
+        self.assertTrue(inner.transport.logPrefix().startswith("PortSwitch,"))
         yield wait_for(lambda: inner.transport.protocol is inner, 10, what="the switch stepped out")
+        self.assertTrue(inner.transport.logPrefix().startswith("Kept,"))
         client.transport.write(b" more")
         yield wait_for(lambda: inner.received == b"hello bind more", 10, what="bytes straight to the protocol")
         client.transport.loseConnection()
