@@ -122,7 +122,14 @@ class MasterConnection(pb.Referenceable):
     """The root object one PB connection sees.
 
     A master holds one per agent (ten thousand of them): what only some connections need (the scheduler's
-    side, the authentication exchange) is made when first asked for."""
+    side, the authentication exchange) is made when first asked for, and what most never change is a
+    class-level default."""
+
+    agent_id: str | None = None
+    agent_link: PBAgentLink | None = None
+    _session: SchedulerSession | None = None
+    _auth: PBAuthentication | None = None
+    _gone = False
 
     def __init__(self, master: Master, broker: pb.Broker, clock: Any,
                  leader_pid: Callable[[], str | None] = lambda: None):
@@ -130,11 +137,6 @@ class MasterConnection(pb.Referenceable):
         self.master = master
         self.broker = broker
         self.clock = clock
-        self.agent_id: str | None = None
-        self.agent_link: PBAgentLink | None = None
-        self._session: SchedulerSession | None = None
-        self._auth: PBAuthentication | None = None
-        self._gone = False
         broker.notifyOnDisconnect(self)  # itself rather than a bound method kept per connection (__call__)
 
     @property

@@ -228,7 +228,7 @@ _LAZY = {"luids": dict, "remotelyCachedObjects": dict, "remotelyCachedLUIDs": di
          "_localCleanup": dict, "pageProducers": list, "failures": list, "localObjects": dict,
          "waitingForAnswers": dict}
 #: Attributes Twisted's classes give a class-level default, which shows until the broker sets its own.
-_DEFAULTS = {"maxBrokerRefsViolations": 0, "factory": None, "connected": 0, "transport": None, "prefixLimit": None,
+_DEFAULTS = {"factory": None, "connected": 0, "transport": None, "prefixLimit": None,
              "buffer": b"", "_lift_setup_deadline": None}
 #: prefix limit -> Banana's bounds on integers (each broker computed its own big integers)
 _INT_LIMITS: dict[int, tuple[int, int, int, int]] = {}
@@ -257,9 +257,6 @@ class LeanBroker(pb.Broker):
                  "jellyMethod", "jellyArgs", "jellyKw",
                  # Twisted gives these a class-level default (see _DEFAULTS)
                  "waitingForAnswers", "factory", "connected", "transport", "prefixLimit", "buffer",
-                 "maxBrokerRefsViolations",
-                 # set when the connection is lost
-                 "localSecurity", "remoteSecurity",
                  # a server's root object (see setNameForLocal)
                  "_root",
                  # the port switch's (mesostw.wire.switch.bound), while the connection has not bound
