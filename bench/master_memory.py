@@ -3,13 +3,16 @@
 A ``mesos-master`` process; ``--agents`` simulated agents (:mod:`bench.simagents`: the agents' real PB
 link, in ``--processes`` processes); ``--frameworks`` frameworks on the real PB scheduler driver here,
 which launch ``--tasks`` long tasks spread evenly over the agents, then ``--completed`` short tasks
-each (they finish at once and go to the framework's bounded history of completed tasks,
-``--max_completed_tasks_per_framework``). The master's resident memory (RSS) is read at each stage,
+each, ``--round`` at a time (they finish at once and go to the framework's bounded history of completed
+tasks, ``--max_completed_tasks_per_framework``). The master's resident memory (RSS) is read at each stage,
 once it is quiet:
 
 * ``bytes_per_agent``: (agents registered - the empty master) / agents;
 * ``bytes_per_task``: (tasks running - agents registered) / tasks;
-* ``bytes_per_completed_task``: (short tasks done - tasks running) / completed tasks kept;
+* ``bytes_per_completed_task``: how the RSS grows with the completed tasks kept, from the first round on
+  (the least-squares slope over the readings after each round, ``rss_rounds_mb``): the heap that a
+  round's messages, offers and updates need while it runs is there after the first round already, and is
+  not counted as the tasks' (``completed_all_bytes``, over every round from the tasks running, counts it);
 * ``state_s``, ``state_mb``: ``GET /master/state`` over loopback, to the last byte (``state_first_s``:
   to the first), once the short tasks are done (the long ones running, the short ones in the history);
   ``summary_s`` and ``snapshot_s``: ``/master/state-summary`` and ``/metrics/snapshot``;
@@ -72,7 +75,8 @@ class Launcher(Scheduler):
         self.driver = None
 
     def short(self, count: int) -> None:
-        self.pending += [f"short-{self.name}-{i:06d}" for i in range(count)]
+        done = sum(1 for task_id in self.finished if task_id.startswith("short-"))
+        self.pending += [f"short-{self.name}-{i:06d}" for i in range(done, done + count)]
         if self.driver is not None:
             self.driver.reviveOffers()
 
@@ -272,12 +276,17 @@ def run(reactor, args):
         # The short tasks before the state endpoints: what those leave behind (caches of the agents' texts, a
         # heap grown for their answers) would otherwise count as the completed tasks' (or hide them).
         started = time.monotonic()
-        for framework in frameworks:
-            framework.short(args.completed)
-        yield wait_for(lambda: sum(len(f.finished) for f in frameworks) >= args.completed * args.frameworks,
-                       3600, interval=1.0, what="every short task finished")
+        rounds: list[tuple[int, int]] = []  # (completed tasks kept, RSS) after each round
+        for start in range(0, args.completed, args.round):
+            for framework in frameworks:
+                framework.short(min(args.round, args.completed - start))
+            done = min(start + args.round, args.completed) * args.frameworks
+            yield wait_for(lambda done=done: sum(len(f.finished) for f in frameworks) >= done,
+                           3600, interval=1.0, what=f"{done} short tasks finished")
+            rounds.append((done, (yield settled_rss(reactor, process))))
         print(f"short tasks done in {time.monotonic() - started:.1f}s", flush=True)
-        with_completed = yield settled_rss(reactor, process)
+        with_first = rounds[0][1] if rounds else with_tasks
+        with_completed = rounds[-1][1] if rounds else with_tasks
         kept = args.completed * args.frameworks
         lost = sum(len(f.other) for f in frameworks)
 
@@ -316,7 +325,10 @@ def run(reactor, args):
 
         print(f"agents={args.agents} tasks={total} frameworks={args.frameworks} completed_kept={kept} lost={lost} "
               f"rss_empty_mb={empty / 2**20:.0f} rss_agents_mb={with_agents / 2**20:.0f} "
-              f"rss_tasks_mb={with_tasks / 2**20:.0f} rss_completed_mb={with_completed / 2**20:.0f} "
+              f"rss_tasks_mb={with_tasks / 2**20:.0f} rss_first_round_mb={with_first / 2**20:.0f} "
+              f"rss_completed_mb={with_completed / 2**20:.0f} "
+              f"rss_rounds_mb={'/'.join(f'{rss / 2**20:.0f}' for _, rss in rounds)} "
+              f"completed_all_bytes={(with_completed - with_tasks) / max(1, kept):.0f} "
               f"rss_after_state_mb={after_state / 2**20:.0f} "
               f"state_runs={runs('state')} state_first_s={first('state', 0):.3f} state_cpu_s={first('state', 3):.2f} "
               f"state_peak_mb={most('state', 4) / 2**20:.0f} state_curl_s={state_curl_s:.2f} "
@@ -331,7 +343,7 @@ def run(reactor, args):
         summary_again = min(read[1] for read in timed["summary"][1:]) if args.repeat > 1 else first("summary")
         print(f"bytes_per_agent={(with_agents - empty) / args.agents:.0f} "
               f"bytes_per_task={(with_tasks - with_agents) / total:.0f} "
-              f"bytes_per_completed_task={(with_completed - with_tasks) / kept:.0f} "
+              f"bytes_per_completed_task={_slope(rounds):.0f} "
               f"state_s={first('state'):.2f} state_mb={first('state', 2) / 1e6:.1f} "
               f"summary_s={first('summary'):.3f} summary_again_s={summary_again:.3f} "
               f"snapshot_s={first('snapshot'):.3f} tasks_page_s={first('tasks_page'):.3f} "
@@ -358,12 +370,24 @@ def run(reactor, args):
             shutil.rmtree(base, ignore_errors=True)
 
 
+def _slope(rounds: list[tuple[int, int]]) -> float:
+    """Bytes per completed task: the least-squares slope of the RSS over the tasks kept, after each round (one
+    reading's noise weighs less than in a difference of two)."""
+    if len(rounds) < 2:
+        return float("nan")
+    mean_x = sum(x for x, _ in rounds) / len(rounds)
+    mean_y = sum(y for _, y in rounds) / len(rounds)
+    return (sum((x - mean_x) * (y - mean_y) for x, y in rounds)
+            / sum((x - mean_x) ** 2 for x, _ in rounds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--frameworks", type=int, default=10)
-    parser.add_argument("--completed", type=int, default=1000, help="short tasks per framework (all kept)")
+    parser.add_argument("--completed", type=int, default=5000, help="short tasks per framework (all kept)")
+    parser.add_argument("--round", type=int, default=1000, help="short tasks per framework at a time")
     parser.add_argument("--processes", type=int, default=8, help="processes the simulated agents are spread over")
     parser.add_argument("--spread", type=float, default=30.0, help="seconds over which the agents first connect")
     parser.add_argument("--repeat", type=int, default=3, help="reads of each state endpoint, in turn")

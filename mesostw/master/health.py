@@ -10,12 +10,17 @@ from mesostw.interfaces import IAgentLink
 
 
 class _Watch:
-    __slots__ = ("link", "misses", "outstanding")
+    """One agent's watch; it waits in the queue of rounds itself (no tuple per agent)."""
 
-    def __init__(self, link: IAgentLink):
+    __slots__ = ("link", "misses", "outstanding", "agent_id", "due")
+
+    def __init__(self, agent_id: str, link: IAgentLink):
+        self.agent_id = agent_id
         self.link: IAgentLink | None = link
         self.misses = 0
         self.outstanding = False
+        #: when its next round comes
+        self.due = 0.0
 
 
 class AgentHealth:
@@ -35,15 +40,14 @@ class AgentHealth:
         self._max_misses = max_misses
         self._on_unreachable = on_unreachable
         self._watches: dict[str, _Watch] = {}
-        #: (when, agent ID, watch) of the rounds to come, the soonest first; those of watches that ended are
-        #: skipped when due
-        self._rounds: deque[tuple[float, str, _Watch]] = deque()
+        #: the watches whose rounds are to come, the soonest first; those of watches that ended are skipped when due
+        self._rounds: deque[_Watch] = deque()
         self._timer: Any = None
         self._running = False
 
     def watch(self, agent_id: str, link: IAgentLink) -> None:
         self.unwatch(agent_id)
-        watch = self._watches[agent_id] = _Watch(link)
+        watch = self._watches[agent_id] = _Watch(agent_id, link)
         self._schedule(agent_id, watch)
         self._ping(agent_id, watch)
 
@@ -58,7 +62,8 @@ class AgentHealth:
         return self._watches[agent_id].misses
 
     def _schedule(self, agent_id: str, watch: _Watch) -> None:
-        self._rounds.append((self._clock.seconds() + self._timeout, agent_id, watch))
+        watch.due = self._clock.seconds() + self._timeout
+        self._rounds.append(watch)
         if self._timer is None and not self._running:
             self._timer = self._clock.callLater(self._timeout, self._due)
 
@@ -67,13 +72,13 @@ class AgentHealth:
         self._running = True
         try:
             rounds = self._rounds
-            while rounds and rounds[0][0] <= self._clock.seconds():
-                _, agent_id, watch = rounds.popleft()
-                self._round(agent_id, watch)
+            while rounds and rounds[0].due <= self._clock.seconds():
+                watch = rounds.popleft()
+                self._round(watch.agent_id, watch)
         finally:
             self._running = False
         if self._rounds and self._timer is None:
-            self._timer = self._clock.callLater(max(0.0, self._rounds[0][0] - self._clock.seconds()), self._due)
+            self._timer = self._clock.callLater(max(0.0, self._rounds[0].due - self._clock.seconds()), self._due)
 
     def _ping(self, agent_id: str, watch: _Watch) -> None:
         assert watch.link is not None

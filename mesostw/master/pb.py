@@ -44,47 +44,50 @@ log = Logger()
 
 
 @implementer(IAgentLink)
-class PBAgentLink:
-    """The master's handle on an agent's remote reference; messages are batched per turn."""
+class PBAgentLink(Batcher):
+    """The master's handle on an agent's remote reference; messages are batched per turn (it is its own
+    :class:`Batcher`: a master holds one per agent)."""
+
+    __slots__ = ("remote", "ip", "__weakref__")
 
     def __init__(self, remote: pb.RemoteReference, clock: Any, ip: str | None = None):
+        super().__init__(clock, None)
         self.remote = remote
         #: the address the agent's connection comes from (which machine it runs on, for maintenance)
         self.ip = ip
-        self._batch = Batcher(clock, self._send)
 
-    def _send(self, payload: Any) -> Any:
+    def _deliver(self, payload: Any) -> Any:
         return self.remote.callRemote("messages", payload)
 
     def runTasks(self, framework_info, tasks, executor=None):
-        self._batch.add(internal.run_tasks(framework_info, list(tasks), executor))
+        self.add(internal.run_tasks(framework_info, list(tasks), executor))
 
     def killTask(self, framework_id, task_id, grace_period=None):
-        self._batch.add(internal.kill_task(framework_id, task_id, grace_period))
+        self.add(internal.kill_task(framework_id, task_id, grace_period))
 
     def acknowledge(self, acknowledgements):
         for framework_id, task_id, uuid in acknowledgements:
-            self._batch.add(internal.acknowledgement(framework_id, task_id, uuid))
+            self.add(internal.acknowledgement(framework_id, task_id, uuid))
 
     def shutdownFramework(self, framework_id):
-        self._batch.add(internal.shutdown_framework(framework_id))
+        self.add(internal.shutdown_framework(framework_id))
 
     def shutdownExecutor(self, framework_id, executor_id):
-        self._batch.add(internal.shutdown_executor(framework_id, executor_id))
+        self.add(internal.shutdown_executor(framework_id, executor_id))
 
     def frameworkMessage(self, framework_id, executor_id, data):
-        self._batch.add(internal.framework_to_executor(framework_id, executor_id, data))
+        self.add(internal.framework_to_executor(framework_id, executor_id, data))
 
     def ping(self):
-        self._batch.flush()
+        self.flush()
         # Fails (rather than raises) once the connection is gone, as the interface promises.
         return defer.maybeDeferred(self.remote.callRemote, "ping")
 
     def removed(self, reason):
-        self._batch.add(internal.agent_removed(reason))
+        self.add(internal.agent_removed(reason))
 
     def checkpointResources(self, resources):
-        self._batch.add(internal.checkpoint_resources(resources))
+        self.add(internal.checkpoint_resources(resources))
 
 
 @implementer(IFrameworkLink)
@@ -119,7 +122,14 @@ class MasterConnection(pb.Referenceable):
     """The root object one PB connection sees.
 
     A master holds one per agent (ten thousand of them): what only some connections need (the scheduler's
-    side, the authentication exchange) is made when first asked for."""
+    side, the authentication exchange) is made when first asked for, and what most never change is a
+    class-level default."""
+
+    agent_id: str | None = None
+    agent_link: PBAgentLink | None = None
+    _session: SchedulerSession | None = None
+    _auth: PBAuthentication | None = None
+    _gone = False
 
     def __init__(self, master: Master, broker: pb.Broker, clock: Any,
                  leader_pid: Callable[[], str | None] = lambda: None):
@@ -127,12 +137,7 @@ class MasterConnection(pb.Referenceable):
         self.master = master
         self.broker = broker
         self.clock = clock
-        self.agent_id: str | None = None
-        self.agent_link: PBAgentLink | None = None
-        self._session: SchedulerSession | None = None
-        self._auth: PBAuthentication | None = None
-        self._gone = False
-        broker.notifyOnDisconnect(self._disconnected)
+        broker.notifyOnDisconnect(self)  # itself rather than a bound method kept per connection (__call__)
 
     @property
     def session(self) -> SchedulerSession:
@@ -334,6 +339,10 @@ class MasterConnection(pb.Referenceable):
         if failure.check(RegistrationRefused):
             raise RefusedError(failure.getErrorMessage())
         return failure
+
+    def __call__(self) -> None:
+        """The connection is lost (the broker's disconnect notifier)."""
+        self._disconnected()
 
     def _disconnected(self) -> None:
         self._gone = True

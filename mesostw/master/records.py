@@ -27,6 +27,7 @@ MAX_COMPLETED_FRAMEWORKS = 50
 MAX_COMPLETED_TASKS = 1000
 
 _NO_TASKS: Mapping[str, Task] = MappingProxyType({})
+_NO_INDEX: Mapping[Any, Any] = MappingProxyType({})
 
 
 #: The states of a task whose resources are not allocated any more: it ended, or they were given back when
@@ -50,10 +51,10 @@ class AgentRecord:
     connected: bool = True
     active: bool = True
     version: str = ""
-    #: framework ID -> task ID -> Task (a view of the TaskTracker's index)
-    tasks: Mapping[str, Mapping[str, Task]] = attrs.field(factory=lambda: MappingProxyType({}))
-    #: (framework ID, executor ID) -> ExecutorInfo of custom executors (a view of the TaskTracker's index)
-    executors: Mapping[tuple[str, str], ExecutorInfo] = attrs.field(factory=lambda: MappingProxyType({}))
+    #: the TaskTracker's indexes of its tasks and custom executors, which :attr:`tasks` and :attr:`executors`
+    #: show read-only (a view is made when asked: a master holds ten thousand records)
+    _task_index: Mapping[str, Mapping[str, Task]] = attrs.field(default=_NO_INDEX, alias="tasks")
+    _executor_index: Mapping[tuple[str, str], ExecutorInfo] = attrs.field(default=_NO_INDEX, alias="executors")
     #: what its live tasks and custom executors hold (the TaskTracker keeps it; None: summed when asked)
     usage: ResourceTally | None = None
     #: its dynamic reservations and persistent volumes (``info.resources`` are its ``--resources``)
@@ -65,6 +66,16 @@ class AgentRecord:
     def id(self) -> str:
         assert self.info.id is not None
         return self.info.id
+
+    @property
+    def tasks(self) -> Mapping[str, Mapping[str, Task]]:
+        """framework ID -> task ID -> Task (a view of the TaskTracker's index)"""
+        return MappingProxyType(self._task_index)
+
+    @property
+    def executors(self) -> Mapping[tuple[str, str], ExecutorInfo]:
+        """(framework ID, executor ID) -> ExecutorInfo of custom executors (a view of the TaskTracker's index)"""
+        return MappingProxyType(self._executor_index)
 
     @property
     def pid(self) -> str:

@@ -20,12 +20,16 @@ class ResourceTally:
 
     __slots__ = ("_scalars", "_ranges", "_items", "_total")
 
+    #: A master holds one per agent: the counters are made when the first range or set item comes (an
+    #: empty one is as large as a dict).
+    _NONE: Counter = Counter()  # type: ignore[type-arg]  # read-only: never added to
+
     def __init__(self) -> None:
         self._scalars: dict[Key, int] = {}
         #: (key, (begin, end)) -> how many members hold that interval
-        self._ranges: Counter[tuple[Key, tuple[int, int]]] = Counter()
+        self._ranges: Counter[tuple[Key, tuple[int, int]]] = self._NONE
         #: (key, item) -> how many members hold that set item
-        self._items: Counter[tuple[Key, str]] = Counter()
+        self._items: Counter[tuple[Key, str]] = self._NONE
         self._total: Resources | None = EMPTY
 
     def add(self, resources: Resources, times: int = 1) -> None:
@@ -37,9 +41,13 @@ class ResourceTally:
             if isinstance(value, int):
                 self._scalars[key] = self._scalars.get(key, 0) + value * times
             elif isinstance(value, tuple):
+                if self._ranges is self._NONE:
+                    self._ranges = Counter()
                 for interval in value:
                     self._ranges[(key, interval)] += times
             else:
+                if self._items is self._NONE:
+                    self._items = Counter()
                 for item in value:
                     self._items[(key, item)] += times
 
@@ -88,5 +96,5 @@ def _drop(counter: Counter, key: object) -> None:  # type: ignore[type-arg]
     count = counter.get(key, 0)
     if count > 1:
         counter[key] = count - 1
-    else:
-        counter.pop(key, None)
+    elif count:
+        del counter[key]

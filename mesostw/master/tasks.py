@@ -95,10 +95,11 @@ class TaskTracker:
 
     def track_agent(self, agent_id: str) -> tuple[Mapping[str, Mapping[str, Task]],
                                                    Mapping[tuple[str, str], ExecutorInfo], ResourceTally]:
-        """Index an agent's tasks and executors; returns both read-only, and what they hold, for its record."""
+        """Index an agent's tasks and executors; returns both, and what they hold, for its record (which shows
+        them read-only and never changes them)."""
         tasks = self._by_agent.setdefault(agent_id, {})
         executors = self._executors.setdefault(agent_id, {})
-        return MappingProxyType(tasks), MappingProxyType(executors), self._tally_on(agent_id)
+        return tasks, executors, self._tally_on(agent_id)
 
     def release_agent(self, agent_id: str) -> None:
         """The agent has no record any more (unreachable, or gone): forget its executors, and its index

@@ -8,7 +8,9 @@
   is refused with 413, a chunked one as soon as it grows past the limit, and endpoints that
   authenticate do so then (401 without reading the body).
 - :class:`ConnectionLimits` wraps a port's factory: at most ``max_per_peer`` connections from one
-  address and ``max_total`` in all; a connection beyond either is closed at once.
+  address and ``max_total`` in all; a connection beyond either is closed at once. On a TCP port of a
+  real reactor (:meth:`ConnectionLimits.listen`) the port's transports count their own connections
+  out as they close, so that nothing stands between a connection and its protocol.
 - :func:`raise_file_limit`: a daemon raises its soft descriptor limit to the hard one at start, and
   keeps ``RESERVED_DESCRIPTORS`` of them out of reach of connections (for its registry, logs, and
   the executors it launches), so a flood of connections never makes a registry write fail.
@@ -21,7 +23,8 @@ from collections import Counter
 from typing import Any
 
 import attrs
-from twisted.internet import defer
+from twisted.internet import defer, protocol, tcp
+from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import Logger
 from twisted.protocols import policies
 from twisted.python.failure import Failure
@@ -265,7 +268,9 @@ class ConnectionLimits(policies.WrappingFactory):
         self.total = 0
         self.refused = 0
 
-    def buildProtocol(self, addr: Any) -> Any:
+    def admits(self, addr: Any) -> str | None:
+        """The peer's address if one more connection from it is within the limits (not counted yet), else
+        None (the refusal counted and logged)."""
         peer = addr.host if hasattr(addr, "host") else str(addr)  # not str() of every address: a failover's
         # thousand agents connect at once
         if self.total >= self.max_total or (self.max_per_peer and self.per_peer[peer] >= self.max_per_peer):
@@ -275,18 +280,125 @@ class ConnectionLimits(policies.WrappingFactory):
                          "{total} of {max_total} in all)", n=self.refused, peer=peer, mine=self.per_peer[peer],
                          cap=self.max_per_peer, total=self.total, max_total=self.max_total)
             return None
+        return peer
+
+    def opened(self, peer: str) -> None:
+        self.per_peer[peer] += 1
+        self.total += 1
+
+    def closed(self, peer: str) -> None:
+        self.total -= 1
+        self.per_peer[peer] -= 1
+        if self.per_peer[peer] <= 0:
+            del self.per_peer[peer]
+
+    def buildProtocol(self, addr: Any) -> Any:
+        peer = self.admits(addr)
+        if peer is None:
+            return None
         protocol = super().buildProtocol(addr)
         if protocol is not None:
-            self.per_peer[peer] += 1
-            self.total += 1
+            self.opened(peer)
             protocol._limited_peer = peer  # type: ignore[attr-defined]
         return protocol
 
+    def registerProtocol(self, p: Any) -> None:
+        """Open connections are counted, not kept (a master has ten thousand)."""
+
     def unregisterProtocol(self, p: Any) -> None:
-        super().unregisterProtocol(p)
         peer = getattr(p, "_limited_peer", None)
         if peer is not None:
-            self.total -= 1
-            self.per_peer[peer] -= 1
-            if self.per_peer[peer] <= 0:
-                del self.per_peer[peer]
+            self.closed(peer)
+
+    def listen(self, reactor: Any, port: int, backlog: int, interface: str) -> Any:
+        """Listen on TCP ``interface:port`` with these limits; returns the listening port.
+
+        On a real reactor's port the connections are counted by their transports (:class:`CountedServer`)
+        and the wrapped factory's protocols are connected to them directly; elsewhere (test reactors) each
+        connection's protocol is wrapped to count it."""
+        if not isinstance(reactor, PosixReactorBase):
+            return reactor.listenTCP(port, self, backlog=backlog, interface=interface)
+        listening = tcp.Port(port, _Admitting(self), backlog, interface, reactor)
+        listening.transport = type("CountedServer", (CountedServer,), {"limits": self})  # type: ignore[assignment]
+        listening.startListening()
+        return listening
+
+
+class _Admitting(protocol.Factory):
+    """A listening port's factory under :class:`ConnectionLimits` whose transports count themselves out."""
+
+    noisy = False
+
+    def __init__(self, limits: ConnectionLimits):
+        self.limits = limits
+
+    def doStart(self) -> None:
+        self.limits.doStart()
+
+    def doStop(self) -> None:
+        self.limits.doStop()
+
+    def logPrefix(self) -> str:
+        return self.limits.logPrefix()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        peer = self.limits.admits(addr)
+        if peer is None:
+            return None
+        protocol = self.limits.wrappedFactory.buildProtocol(addr)
+        if protocol is not None:
+            self.limits.opened(peer)  # the transport made next counts it out (CountedServer)
+        return protocol
+
+
+class CountedServer(tcp.Server):
+    """A TCP connection accepted under :class:`ConnectionLimits` (``limits``, set on a subclass per port), which
+    it leaves when it closes. It makes its log prefix, its ``repr`` and its ``fileno`` when asked rather than
+    keeping them (a master holds ten thousand connections); the log prefix names the protocol the connection
+    has now (the one a port switch chose, once it stepped out)."""
+
+    limits: ConnectionLimits
+
+    def connectionLost(self, reason: Any) -> None:
+        if not hasattr(self, "socket"):  # called twice: as tcp.Connection, nothing more to do
+            return
+        try:
+            super().connectionLost(reason)
+        finally:
+            self.limits.closed(str(self.hostname))
+
+    @property  # type: ignore[override]
+    def logstr(self) -> str:
+        protocol = getattr(self, "protocol", None)
+        prefix = self._getLogPrefix(protocol) if protocol is not None else "-"
+        return f"{prefix},{self.sessionno},{self.hostname}"
+
+    @logstr.setter
+    def logstr(self, value: str) -> None:
+        pass  # made when asked
+
+    @property  # type: ignore[override]
+    def repstr(self) -> str:
+        protocol = getattr(self, "protocol", None)
+        return f"<{type(protocol).__name__} #{self.sessionno} on {self.server._realPortNumber}>"
+
+    @repstr.setter
+    def repstr(self, value: str) -> None:
+        pass  # made when asked
+
+    @property  # type: ignore[override]
+    def fileno(self) -> Any:
+        socket = getattr(self, "socket", None)  # not self.__dict__, which would make the instance a dict
+        return socket.fileno if socket is not None else _no_descriptor
+
+    @fileno.setter
+    def fileno(self, value: Any) -> None:
+        pass  # the socket's, when asked
+
+    @fileno.deleter
+    def fileno(self) -> None:
+        pass
+
+
+def _no_descriptor() -> int:
+    return -1

@@ -123,8 +123,7 @@ class Listener(service.Service):
         # A deep accept queue: after a master failover every agent connects to the new leader at once, and
         # with Twisted's default of 50 the connections beyond it wait for TCP to resend their SYNs (1, 2, 4,
         # 8 ... seconds later). The kernel caps it at net.core.somaxconn.
-        self._port = self.reactor.listenTCP(self.requested_port, self.connections, backlog=LISTEN_BACKLOG,
-                                            interface=self.interface)
+        self._port = self.connections.listen(self.reactor, self.requested_port, LISTEN_BACKLOG, self.interface)
         super().startService()
 
     def stopService(self) -> defer.Deferred:

@@ -143,16 +143,22 @@ class Batcher:
     connection is gone, or the message could not be encoded). Items whose send failed later may or may
     not have arrived, and are not reported."""
 
-    def __init__(self, clock: Any, send: Callable[[bytes | list[bytes]], defer.Deferred],
+    #: a master holds one per agent: slots, and no list while nothing waits
+    __slots__ = ("_clock", "_send", "_unsent", "_items", "_pending")
+
+    def __init__(self, clock: Any, send: Callable[[bytes | list[bytes]], defer.Deferred] | None,
                  unsent: Callable[[list[Any], Exception], None] | None = None):
         self._clock = clock
         self._send = send
         self._unsent = unsent
-        self._items: list[Any] = []
+        self._items: list[Any] | None = None
         self._pending: Any = None
 
     def add(self, item: Any) -> None:
-        self._items.append(item)
+        if self._items is None:
+            self._items = [item]
+        else:
+            self._items.append(item)
         if self._pending is None:
             self._pending = self._clock.callLater(0, self.flush)
 
@@ -160,14 +166,14 @@ class Batcher:
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
         self._pending = None
-        items, self._items = self._items, []
+        items, self._items = self._items, None
         if not items:
             return
         for part, payload in split_items(items):
             # A reference whose connection is gone raises DeadReferenceError at once rather than failing a
             # Deferred, and Banana refuses what it cannot encode before anything is written.
             try:
-                d = self._send(pieces(payload))
+                d = self._deliver(pieces(payload))
             except Exception as exc:  # noqa: BLE001 - reported below, and the next payloads still go
                 if self._unsent is not None:
                     self._unsent(part, exc)
@@ -177,16 +183,57 @@ class Batcher:
             if isinstance(d, defer.Deferred):
                 d.addErrback(_lost)
 
+    def _deliver(self, payload: bytes | list[bytes]) -> Any:
+        """Send one payload (a subclass may send it itself rather than hold a ``send`` callable)."""
+        assert self._send is not None
+        return self._send(payload)
+
     def discard(self) -> None:
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
         self._pending = None
-        self._items = []
+        self._items = None
 
 
 def _lost(failure: Any) -> None:
     if not failure.check(pb.PBConnectionLost, pb.DeadReferenceError):
         log.failure("Batched call failed", failure)
+
+
+class _Local:
+    """What a broker keeps of each object it names for its peer (``pb.Local``), in slots: a broker has one
+    for its root object at least."""
+
+    __slots__ = ("object", "perspective", "refcount")
+
+    def __init__(self, object: Any, perspective: Any = None) -> None:  # noqa: A002 - pb.Local's signature
+        self.object = object
+        self.perspective = perspective
+        self.refcount = 1
+
+    def __repr__(self) -> str:
+        return f"<pb.Local {self.object!r} ref:{self.refcount}>"
+
+    def incref(self) -> int:
+        self.refcount += 1
+        return self.refcount
+
+    def decref(self) -> int:
+        self.refcount -= 1
+        return self.refcount
+
+
+#: Broker containers most connections never use (references, caches, pagers): made when first touched.
+_LAZY = {"luids": dict, "remotelyCachedObjects": dict, "remotelyCachedLUIDs": dict, "locallyCachedObjects": dict,
+         "_localCleanup": dict, "pageProducers": list, "failures": list, "localObjects": dict,
+         "waitingForAnswers": dict}
+#: Attributes Twisted's classes give a class-level default, which shows until the broker sets its own.
+_DEFAULTS = {"factory": None, "connected": 0, "transport": None, "prefixLimit": None,
+             "buffer": b"", "_lift_setup_deadline": None}
+#: prefix limit -> Banana's bounds on integers (each broker computed its own big integers)
+_INT_LIMITS: dict[int, tuple[int, int, int, int]] = {}
+#: the names of a broker's named local objects ("root"), encoded once
+_NAMES: dict[str, bytes] = {}
 
 
 class LeanBroker(pb.Broker):
@@ -196,19 +243,89 @@ class LeanBroker(pb.Broker):
     Its attributes that Banana and Broker always set before they read them live in slots: with more than
     thirty attributes, an instance's ``__dict__`` no longer shares its keys with the other instances' and
     takes 1.6 KB a connection; slots take 8 bytes each. Attributes with a class-level default in Twisted
-    (``transport``, ``connected``, ``factory``, ``prefixLimit``, ``buffer``...) stay in the dict, where
-    that default still shows through until they are set."""
+    (``transport``, ``connected``, ``factory``, ``prefixLimit``, ``buffer``...) are slots too, whose
+    unset value is that default (:data:`_DEFAULTS`), so that no ``__dict__`` is made at all. The
+    containers of :data:`_LAZY`, empty on most connections for their whole life, are made when first
+    touched; the integer bounds and the names of local objects are shared; each named object costs a
+    slotted :class:`_Local`."""
 
     __slots__ = ("listStack", "outgoingSymbols", "outgoingSymbolCount", "isClient", "disconnected", "disconnects",
                  "failures", "connects", "localObjects", "security", "pageProducers", "currentRequestID",
                  "currentLocalID", "unserializingPerspective", "luids", "remotelyCachedObjects",
                  "remotelyCachedLUIDs", "locallyCachedObjects", "_localCleanup", "currentDialect",
                  "_smallestLongInt", "_smallestInt", "_largestInt", "_largestLongInt", "serializingPerspective",
-                 "jellyMethod", "jellyArgs", "jellyKw")
+                 "jellyMethod", "jellyArgs", "jellyKw",
+                 # Twisted gives these a class-level default (see _DEFAULTS)
+                 "waitingForAnswers", "factory", "connected", "transport", "prefixLimit", "buffer",
+                 # a server's root object (see setNameForLocal)
+                 "_root",
+                 # the port switch's (mesostw.wire.switch.bound), while the connection has not bound
+                 "_lift_setup_deadline")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.outgoingSymbols = self.outgoingVocabulary
+        for name in _LAZY:
+            delattr(self, name)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for an attribute not set: one of the lazy containers, a default, or a genuine AttributeError.
+        make = _LAZY.get(name)
+        if make is None:
+            if name in _DEFAULTS:
+                return _DEFAULTS[name]
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = make()
+        setattr(self, name, value)
+        return value
+
+    def proto_answer(self, requestID: int, netResult: Any) -> None:
+        super().proto_answer(requestID, netResult)
+        self._answered()
+
+    def proto_error(self, requestID: int, fail: Any) -> None:
+        super().proto_error(requestID, fail)
+        self._answered()
+
+    def _answered(self) -> None:
+        # A dict keeps the table it grew to when emptied: an idle connection (whose only calls are
+        # the master's pings) holds none (the next call makes one).
+        if self.waitingForAnswers is not None and not self.waitingForAnswers:
+            del self.waitingForAnswers
+
+    def setPrefixLimit(self, limit: int) -> None:
+        self.prefixLimit = limit  # type: ignore[assignment]  # Banana declares it None until set
+        bounds = _INT_LIMITS.get(limit)
+        if bounds is None:
+            bounds = _INT_LIMITS[limit] = (-(2 ** (limit * 7)) + 1, -(2**31), 2**31 - 1, 2 ** (limit * 7) - 1)
+        self._smallestLongInt, self._smallestInt, self._largestInt, self._largestLongInt = bounds
+
+    def setNameForLocal(self, name: Any, object: Any) -> None:  # noqa: A002 - pb.Broker's signature
+        if isinstance(name, str):
+            encoded = _NAMES.get(name)
+            if encoded is None:
+                encoded = name.encode("utf8")
+                if len(_NAMES) < 64:
+                    _NAMES[name] = encoded
+            name = encoded
+        assert object is not None
+        if name == b"root" and getattr(self, "_root", None) is None:
+            # A server broker's one named object, in a slot: no table of local objects at all until the
+            # connection passes references
+            self._root = object
+            return
+        self.localObjects[name] = _Local(object)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        super().connectionLost(reason)
+        self._root = None
+
+    def localObjectForID(self, luid: Any) -> Any:
+        if luid in (b"root", "root"):
+            root = getattr(self, "_root", None)
+            if root is not None:
+                return root
+        return super().localObjectForID(luid)
 
 
 class ServerFactory(pb.PBServerFactory):

@@ -9,6 +9,10 @@ A connection that said nothing has ``sniff_timeout`` to say something; one that 
 protocol's preamble then has ``setup_timeout`` to *bind*: to authenticate, register or subscribe,
 which the protocol tells with :func:`bound`. HTTP has deadlines of its own (:mod:`mesostw.wire.guard`);
 a private protocol's connection, once bound, is long-lived and may idle (an agent's, an executor's).
+
+Once nothing is left for it to do (at once for HTTP, when bound for a private protocol), the switch
+steps out of the connection: the transport delivers to the chosen protocol directly, and no switch
+remains per connection (a master holds ten thousand agents' connections).
 """
 
 from __future__ import annotations
@@ -84,9 +88,29 @@ class PortSwitch(protocol.Protocol, policies.TimeoutMixin):
         inner.makeConnection(transport)
         if rest:
             inner.dataReceived(rest)
+        if not private:
+            self._step_out()
 
     def _bound(self) -> None:
         self.setTimeout(None)
+        inner = self.inner
+        if inner is not None and getattr(inner, _LIFT, None) is not None:
+            try:
+                delattr(inner, _LIFT)
+            except AttributeError:  # a protocol that refuses it keeps it: bound() again does nothing
+                pass
+        self._step_out()
+
+    def _step_out(self) -> None:
+        """Have the transport deliver to the chosen protocol itself (a wrapper's ``wrappedProtocol``, TCP's
+        ``protocol``), unless the connection is gone already or the transport is of another kind."""
+        transport, inner = self.transport, self.inner
+        if transport is None or inner is None or not self.connected:
+            return
+        for attribute in ("wrappedProtocol", "protocol"):
+            if getattr(transport, attribute, None) is self:
+                setattr(transport, attribute, inner)
+                return
 
     def timeoutConnection(self) -> None:
         assert self.transport is not None
@@ -97,6 +121,7 @@ class PortSwitch(protocol.Protocol, policies.TimeoutMixin):
 
     def connectionLost(self, reason: Any = protocol.connectionDone) -> None:
         self.setTimeout(None)
+        self.connected = False
         if self.inner is not None:
             self.inner.connectionLost(reason)
 

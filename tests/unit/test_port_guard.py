@@ -505,3 +505,96 @@ class SwitchDeadlineTests(unittest.TestCase):
     def test_bound_elsewhere_is_harmless(self) -> None:
         """Telling a protocol no switch started that it is bound does nothing."""
         bound(Protocol())
+
+
+class Recorder(Protocol):
+    """Keeps what it received and whether its connection was lost."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.lost = False
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost = True
+
+
+class SwitchStepsOutTests(unittest.TestCase):
+    """Once the switch has nothing left to do (at once for HTTP, when bound for a private protocol), the
+    transport delivers to the chosen protocol itself; the connection limits still count it until it closes."""
+
+    def connect(self, peer: str = "127.0.0.9") -> tuple[ConnectionLimits, Any, list[Recorder]]:
+        self.clock = task.Clock()
+        built: list[Recorder] = []
+
+        class Recording(Factory):
+            def buildProtocol(self, addr: Any) -> Recorder:
+                built.append(Recorder())
+                return built[-1]
+
+        switches = PortSwitchFactory(Recording(), Recording(), sniff_timeout=3, setup_timeout=20, clock=self.clock)
+        limits = ConnectionLimits(switches, max_per_peer=2, max_total=10)
+        wrapper = limits.buildProtocol(IPv4Address("TCP", peer, 40000))
+        wrapper.makeConnection(StringTransport())
+        return limits, wrapper, built
+
+    def test_http_at_once(self) -> None:
+        """An HTTP connection's bytes go straight to the HTTP protocol from its first request on; closing it
+        reaches that protocol and frees its place under the limits."""
+        limits, wrapper, built = self.connect()
+        wrapper.dataReceived(b"GET / HTTP/1.1\r\n")
+        (inner,) = built
+        self.assertIs(wrapper.wrappedProtocol, inner)
+        wrapper.dataReceived(b"Host: x\r\n")
+        self.assertEqual(inner.received, [b"GET / HTTP/1.1\r\n", b"Host: x\r\n"])
+        self.assertEqual((limits.total, limits.per_peer["127.0.0.9"]), (1, 1))
+        wrapper.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(inner.lost)
+        self.assertEqual(limits.total, 0)
+        self.assertNotIn("127.0.0.9", limits.per_peer)
+
+    def test_private_once_bound(self) -> None:
+        """A private protocol's bytes pass through the switch until it binds, then go to it directly; no
+        deadline is left behind, and closing it frees its place under the limits."""
+        limits, wrapper, built = self.connect()
+        switch = wrapper.wrappedProtocol
+        wrapper.dataReceived(PREAMBLE + b"hello")
+        (inner,) = built
+        self.assertIs(wrapper.wrappedProtocol, switch)
+        self.assertEqual(inner.received, [b"hello"])
+        bound(inner)
+        self.assertIs(wrapper.wrappedProtocol, inner)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        bound(inner)  # again: harmless
+        wrapper.dataReceived(b"more")
+        self.assertEqual(inner.received, [b"hello", b"more"])
+        self.assertEqual(limits.total, 1)
+        wrapper.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(inner.lost)
+        self.assertEqual((limits.total, dict(limits.per_peer)), (0, {}))
+
+    def test_private_lost_before_binding(self) -> None:
+        """A private connection that closes before it binds: the switch passes the loss on, cancels its
+        deadline, and the limits count it out."""
+        limits, wrapper, built = self.connect()
+        wrapper.dataReceived(PREAMBLE)
+        (inner,) = built
+        wrapper.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(inner.lost)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(limits.total, 0)
+        bound(inner)  # late: harmless
+        self.assertEqual(limits.total, 0)
+
+    def test_limits_hold_after_steps_out(self) -> None:
+        """Connections whose switch stepped out still count against the cap per address until they close."""
+        limits, first, _ = self.connect()
+        first.dataReceived(b"GET / HTTP/1.1\r\n")
+        second = limits.buildProtocol(IPv4Address("TCP", "127.0.0.9", 40001))
+        second.makeConnection(StringTransport())
+        second.dataReceived(b"GET / HTTP/1.1\r\n")
+        self.assertIsNone(limits.buildProtocol(IPv4Address("TCP", "127.0.0.9", 40002)))
+        first.connectionLost(Failure(ConnectionDone()))
+        self.assertIsNotNone(limits.buildProtocol(IPv4Address("TCP", "127.0.0.9", 40003)))

@@ -128,6 +128,25 @@ class ResourcesTextTests(unittest.TestCase):
             self.assertEqual(tally.total(), EMPTY)
 
 
+    def test_tallies_without_ranges_or_sets_stay_apart(self) -> None:
+        """Tallies that never held ranges or set items (which make their counters only then) keep to themselves:
+        taking out ports one never held changes nothing, and ports another holds do not show in it."""
+        scalars = Resources.parse("cpus:1;mem:64")
+        ports = Resources.parse("ports:[31000-31009]")
+        first, second = ResourceTally(), ResourceTally()
+        first.add(scalars)
+        first.remove(ports)
+        self.assertEqual(first.total(), scalars)
+        second.add(ports, 2)
+        second.add(scalars)
+        self.assertEqual(first.total(), scalars)
+        self.assertEqual(ResourceTally().total(), EMPTY)
+        second.remove(ports)
+        self.assertEqual(second.total(), scalars + ports)
+        second.remove(ports)
+        self.assertEqual(second.total(), scalars)
+
+
 class TaskTextTests(unittest.TestCase):
     def test_statuses_showing_other_ids(self) -> None:
         """A status whose task, agent or executor ID is not its task's shows its own; the status update's UUID
