@@ -26,9 +26,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mesostw.model import jsontext
-from mesostw.model.lazyjson import Fields, Items, Texts, materialize
+from mesostw.model.lazyjson import Fields, Items, Raw, Texts, materialize
 
-__all__ = ["Fields", "Items", "Texts", "materialize", "chunks", "collector_held", "encode", "pieces", "Streamer"]
+__all__ = ["Fields", "Items", "Raw", "Texts", "materialize", "chunks", "collector_held", "encode", "pieces", "Streamer"]
 
 log = Logger()
 
@@ -45,12 +45,14 @@ _encode = jsontext.encode
 
 
 def _nested(value: Any) -> bool:
-    return isinstance(value, (Fields, Items))
+    return isinstance(value, (Fields, Items, Raw))
 
 
 def chunks(value: Any) -> Iterator[bytes]:
     """The JSON encoding of ``value``, piece by piece (see the module docstring)."""
-    if isinstance(value, Texts):
+    if isinstance(value, Raw):
+        yield value.data
+    elif isinstance(value, Texts):
         yield from _texts(value.iterable)
     elif isinstance(value, Items):
         yield from _array(value.iterable)

@@ -245,8 +245,8 @@ class AgentTextTests(unittest.TestCase):
         self.assertTexts()
 
     def test_summary_texts_follow_changes(self) -> None:
-        """The agents of /master/state-summary and /master/state, made of texts kept from one answer to the
-        next, are what texts made afresh show, after every kind of change."""
+        """The agents of /master/state-summary, /master/state and GET_AGENTS, made of texts kept from one
+        answer to the next, are what texts made afresh show, after every kind of change."""
 
         def fresh(build: Any) -> Any:
             kept = stream.encode(build())
@@ -271,7 +271,8 @@ class AgentTextTests(unittest.TestCase):
         for change in [lambda: None, *changes]:
             change()
             self.cluster.settle()
-            for build in (lambda: state_json.state_summary(self.master), lambda: state_json.state(self.master, {})):
+            for build in (lambda: state_json.state_summary(self.master), lambda: state_json.state(self.master, {}),
+                          lambda: v1_json.get_agents_fields(self.master)):
                 kept, made = fresh(build)
                 self.assertEqual(kept, made)
         summary = json.loads(stream.encode(state_json.state_summary(self.master)))
