@@ -153,6 +153,23 @@ class TaskTextTests(unittest.TestCase):
         self.assertEqual(task_v1_json(made, "ops"), dumps(task_v1(made, "ops")))
 
 
+    def test_known_strings_start_again(self) -> None:
+        """The table of known strings' texts is emptied when full, and never keeps long strings; texts stay
+        each status's own (quotes, non-ASCII, long messages)."""
+        self.patch(v1_text, "_KNOWN", {})
+        self.patch(v1_text, "_KNOWN_MAX", 2)
+        info = T.TaskInfo.from_json({"name": "n", "task_id": {"value": "t1"}, "agent_id": {"value": "S1"},
+                                     "resources": Resources.parse("cpus:1").to_json(), "command": {"value": "x"}})
+        for message in ['say "hi"', "caf\u00e9", "x" * 500, 'say "hi"', "plain", "caf\u00e9"]:
+            made = T.Task(info, "F\u00e9", user="r\u00f6ot")
+            made.record(T.TaskStatus("t1", T.FAILED, message=message, source=T.SOURCE_AGENT, reason="R",
+                                     agent_id="S1", uuid=b"u", timestamp=1.5))
+            made.status_update_state, made.status_update_uuid = T.FAILED, b"u"
+            self.assertEqual(task_v1_json(made, "*"), dumps(task_v1(made, "*")))
+            self.assertLessEqual(len(v1_text._KNOWN), 2)
+            self.assertTrue(all(len(text) <= v1_text._KNOWN_LENGTH for text in v1_text._KNOWN))
+
+
 class AgentTextTests(unittest.TestCase):
     """Agents of a cluster with every optional field the v1 Agent has: attributes of every kind,
     reservations, tasks of frameworks of two roles, outstanding offers, a re-registration, deactivation
