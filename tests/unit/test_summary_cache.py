@@ -32,6 +32,13 @@ class RawTests(unittest.TestCase):
         self.assertEqual(stream.encode(value), b'{"a":1,"b":[{"x":"\\u00e9"}],"c":[2]}')
         self.assertEqual(materialize(value), {"a": 1, "b": [{"x": "\u00e9"}], "c": [2]})
 
+    def test_large_raw_is_written_in_pieces(self) -> None:
+        """A Raw value larger than a piece is written in pieces of RAW_PIECE bytes at most, which make it whole."""
+        self.patch(stream, "RAW_PIECE", 4)
+        pieces = list(stream.chunks(Raw(b"[1,22,333]")))
+        self.assertEqual(pieces, [b"[1,2", b"2,33", b"3]"])
+        self.assertEqual(list(stream.chunks(Raw(b""))), [])
+
 
 class SummaryCacheTests(unittest.TestCase):
     """A cluster of two agents, a framework with tasks and outstanding offers, an operator API."""
