@@ -19,7 +19,8 @@ once it is quiet:
   on the line before, ``*_runs``, with the master's CPU seconds, ``*_cpu_runs``, and its peak RSS above
   what it held before, ``*_peak_mb``). Each read waits until the master is quiet (its allocation cycles
   and the agents' pings go on); before the first, up to ``--settle`` seconds for the short tasks'
-  aftermath (their resources offered and declined on every agent) to end: ``settle_s``, ``settled``.
+  aftermath (their resources offered and declined on every agent, until no offer is outstanding and
+  none was declined for 3 s) to end: ``settle_s``, ``settled``.
   ``rss_after_state_mb``: the RSS after those reads (their caches, the heap their answers grew).
   ``--profile FILE`` records the master with py-spy from the short tasks through the first round.
 
@@ -244,6 +245,24 @@ def quiet(reactor, process: psutil.Process, share: float = 0.5, at_most: float =
 
 
 @defer.inlineCallbacks
+def offers_settled(reactor, url: str, still: float = 3.0, at_most: float = 180.0):
+    """Wait until no offer is outstanding and none was declined for ``still`` seconds (a few allocation
+    intervals: a lull between two rounds of offers is not their end). Returns the seconds waited, and
+    whether they settled (or it gave up)."""
+    started = time.monotonic()
+    last, since = None, started
+    while time.monotonic() - started < at_most:
+        metrics = yield get_json(f"{url}/metrics/snapshot")
+        now = (metrics["master/messages_decline_offers"], metrics["master/outstanding_offers"])
+        if now != last:
+            last, since = now, time.monotonic()
+        elif now[1] == 0 and time.monotonic() - since >= still:
+            return time.monotonic() - started, True
+        yield task.deferLater(reactor, 0.5, lambda: None)
+    return time.monotonic() - started, False
+
+
+@defer.inlineCallbacks
 def run(reactor, args):
     base = tempfile.mkdtemp(prefix="mesostw-bench-memory-")
     port = free_port()
@@ -309,7 +328,9 @@ def run(reactor, args):
         # Their aftermath: the resources they freed on every agent are offered and declined (each framework
         # filters an agent for an hour once it has nothing left to launch) until every pair is filtered, and
         # what that churns through costs full collections of the heap. Reads made meanwhile time that too.
-        settle_s, settled = yield quiet(reactor, process, at_most=args.settle)
+        settle_s, settled = yield offers_settled(reactor, url, at_most=args.settle)
+        quiet_s, quiet_then = yield quiet(reactor, process)
+        settle_s, settled = settle_s + quiet_s, settled and quiet_then
         print(f"master quiet {settle_s:.1f}s after the short tasks' RSS settled" if settled
               else f"master still busy {settle_s:.1f}s after the short tasks' RSS settled", flush=True)
         kept = args.completed * args.frameworks
