@@ -54,9 +54,12 @@ def _nested(value: Any) -> bool:
 def chunks(value: Any) -> Iterator[bytes]:
     """The JSON encoding of ``value``, piece by piece (see the module docstring)."""
     if isinstance(value, Raw):
-        data = value.data
-        for start in range(0, len(data), RAW_PIECE):
-            yield data[start:start + RAW_PIECE]
+        for data in value.pieces:
+            if len(data) <= RAW_PIECE:
+                yield data
+                continue
+            for start in range(0, len(data), RAW_PIECE):
+                yield data[start:start + RAW_PIECE]
     elif isinstance(value, Texts):
         yield from _texts(value.iterable)
     elif isinstance(value, Items):

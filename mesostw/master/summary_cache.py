@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from mesostw.master.master import Master
 
 
+#: Texts encoded together into one piece of a kept array.
+_BATCH = 256
+
+
 def summary_key(master: Master) -> tuple[Any, ...]:
     """What the agents and frameworks of the state answers are made from, as counts of its changes and the
     records themselves (weak references, equal while both are alive and the same record: a kept array
@@ -39,10 +43,10 @@ class KeptArrays:
     """Named arrays (JSON text, encoded) of one master's answers, each with the key it was made under."""
 
     def __init__(self) -> None:
-        self._arrays: dict[str, tuple[tuple[Any, ...], bytes]] = {}
+        self._arrays: dict[str, tuple[tuple[Any, ...], tuple[bytes, ...]]] = {}
 
-    def get(self, name: str, key: tuple[Any, ...]) -> bytes | None:
-        """The array kept as ``name`` if it was made under ``key``, else None."""
+    def get(self, name: str, key: tuple[Any, ...]) -> tuple[bytes, ...] | None:
+        """The text of the array kept as ``name`` (in pieces) if it was made under ``key``, else None."""
         kept = self._arrays.get(name)
         return kept[1] if kept is not None and kept[0] == key else None
 
@@ -50,10 +54,16 @@ class KeptArrays:
         """``texts`` (the items of an array made under ``key``), each kept as it goes by; once the last is
         made, and if ``master``'s key is still ``key``, the array is kept as ``name``."""
         self._arrays.pop(name, None)  # what was kept is out of date: no need to hold it meanwhile
-        made: list[str] = []
-        keep = made.append
+        # encoded a batch at a time: what is kept is all that is held (not the texts, their join and its bytes)
+        made: list[bytes] = []
+        batch: list[str] = []
+        separator = "["
         for text in texts:
-            keep(text)
+            batch.append(text)
             yield text
+            if len(batch) >= _BATCH:
+                made.append((separator + ",".join(batch)).encode())
+                batch, separator = [], ","
+        made.append((separator + ",".join(batch) + "]").encode() if batch or not made else b"]")
         if summary_key(master) == key:
-            self._arrays[name] = (key, ("[" + ",".join(made) + "]").encode())
+            self._arrays[name] = (key, tuple(made))

@@ -31,13 +31,13 @@ class Texts(Items):
 
 
 class Raw:
-    """A JSON value given as its encoded text (UTF-8 ``bytes``), written as it is: an answer, or a part of one,
-    kept from an earlier time."""
+    """A JSON value given as its encoded text (UTF-8 ``bytes``, or pieces of it in order), written as it is:
+    an answer, or a part of one, kept from an earlier time."""
 
-    __slots__ = ("data",)
+    __slots__ = ("pieces",)
 
-    def __init__(self, data: bytes):
-        self.data = data
+    def __init__(self, data: bytes | tuple[bytes, ...]):
+        self.pieces = (data,) if isinstance(data, bytes) else data
 
 
 class Fields(dict):  # type: ignore[type-arg]
@@ -48,7 +48,7 @@ def materialize(value: Any) -> Any:
     """``value`` built in full: :class:`Items` become lists and :class:`Fields` dicts (for answers that
     need the whole value at once, such as a RecordIO event whose length comes first)."""
     if isinstance(value, Raw):
-        return json.loads(value.data)
+        return json.loads(b"".join(value.pieces))
     if isinstance(value, Texts):
         return [json.loads(text) for text in value.iterable]
     if isinstance(value, Items):

@@ -16,7 +16,7 @@ from twisted.trial import unittest
 
 from mesostw.http import stream
 from mesostw.http.router import Router
-from mesostw.master import agent_text, state_json, v1_json
+from mesostw.master import agent_text, state_json, summary_cache, v1_json
 from mesostw.master.http import MasterEndpoints
 from mesostw.model.lazyjson import Raw, materialize
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
@@ -37,7 +37,8 @@ class RawTests(unittest.TestCase):
         self.patch(stream, "RAW_PIECE", 4)
         pieces = list(stream.chunks(Raw(b"[1,22,333]")))
         self.assertEqual(pieces, [b"[1,2", b"2,33", b"3]"])
-        self.assertEqual(list(stream.chunks(Raw(b""))), [])
+        self.assertEqual(list(stream.chunks(Raw((b"[1,", b"22,333", b"]")))), [b"[1,", b"22,3", b"33", b"]"])
+        self.assertEqual(materialize(Raw((b"[1,", b"22,333", b"]"))), [1, 22, 333])
 
 
 class SummaryCacheTests(unittest.TestCase):
@@ -141,6 +142,13 @@ class SummaryCacheTests(unittest.TestCase):
         self.quiet()
         shown = self.assertFollows(lambda: self.cluster.add_agent("cpus:1;mem:64", port=5099))
         self.assertEqual(len(shown["slaves"]), 3)
+
+    def test_kept_in_pieces(self) -> None:
+        """Arrays kept a few texts to a piece read back as the arrays they were."""
+        self.patch(summary_cache, "_BATCH", 2)
+        shown = self.assertFollows(lambda: self.cluster.add_agent("cpus:1;mem:64", port=5099))
+        self.assertEqual(len(shown["slaves"]), 3)
+        self.assertEqual(len(shown["get_agents"]["agents"]), 3)
 
     def test_agent_gone(self) -> None:
         """An agent marked gone is no longer listed."""
