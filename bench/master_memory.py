@@ -21,8 +21,11 @@ once it is quiet:
   ``tasks_page_s``: a ``/master/tasks`` page. Each is the first of ``--repeat`` reads (all of them
   on the line before, ``*_runs``, with the master's CPU seconds, ``*_cpu_runs``, and its peak RSS above
   what it held before, ``*_peak_mb``). Each read waits until the master is quiet (its allocation cycles
-  and the agents' pings go on). ``rss_after_state_mb``: the RSS after those reads (their caches, the
-  heap their answers grew).
+  and the agents' pings go on); before the first, up to ``--settle`` seconds for the short tasks'
+  aftermath (their resources offered and declined on every agent, until no offer is outstanding and
+  none was declined for 3 s) to end: ``settle_s``, ``settled``.
+  ``rss_after_state_mb``: the RSS after those reads (their caches, the heap their answers grew).
+  ``--profile FILE`` records the master with py-spy from the short tasks through the first round.
 
 The master is not asked to collect its garbage before a reading (there is no such endpoint): Python
 frees most objects as they go, and what a cycle collection would free is part of what it holds.
@@ -36,6 +39,7 @@ import argparse
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -175,6 +179,26 @@ def curl_seconds(url: str) -> float:
     return float(out.stdout)
 
 
+def profile(path: str | None, pid: int) -> subprocess.Popen | None:
+    """With ``--profile FILE``: py-spy samples the master (native frames too: the garbage collector shows
+    as ``gc_collect_main``) from the short tasks through the first round of reads, into FILE (raw: flame
+    graph input, one line per stack with its count)."""
+    if not path:
+        return None
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    started = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "100", "--native",
+                                "--format", "raw", "-o", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    return started
+
+
+def stop_profile(spy: subprocess.Popen | None) -> None:
+    """Stop a :func:`profile` recording (py-spy writes its file on SIGINT)."""
+    if spy is not None and spy.poll() is None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
+
+
 def master_cpu(process: psutil.Process) -> float:
     times = process.cpu_times()
     return times.user + times.system
@@ -212,13 +236,34 @@ def settled_rss(reactor, process: psutil.Process, seconds: float = 3.0, at_most:
 def quiet(reactor, process: psutil.Process, share: float = 0.5, at_most: float = 15.0):
     """Wait until the process used less than ``share`` of a CPU over a second (its own work done: what it
     does while an answer is timed counts in the answer's CPU and wall time). A master of 10,000 agents
-    never goes below a third of a CPU (its allocation cycles, the agents' pings)."""
-    deadline = time.monotonic() + at_most
+    never goes below a third of a CPU (its allocation cycles, the agents' pings). Returns the seconds waited,
+    and whether it was quiet then (or gave up)."""
+    started = time.monotonic()
+    deadline = started + at_most
     while time.monotonic() < deadline:
         cpu = master_cpu(process)
         yield task.deferLater(reactor, 1.0, lambda: None)
         if master_cpu(process) - cpu < share:
-            return
+            return time.monotonic() - started, True
+    return time.monotonic() - started, False
+
+
+@defer.inlineCallbacks
+def offers_settled(reactor, url: str, still: float = 3.0, at_most: float = 180.0):
+    """Wait until no offer is outstanding and none was declined for ``still`` seconds (a few allocation
+    intervals: a lull between two rounds of offers is not their end). Returns the seconds waited, and
+    whether they settled (or it gave up)."""
+    started = time.monotonic()
+    last, since = None, started
+    while time.monotonic() - started < at_most:
+        metrics = yield get_json(f"{url}/metrics/snapshot")
+        now = (metrics["master/messages_decline_offers"], metrics["master/outstanding_offers"])
+        if now != last:
+            last, since = now, time.monotonic()
+        elif now[1] == 0 and time.monotonic() - since >= still:
+            return time.monotonic() - started, True
+        yield task.deferLater(reactor, 0.5, lambda: None)
+    return time.monotonic() - started, False
 
 
 @defer.inlineCallbacks
@@ -232,6 +277,7 @@ def run(reactor, args):
     agents: list[subprocess.Popen] = []
     logs = []
     drivers = []
+    spy = None
     try:
         yield wait_for(lambda: get_json(f"{url}/metrics/snapshot"), 60, interval=0.2, what="the master")
         process = psutil.Process(master.pid)
@@ -275,6 +321,7 @@ def run(reactor, args):
 
         # The short tasks before the state endpoints: what those leave behind (caches of the agents' texts, a
         # heap grown for their answers) would otherwise count as the completed tasks' (or hide them).
+        spy = profile(args.profile, master.pid)
         started = time.monotonic()
         rounds: list[tuple[int, int]] = []  # (completed tasks kept, RSS) after each round
         for start in range(0, args.completed, args.round):
@@ -287,6 +334,14 @@ def run(reactor, args):
         print(f"short tasks done in {time.monotonic() - started:.1f}s", flush=True)
         with_first = rounds[0][1] if rounds else with_tasks
         with_completed = rounds[-1][1] if rounds else with_tasks
+        # Their aftermath: the resources they freed on every agent are offered and declined (each framework
+        # filters an agent for an hour once it has nothing left to launch) until every pair is filtered, and
+        # what that churns through costs full collections of the heap. Reads made meanwhile time that too.
+        settle_s, settled = yield offers_settled(reactor, url, at_most=args.settle)
+        quiet_s, quiet_then = yield quiet(reactor, process)
+        settle_s, settled = settle_s + quiet_s, settled and quiet_then
+        print(f"master quiet {settle_s:.1f}s after the short tasks' RSS settled" if settled
+              else f"master still busy {settle_s:.1f}s after the short tasks' RSS settled", flush=True)
         kept = args.completed * args.frameworks
         lost = sum(len(f.other) for f in frameworks)
 
@@ -305,6 +360,7 @@ def run(reactor, args):
                 cpu = master_cpu(process)
                 first, last, size = yield timed_get(reactor, read_url, body)
                 timed[name].append((first, last, size, master_cpu(process) - cpu, peak_rss(process) - rss))
+            spy = stop_profile(spy)
         state_curl_s = yield threads.deferToThread(curl_seconds, f"{url}/master/state")
         # The frameworks run in this process too: curl tells what a client that only reads would see.
         summary_curl = []
@@ -329,7 +385,7 @@ def run(reactor, args):
               f"rss_completed_mb={with_completed / 2**20:.0f} "
               f"rss_rounds_mb={'/'.join(f'{rss / 2**20:.0f}' for _, rss in rounds)} "
               f"completed_all_bytes={(with_completed - with_tasks) / max(1, kept):.0f} "
-              f"rss_after_state_mb={after_state / 2**20:.0f} "
+              f"rss_after_state_mb={after_state / 2**20:.0f} settle_s={settle_s:.1f} settled={settled} "
               f"state_runs={runs('state')} state_first_s={first('state', 0):.3f} state_cpu_s={first('state', 3):.2f} "
               f"state_peak_mb={most('state', 4) / 2**20:.0f} state_curl_s={state_curl_s:.2f} "
               f"summary_curl_runs={'/'.join(f'{t:.3f}' for t in summary_curl)} "
@@ -350,6 +406,7 @@ def run(reactor, args):
               f"get_state_s={first('get_state'):.2f} get_state_first_s={first('get_state', 0):.3f} "
               f"subscribed_s={first('subscribed'):.2f}")
     finally:
+        stop_profile(spy)
         for driver in drivers:
             driver.abort()
         for process_ in agents:
@@ -391,6 +448,10 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=8, help="processes the simulated agents are spread over")
     parser.add_argument("--spread", type=float, default=30.0, help="seconds over which the agents first connect")
     parser.add_argument("--repeat", type=int, default=3, help="reads of each state endpoint, in turn")
+    parser.add_argument("--settle", type=float, default=180.0, help="seconds to wait at most, after the short "
+                        "tasks, for the master to be quiet before the first read")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy the master from the short tasks through the "
+                        "first round of reads into FILE")
     parser.add_argument("--keep", action="store_true", help="keep the logs")
     args = parser.parse_args()
     task.react(run, [args])

@@ -26,14 +26,17 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mesostw.model import jsontext
-from mesostw.model.lazyjson import Fields, Items, Texts, materialize
+from mesostw.model.lazyjson import Fields, Items, Raw, Texts, materialize
 
-__all__ = ["Fields", "Items", "Texts", "materialize", "chunks", "collector_held", "encode", "pieces", "Streamer"]
+__all__ = ["Fields", "Items", "Raw", "Texts", "materialize", "chunks", "collector_held", "encode", "pieces", "Streamer"]
 
 log = Logger()
 
 #: Plain items encoded together in one call to the C encoder (and written as one piece).
 BATCH = 200
+#: Text already encoded (:class:`Raw`) is written in pieces of this size: a turn's writing stays bounded, and
+#: so do the copies the transport makes of what waits to be sent.
+RAW_PIECE = 1024 * 1024
 #: What a turn writes at most before it lets the reactor run (it always writes at least one piece) ...
 TURN_BYTES = 4 * 1024 * 1024
 #: ... and how long it may take: a turn makes pieces for about this long. Each turn waits behind whatever
@@ -45,12 +48,19 @@ _encode = jsontext.encode
 
 
 def _nested(value: Any) -> bool:
-    return isinstance(value, (Fields, Items))
+    return isinstance(value, (Fields, Items, Raw))
 
 
 def chunks(value: Any) -> Iterator[bytes]:
     """The JSON encoding of ``value``, piece by piece (see the module docstring)."""
-    if isinstance(value, Texts):
+    if isinstance(value, Raw):
+        for data in value.pieces:
+            if len(data) <= RAW_PIECE:
+                yield data
+                continue
+            for start in range(0, len(data), RAW_PIECE):
+                yield data[start:start + RAW_PIECE]
+    elif isinstance(value, Texts):
         yield from _texts(value.iterable)
     elif isinstance(value, Items):
         yield from _array(value.iterable)

@@ -18,6 +18,7 @@ import attrs
 
 from mesostw import __version__
 from mesostw.master.records import AgentRecord
+from mesostw.master.summary_cache import KeptArrays
 from mesostw.model import jsontext
 from mesostw.model.attributes import attributes_model
 from mesostw.model.resources import Resources
@@ -101,6 +102,8 @@ class AgentTexts:
         self._texts: dict[str, _Text] = {}
         #: agent ID -> (total resources, AgentInfo, used, offered, the rest of what the text shows, the summary's text)
         self._summaries: dict[str, tuple[Any, Any, Resources, Resources, tuple[Any, ...], str]] = {}
+        #: arrays of the last state answers, while nothing they show changed (see :mod:`summary_cache`)
+        self.kept = KeptArrays()
 
     def prune(self, agent_ids: Any) -> None:
         """Forget agents that are not among ``agent_ids`` any more."""

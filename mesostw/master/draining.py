@@ -61,10 +61,13 @@ class AgentStates:
         self._request_allocation = request_allocation
         self.deactivated: set[str] = set()
         self.draining: dict[str, DrainInfo] = {}
+        #: how many times ``deactivated`` or ``draining`` changed (what shows them is still valid while this stays)
+        self.changes = 0
         self._finishing: set[str] = set()
 
     def recover(self, states: dict[str, dict[str, Any]]) -> None:
         """What the registry holds (a newly elected master's)."""
+        self.changes += 1
         for agent_id, state in states.items():
             if state.get("deactivated"):
                 self.deactivated.add(agent_id)
@@ -105,6 +108,7 @@ class AgentStates:
 
     def _deactivated(self, agent_id: str) -> None:
         self.deactivated.add(agent_id)
+        self.changes += 1
         log.info("Agent {id} is deactivated", id=agent_id)
         record = self._agents.get(agent_id)
         if record is not None:
@@ -126,6 +130,7 @@ class AgentStates:
     def _reactivated(self, agent_id: str) -> None:
         self.deactivated.discard(agent_id)
         self.draining.pop(agent_id, None)
+        self.changes += 1
         log.info("Agent {id} is reactivated", id=agent_id)
         record = self._agents.get(agent_id)
         if record is not None and record.connected:
@@ -147,6 +152,7 @@ class AgentStates:
 
     def _draining(self, agent_id: str, info: DrainInfo) -> None:
         self.draining[agent_id] = info
+        self.changes += 1
         log.info("Agent {id} is DRAINING (max grace period {g}, mark gone: {m})", id=agent_id,
                  g=info.max_grace_period, m=info.mark_gone)
         self._deactivated(agent_id)
@@ -209,11 +215,13 @@ class AgentStates:
     def _drained(self, agent_id: str, drained: DrainInfo) -> None:
         if agent_id in self.draining:
             self.draining[agent_id] = drained
+            self.changes += 1
             log.info("Agent {id} is DRAINED", id=agent_id)
 
     def _forget(self, agent_id: str) -> defer.Deferred:
         self.deactivated.discard(agent_id)
         self.draining.pop(agent_id, None)
+        self.changes += 1
         return self._persist(SetAgentState(agent_id, None))
 
     def check_all(self) -> None:

@@ -37,6 +37,8 @@ class OfferBook:
         #: framework ID -> what its offers hold; and what all offers hold
         self._offered_to: dict[str, ResourceTally] = {}
         self._all = ResourceTally()
+        #: how many times an offer came or went (what shows offers is still valid while this stays the same)
+        self.changes = 0
 
     def new_id(self) -> str:
         offer_id = f"{self._prefix}{self._next}"
@@ -44,6 +46,7 @@ class OfferBook:
         return offer_id
 
     def add(self, offer: Offer) -> None:
+        self.changes += 1
         self._offers[offer.id] = offer
         self._by_agent.setdefault(offer.agent_id, set()).add(offer.id)
         self._by_framework.setdefault(offer.framework_id, set()).add(offer.id)
@@ -96,6 +99,7 @@ class OfferBook:
         offer = self._offers.pop(offer_id, None)
         if offer is None:
             return None
+        self.changes += 1
         timer = self._timers.pop(offer_id, None)
         if timer is not None and timer.active():
             timer.cancel()

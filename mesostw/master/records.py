@@ -35,12 +35,30 @@ _NO_INDEX: Mapping[Any, Any] = MappingProxyType({})
 RELEASED_STATES = T.TERMINAL_STATES | {T.UNREACHABLE}
 
 
+_changes = [0]
+
+
+def changes() -> int:
+    """How many times a field of any agent or framework record was set since this module was loaded (what
+    shows records is still valid while this stays the same; a record's construction is not counted)."""
+    return _changes[0]
+
+
+def _changed(record: Any, attribute: Any, value: Any) -> Any:
+    _changes[0] += 1
+    return value
+
+
+#: fields keep their converters and validators; each set counts as a change
+_ON_SETATTR = attrs.setters.pipe(attrs.setters.convert, attrs.setters.validate, _changed)
+
+
 def holds_resources(task: Task) -> bool:
     """Whether a task's resources are allocated: live, and not given back when its agent became unreachable."""
     return task.state not in RELEASED_STATES
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, on_setattr=_ON_SETATTR)
 class AgentRecord:
     """A registered agent, connected or not (unreachable and removed agents have none)."""
 
@@ -109,7 +127,7 @@ class AgentRecord:
         return used
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, on_setattr=_ON_SETATTR)
 class FrameworkRecord:
     """A framework the master knows, connected or waiting out its failover timeout."""
 

@@ -12,15 +12,16 @@ it changes, so an answer costs about the same whatever the cluster did.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from mesostw.master.agent_text import agent_json, agent_model, agent_texts
 from mesostw.master.master import Master
 from mesostw.master.records import AgentRecord, FrameworkRecord
+from mesostw.master.summary_cache import summary_key
 from mesostw.master.v1_json import MASTER_CAPABILITIES
 from mesostw.model import jsontext
-from mesostw.model.lazyjson import Fields, Items, Texts, materialize
+from mesostw.model.lazyjson import Fields, Items, Raw, Texts, materialize
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import TASK_STATES, UNREACHABLE, Offer, Task
 from mesostw.model.v0 import resources_json, resources_model, task_json
@@ -205,7 +206,28 @@ def state_summary(master: Master) -> Fields:
     As in Mesos, the counts and the agent <-> framework mapping cover the live,
     unreachable and completed tasks of the frameworks currently registered. The live ones are
     counted by the master's task tracker as they change; only the completed ones are counted here.
+    While nothing it shows changed, the arrays of the last summary are served again
+    (:mod:`~mesostw.master.summary_cache`).
     """
+    texts = agent_texts(master)
+    kept = texts.kept
+    key = summary_key(master)
+    agents, frameworks = kept.get("summary_agents", key), kept.get("summary_frameworks", key)
+    out = Fields({"hostname": master.info.hostname})
+    if agents is not None and frameworks is not None:
+        out["slaves"], out["frameworks"] = Raw(agents), Raw(frameworks)
+    else:
+        texts.prune(master.agents)
+        agent_texts_, framework_texts = _summary_arrays(master)
+        out["slaves"] = Texts(kept.recorded(master, "summary_agents", key, agent_texts_))
+        out["frameworks"] = Texts(kept.recorded(master, "summary_frameworks", key, framework_texts))
+    if master.config.cluster:
+        out["cluster"] = master.config.cluster
+    return out
+
+
+def _summary_arrays(master: Master) -> tuple[Iterator[str], Iterator[str]]:
+    """The texts of a summary's agents and frameworks, each made as its turn comes."""
     tracker = master.tasks
     frameworks = list(master.frameworks.values())
     #: agent ID -> the completed tasks there that are not live too (a task leaves the indexes when it completes)
@@ -263,12 +285,7 @@ def state_summary(master: Master) -> Fields:
         return entry
 
     agents = list(master.agents.values())
-    texts.prune(master.agents)
-    out = Fields({"hostname": master.info.hostname, "slaves": Texts(agent_summary(a) for a in agents),
-                  "frameworks": Items(framework_summary(f) for f in frameworks)})
-    if master.config.cluster:
-        out["cluster"] = master.config.cluster
-    return out
+    return (agent_summary(a) for a in agents), (jsontext.encode(framework_summary(f)) for f in frameworks)
 
 
 def roles(master: Master) -> dict[str, Any]:

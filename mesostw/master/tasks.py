@@ -82,6 +82,8 @@ class TaskTracker:
         #: agent ID -> how many times what is counted there changed (a cache of what shows it is still valid
         #: while this stays the same)
         self._agent_changes: dict[str, int] = {}
+        #: how many times anything counted, held or completed changed, on any agent or framework
+        self.changes = 0
 
     # -- indexes and the views records show ----------------------------------------------
 
@@ -129,6 +131,7 @@ class TaskTracker:
         """Resources a live task or an executor of ``framework_id`` holds on ``agent_id`` (sign 1),
         or no longer holds (sign -1)."""
         self._agent_changes[agent_id] = self._agent_changes.get(agent_id, 0) + 1
+        self.changes += 1
         by = self._used_by.get(framework_id)
         if by is None:
             by = self._used_by[framework_id] = ResourceTally()
@@ -143,6 +146,7 @@ class TaskTracker:
         """An indexed task, in its current state, joins the sums (sign 1) or leaves them (sign -1)."""
         state, agent_id, framework_id = task.state, task.info.agent_id, task.framework_id
         self._agent_changes[agent_id] = self._agent_changes.get(agent_id, 0) + 1
+        self.changes += 1
         _bump(self._states, state, sign)
         for index, key, value in ((self._agent_states, agent_id, state), (self._framework_states, framework_id, state),
                                   (self._framework_agents, framework_id, agent_id)):
@@ -377,6 +381,7 @@ class TaskTracker:
             completed = self._completed.get(framework_id)
             if completed is not None:
                 completed.append(task.compact())
+                self.changes += 1
 
     def _drop_from_agent(self, task: Task) -> None:
         framework_id, info = task.framework_id, task.info
@@ -416,6 +421,7 @@ class TaskTracker:
             self.remove(task)
         self._by_framework.pop(framework_id, None)
         self._completed.pop(framework_id, None)
+        self.changes += 1
         for agent_id, executors in self._executors.items():
             for key in [k for k in executors if k[0] == framework_id]:
                 self._hold(agent_id, framework_id, executors.pop(key).resources, -1)

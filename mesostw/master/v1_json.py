@@ -17,11 +17,13 @@ from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any
 
 from mesostw import __version__
+from mesostw.master.agent_text import agent_texts
 from mesostw.master.records import AgentRecord, FrameworkRecord
+from mesostw.master.summary_cache import summary_key
 from mesostw.master.v1_agent_text import AGENT_CAPABILITIES, agent_v1_json
 from mesostw.master.v1_text import task_v1_json
 from mesostw.model.info import AgentInfo, FrameworkInfo, wrap
-from mesostw.model.lazyjson import Fields, Items, Texts, materialize
+from mesostw.model.lazyjson import Fields, Items, Raw, Texts, materialize
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import UNREACHABLE, Task
 from mesostw.operator.approvers import EVERYTHING, Approvers
@@ -95,12 +97,17 @@ def get_agents(master: Master, approvers: Approvers = EVERYTHING) -> dict[str, A
 
 def get_agents_fields(master: Master, approvers: Approvers = EVERYTHING) -> Fields:
     """:func:`get_agents`, its agents made as they are written (which agents is fixed now): as text for a
-    caller who may view everything, as models filtered by the ACLs for any other."""
+    caller who may view everything (the last such array again while nothing it shows changed, see
+    :mod:`~mesostw.master.summary_cache`), as models filtered by the ACLs for any other."""
     agents = list(master.agents.values())
     recovered = list(master.recovered_agents.values())
-    listed: Items
+    listed: Items | Raw
     if approvers.everything:
-        listed = Texts(agent_v1_json(master, a) for a in agents)
+        kept = agent_texts(master).kept
+        key = summary_key(master)
+        made = kept.get("v1_agents", key)
+        listed = Raw(made) if made is not None else Texts(
+            kept.recorded(master, "v1_agents", key, (agent_v1_json(master, a) for a in agents)))
     else:
         listed = Items(agent_v1(master, a, approvers) for a in agents)
     return Fields({"agents": listed,

@@ -104,18 +104,40 @@ def resources_v1_json(resources: Resources, role: str | None) -> str:
     return text
 
 
+#: The texts of short strings many tasks show (states, sources, reasons, framework IDs, users, messages),
+#: made once: a look-up costs less than escaping. Bounded (a few hundred KB at most), cleared when full.
+_KNOWN: dict[str, str] = {}
+_KNOWN_MAX = 1024
+_KNOWN_LENGTH = 128
+
+
+def _known(text: str) -> str:
+    """``_string(text)``, kept for the next task showing the same string if it is short."""
+    made = _string(text)
+    if len(text) <= _KNOWN_LENGTH:
+        if len(_KNOWN) >= _KNOWN_MAX:
+            _KNOWN.clear()
+        _KNOWN[text] = made
+    return made
+
+
+def _uuid_text(uuid: bytes) -> str:
+    return b2a_base64(uuid, newline=False).decode("ascii")
+
+
 def status_v1_json(status: TaskStatus) -> str:
     """The text of :func:`~mesostw.operator.v1.status_v1`."""
-    return _status_text(status, None, "", None, "")
+    return _status_text(status, None, "", None, "", None, "")
 
 
 def _status_text(status: TaskStatus, task_id: str | None, task_id_text: str, agent_id: str | None,
-                 agent_id_text: str) -> str:
-    """:func:`status_v1_json`, given the texts of the IDs the status most likely shows (its task's): a
-    status of a command task shows the task's ID as its executor's too. Each field's text is made
-    apart (empty when the field is absent) and all joined at once."""
+                 agent_id_text: str, update_uuid: bytes | None, update_uuid_text: str) -> str:
+    """:func:`status_v1_json`, given the texts of what the status most likely shows (its task's IDs: a
+    status of a command task shows the task's ID as its executor's too; the UUID of the task's latest
+    update). Each field's text is made apart (empty when the field is absent) and all joined at once."""
     if status.extra:
         return _encode(status_v1(status))
+    known = _KNOWN.get
     sid = status.task_id
     timestamp = status.timestamp
     message = status.message
@@ -134,45 +156,55 @@ def _status_text(status: TaskStatus, task_id: str | None, task_id_text: str, age
         timestamp_text = ',"timestamp":' + _SPECIAL_FLOATS.get(timestamp_text, timestamp_text)
     else:
         timestamp_text = ',"timestamp":' + _value(timestamp)
-    message_text = "" if message is None else ',"message":' + _string(message)
-    source_text = "" if source is None else ',"source":' + _string(source)
-    reason_text = "" if reason is None else ',"reason":' + _string(reason)
+    message_text = "" if message is None else ',"message":' + (known(message) or _known(message))
+    source_text = "" if source is None else ',"source":' + (known(source) or _known(source))
+    reason_text = "" if reason is None else ',"reason":' + (known(reason) or _known(reason))
     aid_text = "" if not aid else ',"agent_id":{"value":' + (agent_id_text if aid == agent_id else _string(aid)) + "}"
     eid_text = "" if not eid else ',"executor_id":{"value":' + (task_id_text if eid == task_id else _string(eid)) + "}"
-    uuid_text = "" if uuid is None else ',"uuid":"' + b2a_base64(uuid, newline=False).decode("ascii") + '"'
+    if uuid is None:
+        uuid_text = ""
+    else:
+        uuid_text = ',"uuid":"' + (update_uuid_text if uuid == update_uuid else _uuid_text(uuid)) + '"'
     healthy_text = "" if healthy is None else (',"healthy":true' if healthy else ',"healthy":false')
-    return (f'{{"task_id":{{"value":{sid_text}}},"state":{_string(status.state)}{timestamp_text}{message_text}'
-            f'{source_text}{reason_text}{aid_text}{eid_text}{uuid_text}{healthy_text}}}')
+    state = status.state
+    return (f'{{"task_id":{{"value":{sid_text}}},"state":{known(state) or _known(state)}{timestamp_text}'
+            f'{message_text}{source_text}{reason_text}{aid_text}{eid_text}{uuid_text}{healthy_text}}}')
 
 
 def task_v1_json(task: Task, role: str | None = None) -> str:
     """The text of :func:`~mesostw.operator.v1.task_v1`."""
+    known = _KNOWN.get
     info = task.info
     task_id = info.task_id
     agent_id = info.agent_id
+    framework_id = task.framework_id
+    state = task.state
     tid = _string(task_id)
-    aid = _string(agent_id)
+    aid = _string(agent_id)  # ten thousand agents: not among the known strings
     executor = ',"executor_id":{"value":' + _string(task.executor_id) + "}" \
         if info.executor is not None and task.executor_id else ""
     resources = ',"resources":' + resources_v1_json(info.resources, role) if info.resources else ""
+    update_state = task.status_update_state
+    update_uuid = task.status_update_uuid
+    update_uuid_text = "" if update_uuid is None else _uuid_text(update_uuid)
     statuses = task.statuses
     if not statuses:
         statuses_text = ""
     elif len(statuses) == 1:
-        statuses_text = ',"statuses":[' + _status_text(statuses[0], task_id, tid, agent_id, aid) + "]"
+        statuses_text = ',"statuses":[' + _status_text(statuses[0], task_id, tid, agent_id, aid, update_uuid,
+                                                        update_uuid_text) + "]"
     else:
-        statuses_text = ',"statuses":[' + ",".join([_status_text(s, task_id, tid, agent_id, aid) for s in statuses]) \
-            + "]"
-    update_state = task.status_update_state
-    update_uuid = task.status_update_uuid
-    update_state_text = ',"status_update_state":' + _string(update_state) if update_state else ""
-    update_uuid_text = "" if update_uuid is None \
-        else ',"status_update_uuid":"' + b2a_base64(update_uuid, newline=False).decode("ascii") + '"'
+        statuses_text = ',"statuses":[' + ",".join([_status_text(s, task_id, tid, agent_id, aid, update_uuid,
+                                                                 update_uuid_text) for s in statuses]) + "]"
+    update_state_text = ',"status_update_state":' + (known(update_state) or _known(update_state)) \
+        if update_state else ""
+    update_uuid_text = "" if update_uuid is None else ',"status_update_uuid":"' + update_uuid_text + '"'
     extra = info.extra
     extras = "".join(["," + _string(key) + ":" + _encode(extra[key]) for key in _TASK_EXTRAS if key in extra]) \
         if extra else ""
     user = task.user
-    user_text = ',"user":' + _string(user) if user else ""
+    user_text = ',"user":' + (known(user) or _known(user)) if user else ""
     return (f'{{"name":{_string(info.name)},"task_id":{{"value":{tid}}},"framework_id":{{"value":'
-            f'{_string(task.framework_id)}}},"agent_id":{{"value":{aid}}},"state":{_string(task.state)}'
-            f'{executor}{resources}{statuses_text}{update_state_text}{update_uuid_text}{extras}{user_text}}}')
+            f'{known(framework_id) or _known(framework_id)}}},"agent_id":{{"value":{aid}}},"state":'
+            f'{known(state) or _known(state)}{executor}{resources}{statuses_text}{update_state_text}'
+            f'{update_uuid_text}{extras}{user_text}}}')

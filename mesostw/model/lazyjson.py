@@ -1,9 +1,9 @@
 """JSON values whose large arrays are made only as they are written (the shapes of :mod:`mesostw.http.stream`).
 
 A builder of a large answer (``/master/state``, ``GET_STATE``) returns :class:`Fields` holding
-:class:`Items` or :class:`Texts` instead of lists; the HTTP side streams them, and
-:func:`materialize` builds them whole for those that need the value at once. Plain data, no
-transport: the master's core may build them.
+:class:`Items` or :class:`Texts` instead of lists (or :class:`Raw`, text already encoded); the HTTP
+side streams them, and :func:`materialize` builds them whole for those that need the value at once.
+Plain data, no transport: the master's core may build them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,16 @@ class Texts(Items):
     __slots__ = ()
 
 
+class Raw:
+    """A JSON value given as its encoded text (UTF-8 ``bytes``, or pieces of it in order), written as it is:
+    an answer, or a part of one, kept from an earlier time."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, data: bytes | tuple[bytes, ...]):
+        self.pieces = (data,) if isinstance(data, bytes) else data
+
+
 class Fields(dict):  # type: ignore[type-arg]
     """A JSON object (string keys, in order) whose values may be :class:`Items` or :class:`Fields`."""
 
@@ -37,6 +47,8 @@ class Fields(dict):  # type: ignore[type-arg]
 def materialize(value: Any) -> Any:
     """``value`` built in full: :class:`Items` become lists and :class:`Fields` dicts (for answers that
     need the whole value at once, such as a RecordIO event whose length comes first)."""
+    if isinstance(value, Raw):
+        return json.loads(b"".join(value.pieces))
     if isinstance(value, Texts):
         return [json.loads(text) for text in value.iterable]
     if isinstance(value, Items):

@@ -172,6 +172,23 @@ class TaskTextTests(unittest.TestCase):
         self.assertEqual(task_v1_json(made, "ops"), dumps(task_v1(made, "ops")))
 
 
+    def test_known_strings_start_again(self) -> None:
+        """The table of known strings' texts is emptied when full, and never keeps long strings; texts stay
+        each status's own (quotes, non-ASCII, long messages)."""
+        self.patch(v1_text, "_KNOWN", {})
+        self.patch(v1_text, "_KNOWN_MAX", 2)
+        info = T.TaskInfo.from_json({"name": "n", "task_id": {"value": "t1"}, "agent_id": {"value": "S1"},
+                                     "resources": Resources.parse("cpus:1").to_json(), "command": {"value": "x"}})
+        for message in ['say "hi"', "caf\u00e9", "x" * 500, 'say "hi"', "plain", "caf\u00e9"]:
+            made = T.Task(info, "F\u00e9", user="r\u00f6ot")
+            made.record(T.TaskStatus("t1", T.FAILED, message=message, source=T.SOURCE_AGENT, reason="R",
+                                     agent_id="S1", uuid=b"u", timestamp=1.5))
+            made.status_update_state, made.status_update_uuid = T.FAILED, b"u"
+            self.assertEqual(task_v1_json(made, "*"), dumps(task_v1(made, "*")))
+            self.assertLessEqual(len(v1_text._KNOWN), 2)
+            self.assertTrue(all(len(text) <= v1_text._KNOWN_LENGTH for text in v1_text._KNOWN))
+
+
 class AgentTextTests(unittest.TestCase):
     """Agents of a cluster with every optional field the v1 Agent has: attributes of every kind,
     reservations, tasks of frameworks of two roles, outstanding offers, a re-registration, deactivation
@@ -264,8 +281,8 @@ class AgentTextTests(unittest.TestCase):
         self.assertTexts()
 
     def test_summary_texts_follow_changes(self) -> None:
-        """The agents of /master/state-summary and /master/state, made of texts kept from one answer to the
-        next, are what texts made afresh show, after every kind of change."""
+        """The agents of /master/state-summary, /master/state and GET_AGENTS, made of texts kept from one
+        answer to the next, are what texts made afresh show, after every kind of change."""
 
         def fresh(build: Any) -> Any:
             kept = stream.encode(build())
@@ -290,7 +307,8 @@ class AgentTextTests(unittest.TestCase):
         for change in [lambda: None, *changes]:
             change()
             self.cluster.settle()
-            for build in (lambda: state_json.state_summary(self.master), lambda: state_json.state(self.master, {})):
+            for build in (lambda: state_json.state_summary(self.master), lambda: state_json.state(self.master, {}),
+                          lambda: v1_json.get_agents_fields(self.master)):
                 kept, made = fresh(build)
                 self.assertEqual(kept, made)
         summary = json.loads(stream.encode(state_json.state_summary(self.master)))
