@@ -322,7 +322,7 @@ def run(reactor, args):
         # The short tasks before the state endpoints: what those leave behind (caches of the agents' texts, a
         # heap grown for their answers) would otherwise count as the completed tasks' (or hide them).
         spy = profile(args.profile, master.pid)
-        started = time.monotonic()
+        started, short_cpu = time.monotonic(), master_cpu(process)
         rounds: list[tuple[int, int]] = []  # (completed tasks kept, RSS) after each round
         for start in range(0, args.completed, args.round):
             for framework in frameworks:
@@ -340,6 +340,7 @@ def run(reactor, args):
         settle_s, settled = yield offers_settled(reactor, url, at_most=args.settle)
         quiet_s, quiet_then = yield quiet(reactor, process)
         settle_s, settled = settle_s + quiet_s, settled and quiet_then
+        short_cpu = master_cpu(process) - short_cpu  # the short tasks and their aftermath, in the master
         print(f"master quiet {settle_s:.1f}s after the short tasks' RSS settled" if settled
               else f"master still busy {settle_s:.1f}s after the short tasks' RSS settled", flush=True)
         kept = args.completed * args.frameworks
@@ -386,6 +387,7 @@ def run(reactor, args):
               f"rss_rounds_mb={'/'.join(f'{rss / 2**20:.0f}' for _, rss in rounds)} "
               f"completed_all_bytes={(with_completed - with_tasks) / max(1, kept):.0f} "
               f"rss_after_state_mb={after_state / 2**20:.0f} settle_s={settle_s:.1f} settled={settled} "
+              f"short_tasks_cpu_s={short_cpu:.1f} "
               f"state_runs={runs('state')} state_first_s={first('state', 0):.3f} state_cpu_s={first('state', 3):.2f} "
               f"state_peak_mb={most('state', 4) / 2**20:.0f} state_curl_s={state_curl_s:.2f} "
               f"summary_curl_runs={'/'.join(f'{t:.3f}' for t in summary_curl)} "

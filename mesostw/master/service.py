@@ -14,6 +14,7 @@ from mesostw.allocator.hierarchical import HierarchicalAllocator
 from mesostw.auth.policy import Security
 from mesostw.auth.tls import tls_from
 from mesostw.http.router import Router
+from mesostw.master.collector import HeapFreezer
 from mesostw.master.http import LeaderRouting, MasterEndpoints
 from mesostw.master.leadership import StandaloneLeadership, ZooKeeperLeadership, abort
 from mesostw.master.master import Master
@@ -36,7 +37,8 @@ class MasterService(service.MultiService):
     def __init__(self, config: Any, reactor: Any = None, plugins: dict[str, Any] | None = None,
                  collector: Any = None):
         """``collector``: the :mod:`gc` module, for the master to hold back while a failover's agents
-        re-register (a daemon's; None: left alone, as in tests sharing their process)."""
+        re-register and to freeze the heap full collections leave (a daemon's; None: left alone, as in
+        tests sharing their process)."""
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -51,6 +53,8 @@ class MasterService(service.MultiService):
         self.master = Master(config, self.allocator, reactor, registry=registry,
                              security=Security.from_config(config, reactor), collector=collector)
         self.master.on_registry_failure = self._registry_failed
+        #: keeps full collections to what is new (see :class:`HeapFreezer`); only with a ``collector``
+        self.freezer = HeapFreezer(reactor, collector) if collector is not None else None
         if self.zk is not None:
             from mesostw.zk.url import parse_zk_url
 
@@ -133,10 +137,14 @@ class MasterService(service.MultiService):
         for child in self:
             if child is not self.listener:
                 child.startService()
+        if self.freezer is not None:
+            self.freezer.start()
         log.info("Master {id} listening on {ip}:{port}", id=self.master.id, ip=self.config.ip,
                  port=self.listener.port)
 
     def stopService(self) -> Any:
+        if self.freezer is not None:
+            self.freezer.stop()
         # Hosted frameworks go first, while the master still runs: their drivers fail over cleanly.
         d = self.frameworks.stopFrameworks() if self.frameworks is not None else defer.succeed(None)
         d.addCallback(lambda _: self.master.stop())
