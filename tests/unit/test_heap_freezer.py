@@ -12,7 +12,7 @@ from twisted.internet.testing import MemoryReactorClock
 from mesostw.master.collector import THAW_EVERY, HeapFreezer
 from mesostw.master.service import MasterService
 from tests.helpers.clocktest import ClockTestCase
-from tests.helpers.probe import master_config
+from tests.helpers.probe import master_config, probe_plugin
 
 
 class FakeCollector:
@@ -122,13 +122,18 @@ class DaemonCollector(FakeCollector):
         self.calls.append("enable")
 
 
+#: the framework ``master_config`` hosts
+PLUGINS = {"probe": probe_plugin()}
+
+
 class MasterServiceTests(ClockTestCase):
     def test_a_master_given_the_collector_freezes_while_it_runs(self) -> None:
         """A master service given the collector (as twistd's is) watches it from start to stop and thaws
         the heap when it stops; one given none (as in tests sharing their process) has no freezer."""
-        self.assertIsNone(MasterService(master_config(), reactor=MemoryReactorClock()).freezer)
+        self.assertIsNone(MasterService(master_config(), reactor=MemoryReactorClock(), plugins=PLUGINS).freezer)
         collector = DaemonCollector()
-        service = MasterService(master_config(), reactor=MemoryReactorClock(), collector=collector)
+        service = MasterService(master_config(), reactor=MemoryReactorClock(), plugins=PLUGINS,
+                                collector=collector)
         service.startService()
         self.assertEqual(len(collector.callbacks), 1)
         collector.collected(2)
