@@ -677,7 +677,10 @@ class FollowerHTTPFuzzTests(HTTPFuzz):
             reply = self.exchange(raw)
             self.assertAnswered(reply, method, raw)
             if reply.code == 307:
-                self.assertTrue(reply.headers["location"].startswith("//leader.example:5050/"), reply.headers)
+                # the leader's root for /master/redirect (as Mesos: no path), the same path elsewhere
+                location = reply.headers["location"]
+                self.assertTrue(location == "//leader.example:5050" or location.startswith("//leader.example:5050/"),
+                                reply.headers)
 
         throw()
         self.assertServes()
