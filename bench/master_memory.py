@@ -446,7 +446,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--frameworks", type=int, default=10)
     parser.add_argument("--completed", type=int, default=5000, help="short tasks per framework (all kept)")
-    parser.add_argument("--round", type=int, default=1000, help="short tasks per framework at a time")
+    parser.add_argument("--round", type=int, default=1000,
+                        help="short tasks per framework at a time (bytes_per_completed_task needs two rounds at "
+                             "least; nan otherwise)")
     parser.add_argument("--processes", type=int, default=8, help="processes the simulated agents are spread over")
     parser.add_argument("--spread", type=float, default=30.0, help="seconds over which the agents first connect")
     parser.add_argument("--repeat", type=int, default=3, help="reads of each state endpoint, in turn")
