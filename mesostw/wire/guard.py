@@ -351,6 +351,11 @@ class _Admitting(protocol.Factory):
         return protocol
 
 
+def _made_when_asked(make: Any) -> property:
+    """An attribute ``make`` makes from the instance when read; what Twisted sets or deletes there is ignored."""
+    return property(make, lambda self, value: None, lambda self: None)
+
+
 class CountedServer(tcp.Server):
     """A TCP connection accepted under :class:`ConnectionLimits` (``limits``, set on a subclass per port), which
     it leaves when it closes. It makes its log prefix, its ``repr`` and its ``fileno`` when asked rather than
@@ -367,37 +372,22 @@ class CountedServer(tcp.Server):
         finally:
             self.limits.closed(str(self.hostname))
 
-    @property  # type: ignore[override]
-    def logstr(self) -> str:
+    def _log_string(self) -> str:
         protocol = getattr(self, "protocol", None)
         prefix = self._getLogPrefix(protocol) if protocol is not None else "-"
         return f"{prefix},{self.sessionno},{self.hostname}"
 
-    @logstr.setter
-    def logstr(self, value: str) -> None:
-        pass  # made when asked
-
-    @property  # type: ignore[override]
-    def repstr(self) -> str:
+    def _repr_string(self) -> str:
         protocol = getattr(self, "protocol", None)
         return f"<{type(protocol).__name__} #{self.sessionno} on {self.server._realPortNumber}>"
 
-    @repstr.setter
-    def repstr(self, value: str) -> None:
-        pass  # made when asked
-
-    @property  # type: ignore[override]
-    def fileno(self) -> Any:
+    def _socket_fileno(self) -> Any:
         socket = getattr(self, "socket", None)  # not self.__dict__, which would make the instance a dict
         return socket.fileno if socket is not None else _no_descriptor
 
-    @fileno.setter
-    def fileno(self, value: Any) -> None:
-        pass  # the socket's, when asked
-
-    @fileno.deleter
-    def fileno(self) -> None:
-        pass
+    logstr = _made_when_asked(_log_string)
+    repstr = _made_when_asked(_repr_string)
+    fileno = _made_when_asked(_socket_fileno)
 
 
 def _no_descriptor() -> int:
