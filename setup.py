@@ -1,4 +1,18 @@
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+
+class build_plain_library(build_ext):
+    """Builds the native command executor as a plain shared library, loaded with ctypes (it has no
+    module init and does not include Python.h)."""
+
+    def get_export_symbols(self, ext):  # noqa: ANN001 - setuptools' signature
+        return []  # not PyInit_<name>: it is no extension module
+
+
+# The native command executor (mesostw/executor/native): C only, built with the C compiler.
+NATIVE = Extension("mesostw.executor.native._command", sources=["mesostw/executor/native/command_executor.c"],
+                   extra_compile_args=["-O2", "-fvisibility=hidden", "-std=gnu11"])
 
 setup(
     name="mesostw",
@@ -24,5 +38,7 @@ setup(
         "aniso8601",
         "python-dateutil",
     ],
+    ext_modules=[NATIVE],
+    cmdclass={"build_ext": build_plain_library},
     entry_points={"console_scripts": ["mesostw = mesostw.cli.main:main"]},
 )
