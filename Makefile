@@ -66,4 +66,4 @@ ci:
 	$(MAKE) test
 
 clean:
-	rm -rf $(VENV) build *.egg-info mesostw/executor/native/*.so
+	rm -rf $(VENV) build *.egg-info mesostw/executor/native/lib

@@ -1,3 +1,5 @@
+import os
+
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
@@ -9,9 +11,17 @@ class build_plain_library(build_ext):
     def get_export_symbols(self, ext):  # noqa: ANN001 - setuptools' signature
         return []  # not PyInit_<name>: it is no extension module
 
+    def run(self):
+        # lib/ is no package, so nothing creates it for a build in place (the editable install's)
+        if self.inplace:
+            for ext in self.extensions:
+                os.makedirs(os.path.dirname(self.get_ext_fullpath(ext.name)), exist_ok=True)
+        super().run()
 
-# The native command executor (mesostw/executor/native): C only, built with the C compiler.
-NATIVE = Extension("mesostw.executor.native._command", sources=["mesostw/executor/native/command_executor.c"],
+
+# The native command executor (mesostw/executor/native): C only, built with the C compiler, into lib/, which
+# is no package (so that no one takes the library for a module to import).
+NATIVE = Extension("mesostw.executor.native.lib.command", sources=["mesostw/executor/native/command_executor.c"],
                    extra_compile_args=["-O2", "-fvisibility=hidden", "-std=gnu11"])
 
 setup(

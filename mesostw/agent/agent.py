@@ -338,6 +338,8 @@ class Agent:
         extra: dict[str, Any] = {"preload": ("health",)} if health else {}
         if executor.is_command_executor and not health and self.native_command_executor(environment):
             extra["native"] = True
+        if executor.is_command_executor:
+            self.metrics["command_executors_native" if extra.get("native") else "command_executors_python"] += 1
         d = defer.maybeDeferred(self.containerizer.launch, container_id, launched, framework.info, directory,
                                 environment, user, container_resources(executor), **extra)
         d.addCallbacks(self._executor_started, self._executor_launch_failed,

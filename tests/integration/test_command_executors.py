@@ -5,7 +5,7 @@ preamble, RecordIO of v1 Calls and Events).
 
 Every behaviour is a method of :class:`CommandExecutorBehaviour`, run once per implementation by its
 subclasses; the native run checks that the executor really is the native one (its process is named
-``mesos-executor``).
+``mesos-executor``). :class:`RealAgentTests` runs tasks through a real master and agent with each.
 """
 
 from __future__ import annotations
@@ -23,11 +23,18 @@ import tempfile
 import time
 from typing import Any
 
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from mesostw.executor import native
 from mesostw.executor.command import SECRET_VARIABLE, descendants
+from mesostw.model import task as T
+from mesostw.model.info import FrameworkInfo
+from mesostw.scheduler.pb import MesosSchedulerDriver
 from mesostw.wire.preambles import EXECUTOR as PREAMBLE
+from tests.helpers.cluster import command_task
+from tests.helpers.processes import ProcessCluster, wait_for
+from tests.integration.test_core_cluster import LaunchingScheduler
 
 #: How long any one step may take before the test fails.
 DEADLINE = 20.0
@@ -471,3 +478,47 @@ class NativeCommandExecutorTests(CommandExecutorBehaviour, unittest.TestCase):
     def setUp(self) -> None:
         self.assertTrue(native.available(), "the native command executor is not built (pip install -e .)")
         super().setUp()
+
+
+class RealAgentTests(unittest.TestCase):
+    """A real master and agent (twistd processes) run plain command tasks with the command executor
+    their ``--native_command_executor`` picks, and count which one they started."""
+
+    timeout = 120
+    #: the agent's flag, and the kind of command executor it is expected to start
+    flag, kind = "true", "native"
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        if self.kind == "native":
+            self.assertTrue(native.available(), "the native command executor is not built")
+        self.cluster = yield ProcessCluster(self, agents=1, agent_args=[f"--native_command_executor={self.flag}"],
+                                            master_args=["--allocation_interval=0.2secs"]).start()
+
+    @defer.inlineCallbacks
+    def test_finished_failed_and_killed(self) -> Any:
+        """A task that exits 0 finishes, one that exits 3 fails with its status, one killed is
+        TASK_KILLED; the agent started the expected command executor for each."""
+        scheduler = LaunchingScheduler()
+        scheduler.pending = [command_task("ok", "exit 0"), command_task("bad", "exit 3"),
+                             command_task("long", "sleep 600")]
+        driver = MesosSchedulerDriver(scheduler, FrameworkInfo(user="root", name="executors"),
+                                      self.cluster.master_address, reactor=reactor, backoff=0.2)
+        self.addCleanup(lambda: driver.abort() and driver.stopped())
+        driver.start()
+        yield wait_for(lambda: T.FINISHED in scheduler.states("ok") and T.FAILED in scheduler.states("bad")
+                       and T.RUNNING in scheduler.states("long"), 60, what="tasks ended and running")
+        driver.killTask("long")
+        yield wait_for(lambda: T.KILLED in scheduler.states("long"), 30, what="the task killed")
+        messages = {u.task_id: u.message for u in scheduler.updates if u.state in (T.FINISHED, T.FAILED, T.KILLED)}
+        self.assertEqual(messages, {"ok": "Command exited with status 0", "bad": "Command exited with status 3",
+                                    "long": "Command terminated with signal SIGTERM"})
+        executors = yield self.cluster.command_executors()
+        self.assertEqual(executors, {"native": 3 if self.kind == "native" else 0,
+                                     "python": 3 if self.kind == "python" else 0})
+
+
+class PythonRealAgentTests(RealAgentTests):
+    """The same with ``--native_command_executor=false``: every task's executor is the Python one."""
+
+    flag, kind = "false", "python"

@@ -2,7 +2,7 @@
 (no health check, no TLS) in C (``command_executor.c``), forked by the launcher without running any
 Python in the child (see :mod:`mesostw.executor.zygote`).
 
-The library is built by setup.py (``_command``, a plain shared library loaded with :mod:`ctypes`);
+The library is built by setup.py (``lib/command*.so``, a plain shared library loaded with :mod:`ctypes`);
 without it (no C compiler where mesostw was installed) :func:`library` is None and every task runs
 the Python command executor.
 """
@@ -24,7 +24,7 @@ _loaded: list[Any] = []
 
 def library_path() -> str | None:
     """Where the built library is, if it is."""
-    found = sorted(glob.glob(os.path.join(_HERE, "_command*.so")))
+    found = sorted(glob.glob(os.path.join(_HERE, "lib", "command*.so")))
     return found[0] if found else None
 
 

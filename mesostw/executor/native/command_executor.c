@@ -659,9 +659,9 @@ static int next_record(const buf_t *b, size_t offset, size_t *start, size_t *len
     const char *newline = n ? memchr(s, '\n', n < MAX_HEADER ? n : MAX_HEADER) : NULL;
     if (newline == NULL)
         return n >= MAX_HEADER ? -1 : 0;
-    /* As Python's int(): blanks around, an optional plus sign, digits. */
+    /* As Python's int(): blanks around, an optional plus sign, digits (single underscores between). */
     size_t k = 0, end = (size_t)(newline - s);
-    while (k < end && (s[k] == ' ' || s[k] == '\t' || s[k] == '\r'))
+    while (k < end && (s[k] == ' ' || s[k] == '\t' || s[k] == '\r' || s[k] == '\v' || s[k] == '\f'))
         k++;
     if (k < end && s[k] == '+')
         k++;
@@ -672,10 +672,12 @@ static int next_record(const buf_t *b, size_t offset, size_t *start, size_t *len
         if (value >= MAX_RECORD)
             return -1;
         k++;
+        if (k + 1 < end && s[k] == '_' && s[k + 1] >= '0' && s[k + 1] <= '9')
+            k++;
     }
     if (k == digits)
         return -1;
-    while (k < end && (s[k] == ' ' || s[k] == '\t' || s[k] == '\r'))
+    while (k < end && (s[k] == ' ' || s[k] == '\t' || s[k] == '\r' || s[k] == '\v' || s[k] == '\f'))
         k++;
     if (k != end)
         return -1;
