@@ -15,7 +15,7 @@ TYPED_PATHS := $(wildcard mesostw frameworks)
 
 # The editable install builds the native command executor in place (setup.py; tools/install-cc.sh gets gcc),
 # again whenever its source changes.
-NATIVE_SOURCES := $(wildcard mesostw/executor/native/*.c)
+NATIVE_SOURCES := $(wildcard mesostw/executor/native/*.c mesostw/executor/native/*.h)
 
 $(STAMP): setup.py tools/install-cc.sh $(NATIVE_SOURCES)
 	tools/install-cc.sh

@@ -348,10 +348,12 @@ class Agent:
 
     def native_command_executor(self, environment: dict[str, str]) -> bool:
         """Whether a plain command task (no health check) runs the native command executor: when the
-        agent allows it (``--native_command_executor``), the library is built, and the executor does not
-        speak TLS (the native one does not)."""
-        return bool(getattr(self.config, "native_command_executor", True)) and native.available() \
-            and not command.tls_wanted(environment)
+        agent allows it (``--native_command_executor``), the program is built, the executor does not
+        speak TLS and reaches the agent at an IP address (the native one has neither TLS nor a resolver)."""
+        if not getattr(self.config, "native_command_executor", True) or not native.available():
+            return False
+        host = environment.get("MESOS_AGENT_ENDPOINT", "").rpartition(":")[0]
+        return command.literal_family(host) is not None and not command.tls_wanted(environment)
 
     def executor_environment(self, framework: FrameworkState, executor: ExecutorState) -> dict[str, str]:
         """The environment Mesos gives an executor (on top of the agent's own)."""

@@ -25,9 +25,9 @@ on (from then on every executor has it), and the health checks (``preload``:
 child imports itself before it switches to the task's user.
 
 A command executor request with ``"native": true`` (the agent asks for it for plain command tasks)
-runs the native command executor (:mod:`mesostw.executor.native`) instead: the fork and everything
-after it happen in C, so the child runs no Python at all and copies only the few pages C touches.
-Without the library the request runs the Python command executor.
+runs the native command executor (:mod:`mesostw.executor.native`) instead: a C program this process
+spawns (vfork and exec), so that no page of this process is copied and no Python runs for it. Without
+the program the request runs the Python command executor.
 """
 
 from __future__ import annotations
@@ -179,8 +179,8 @@ def _check_environment(env: Any) -> None:
         raise ValueError("env must map names to strings")
 
 
-#: A checked request: the request, its user's entry, the native executor's spec (None for Python).
-Checked = tuple[dict[str, Any], "pwd.struct_passwd | None", "bytes | None"]
+#: A checked request: the request, its user's entry, the native executor's arguments (None for Python).
+Checked = tuple[dict[str, Any], "pwd.struct_passwd | None", "list[bytes] | None"]
 
 
 class Launcher:
@@ -213,8 +213,9 @@ class Launcher:
             self.start([request])
 
     def check(self, line: bytes) -> Checked | None:
-        """The request of ``line`` with its user's entry and, for the native command executor, its spec (see
-        :func:`mesostw.executor.native.spec`), ready to start; None (answered) when it is refused."""
+        """The request of ``line`` with its user's entry and, for the native command executor, its
+        arguments (see :func:`mesostw.executor.native.spec`), ready to start; None (answered) when it is
+        refused."""
         try:
             request = json.loads(line)
             request_id = request["id"]
@@ -250,8 +251,8 @@ class Launcher:
         return request, entry, blob
 
     @staticmethod
-    def native_spec(request: dict[str, Any], entry: pwd.struct_passwd | None) -> bytes | None:
-        """The native executor's spec when the request asks for it and the library is here, else None.
+    def native_spec(request: dict[str, Any], entry: pwd.struct_passwd | None) -> list[bytes] | None:
+        """The native executor's arguments when the request asks for it and the program is here, else None.
 
         The user's USER, LOGNAME and HOME go into the environment here (:func:`_become` does it in the
         Python executor's child), and the user is named to the child only when it must switch to it.
@@ -276,8 +277,7 @@ class Launcher:
         for request, entry, blob in requests:
             report_r, report_w = os.pipe2(os.O_CLOEXEC)
             try:
-                # The native executor's child never comes back here (mesostw_spawn forks and runs it in C).
-                pid = fork() if blob is None else native.spawn(blob, report_w)
+                pid = fork() if blob is None else native.spawn(blob, request["env"], report_w)
             except OSError as exc:  # out of processes or memory: this request fails, the others go on
                 os.close(report_r)
                 os.close(report_w)
@@ -378,8 +378,6 @@ class Launcher:
 def main() -> int:
     # The executors log local times: the time zone is read here once, not by every fork.
     time.localtime()
-    # Loaded (and its symbols bound) once here, shared by every child.
-    native.library()
     # What loading freed (a module compiled from source leaves its parser's memory, when there is no
     # bytecode cache) goes back to the system: every fork copies the page table of what is left.
     gc.collect()

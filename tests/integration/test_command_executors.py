@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 import select
 import shutil
 import signal
@@ -386,6 +387,22 @@ class CommandExecutorBehaviour:
         agent.send({"type": "ERROR", "error": {"message": "go away \u00e9"}})
         self.assertEqual(os.waitstatus_to_exitcode(self.exit_status(pid)), 1)
         self.assertIn("mesos-executor: error from the agent: go away \u00e9\n", self.read("stderr"))
+
+    def test_runs_as_the_requested_user(self) -> None:
+        """With a user, the executor and its task run as that user with the user's groups, and the task's
+        USER, LOGNAME and HOME are the user's."""
+        self.assertEqual(os.getuid(), 0, "switching users needs root")
+        nobody = pwd.getpwnam("nobody")
+        os.chmod(self.directory, 0o777)
+        answer = self.request(user="nobody")
+        pid = answer["pid"]
+        agent = self.subscribed()
+        self.launch(agent, self.task("id -u; id -G; echo $USER $LOGNAME $HOME"))
+        self.assertEqual(self.finished(agent, pid)["state"], "TASK_FINISHED")
+        uid, groups, names = self.read("stdout").splitlines()
+        self.assertEqual(int(uid), nobody.pw_uid)
+        self.assertEqual(sorted(int(g) for g in groups.split()), sorted(set(os.getgrouplist("nobody", nobody.pw_gid))))
+        self.assertEqual(names, f"nobody nobody {nobody.pw_dir}")
 
     def test_second_launch_ignored(self) -> None:
         """A launch of another task is ignored (logged); the first one runs on."""

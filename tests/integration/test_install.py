@@ -210,12 +210,14 @@ class InstallTests(unittest.TestCase):
         self.assertNotEqual(os.path.realpath(report["static"]), os.path.realpath(checkout))
 
     def test_the_native_command_executor_is_built_and_shipped(self) -> None:
-        """The wheel builds the native command executor's library and installs it in the package, where
-        it loads (the agent then runs plain command tasks with it)."""
+        """The wheel builds the native command executor (its program and its codec library) and installs
+        them in the package, where the program runs and the library loads."""
         code = ("import json, sys; from mesostw.executor import native; "
-                "print(json.dumps({'path': native.library_path(), 'available': native.available(), "
-                "'prefix': sys.prefix}))")
+                "print(json.dumps({'program': native.PROGRAM, 'available': native.available(), "
+                "'version': native.library().mesostw_native_version().decode(), 'prefix': sys.prefix}))")
         report = json.loads(self.installation.run(self.installation.python, "-c", code))
-        self.assertIsNotNone(report["path"])
-        self.assertTrue(os.path.realpath(report["path"]).startswith(os.path.realpath(report["prefix"]) + os.sep))
-        self.assertTrue(report["available"])
+        self.assertTrue(os.path.realpath(report["program"]).startswith(os.path.realpath(report["prefix"]) + os.sep))
+        self.assertEqual((report["available"], report["version"]), (True, "mesostw-native-1"))
+        done = subprocess.run([report["program"]], stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual((done.returncode, done.stderr),
+                         (2, b"mesos-executor: only the agent's launcher starts it\n"))

@@ -137,9 +137,10 @@ class ExecutorLaunchTests(AgentTestCase):
         self.assertEqual(by_executor, {"checked": ("health",), "plain": ()})
 
     def test_native_command_executor_for_plain_command_tasks(self) -> None:
-        """A plain command task's executor is the native one (when the library is built); a task with a
-        health check, an agent whose executors speak TLS, and an agent run with
-        --native_command_executor=false get the Python one; the agent counts which it started."""
+        """A plain command task's executor is the native one (when it is built); a task with a health
+        check, an agent whose executors speak TLS or reach it by name (the native one has no resolver),
+        and an agent run with --native_command_executor=false get the Python one; the agent counts
+        which it started."""
         self.assertTrue(native.available(), "the native command executor is not built")
         cluster = self.make_cluster()
         containerizer = cluster.containerizers[0]
@@ -153,13 +154,17 @@ class ExecutorLaunchTests(AgentTestCase):
         agent = cluster.agents[0]
         self.assertEqual((agent.metrics["command_executors_native"], agent.metrics["command_executors_python"]),
                          (1, 1))
-        self.assertTrue(agent.native_command_executor({}))
-        self.assertFalse(agent.native_command_executor({"LIBPROCESS_SSL_ENABLED": "true"}))
-        self.assertFalse(agent.native_command_executor({"SSL_ENABLED": "1"}))
-        self.assertTrue(agent.native_command_executor({"LIBPROCESS_SSL_ENABLED": "false"}))
+        at = {"MESOS_AGENT_ENDPOINT": "127.0.0.1:5051"}
+        self.assertTrue(agent.native_command_executor(at))
+        self.assertFalse(agent.native_command_executor({"MESOS_AGENT_ENDPOINT": "[::1]:5051"}))
+        self.assertTrue(agent.native_command_executor({"MESOS_AGENT_ENDPOINT": "::1:5051"}))
+        self.assertFalse(agent.native_command_executor({"MESOS_AGENT_ENDPOINT": "agent.example:5051"}))
+        self.assertFalse(agent.native_command_executor({**at, "LIBPROCESS_SSL_ENABLED": "true"}))
+        self.assertFalse(agent.native_command_executor({**at, "SSL_ENABLED": "1"}))
+        self.assertTrue(agent.native_command_executor({**at, "LIBPROCESS_SSL_ENABLED": "false"}))
         off = cluster.add_agent("cpus:4;mem:4096", port=5060, native_command_executor=False)
         cluster.settle()
-        self.assertFalse(off.native_command_executor({}))
+        self.assertFalse(off.native_command_executor(at))
 
 
 class KillAndExitTests(AgentTestCase):

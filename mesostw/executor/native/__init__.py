@@ -1,10 +1,14 @@
 """The native command executor: :mod:`mesostw.executor.command`'s behaviour for a plain command task
-(no health check, no TLS) in C (``command_executor.c``), forked by the launcher without running any
-Python in the child (see :mod:`mesostw.executor.zygote`).
+(no health check, no TLS) in C, as a program of its own (``lib/mesos-executor``, built by setup.py from
+``executor.c`` and ``codec.c``) that the launcher (:mod:`mesostw.executor.zygote`) spawns.
 
-The library is built by setup.py (``lib/command*.so``, a plain shared library loaded with :mod:`ctypes`);
-without it (no C compiler where mesostw was installed) :func:`library` is None and every task runs
-the Python command executor.
+Spawned rather than forked: a fork of the launcher copies its page tables and, as it ends, tears them
+down (about half a millisecond of CPU for a 10 MB interpreter), where a vfork and an exec of a small
+static program cost less than half of that, and no Python at all runs for the executor.
+
+Without the program (no C compiler where mesostw was installed) :func:`available` is false and every
+task runs the Python command executor. ``lib/codec*.so`` is the program's JSON and RecordIO code as a
+plain shared library, which the tests load with :mod:`ctypes` (:func:`reencode`, :func:`records`).
 """
 
 from __future__ import annotations
@@ -16,85 +20,71 @@ from typing import Any
 
 from mesostw.wire.preambles import EXECUTOR as PREAMBLE
 
-#: What the library and :func:`spec` agree on (the spec's first string).
+#: What the program's command line and the library's version say.
 VERSION = b"mesostw-native-1"
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
+#: The native command executor's program.
+PROGRAM = os.path.join(_LIB, "mesos-executor")
 _loaded: list[Any] = []
 
 
-def library_path() -> str | None:
-    """Where the built library is, if it is."""
-    found = sorted(glob.glob(os.path.join(_HERE, "lib", "command*.so")))
-    return found[0] if found else None
+def available() -> bool:
+    """Whether the native command executor is built here."""
+    return os.access(PROGRAM, os.X_OK)
 
 
-def library() -> ctypes.CDLL | None:
-    """The loaded library (once per process), or None when it is missing or not this version."""
-    if _loaded:
-        return _loaded[0]
-    lib = None
-    path = library_path()
-    if path is not None:
-        try:
-            lib = ctypes.CDLL(path, use_errno=True)
-            lib.mesostw_native_version.restype = ctypes.c_char_p
-            if lib.mesostw_native_version() != VERSION:
-                lib = None
-        except (OSError, AttributeError):
-            lib = None
-    if lib is not None:
-        lib.mesostw_spawn.restype = ctypes.c_long
-        lib.mesostw_spawn.argtypes = (ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
+def spec(request: dict[str, Any], user: tuple[str, int, int] | None) -> list[bytes]:
+    """The program's arguments (after its version and report descriptor) for a launcher request (checked:
+    strings only): its files, the agent's stream preamble, the user to switch to (name, uid, gid; its
+    groups looked up here, so that the program needs no name service) and the cgroups to join.
+
+    Raises ValueError for a path holding a NUL (which no path can).
+    """
+    uid = gid = groups = ""
+    if user is not None:
+        name, user_id, group_id = user
+        uid, gid = str(user_id), str(group_id)
+        groups = ",".join(str(g) for g in os.getgrouplist(name, group_id))
+    cgroups = request.get("cgroups") or []
+    fields = [os.fsencode(request[key]) for key in ("stdout", "stderr", "cwd")] + [PREAMBLE] + [
+        os.fsencode(text) for text in (uid, gid, groups, str(len(cgroups)), *cgroups)]
+    if any(b"\0" in field for field in fields):
+        raise ValueError("paths cannot hold NUL characters")
+    return fields
+
+
+def spawn(arguments: list[bytes], env: dict[str, str], report: int) -> int:
+    """Start the native command executor (:func:`spec`'s ``arguments``, the executor's environment
+    ``env``); its pid. What fails before the executor runs it writes to ``report``, which it inherits."""
+    argv = [b"mesos-executor", VERSION, str(report).encode(), *arguments]
+    # Duplicated onto itself: the descriptor is inherited (close-on-exec cleared), it alone.
+    return os.posix_spawn(PROGRAM, argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, report, report)])
+
+
+# -- the library, for tests -----------------------------------------------------------------------------
+
+
+def library() -> ctypes.CDLL:
+    """The JSON and RecordIO code of the program, loaded (once) with ctypes."""
+    if not _loaded:
+        [path] = glob.glob(os.path.join(_LIB, "codec*.so"))
+        lib = ctypes.CDLL(path)
+        lib.mesostw_native_version.restype = ctypes.c_char_p
+        assert lib.mesostw_native_version() == VERSION, path
         lib.mesostw_json_reencode.restype = ctypes.c_long
         lib.mesostw_json_reencode.argtypes = (ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
         lib.mesostw_records.restype = ctypes.c_long
         lib.mesostw_records.argtypes = (ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
                                         ctypes.POINTER(ctypes.c_size_t))
-    _loaded.append(lib)
-    return lib
-
-
-def available() -> bool:
-    return library() is not None
-
-
-def spec(request: dict[str, Any], user: tuple[str, int, int] | None) -> bytes:
-    """What :c:func:`mesostw_spawn` reads: the launcher request's files, cgroups and environment (checked:
-    strings only) and the user to switch to (name, uid, gid), as NUL-terminated strings.
-
-    Raises ValueError for a string holding a NUL (which no path, name or variable can).
-    """
-    name, uid, gid = user if user is not None else ("", 0, 0)
-    env = request["env"]
-    cgroups = request.get("cgroups") or []
-    texts = [request["stdout"], request["stderr"], request["cwd"]]
-    fields = [VERSION, *(os.fsencode(text) for text in texts), PREAMBLE,
-              *(os.fsencode(text) for text in [name, str(uid), str(gid), str(len(cgroups)), *cgroups, str(len(env)),
-                                               *(f"{key}={value}" for key, value in env.items())])]
-    if any(b"\0" in field for field in fields):
-        raise ValueError("paths and environment variables cannot hold NUL characters")
-    return b"\0".join(fields) + b"\0"
-
-
-def spawn(blob: bytes, report: int) -> int:
-    """Fork the native command executor for ``blob`` (:func:`spec`); its pid. What fails before the
-    executor runs is written to ``report``."""
-    lib = library()
-    if lib is None:
-        raise OSError(2, "the native command executor is not built")
-    pid = lib.mesostw_spawn(blob, len(blob), report)
-    if pid < 0:
-        raise OSError(-pid, os.strerror(-pid))
-    return int(pid)
+        _loaded.append(lib)
+    return _loaded[0]
 
 
 def reencode(text: bytes) -> bytes | None:
-    """``text`` parsed and written again by the library's JSON code; None when it is malformed (for tests)."""
-    lib = library()
-    assert lib is not None
+    """``text`` parsed and written again by the program's JSON code; None when it is malformed."""
     size = len(text) * 6 + 64
     out = ctypes.create_string_buffer(size)
-    n = lib.mesostw_json_reencode(text, len(text), out, size)
+    n = library().mesostw_json_reencode(text, len(text), out, size)
     if n == -1:
         return None
     if n < 0:
@@ -103,18 +93,14 @@ def reencode(text: bytes) -> bytes | None:
 
 
 def records(stream: bytes) -> tuple[list[bytes], int] | None:
-    """The records of a RecordIO ``stream`` as the library reads them (each re-encoded) and how many
-    bytes wait for the rest of a record; None when the stream is malformed (for tests)."""
-    lib = library()
-    assert lib is not None
+    """The records of a RecordIO ``stream`` as the program reads them (each re-encoded) and how many
+    bytes wait for the rest of a record; None when the stream is malformed."""
     size = len(stream) * 6 + 64
     out = ctypes.create_string_buffer(size)
     rest = ctypes.c_size_t(0)
-    n = lib.mesostw_records(stream, len(stream), out, size, ctypes.byref(rest))
+    n = library().mesostw_records(stream, len(stream), out, size, ctypes.byref(rest))
     if n == -1:
         return None
     if n < 0:
         raise MemoryError(n)
-    text = out.raw[:len(out.raw)]
-    lines = text.split(b"\n")[:n] if n else []
-    return lines, rest.value
+    return (out.raw.split(b"\n")[:n] if n else []), rest.value
