@@ -13,7 +13,12 @@ TYPED_PATHS := $(wildcard mesostw frameworks)
 
 .PHONY: run test unit bench lint ci clean mutation
 
-$(STAMP): setup.py
+# The editable install builds the native command executor in place (setup.py; tools/install-cc.sh gets gcc),
+# again whenever its source changes.
+NATIVE_SOURCES := $(wildcard mesostw/executor/native/*.c mesostw/executor/native/*.h)
+
+$(STAMP): setup.py tools/install-cc.sh $(NATIVE_SOURCES)
+	tools/install-cc.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e . --config-settings editable_mode=compat
@@ -61,4 +66,4 @@ ci:
 	$(MAKE) test
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info mesostw/executor/native/lib

@@ -1,4 +1,53 @@
-from setuptools import find_packages, setup
+import os
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+
+class build_native(build_ext):
+    """Builds the native command executor: ``lib/mesos-executor``, a program (statically linked when the C
+    library allows it, so that an exec costs no dynamic loading), and ``lib/codec*.so``, its JSON and
+    RecordIO code as a plain shared library (no module init, no Python.h) that the tests load with ctypes."""
+
+    def get_export_symbols(self, ext):  # noqa: ANN001 - setuptools' signature
+        return []  # not PyInit_<name>: it is no extension module
+
+    def run(self):
+        # lib/ is no package (nothing imports from it), so nothing creates it for a build in place
+        if self.inplace:
+            for ext in self.extensions:
+                os.makedirs(os.path.dirname(self.get_ext_fullpath(ext.name)), exist_ok=True)
+        super().run()
+        self.build_program()
+
+    def build_program(self):
+        from distutils.errors import CCompilerError, DistutilsExecError, LinkError
+
+        output_dir = os.path.dirname(self.get_ext_fullpath(CODEC.name))
+        sources = [os.path.join(NATIVE, name) for name in ("main.c", "executor.c", "codec.c")]
+        objects = self.compiler.compile(sources,
+                                        output_dir=os.path.join(self.build_temp, "program"),
+                                        extra_postargs=["-O2", "-std=gnu11"])
+        for static in (["-static"], []):
+            try:
+                self.compiler.link_executable(objects, "mesos-executor", output_dir=output_dir, libraries=["m"],
+                                              extra_postargs=static)
+                return
+            except (CCompilerError, DistutilsExecError, LinkError):
+                if not static:
+                    raise
+
+    def get_outputs(self):
+        return [*super().get_outputs(), os.path.join(os.path.dirname(self.get_ext_fullpath(CODEC.name)),
+                                                     "mesos-executor")]
+
+
+# The native command executor (mesostw/executor/native), C only, built into lib/, which is no package (so
+# that no one takes the library for a module to import).
+NATIVE = os.path.join("mesostw", "executor", "native")
+CODEC = Extension("mesostw.executor.native.lib.codec", sources=[os.path.join(NATIVE, "codec.c")],
+                  extra_compile_args=["-O2", "-fvisibility=hidden", "-std=gnu11"], libraries=["m"])
+
 
 setup(
     name="mesostw",
@@ -24,5 +73,7 @@ setup(
         "aniso8601",
         "python-dateutil",
     ],
+    ext_modules=[CODEC],
+    cmdclass={"build_ext": build_native},
     entry_points={"console_scripts": ["mesostw = mesostw.cli.main:main"]},
 )

@@ -14,6 +14,10 @@ tasks, the framework) says where the time goes; so do the page faults per task o
 launchers and the executors (a forked executor's cost is mostly pages copied on write).
 
     python bench/launch_throughput.py --tasks 1000 --agents 2 [--groups K] [--isolation cgroups] [--work-dir DIR]
+        [--native-command-executor false]
+
+The last line names the command executor that ran the tasks (``executor=native``, ``python``, or
+both joined by ``+``), as the agents count them (``slave/command_executors_*`` in their metrics).
 
 With ``--groups K`` the tasks go as K task groups (``LAUNCH_GROUP``), each run by one default
 executor, as Mesos runs many small tasks: one executor process per group instead of per task.
@@ -208,7 +212,7 @@ def run(reactor, options):
     # What a real machine has: every agent runs on this one.
     memory_mb = psutil.virtual_memory().total // (1024 * 1024)
     resources = f"cpus:{options.cpus or os.cpu_count() or 1};mem:{memory_mb};disk:1024"
-    agent_args = [f"--isolation={options.isolation}"]
+    agent_args = [f"--isolation={options.isolation}", f"--native_command_executor={options.native_command_executor}"]
     if options.isolation.startswith("cgroups"):
         from tests.helpers.cgroups import remove_root, require_cgroups, unique_root
 
@@ -229,6 +233,7 @@ def run(reactor, options):
         cpu_after, faults_after = cpu_by_kind(cluster), faults_by_kind(cluster)
         cpu_ms = {kind: (cpu_after[kind] - cpu_before[kind]) * 1000 / options.tasks for kind in cpu_after}
         faults = {kind: (faults_after[kind] - faults_before[kind]) / options.tasks for kind in faults_after}
+        executors = yield cluster.command_executors()
         driver.stop()
         yield driver.stopped()
         elapsed = submitter.last_finish - submitter.first_launch
@@ -248,7 +253,10 @@ def run(reactor, options):
     print(f"cluster: {elapsed:.2f}s for {options.tasks} tasks; raw spawn+reap: {raw_before:.1f}/s before, "
           f"{raw_after:.1f}/s after")
     agent_side = cpu_ms["agent"] + cpu_ms["launcher"] + cpu_ms["executor"]
+    # which command executor ran the tasks (as the agents counted them)
+    executor = "+".join(kind for kind, count in executors.items() if count) or "none"
     print(f"isolation={options.isolation} checkpoint={int(options.checkpoint)} groups={options.groups} "
+          f"executor={executor} "
           f"work_fs={file_system(tempfile.gettempdir())} agents_used={len(submitter.placed)} "
           f"agent_cpu_ms_per_task={agent_side:.2f} cpu_ms_per_task={sum(cpu_ms.values()):.2f} "
           f"tasks_per_s={tasks_per_s:.1f} raw_spawn_per_s={raw:.1f} ratio={tasks_per_s / raw:.3f} lost={lost}")
@@ -265,6 +273,9 @@ def main() -> None:
     parser.add_argument("--cpus", type=float, default=None,
                         help="the CPUs each agent advertises (default: this machine's)")
     parser.add_argument("--isolation", default="posix", help="the agents' --isolation (posix, cgroups, ...)")
+    parser.add_argument("--native-command-executor", choices=("true", "false"), default="true",
+                        help="the agents' --native_command_executor: false runs every task's command executor in "
+                             "Python")
     parser.add_argument("--checkpoint", action="store_true",
                         help="a checkpointing framework: every task and update is made durable before it goes on")
     parser.add_argument("--work-dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,

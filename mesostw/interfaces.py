@@ -181,12 +181,15 @@ class IContainerizer(Interface):
         destroy the groups it left that no record names. Deferred firing with the IDs still running;
         the agent destroys those it does not want back."""
 
-    def launch(container_id, executor_info, framework_info, directory, environment, user, resources, preload=()):
+    def launch(container_id, executor_info, framework_info, directory, environment, user, resources, preload=(),
+               native=False):
         """Fetch the executor's URIs into ``directory``, set up isolation for ``resources`` (the
         executor's and its first tasks' Resources) and start the executor; Deferred firing with its
         pid once started, failing (with the reason) if it could not be. ``preload`` names what a
         built-in executor will need beyond its usual modules ("health": its task has a health check);
-        the agent passes it only when there is something to name."""
+        the agent passes it only when there is something to name. ``native`` (passed only when true):
+        the command executor is the native one (:mod:`mesostw.executor.native`), for a plain command
+        task."""
 
     def update(container_id, resources):
         """The container's tasks changed: isolate it for ``resources`` from now on."""

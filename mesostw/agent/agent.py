@@ -33,6 +33,7 @@ from mesostw.agent.state import (
     FrameworkState,
 )
 from mesostw.agent.status_updates import StatusUpdateManager
+from mesostw.executor import command, native
 from mesostw.interfaces import IContainerizer, IExecutorLink, IMasterLink
 from mesostw.model import executor_api as xapi
 from mesostw.model import task as T
@@ -334,12 +335,25 @@ class Agent:
         # The command executor of a task with a health check needs the health checks' modules, which
         # the launcher's child imports before it switches to the task's user.
         health = executor.is_command_executor and any("health_check" in task.extra for task in tasks)
-        extra = {"preload": ("health",)} if health else {}
+        extra: dict[str, Any] = {"preload": ("health",)} if health else {}
+        if executor.is_command_executor and not health and self.native_command_executor(environment):
+            extra["native"] = True
+        if executor.is_command_executor:
+            self.metrics["command_executors_native" if extra.get("native") else "command_executors_python"] += 1
         d = defer.maybeDeferred(self.containerizer.launch, container_id, launched, framework.info, directory,
                                 environment, user, container_resources(executor), **extra)
         d.addCallbacks(self._executor_started, self._executor_launch_failed,
                        callbackArgs=(executor,), errbackArgs=(framework, executor))
         return executor
+
+    def native_command_executor(self, environment: dict[str, str]) -> bool:
+        """Whether a plain command task (no health check) runs the native command executor: when the
+        agent allows it (``--native_command_executor``), the program is built, the executor does not
+        speak TLS and reaches the agent at an IP address (the native one has neither TLS nor a resolver)."""
+        if not getattr(self.config, "native_command_executor", True) or not native.available():
+            return False
+        host = environment.get("MESOS_AGENT_ENDPOINT", "").rpartition(":")[0]
+        return command.literal_family(host) is not None and not command.tls_wanted(environment)
 
     def executor_environment(self, framework: FrameworkState, executor: ExecutorState) -> dict[str, str]:
         """The environment Mesos gives an executor (on top of the agent's own)."""

@@ -142,9 +142,10 @@ class Containerizer:
 
     def launch(self, container_id: str, executor_info: ExecutorInfo, framework_info: FrameworkInfo,
                directory: str, environment: dict[str, str], user: str | None,
-               resources: Resources | None = None, preload: tuple[str, ...] = ()) -> defer.Deferred:
+               resources: Resources | None = None, preload: tuple[str, ...] = (),
+               native: bool = False) -> defer.Deferred:
         """See :class:`IContainerizer`; a built-in executor imports what ``preload`` names before it switches
-        to ``user`` (see :meth:`Launcher.launch`)."""
+        to ``user`` (see :meth:`Launcher.launch`); the command executor is the native one when ``native``."""
         command = executor_info.command
         if command is None:
             return defer.fail(ValueError("the executor has no command"))
@@ -163,12 +164,12 @@ class Containerizer:
         else:
             d = defer.succeed(None)
         d.addCallback(lambda _: self._start(container, BUILTIN.get(command.value or ""), command.argv(),
-                                            environment, user, preload))
+                                            environment, user, preload, native))
         d.addErrback(self._launch_failed, container)
         return d
 
     def _start(self, container: Container, builtin: str | None, argv: list[str], environment: dict[str, str],
-               user: str | None, preload: tuple[str, ...] = ()) -> defer.Deferred:
+               user: str | None, preload: tuple[str, ...] = (), native: bool = False) -> defer.Deferred:
         settings: dict[str, Any] = {}
         for isolator in self.isolators:
             settings.update(isolator.prepare(container.id, container.directory, container.resources))
@@ -176,7 +177,9 @@ class Containerizer:
         stdout = os.path.join(container.directory, "stdout")
         stderr = os.path.join(container.directory, "stderr")
         mode = builtin or "exec"
-        extra = {"preload": list(preload)} if preload and builtin else {}
+        extra: dict[str, Any] = {"preload": list(preload)} if preload and builtin else {}
+        if native and builtin == "command-executor":
+            extra["native"] = True
         d = self.launcher.launch(mode, [] if builtin else argv, environment, container.directory, stdout, stderr,
                                  user, cgroups=settings.get("cgroups"), **extra)
         d.addCallback(self._started, container)

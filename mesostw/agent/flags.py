@@ -72,6 +72,8 @@ AGENT_FLAGS = tuple(
     Flag("attributes", {}, "Attributes passed through in offers, e.g. 'rack:r1;zone:a'", parse=_attributes,
          render=lambda v: ";".join(f"{k}:{x}" for k, x in v.items())),
     Flag("default_role", "*", "Role given to probed resources and to resources named without one", parse=_role),
+    Flag.bool("native_command_executor", True, "Run plain command tasks (no health check, no TLS to the "
+              "executors) with the native command executor when it is built; false: always the Python one"),
     Flag.duration("executor_registration_timeout", 60.0, "Time an executor has to subscribe after it starts"),
     Flag.duration("executor_shutdown_grace_period", 5.0,
                   "Time an executor has to exit after being told to shut down, before it is killed"),

@@ -78,6 +78,9 @@ def snapshot(agent: Agent) -> dict[str, Any]:
         "slave/valid_framework_messages": float(m["valid_framework_messages"]),
         "slave/invalid_framework_messages": float(m["invalid_framework_messages"]),
         "slave/recovery_errors": 0.0,
+        # which command executor the agent started for how many tasks (see --native_command_executor)
+        "slave/command_executors_native": float(m["command_executors_native"]),
+        "slave/command_executors_python": float(m["command_executors_python"]),
     }
     for name in ("cpus", "mem", "disk", "gpus"):
         whole = total.scalar(name)

@@ -98,11 +98,11 @@ class Launcher(service.Service):
 
     def launch(self, mode: str, argv: list[str], env: dict[str, str], cwd: str, stdout: str, stderr: str,
                user: str | None = None, cgroups: list[str] | None = None,
-               preload: list[str] | None = None) -> defer.Deferred:
+               preload: list[str] | None = None, native: bool = False) -> defer.Deferred:
         """Start a process; fires with its pid. ``mode`` is "command-executor", "default-executor" or "exec";
         the process joins the ``cgroups`` (``cgroup.procs`` paths) before anything else, and an executor
         imports what ``preload`` names (see :data:`mesostw.executor.zygote.PRELOADS`) before it switches
-        to ``user``."""
+        to ``user``; a command executor is the native one when ``native`` (and the launcher has it)."""
         if self._proto is None or self._proto.transport is None:
             return defer.fail(LaunchError("the launcher is not running"))
         self._next += 1
@@ -110,6 +110,8 @@ class Launcher(service.Service):
                    "stderr": stderr, "user": user, "cgroups": cgroups or []}
         if preload:
             request["preload"] = preload
+        if native:
+            request["native"] = True
         d: defer.Deferred[int] = defer.Deferred()
         self._requests[self._next] = d
         self._proto.transport.write(json.dumps(request).encode() + b"\n")

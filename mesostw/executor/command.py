@@ -221,7 +221,7 @@ def tls_context(environ: Mapping[str, str]) -> ssl.SSLContext | None:
     return context
 
 
-def _literal_family(host: str) -> int | None:
+def literal_family(host: str) -> int | None:
     """The address family of ``host`` when it is an IP address, else None."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
@@ -238,7 +238,7 @@ def connect(address: tuple[str, int], tls: ssl.SSLContext | None, timeout: float
     The agent's endpoint is an IP address, which is connected to directly: the resolver's lookup
     would cost each executor more than the connection itself.
     """
-    family = _literal_family(address[0])
+    family = literal_family(address[0])
     if family is None:
         sock = socket.create_connection(address, timeout=timeout)
     else:

@@ -6,7 +6,8 @@ imported the executor's code, costs a few milliseconds. The agent talks to it
 over stdin/stdout in JSON lines:
 
     -> {"id": 1, "mode": "command-executor" | "default-executor" | "exec", "argv": [...], "env": {...},
-        "cwd": "...", "stdout": "...", "stderr": "...", "user": null, "cgroups": [...], "preload": [...]}
+        "cwd": "...", "stdout": "...", "stderr": "...", "user": null, "cgroups": [...], "preload": [...],
+        "native": false}
     <- {"id": 1, "pid": 1234}        or  {"id": 1, "error": "..."}
     <- {"exited": 1234, "status": 0}  (a wait status, whenever a child ends)
 
@@ -22,6 +23,11 @@ loaded here until one does: :mod:`ssl` once an executor's environment turns TLS
 on (from then on every executor has it), and the health checks (``preload``:
 ["health"], which the agent asks for when a task has a health check), which that
 child imports itself before it switches to the task's user.
+
+A command executor request with ``"native": true`` (the agent asks for it for plain command tasks)
+runs the native command executor (:mod:`mesostw.executor.native`) instead: a C program this process
+spawns (vfork and exec), so that no page of this process is copied and no Python runs for it. Without
+the program the request runs the Python command executor.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import time
 import traceback
 from typing import Any
 
-from mesostw.executor import command, default
+from mesostw.executor import command, default, native
 
 #: The signals a child puts back to their defaults (this process handles or ignores them), as plain
 #: numbers for ``_signal``, the C module under :mod:`signal`: ``signal.signal`` turns what it returns
@@ -173,6 +179,10 @@ def _check_environment(env: Any) -> None:
         raise ValueError("env must map names to strings")
 
 
+#: A checked request: the request, its user's entry, the native executor's arguments (None for Python).
+Checked = tuple[dict[str, Any], "pwd.struct_passwd | None", "list[bytes] | None"]
+
+
 class Launcher:
     """The fork-server loop."""
 
@@ -202,8 +212,10 @@ class Launcher:
         if request is not None:
             self.start([request])
 
-    def check(self, line: bytes) -> tuple[dict[str, Any], pwd.struct_passwd | None] | None:
-        """The request of ``line`` with its user's entry, ready to start; None (answered) when it is refused."""
+    def check(self, line: bytes) -> Checked | None:
+        """The request of ``line`` with its user's entry and, for the native command executor, its
+        arguments (see :func:`mesostw.executor.native.spec`), ready to start; None (answered) when it is
+        refused."""
         try:
             request = json.loads(line)
             request_id = request["id"]
@@ -226,6 +238,7 @@ class Launcher:
             preload = request.get("preload")
             if preload is not None and (not isinstance(preload, list) or not all(name in PRELOADS for name in preload)):
                 raise ValueError(f"preload must list some of {', '.join(sorted(PRELOADS))}")
+            blob = self.native_spec(request, entry)
         except (ValueError, KeyError) as exc:
             self.reply({"id": request_id, "error": str(exc).strip("'\"")})
             return None
@@ -235,9 +248,25 @@ class Launcher:
         if ("LIBPROCESS_SSL_ENABLED" in env or "SSL_ENABLED" in env) and "ssl" not in sys.modules \
                 and request["mode"] != "exec" and command.tls_wanted(env):
             import ssl  # noqa: F401 - once, here: every executor of this agent speaks TLS from now on
-        return request, entry
+        return request, entry, blob
 
-    def start(self, requests: list[tuple[dict[str, Any], pwd.struct_passwd | None]]) -> None:
+    @staticmethod
+    def native_spec(request: dict[str, Any], entry: pwd.struct_passwd | None) -> list[bytes] | None:
+        """The native executor's arguments when the request asks for it and the program is here, else None.
+
+        The user's USER, LOGNAME and HOME go into the environment here (:func:`_become` does it in the
+        Python executor's child), and the user is named to the child only when it must switch to it.
+        """
+        if not request.get("native") or request["mode"] != "command-executor" or not native.available():
+            return None
+        user = None
+        if entry is not None:
+            request["env"].update(USER=entry.pw_name, LOGNAME=entry.pw_name, HOME=entry.pw_dir)
+            if entry.pw_uid != os.getuid():
+                user = (entry.pw_name, entry.pw_uid, entry.pw_gid)
+        return native.spec(request, user)
+
+    def start(self, requests: list[Checked]) -> None:
         """Fork a child for each of ``requests`` (checked), back to back.
 
         After a fork, every page this process writes is copied (its last child still shares it) until
@@ -245,10 +274,10 @@ class Launcher:
         are registered for their reports once all are forked.
         """
         started = []
-        for request, entry in requests:
+        for request, entry, blob in requests:
             report_r, report_w = os.pipe2(os.O_CLOEXEC)
             try:
-                pid = fork()
+                pid = fork() if blob is None else native.spawn(blob, request["env"], report_w)
             except OSError as exc:  # out of processes or memory: this request fails, the others go on
                 os.close(report_r)
                 os.close(report_w)

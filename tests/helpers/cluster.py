@@ -247,13 +247,16 @@ class FakeContainerizer:
         self.alive: set[str] = set()
         #: container ID -> what the agent asked its executor to preload
         self.preloads: dict[str, tuple[str, ...]] = {}
+        #: container ID -> whether the agent asked for the native command executor
+        self.natives: dict[str, bool] = {}
 
     def recover(self, records):
         return defer.succeed({r.container_id for r in records} & self.alive)
 
     def launch(self, container_id, executor_info, framework_info, directory, environment, user, resources=None,
-               preload=()):
+               preload=(), native=False):
         self.preloads[container_id] = tuple(preload)
+        self.natives[container_id] = native
         if self.fail_launch:
             return defer.fail(RuntimeError("no room for containers"))
         executor = self.executor_factory(self.agent, self.clock, framework_info.id, executor_info.executor_id,

@@ -205,6 +205,22 @@ class ProcessCluster:
     def url(self, path: str) -> str:
         return f"http://{self.master_address}{path}"
 
+    def agent_url(self, index: int, path: str) -> str:
+        """``path`` on the ``index``th agent's HTTP port."""
+        port = next(arg.split("=", 1)[1] for arg in self.agents[index].args if arg.startswith("--port="))
+        ip = self.agent_ips[index] if index < len(self.agent_ips) else "127.0.0.1"
+        return f"http://{ip}:{port}{path}"
+
+    @defer.inlineCallbacks
+    def command_executors(self) -> Any:
+        """How many command executors the agents started, by kind: {"native": n, "python": m}."""
+        counts = {"native": 0, "python": 0}
+        for index in range(len(self.agents)):
+            metrics = yield get_json(self.agent_url(index, "/metrics/snapshot"), self.http_headers)
+            for kind in counts:
+                counts[kind] += int(metrics[f"slave/command_executors_{kind}"])
+        return counts
+
     def state(self) -> defer.Deferred:
         return get_json(self.url("/master/state"), self.http_headers)
 

@@ -1,5 +1,6 @@
 """Agents that come back: an agent killed with SIGKILL and restarted on its --work_dir recovers its
-executors and tasks (Mesos's agent recovery), and agents find a restarted master at once.
+executors and tasks (Mesos's agent recovery), and agents find a restarted master at once. The tasks'
+executors are the native command executor (whose reconnection and re-sent updates this exercises).
 
 Real twistd processes on loopback, real executors; the frameworks are PB drivers in this process.
 """
@@ -105,6 +106,9 @@ class AgentRestartTests(RecoveryCase):
         before = task_processes(self.cluster.base)
         [(agent_id, _)] = yield self.agents()
         seen = len(keeper.updates)
+        # plain command tasks: the native command executor (the agent's default when it is built)
+        executors = yield self.cluster.command_executors()
+        self.assertEqual(executors, {"native": 5, "python": 0})
 
         self.restart_agent()
         restarted = time.monotonic()

@@ -43,10 +43,12 @@ def processes_with(marker: str, name: str = "sleep") -> list[int]:
 
 
 def executor_of(base: str, task_id: str) -> int | None:
-    """PID of the command executor running ``task_id`` (forked from the launcher, in its sandbox)."""
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    """PID of the command executor running ``task_id`` (forked from the launcher, or the native one it
+    spawns, in its sandbox)."""
+    for proc in psutil.process_iter(["pid", "cmdline", "name"]):
         try:
-            if "mesostw.executor.zygote" not in " ".join(proc.info["cmdline"] or ()):
+            if "mesostw.executor.zygote" not in " ".join(proc.info["cmdline"] or ()) \
+                    and proc.info["name"] != "mesos-executor":
                 continue
             cwd = proc.cwd()
         except psutil.Error:

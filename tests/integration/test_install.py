@@ -26,8 +26,10 @@ PACKAGES = ("mesostw", "frameworks")
 PLUGINS = ("mesos-master", "mesos-slave", "mesos-agent", "mesos-local")
 WHEELHOUSE = os.path.join(sys.prefix, "wheelhouse")
 #: What a copy of the checkout leaves out (build products and local state).
+#: The native command executor's library too: the wheel must build its own.
 IGNORED = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis",
-                                 "_trial_temp*", ".mypy_cache", ".ruff_cache", ".pytest_cache", "dropin.cache")
+                                 "_trial_temp*", ".mypy_cache", ".ruff_cache", ".pytest_cache", "dropin.cache",
+                                 "*.so")
 
 #: Run inside the fresh virtualenv: import every module of the installed packages (found by walking
 #: them where they are installed) and every module the checkout has; print what happened as JSON.
@@ -206,3 +208,16 @@ class InstallTests(unittest.TestCase):
         self.assertIn("index.html", report["files"])
         self.assertEqual(report["files"], expected)
         self.assertNotEqual(os.path.realpath(report["static"]), os.path.realpath(checkout))
+
+    def test_the_native_command_executor_is_built_and_shipped(self) -> None:
+        """The wheel builds the native command executor (its program and its codec library) and installs
+        them in the package, where the program runs and the library loads."""
+        code = ("import json, sys; from mesostw.executor import native; "
+                "print(json.dumps({'program': native.PROGRAM, 'available': native.available(), "
+                "'version': native.library().mesostw_native_version().decode(), 'prefix': sys.prefix}))")
+        report = json.loads(self.installation.run(self.installation.python, "-c", code))
+        self.assertTrue(os.path.realpath(report["program"]).startswith(os.path.realpath(report["prefix"]) + os.sep))
+        self.assertEqual((report["available"], report["version"]), (True, "mesostw-native-1"))
+        done = subprocess.run([report["program"]], stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual((done.returncode, done.stderr),
+                         (2, b"mesos-executor: only the agent's launcher starts it\n"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mesostw.agent.state import REGISTERING, RUNNING, TERMINATED
+from mesostw.executor import native
 from mesostw.model import task as T
 from mesostw.model.task import TaskStatus, new_uuid
 from tests.helpers.clocktest import ClockTestCase
@@ -134,6 +135,36 @@ class ExecutorLaunchTests(AgentTestCase):
         by_executor = {executor.executor_id: containerizer.preloads[container_id]
                        for container_id, executor in containerizer.executors.items()}
         self.assertEqual(by_executor, {"checked": ("health",), "plain": ()})
+
+    def test_native_command_executor_for_plain_command_tasks(self) -> None:
+        """A plain command task's executor is the native one (when it is built); a task with a health
+        check, an agent whose executors speak TLS or reach it by name (the native one has no resolver),
+        and an agent run with --native_command_executor=false get the Python one; the agent counts
+        which it started."""
+        self.assertTrue(native.available(), "the native command executor is not built")
+        cluster = self.make_cluster()
+        containerizer = cluster.containerizers[0]
+        containerizer.subscribe = False
+        checked = command_task("checked", "sleep 100")
+        checked["health_check"] = {"type": "COMMAND", "command": {"value": "true"}}
+        self.launch(cluster, checked, command_task("plain", "sleep 100"))
+        by_executor = {executor.executor_id: containerizer.natives[container_id]
+                       for container_id, executor in containerizer.executors.items()}
+        self.assertEqual(by_executor, {"checked": False, "plain": True})
+        agent = cluster.agents[0]
+        self.assertEqual((agent.metrics["command_executors_native"], agent.metrics["command_executors_python"]),
+                         (1, 1))
+        at = {"MESOS_AGENT_ENDPOINT": "127.0.0.1:5051"}
+        self.assertTrue(agent.native_command_executor(at))
+        self.assertFalse(agent.native_command_executor({"MESOS_AGENT_ENDPOINT": "[::1]:5051"}))
+        self.assertTrue(agent.native_command_executor({"MESOS_AGENT_ENDPOINT": "::1:5051"}))
+        self.assertFalse(agent.native_command_executor({"MESOS_AGENT_ENDPOINT": "agent.example:5051"}))
+        self.assertFalse(agent.native_command_executor({**at, "LIBPROCESS_SSL_ENABLED": "true"}))
+        self.assertFalse(agent.native_command_executor({**at, "SSL_ENABLED": "1"}))
+        self.assertTrue(agent.native_command_executor({**at, "LIBPROCESS_SSL_ENABLED": "false"}))
+        off = cluster.add_agent("cpus:4;mem:4096", port=5060, native_command_executor=False)
+        cluster.settle()
+        self.assertFalse(off.native_command_executor(at))
 
 
 class KillAndExitTests(AgentTestCase):

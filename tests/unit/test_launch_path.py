@@ -93,13 +93,15 @@ class LauncherForkTests(unittest.TestCase):
             raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
 
         self.patch(zygote, "fork", no_more_processes)
+        self.patch(zygote.native, "spawn", lambda arguments, env, report: no_more_processes())
         descriptors = sorted(os.listdir("/proc/self/fd"))
         request = {"mode": "exec", "argv": ["/bin/true"], "env": {}, "cwd": "/", "stdout": "/dev/null",
                    "stderr": "/dev/null"}
-        launcher.start([({"id": 7, **request}, None), ({"id": 8, **request}, None)])
+        launcher.start([({"id": 7, **request}, None, None), ({"id": 8, **request}, None, None),
+                        ({"id": 9, **request, "mode": "command-executor", "native": True}, None, [b"spec"])])
         replies = [json.loads(line) for line in os.read(out_r, 65536).splitlines()]
         reason = f"cannot start a process: {os.strerror(errno.EAGAIN)}"
-        self.assertEqual(replies, [{"id": 7, "error": reason}, {"id": 8, "error": reason}])
+        self.assertEqual(replies, [{"id": 7, "error": reason}, {"id": 8, "error": reason}, {"id": 9, "error": reason}])
         self.assertEqual((launcher.children, launcher.reports), (set(), {}))
         self.assertEqual(sorted(os.listdir("/proc/self/fd")), descriptors)
 
