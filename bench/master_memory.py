@@ -24,6 +24,9 @@ once it is quiet:
   and the agents' pings go on); before the first, up to ``--settle`` seconds for the short tasks'
   aftermath (their resources offered and declined on every agent, until no offer is outstanding and
   none was declined for 3 s) to end: ``settle_s``, ``settled``.
+  ``summary_changed_s``: ``/master/state-summary`` (by ``curl``) right after one long task was killed, the
+  fastest of ``--repeat`` (a task more each; all of them in ``summary_changed_runs``, and the read after
+  each, nothing changed since, in ``summary_unchanged_runs``).
   ``rss_after_state_mb``: the RSS after those reads (their caches, the heap their answers grew).
   ``--profile FILE`` records the master with py-spy from the short tasks through the first round.
 
@@ -76,6 +79,8 @@ class Launcher(Scheduler):
         self.running: set[str] = set()
         self.finished: set[str] = set()
         self.other: set[str] = set()
+        #: long tasks this bench killed (to change the cluster between reads), not lost
+        self.killed: set[str] = set()
         self.driver = None
 
     def short(self, count: int) -> None:
@@ -109,6 +114,8 @@ class Launcher(Scheduler):
         elif status.state == T.FINISHED:
             self.running.discard(status.task_id)
             self.finished.add(status.task_id)
+        elif status.state == T.KILLED and status.task_id in self.killed:
+            self.running.discard(status.task_id)
         else:
             self.other.add(status.task_id)
 
@@ -369,6 +376,22 @@ def run(reactor, args):
             yield quiet(reactor, process)
             summary_curl.append((yield threads.deferToThread(curl_seconds, f"{url}/master/state-summary")))
 
+        # The summary right after one change (a long task killed: its agent and framework show it, its
+        # resources are offered and declined), then again with nothing changed since.
+        summary_changed: list[tuple[float, float]] = []
+        victims = sorted(frameworks[0].running)
+        for index in range(args.repeat):
+            victim = victims[index]
+            frameworks[0].killed.add(victim)
+            drivers[0].killTask(victim)
+            yield wait_for(lambda victim=victim: victim not in frameworks[0].running, 60, interval=0.1,
+                           what=f"{victim} killed")
+            yield offers_settled(reactor, url, still=2.0, at_most=60.0)
+            yield quiet(reactor, process)
+            changed = yield threads.deferToThread(curl_seconds, f"{url}/master/state-summary")
+            again = yield threads.deferToThread(curl_seconds, f"{url}/master/state-summary")
+            summary_changed.append((changed, again))
+
         after_state = yield settled_rss(reactor, process)
 
         def runs(name: str, index: int = 1) -> str:
@@ -391,6 +414,8 @@ def run(reactor, args):
               f"state_runs={runs('state')} state_first_s={first('state', 0):.3f} state_cpu_s={first('state', 3):.2f} "
               f"state_peak_mb={most('state', 4) / 2**20:.0f} state_curl_s={state_curl_s:.2f} "
               f"summary_curl_runs={'/'.join(f'{t:.3f}' for t in summary_curl)} "
+              f"summary_changed_runs={'/'.join(f'{t:.3f}' for t, _ in summary_changed)} "
+              f"summary_unchanged_runs={'/'.join(f'{t:.3f}' for _, t in summary_changed)} "
               f"summary_runs={runs('summary')} snapshot_runs={runs('snapshot')} tasks_page_runs={runs('tasks_page')} "
               f"get_state_runs={runs('get_state')} get_state_first_runs={runs('get_state', 0)} "
               f"get_state_cpu_runs={runs('get_state', 3)} state_cpu_runs={runs('state', 3)} "
@@ -404,6 +429,7 @@ def run(reactor, args):
               f"bytes_per_completed_task={_slope(rounds):.0f} "
               f"state_s={first('state'):.2f} state_mb={first('state', 2) / 1e6:.1f} "
               f"summary_s={first('summary'):.3f} summary_again_s={summary_again:.3f} "
+              f"summary_changed_s={min(t for t, _ in summary_changed):.3f} "
               f"snapshot_s={first('snapshot'):.3f} tasks_page_s={first('tasks_page'):.3f} "
               f"get_state_s={first('get_state'):.2f} get_state_first_s={first('get_state', 0):.3f} "
               f"subscribed_s={first('subscribed'):.2f}")

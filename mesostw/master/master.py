@@ -50,7 +50,7 @@ from mesostw.master.offers import OfferBook
 from mesostw.master.operations import AgentResources, ResourceOperations
 from mesostw.master.quota import QuotaManager
 from mesostw.master.records import AgentRecord, CompletedFrameworks, FrameworkRecord
-from mesostw.master.registry import InMemoryRegistry, IRegistry, Mutation, RegistryState, SetWeights
+from mesostw.master.registry import InMemoryRegistry, IRegistry, Mutation, RegistryState, SetWeights, with_id
 from mesostw.master.tasks import KillOutcome, TaskTracker
 from mesostw.model import scheduler_api as api
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo, MasterInfo
@@ -184,7 +184,7 @@ class Master:
         agents: dict[str, AgentInfo] = {}
         for agent_id, data in state.agents.items():
             try:
-                agents[agent_id] = AgentInfo.from_json(data)
+                agents[agent_id] = AgentInfo.from_json(with_id(agent_id, data) if isinstance(data, dict) else data)
             except ValidationError as exc:
                 log.error("Skipping unreadable agent {id} in the registry: {e}", id=agent_id, e=exc)
         for framework_id, data in state.frameworks.items():

@@ -69,10 +69,12 @@ class AgentRecord:
     connected: bool = True
     active: bool = True
     version: str = ""
-    #: the TaskTracker's indexes of its tasks and custom executors, which :attr:`tasks` and :attr:`executors`
-    #: show read-only (a view is made when asked: a master holds ten thousand records)
+    #: the TaskTracker's indexes of its tasks and of every agent's custom executors (its own under its ID),
+    #: which :attr:`tasks` and :attr:`executors` show read-only (a view is made when asked: a master holds
+    #: ten thousand records, and most agents have no custom executor)
     _task_index: Mapping[str, Mapping[str, Task]] = attrs.field(default=_NO_INDEX, alias="tasks")
-    _executor_index: Mapping[tuple[str, str], ExecutorInfo] = attrs.field(default=_NO_INDEX, alias="executors")
+    _executor_index: Mapping[str, Mapping[tuple[str, str], ExecutorInfo]] = attrs.field(default=_NO_INDEX,
+                                                                                          alias="executors")
     #: what its live tasks and custom executors hold (the TaskTracker keeps it; None: summed when asked)
     usage: ResourceTally | None = None
     #: its dynamic reservations and persistent volumes (``info.resources`` are its ``--resources``)
@@ -93,7 +95,7 @@ class AgentRecord:
     @property
     def executors(self) -> Mapping[tuple[str, str], ExecutorInfo]:
         """(framework ID, executor ID) -> ExecutorInfo of custom executors (a view of the TaskTracker's index)"""
-        return MappingProxyType(self._executor_index)
+        return MappingProxyType(self._executor_index.get(self.id, _NO_INDEX))
 
     @property
     def pid(self) -> str:

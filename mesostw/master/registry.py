@@ -58,6 +58,7 @@ class RegistryError(StoreError):
 
 @attrs.define
 class RegistryState:
+    #: agent ID -> its AgentInfo JSON without the ID (see :func:`without_id`)
     agents: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     unreachable: dict[str, float] = attrs.field(factory=dict)
     frameworks: dict[str, dict[str, Any]] = attrs.field(factory=dict)
@@ -97,7 +98,9 @@ class RegistryState:
     def from_json(cls, data: dict[str, Any]) -> RegistryState:
         if not isinstance(data, dict):
             raise ValueError(f"a registry must be a JSON object, not {type(data).__name__}")
-        return cls(dict(data.get("agents", {})), dict(data.get("unreachable", {})),
+        agents = {agent_id: without_id(info) if isinstance(info, dict) else info
+                  for agent_id, info in dict(data.get("agents", {})).items()}
+        return cls(agents, dict(data.get("unreachable", {})),
                    dict(data.get("frameworks", {})), OrderedDict(data.get("removed_frameworks", {})),
                    dict(data.get("weights", {})), dict(data.get("owners", {})), gone=dict(data.get("gone", {})),
                    quotas=dict(data.get("quotas", {})), schedule=dict(data.get("schedule", {})),
@@ -108,13 +111,27 @@ class RegistryState:
 
 # -- mutations ---------------------------------------------------------------------------
 
+def without_id(info: dict[str, Any]) -> dict[str, Any]:
+    """An agent's registry entry as held in memory: its AgentInfo JSON without ``"id"`` (the entry's key is
+    the ID; ten thousand ``{"value": ...}`` wrappers would say it again). The store's copy has it."""
+    if "id" not in info:
+        return info
+    return {name: value for name, value in info.items() if name != "id"}
+
+
+def with_id(agent_id: str, info: dict[str, Any]) -> dict[str, Any]:
+    """An agent's registry entry as the store holds it (and Mesos's registry): its AgentInfo JSON with its ID."""
+    return {**info, "id": {"value": agent_id}}
+
+
 @attrs.frozen
 class AdmitAgent:
     """An agent joins (or re-joins after being unreachable); ``principal`` is the one it authenticated
-    as, which owns its ID from then on (None: it did not authenticate, and the ID's owner is kept)."""
+    as, which owns its ID from then on (None: it did not authenticate, and the ID's owner is kept).
+    ``info`` is its AgentInfo JSON, kept without its ID (see :func:`without_id`)."""
 
     agent_id: str
-    info: dict[str, Any]
+    info: dict[str, Any] = attrs.field(converter=without_id)
     principal: str | None = None
 
     def __call__(self, state: RegistryState) -> None:
@@ -278,7 +295,8 @@ def identifier(segment: str) -> str:
 def operations(state: RegistryState, mutation: Mutation) -> list[Operation]:
     """The store writes that make ``mutation`` of ``state`` durable (call before it changes ``state``)."""
     if isinstance(mutation, AdmitAgent):
-        admitted: list[Operation] = [Put(f"agents/{key(mutation.agent_id)}", dump(mutation.info)),
+        admitted: list[Operation] = [Put(f"agents/{key(mutation.agent_id)}",
+                                         dump(with_id(mutation.agent_id, mutation.info))),
                                      Delete(f"unreachable/{key(mutation.agent_id)}")]
         if mutation.principal is not None:
             admitted.append(Put(f"owners/{key(mutation.agent_id)}", dump(mutation.principal)))
@@ -386,6 +404,8 @@ class Registry:
                         raise ValueError("an owner must be a principal")
                     elif section == "resources" and not isinstance(value, list):
                         raise ValueError("checkpointed resources must be a JSON array")
+                    elif section == "agents" and isinstance(value, dict):
+                        value = without_id(value)
                 except (ValueError, TypeError) as exc:
                     raise RegistryError(f"cannot read the registry: {section}/{name} holds {raw[:80]!r} "
                                         f"({exc})") from None

@@ -230,18 +230,16 @@ def _summary_arrays(master: Master) -> tuple[Iterator[str], Iterator[str]]:
     """The texts of a summary's agents and frameworks, each made as its turn comes."""
     tracker = master.tasks
     frameworks = list(master.frameworks.values())
-    #: agent ID -> the completed tasks there that are not live too (a task leaves the indexes when it completes)
+    #: agent ID -> its completed tasks: the copies the task tracker made as they left its indexes (none is
+    #: live, none is there twice)
     completed_on: dict[str, list[Task]] = {}
-    completed_of: dict[str, list[Task]] = {}
     for framework in frameworks:
-        done = completed_of[framework.id] = []
-        seen: set[int] = set()
         for task in framework.completed_tasks:
-            if id(task) in seen or tracker.get(framework.id, task.task_id) is task:
-                continue
-            seen.add(id(task))
-            done.append(task)
-            completed_on.setdefault(task.agent_id, []).append(task)
+            on = completed_on.get(task.agent_id)
+            if on is None:
+                completed_on[task.agent_id] = [task]
+            else:
+                on.append(task)
 
     texts = agent_texts(master)
 
@@ -256,13 +254,11 @@ def _summary_arrays(master: Master) -> tuple[Iterator[str], Iterator[str]]:
             ids.update(t.framework_id for t in done)
             return "".join((",", counts, ',"framework_ids":', jsontext.encode(sorted(ids)), "}"))
 
-        if done:  # completed tasks are not among what the cache follows
-            return texts.open_text(master, agent) + rest()
-        return texts.summary(master, agent, rest)
+        return texts.summary(master, agent, rest, done)
 
     def framework_summary(framework: FrameworkRecord) -> dict[str, Any]:
         info = framework.info
-        done = completed_of[framework.id]
+        done = framework.completed_tasks
         agent_ids = set(tracker.agents_with_tasks(framework.id))
         agent_ids.update(t.agent_id for t in done)
         entry: dict[str, Any] = {

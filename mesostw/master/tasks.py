@@ -22,6 +22,8 @@ from mesostw.model.task import Task, TaskInfo, TaskStatus
 log = Logger()
 
 _NO_COUNTS: dict[str, int] = {}
+#: the custom executors of an agent that has none (shared by the ten thousand agents of a large cluster)
+_NO_EXECUTORS: Mapping[tuple[str, str], ExecutorInfo] = MappingProxyType({})
 
 
 class KillOutcome(enum.Enum):
@@ -66,8 +68,9 @@ class TaskTracker:
         #: agent ID -> framework ID -> task ID -> Task
         self._by_agent: dict[str, dict[str, dict[str, Task]]] = {}
         #: agent ID -> (framework ID, executor ID) -> ExecutorInfo; its keys are the agents that have a record
-        #: (tracked, not yet released), whose task index stays even when empty
-        self._executors: dict[str, dict[tuple[str, str], ExecutorInfo]] = {}
+        #: (tracked, not yet released), whose task index stays even when empty. An agent without custom
+        #: executors (most) has the shared :data:`_NO_EXECUTORS`, replaced by a dict of its own with the first.
+        self._executors: dict[str, Mapping[tuple[str, str], ExecutorInfo]] = {}
         self._completed: dict[str, deque[Task]] = {}
         #: what the live tasks and the executors hold: on each agent, for each framework, in all
         self._used_on: dict[str, ResourceTally] = {}
@@ -96,12 +99,25 @@ class TaskTracker:
         return MappingProxyType(tasks), completed
 
     def track_agent(self, agent_id: str) -> tuple[Mapping[str, Mapping[str, Task]],
-                                                   Mapping[tuple[str, str], ExecutorInfo], ResourceTally]:
-        """Index an agent's tasks and executors; returns both, and what they hold, for its record (which shows
-        them read-only and never changes them)."""
+                                                   Mapping[str, Mapping[tuple[str, str], ExecutorInfo]], ResourceTally]:
+        """Index an agent's tasks and executors; returns its task index, the executors of every agent (its
+        own under its ID) and what they hold, for its record (which shows them read-only and never changes
+        them)."""
         tasks = self._by_agent.setdefault(agent_id, {})
-        executors = self._executors.setdefault(agent_id, {})
-        return tasks, executors, self._tally_on(agent_id)
+        self._executors.setdefault(agent_id, _NO_EXECUTORS)
+        return tasks, self._executors, self._tally_on(agent_id)
+
+    def _own_executors(self, agent_id: str) -> dict[tuple[str, str], ExecutorInfo]:
+        """The agent's executors as a dict of its own (made, and the agent tracked, with its first)."""
+        executors = self._executors.get(agent_id)
+        if not isinstance(executors, dict):
+            executors = self._executors[agent_id] = {}
+        return executors
+
+    def _shrink_executors(self, agent_id: str) -> None:
+        """The agent's last executor ended: it shares :data:`_NO_EXECUTORS` again (it stays tracked)."""
+        if not self._executors.get(agent_id, _NO_EXECUTORS):
+            self._executors[agent_id] = _NO_EXECUTORS
 
     def release_agent(self, agent_id: str) -> None:
         """The agent has no record any more (unreachable, or gone): forget its executors, and its index
@@ -422,9 +438,11 @@ class TaskTracker:
         self._by_framework.pop(framework_id, None)
         self._completed.pop(framework_id, None)
         self.changes += 1
-        for agent_id, executors in self._executors.items():
+        for agent_id in [a for a, executors in self._executors.items() if any(f == framework_id for f, _ in executors)]:
+            executors = self._own_executors(agent_id)
             for key in [k for k in executors if k[0] == framework_id]:
                 self._hold(agent_id, framework_id, executors.pop(key).resources, -1)
+            self._shrink_executors(agent_id)
         self._used_by.pop(framework_id, None)
         self._framework_states.pop(framework_id, None)
         self._framework_agents.pop(framework_id, None)
@@ -443,7 +461,7 @@ class TaskTracker:
     def add_executor(self, agent_id: str, executor: ExecutorInfo) -> bool:
         """A framework's custom executor starts on an agent; False when it runs there already."""
         assert executor.framework_id is not None
-        executors = self._executors.setdefault(agent_id, {})
+        executors = self._own_executors(agent_id)
         key = (executor.framework_id, executor.executor_id)
         if key in executors:
             return False
@@ -453,14 +471,16 @@ class TaskTracker:
 
     def remove_executor(self, agent_id: str, framework_id: str, executor_id: str) -> ExecutorInfo | None:
         """An executor ended; returns it (its resources are the caller's to give back), or None."""
-        executor = self._executors.get(agent_id, {}).pop((framework_id, executor_id), None)
+        executors = self._executors.get(agent_id)
+        executor = executors.pop((framework_id, executor_id), None) if isinstance(executors, dict) else None
         if executor is not None:
             self._hold(agent_id, framework_id, executor.resources, -1)
+            self._shrink_executors(agent_id)
         return executor
 
     def reset_executors(self, agent_id: str, executors: Iterable[ExecutorInfo]) -> None:
         """What a re-registering agent reports runs there (executors without a framework are ignored)."""
-        known = self._executors.setdefault(agent_id, {})
+        known = self._own_executors(agent_id)
         for (framework_id, _), executor in known.items():
             self._hold(agent_id, framework_id, executor.resources, -1)
         known.clear()
@@ -471,6 +491,7 @@ class TaskTracker:
                     self._hold(agent_id, executor.framework_id, known[key].resources, -1)
                 known[key] = executor
                 self._hold(agent_id, executor.framework_id, executor.resources, 1)
+        self._shrink_executors(agent_id)
 
     # -- soundness ------------------------------------------------------------------------
 

@@ -146,9 +146,10 @@ class AgentInfo:
         return out
 
     def registry_json(self) -> dict[str, Any]:
-        """:meth:`to_json` whose resources and attributes are the same objects for every agent that has
-        the same ones: what the registry keeps of each of ten thousand agents, which it never edits."""
-        out: dict[str, Any] = {
+        """:meth:`to_json` without the ID, whose resources and attributes are the same objects for every agent
+        that has the same ones: what the registry keeps in memory of each of ten thousand agents, under its ID
+        (which it adds to what it writes), and never edits."""
+        return {
             "hostname": self.hostname,
             "port": self.port,
             "resources": _shared_json(_RESOURCES_JSON, self.resources, self.resources.to_json),
@@ -156,9 +157,6 @@ class AgentInfo:
                                        lambda: attributes_to_json(self.attributes)),
             "checkpoint": self.checkpoint,
         }
-        if self.id:
-            out["id"] = wrap(self.id)
-        return out
 
 
 #: the JSON of the resources and the attributes agents registered with (see :meth:`AgentInfo.registry_json`);

@@ -7,6 +7,7 @@ leader would recover from the same store) and ``depose()`` (the registry's write
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from twisted.internet import defer
@@ -31,7 +32,8 @@ from mesostw.master.registry import (
 
 
 def agent(name: str) -> dict[str, Any]:
-    return {"hostname": name, "port": 5051, "id": {"value": name}}
+    """An agent's registry entry as the registry holds it in memory: without its ID, which is its key."""
+    return {"hostname": name, "port": 5051}
 
 
 def framework(name: str) -> dict[str, Any]:
@@ -111,6 +113,21 @@ class RegistryBehaviour:
         # Reservations and volumes outlive unreachability (S3), not removal (S5).
         self.assertEqual(expected.resources, {"S1": reserved_cpus(2.0, "vol1"),  # type: ignore[attr-defined]
                                               "S3": reserved_cpus(0.5)})
+
+    @defer.inlineCallbacks
+    def test_agent_entries_are_stored_with_their_ids(self) -> Any:
+        """An agent's entry is held in memory without its ID (its key says it; an ID given is left out) and
+        stored with it, as Mesos's registry holds AgentInfo; a new leader reads it without the ID again."""
+        registry = yield self.make_registry()
+        yield registry.apply(AdmitAgent("S1", {**agent("S1"), "id": {"value": "S1"}}))
+        yield registry.apply(AdmitAgent("odd/id", agent("odd")))
+        self.assertEqual(registry.state.agents, {"S1": agent("S1"), "odd/id": agent("odd")})  # type: ignore[attr-defined]
+        stored = yield registry.store.get("agents/S1")
+        self.assertEqual(json.loads(stored), {**agent("S1"), "id": {"value": "S1"}})  # type: ignore[attr-defined]
+        stored = yield registry.store.get(f"agents/{registry_module.key('odd/id')}")
+        self.assertEqual(json.loads(stored), {**agent("odd"), "id": {"value": "odd/id"}})  # type: ignore[attr-defined]
+        state = yield self.recovered()
+        self.assertEqual(state.agents, {"S1": agent("S1"), "odd/id": agent("odd")})  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
     def test_removed_frameworks_bounded(self) -> Any:

@@ -48,7 +48,8 @@ def master_info(name: str, port: int) -> MasterInfo:
 
 
 def agent(name: str) -> dict[str, Any]:
-    return {"hostname": name, "port": 5051, "id": {"value": name}}
+    """An agent's registry entry as the registry holds it in memory: without its ID, which is its key."""
+    return {"hostname": name, "port": 5051}
 
 
 def framework(name: str) -> dict[str, Any]:
@@ -138,7 +139,7 @@ class RegistryTests(ZooKeeperTestCase):
         children = yield self.zk.get_children(self.path)
         self.assertEqual(sorted(children), sorted([self.elected.node, "registry"]))
         data, _ = yield self.zk.get(f"{self.path}/registry/agents/S3")
-        self.assertEqual(json.loads(data), agent("S3"))
+        self.assertEqual(json.loads(data), {**agent("S3"), "id": {"value": "S3"}})  # the znode holds its ID
 
     @defer.inlineCallbacks
     def test_new_leader_continues_the_registry(self) -> Any:

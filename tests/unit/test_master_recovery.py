@@ -77,7 +77,7 @@ def running_task(task_id: str, agent_id: str, framework_id: str = FRAMEWORK) -> 
 def registry_state(framework_failover: float = FAILOVER) -> RegistryState:
     """What the previous leader left: two agents, one framework, one removed framework, a weight."""
     return RegistryState(
-        agents={AGENT_A: agent_info(AGENT_A, "a0").to_json(), AGENT_B: agent_info(AGENT_B, "a1").to_json()},
+        agents={AGENT_A: agent_info(AGENT_A, "a0").registry_json(), AGENT_B: agent_info(AGENT_B, "a1").registry_json()},
         frameworks={FRAMEWORK: framework_info(failover_timeout=framework_failover).to_json()},
         removed_frameworks=OrderedDict({REMOVED: 5.0}),
         weights={"ops": 3.0},
@@ -148,6 +148,17 @@ class RecoveredAgentTests(ClockTestCase):
         self.assertEqual(self.master.admitted, {AGENT_A, AGENT_B})
         self.assertEqual(self.master.agents, {})
         self.assertEqual(self.cluster.registry.applied, [])
+
+    def test_recovered_agents_have_the_ids_of_their_entries(self) -> None:
+        """The registry holds an agent's entry without its ID, under it: each agent recovered has its ID (an ID
+        an entry read elsewhere still carries is the same)."""
+        self.assertNotIn("id", registry_state().agents[AGENT_A])
+        self.assertEqual({agent_id: info.id for agent_id, info in self.master.recovered_agents.items()},
+                         {AGENT_A: AGENT_A, AGENT_B: AGENT_B})
+        state = registry_state()
+        state.agents[AGENT_B] = agent_info(AGENT_B, "a1").to_json()
+        again = RecoveringMaster(self, state).master
+        self.assertEqual(again.recovered_agents[AGENT_B], agent_info(AGENT_B, "a1"))
 
     def test_reconciliation_is_silent_for_recovered_agents(self) -> None:
         """While agents may still come back, unknown tasks on them (or on no named agent) get no answer."""

@@ -156,6 +156,40 @@ class ShapeTests(APITestCase):
         self.assertEqual(executor["executor_info"]["executor_id"], {"value": "custom"})
         self.assertEqual(executor["executor_info"]["framework_id"], {"value": scheduler.framework_id})
 
+    def test_agents_with_and_without_custom_executors(self) -> None:
+        """Only the agent running a custom executor shows it (records, /master/state, GET_STATE); once it
+        exits, none does, and the next one shows again."""
+        scheduler = RecordingScheduler()
+        task = command_task("e1", "sleep 100")
+        del task["command"]
+        task["executor"] = {"executor_id": {"value": "custom"}, "command": {"value": "./run"},
+                            "resources": task["resources"]}
+        scheduler.pending = [task]
+        self.cluster.framework("delta", scheduler=scheduler)
+        framework_id = scheduler.framework_id
+        running = self.master.tasks.get(framework_id, "e1")
+        assert running is not None
+        agent_id = running.agent_id
+        [executor] = self.master.agents[agent_id].executors.values()
+
+        def shown() -> tuple[dict[str, list[Any]], list[str], list[str]]:
+            records = {a.id: list(a.executors) for a in self.master.agents.values()}
+            state = self.client.get_json("/master/state")
+            [delta] = [f for f in state["frameworks"] if f["id"] == framework_id]
+            v1 = self.answer("GET_STATE")["get_executors"]["executors"]
+            self.assertEqual(v1, self.answer("GET_EXECUTORS")["executors"])
+            self.assertEqual(self.master.tasks.problems(), [])
+            return (records, [e["slave_id"] for e in delta["executors"]],
+                    [e["agent_id"]["value"] for e in v1])
+
+        others = {a: [] for a in self.master.agents if a != agent_id}
+        self.assertEqual(shown(), ({agent_id: [(framework_id, "custom")], **others}, [agent_id], [agent_id]))
+        self.master.exitedExecutor(agent_id, framework_id, "custom", 0)
+        self.cluster.settle()
+        self.assertEqual(shown(), ({agent_id: [], **others}, [], []))
+        self.assertTrue(self.master.tasks.add_executor(agent_id, executor))
+        self.assertEqual(shown(), ({agent_id: [(framework_id, "custom")], **others}, [agent_id], [agent_id]))
+
     def test_roles_and_weights(self) -> None:
         """GET_ROLES lists *, the weighted roles and the frameworks' roles; GET_WEIGHTS the weights."""
         roles = {r["name"]: r for r in self.answer("GET_ROLES")["roles"]}

@@ -52,6 +52,8 @@ def collect_log(text: str) -> Iterator[list[str]]:
         globalLogPublisher.removeObserver(observer)
 
 AGENT = {"hostname": "a1", "port": 5051, "id": {"value": "S1"}}
+#: AGENT as the registry holds it: without its ID, which is its key
+ENTRY = {"hostname": "a1", "port": 5051}
 FRAMEWORK = {"user": "u", "name": "f", "id": {"value": "F1"}, "failover_timeout": 60.0}
 
 
@@ -66,22 +68,23 @@ def populated() -> RegistryState:
 
 class MutationTests(unittest.TestCase):
     def test_admit_agent(self) -> None:
-        """AdmitAgent records the agent's info (replacing an older one)."""
+        """AdmitAgent records the agent's info without its ID, which is the entry's key (replacing an older one)."""
         state = RegistryState()
         AdmitAgent("S1", AGENT)(state)
         AdmitAgent("S1", {**AGENT, "port": 6061})(state)
-        self.assertEqual(state.agents, {"S1": {**AGENT, "port": 6061}})
+        self.assertEqual(state.agents, {"S1": {**ENTRY, "port": 6061}})
+        self.assertEqual(AdmitAgent("S1", AGENT), AdmitAgent("S1", ENTRY))
 
     def test_admit_agent_clears_unreachable(self) -> None:
         """An unreachable agent that is admitted again is no longer unreachable."""
         state = RegistryState(unreachable={"S1": 3.0, "S2": 4.0})
         AdmitAgent("S1", AGENT)(state)
-        self.assertEqual(state.agents, {"S1": AGENT})
+        self.assertEqual(state.agents, {"S1": ENTRY})
         self.assertEqual(state.unreachable, {"S2": 4.0})
 
     def test_mark_unreachable_moves_agent(self) -> None:
         """MarkUnreachable moves an admitted agent to the unreachable list with the time."""
-        state = RegistryState(agents={"S1": AGENT, "S2": {}})
+        state = RegistryState(agents={"S1": ENTRY, "S2": {}})
         MarkUnreachable("S1", 42.0)(state)
         self.assertEqual(state.agents, {"S2": {}})
         self.assertEqual(state.unreachable, {"S1": 42.0})
@@ -94,7 +97,7 @@ class MutationTests(unittest.TestCase):
 
     def test_remove_agent(self) -> None:
         """RemoveAgent forgets an agent, admitted or unreachable; an unknown one is no error."""
-        state = RegistryState(agents={"S1": AGENT}, unreachable={"S2": 1.0})
+        state = RegistryState(agents={"S1": ENTRY}, unreachable={"S2": 1.0})
         RemoveAgent("S1")(state)
         RemoveAgent("S2")(state)
         RemoveAgent("S3")(state)
@@ -177,7 +180,7 @@ class MemoryRegistryTests(RegistryBehaviour, unittest.TestCase):
         """InMemoryRegistry applies and recovers synchronously (cores driven by a Clock rely on it)."""
         registry = InMemoryRegistry()
         self.assertIsNone(self.successResultOf(registry.apply(AdmitAgent("S1", AGENT))))
-        self.assertEqual(self.successResultOf(registry.recover()).agents, {"S1": AGENT})
+        self.assertEqual(self.successResultOf(registry.recover()).agents, {"S1": ENTRY})
 
 
 class FileRegistryTestCase(unittest.TestCase):
@@ -351,6 +354,7 @@ class FileRegistryTests(FileRegistryTestCase):
             state = yield registry.recover()
         self.assertEqual(len(logged), 1)
         self.assertEqual(state, RegistryState.from_json(old))
+        self.assertEqual(state.agents["S1"], ENTRY)
         self.assertFalse(os.path.exists(self.legacy))
         self.assertTrue(os.path.exists(self.legacy + ".imported"))
         yield registry.apply(RemoveAgent("S2"))

@@ -118,6 +118,37 @@ class SummaryCacheTests(unittest.TestCase):
         shown = self.assertFollows(lambda: self.driver.killTask(victim.task_id))
         self.assertEqual(sum(a["TASK_KILLED"] for a in shown["slaves"]), 1)
 
+    def test_agents_with_completed_tasks(self) -> None:
+        """An agent's text is made again when its completed tasks change: one of its tasks ends, or an old one
+        leaves the bounded history as tasks end elsewhere; it is kept through changes elsewhere."""
+        self.quiet()
+        self.patch(self.master.tasks, "_max_completed", 2)  # the history of frameworks subscribing from now on
+        scheduler, driver = self.framework("ops", 0)
+        offers = {offer.agent_id: offer for offer in self.master.offers.of_framework(scheduler.framework_id)}
+        first, second = sorted(offers)
+        for agent_id, names in ((first, ["x1"]), (second, ["y1", "y2"])):
+            tasks = [command_task(name, "sleep 100", "cpus:0.5;mem:16") for name in names]
+            for task in tasks:
+                task["agent_id"] = {"value": agent_id}
+            driver.launchTasks([offers[agent_id].id], tasks, {"refuse_seconds": 3600})
+        driver.suppressOffers()
+        self.cluster.settle()
+        self.assertEqual(len(self.master.offers), 0)
+
+        def killed_on(shown: Any, agent_id: str) -> int:
+            [agent] = [a for a in shown["slaves"] if a["id"] == agent_id]
+            return int(agent["TASK_KILLED"])
+
+        shown = self.assertFollows(lambda: driver.killTask("x1"))
+        self.assertEqual(killed_on(shown, first), 1)
+        kept = agent_text.agent_texts(self.master)._summaries[first][-1]
+        shown = self.assertFollows(lambda: driver.killTask("y1"))
+        self.assertEqual((killed_on(shown, first), killed_on(shown, second)), (1, 1))
+        self.assertIs(agent_text.agent_texts(self.master)._summaries[first][-1], kept)
+        # The history keeps two: x1 leaves it, and the first agent shows no killed task any more.
+        shown = self.assertFollows(lambda: driver.killTask("y2"))
+        self.assertEqual((killed_on(shown, first), killed_on(shown, second)), (0, 2))
+
     def test_task_launched(self) -> None:
         """A task launched on an outstanding offer: the offer goes, the task counts."""
         offer = self.master.offers.of_framework(self.scheduler.framework_id)[0]
