@@ -176,7 +176,8 @@ class AgentManager:
     def _new_record(self, info: AgentInfo, link: IAgentLink, **fields: Any) -> AgentRecord:
         assert info.id is not None
         tasks, executors, usage = self._tasks.track_agent(info.id)
-        record = AgentRecord(info=info, link=link, tasks=tasks, executors=executors, usage=usage, **fields)
+        record = AgentRecord(info=info, link=link, tasks=tasks, executors=executors, usage=usage,
+                             marks=self._tasks.marks, **fields)
         self._records[info.id] = record
         return record
 

@@ -1,8 +1,9 @@
 """The arrays of the last /master/state-summary and GET_AGENTS served again while nothing they show
-changed (:mod:`mesostw.master.summary_cache`): never once something did.
+changed (:mod:`mesostw.master.summary_texts`, :mod:`mesostw.master.summary_cache`): never once something did.
 
-Each change below is followed by reads that must be made afresh (not the kept arrays) and equal to
-answers made with nothing kept; each test fails if the change it makes is not counted.
+Each change below is followed by reads that must not be the kept arrays as they were and must equal
+answers made with nothing kept; each test fails if the change it makes is not marked (for the
+summary's texts) or counted (for GET_AGENTS).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from twisted.trial import unittest
 
 from mesostw.http import stream
 from mesostw.http.router import Router
-from mesostw.master import agent_text, state_json, summary_cache, v1_json
+from mesostw.master import agent_text, state_json, summary_cache, summary_texts, v1_json
 from mesostw.master.http import MasterEndpoints
 from mesostw.model.lazyjson import Raw, materialize
 from tests.helpers.cluster import Cluster, RecordingScheduler, command_task
@@ -65,26 +66,30 @@ class SummaryCacheTests(unittest.TestCase):
         self.cluster.settle()
 
     def summary(self) -> tuple[bool, Any]:
-        """Whether the summary and the GET_AGENTS read now are made of kept arrays, and what they show."""
+        """Whether the summary read now is its kept arrays as they were (no text made again, none laid out
+        again) and GET_AGENTS its kept array, and what they show."""
         fields = state_json.state_summary(self.master)
+        kept = summary_texts.summary_texts(self.master).reused
         agents = v1_json.get_agents_fields(self.master)
-        kept = isinstance(fields["slaves"], Raw)
-        self.assertEqual(kept, isinstance(fields["frameworks"], Raw))
-        self.assertEqual(kept, isinstance(agents["agents"], Raw))
+        if kept:
+            self.assertIsInstance(fields["slaves"], Raw)
+        self.assertIsInstance(fields["frameworks"], Raw)
         shown = json.loads(stream.encode(fields))
         shown["get_agents"] = json.loads(stream.encode(agents))
-        return kept, shown
+        return kept and isinstance(agents["agents"], Raw), shown
 
     def fresh(self) -> Any:
         """The summary and GET_AGENTS made with nothing kept."""
-        saved = agent_text._TEXTS
+        saved, saved_summaries = agent_text._TEXTS, summary_texts._SUMMARIES
         self.patch(agent_text, "_TEXTS", WeakKeyDictionary())
+        self.patch(summary_texts, "_SUMMARIES", WeakKeyDictionary())
         try:
             shown = json.loads(stream.encode(state_json.state_summary(self.master)))
             shown["get_agents"] = json.loads(stream.encode(v1_json.get_agents_fields(self.master)))
             return shown
         finally:
             self.patch(agent_text, "_TEXTS", saved)
+            self.patch(summary_texts, "_SUMMARIES", saved_summaries)
 
     def assertFollows(self, change: Callable[[], Any]) -> Any:
         """The summary is kept while nothing changes; after ``change`` it is made again, as a fresh one,
@@ -141,10 +146,10 @@ class SummaryCacheTests(unittest.TestCase):
 
         shown = self.assertFollows(lambda: driver.killTask("x1"))
         self.assertEqual(killed_on(shown, first), 1)
-        kept = agent_text.agent_texts(self.master)._summaries[first][-1]
+        kept = summary_texts.summary_texts(self.master)._agents[first][1]
         shown = self.assertFollows(lambda: driver.killTask("y1"))
         self.assertEqual((killed_on(shown, first), killed_on(shown, second)), (1, 1))
-        self.assertIs(agent_text.agent_texts(self.master)._summaries[first][-1], kept)
+        self.assertIs(summary_texts.summary_texts(self.master)._agents[first][1], kept)
         # The history keeps two: x1 leaves it, and the first agent shows no killed task any more.
         shown = self.assertFollows(lambda: driver.killTask("y2"))
         self.assertEqual((killed_on(shown, first), killed_on(shown, second)), (0, 2))
