@@ -70,9 +70,8 @@ class AgentStates:
 
     def recover(self, states: dict[str, dict[str, Any]]) -> None:
         """What the registry holds (a newly elected master's)."""
-        self.changes += 1
+        self.changes += 1  # (before any agent joins: nothing shows them yet)
         for agent_id, state in states.items():
-            self.marks.agent(agent_id)
             if state.get("deactivated"):
                 self.deactivated.add(agent_id)
             if state.get("drain_info"):
@@ -158,8 +157,7 @@ class AgentStates:
 
     def _draining(self, agent_id: str, info: DrainInfo) -> None:
         self.draining[agent_id] = info
-        self.changes += 1
-        self.marks.agent(agent_id)
+        self.changes += 1  # (marked as it is deactivated, below)
         log.info("Agent {id} is DRAINING (max grace period {g}, mark gone: {m})", id=agent_id,
                  g=info.max_grace_period, m=info.mark_gone)
         self._deactivated(agent_id)
@@ -229,8 +227,7 @@ class AgentStates:
     def _forget(self, agent_id: str) -> defer.Deferred:
         self.deactivated.discard(agent_id)
         self.draining.pop(agent_id, None)
-        self.changes += 1
-        self.marks.agent(agent_id)
+        self.changes += 1  # (a gone agent is shown nowhere)
         return self._persist(SetAgentState(agent_id, None))
 
     def check_all(self) -> None:

@@ -52,13 +52,13 @@ def _changed(record: Any, attribute: Any, value: Any) -> Any:
 
 def _agent_changed(record: AgentRecord, attribute: Any, value: Any) -> Any:
     if record.marks is not None:
-        record.marks.agent(record.info.id)
+        record.marks.agent(record.id)
     return value
 
 
 def _framework_changed(record: FrameworkRecord, attribute: Any, value: Any) -> Any:
     if record.marks is not None:
-        record.marks.framework(record.info.id)
+        record.marks.framework(record.id)
     return value
 
 
@@ -67,8 +67,6 @@ def _framework_changed(record: FrameworkRecord, attribute: Any, value: Any) -> A
 _ON_SETATTR_AGENT = attrs.setters.pipe(attrs.setters.convert, attrs.setters.validate, _changed, _agent_changed)
 _ON_SETATTR_FRAMEWORK = attrs.setters.pipe(attrs.setters.convert, attrs.setters.validate, _changed,
                                            _framework_changed)
-#: where the record's changes are marked (None: nowhere); set once, not itself a change
-_MARKS_FIELD: Any = {"default": None, "on_setattr": attrs.setters.NO_OP, "repr": False, "kw_only": True}
 
 
 def holds_resources(task: Task) -> bool:
@@ -99,7 +97,8 @@ class AgentRecord:
     checkpointed: Resources = EMPTY
     #: everything it has: ``info.resources`` with ``checkpointed`` applied
     total: Resources = attrs.field(default=attrs.Factory(lambda self: self.info.resources, takes_self=True))
-    marks: Marks | None = attrs.field(**_MARKS_FIELD)
+    #: where its changes are marked (None: nowhere); set once, not itself a change
+    marks: Marks | None = attrs.field(default=None, on_setattr=attrs.setters.NO_OP, repr=False, kw_only=True)
 
     @property
     def id(self) -> str:
@@ -168,7 +167,8 @@ class FrameworkRecord:
     tasks: Mapping[str, Task] = attrs.field(factory=lambda: MappingProxyType({}))
     #: the latest tasks that left the indexes (the TaskTracker appends)
     completed_tasks: deque[Task] = attrs.field(factory=lambda: deque(maxlen=MAX_COMPLETED_TASKS))
-    marks: Marks | None = attrs.field(**_MARKS_FIELD)
+    #: where its changes are marked (None: nowhere); set once, not itself a change
+    marks: Marks | None = attrs.field(default=None, on_setattr=attrs.setters.NO_OP, repr=False, kw_only=True)
 
     @property
     def id(self) -> str:

@@ -208,7 +208,6 @@ def state_summary(master: Master) -> Fields:
     tracker counts them as they change. Only the agents and frameworks whose texts changed since the
     last summary are made again (:mod:`~mesostw.master.summary_texts`).
     """
-    agent_texts(master).prune(master.agents)
     out = Fields({"hostname": master.info.hostname})
     out["slaves"], out["frameworks"] = summary_texts(master).arrays(
         master, lambda agent: agent_summary_json(master, agent), lambda framework: jsontext.encode(

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary, ref
 
+from mesostw.master.agent_text import agent_texts
 from mesostw.master.records import AgentRecord, FrameworkRecord
 from mesostw.model.lazyjson import Raw, Texts
 
@@ -40,13 +41,14 @@ class SummaryTexts:
         self._marked = master.marks.follow(self)
         #: agent ID -> (its record, the text made of it)
         self._agents: dict[str, tuple[Any, str]] = {}
-        #: the agents of the kept pieces (weak references), the agent IDs of each piece, and the pieces
-        self._order: list[Any] | None = None
+        #: the agent IDs of each kept piece, and the pieces (None: nothing kept)
         self._batches: list[list[str]] = []
-        self._pieces: list[bytes] = []
-        #: agent ID -> which piece it is in; the pieces to encode again
-        self._where: dict[str, int] = {}
+        self._pieces: list[bytes] | None = None
+        #: agent ID -> which piece it is in and its record (a weak reference); the pieces to encode again
+        self._where: dict[str, tuple[int, Any]] = {}
         self._stale: set[int] = set()
+        #: whether agents joined or left since the pieces were laid out
+        self._moved = False
         #: framework ID -> (its record, the text made of it); the frameworks of the kept array, and the array
         self._frameworks: dict[str, tuple[Any, str]] = {}
         self._framework_array: tuple[list[Any], bytes] | None = None
@@ -62,11 +64,17 @@ class SummaryTexts:
         agents_marked, frameworks_marked = self._marked.take()
         if agents_marked or frameworks_marked:
             self._taken += 1
+        records = master.agents
         for agent_id in agents_marked:
             self._agents.pop(agent_id, None)
             where = self._where.get(agent_id)
-            if where is not None:
-                self._stale.add(where)
+            record = records.get(agent_id)
+            if where is None:
+                self._moved = self._moved or record is not None  # one joined
+            elif record is None or where[1]() is not record:
+                self._moved = True  # one left, or came back (in another place)
+            else:
+                self._stale.add(where[0])
         for framework_id in frameworks_marked:
             self._frameworks.pop(framework_id, None)
         self.reused = True
@@ -82,34 +90,33 @@ class SummaryTexts:
         return text
 
     def _agent_array(self, master: Master, make: Callable[[AgentRecord], str]) -> Raw | Texts:
-        records = list(master.agents.values())
-        order = list(map(ref, records))
-        if self._order is not None and order == self._order:
+        pieces = self._pieces
+        if pieces is not None and not self._moved:
             if self._stale:
                 self.reused = False
                 batches = self._batches
                 by_id = master.agents
                 for index in self._stale:
                     texts = [self._text(by_id[agent_id], make) for agent_id in batches[index]]
-                    self._pieces[index] = _piece(texts, index == 0, index == len(batches) - 1)
+                    pieces[index] = _piece(texts, index == 0, index == len(batches) - 1)
                 self._stale.clear()
-            return Raw(tuple(self._pieces))
+            return Raw(tuple(pieces))
         self.reused = False
-        # the agents changed: the texts kept are laid out again (those of agents gone are dropped)
+        # agents joined or left: the texts kept are laid out again (those of agents gone are dropped)
+        records = list(master.agents.values())
         present = {agent.id for agent in records}
         for agent_id in self._agents.keys() - present:
             del self._agents[agent_id]
+        agent_texts(master).prune(present)
         missing = sum(1 for agent in records if agent.id not in self._agents)
         if missing <= EAGER:
-            texts = [self._text(agent, make) for agent in records]
-            self._lay_out(order, records, texts)
+            self._lay_out(records, [self._text(agent, make) for agent in records])
+            assert self._pieces is not None
             return Raw(tuple(self._pieces))
-        self._order = None  # out of date: not held meanwhile
-        self._batches, self._pieces, self._where, self._stale = [], [], {}, set()
-        return Texts(self._streamed(order, records, make))
+        self._batches, self._pieces, self._where, self._stale = [], None, {}, set()  # not held meanwhile
+        return Texts(self._streamed(records, make))
 
-    def _streamed(self, order: list[Any], records: list[AgentRecord], make: Callable[[AgentRecord], str]
-                  ) -> Iterator[str]:
+    def _streamed(self, records: list[AgentRecord], make: Callable[[AgentRecord], str]) -> Iterator[str]:
         taken = self._taken
         texts = []
         for agent in records:
@@ -117,16 +124,16 @@ class SummaryTexts:
             texts.append(text)
             yield text
         if self._taken == taken:
-            self._lay_out(order, records, texts)
+            self._lay_out(records, texts)
 
-    def _lay_out(self, order: list[Any], records: list[AgentRecord], texts: list[str]) -> None:
+    def _lay_out(self, records: list[AgentRecord], texts: list[str]) -> None:
         count = len(records)
-        self._order = order
         self._batches = [[agent.id for agent in records[start:start + BATCH]] for start in range(0, count, BATCH)]
         self._pieces = [_piece(texts[start:start + BATCH], start == 0, start + BATCH >= count)
                         for start in range(0, count, BATCH)] or [b"[]"]
-        self._where = {agent_id: index for index, batch in enumerate(self._batches) for agent_id in batch}
+        self._where = {agent.id: (index // BATCH, ref(agent)) for index, agent in enumerate(records)}
         self._stale = set()
+        self._moved = False
 
     def _framework_array_of(self, master: Master, make: Callable[[FrameworkRecord], str]) -> Raw:
         records = list(master.frameworks.values())

@@ -133,7 +133,7 @@ class TaskTracker:
         """The agent has no record any more (unreachable, or gone): forget its executors, and its index
         unless unreachable tasks wait in it for the agent to come back."""
         for (framework_id, _), executor in self._executors.pop(agent_id, {}).items():
-            self._hold(agent_id, framework_id, executor.resources, -1)
+            self._executor_held(agent_id, framework_id, executor.resources, -1)
         if not self._by_agent.get(agent_id):
             self._by_agent.pop(agent_id, None)
             self._forget_agent(agent_id)
@@ -158,8 +158,6 @@ class TaskTracker:
         or no longer holds (sign -1)."""
         self._agent_changes[agent_id] = self._agent_changes.get(agent_id, 0) + 1
         self.changes += 1
-        self.marks.agent(agent_id)
-        self.marks.framework(framework_id)
         by = self._used_by.get(framework_id)
         if by is None:
             by = self._used_by[framework_id] = ResourceTally()
@@ -169,6 +167,12 @@ class TaskTracker:
                 tally.add(resources)
             else:
                 tally.remove(resources)
+
+    def _executor_held(self, agent_id: str, framework_id: str, resources: Resources, sign: int) -> None:
+        """:meth:`_hold` for a custom executor (a task's holdings are marked as it is counted)."""
+        self.marks.agent(agent_id)
+        self.marks.framework(framework_id)
+        self._hold(agent_id, framework_id, resources, sign)
 
     def _count(self, task: Task, sign: int = 1) -> None:
         """An indexed task, in its current state, joins the sums (sign 1) or leaves them (sign -1)."""
@@ -356,7 +360,6 @@ class TaskTracker:
             tasks[info.task_id] = task
             self._count(task)
         self._by_agent.setdefault(info.agent_id, {}).setdefault(framework_id, {})[info.task_id] = task
-        self.marks.agent(info.agent_id)
 
     # -- transitions -------------------------------------------------------------------------
 
@@ -441,8 +444,8 @@ class TaskTracker:
             _bump(counter, value, sign)
             if not counter:
                 del index[key]
+        # (its framework is marked as the task leaves its index, or leaves the list of frameworks with it)
         self.marks.agent(agent_id)
-        self.marks.framework(framework_id)
 
     def _drop_from_agent(self, task: Task) -> None:
         framework_id, info = task.framework_id, task.info
@@ -454,7 +457,6 @@ class TaskTracker:
         if tasks is None or tasks.get(info.task_id) is not task:
             return
         del tasks[info.task_id]
-        self.marks.agent(agent_id)
         if not tasks:
             del on_agent[framework_id]
             if not on_agent and agent_id not in self._executors:
@@ -485,11 +487,10 @@ class TaskTracker:
         for task in self._completed.pop(framework_id, ()):
             self._done(task, -1)
         self.changes += 1
-        self.marks.framework(framework_id)
         for agent_id in [a for a, executors in self._executors.items() if any(f == framework_id for f, _ in executors)]:
             executors = self._own_executors(agent_id)
             for key in [k for k in executors if k[0] == framework_id]:
-                self._hold(agent_id, framework_id, executors.pop(key).resources, -1)
+                self._executor_held(agent_id, framework_id, executors.pop(key).resources, -1)
             self._shrink_executors(agent_id)
         self._used_by.pop(framework_id, None)
         self._framework_states.pop(framework_id, None)
@@ -514,7 +515,7 @@ class TaskTracker:
         if key in executors:
             return False
         executors[key] = executor
-        self._hold(agent_id, executor.framework_id, executor.resources, 1)
+        self._executor_held(agent_id, executor.framework_id, executor.resources, 1)
         return True
 
     def remove_executor(self, agent_id: str, framework_id: str, executor_id: str) -> ExecutorInfo | None:
@@ -522,7 +523,7 @@ class TaskTracker:
         executors = self._executors.get(agent_id)
         executor = executors.pop((framework_id, executor_id), None) if isinstance(executors, dict) else None
         if executor is not None:
-            self._hold(agent_id, framework_id, executor.resources, -1)
+            self._executor_held(agent_id, framework_id, executor.resources, -1)
             self._shrink_executors(agent_id)
         return executor
 
@@ -530,15 +531,15 @@ class TaskTracker:
         """What a re-registering agent reports runs there (executors without a framework are ignored)."""
         known = self._own_executors(agent_id)
         for (framework_id, _), executor in known.items():
-            self._hold(agent_id, framework_id, executor.resources, -1)
+            self._executor_held(agent_id, framework_id, executor.resources, -1)
         known.clear()
         for executor in executors:
             if executor.framework_id:
                 key = (executor.framework_id, executor.executor_id)
                 if key in known:
-                    self._hold(agent_id, executor.framework_id, known[key].resources, -1)
+                    self._executor_held(agent_id, executor.framework_id, known[key].resources, -1)
                 known[key] = executor
-                self._hold(agent_id, executor.framework_id, executor.resources, 1)
+                self._executor_held(agent_id, executor.framework_id, executor.resources, 1)
         self._shrink_executors(agent_id)
 
     # -- soundness ------------------------------------------------------------------------

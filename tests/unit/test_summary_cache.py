@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from mesostw.http import stream
@@ -123,6 +124,15 @@ class SummaryCacheTests(unittest.TestCase):
         shown = self.assertFollows(lambda: self.driver.killTask(victim.task_id))
         self.assertEqual(sum(a["TASK_KILLED"] for a in shown["slaves"]), 1)
 
+    def test_task_killing(self) -> None:
+        """A task whose state changes but which stays live (and holds what it held): the counts."""
+        self.quiet()
+        victim = self.tasks()[0]
+        [executor] = [e for c in self.cluster.containerizers for e in c.by_executor(victim.task_id)]
+        shown = self.assertFollows(lambda: executor.update(victim.task_id, "TASK_KILLING"))
+        self.assertEqual(sum(a["TASK_KILLING"] for a in shown["slaves"]), 1)
+        self.assertEqual(shown["frameworks"][0]["TASK_KILLING"], 1)
+
     def test_agents_with_completed_tasks(self) -> None:
         """An agent's text is made again when its completed tasks change: one of its tasks ends, or an old one
         leaves the bounded history as tasks end elsewhere; it is kept through changes elsewhere."""
@@ -173,15 +183,66 @@ class SummaryCacheTests(unittest.TestCase):
         shown = self.assertFollows(lambda: [self.driver.declineOffer(o.id) for o in offers])
         self.assertEqual(shown["frameworks"][0]["offered_resources"]["cpus"], 0)
 
+    def test_offers_made(self) -> None:
+        """Offers made: the agents' and the framework's offered resources."""
+        self.quiet()
+        shown = self.assertFollows(self.driver.reviveOffers)
+        self.assertEqual(shown["frameworks"][0]["offered_resources"]["cpus"], 2 * 8 - 4 * 0.5)
+        self.assertTrue(all(agent["offered_resources"]["cpus"] for agent in shown["slaves"]))
+
+    def test_agents_without_tasks_leave(self) -> None:
+        """An agent that runs nothing leaves the list as it unregisters, becomes unreachable or is marked gone."""
+        self.quiet()
+        for port, leave in ((5099, self.master.unregisterAgent), (5098, self.master.agentUnreachable),
+                            (5097, lambda agent_id: self.call({"type": "MARK_AGENT_GONE",
+                                                               "mark_agent_gone": {"agent_id": {"value": agent_id}}}))):
+            agent = self.cluster.add_agent("cpus:1;mem:64", port=port)
+            self.cluster.settle()
+            self.assertIn(agent.id, [a["id"] for a in self.summary()[1]["slaves"]])
+            shown = self.assertFollows(lambda agent_id=agent.id, leave=leave: leave(agent_id))
+            self.assertNotIn(agent.id, [a["id"] for a in shown["slaves"]])
+
+    def test_agent_drained_later(self) -> None:
+        """An agent without tasks drained: DRAINING, then DRAINED once the registry has it, each shown."""
+        self.quiet()
+        agent = self.cluster.add_agent("cpus:1;mem:64", port=5099)
+        self.cluster.settle()
+        states = self.master.agent_states
+        persist, held = states._persist, []
+
+        def holding(mutation: Any) -> Any:
+            d = persist(mutation)
+            held.append(defer.Deferred())
+            return held[-1].addCallback(lambda _: d)
+
+        self.patch(states, "_persist", holding)
+        states.drain(agent.id, None, False)
+
+        def drain_state(shown: Any) -> str:
+            return str([a for a in shown["slaves"] if a["id"] == agent.id][0]["drain_info"]["state"])
+
+        self.assertEqual(drain_state(self.assertFollows(lambda: held[0].callback(None))), "DRAINING")
+        self.assertEqual(len(held), 2)
+        self.assertEqual(drain_state(self.assertFollows(lambda: held[1].callback(None))), "DRAINED")
+
     def test_agent_added(self) -> None:
         """A new agent is listed."""
         self.quiet()
         shown = self.assertFollows(lambda: self.cluster.add_agent("cpus:1;mem:64", port=5099))
         self.assertEqual(len(shown["slaves"]), 3)
 
+    def test_agent_joins_without_its_record_set(self) -> None:
+        """An agent joining is listed as it joins, not because its record is set once it is made (its resources
+        placed, left out here)."""
+        self.quiet()
+        self.patch(self.master.agent_resources, "place", lambda record, reported: None)
+        shown = self.assertFollows(lambda: self.cluster.add_agent("cpus:1;mem:64", port=5099))
+        self.assertEqual(len(shown["slaves"]), 3)
+
     def test_kept_in_pieces(self) -> None:
         """Arrays kept a few texts to a piece read back as the arrays they were."""
         self.patch(summary_cache, "_BATCH", 2)
+        self.patch(summary_texts, "BATCH", 2)
         shown = self.assertFollows(lambda: self.cluster.add_agent("cpus:1;mem:64", port=5099))
         self.assertEqual(len(shown["slaves"]), 3)
         self.assertEqual(len(shown["get_agents"]["agents"]), 3)
@@ -196,7 +257,18 @@ class SummaryCacheTests(unittest.TestCase):
 
     def test_agent_disconnected_and_back(self) -> None:
         """An agent cut off is inactive; back, it is active and re-registered."""
+        self.quiet()
         agent = self.cluster.agents[0]
+        shown = self.assertFollows(lambda: self.cluster.cut(agent))
+        self.assertEqual([a["active"] for a in shown["slaves"] if a["id"] == agent.id], [False])
+        shown = self.assertFollows(lambda: self.cluster.connect(agent))
+        self.assertEqual([a["active"] for a in shown["slaves"] if a["id"] == agent.id], [True])
+
+    def test_agent_without_tasks_disconnected_and_back(self) -> None:
+        """An agent that runs nothing, cut off: only its record changes (inactive); back, it is active again."""
+        self.quiet()
+        agent = self.cluster.add_agent("cpus:1;mem:64", port=5099)
+        self.cluster.settle()
         shown = self.assertFollows(lambda: self.cluster.cut(agent))
         self.assertEqual([a["active"] for a in shown["slaves"] if a["id"] == agent.id], [False])
         shown = self.assertFollows(lambda: self.cluster.connect(agent))
@@ -229,6 +301,69 @@ class SummaryCacheTests(unittest.TestCase):
         self.assertEqual([f["name"] for f in shown["frameworks"]], ["web"])
         self.assertEqual(sum(a["TASK_RUNNING"] for a in shown["slaves"]), 4)
 
+    def test_agent_with_completed_tasks_only_of_a_framework_torn_down(self) -> None:
+        """A framework torn down takes its completed tasks out of the counts of agents where it runs nothing."""
+        self.quiet()
+        scheduler, driver = self.framework("ops", 0)
+        first = self.cluster.agents[0].id
+        [offer] = [o for o in self.master.offers.of_framework(scheduler.framework_id) if o.agent_id == first]
+        task = command_task("o1", "sleep 100", "cpus:0.5;mem:16")
+        task["agent_id"] = {"value": first}
+        driver.launchTasks([offer.id], [task], {"refuse_seconds": 3600})
+        driver.suppressOffers()
+        self.cluster.settle()
+        for leftover in self.master.offers.of_framework(scheduler.framework_id):
+            driver.declineOffer(leftover.id, {"refuse_seconds": 3600})
+        driver.killTask("o1")
+        self.cluster.settle()
+        self.assertEqual(len(self.master.offers), 0)
+        [agent] = [a for a in self.summary()[1]["slaves"] if a["id"] == first]
+        self.assertEqual((agent["TASK_KILLED"], len(agent["framework_ids"])), (1, 2))
+        shown = self.assertFollows(lambda: self.call({
+            "type": "TEARDOWN", "teardown": {"framework_id": {"value": scheduler.framework_id}}}))
+        [agent] = [a for a in shown["slaves"] if a["id"] == first]
+        self.assertEqual((agent["TASK_KILLED"], agent["framework_ids"]), (0, [self.scheduler.framework_id]))
+
+    def test_executor_ends(self) -> None:
+        """A custom executor that ends gives back what it held: its agent and framework use less."""
+        offer = self.master.offers.of_framework(self.scheduler.framework_id)[0]
+        task = command_task("ex1", "unused", "cpus:0.5;mem:16")
+        del task["command"]
+        task["executor"] = {"executor_id": {"value": "ex"}, "name": "ex", "command": {"value": "./my-executor"},
+                            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.25}}]}
+        task["agent_id"] = {"value": offer.agent_id}
+        self.driver.launchTasks([offer.id], [task])
+        self.cluster.settle()
+        self.quiet()
+        self.assertTrue(self.master.tasks.executor(offer.agent_id, self.scheduler.framework_id, "ex"))
+        used = self.summary()[1]["frameworks"][0]["used_resources"]["cpus"]
+        shown = self.assertFollows(lambda: self.master.exitedExecutor(
+            offer.agent_id, self.scheduler.framework_id, "ex", 0))
+        self.assertEqual(shown["frameworks"][0]["used_resources"]["cpus"], used - 0.25)
+
+    def test_streamed_summary_with_a_change_meanwhile(self) -> None:
+        """Texts made as they are written are kept, and one that changed after it was made is made again at the
+        next summary; if another summary took the changes meanwhile, what the first made is not kept."""
+        self.patch(summary_texts, "EAGER", 0)
+        self.patch(stream, "BATCH", 1)  # each agent written as it is made
+        self.quiet()
+        first = next(iter(self.master.agents))
+        [victim, *_] = [t for t in self.tasks() if t.agent_id == first]
+        [other, *_] = [t for t in self.tasks() if t.agent_id == first and t is not victim]
+        for read_meanwhile, task in ((False, victim), (True, other)):
+            self.patch(summary_texts, "_SUMMARIES", WeakKeyDictionary())
+            pieces = stream.chunks(state_json.state_summary(self.master))
+            while b'"id"' not in next(pieces):
+                pass  # the first agent made
+            self.driver.killTask(task.task_id)
+            self.cluster.settle()
+            if read_meanwhile:
+                self.assertEqual(self.summary()[1], self.fresh())
+            b"".join(pieces)
+            kept, shown = self.summary()
+            self.assertEqual(shown, self.fresh())
+            self.assertEqual(self.summary(), (True, shown))
+
     def test_not_kept_when_changed_while_written(self) -> None:
         """A summary during whose writing something changed is not kept: the next read is made afresh."""
         self.summary()
@@ -244,10 +379,15 @@ class SummaryCacheTests(unittest.TestCase):
 
     def test_not_kept_when_abandoned(self) -> None:
         """A summary whose client went away before its end is not kept."""
+        self.patch(summary_texts, "EAGER", 0)
+        self.patch(stream, "BATCH", 1)
+        self.summary()
+        self.assertTrue(self.summary()[0])
         self.cluster.add_agent("cpus:1;mem:64", port=5099)
         self.cluster.settle()
         pieces = stream.chunks(state_json.state_summary(self.master))
-        next(pieces)
+        while b'"id"' not in next(pieces):
+            pass  # the first agent written
         pieces.close()
         self.assertFalse(self.summary()[0])
         self.assertTrue(self.summary()[0])
