@@ -209,9 +209,10 @@ def state_summary(master: Master) -> Fields:
     last summary are made again (:mod:`~mesostw.master.summary_texts`).
     """
     out = Fields({"hostname": master.info.hostname})
-    out["slaves"], out["frameworks"] = summary_texts(master).arrays(
-        master, lambda agent: agent_summary_json(master, agent), lambda framework: jsontext.encode(
-            framework_summary(master, framework)))
+    texts = summary_texts(master)
+    out["slaves"], out["frameworks"] = texts.arrays(
+        master, lambda agent: agent_summary_json(master, agent),
+        lambda framework: framework_summary_json(master, framework, texts.agent_lists))
     if master.config.cluster:
         out["cluster"] = master.config.cluster
     return out
@@ -241,13 +242,19 @@ def agent_summary_json(master: Master, agent: AgentRecord) -> str:
                     jsontext.encode(sorted(ids)), "}"))
 
 
-def framework_summary(master: Master, framework: FrameworkRecord) -> dict[str, Any]:
-    """A framework as ``/master/state-summary`` shows it."""
+def framework_summary_json(master: Master, framework: FrameworkRecord,
+                           agent_lists: dict[str, tuple[int, str]]) -> str:
+    """The JSON text of a framework as ``/master/state-summary`` shows it; ``agent_lists`` keeps the text of
+    its agents' IDs (ten thousand of them, sorted), made again only when an agent joined or left them."""
     tracker = master.tasks
     info = framework.info
     completed, completed_agents = tracker.completed_of(framework.id)
-    agent_ids = set(tracker.agents_with_tasks(framework.id))
-    agent_ids.update(completed_agents)
+    changes = tracker.agent_set_changes(framework.id)
+    agents = agent_lists.get(framework.id)
+    if agents is None or agents[0] != changes:
+        agent_ids = set(tracker.agents_with_tasks(framework.id))
+        agent_ids.update(completed_agents)
+        agents = agent_lists[framework.id] = (changes, jsontext.encode(sorted(agent_ids)))
     entry: dict[str, Any] = {
         "id": framework.id,
         "name": info.name,
@@ -260,12 +267,10 @@ def framework_summary(master: Master, framework: FrameworkRecord) -> dict[str, A
         "connected": framework.connected,
         "recovered": framework.recovered,
         **task_counts((), _with_completed(tracker.counts_of(framework.id), completed)),
-        "slave_ids": sorted(agent_ids),
     }
     pid = framework_pid(framework)
-    if pid:
-        entry["pid"] = pid
-    return entry
+    return "".join((jsontext.encode(entry)[:-1], ',"slave_ids":', agents[1],
+                    ',"pid":' + jsontext.encode(pid) if pid else "", "}"))
 
 
 def roles(master: Master) -> dict[str, Any]:

@@ -52,6 +52,8 @@ class SummaryTexts:
         #: framework ID -> (its record, the text made of it); the frameworks of the kept array, and the array
         self._frameworks: dict[str, tuple[Any, str]] = {}
         self._framework_array: tuple[list[Any], bytes] | None = None
+        #: framework ID -> the text of the IDs of the agents where it has tasks, kept by whoever makes its text
+        self.agent_lists: dict[str, tuple[int, str]] = {}
         #: how many times marks were taken
         self._taken = 0
         #: whether the last arrays made were the kept ones as they were (nothing made again)
@@ -152,6 +154,7 @@ class SummaryTexts:
             self.reused = False
             for framework_id in self._frameworks.keys() - {framework.id for framework in records}:
                 del self._frameworks[framework_id]
+                self.agent_lists.pop(framework_id, None)
             self._framework_array = (order, ("[" + ",".join(texts) + "]").encode())
         return Raw(self._framework_array[1])
 

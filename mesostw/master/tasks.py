@@ -92,6 +92,8 @@ class TaskTracker:
         #: framework ID -> task state -> how many of its indexed tasks are in it; agent ID -> how many are there
         self._framework_states: dict[str, Counter[str]] = {}
         self._framework_agents: dict[str, Counter[str]] = {}
+        #: framework ID -> how many times an agent joined or left the agents where its indexed or completed tasks are
+        self._agent_set_changes: dict[str, int] = {}
         #: agent ID -> how many times what is counted there changed (a cache of what shows it is still valid
         #: while this stays the same)
         self._agent_changes: dict[str, int] = {}
@@ -188,6 +190,9 @@ class TaskTracker:
             if counter is None:
                 counter = index[key] = Counter()
             _bump(counter, value, sign)
+        on = self._framework_agents[framework_id].get(agent_id, 0)
+        if on == (1 if sign > 0 else 0):
+            self._agent_set_changes[framework_id] = self._agent_set_changes.get(framework_id, 0) + 1
         if holds_resources(task):
             self._hold(agent_id, framework_id, task.info.resources, sign)
 
@@ -259,6 +264,11 @@ class TaskTracker:
         it, and the frameworks of those tasks (read-only)."""
         return (MappingProxyType(self._done_states_on.get(agent_id, _NO_COUNTS)),
                 self._done_frameworks_on.get(agent_id, _NO_COUNTS).keys())
+
+    def agent_set_changes(self, framework_id: str) -> int:
+        """A number that changes whenever an agent joins or leaves those where a framework has indexed or completed
+        tasks (:meth:`agents_with_tasks` and those of :meth:`completed_of`)."""
+        return self._agent_set_changes.get(framework_id, 0)
 
     def completed_of(self, framework_id: str) -> tuple[Mapping[str, int], Iterable[str]]:
         """Task state -> how many of a framework's completed tasks are in it, and the agents of those tasks."""
@@ -444,6 +454,8 @@ class TaskTracker:
             _bump(counter, value, sign)
             if not counter:
                 del index[key]
+        if self._done_agents_of.get(framework_id, _NO_COUNTS).get(agent_id, 0) == (1 if sign > 0 else 0):
+            self._agent_set_changes[framework_id] = self._agent_set_changes.get(framework_id, 0) + 1
         # (its framework is marked as the task leaves its index, or leaves the list of frameworks with it)
         self.marks.agent(agent_id)
 
@@ -495,6 +507,7 @@ class TaskTracker:
         self._used_by.pop(framework_id, None)
         self._framework_states.pop(framework_id, None)
         self._framework_agents.pop(framework_id, None)
+        self._agent_set_changes.pop(framework_id, None)
 
     def _unindex(self, task: Task) -> None:
         tasks = self._by_framework.get(task.framework_id)

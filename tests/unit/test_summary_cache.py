@@ -135,13 +135,14 @@ class SummaryCacheTests(unittest.TestCase):
 
     def test_agents_with_completed_tasks(self) -> None:
         """An agent's text is made again when its completed tasks change: one of its tasks ends, or an old one
-        leaves the bounded history as tasks end elsewhere; it is kept through changes elsewhere."""
+        leaves the bounded history as tasks end elsewhere; it is kept through changes elsewhere. The framework's
+        agents are those of its live and its completed tasks."""
         self.quiet()
         self.patch(self.master.tasks, "_max_completed", 2)  # the history of frameworks subscribing from now on
         scheduler, driver = self.framework("ops", 0)
         offers = {offer.agent_id: offer for offer in self.master.offers.of_framework(scheduler.framework_id)}
         first, second = sorted(offers)
-        for agent_id, names in ((first, ["x1"]), (second, ["y1", "y2"])):
+        for agent_id, names in ((first, ["x1"]), (second, ["y1", "y2", "y3"])):
             tasks = [command_task(name, "sleep 100", "cpus:0.5;mem:16") for name in names]
             for task in tasks:
                 task["agent_id"] = {"value": agent_id}
@@ -160,9 +161,14 @@ class SummaryCacheTests(unittest.TestCase):
         shown = self.assertFollows(lambda: driver.killTask("y1"))
         self.assertEqual((killed_on(shown, first), killed_on(shown, second)), (1, 1))
         self.assertIs(summary_texts.summary_texts(self.master)._agents[first][1], kept)
-        # The history keeps two: x1 leaves it, and the first agent shows no killed task any more.
+        [ops] = [f for f in shown["frameworks"] if f["name"] == "ops"]
+        self.assertEqual(ops["slave_ids"], [first, second])
+        # The history keeps two: x1 leaves it, and the first agent shows no killed task any more, nor the framework
+        # that agent (y3 runs on, and keeps the second among its agents).
         shown = self.assertFollows(lambda: driver.killTask("y2"))
         self.assertEqual((killed_on(shown, first), killed_on(shown, second)), (0, 2))
+        [ops] = [f for f in shown["frameworks"] if f["name"] == "ops"]
+        self.assertEqual(ops["slave_ids"], [second])
 
     def test_task_launched(self) -> None:
         """A task launched on an outstanding offer: the offer goes, the task counts."""
