@@ -10,8 +10,6 @@ little more than joining their texts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from operator import is_
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -101,9 +99,6 @@ class AgentTexts:
 
     def __init__(self) -> None:
         self._texts: dict[str, _Text] = {}
-        #: agent ID -> (total resources, AgentInfo, used, offered, the rest of what the text shows, its completed
-        #: tasks, the summary's text)
-        self._summaries: dict[str, tuple[Any, Any, Resources, Resources, tuple[Any, ...], Sequence[Any], str]] = {}
         #: arrays of the last state answers, while nothing they show changed (see :mod:`summary_cache`)
         self.kept = KeptArrays()
 
@@ -111,34 +106,6 @@ class AgentTexts:
         """Forget agents that are not among ``agent_ids`` any more."""
         for agent_id in self._texts.keys() - set(agent_ids):
             del self._texts[agent_id]
-        for agent_id in self._summaries.keys() - set(agent_ids):
-            del self._summaries[agent_id]
-
-    def summary(self, master: Master, agent: AgentRecord, rest: Callable[[], str], done: Sequence[Any] = ()) -> str:
-        """The agent's text with ``rest()`` (more fields, then the closing brace) after it, made again only
-        when the agent, what it holds, its tasks or its completed tasks ``done`` (the same objects, in the
-        same order) changed since the last time (what it is read from is read once: a summary of ten
-        thousand agents checks each in a few microseconds)."""
-        agent_id = agent.id
-        tracker = master.tasks
-        used = tracker.used_on_agent(agent_id)
-        offered = master.offers.offered_on(agent_id)
-        states = master.agent_states
-        deactivated = agent_id in states.deactivated
-        drain = states.draining.get(agent_id)
-        drain_text = "" if drain is None else ',"drain_info":' + jsontext.encode(drain.to_json())
-        state = (agent.active, deactivated, drain_text, agent.registered_time, agent.reregistered_time,
-                 agent.version, tracker.changes_on(agent_id))
-        cached = self._summaries.get(agent_id)
-        if cached is not None and cached[0] is agent.total and cached[1] is agent.info and cached[2] is used \
-                and cached[3] is offered and cached[4] == state and len(cached[5]) == len(done) \
-                and all(map(is_, cached[5], done)):
-            return cached[6]
-        text = self._text(agent, agent_id, used, offered, agent.active and not deactivated, deactivated,
-                          drain_text) + rest()
-        # the completed tasks are held (not their ids, which a new task could reuse once they are freed)
-        self._summaries[agent_id] = (agent.total, agent.info, used, offered, state, done, text)
-        return text
 
     def open_text(self, master: Master, agent: AgentRecord) -> str:
         """The agent's text without its closing brace (a summary adds fields)."""

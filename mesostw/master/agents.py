@@ -176,8 +176,10 @@ class AgentManager:
     def _new_record(self, info: AgentInfo, link: IAgentLink, **fields: Any) -> AgentRecord:
         assert info.id is not None
         tasks, executors, usage = self._tasks.track_agent(info.id)
-        record = AgentRecord(info=info, link=link, tasks=tasks, executors=executors, usage=usage, **fields)
+        record = AgentRecord(info=info, link=link, tasks=tasks, executors=executors, usage=usage,
+                             marks=self._tasks.marks, **fields)
         self._records[info.id] = record
+        self._tasks.marks.agent(info.id)  # it joins the lists of agents
         return record
 
     def _admitted(self, link: IAgentLink, info: AgentInfo, version: str,
@@ -319,6 +321,7 @@ class AgentManager:
 
     def _unreachable(self, agent_id: str, now: float) -> None:
         record = self._records.pop(agent_id, None)
+        self._tasks.marks.agent(agent_id)  # it leaves the lists of agents
         if record is None:
             return
         log.warn("Agent {id} is unreachable; marking its tasks lost", id=agent_id)
@@ -345,6 +348,7 @@ class AgentManager:
     def unregisterAgent(self, agent_id: str) -> None:
         """The agent left on purpose: its tasks are gone."""
         record = self._records.pop(agent_id, None)
+        self._tasks.marks.agent(agent_id)  # it leaves the lists of agents
         if record is None:
             return
         self.health.unwatch(agent_id)
@@ -426,6 +430,7 @@ class AgentManager:
         """Forget an agent an operator removed: rescind its offers, end its tasks (:meth:`_lose_gone`), tell
         frameworks it is lost, and tell it, if connected, to shut its frameworks down."""
         record = self._records.pop(agent_id, None)
+        self._tasks.marks.agent(agent_id)  # it leaves the lists of agents
         if record is not None:
             self.health.unwatch(agent_id)
             self._rescinded(self._offers.forget_agent(agent_id))

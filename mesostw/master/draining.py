@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from mesostw.interfaces import IAllocator
 from mesostw.master.agents import AgentManager, UnknownAgent
+from mesostw.master.marks import Marks
 from mesostw.master.offers import OfferBook
 from mesostw.master.registry import Mutation, SetAgentState
 from mesostw.master.tasks import TaskTracker
@@ -49,7 +50,7 @@ class AgentStates:
     def __init__(self, persist: Callable[[Mutation], defer.Deferred], agents: AgentManager, allocator: IAllocator,
                  tasks: TaskTracker, offers: OfferBook, kill: Callable[[str, str, float | None], Any],
                  rescind_offer: Callable[[Offer], None], mark_gone: Callable[[str], defer.Deferred],
-                 request_allocation: Callable[[list[str]], None]):
+                 request_allocation: Callable[[list[str]], None], marks: Marks | None = None):
         self._persist = persist
         self._agents = agents
         self._allocator = allocator
@@ -63,11 +64,13 @@ class AgentStates:
         self.draining: dict[str, DrainInfo] = {}
         #: how many times ``deactivated`` or ``draining`` changed (what shows them is still valid while this stays)
         self.changes = 0
+        #: where the agents whose state changes are marked
+        self.marks = marks if marks is not None else Marks()
         self._finishing: set[str] = set()
 
     def recover(self, states: dict[str, dict[str, Any]]) -> None:
         """What the registry holds (a newly elected master's)."""
-        self.changes += 1
+        self.changes += 1  # (before any agent joins: nothing shows them yet)
         for agent_id, state in states.items():
             if state.get("deactivated"):
                 self.deactivated.add(agent_id)
@@ -109,6 +112,7 @@ class AgentStates:
     def _deactivated(self, agent_id: str) -> None:
         self.deactivated.add(agent_id)
         self.changes += 1
+        self.marks.agent(agent_id)
         log.info("Agent {id} is deactivated", id=agent_id)
         record = self._agents.get(agent_id)
         if record is not None:
@@ -131,6 +135,7 @@ class AgentStates:
         self.deactivated.discard(agent_id)
         self.draining.pop(agent_id, None)
         self.changes += 1
+        self.marks.agent(agent_id)
         log.info("Agent {id} is reactivated", id=agent_id)
         record = self._agents.get(agent_id)
         if record is not None and record.connected:
@@ -152,7 +157,7 @@ class AgentStates:
 
     def _draining(self, agent_id: str, info: DrainInfo) -> None:
         self.draining[agent_id] = info
-        self.changes += 1
+        self.changes += 1  # (marked as it is deactivated, below)
         log.info("Agent {id} is DRAINING (max grace period {g}, mark gone: {m})", id=agent_id,
                  g=info.max_grace_period, m=info.mark_gone)
         self._deactivated(agent_id)
@@ -216,12 +221,13 @@ class AgentStates:
         if agent_id in self.draining:
             self.draining[agent_id] = drained
             self.changes += 1
+            self.marks.agent(agent_id)
             log.info("Agent {id} is DRAINED", id=agent_id)
 
     def _forget(self, agent_id: str) -> defer.Deferred:
         self.deactivated.discard(agent_id)
         self.draining.pop(agent_id, None)
-        self.changes += 1
+        self.changes += 1  # (a gone agent is shown nowhere)
         return self._persist(SetAgentState(agent_id, None))
 
     def check_all(self) -> None:

@@ -78,7 +78,7 @@ class FrameworkManager:
         assert info.id is not None
         tasks, completed = self._tasks.track_framework(info.id)
         record = FrameworkRecord(info=info, link=link, registered_time=self._clock.seconds(), tasks=tasks,
-                                 completed_tasks=completed, **fields)
+                                 completed_tasks=completed, marks=self._tasks.marks, **fields)
         self._records[info.id] = record
         self._allocator.addFramework(info.id, info.allocation_role, active=False,
                                      refinement="RESERVATION_REFINEMENT" in info.capabilities)

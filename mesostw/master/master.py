@@ -46,6 +46,7 @@ from mesostw.master.draining import AgentStates
 from mesostw.master.events import MAX_SUBSCRIBERS, MasterEvents
 from mesostw.master.frameworks import FrameworkManager, RegistrationRefused, TeardownOutcome
 from mesostw.master.maintenance import Maintenance, agent_ip
+from mesostw.master.marks import Marks
 from mesostw.master.offers import OfferBook
 from mesostw.master.operations import AgentResources, ResourceOperations
 from mesostw.master.quota import QuotaManager
@@ -104,9 +105,11 @@ class Master:
         self.on_registry_failure: Callable[[Failure], None] = lambda failure: None
         #: the operator API's event subscribers, to which the components report
         self.events = MasterEvents(self, getattr(config, "max_operator_event_stream_subscribers", MAX_SUBSCRIBERS))
+        #: the agents and frameworks whose part of the state summary changed (see :mod:`~mesostw.master.marks`)
+        self.marks = Marks()
         self.tasks = TaskTracker(allocator, self.metrics, config.max_completed_tasks_per_framework,
-                                 events=self.events)
-        self.offers = OfferBook(clock, self.id, config.offer_timeout, allocator, self._offer_expired)
+                                 events=self.events, marks=self.marks)
+        self.offers = OfferBook(clock, self.id, config.offer_timeout, allocator, self._offer_expired, marks=self.marks)
         self.framework_manager = FrameworkManager(
             config, clock, allocator, self.security, self.tasks, self.offers, self.persist, self._master_info,
             self.id, self.metrics, self.requestAllocation, self.removeFramework, events=self.events)
@@ -126,7 +129,7 @@ class Master:
                                        self.requestAllocation)
         self.agent_states = AgentStates(self.persist, self.agent_manager, allocator, self.tasks, self.offers,
                                         self.killTask, self.rescindOffer, self.markAgentGone,
-                                        self.requestAllocation)
+                                        self.requestAllocation, marks=self.marks)
         self.calls = SchedulerCalls(self)
         #: ``collector`` (the :mod:`gc` module in a daemon; None: left alone), held back while a failover's
         #: agents re-register (see :mod:`mesostw.master.collector`)

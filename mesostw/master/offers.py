@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from mesostw.interfaces import IAllocator
+from mesostw.master.marks import Marks
 from mesostw.master.tally import ResourceTally
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import Offer
@@ -22,7 +23,7 @@ class OfferBook:
     """
 
     def __init__(self, clock: Any, master_id: str, timeout: float | None, allocator: IAllocator,
-                 on_expired: Callable[[Offer], None]):
+                 on_expired: Callable[[Offer], None], marks: Marks | None = None):
         self._clock = clock
         self._prefix = f"{master_id}-O"
         self._next = 0
@@ -39,6 +40,8 @@ class OfferBook:
         self._all = ResourceTally()
         #: how many times an offer came or went (what shows offers is still valid while this stays the same)
         self.changes = 0
+        #: where the agent and the framework of an offer coming or going are marked
+        self.marks = marks if marks is not None else Marks()
 
     def new_id(self) -> str:
         offer_id = f"{self._prefix}{self._next}"
@@ -47,6 +50,8 @@ class OfferBook:
 
     def add(self, offer: Offer) -> None:
         self.changes += 1
+        self.marks.agent(offer.agent_id)
+        self.marks.framework(offer.framework_id)
         self._offers[offer.id] = offer
         self._by_agent.setdefault(offer.agent_id, set()).add(offer.id)
         self._by_framework.setdefault(offer.framework_id, set()).add(offer.id)
@@ -100,6 +105,8 @@ class OfferBook:
         if offer is None:
             return None
         self.changes += 1
+        self.marks.agent(offer.agent_id)
+        self.marks.framework(offer.framework_id)
         timer = self._timers.pop(offer_id, None)
         if timer is not None and timer.active():
             timer.cancel()

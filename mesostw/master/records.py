@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from mesostw.interfaces import IAgentLink, IFrameworkLink
+from mesostw.master.marks import Marks
 from mesostw.master.tally import ResourceTally
 from mesostw.model import task as T
 from mesostw.model.info import AgentInfo, ExecutorInfo, FrameworkInfo
@@ -49,8 +50,23 @@ def _changed(record: Any, attribute: Any, value: Any) -> Any:
     return value
 
 
-#: fields keep their converters and validators; each set counts as a change
-_ON_SETATTR = attrs.setters.pipe(attrs.setters.convert, attrs.setters.validate, _changed)
+def _agent_changed(record: AgentRecord, attribute: Any, value: Any) -> Any:
+    if record.marks is not None:
+        record.marks.agent(record.id)
+    return value
+
+
+def _framework_changed(record: FrameworkRecord, attribute: Any, value: Any) -> Any:
+    if record.marks is not None:
+        record.marks.framework(record.id)
+    return value
+
+
+#: fields keep their converters and validators; each set counts as a change, and marks the record's agent or
+#: framework changed (:mod:`~mesostw.master.marks`)
+_ON_SETATTR_AGENT = attrs.setters.pipe(attrs.setters.convert, attrs.setters.validate, _changed, _agent_changed)
+_ON_SETATTR_FRAMEWORK = attrs.setters.pipe(attrs.setters.convert, attrs.setters.validate, _changed,
+                                           _framework_changed)
 
 
 def holds_resources(task: Task) -> bool:
@@ -58,7 +74,7 @@ def holds_resources(task: Task) -> bool:
     return task.state not in RELEASED_STATES
 
 
-@attrs.define(eq=False, on_setattr=_ON_SETATTR)
+@attrs.define(eq=False, on_setattr=_ON_SETATTR_AGENT)
 class AgentRecord:
     """A registered agent, connected or not (unreachable and removed agents have none)."""
 
@@ -81,6 +97,8 @@ class AgentRecord:
     checkpointed: Resources = EMPTY
     #: everything it has: ``info.resources`` with ``checkpointed`` applied
     total: Resources = attrs.field(default=attrs.Factory(lambda self: self.info.resources, takes_self=True))
+    #: where its changes are marked (None: nowhere); set once, not itself a change
+    marks: Marks | None = attrs.field(default=None, on_setattr=attrs.setters.NO_OP, repr=False, kw_only=True)
 
     @property
     def id(self) -> str:
@@ -129,7 +147,7 @@ class AgentRecord:
         return used
 
 
-@attrs.define(eq=False, on_setattr=_ON_SETATTR)
+@attrs.define(eq=False, on_setattr=_ON_SETATTR_FRAMEWORK)
 class FrameworkRecord:
     """A framework the master knows, connected or waiting out its failover timeout."""
 
@@ -149,6 +167,8 @@ class FrameworkRecord:
     tasks: Mapping[str, Task] = attrs.field(factory=lambda: MappingProxyType({}))
     #: the latest tasks that left the indexes (the TaskTracker appends)
     completed_tasks: deque[Task] = attrs.field(factory=lambda: deque(maxlen=MAX_COMPLETED_TASKS))
+    #: where its changes are marked (None: nowhere); set once, not itself a change
+    marks: Marks | None = attrs.field(default=None, on_setattr=attrs.setters.NO_OP, repr=False, kw_only=True)
 
     @property
     def id(self) -> str:

@@ -12,16 +12,16 @@ it changes, so an answer costs about the same whatever the cluster did.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mesostw.master.agent_text import agent_json, agent_model, agent_texts
 from mesostw.master.master import Master
 from mesostw.master.records import AgentRecord, FrameworkRecord
-from mesostw.master.summary_cache import summary_key
+from mesostw.master.summary_texts import summary_texts
 from mesostw.master.v1_json import MASTER_CAPABILITIES
 from mesostw.model import jsontext
-from mesostw.model.lazyjson import Fields, Items, Raw, Texts, materialize
+from mesostw.model.lazyjson import Fields, Items, Texts, materialize
 from mesostw.model.resources import EMPTY, Resources
 from mesostw.model.task import TASK_STATES, UNREACHABLE, Offer, Task
 from mesostw.model.v0 import resources_json, resources_model, task_json
@@ -204,84 +204,73 @@ def state_summary(master: Master) -> Fields:
     """``/master/state-summary``: agents and frameworks with task counts instead of tasks, streamed.
 
     As in Mesos, the counts and the agent <-> framework mapping cover the live,
-    unreachable and completed tasks of the frameworks currently registered. The live ones are
-    counted by the master's task tracker as they change; only the completed ones are counted here.
-    While nothing it shows changed, the arrays of the last summary are served again
-    (:mod:`~mesostw.master.summary_cache`).
+    unreachable and completed tasks of the frameworks currently registered. The master's task
+    tracker counts them as they change. Only the agents and frameworks whose texts changed since the
+    last summary are made again (:mod:`~mesostw.master.summary_texts`).
     """
-    texts = agent_texts(master)
-    kept = texts.kept
-    key = summary_key(master)
-    agents, frameworks = kept.get("summary_agents", key), kept.get("summary_frameworks", key)
     out = Fields({"hostname": master.info.hostname})
-    if agents is not None and frameworks is not None:
-        out["slaves"], out["frameworks"] = Raw(agents), Raw(frameworks)
-    else:
-        texts.prune(master.agents)
-        agent_texts_, framework_texts = _summary_arrays(master)
-        out["slaves"] = Texts(kept.recorded(master, "summary_agents", key, agent_texts_))
-        out["frameworks"] = Texts(kept.recorded(master, "summary_frameworks", key, framework_texts))
+    texts = summary_texts(master)
+    out["slaves"], out["frameworks"] = texts.arrays(
+        master, lambda agent: agent_summary_json(master, agent),
+        lambda framework: framework_summary_json(master, framework, texts.agent_lists))
     if master.config.cluster:
         out["cluster"] = master.config.cluster
     return out
 
 
-def _summary_arrays(master: Master) -> tuple[Iterator[str], Iterator[str]]:
-    """The texts of a summary's agents and frameworks, each made as its turn comes."""
+def _with_completed(counted: Mapping[str, int], completed: Mapping[str, int]) -> Mapping[str, int]:
+    """Live task counts with the completed ones added."""
+    if not completed:
+        return counted
+    counts = dict(counted)
+    for state, count in completed.items():
+        counts[state] = counts.get(state, 0) + count
+    return counts
+
+
+def agent_summary_json(master: Master, agent: AgentRecord) -> str:
+    """The JSON text of an agent as ``/master/state-summary`` shows it."""
     tracker = master.tasks
-    frameworks = list(master.frameworks.values())
-    #: agent ID -> its completed tasks: the copies the task tracker made as they left its indexes (none is
-    #: live, none is there twice)
-    completed_on: dict[str, list[Task]] = {}
-    for framework in frameworks:
-        for task in framework.completed_tasks:
-            on = completed_on.get(task.agent_id)
-            if on is None:
-                completed_on[task.agent_id] = [task]
-            else:
-                on.append(task)
+    agent_id = agent.id
+    completed, completed_frameworks = tracker.completed_on(agent_id)
+    counted = tracker.counts_on(agent_id)
+    counts = _counts_text(task_counts((), _with_completed(counted, completed))) if completed \
+        else _counts_cached(counted)
+    ids = set(tracker.frameworks_on(agent_id))
+    ids.update(completed_frameworks)
+    return "".join((agent_texts(master).open_text(master, agent), ",", counts, ',"framework_ids":',
+                    jsontext.encode(sorted(ids)), "}"))
 
-    texts = agent_texts(master)
 
-    def agent_summary(agent: AgentRecord) -> str:
-        agent_id = agent.id
-        done = completed_on.get(agent_id, ())
-
-        def rest() -> str:
-            counted = tracker.counts_on(agent_id)
-            counts = _counts_text(task_counts(done, counted)) if done else _counts_cached(counted)
-            ids = set(tracker.frameworks_on(agent_id))
-            ids.update(t.framework_id for t in done)
-            return "".join((",", counts, ',"framework_ids":', jsontext.encode(sorted(ids)), "}"))
-
-        return texts.summary(master, agent, rest, done)
-
-    def framework_summary(framework: FrameworkRecord) -> dict[str, Any]:
-        info = framework.info
-        done = framework.completed_tasks
+def framework_summary_json(master: Master, framework: FrameworkRecord,
+                           agent_lists: dict[str, tuple[int, str]]) -> str:
+    """The JSON text of a framework as ``/master/state-summary`` shows it; ``agent_lists`` keeps the text of
+    its agents' IDs (ten thousand of them, sorted), made again only when an agent joined or left them."""
+    tracker = master.tasks
+    info = framework.info
+    completed, completed_agents = tracker.completed_of(framework.id)
+    changes = tracker.agent_set_changes(framework.id)
+    agents = agent_lists.get(framework.id)
+    if agents is None or agents[0] != changes:
         agent_ids = set(tracker.agents_with_tasks(framework.id))
-        agent_ids.update(t.agent_id for t in done)
-        entry: dict[str, Any] = {
-            "id": framework.id,
-            "name": info.name,
-            "used_resources": resources_model(tracker.used_by(framework.id)),
-            "offered_resources": resources_model(master.offers.offered_to(framework.id)),
-            "capabilities": sorted(info.capabilities),
-            "hostname": info.hostname or "",
-            "webui_url": info.webui_url or "",
-            "active": framework.active,
-            "connected": framework.connected,
-            "recovered": framework.recovered,
-            **task_counts(done, tracker.counts_of(framework.id)),
-            "slave_ids": sorted(agent_ids),
-        }
-        pid = framework_pid(framework)
-        if pid:
-            entry["pid"] = pid
-        return entry
-
-    agents = list(master.agents.values())
-    return (agent_summary(a) for a in agents), (jsontext.encode(framework_summary(f)) for f in frameworks)
+        agent_ids.update(completed_agents)
+        agents = agent_lists[framework.id] = (changes, jsontext.encode(sorted(agent_ids)))
+    entry: dict[str, Any] = {
+        "id": framework.id,
+        "name": info.name,
+        "used_resources": resources_model(tracker.used_by(framework.id)),
+        "offered_resources": resources_model(master.offers.offered_to(framework.id)),
+        "capabilities": sorted(info.capabilities),
+        "hostname": info.hostname or "",
+        "webui_url": info.webui_url or "",
+        "active": framework.active,
+        "connected": framework.connected,
+        "recovered": framework.recovered,
+        **task_counts((), _with_completed(tracker.counts_of(framework.id), completed)),
+    }
+    pid = framework_pid(framework)
+    return "".join((jsontext.encode(entry)[:-1], ',"slave_ids":', agents[1],
+                    ',"pid":' + jsontext.encode(pid) if pid else "", "}"))
 
 
 def roles(master: Master) -> dict[str, Any]:

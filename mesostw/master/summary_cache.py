@@ -1,14 +1,13 @@
-"""Arrays of agents and frameworks of earlier state answers, served again while nothing they show changed.
+"""Arrays of agents of earlier state answers, served again while nothing they show changed.
 
-The agents of ``/master/state-summary`` (~10 MB of text at ten thousand agents) are made from each
-agent's kept text after a check of what it shows, a few microseconds per agent: ~30 ms of the master's
-CPU for every read, even when the cluster is as it was; those of ``GET_STATE`` and ``GET_AGENTS`` cost
-~10 us per agent. What these arrays show changes only through a few owners, each of which counts its
-changes: the task tracker (tasks, their states and what they hold, completed tasks, executors), the
-offer book, the agents' operator states (deactivated, draining) and the agent and framework records
-(every field set is counted). :func:`summary_key` is those counts with the agents and frameworks
-themselves (which records, in which order); while it is the same, an array made before is the array of
-a new answer, kept as the bytes that were written.
+The agents of ``GET_AGENTS`` cost ~10 us per agent to make (those of ``/master/state-summary`` are
+made again only where something changed instead: :mod:`~mesostw.master.summary_texts`). What these
+arrays show changes only through a few owners, each of which counts its changes: the task tracker
+(tasks, their states and what they hold, completed tasks, executors), the offer book, the agents'
+operator states (deactivated, draining) and the agent and framework records (every field set is
+counted). :func:`summary_key` is those counts with the agents and frameworks themselves (which records,
+in which order); while it is the same, an array made before is the array of a new answer, kept as the
+bytes that were written.
 
 An array is kept only if the key was the same when its last text was made as when its first was: a
 streamed answer is made over several turns, and what changed in between may show in part of it. An

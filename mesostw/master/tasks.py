@@ -12,6 +12,7 @@ from twisted.logger import Logger
 
 from mesostw.interfaces import IAllocator
 from mesostw.master.events import MasterEvents
+from mesostw.master.marks import Marks
 from mesostw.master.records import MAX_COMPLETED_TASKS, RELEASED_STATES, holds_resources
 from mesostw.master.tally import ResourceTally
 from mesostw.model import task as T
@@ -58,8 +59,11 @@ class TaskTracker:
     """
 
     def __init__(self, allocator: IAllocator, metrics: Counter[str], max_completed: int = MAX_COMPLETED_TASKS,
-                 events: MasterEvents | None = None):
+                 events: MasterEvents | None = None, marks: Marks | None = None):
         self._allocator = allocator
+        #: where the agents and frameworks whose tasks, counts or holdings change are marked (records mark theirs
+        #: there too: their managers give them this one)
+        self.marks = marks if marks is not None else Marks()
         self._events = events if events is not None else MasterEvents(None)
         self._metrics = metrics
         self._max_completed = max_completed
@@ -72,6 +76,12 @@ class TaskTracker:
         #: executors (most) has the shared :data:`_NO_EXECUTORS`, replaced by a dict of its own with the first.
         self._executors: dict[str, Mapping[tuple[str, str], ExecutorInfo]] = {}
         self._completed: dict[str, deque[Task]] = {}
+        #: what the completed tasks are, counted as they join and leave the histories: agent ID -> task state ->
+        #: how many, agent ID -> framework ID -> how many; the same for each framework (by state, by agent)
+        self._done_states_on: dict[str, Counter[str]] = {}
+        self._done_frameworks_on: dict[str, Counter[str]] = {}
+        self._done_states_of: dict[str, Counter[str]] = {}
+        self._done_agents_of: dict[str, Counter[str]] = {}
         #: what the live tasks and the executors hold: on each agent, for each framework, in all
         self._used_on: dict[str, ResourceTally] = {}
         self._used_by: dict[str, ResourceTally] = {}
@@ -82,6 +92,8 @@ class TaskTracker:
         #: framework ID -> task state -> how many of its indexed tasks are in it; agent ID -> how many are there
         self._framework_states: dict[str, Counter[str]] = {}
         self._framework_agents: dict[str, Counter[str]] = {}
+        #: framework ID -> how many times an agent joined or left the agents where its indexed or completed tasks are
+        self._agent_set_changes: dict[str, int] = {}
         #: agent ID -> how many times what is counted there changed (a cache of what shows it is still valid
         #: while this stays the same)
         self._agent_changes: dict[str, int] = {}
@@ -123,7 +135,7 @@ class TaskTracker:
         """The agent has no record any more (unreachable, or gone): forget its executors, and its index
         unless unreachable tasks wait in it for the agent to come back."""
         for (framework_id, _), executor in self._executors.pop(agent_id, {}).items():
-            self._hold(agent_id, framework_id, executor.resources, -1)
+            self._executor_held(agent_id, framework_id, executor.resources, -1)
         if not self._by_agent.get(agent_id):
             self._by_agent.pop(agent_id, None)
             self._forget_agent(agent_id)
@@ -158,11 +170,19 @@ class TaskTracker:
             else:
                 tally.remove(resources)
 
+    def _executor_held(self, agent_id: str, framework_id: str, resources: Resources, sign: int) -> None:
+        """:meth:`_hold` for a custom executor (a task's holdings are marked as it is counted)."""
+        self.marks.agent(agent_id)
+        self.marks.framework(framework_id)
+        self._hold(agent_id, framework_id, resources, sign)
+
     def _count(self, task: Task, sign: int = 1) -> None:
         """An indexed task, in its current state, joins the sums (sign 1) or leaves them (sign -1)."""
         state, agent_id, framework_id = task.state, task.info.agent_id, task.framework_id
         self._agent_changes[agent_id] = self._agent_changes.get(agent_id, 0) + 1
         self.changes += 1
+        self.marks.agent(agent_id)
+        self.marks.framework(framework_id)
         _bump(self._states, state, sign)
         for index, key, value in ((self._agent_states, agent_id, state), (self._framework_states, framework_id, state),
                                   (self._framework_agents, framework_id, agent_id)):
@@ -170,6 +190,9 @@ class TaskTracker:
             if counter is None:
                 counter = index[key] = Counter()
             _bump(counter, value, sign)
+        on = self._framework_agents[framework_id].get(agent_id, 0)
+        if on == (1 if sign > 0 else 0):
+            self._agent_set_changes[framework_id] = self._agent_set_changes.get(framework_id, 0) + 1
         if holds_resources(task):
             self._hold(agent_id, framework_id, task.info.resources, sign)
 
@@ -235,6 +258,22 @@ class TaskTracker:
     def frameworks_on(self, agent_id: str) -> Iterable[str]:
         """The frameworks with indexed tasks on an agent."""
         return self._by_agent.get(agent_id, {}).keys()
+
+    def completed_on(self, agent_id: str) -> tuple[Mapping[str, int], Iterable[str]]:
+        """Task state -> how many of the completed tasks (those the frameworks' histories keep) of an agent are in
+        it, and the frameworks of those tasks (read-only)."""
+        return (MappingProxyType(self._done_states_on.get(agent_id, _NO_COUNTS)),
+                self._done_frameworks_on.get(agent_id, _NO_COUNTS).keys())
+
+    def agent_set_changes(self, framework_id: str) -> int:
+        """A number that changes whenever an agent joins or leaves those where a framework has indexed or completed
+        tasks (:meth:`agents_with_tasks` and those of :meth:`completed_of`)."""
+        return self._agent_set_changes.get(framework_id, 0)
+
+    def completed_of(self, framework_id: str) -> tuple[Mapping[str, int], Iterable[str]]:
+        """Task state -> how many of a framework's completed tasks are in it, and the agents of those tasks."""
+        return (MappingProxyType(self._done_states_of.get(framework_id, _NO_COUNTS)),
+                self._done_agents_of.get(framework_id, _NO_COUNTS).keys())
 
     def used_on(self, agent_id: str, framework_id: str) -> Resources:
         """What a framework's live tasks and custom executors hold on one agent (summed by a tally: the
@@ -395,9 +434,30 @@ class TaskTracker:
         if tasks is not None and indexed:
             del tasks[task_id]
             completed = self._completed.get(framework_id)
-            if completed is not None:
+            if completed is not None and completed.maxlen != 0:
+                if len(completed) == completed.maxlen:
+                    self._done(completed[0], -1)  # the oldest leaves the bounded history
                 completed.append(task.compact())
+                self._done(completed[-1], 1)
                 self.changes += 1
+
+    def _done(self, task: Task, sign: int) -> None:
+        """A completed task joins its framework's history (sign 1) or leaves it (sign -1)."""
+        agent_id, framework_id, state = task.info.agent_id, task.framework_id, task.state
+        for index, key, value in ((self._done_states_on, agent_id, state),
+                                  (self._done_frameworks_on, agent_id, framework_id),
+                                  (self._done_states_of, framework_id, state),
+                                  (self._done_agents_of, framework_id, agent_id)):
+            counter = index.get(key)
+            if counter is None:
+                counter = index[key] = Counter()
+            _bump(counter, value, sign)
+            if not counter:
+                del index[key]
+        if self._done_agents_of.get(framework_id, _NO_COUNTS).get(agent_id, 0) == (1 if sign > 0 else 0):
+            self._agent_set_changes[framework_id] = self._agent_set_changes.get(framework_id, 0) + 1
+        # (its framework is marked as the task leaves its index, or leaves the list of frameworks with it)
+        self.marks.agent(agent_id)
 
     def _drop_from_agent(self, task: Task) -> None:
         framework_id, info = task.framework_id, task.info
@@ -436,16 +496,18 @@ class TaskTracker:
                          reason=status.reason, message=status.message)
             self.remove(task)
         self._by_framework.pop(framework_id, None)
-        self._completed.pop(framework_id, None)
+        for task in self._completed.pop(framework_id, ()):
+            self._done(task, -1)
         self.changes += 1
         for agent_id in [a for a, executors in self._executors.items() if any(f == framework_id for f, _ in executors)]:
             executors = self._own_executors(agent_id)
             for key in [k for k in executors if k[0] == framework_id]:
-                self._hold(agent_id, framework_id, executors.pop(key).resources, -1)
+                self._executor_held(agent_id, framework_id, executors.pop(key).resources, -1)
             self._shrink_executors(agent_id)
         self._used_by.pop(framework_id, None)
         self._framework_states.pop(framework_id, None)
         self._framework_agents.pop(framework_id, None)
+        self._agent_set_changes.pop(framework_id, None)
 
     def _unindex(self, task: Task) -> None:
         tasks = self._by_framework.get(task.framework_id)
@@ -466,7 +528,7 @@ class TaskTracker:
         if key in executors:
             return False
         executors[key] = executor
-        self._hold(agent_id, executor.framework_id, executor.resources, 1)
+        self._executor_held(agent_id, executor.framework_id, executor.resources, 1)
         return True
 
     def remove_executor(self, agent_id: str, framework_id: str, executor_id: str) -> ExecutorInfo | None:
@@ -474,7 +536,7 @@ class TaskTracker:
         executors = self._executors.get(agent_id)
         executor = executors.pop((framework_id, executor_id), None) if isinstance(executors, dict) else None
         if executor is not None:
-            self._hold(agent_id, framework_id, executor.resources, -1)
+            self._executor_held(agent_id, framework_id, executor.resources, -1)
             self._shrink_executors(agent_id)
         return executor
 
@@ -482,15 +544,15 @@ class TaskTracker:
         """What a re-registering agent reports runs there (executors without a framework are ignored)."""
         known = self._own_executors(agent_id)
         for (framework_id, _), executor in known.items():
-            self._hold(agent_id, framework_id, executor.resources, -1)
+            self._executor_held(agent_id, framework_id, executor.resources, -1)
         known.clear()
         for executor in executors:
             if executor.framework_id:
                 key = (executor.framework_id, executor.executor_id)
                 if key in known:
-                    self._hold(agent_id, executor.framework_id, known[key].resources, -1)
+                    self._executor_held(agent_id, executor.framework_id, known[key].resources, -1)
                 known[key] = executor
-                self._hold(agent_id, executor.framework_id, executor.resources, 1)
+                self._executor_held(agent_id, executor.framework_id, executor.resources, 1)
         self._shrink_executors(agent_id)
 
     # -- soundness ------------------------------------------------------------------------
@@ -566,7 +628,21 @@ class TaskTracker:
                              f"not {by.get(framework_id, EMPTY)}")
         if total != self.used_in_all():
             found.append(f"all agents are counted as using {self.used_in_all()}, not {total}")
-        return found
+        return found + self._completed_problems()
+
+    def _completed_problems(self) -> list[str]:
+        """Where the counts of the completed tasks differ from a recount of the histories."""
+        recounted: tuple[dict[str, Counter[str]], ...] = ({}, {}, {}, {})
+        for completed in self._completed.values():
+            for task in completed:
+                agent_id, framework_id, state = task.agent_id, task.framework_id, task.state
+                for index, key, value in zip(recounted, (agent_id, agent_id, framework_id, framework_id),
+                                             (state, framework_id, state, agent_id), strict=True):
+                    index.setdefault(key, Counter())[value] += 1
+        counted = (self._done_states_on, self._done_frameworks_on, self._done_states_of, self._done_agents_of)
+        names = ("states on agents", "frameworks on agents", "states of frameworks", "agents of frameworks")
+        return [f"completed tasks' {name} are counted as {index}, not {again}"
+                for name, index, again in zip(names, counted, recounted, strict=True) if index != again]
 
 
 def _bump(counter: Counter[str], key: str, sign: int) -> None:
