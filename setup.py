@@ -2,6 +2,7 @@ import os
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError, ExecError, LinkError
 
 
 class build_native(build_ext):
@@ -21,8 +22,6 @@ class build_native(build_ext):
         self.build_program()
 
     def build_program(self):
-        from distutils.errors import CCompilerError, DistutilsExecError, LinkError
-
         output_dir = os.path.dirname(self.get_ext_fullpath(CODEC.name))
         sources = [os.path.join(NATIVE, name) for name in ("main.c", "executor.c", "codec.c")]
         objects = self.compiler.compile(sources,
@@ -33,7 +32,7 @@ class build_native(build_ext):
                 self.compiler.link_executable(objects, "mesos-executor", output_dir=output_dir, libraries=["m"],
                                               extra_postargs=static)
                 return
-            except (CCompilerError, DistutilsExecError, LinkError):
+            except (CCompilerError, ExecError, LinkError):
                 if not static:
                     raise
 

@@ -142,9 +142,8 @@ class ShapeTests(APITestCase):
         self.assertEqual((beta["active"], beta["connected"], beta["recovered"]), (True, True, False))
         self.assertNotIn("offers", frameworks["alpha"])
 
-    def test_executors(self) -> None:
-        """GET_EXECUTORS lists frameworks' own executors with their agents (command tasks have none)."""
-        self.assertEqual(self.answer("GET_EXECUTORS"), {"executors": []})
+    def start_custom_executor(self) -> RecordingScheduler:
+        """A framework "delta" whose task e1 runs under its own executor "custom"; its scheduler."""
         scheduler = RecordingScheduler()
         task = command_task("e1", "sleep 100")
         del task["command"]
@@ -152,6 +151,12 @@ class ShapeTests(APITestCase):
                             "resources": task["resources"]}
         scheduler.pending = [task]
         self.cluster.framework("delta", scheduler=scheduler)
+        return scheduler
+
+    def test_executors(self) -> None:
+        """GET_EXECUTORS lists frameworks' own executors with their agents (command tasks have none)."""
+        self.assertEqual(self.answer("GET_EXECUTORS"), {"executors": []})
+        scheduler = self.start_custom_executor()
         [executor] = self.answer("GET_EXECUTORS")["executors"]
         self.assertEqual(executor["executor_info"]["executor_id"], {"value": "custom"})
         self.assertEqual(executor["executor_info"]["framework_id"], {"value": scheduler.framework_id})
@@ -159,13 +164,7 @@ class ShapeTests(APITestCase):
     def test_agents_with_and_without_custom_executors(self) -> None:
         """Only the agent running a custom executor shows it (records, /master/state, GET_STATE); once it
         exits, none does, and the next one shows again."""
-        scheduler = RecordingScheduler()
-        task = command_task("e1", "sleep 100")
-        del task["command"]
-        task["executor"] = {"executor_id": {"value": "custom"}, "command": {"value": "./run"},
-                            "resources": task["resources"]}
-        scheduler.pending = [task]
-        self.cluster.framework("delta", scheduler=scheduler)
+        scheduler = self.start_custom_executor()
         framework_id = scheduler.framework_id
         running = self.master.tasks.get(framework_id, "e1")
         assert running is not None
