@@ -455,19 +455,25 @@ class FileLimitTests(unittest.TestCase):
         self.assertEqual(guard.raise_file_limit(), 256)
 
 
+class Building(Factory):
+    """Builds ``kind`` protocols for every connection and keeps them, in order, in ``built``."""
+
+    def __init__(self, built: list[Any], kind: type[Protocol]) -> None:
+        self.built, self.kind = built, kind
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        self.built.append(self.kind())
+        return self.built[-1]
+
+
 class SwitchDeadlineTests(unittest.TestCase):
     """The port switch's deadlines (:mod:`mesostw.wire.switch`): first bytes, then a private protocol's setup."""
 
     def connect(self, first: bytes) -> tuple[Any, Protocol, StringTransport]:
         self.clock = getattr(self, "clock", None) or task.Clock()
         built: list[Protocol] = []
-
-        class Recording(Factory):
-            def buildProtocol(self, addr: Any) -> Protocol:
-                built.append(Protocol())
-                return built[-1]
-
-        factory = PortSwitchFactory(Recording(), Recording(), sniff_timeout=3, setup_timeout=20, clock=self.clock)
+        factory = PortSwitchFactory(Building(built, Protocol), Building(built, Protocol), sniff_timeout=3,
+                                    setup_timeout=20, clock=self.clock)
         switch = factory.buildProtocol(IPv4Address("TCP", "127.0.0.9", 1))
         transport = StringTransport()
         switch.makeConnection(transport)
@@ -528,13 +534,8 @@ class SwitchStepsOutTests(unittest.TestCase):
     def connect(self, peer: str = "127.0.0.9") -> tuple[ConnectionLimits, Any, list[Recorder]]:
         self.clock = task.Clock()
         built: list[Recorder] = []
-
-        class Recording(Factory):
-            def buildProtocol(self, addr: Any) -> Recorder:
-                built.append(Recorder())
-                return built[-1]
-
-        switches = PortSwitchFactory(Recording(), Recording(), sniff_timeout=3, setup_timeout=20, clock=self.clock)
+        switches = PortSwitchFactory(Building(built, Recorder), Building(built, Recorder), sniff_timeout=3,
+                                     setup_timeout=20, clock=self.clock)
         limits = ConnectionLimits(switches, max_per_peer=2, max_total=10)
         wrapper = limits.buildProtocol(IPv4Address("TCP", peer, 40000))
         wrapper.makeConnection(StringTransport())
